@@ -1,0 +1,717 @@
+//! The one definition of everything guest and host must agree on.
+//!
+//! This module is `no_std` and dependency-free: the guest kernel
+//! (`guest-driver`, built for `x86_64-unknown-none`) and the host
+//! (`vmm`, `nic-model`) both import it, so the register map, the
+//! descriptor layout, the control-port protocol and the names of
+//! scenarios and mutants exist exactly once.
+//!
+//! Conventions: offsets are byte offsets into BAR0; access types are
+//! RW (read/write), RO (read only, writes ignored), W1C (write one to
+//! clear), WO (write only, reads return 0). All registers are 32 bits
+//! and little endian; 8-byte accesses are split into two dwords.
+
+#![allow(clippy::identity_op)]
+
+// ---------------------------------------------------------------------------
+// Guest physical memory layout (set up by the VMM, relied on by the guest).
+// ---------------------------------------------------------------------------
+
+/// Physical memory map shared by VMM and guest.
+pub mod layout {
+    /// GDT written by the VMM for direct 64-bit entry.
+    pub const BOOT_GDT: u64 = 0x500;
+    /// Empty IDT written by the VMM (the guest loads its own early).
+    pub const BOOT_IDT: u64 = 0x520;
+    /// `hvm_start_info` for the PVH path (QEMU) or [`super::BootInfo`]
+    /// for the direct path: the guest tells them apart by magic.
+    pub const BOOT_INFO: u64 = 0x6000;
+    /// Initial stack top of the boot CPU on direct entry.
+    pub const BOOT_STACK_TOP: u64 = 0x8ff0;
+    /// PML4 of the VMM-built identity map.
+    pub const PML4: u64 = 0x9000;
+    /// PDPT of the identity map.
+    pub const PDPT: u64 = 0xa000;
+    /// Four page directories (2 MiB pages) identity-mapping 0..4 GiB.
+    pub const PD_BASE: u64 = 0xb000;
+    /// Size of the identity map built by the VMM.
+    pub const IDENTITY_MAP_SIZE: u64 = 4 << 30;
+    /// Where the kernel image is linked (lld's default for static EXEC).
+    pub const KERNEL_START: u64 = 0x20_0000;
+    /// Guest RAM size given by the VMM.
+    pub const RAM_SIZE: u64 = 64 << 20;
+    /// Payload pool: filled by the host with a seeded pattern at boot so
+    /// the guest builds frames from addresses and lengths only and never
+    /// copies or generates payload bytes (CPL0 is emulated here).
+    pub const PAYLOAD_BASE: u64 = 32 << 20;
+    /// Size of the payload pool.
+    pub const PAYLOAD_SIZE: u64 = 8 << 20;
+    /// DMA pool: rings and RX buffers come from here (page aligned,
+    /// physically contiguous; identity mapped so phys == virt).
+    pub const DMA_POOL_BASE: u64 = 16 << 20;
+    /// Size of the DMA pool.
+    pub const DMA_POOL_SIZE: u64 = 16 << 20;
+    /// Guest heap (allocator arena) start.
+    pub const HEAP_BASE: u64 = 8 << 20;
+    /// Guest heap size.
+    pub const HEAP_SIZE: u64 = 8 << 20;
+    /// Per-CPU stacks for application processors: CPU n's stack top is
+    /// `AP_STACK_BASE + (n + 1) * AP_STACK_SIZE`.
+    pub const AP_STACK_BASE: u64 = 6 << 20;
+    /// Size of one AP stack.
+    pub const AP_STACK_SIZE: u64 = 64 << 10;
+    /// 32-bit MMIO window where the VMM places BARs (no memslot: every
+    /// access exits). Kept clear of the IOAPIC (0xfec0_0000) and the
+    /// LAPIC (0xfee0_0000).
+    pub const MMIO_WINDOW_BASE: u64 = 0xe000_0000;
+    /// Size of the MMIO window.
+    pub const MMIO_WINDOW_SIZE: u64 = 0x1000_0000;
+    /// Default address of the NIC's BAR0 if the driver leaves it.
+    pub const NIC_BAR0_DEFAULT: u64 = MMIO_WINDOW_BASE;
+}
+
+// ---------------------------------------------------------------------------
+// PCI identity and configuration.
+// ---------------------------------------------------------------------------
+
+/// PCI identity of the functions the VMM exposes.
+pub mod pci {
+    /// Configuration mechanism #1 address port.
+    pub const CONFIG_ADDRESS_PORT: u16 = 0xcf8;
+    /// Configuration mechanism #1 data port (0xcfc..0xcff).
+    pub const CONFIG_DATA_PORT: u16 = 0xcfc;
+    /// Host bridge: 00:00.0. Vendor 0x1d0f? No: we use IDs that are not
+    /// listed in pci.ids, so no OS binds a real driver to our devices.
+    pub const BRIDGE_DEVFN: (u8, u8, u8) = (0, 0, 0);
+    /// The NIC: 00:01.0.
+    pub const NIC_DEVFN: (u8, u8, u8) = (0, 1, 0);
+    /// Vendor ID of both functions ("NP"), unassigned in pci.ids.
+    pub const VENDOR_ID: u16 = 0x4e50;
+    /// Device ID of the host bridge.
+    pub const BRIDGE_DEVICE_ID: u16 = 0x0000;
+    /// Device ID of the NIC.
+    pub const NIC_DEVICE_ID: u16 = 0x0001;
+    /// Class code of the NIC: network controller, ethernet.
+    pub const NIC_CLASS: u8 = 0x02;
+    /// Size of BAR0 (register file, MSI-X table and PBA).
+    pub const BAR0_SIZE: u64 = 0x4000;
+    /// Command register: memory space enable.
+    pub const CMD_MEMORY: u16 = 1 << 1;
+    /// Command register: bus master enable (gates all DMA).
+    pub const CMD_BUS_MASTER: u16 = 1 << 2;
+    /// Config offset of the command register.
+    pub const REG_COMMAND: u8 = 0x04;
+    /// Config offset of BAR0 (low dword; BAR1 holds the high dword).
+    pub const REG_BAR0: u8 = 0x10;
+    /// Config offset of the capability pointer.
+    pub const REG_CAP_PTR: u8 = 0x34;
+    /// Capability ID of MSI-X.
+    pub const CAP_ID_MSIX: u8 = 0x11;
+    /// MSI-X vectors: TX completion, RX, error/misc.
+    pub const MSIX_VECTORS: u16 = 3;
+    /// MSI-X table offset in BAR0.
+    pub const MSIX_TABLE_OFFSET: u32 = 0x2000;
+    /// MSI-X PBA offset in BAR0.
+    pub const MSIX_PBA_OFFSET: u32 = 0x3000;
+    /// MSI-X vector index for TX completions.
+    pub const MSIX_TX: u16 = 0;
+    /// MSI-X vector index for RX.
+    pub const MSIX_RX: u16 = 1;
+    /// MSI-X vector index for errors and misc causes.
+    pub const MSIX_MISC: u16 = 2;
+}
+
+// ---------------------------------------------------------------------------
+// Register map of BAR0.
+// ---------------------------------------------------------------------------
+
+/// BAR0 register offsets and bits.
+pub mod regs {
+    /// Control (RW): [`CTRL_TX_EN`], [`CTRL_RX_EN`], [`CTRL_RESET`].
+    pub const CTRL: u32 = 0x000;
+    /// Status (RO): [`STATUS_RESETTING`], [`STATUS_LINK_UP`], [`STATUS_ERROR`].
+    pub const STATUS: u32 = 0x004;
+    /// EEPROM read (RW): write `addr << EEPROM_ADDR_SHIFT | EEPROM_START`;
+    /// when [`EEPROM_DONE`] reads back set, bits 31:16 hold the word.
+    /// Words 0..3 hold the MAC address, low byte first.
+    pub const EEPROM: u32 = 0x008;
+    /// TX ring base, low dword (RW; written while TX is disabled).
+    pub const TX_BASE_LO: u32 = 0x010;
+    /// TX ring base, high dword (RW).
+    pub const TX_BASE_HI: u32 = 0x014;
+    /// TX ring size in descriptors (RW): a power of two, 2..=[`MAX_RING`].
+    pub const TX_SIZE: u32 = 0x018;
+    /// TX head (RO): next descriptor the device will fetch.
+    pub const TX_HEAD: u32 = 0x01c;
+    /// TX tail (RW, doorbell): one past the last descriptor posted.
+    /// Indexes are free-running modulo 2^32; the slot is `idx & (size-1)`.
+    pub const TX_TAIL: u32 = 0x020;
+    /// RX ring base, low dword (RW).
+    pub const RX_BASE_LO: u32 = 0x030;
+    /// RX ring base, high dword (RW).
+    pub const RX_BASE_HI: u32 = 0x034;
+    /// RX ring size in descriptors (RW).
+    pub const RX_SIZE: u32 = 0x038;
+    /// RX head (RO): next buffer the device will fill.
+    pub const RX_HEAD: u32 = 0x03c;
+    /// RX tail (RW, doorbell): one past the last buffer given.
+    pub const RX_TAIL: u32 = 0x040;
+    /// Interrupt cause (W1C): `INT_*` bits latched by the device.
+    pub const INT_CAUSE: u32 = 0x050;
+    /// Interrupt enable (RW): a cause raises its MSI-X vector only if
+    /// its bit is set here.
+    pub const INT_ENABLE: u32 = 0x054;
+    /// TX coalescing: frames per interrupt (RW, 0 or 1 = every frame).
+    pub const COAL_TX_FRAMES: u32 = 0x060;
+    /// TX coalescing: microseconds after the first pending completion
+    /// (RW, 0 = no timer; completions then wait for the frame count).
+    pub const COAL_TX_USECS: u32 = 0x064;
+    /// RX coalescing: frames per interrupt (RW).
+    pub const COAL_RX_FRAMES: u32 = 0x068;
+    /// RX coalescing: microseconds (RW).
+    pub const COAL_RX_USECS: u32 = 0x06c;
+    /// First fault found (RO): an [`super::DeviceError`] code, 0 if none.
+    pub const ERR_CODE: u32 = 0x070;
+    /// Guest address involved in the first fault, low dword (RO).
+    pub const ERR_ADDR_LO: u32 = 0x074;
+    /// Guest address involved in the first fault, high dword (RO).
+    pub const ERR_ADDR_HI: u32 = 0x078;
+    /// Write any value to clear the error latch (WO).
+    pub const ERR_CLEAR: u32 = 0x07c;
+    /// Frames transmitted since reset (RO).
+    pub const STAT_TX_FRAMES: u32 = 0x080;
+    /// Frames received since reset (RO).
+    pub const STAT_RX_FRAMES: u32 = 0x084;
+    /// Frames dropped for lack of RX buffers (RO).
+    pub const STAT_RX_DROPS: u32 = 0x088;
+    /// Test hook (WO): complete all fetched-but-uncompleted TX work now.
+    /// Used with the `complete-on-request` fault knob.
+    pub const TEST_COMPLETE: u32 = 0x100;
+
+    /// CTRL: transmitter enable.
+    pub const CTRL_TX_EN: u32 = 1 << 0;
+    /// CTRL: receiver enable.
+    pub const CTRL_RX_EN: u32 = 1 << 1;
+    /// CTRL: start a reset (self-clearing; see [`STATUS_RESETTING`]).
+    pub const CTRL_RESET: u32 = 1 << 2;
+
+    /// STATUS: a reset is in progress; nothing else may be programmed.
+    pub const STATUS_RESETTING: u32 = 1 << 0;
+    /// STATUS: link is up.
+    pub const STATUS_LINK_UP: u32 = 1 << 1;
+    /// STATUS: the error latch holds a fault (see [`ERR_CODE`]).
+    pub const STATUS_ERROR: u32 = 1 << 2;
+
+    /// EEPROM: start a read.
+    pub const EEPROM_START: u32 = 1 << 0;
+    /// EEPROM: the read finished; data is valid.
+    pub const EEPROM_DONE: u32 = 1 << 1;
+    /// EEPROM: word address shift.
+    pub const EEPROM_ADDR_SHIFT: u32 = 8;
+    /// EEPROM: data shift.
+    pub const EEPROM_DATA_SHIFT: u32 = 16;
+
+    /// Interrupt cause: TX completions written back.
+    pub const INT_TX: u32 = 1 << 0;
+    /// Interrupt cause: RX frames written back.
+    pub const INT_RX: u32 = 1 << 1;
+    /// Interrupt cause: the error latch was set.
+    pub const INT_ERR: u32 = 1 << 2;
+    /// Interrupt cause: reset finished.
+    pub const INT_RESET_DONE: u32 = 1 << 3;
+
+    /// Largest ring the device accepts.
+    pub const MAX_RING: u32 = 4096;
+}
+
+// ---------------------------------------------------------------------------
+// Descriptors.
+// ---------------------------------------------------------------------------
+
+/// Most fragments of one skb besides its linear head (Linux MAX_SKB_FRAGS).
+pub const MAX_SKB_FRAGS: u32 = 17;
+/// Worst-case descriptors one packet may take: head plus every fragment.
+pub const MAX_DESC_PER_PACKET: u32 = MAX_SKB_FRAGS + 1;
+/// Largest frame the device transmits or receives (without FCS).
+pub const MAX_FRAME_LEN: u32 = 1522;
+/// Smallest frame (an Ethernet header).
+pub const MIN_FRAME_LEN: u32 = 14;
+/// Most descriptors the device processes per doorbell before it yields;
+/// bounds the work one MMIO exit can cause.
+pub const MAX_WORK_PER_DOORBELL: u32 = 2 * regs::MAX_RING;
+
+/// TX descriptor flag: last descriptor of a packet.
+pub const TXD_EOP: u8 = 1 << 0;
+/// TX descriptor status (written by the device on the EOP descriptor):
+/// the packet was processed.
+pub const TXD_STAT_DONE: u16 = 1 << 0;
+/// TX descriptor status: the packet was dropped because of an error.
+pub const TXD_STAT_ERR: u16 = 1 << 1;
+
+/// A TX descriptor. One packet is 1..=[`MAX_DESC_PER_PACKET`]
+/// consecutive descriptors, the last with [`TXD_EOP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxDesc {
+    /// Guest physical address of the fragment.
+    pub addr: u64,
+    /// Fragment length in bytes (1..=[`MAX_FRAME_LEN`]).
+    pub len: u16,
+    /// `TXD_*` flags, written by the driver.
+    pub flags: u8,
+    /// Reserved, zero.
+    pub rsvd: u8,
+    /// `TXD_STAT_*`, written by the device on the EOP descriptor.
+    pub status: u16,
+    /// Opaque to the device; the driver may keep a slot cookie here.
+    pub cookie: u16,
+}
+
+/// RX descriptor status: the buffer holds a received frame.
+pub const RXD_STAT_DONE: u16 = 1 << 0;
+/// RX descriptor status: the frame was truncated or faulty.
+pub const RXD_STAT_ERR: u16 = 1 << 1;
+
+/// An RX descriptor: one buffer, one frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxDesc {
+    /// Guest physical address of the buffer.
+    pub addr: u64,
+    /// Buffer size in bytes, written by the driver.
+    pub buf_len: u16,
+    /// Frame length, written by the device.
+    pub len: u16,
+    /// `RXD_STAT_*`, written by the device.
+    pub status: u16,
+    /// Reserved, zero.
+    pub rsvd: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<TxDesc>() == 16);
+const _: () = assert!(core::mem::size_of::<RxDesc>() == 16);
+
+/// Error codes latched in [`regs::ERR_CODE`]: the first fault found.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceError {
+    /// No fault.
+    None = 0,
+    /// A descriptor length of zero.
+    ZeroLength = 1,
+    /// A length beyond the buffer or the maximum frame.
+    LengthTooBig = 2,
+    /// A DMA address outside guest RAM.
+    AddressOutsideRam = 3,
+    /// A DMA address inside the device's own BAR (DMA re-entry).
+    AddressInBar = 4,
+    /// A ring size that is zero, not a power of two or too large.
+    BadRingSize = 5,
+    /// A tail beyond the ring (more posted than the ring holds).
+    BadTail = 6,
+    /// A descriptor chain without end-of-packet within the limit.
+    NoEndOfPacket = 7,
+    /// A frame beyond [`MAX_FRAME_LEN`].
+    FrameTooBig = 8,
+    /// A register written during reset.
+    WriteDuringReset = 9,
+    /// DMA attempted with bus mastering off.
+    BusMasterOff = 10,
+}
+
+impl DeviceError {
+    /// Decode a register value.
+    pub fn from_code(code: u32) -> Option<Self> {
+        use DeviceError::*;
+        Some(match code {
+            0 => None,
+            1 => ZeroLength,
+            2 => LengthTooBig,
+            3 => AddressOutsideRam,
+            4 => AddressInBar,
+            5 => BadRingSize,
+            6 => BadTail,
+            7 => NoEndOfPacket,
+            8 => FrameTooBig,
+            9 => WriteDuringReset,
+            10 => BusMasterOff,
+            _ => return Option::None,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Paravirtual control port.
+// ---------------------------------------------------------------------------
+
+/// The paravirtual control port: host → guest run configuration and
+/// guest → host typed records.
+///
+/// Protocol (all accesses are 32-bit):
+/// - `in CONTROL_PORT` returns [`CONTROL_MAGIC`] under nicproof (an
+///   absent port reads all ones, e.g. under QEMU).
+/// - `out CONFIG_PORT, gpa`: the host writes a [`RunConfig`] at `gpa`.
+/// - `out CONTROL_PORT, gpa`: the host reads the [`Record`] at `gpa`
+///   (and its text, if any) and acts on it before the vCPU resumes, so
+///   a record is ordered with every device event on the host timeline.
+pub mod control {
+    /// Record doorbell / magic port.
+    pub const CONTROL_PORT: u16 = 0x600;
+    /// Configuration request port.
+    pub const CONFIG_PORT: u16 = 0x604;
+    /// Value read from [`CONTROL_PORT`] under nicproof ("NPCF").
+    pub const CONTROL_MAGIC: u32 = 0x4e50_4346;
+    /// QEMU's isa-debug-exit port, used for power-off when the control
+    /// port is absent: the exit status is `(code << 1) | 1`.
+    pub const QEMU_DEBUG_EXIT_PORT: u16 = 0xf4;
+    /// Longest record text the host accepts; longer texts are cut.
+    pub const MAX_TEXT: u32 = 1024;
+}
+
+/// Magic of [`BootInfo`].
+pub const BOOT_INFO_MAGIC: u32 = 0x4e50_4249; // "NPBI"
+/// Magic of a PVH `hvm_start_info`.
+pub const PVH_START_MAGIC: u32 = 0x336e_c578;
+
+/// Boot information the VMM writes at [`layout::BOOT_INFO`] for direct
+/// 64-bit entry (its address also arrives in `rdi`, the CPU index in `rsi`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BootInfo {
+    /// [`BOOT_INFO_MAGIC`].
+    pub magic: u32,
+    /// Number of vCPUs.
+    pub ncpus: u32,
+    /// TSC frequency in kHz (there is no CPUID leaf for it here).
+    pub tsc_khz: u64,
+    /// Guest RAM size in bytes.
+    pub ram_size: u64,
+}
+
+/// Number of numeric knobs in a [`RunConfig`].
+pub const NUM_KNOBS: usize = 16;
+
+/// The run configuration the host hands the guest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunConfig {
+    /// [`control::CONTROL_MAGIC`].
+    pub magic: u32,
+    /// Protocol version ([`PROTOCOL_VERSION`]).
+    pub version: u32,
+    /// A [`Scenario`] id.
+    pub scenario: u32,
+    /// A [`DriverMutant`] id (0 = correct driver).
+    pub driver_mutant: u32,
+    /// The seed for every guest-side random choice.
+    pub seed: u64,
+    /// A [`DeviceMutant`] id (0 = correct device), for the record.
+    pub device_mutant: u32,
+    /// Number of vCPUs.
+    pub ncpus: u32,
+    /// TSC frequency in kHz.
+    pub tsc_khz: u64,
+    /// Scenario knobs; meaning per [`knob`] index.
+    pub knobs: [u64; NUM_KNOBS],
+}
+
+/// Current control protocol version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Indexes into [`RunConfig::knobs`].
+pub mod knob {
+    /// Number of frames the scenario sends (0 = scenario default).
+    pub const FRAMES: usize = 0;
+    /// Bad-guest switch ([`super::BadGuest`]), 0 = none.
+    pub const BAD_GUEST: usize = 1;
+    /// TX ring size (0 = driver default).
+    pub const TX_RING: usize = 2;
+    /// Batch size for xmit_more (0 or 1 = no batching).
+    pub const BATCH: usize = 3;
+    /// Up/down cycles for the soak (0 = scenario default).
+    pub const CYCLES: usize = 4;
+    /// Echo: the guest sends this value back in a Marker::Echo record
+    /// (control-port round-trip test).
+    pub const ECHO: usize = 5;
+}
+
+/// Deliberately bad guests, for testing the VMM's outcome reporting.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadGuest {
+    /// Behave.
+    None = 0,
+    /// `panic!` with a known message.
+    Panic = 1,
+    /// Read an unmapped address: #PF with a known CR2.
+    PageFault = 2,
+    /// Load an empty IDT and fault: triple fault.
+    TripleFault = 3,
+    /// Spin forever with interrupts off.
+    EndlessLoop = 4,
+}
+
+impl BadGuest {
+    /// Decode a knob value.
+    pub fn from_u64(v: u64) -> Option<Self> {
+        Some(match v {
+            0 => Self::None,
+            1 => Self::Panic,
+            2 => Self::PageFault,
+            3 => Self::TripleFault,
+            4 => Self::EndlessLoop,
+            _ => return None,
+        })
+    }
+    /// Name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Panic => "panic",
+            Self::PageFault => "page-fault",
+            Self::TripleFault => "triple-fault",
+            Self::EndlessLoop => "endless-loop",
+        }
+    }
+}
+
+/// The address the page-fault bad guest reads (above the identity map).
+pub const BAD_GUEST_FAULT_ADDR: u64 = 0x0000_0100_dead_b000;
+/// The message of the panic bad guest.
+pub const BAD_GUEST_PANIC_MSG: &str = "bad guest: deliberate panic";
+
+/// A guest → host record, 64 bytes, read by the host at the address
+/// written to [`control::CONTROL_PORT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// A [`RecordKind`].
+    pub kind: u32,
+    /// Length of the text at `text_ptr` (0 = none).
+    pub text_len: u32,
+    /// Guest physical address of UTF-8 text.
+    pub text_ptr: u64,
+    /// Kind-specific arguments.
+    pub args: [u64; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<Record>() == 64);
+
+/// What a [`Record`] says.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A log line: args[0] = level (1 error .. 5 trace), text = line.
+    Log = 1,
+    /// A driver/softnet marker: args[0] = [`Marker`], args[1..] per marker.
+    Marker = 2,
+    /// The guest's own verdict: args[0] = 1 pass / 0 fail, text = reason.
+    Verdict = 3,
+    /// A panic: text = message, args[0] = line, args[1] = column,
+    /// args[2]/args[3] = file name pointer/length.
+    Panic = 4,
+    /// A CPU exception: args = vector, error code, rip, cr2, cpu.
+    Exception = 5,
+    /// Power off: args[0] = exit code.
+    PowerOff = 6,
+    /// Start an application processor: args = cpu, entry, stack top.
+    /// The VMM enters it in 64-bit mode with rdi = boot info, rsi = cpu.
+    StartCpu = 7,
+    /// An application processor is running: args[0] = cpu.
+    CpuOnline = 8,
+    /// The guest finished boot and read its configuration.
+    Ready = 9,
+}
+
+impl RecordKind {
+    /// Decode a record kind.
+    pub fn from_u32(v: u32) -> Option<Self> {
+        use RecordKind::*;
+        Some(match v {
+            1 => Log,
+            2 => Marker,
+            3 => Verdict,
+            4 => Panic,
+            5 => Exception,
+            6 => PowerOff,
+            7 => StartCpu,
+            8 => CpuOnline,
+            9 => Ready,
+            _ => return None,
+        })
+    }
+}
+
+macro_rules! id_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $val:expr, $s:expr;)* }) => {
+        $(#[$m])*
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vm])* $var = $val,)* }
+        impl $name {
+            /// Every value, in id order.
+            pub const ALL: &'static [$name] = &[$($name::$var,)*];
+            /// Decode an id.
+            pub fn from_u32(v: u32) -> Option<Self> {
+                match v { $($val => Some($name::$var),)* _ => None }
+            }
+            /// The kebab-case name used on the command line and in reports.
+            pub fn name(self) -> &'static str {
+                match self { $($name::$var => $s,)* }
+            }
+            /// Look a name up.
+            pub fn from_name(s: &str) -> Option<Self> {
+                match s { $($s => Some($name::$var),)* _ => None }
+            }
+        }
+    };
+}
+
+id_enum! {
+    /// Markers the driver and softnet core report (args[0] of a
+    /// [`RecordKind::Marker`] record). Arguments follow in args[1..].
+    Marker {
+        /// Probe started.
+        ProbeEnter = 1, "probe-enter";
+        /// Probe finished: args[1] = 0 ok / errno, args[2] = MAC as u64,
+        /// args[3] = addr_assign_type (0 permanent, 1 random).
+        ProbeExit = 2, "probe-exit";
+        /// ndo_open entry.
+        OpenEnter = 3, "open-enter";
+        /// ndo_open exit: args[1] = 0 ok / errno.
+        OpenExit = 4, "open-exit";
+        /// ndo_stop entry.
+        StopEnter = 5, "stop-enter";
+        /// ndo_stop exit: from here no DMA or interrupt may happen.
+        StopExit = 6, "stop-exit";
+        /// register_netdev.
+        Register = 7, "register";
+        /// unregister_netdev entry: args[1] = 1 if the device was UP.
+        UnregisterEnter = 8, "unregister-enter";
+        /// unregister_netdev exit.
+        UnregisterExit = 9, "unregister-exit";
+        /// dma_map: args[1] = addr, args[2] = len, args[3] = direction
+        /// (0 to device, 1 from device, 2 both).
+        DmaMap = 10, "dma-map";
+        /// dma_unmap: args[1] = addr, args[2] = len.
+        DmaUnmap = 11, "dma-unmap";
+        /// Queue stopped: args[1] = [`QueueReason`].
+        QueueStop = 12, "queue-stop";
+        /// Queue woken or restarted: args[1] = [`QueueReason`].
+        QueueWake = 13, "queue-wake";
+        /// skb allocated: args[1] = skb id, args[2] = len.
+        SkbAlloc = 14, "skb-alloc";
+        /// skb cloned: args[1] = new id, args[2] = original id.
+        SkbClone = 15, "skb-clone";
+        /// skb freed: args[1] = skb id.
+        SkbFree = 16, "skb-free";
+        /// start_xmit returned BUSY: args[1] = skb id.
+        XmitBusy = 17, "xmit-busy";
+        /// A frame was delivered to the stack: args[1] = buffer addr,
+        /// args[2] = len, args[3] = TX sequence it should match. The host
+        /// compares the bytes with what the device transmitted.
+        RxDeliver = 18, "rx-deliver";
+        /// ndo_tx_timeout was called: args[1] = queue.
+        TxTimeout = 19, "tx-timeout";
+        /// BQL snapshot: args[1] = queued, args[2] = completed, args[3] = limit.
+        Bql = 20, "bql";
+        /// A guest-side oracle failed: text says which and why.
+        OracleFail = 21, "oracle-fail";
+        /// Control-port round trip: args[1] = the ECHO knob.
+        Echo = 22, "echo";
+        /// A scenario phase began: args[1] = phase number, text = name.
+        Phase = 23, "phase";
+        /// Counters at the end: args[1] = live skbs, args[2] = live maps,
+        /// args[3] = BUSY returns, args[4] = BQL in flight.
+        Summary = 24, "summary";
+    }
+}
+
+/// Why a queue changed state (args[1] of QueueStop/QueueWake).
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueReason {
+    /// Driver stop in advance: fewer than a worst-case packet free.
+    RingLow = 1,
+    /// BQL limit reached (STACK_XOFF).
+    Bql = 2,
+    /// try_stop raced with a completion and restarted (-1).
+    Raced = 3,
+    /// Woken by NAPI reclaim (completed_wake).
+    Reclaim = 4,
+    /// Stopped or started by open/stop.
+    Lifecycle = 5,
+    /// Started by the watchdog's recovery.
+    Timeout = 6,
+}
+
+id_enum! {
+    /// Scenarios the guest knows. The host's `nicproof list` prints them.
+    Scenario {
+        /// Boot, report, power off: no NIC work (used for boot benchmarks).
+        Empty = 0, "empty";
+        /// Boot and exercise the control port and both vCPUs.
+        Boot = 1, "boot";
+        /// Probe, open, send mixed frames through loopback, check, stop,
+        /// unregister.
+        Default = 2, "default";
+        /// The default scenario with transmit on CPU 0 and NAPI on CPU 1.
+        Smp = 3, "smp";
+    }
+}
+
+id_enum! {
+    /// Deliberately broken drivers (runtime switches in the guest).
+    DriverMutant {
+        /// The correct driver.
+        None = 0, "none";
+        /// No fence in try_stop / completed_wake.
+        NoFence = 1, "no-fence";
+        /// No re-check after setting the stop bit.
+        NoRecheck = 2, "no-recheck";
+        /// `>` for `>=` in the stop threshold.
+        ThresholdOffByOne = 3, "threshold-gt";
+        /// The wake condition inverted (down_cond un-negated).
+        WakeInverted = 4, "wake-inverted";
+        /// Consumer index stored after completed_wake.
+        ConsIndexLate = 5, "cons-index-late";
+        /// BUSY returned with the skb freed.
+        BusyFrees = 6, "busy-frees";
+        /// BUSY returned with a reference kept.
+        BusyKeepsRef = 7, "busy-keeps-ref";
+        /// BUSY returned instead of stopping in advance.
+        NoStopInAdvance = 8, "no-stop-in-advance";
+        /// No DMA unmap at stop.
+        NoUnmapAtStop = 9, "no-unmap-at-stop";
+        /// No reset poll at stop.
+        NoResetPoll = 10, "no-reset-poll";
+        /// unregister of an UP device does not call stop.
+        UnregisterNoStop = 11, "unregister-no-stop";
+        /// Writes a cloned skb's shared head.
+        WritesClonedHead = 12, "writes-cloned-head";
+        /// Reclaims completions only on the next transmit.
+        ReclaimOnXmit = 13, "reclaim-on-xmit";
+        /// No watchdog.
+        NoWatchdog = 14, "no-watchdog";
+        /// Accepts an invalid MAC.
+        AcceptsInvalidMac = 15, "accepts-invalid-mac";
+        /// Does not disable the device (TX/RX enable, interrupts) at stop.
+        NoDisableAtStop = 16, "no-disable-at-stop";
+    }
+}
+
+id_enum! {
+    /// Deliberately broken devices (runtime switches in nic-model).
+    DeviceMutant {
+        /// The correct device.
+        None = 0, "none";
+        /// Keeps DMAing after TX/RX are disabled.
+        DmaAfterDisable = 1, "dma-after-disable";
+        /// Raises an interrupt after being disabled.
+        IrqAfterDisable = 2, "irq-after-disable";
+        /// Ignores reset.
+        ResetIgnored = 3, "reset-ignored";
+        /// Writes a completion for a descriptor never posted.
+        PhantomCompletion = 4, "phantom-completion";
+    }
+}
