@@ -6,3 +6,5 @@
 #![cfg_attr(target_os = "none", no_std)]
 
 pub use nic_model::abi;
+
+pub mod platform;
