@@ -5,6 +5,9 @@
 //! under `cargo test` and loom.
 #![cfg_attr(target_os = "none", no_std)]
 
+extern crate alloc;
+
 pub use nic_model::abi;
 
 pub mod platform;
+pub mod softnet;
