@@ -11,3 +11,4 @@ pub use nic_model::abi;
 
 pub mod platform;
 pub mod softnet;
+pub mod kernel;
