@@ -1,0 +1,271 @@
+//! Command line (clap): `nicproof run`, `nicproof list`, `nicproof bench`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use nic_model::abi::{knob, BadGuest, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
+use vmm::vm::RunOptions;
+
+const EXIT_CODES: &str = "Exit codes: 0 passed, 1 failed (reasons listed), 2 guest panic, \
+3 CPU exception, 4 triple fault, 5 timeout, 6 host error (no KVM, bad guest image, KVM failure), \
+7 bad command line.";
+
+/// nicproof: boot a guest NIC driver on a minimal KVM VMM with an emulated
+/// PCI NIC, and judge every DMA and interrupt against the driver's life.
+#[derive(Parser, Debug)]
+#[command(name = "nicproof", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Boot one VM for (scenario, seed, mutants) and print its report.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// List scenarios, driver mutants, device mutants, bad guests and knobs.
+    List,
+    /// Boot the same VM several times; print boot-to-ready time, run time
+    /// and VM exits per reason (min / median / max).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VmArgs {
+    /// Guest kernel ELF (built by `make guest`).
+    #[arg(long, default_value = "images/nicproof-guest")]
+    pub guest: PathBuf,
+    /// Seed for every guest-side random choice and the payload pattern.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Wall-clock limit in seconds; the run ends as `timeout` after it.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Scenario name (see `nicproof list`).
+    #[arg(long, default_value = "default")]
+    pub scenario: String,
+    /// Driver mutant name: a deliberately broken driver (see `nicproof list`).
+    #[arg(long, default_value = "none")]
+    pub mutant: String,
+    /// Device mutant name: a deliberately broken device (see `nicproof list`).
+    #[arg(long, default_value = "none")]
+    pub device_mutant: String,
+    /// Make the guest misbehave, to test outcome reporting:
+    /// none, panic, page-fault, triple-fault, endless-loop.
+    #[arg(long, default_value = "none")]
+    pub bad_guest: String,
+    /// Set a scenario knob, NAME=VALUE (repeatable; names in `nicproof list`;
+    /// VALUE decimal or 0x-hex).
+    #[arg(long = "knob", value_name = "NAME=VALUE")]
+    pub knobs: Vec<String>,
+    /// Write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the event log as JSON lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Do not show serial output and guest log lines live.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Scenario to boot.
+    #[arg(long, default_value = "empty")]
+    pub scenario: String,
+    /// Number of runs.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+/// Knob names accepted by `--knob`, with their RunConfig index.
+pub const KNOBS: &[(&str, usize, &str)] = &[
+    ("frames", knob::FRAMES, "frames the scenario sends (0 = default)"),
+    ("bad-guest", knob::BAD_GUEST, "bad-guest switch (use --bad-guest)"),
+    ("tx-ring", knob::TX_RING, "TX ring size (0 = driver default)"),
+    ("batch", knob::BATCH, "xmit_more batch size"),
+    ("cycles", knob::CYCLES, "up/down cycles for the soak"),
+    ("echo", knob::ECHO, "value the guest echoes back in a Marker::Echo record"),
+];
+
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
+    all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", ")
+}
+
+pub fn scenario(s: &str) -> Result<Scenario> {
+    Scenario::from_name(s).ok_or_else(|| anyhow!("unknown scenario `{s}`; known: {}", names(Scenario::ALL, Scenario::name)))
+}
+
+fn driver_mutant(s: &str) -> Result<DriverMutant> {
+    DriverMutant::from_name(s)
+        .ok_or_else(|| anyhow!("unknown driver mutant `{s}`; known: {}", names(DriverMutant::ALL, DriverMutant::name)))
+}
+
+fn device_mutant(s: &str) -> Result<DeviceMutant> {
+    DeviceMutant::from_name(s)
+        .ok_or_else(|| anyhow!("unknown device mutant `{s}`; known: {}", names(DeviceMutant::ALL, DeviceMutant::name)))
+}
+
+const BAD_GUESTS: [BadGuest; 5] =
+    [BadGuest::None, BadGuest::Panic, BadGuest::PageFault, BadGuest::TripleFault, BadGuest::EndlessLoop];
+
+fn bad_guest(s: &str) -> Result<BadGuest> {
+    BAD_GUESTS
+        .into_iter()
+        .find(|b| b.name() == s)
+        .ok_or_else(|| anyhow!("unknown bad guest `{s}`; known: {}", names(&BAD_GUESTS, BadGuest::name)))
+}
+
+fn parse_u64(v: &str) -> Result<u64> {
+    match v.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => v.parse(),
+    }
+    .with_context(|| format!("`{v}` is not a number"))
+}
+
+fn parse_knob(kv: &str, knobs: &mut [u64; NUM_KNOBS]) -> Result<()> {
+    let Some((name, value)) = kv.split_once('=') else { bail!("--knob wants NAME=VALUE, got `{kv}`") };
+    let Some(&(_, idx, _)) = KNOBS.iter().find(|k| k.0 == name) else {
+        bail!("unknown knob `{name}`; known: {}", KNOBS.iter().map(|k| k.0).collect::<Vec<_>>().join(", "))
+    };
+    knobs[idx] = parse_u64(value)?;
+    Ok(())
+}
+
+fn timeout(secs: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(secs).ok().filter(|d| !d.is_zero()).ok_or_else(|| anyhow!("--timeout must be a positive number of seconds"))
+}
+
+impl VmArgs {
+    fn options(&self, scenario: Scenario) -> Result<RunOptions> {
+        Ok(RunOptions {
+            guest: self.guest.clone(),
+            scenario,
+            seed: self.seed,
+            timeout: timeout(self.timeout)?,
+            ..Default::default()
+        })
+    }
+}
+
+impl RunArgs {
+    /// Validate names and build the run options.
+    pub fn options(&self) -> Result<RunOptions> {
+        let mut o = self.vm.options(scenario(&self.scenario)?)?;
+        o.driver_mutant = driver_mutant(&self.mutant)?;
+        o.device_mutant = device_mutant(&self.device_mutant)?;
+        o.quiet = self.quiet;
+        for kv in &self.knobs {
+            parse_knob(kv, &mut o.knobs)?;
+        }
+        let bg = bad_guest(&self.bad_guest)?;
+        if bg != BadGuest::None {
+            o.knobs[knob::BAD_GUEST] = bg as u64;
+        }
+        Ok(o)
+    }
+}
+
+impl BenchArgs {
+    /// Validate and build the run options (quiet).
+    pub fn options(&self) -> Result<RunOptions> {
+        if self.runs == 0 {
+            bail!("--runs must be at least 1");
+        }
+        let mut o = self.vm.options(scenario(&self.scenario)?)?;
+        o.quiet = true;
+        Ok(o)
+    }
+}
+
+/// The text of `nicproof list`.
+pub fn list() -> String {
+    let mut s = String::from("scenarios:\n");
+    let desc = |v: &mut String, name: &str, d: &str| v.push_str(&format!("  {name:<22} {d}\n"));
+    for sc in Scenario::ALL {
+        desc(&mut s, sc.name(), match sc {
+            Scenario::Empty => "boot, report ready, power off (boot benchmark)",
+            Scenario::Boot => "boot, exercise the control port and both vCPUs",
+            Scenario::Default => "probe, open, loopback mixed frames, check, stop, unregister",
+            Scenario::Smp => "default with transmit on CPU 0 and NAPI on CPU 1",
+        });
+    }
+    s.push_str("driver mutants (--mutant):\n");
+    for m in DriverMutant::ALL {
+        desc(&mut s, m.name(), match m {
+            DriverMutant::None => "the correct driver",
+            DriverMutant::NoFence => "no fence in try_stop / completed_wake",
+            DriverMutant::NoRecheck => "no re-check after setting the stop bit",
+            DriverMutant::ThresholdOffByOne => "`>` for `>=` in the stop threshold",
+            DriverMutant::WakeInverted => "wake condition inverted",
+            DriverMutant::ConsIndexLate => "consumer index stored after completed_wake",
+            DriverMutant::BusyFrees => "BUSY returned with the skb freed",
+            DriverMutant::BusyKeepsRef => "BUSY returned with a reference kept",
+            DriverMutant::NoStopInAdvance => "BUSY returned instead of stopping in advance",
+            DriverMutant::NoUnmapAtStop => "no DMA unmap at stop",
+            DriverMutant::NoResetPoll => "no reset poll at stop",
+            DriverMutant::UnregisterNoStop => "unregister of an UP device does not call stop",
+            DriverMutant::WritesClonedHead => "writes a cloned skb's shared head",
+            DriverMutant::ReclaimOnXmit => "reclaims completions only on the next transmit",
+            DriverMutant::NoWatchdog => "no watchdog",
+            DriverMutant::AcceptsInvalidMac => "accepts an invalid MAC",
+            DriverMutant::NoDisableAtStop => "does not disable TX/RX and interrupts at stop",
+        });
+    }
+    s.push_str("device mutants (--device-mutant):\n");
+    for m in DeviceMutant::ALL {
+        desc(&mut s, m.name(), match m {
+            DeviceMutant::None => "the correct device",
+            DeviceMutant::DmaAfterDisable => "keeps DMAing after TX/RX are disabled",
+            DeviceMutant::IrqAfterDisable => "raises an interrupt after being disabled",
+            DeviceMutant::ResetIgnored => "ignores reset",
+            DeviceMutant::PhantomCompletion => "completes a descriptor never posted",
+        });
+    }
+    s.push_str("bad guests (--bad-guest):\n");
+    for b in BAD_GUESTS {
+        desc(&mut s, b.name(), match b {
+            BadGuest::None => "behave",
+            BadGuest::Panic => "panic with a known message (outcome guest-panic)",
+            BadGuest::PageFault => "read an unmapped address (outcome cpu-exception, #PF)",
+            BadGuest::TripleFault => "fault with an empty IDT (outcome triple-fault)",
+            BadGuest::EndlessLoop => "spin with interrupts off (outcome timeout)",
+        });
+    }
+    s.push_str("knobs (--knob NAME=VALUE):\n");
+    for (name, _, d) in KNOBS {
+        desc(&mut s, name, d);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let e = scenario("nope").unwrap_err().to_string();
+        assert!(e.contains("unknown scenario `nope`") && e.contains("boot"), "{e}");
+        let mut k = [0; NUM_KNOBS];
+        parse_knob("echo=0x2a", &mut k).unwrap();
+        assert_eq!(k[knob::ECHO], 42);
+        assert!(parse_knob("zz=1", &mut k).unwrap_err().to_string().contains("echo"));
+        assert!(parse_knob("echo", &mut k).is_err());
+        assert!(bad_guest("page-fault").is_ok() && bad_guest("x").is_err());
+        assert!(list().contains("no-fence"));
+    }
+}

@@ -1,0 +1,51 @@
+//! nicproof's minimal KVM VMM: boots the guest kernel directly in 64-bit
+//! mode on two vCPUs, serves the control port and COM1, and turns the run
+//! into one [`outcome::Report`].
+//!
+//! Seam for devices: build a [`vm::Vm`], register PIO/MMIO devices on
+//! `vm.io` (the MMIO window is `layout::MMIO_WINDOW_BASE..+SIZE`; 0xcf8..
+//! 0xcff is free for the PCI bus), keep `vm.vm_fd`/`vm.mem`/`vm.events`
+//! clones for the device, then [`vm::Vm::run`].
+
+pub mod arch;
+pub mod bench;
+pub mod control;
+pub mod outcome;
+pub mod payload;
+pub mod serial;
+pub mod vcpu;
+pub mod vm;
+
+use nic_model::events::Event;
+use outcome::{Outcome, Report, Stats};
+use vm::{RunOptions, Vm};
+
+/// A finished run: the report and the whole event log.
+pub struct RunResult {
+    pub report: Report,
+    pub events: Vec<Event>,
+    pub serial: String,
+}
+
+/// Build and run one VM. Never panics on anything the guest does;
+/// set-up failures become a `host-error` outcome.
+pub fn run(opts: &RunOptions) -> RunResult {
+    let (outcome, stats, events, serial) = match Vm::new(opts) {
+        Ok(vm) => {
+            let events = vm.events.clone();
+            let serial = vm.serial().clone();
+            let (o, s) = vm.run();
+            (o, s, events.snapshot(), serial.text())
+        }
+        Err(e) => (Outcome::HostError { message: e.to_string() }, Stats::default(), Vec::new(), String::new()),
+    };
+    let report = Report {
+        scenario: opts.scenario.name().into(),
+        seed: opts.seed,
+        driver_mutant: opts.driver_mutant.name().into(),
+        device_mutant: opts.device_mutant.name().into(),
+        outcome,
+        stats,
+    };
+    RunResult { report, events, serial }
+}

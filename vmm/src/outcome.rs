@@ -1,0 +1,235 @@
+//! The one result of a run: what happened, for humans and as JSON, with a
+//! distinct process exit code per kind.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use nic_model::events::Event;
+use serde::{Deserialize, Serialize};
+
+/// General-purpose registers and control state at a triple fault.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegsDump {
+    pub rip: u64,
+    pub rsp: u64,
+    pub rflags: u64,
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub cr0: u64,
+    pub cr2: u64,
+    pub cr3: u64,
+    pub cr4: u64,
+    pub efer: u64,
+    pub idt_base: u64,
+    pub idt_limit: u16,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Guest verdict pass, power-off 0, no host-side violation.
+    Passed,
+    /// The run finished but something is wrong; every reason is listed.
+    Failed { reasons: Vec<String> },
+    /// The guest panicked.
+    GuestPanic { message: String, location: String },
+    /// The guest reported an unhandled CPU exception.
+    CpuException { vector: u64, error_code: u64, rip: u64, cr2: u64, cpu: u64 },
+    /// A vCPU shut down (triple fault).
+    TripleFault { cpu: u32, regs: RegsDump },
+    /// The wall-clock limit passed first.
+    Timeout { limit_secs: f64, last_serial: Vec<String>, last_events: Vec<Event> },
+    /// The host could not run the VM (set-up error, KVM error, bad input).
+    HostError { message: String },
+}
+
+impl Outcome {
+    /// Process exit code; documented in `--help` and README.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Passed => 0,
+            Outcome::Failed { .. } => 1,
+            Outcome::GuestPanic { .. } => 2,
+            Outcome::CpuException { .. } => 3,
+            Outcome::TripleFault { .. } => 4,
+            Outcome::Timeout { .. } => 5,
+            Outcome::HostError { .. } => 6,
+        }
+    }
+
+    /// Short kebab-case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::GuestPanic { .. } => "guest-panic",
+            Outcome::CpuException { .. } => "cpu-exception",
+            Outcome::TripleFault { .. } => "triple-fault",
+            Outcome::Timeout { .. } => "timeout",
+            Outcome::HostError { .. } => "host-error",
+        }
+    }
+}
+
+/// Exit code for a command line the VMM could not accept.
+pub const EXIT_USAGE: i32 = 7;
+
+/// Measurements of one run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// From the boot CPU's first KVM_RUN to the guest's Ready record.
+    pub boot_to_ready_ms: Option<f64>,
+    /// From the boot CPU's first KVM_RUN to the end of the run.
+    pub run_ms: f64,
+    /// VM exits seen by userspace, per reason, all vCPUs.
+    pub exits: BTreeMap<String, u64>,
+    /// CPUs that reported CpuOnline (the boot CPU counts once Ready).
+    pub cpus_online: Vec<u64>,
+    /// Events in the log.
+    pub events: usize,
+}
+
+impl Stats {
+    /// Total exits.
+    pub fn total_exits(&self) -> u64 {
+        self.exits.values().sum()
+    }
+}
+
+/// Everything a run reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub scenario: String,
+    pub seed: u64,
+    pub driver_mutant: String,
+    pub device_mutant: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub stats: Stats,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "nicproof report: scenario {} seed {} driver-mutant {} device-mutant {}",
+            self.scenario, self.seed, self.driver_mutant, self.device_mutant
+        )?;
+        writeln!(f, "outcome: {} (exit code {})", self.outcome.name().to_uppercase(), self.outcome.exit_code())?;
+        match &self.outcome {
+            Outcome::Passed => {}
+            Outcome::Failed { reasons } => {
+                for r in reasons {
+                    writeln!(f, "  reason: {r}")?;
+                }
+            }
+            Outcome::GuestPanic { message, location } => writeln!(f, "  panic at {location}: {message}")?,
+            Outcome::CpuException { vector, error_code, rip, cr2, cpu } => writeln!(
+                f,
+                "  cpu {cpu}: vector {vector} ({}) error code {error_code:#x} rip {rip:#x} cr2 {cr2:#x}",
+                exception_name(*vector)
+            )?,
+            Outcome::TripleFault { cpu, regs } => {
+                writeln!(f, "  cpu {cpu} shut down (triple fault)")?;
+                writeln!(
+                    f,
+                    "  rip {:#x} rsp {:#x} rflags {:#x} cr0 {:#x} cr2 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} idt {:#x}/{}",
+                    regs.rip, regs.rsp, regs.rflags, regs.cr0, regs.cr2, regs.cr3, regs.cr4, regs.efer,
+                    regs.idt_base, regs.idt_limit
+                )?;
+                writeln!(
+                    f,
+                    "  rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rbp {:#x}",
+                    regs.rax, regs.rbx, regs.rcx, regs.rdx, regs.rsi, regs.rdi, regs.rbp
+                )?;
+            }
+            Outcome::Timeout { limit_secs, last_serial, last_events } => {
+                writeln!(f, "  no power-off within {limit_secs} s")?;
+                for l in last_serial {
+                    writeln!(f, "  serial| {l}")?;
+                }
+                for e in last_events {
+                    writeln!(f, "  event | {}", e.canonical())?;
+                }
+            }
+            Outcome::HostError { message } => writeln!(f, "  {message}")?,
+        }
+        let s = &self.stats;
+        let ready = s.boot_to_ready_ms.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+        let exits: Vec<String> = s.exits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(f, "boot-to-ready {ready}, run {:.1} ms, {} events", s.run_ms, s.events)?;
+        writeln!(f, "cpus online: {:?}", s.cpus_online)?;
+        write!(f, "vm exits: {} ({})", s.total_exits(), exits.join(", "))
+    }
+}
+
+/// Mnemonic of an x86 exception vector.
+pub fn exception_name(vector: u64) -> &'static str {
+    const NAMES: [&str; 21] = [
+        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS", "#GP",
+        "#PF", "-", "#MF", "#AC", "#MC", "#XM", "#VE",
+    ];
+    NAMES.get(vector as usize).copied().unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcome: Outcome) -> Report {
+        Report {
+            scenario: "boot".into(),
+            seed: 7,
+            driver_mutant: "none".into(),
+            device_mutant: "none".into(),
+            outcome,
+            stats: Stats { run_ms: 1.5, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn json_round_trips_and_is_tagged() {
+        let cases = [
+            Outcome::Passed,
+            Outcome::Failed { reasons: vec!["no verdict".into()] },
+            Outcome::GuestPanic { message: "boom".into(), location: "src/main.rs:3:5".into() },
+            Outcome::CpuException { vector: 14, error_code: 0, rip: 0x20_0000, cr2: 0xdead, cpu: 1 },
+            Outcome::TripleFault { cpu: 0, regs: RegsDump { rip: 5, ..Default::default() } },
+            Outcome::Timeout { limit_secs: 1.0, last_serial: vec!["x".into()], last_events: vec![] },
+            Outcome::HostError { message: "no kvm".into() },
+        ];
+        let mut codes = Vec::new();
+        for o in cases {
+            let r = report(o.clone());
+            let j = serde_json::to_string(&r).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+            assert_eq!(v["outcome"], o.name(), "{j}");
+            assert_eq!(serde_json::from_str::<Report>(&j).unwrap(), r);
+            codes.push(o.exit_code());
+            assert!(!r.to_string().is_empty());
+        }
+        codes.dedup();
+        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6], "exit codes are distinct");
+    }
+
+    #[test]
+    fn exception_json_has_the_fields_tests_read() {
+        let j = serde_json::to_value(report(Outcome::CpuException {
+            vector: 14,
+            error_code: 2,
+            rip: 1,
+            cr2: 0x100_dead_b000,
+            cpu: 0,
+        }))
+        .unwrap();
+        assert_eq!(j["vector"], 14);
+        assert_eq!(j["cr2"], 0x100_dead_b000u64);
+        assert_eq!(j["stats"]["run_ms"], 1.5);
+    }
+}

@@ -1,0 +1,159 @@
+//! One thread per vCPU: run it, dispatch its exits, stop when told.
+//!
+//! Stopping: the controller sets `stop` and kicks the thread with
+//! [`kick_signal`]. The handler sets `immediate_exit` in the thread's
+//! `kvm_run` (Firecracker `vstate/vcpu.rs`), so a kick that lands just
+//! before KVM_RUN still makes it return at once; the loop then sees
+//! `stop` and never re-enters the guest.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Once};
+
+use kvm_bindings::kvm_run;
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use vm_device::bus::{MmioAddress, PioAddress};
+use vm_device::device_manager::{IoManager, MmioManager, PioManager};
+
+use crate::control::{End, VmEvent};
+use crate::outcome::RegsDump;
+
+/// VM exits per reason.
+pub type ExitCounts = BTreeMap<String, u64>;
+
+thread_local! {
+    // The kvm_run page of the vCPU this thread runs, for the kick handler.
+    static KVM_RUN_PTR: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    KVM_RUN_PTR.with(|p| {
+        let run = p.get();
+        if !run.is_null() {
+            // SAFETY:
+            // - `run` points at this thread's mmapped kvm_run page; it is set
+            //   only while the owning VcpuFd is alive on this thread and
+            //   cleared before the VcpuFd is dropped.
+            // - The handler runs on the same thread, so nothing else writes
+            //   the page concurrently from userspace.
+            unsafe { std::ptr::addr_of_mut!((*run).immediate_exit).write_volatile(1) };
+        }
+    });
+}
+
+/// The real-time signal used to kick vCPU threads out of KVM_RUN.
+pub fn kick_signal() -> libc::c_int {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+/// Install the kick handler once per process.
+pub fn register_kick_handler() -> Result<(), vmm_sys_util::errno::Error> {
+    static ONCE: Once = Once::new();
+    let mut res = Ok(());
+    ONCE.call_once(|| res = vmm_sys_util::signal::register_signal_handler(kick_signal(), kick_handler));
+    res
+}
+
+/// What a vCPU thread needs.
+pub struct VcpuCtx {
+    pub cpu: u32,
+    pub io: Arc<IoManager>,
+    pub stop: Arc<AtomicBool>,
+    pub tx: Sender<VmEvent>,
+}
+
+enum Action {
+    Continue,
+    Shutdown,
+    End(End),
+}
+
+fn dispatch(exit: VcpuExit<'_>, io: &IoManager) -> (&'static str, Action) {
+    match exit {
+        VcpuExit::IoIn(port, data) => {
+            // Unclaimed ports read all ones (a PCI scan needs vendor 0xffff).
+            data.fill(0xff);
+            let _ = io.pio_read(PioAddress(port), data);
+            ("io-in", Action::Continue)
+        }
+        VcpuExit::IoOut(port, data) => {
+            if io.pio_write(PioAddress(port), data).is_err() {
+                tracing::trace!(port, ?data, "write to unclaimed port");
+            }
+            ("io-out", Action::Continue)
+        }
+        VcpuExit::MmioRead(addr, data) => {
+            data.fill(0xff);
+            let _ = io.mmio_read(MmioAddress(addr), data);
+            ("mmio-read", Action::Continue)
+        }
+        VcpuExit::MmioWrite(addr, data) => {
+            if io.mmio_write(MmioAddress(addr), data).is_err() {
+                tracing::trace!(addr, ?data, "write to unclaimed MMIO");
+            }
+            ("mmio-write", Action::Continue)
+        }
+        VcpuExit::Intr => ("intr", Action::Continue),
+        VcpuExit::Shutdown => ("shutdown", Action::Shutdown),
+        // With the in-kernel irqchip, HLT is handled by KVM and never gets
+        // here; if it does, nothing could ever wake this vCPU.
+        VcpuExit::Hlt => ("hlt", Action::End(End::HostError("unexpected HLT exit".into()))),
+        VcpuExit::FailEntry(reason, cpu) => (
+            "fail-entry",
+            Action::End(End::HostError(format!("KVM entry failed: reason {reason:#x} on cpu {cpu}"))),
+        ),
+        VcpuExit::InternalError => ("internal-error", Action::End(End::HostError("KVM internal error".into()))),
+        VcpuExit::SystemEvent(kind, data) => (
+            "system-event",
+            Action::End(End::HostError(format!("KVM system event {kind} {data:?}"))),
+        ),
+        other => ("other", Action::End(End::HostError(format!("unhandled VM exit {other:?}")))),
+    }
+}
+
+fn regs_dump(fd: &VcpuFd) -> RegsDump {
+    let mut d = RegsDump::default();
+    if let Ok(r) = fd.get_regs() {
+        (d.rip, d.rsp, d.rflags, d.rax, d.rbx, d.rcx, d.rdx, d.rsi, d.rdi, d.rbp) =
+            (r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp);
+    }
+    if let Ok(s) = fd.get_sregs() {
+        (d.cr0, d.cr2, d.cr3, d.cr4, d.efer, d.idt_base, d.idt_limit) =
+            (s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.idt.base, s.idt.limit);
+    }
+    d
+}
+
+/// Run `fd` until the run stops or this vCPU ends it; return its exits.
+pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
+    let mut counts = ExitCounts::new();
+    KVM_RUN_PTR.with(|p| p.set(fd.get_kvm_run()));
+    let end = loop {
+        if ctx.stop.load(Ordering::SeqCst) {
+            break None;
+        }
+        let (name, action) = match fd.run() {
+            Ok(exit) => dispatch(exit, &ctx.io),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                fd.set_kvm_immediate_exit(0);
+                ("interrupted", Action::Continue)
+            }
+            Err(e) => ("error", Action::End(End::HostError(format!("KVM_RUN on cpu {}: {e}", ctx.cpu)))),
+        };
+        *counts.entry(name.to_string()).or_insert(0) += 1;
+        match action {
+            Action::Continue => {}
+            // Never re-enter KVM_RUN after a shutdown.
+            Action::Shutdown => break Some(End::TripleFault { cpu: ctx.cpu, regs: regs_dump(&fd) }),
+            Action::End(e) => break Some(e),
+        }
+    };
+    KVM_RUN_PTR.with(|p| p.set(std::ptr::null_mut()));
+    if let Some(e) = end {
+        ctx.stop.store(true, Ordering::SeqCst);
+        let _ = ctx.tx.send(VmEvent::End(e));
+    }
+    counts
+}

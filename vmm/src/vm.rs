@@ -1,0 +1,440 @@
+//! The VM: KVM handles, guest memory, the I/O buses, the event log, and
+//! the run controller that starts vCPUs and decides the outcome.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kvm_bindings::{kvm_mp_state, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE};
+use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
+use linux_loader::loader::{elf, Elf, KernelLoader};
+use nic_model::abi::{
+    control, knob, BootInfo, DeviceMutant, DriverMutant, RunConfig, Scenario, BOOT_INFO_MAGIC, NUM_KNOBS,
+    PROTOCOL_VERSION,
+};
+use nic_model::events::{EventKind, EventLog, Source};
+use vm_device::bus::{PioAddress, PioRange};
+use vm_device::device_manager::{IoManager, PioManager};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vmm_sys_util::signal::Killable;
+
+use crate::arch::x86_64::{cpuid, layout, msr, regs};
+use crate::control::{ControlPort, End, VmEvent};
+use crate::outcome::{Outcome, Stats};
+use crate::serial::{SerialDevice, SerialLog, COM1, COM1_LEN};
+use crate::vcpu::{self, ExitCounts, VcpuCtx};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Guest kernel ELF.
+    pub guest: PathBuf,
+    pub scenario: Scenario,
+    pub seed: u64,
+    pub driver_mutant: DriverMutant,
+    pub device_mutant: DeviceMutant,
+    /// RunConfig knobs (see `abi::knob`).
+    pub knobs: [u64; NUM_KNOBS],
+    /// Wall-clock limit of the run.
+    pub timeout: Duration,
+    /// No live serial or guest log output.
+    pub quiet: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            guest: PathBuf::from("images/nicproof-guest"),
+            scenario: Scenario::Default,
+            seed: 0,
+            driver_mutant: DriverMutant::None,
+            device_mutant: DeviceMutant::None,
+            knobs: [0; NUM_KNOBS],
+            timeout: Duration::from_secs(60),
+            quiet: false,
+        }
+    }
+}
+
+/// Errors while building the VM.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// /dev/kvm missing.
+    #[error("/dev/kvm not found ({0}): load the KVM module (`modprobe kvm_intel` or `modprobe kvm_amd`) on a host with virtualization enabled")]
+    KvmMissing(kvm_ioctls::Error),
+    /// /dev/kvm not accessible.
+    #[error("no permission to open /dev/kvm ({0}): add your user to the kvm group (`sudo usermod -aG kvm $USER`, then log in again) or run as root")]
+    KvmPermission(kvm_ioctls::Error),
+    /// Any other failure opening KVM.
+    #[error("cannot open /dev/kvm: {0}")]
+    KvmOpen(kvm_ioctls::Error),
+    /// A KVM ioctl failed.
+    #[error("{what}: {source}")]
+    Kvm { what: &'static str, source: kvm_ioctls::Error },
+    /// Guest memory could not be created.
+    #[error("guest memory: {0}")]
+    Memory(String),
+    /// The guest image is missing or unusable.
+    #[error("guest image {path}: {reason} (run `make guest` to build it)")]
+    GuestImage { path: String, reason: String },
+    /// Boot structures could not be written.
+    #[error(transparent)]
+    Regs(#[from] regs::RegsError),
+    /// Two devices claim the same ports.
+    #[error("device bus: {0}")]
+    Bus(#[from] vm_device::bus::Error),
+}
+
+fn kvm(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
+    move |source| VmError::Kvm { what, source }
+}
+
+/// A built VM, ready to run. Devices may be added to [`Vm::io`] before
+/// [`Vm::run`] (the NIC's PCI bus plugs in here).
+pub struct Vm {
+    /// The VM fd (for irqchip routes and `signal_msi`).
+    pub vm_fd: Arc<VmFd>,
+    /// Guest RAM, one region at GPA 0.
+    pub mem: GuestMemoryMmap,
+    /// The one ordered event log.
+    pub events: EventLog,
+    /// PIO and MMIO dispatch; unclaimed reads return all ones.
+    pub io: IoManager,
+    /// Set when the run is over; no vCPU re-enters the guest after it.
+    pub stop: Arc<AtomicBool>,
+    /// Boot CPU first, then the parked APs.
+    vcpus: Vec<Option<VcpuFd>>,
+    entry: u64,
+    serial: SerialLog,
+    tx: Sender<VmEvent>,
+    rx: Receiver<VmEvent>,
+    timeout: Duration,
+    // Keeps /dev/kvm open for the VM's lifetime.
+    _kvm: Kvm,
+}
+
+fn open_kvm() -> Result<Kvm, VmError> {
+    Kvm::new().map_err(|e| match e.errno() {
+        libc::ENOENT | libc::ENXIO | libc::ENODEV => VmError::KvmMissing(e),
+        libc::EACCES | libc::EPERM => VmError::KvmPermission(e),
+        _ => VmError::KvmOpen(e),
+    })
+}
+
+fn load_guest(mem: &GuestMemoryMmap, path: &std::path::Path) -> Result<u64, VmError> {
+    let bad = |reason: String| VmError::GuestImage { path: path.display().to_string(), reason };
+    let mut file = File::open(path).map_err(|e| bad(e.to_string()))?;
+    let res = Elf::load(mem, None, &mut file, Some(GuestAddress(1 << 20))).map_err(|e| match e {
+        linux_loader::loader::Error::Elf(elf::Error::InvalidElfMagicNumber) => bad("not an ELF file".into()),
+        e => bad(format!("cannot load: {e}")),
+    })?;
+    Ok(res.kernel_load.0)
+}
+
+fn encode_boot_info(b: &BootInfo) -> Vec<u8> {
+    let mut v = Vec::with_capacity(core::mem::size_of::<BootInfo>());
+    v.extend_from_slice(&b.magic.to_le_bytes());
+    v.extend_from_slice(&b.ncpus.to_le_bytes());
+    v.extend_from_slice(&b.tsc_khz.to_le_bytes());
+    v.extend_from_slice(&b.ram_size.to_le_bytes());
+    v
+}
+
+impl Vm {
+    /// Create the VM: memory, irqchip, vCPUs, boot state, guest image,
+    /// payload pool, serial and control port.
+    pub fn new(opts: &RunOptions) -> Result<Self, VmError> {
+        let kvm_sys = open_kvm()?;
+        let vm_fd = kvm_sys.create_vm().map_err(kvm("KVM_CREATE_VM"))?;
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), layout::RAM_SIZE as usize)])
+            .map_err(|e| VmError::Memory(e.to_string()))?;
+        let host = mem.get_host_address(GuestAddress(0)).map_err(|e| VmError::Memory(e.to_string()))?;
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            guest_phys_addr: 0,
+            memory_size: layout::RAM_SIZE,
+            userspace_addr: host as u64,
+            flags: 0,
+        };
+        // SAFETY:
+        // - `host` is the start of a live mmap of RAM_SIZE bytes owned by
+        //   `mem`, which lives in the returned Vm as long as `vm_fd`.
+        // - Slot 0 is the only slot and does not overlap anything.
+        unsafe { vm_fd.set_user_memory_region(region) }.map_err(kvm("KVM_SET_USER_MEMORY_REGION"))?;
+        vm_fd.set_tss_address(layout::KVM_TSS_ADDRESS).map_err(kvm("KVM_SET_TSS_ADDR"))?;
+        // Before any vCPU: PIC, IOAPIC and a LAPIC per vCPU.
+        vm_fd.create_irq_chip().map_err(kvm("KVM_CREATE_IRQCHIP"))?;
+
+        let entry = load_guest(&mem, &opts.guest)?;
+        regs::write_page_tables(&mem)?;
+        regs::write_gdt_idt(&mem)?;
+
+        let supported = kvm_sys.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm("KVM_GET_SUPPORTED_CPUID"))?;
+        let tsc_deadline = kvm_sys.check_extension(Cap::TscDeadlineTimer);
+        let mut vcpus = Vec::new();
+        for cpu in 0..layout::NCPUS {
+            let fd = vm_fd.create_vcpu(u64::from(cpu)).map_err(kvm("KVM_CREATE_VCPU"))?;
+            let mut c = supported.clone();
+            cpuid::patch(&mut c, cpu, layout::NCPUS, tsc_deadline);
+            fd.set_cpuid2(&c).map_err(kvm("KVM_SET_CPUID2"))?;
+            let entries = msr::boot_msr_entries();
+            let msrs = Msrs::from_entries(&entries).map_err(|e| VmError::Memory(format!("MSR list: {e:?}")))?;
+            let written = fd.set_msrs(&msrs).map_err(kvm("KVM_SET_MSRS"))?;
+            if written != entries.len() {
+                return Err(VmError::Kvm { what: "KVM_SET_MSRS (partial)", source: kvm_ioctls::Error::new(libc::EINVAL) });
+            }
+            regs::set_fpu(&fd)?;
+            regs::set_lint(&fd)?;
+            vcpus.push(Some(fd));
+        }
+        // The boot CPU enters now; APs get their state on StartCpu.
+        let bsp = vcpus[0].as_ref().expect("just pushed");
+        regs::set_long_mode_sregs(bsp)?;
+        regs::set_entry_regs(bsp, entry, layout::BOOT_STACK_TOP, 0)?;
+        let tsc_khz = u64::from(bsp.get_tsc_khz().map_err(kvm("KVM_GET_TSC_KHZ"))?);
+
+        let boot = BootInfo { magic: BOOT_INFO_MAGIC, ncpus: layout::NCPUS, tsc_khz, ram_size: layout::RAM_SIZE };
+        mem.write_slice(&encode_boot_info(&boot), GuestAddress(layout::BOOT_INFO))
+            .map_err(|e| VmError::Memory(e.to_string()))?;
+        mem.write_slice(&crate::payload::fill(opts.seed, layout::PAYLOAD_SIZE), GuestAddress(layout::PAYLOAD_BASE))
+            .map_err(|e| VmError::Memory(e.to_string()))?;
+
+        let config = RunConfig {
+            magic: control::CONTROL_MAGIC,
+            version: PROTOCOL_VERSION,
+            scenario: opts.scenario as u32,
+            driver_mutant: opts.driver_mutant as u32,
+            seed: opts.seed,
+            device_mutant: opts.device_mutant as u32,
+            ncpus: layout::NCPUS,
+            tsc_khz,
+            knobs: opts.knobs,
+        };
+        let events = EventLog::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let serial = SerialLog::default();
+        let mut io = IoManager::new();
+        io.register_pio(
+            PioRange::new(PioAddress(COM1), COM1_LEN)?,
+            Arc::new(Mutex::new(SerialDevice::new(serial.clone(), !opts.quiet))),
+        )?;
+        let port = ControlPort::new(mem.clone(), layout::RAM_SIZE, config, events.clone(), tx.clone(), stop.clone(), !opts.quiet);
+        io.register_pio(PioRange::new(PioAddress(control::CONTROL_PORT), 8)?, Arc::new(Mutex::new(port)))?;
+        // 0xcf8..0xcff stay unclaimed until the PCI bus is plugged in, so
+        // every config read returns all ones: "no device here".
+        events.push(
+            Source::Vmm,
+            EventKind::Note {
+                text: format!(
+                    "vm ready: entry {entry:#x}, {} cpus, tsc {tsc_khz} kHz, scenario {}, seed {}, bad-guest knob {}",
+                    layout::NCPUS,
+                    opts.scenario.name(),
+                    opts.seed,
+                    opts.knobs[knob::BAD_GUEST]
+                ),
+            },
+        );
+        Ok(Self {
+            vm_fd: Arc::new(vm_fd),
+            mem,
+            events,
+            io,
+            stop,
+            vcpus,
+            entry,
+            serial,
+            tx,
+            rx,
+            timeout: opts.timeout,
+            _kvm: kvm_sys,
+        })
+    }
+
+    /// The guest's entry point.
+    pub fn entry(&self) -> u64 {
+        self.entry
+    }
+
+    /// Captured serial output.
+    pub fn serial(&self) -> &SerialLog {
+        &self.serial
+    }
+
+    fn spawn(&mut self, cpu: u32, fd: VcpuFd, io: &Arc<IoManager>) -> std::io::Result<JoinHandle<ExitCounts>> {
+        let ctx = VcpuCtx { cpu, io: io.clone(), stop: self.stop.clone(), tx: self.tx.clone() };
+        std::thread::Builder::new().name(format!("vcpu{cpu}")).spawn(move || vcpu::run(fd, ctx))
+    }
+
+    fn start_ap(&mut self, cpu: u64, entry: u64, stack: u64, io: &Arc<IoManager>) -> Result<JoinHandle<ExitCounts>, String> {
+        let idx = usize::try_from(cpu).map_err(|_| format!("StartCpu for cpu {cpu}"))?;
+        let fd = match self.vcpus.get_mut(idx) {
+            Some(slot) if idx > 0 => slot.take().ok_or_else(|| format!("cpu {cpu} started twice"))?,
+            _ => return Err(format!("StartCpu for cpu {cpu}: only cpus 1..{} can be started", layout::NCPUS)),
+        };
+        let setup = || -> Result<(), VmError> {
+            regs::set_long_mode_sregs(&fd)?;
+            regs::set_entry_regs(&fd, entry, stack, cpu)?;
+            // With an in-kernel irqchip, APs start UNINITIALIZED (waiting
+            // for INIT/SIPI); RUNNABLE makes them run the state just set.
+            fd.set_mp_state(kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE }).map_err(kvm("KVM_SET_MP_STATE"))
+        };
+        setup().map_err(|e| format!("starting cpu {cpu}: {e}"))?;
+        self.spawn(idx as u32, fd, io).map_err(|e| format!("spawning vcpu thread: {e}"))
+    }
+
+    /// Run until the guest powers off, fails, or the timeout passes.
+    pub fn run(mut self) -> (Outcome, Stats) {
+        let mut stats = Stats::default();
+        if let Err(e) = vcpu::register_kick_handler() {
+            return (Outcome::HostError { message: format!("installing the vCPU kick handler: {e}") }, stats);
+        }
+        let io = Arc::new(std::mem::take(&mut self.io));
+        let mut threads = Vec::new();
+        let mut protocol_errors = Vec::new();
+        let start = Instant::now();
+        let deadline = start + self.timeout;
+        let bsp = self.vcpus[0].take().expect("boot cpu is created in Vm::new");
+        let end = match self.spawn(0, bsp, &io) {
+            Err(e) => End::HostError(format!("spawning vcpu thread: {e}")),
+            Ok(t) => {
+                threads.push(t);
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.rx.recv_timeout(left) {
+                        Ok(VmEvent::End(e)) => break e,
+                        Ok(VmEvent::StartCpu { cpu, entry, stack }) => match self.start_ap(cpu, entry, stack, &io) {
+                            Ok(t) => threads.push(t),
+                            Err(e) => protocol_errors.push(e),
+                        },
+                        Ok(VmEvent::CpuOnline(cpu)) => stats.cpus_online.push(cpu),
+                        Ok(VmEvent::Ready(at)) => {
+                            stats.boot_to_ready_ms.get_or_insert(at.duration_since(start).as_secs_f64() * 1e3);
+                        }
+                        Ok(VmEvent::ProtocolError(e)) => protocol_errors.push(e),
+                        Err(RecvTimeoutError::Timeout) => break End::Timeout,
+                        Err(RecvTimeoutError::Disconnected) => break End::HostError("event channel closed".into()),
+                    }
+                }
+            }
+        };
+        stats.run_ms = start.elapsed().as_secs_f64() * 1e3;
+        self.stop.store(true, Ordering::SeqCst);
+        let stuck = stop_threads(threads, &mut stats);
+        stats.events = self.events.len();
+        let mut outcome = match end {
+            End::Timeout => Outcome::Timeout {
+                limit_secs: self.timeout.as_secs_f64(),
+                last_serial: self.serial.tail(10),
+                last_events: self.events.tail(10),
+            },
+            end => judge(end, &self.events, &protocol_errors),
+        };
+        if stuck > 0 && matches!(outcome, Outcome::Passed) {
+            outcome = Outcome::HostError { message: format!("{stuck} vCPU thread(s) did not stop") };
+        }
+        (outcome, stats)
+    }
+}
+
+/// Kick every vCPU thread until it returns, then merge the exit counts.
+/// Returns how many threads were still running after the grace period.
+fn stop_threads(threads: Vec<JoinHandle<ExitCounts>>, stats: &mut Stats) -> usize {
+    let grace = Instant::now() + Duration::from_secs(2);
+    let mut stuck = 0;
+    for t in threads {
+        // Repeat the kick: one sent between the stop check and KVM_RUN is
+        // covered by immediate_exit, but repeating costs nothing and also
+        // covers a thread that had not installed its kvm_run pointer yet.
+        while !t.is_finished() && Instant::now() < grace {
+            let _ = t.kill(vcpu::kick_signal());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if !t.is_finished() {
+            stuck += 1;
+            continue; // detach rather than hang the host
+        }
+        if let Ok(counts) = t.join() {
+            for (k, v) in counts {
+                *stats.exits.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+    stuck
+}
+
+/// Turn how the run ended and what the log holds into the outcome.
+pub fn judge(end: End, events: &EventLog, protocol_errors: &[String]) -> Outcome {
+    match end {
+        End::Panic { message, location } => Outcome::GuestPanic { message, location },
+        End::Exception { vector, error_code, rip, cr2, cpu } => Outcome::CpuException { vector, error_code, rip, cr2, cpu },
+        End::TripleFault { cpu, regs } => Outcome::TripleFault { cpu, regs },
+        End::HostError(message) => Outcome::HostError { message },
+        End::Timeout => Outcome::Timeout { limit_secs: 0.0, last_serial: vec![], last_events: events.tail(10) },
+        End::PowerOff(code) => {
+            let mut reasons = Vec::new();
+            if code != 0 {
+                reasons.push(format!("guest powered off with exit code {code}"));
+            }
+            let mut verdicts = 0;
+            for e in events.snapshot() {
+                match e.kind {
+                    EventKind::Verdict { pass, text } => {
+                        verdicts += 1;
+                        if !pass {
+                            reasons.push(format!("guest verdict: fail: {text}"));
+                        }
+                    }
+                    EventKind::Violation { rule, detail } => {
+                        reasons.push(format!("violation #{} {rule}: {detail}", e.seq));
+                    }
+                    _ => {}
+                }
+            }
+            if verdicts == 0 {
+                reasons.push("the guest sent no verdict".into());
+            }
+            reasons.extend(protocol_errors.iter().map(|e| format!("control protocol error: {e}")));
+            if reasons.is_empty() {
+                Outcome::Passed
+            } else {
+                Outcome::Failed { reasons }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(kinds: Vec<EventKind>) -> EventLog {
+        let l = EventLog::new();
+        for k in kinds {
+            l.push(Source::Guest, k);
+        }
+        l
+    }
+
+    #[test]
+    fn pass_needs_verdict_poweroff_zero_and_no_violation() {
+        let ok = log(vec![EventKind::Verdict { pass: true, text: String::new() }]);
+        assert_eq!(judge(End::PowerOff(0), &ok, &[]), Outcome::Passed);
+        let Outcome::Failed { reasons } = judge(End::PowerOff(3), &ok, &["bad".into()]) else { panic!() };
+        assert_eq!(reasons.len(), 2);
+        let none = log(vec![]);
+        assert!(matches!(judge(End::PowerOff(0), &none, &[]), Outcome::Failed { .. }));
+        let viol = log(vec![
+            EventKind::Verdict { pass: true, text: String::new() },
+            EventKind::Violation { rule: "dma-after-stop".into(), detail: "x".into() },
+        ]);
+        let Outcome::Failed { reasons } = judge(End::PowerOff(0), &viol, &[]) else { panic!() };
+        assert!(reasons[0].contains("dma-after-stop"), "{reasons:?}");
+        let fail = log(vec![EventKind::Verdict { pass: false, text: "lost frame".into() }]);
+        assert!(matches!(judge(End::PowerOff(0), &fail, &[]), Outcome::Failed { .. }));
+    }
+}
