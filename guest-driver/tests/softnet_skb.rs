@@ -1,0 +1,142 @@
+//! skb pool: clone semantics, cow_head, the ledger.
+mod common;
+
+use common::RecEnv;
+use nicproof_guest::abi::Marker;
+use nicproof_guest::softnet::skb::{Frag, SkbError, SkbPool, HEAD_CAP, MAX_FRAGS};
+
+const ETH: [u8; 14] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+
+fn frags(n: usize) -> Vec<Frag> {
+    (0..n)
+        .map(|i| Frag { addr: 0x200_0000 + 4096 * i as u64, len: 100 + i as u32 })
+        .collect()
+}
+
+#[test]
+fn alloc_builds_head_and_frags() {
+    let env = RecEnv::leaked();
+    let mut pool = SkbPool::new(4, env);
+    let id = pool.alloc(&ETH, &frags(2)).unwrap();
+    let s = pool.get(id).unwrap();
+    assert_eq!(s.head(), &ETH);
+    assert_eq!(s.frags(), &frags(2)[..]);
+    assert_eq!(s.len(), 14 + 100 + 101);
+    assert_eq!(s.nr_descs(), 3);
+    assert!(!s.is_cloned());
+    assert_eq!(pool.live(), 1);
+    assert_eq!(env.markers(), vec![(Marker::SkbAlloc, vec![u64::from(id.0), 215])]);
+}
+
+#[test]
+fn alloc_rejects_oversized_head_and_too_many_frags() {
+    let mut pool = SkbPool::new(4, RecEnv::leaked());
+    assert_eq!(pool.alloc(&[0; HEAD_CAP + 1], &[]), Err(SkbError::HeadTooBig(HEAD_CAP + 1)));
+    assert_eq!(pool.alloc(&ETH, &frags(MAX_FRAGS + 1)), Err(SkbError::TooManyFrags(MAX_FRAGS + 1)));
+    assert!(pool.alloc(&ETH, &frags(MAX_FRAGS)).is_ok());
+    assert_eq!(pool.live(), 1);
+}
+
+#[test]
+fn clone_shares_data_and_marks_both_cloned() {
+    let env = RecEnv::leaked();
+    let mut pool = SkbPool::new(4, env);
+    let a = pool.alloc(&ETH, &frags(1)).unwrap();
+    pool.set_mark(a, 77).unwrap();
+    let b = pool.clone_skb(a).unwrap();
+    let (sa, sb) = (pool.get(a).unwrap(), pool.get(b).unwrap());
+    assert_eq!(sa.head_addr(), sb.head_addr(), "clones share the head");
+    assert_eq!(sa.dataref(), 2);
+    assert!(sa.is_cloned() && sb.is_cloned());
+    assert_eq!(sb.mark(), 77);
+    assert_eq!(pool.data_blocks_in_use(), 1);
+    assert_eq!(env.markers()[1], (Marker::SkbClone, vec![u64::from(b.0), u64::from(a.0)]));
+}
+
+#[test]
+fn writing_a_cloned_head_needs_cow_and_leaves_the_other_unchanged() {
+    let mut pool = SkbPool::new(4, RecEnv::leaked());
+    let a = pool.alloc(&ETH, &frags(3)).unwrap();
+    let b = pool.clone_skb(a).unwrap();
+    assert_eq!(pool.head_mut(b).err(), Some(SkbError::SharedHead(b)));
+    assert_eq!(pool.set_gso_size(b, 1400), Err(SkbError::SharedHead(b)));
+
+    pool.cow_head(b).unwrap();
+    let (ha, hb) = (pool.get(a).unwrap().head_addr(), pool.get(b).unwrap().head_addr());
+    assert_ne!(ha, hb, "cow gives a private head");
+    assert!(!pool.get(b).unwrap().is_cloned());
+    assert!(!pool.get(a).unwrap().is_cloned(), "the original is the only user of its block now");
+    assert_eq!(pool.get(b).unwrap().frags(), &frags(3)[..], "shared info copied");
+
+    pool.head_mut(b).unwrap()[12] = 0x81; // e.g. VLAN insertion
+    assert_eq!(pool.get(a).unwrap().head(), &ETH, "the clone's writer did not touch shared data");
+    assert_eq!(pool.get(b).unwrap().head()[12], 0x81);
+    assert_eq!(pool.data_blocks_in_use(), 2);
+    // cow on a private head is a no-op.
+    pool.cow_head(b).unwrap();
+    assert_eq!(pool.get(b).unwrap().head_addr(), hb);
+}
+
+#[test]
+fn the_unchecked_writer_corrupts_the_clone_which_is_what_the_mutant_shows() {
+    let mut pool = SkbPool::new(4, RecEnv::leaked());
+    let a = pool.alloc(&ETH, &[]).unwrap();
+    let b = pool.clone_skb(a).unwrap();
+    pool.head_mut_unchecked(b).unwrap()[0] = 0xff;
+    assert_eq!(pool.get(a).unwrap().head()[0], 0xff);
+}
+
+#[test]
+fn data_is_released_with_the_last_reference() {
+    let mut pool = SkbPool::new(4, RecEnv::leaked());
+    let a = pool.alloc(&ETH, &[]).unwrap();
+    let b = pool.clone_skb(a).unwrap();
+    pool.free(a).unwrap();
+    assert_eq!(pool.data_blocks_in_use(), 1);
+    assert_eq!(pool.get(b).unwrap().head(), &ETH);
+    assert!(!pool.get(b).unwrap().is_cloned(), "dataref back to 1");
+    pool.free(b).unwrap();
+    assert_eq!(pool.data_blocks_in_use(), 0);
+    assert_eq!(pool.live(), 0);
+}
+
+#[test]
+fn double_free_is_refused_counted_and_still_visible_to_the_host() {
+    let env = RecEnv::leaked();
+    let mut pool = SkbPool::new(2, env);
+    let a = pool.alloc(&ETH, &[]).unwrap();
+    pool.free(a).unwrap();
+    assert_eq!(pool.free(a), Err(SkbError::NotLive(a)));
+    assert_eq!(pool.bad_frees(), 1);
+    assert_eq!((pool.allocs(), pool.frees()), (1, 1));
+    assert_eq!(env.count(Marker::SkbFree), 2, "the host ledger sees both frees");
+}
+
+#[test]
+fn stale_ids_do_not_reach_a_reused_slot() {
+    let mut pool = SkbPool::new(1, RecEnv::leaked());
+    let a = pool.alloc(&ETH, &[]).unwrap();
+    pool.free(a).unwrap();
+    let b = pool.alloc(&ETH, &[]).unwrap();
+    assert_ne!(a, b, "same slot, new generation");
+    assert!(pool.get(a).is_err());
+    assert_eq!(pool.free(a), Err(SkbError::NotLive(a)));
+    assert!(pool.is_live(b));
+}
+
+#[test]
+fn exhaustion_is_an_error_not_a_panic() {
+    let mut pool = SkbPool::new(2, RecEnv::leaked());
+    let a = pool.alloc(&ETH, &[]).unwrap();
+    let _b = pool.clone_skb(a).unwrap();
+    assert_eq!(pool.alloc(&ETH, &[]), Err(SkbError::Exhausted));
+    assert_eq!(pool.clone_skb(a), Err(SkbError::Exhausted));
+    // As many data blocks as slots, and a cloned skb shares its block, so
+    // cow_head always finds a free block even in a full pool.
+    let mut pool = SkbPool::new(2, RecEnv::leaked());
+    let a = pool.alloc(&ETH, &[]).unwrap();
+    let b = pool.clone_skb(a).unwrap();
+    let _c = pool.alloc(&ETH, &[]);
+    assert_eq!(pool.live(), 2);
+    assert!(pool.cow_head(b).is_ok());
+}
