@@ -11,4 +11,5 @@ pub use nic_model::abi;
 
 pub mod platform;
 pub mod softnet;
+pub mod driver;
 pub mod kernel;

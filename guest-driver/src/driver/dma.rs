@@ -1,0 +1,189 @@
+//! DMA memory for rings and buffers, and the map/unmap ledger.
+//!
+//! [`DmaPool`] hands out page-aligned, physically contiguous regions of
+//! a window (in the guest: `abi::layout::DMA_POOL_*`, identity mapped,
+//! so phys == virt; in host tests: a slice of the model's guest memory,
+//! so the pointer is a host address). [`DmaMapper`] is the driver's
+//! view of the IOMMU: every map and unmap is reported to the host as a
+//! marker (the device's DMA monitor only admits accesses inside mapped
+//! ranges) and counted, so "live maps at the end" is a checkable number.
+
+use crate::abi::Marker;
+use crate::platform::Platform;
+
+/// Page size of the pool.
+pub const PAGE: u64 = 4096;
+/// Most pages a pool manages (16 MiB of 4 KiB pages).
+const MAX_PAGES: usize = 4096;
+
+/// A region of DMA memory: its bus (guest physical) address and where
+/// the driver reaches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaRegion {
+    /// Guest physical address, what the device is given.
+    pub phys: u64,
+    /// CPU pointer to the same bytes.
+    pub ptr: *mut u8,
+    /// Length in bytes (a multiple of [`PAGE`]).
+    pub len: u64,
+}
+
+/// First-fit page allocator over one contiguous window.
+pub struct DmaPool {
+    phys_base: u64,
+    virt_base: *mut u8,
+    pages: usize,
+    used: [u64; MAX_PAGES / 64],
+}
+
+// SAFETY: the pool only hands out addresses; callers synchronise use of
+// the memory itself (the driver owns what it allocated).
+unsafe impl Send for DmaPool {}
+
+impl DmaPool {
+    /// A pool over `len` bytes at guest physical `phys_base`, reachable
+    /// by the CPU at `virt_base`.
+    ///
+    /// # Safety
+    /// `virt_base..virt_base + len` must be valid, writable memory that
+    /// nothing else uses for as long as the pool and its regions live.
+    pub unsafe fn new(phys_base: u64, virt_base: *mut u8, len: u64) -> Self {
+        let pages = ((len / PAGE) as usize).min(MAX_PAGES);
+        Self { phys_base, virt_base, pages, used: [0; MAX_PAGES / 64] }
+    }
+
+    fn is_used(&self, p: usize) -> bool {
+        self.used[p / 64] & (1 << (p % 64)) != 0
+    }
+
+    fn set(&mut self, p: usize, on: bool) {
+        if on {
+            self.used[p / 64] |= 1 << (p % 64);
+        } else {
+            self.used[p / 64] &= !(1 << (p % 64));
+        }
+    }
+
+    /// Allocate at least `len` bytes, page aligned. Contents are
+    /// whatever the last user left: callers initialise what they use.
+    pub fn alloc(&mut self, len: u64) -> Option<DmaRegion> {
+        let n = len.div_ceil(PAGE).max(1) as usize;
+        let mut start = 0;
+        while start + n <= self.pages {
+            match (start..start + n).find(|&p| self.is_used(p)) {
+                Some(busy) => start = busy + 1,
+                None => {
+                    (start..start + n).for_each(|p| self.set(p, true));
+                    let off = start as u64 * PAGE;
+                    return Some(DmaRegion {
+                        phys: self.phys_base + off,
+                        // SAFETY: off + n pages lies inside the window given to `new`.
+                        ptr: unsafe { self.virt_base.add(off as usize) },
+                        len: n as u64 * PAGE,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Return a region from [`DmaPool::alloc`].
+    pub fn free(&mut self, r: DmaRegion) {
+        let first = ((r.phys - self.phys_base) / PAGE) as usize;
+        let n = (r.len / PAGE) as usize;
+        (first..(first + n).min(self.pages)).for_each(|p| self.set(p, false));
+    }
+
+    /// Pages in use (for leak checks).
+    pub fn pages_used(&self) -> usize {
+        self.used.iter().map(|w| w.count_ones() as usize).sum()
+    }
+}
+
+/// Direction of a mapping, as the DmaMap marker encodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum DmaDir {
+    /// The device reads (TX buffers).
+    ToDevice = 0,
+    /// The device writes (RX buffers).
+    FromDevice = 1,
+    /// Both (descriptor rings).
+    Bidirectional = 2,
+}
+
+/// Why a map failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// Zero length, or a range outside guest RAM.
+    BadRange,
+    /// An injected failure (the map-failure scenario).
+    Injected,
+}
+
+/// The driver's map/unmap ledger. Mapping is the identity here (no
+/// IOMMU); what matters is that the host sees every map and unmap.
+pub struct DmaMapper {
+    live: u64,
+    maps: u64,
+    /// Fail every n-th map (0 = never), to exercise the drop path.
+    pub fail_every: u64,
+}
+
+impl DmaMapper {
+    /// A ledger with nothing mapped.
+    pub const fn new() -> Self {
+        Self { live: 0, maps: 0, fail_every: 0 }
+    }
+
+    /// Map `len` bytes at `addr` for the device; returns the bus address.
+    pub fn map(&mut self, plat: &dyn Platform, addr: u64, len: u64, dir: DmaDir) -> Result<u64, MapError> {
+        if len == 0 || addr.checked_add(len).is_none_or(|end| end > crate::abi::layout::RAM_SIZE) {
+            return Err(MapError::BadRange);
+        }
+        self.maps += 1;
+        if self.fail_every != 0 && self.maps % self.fail_every == 0 {
+            return Err(MapError::Injected);
+        }
+        self.live += 1;
+        plat.marker(Marker::DmaMap, &[addr, len, dir as u64]);
+        Ok(addr)
+    }
+
+    /// Undo a [`DmaMapper::map`].
+    pub fn unmap(&mut self, plat: &dyn Platform, addr: u64, len: u64) {
+        self.live = self.live.saturating_sub(1);
+        plat.marker(Marker::DmaUnmap, &[addr, len]);
+    }
+
+    /// Mappings not yet unmapped.
+    pub fn live(&self) -> u64 {
+        self.live
+    }
+}
+
+impl Default for DmaMapper {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_allocates_first_fit_and_reuses_freed_pages() {
+        let mut mem = vec![0u8; 8 * PAGE as usize];
+        // SAFETY: `mem` outlives the pool and nothing else touches it.
+        let mut pool = unsafe { DmaPool::new(0x100_0000, mem.as_mut_ptr(), mem.len() as u64) };
+        let a = pool.alloc(1).unwrap();
+        let b = pool.alloc(2 * PAGE).unwrap();
+        assert_eq!((a.phys, a.len), (0x100_0000, PAGE));
+        assert_eq!((b.phys, b.len), (0x100_0000 + PAGE, 2 * PAGE));
+        pool.free(a);
+        assert_eq!(pool.alloc(PAGE).unwrap().phys, 0x100_0000);
+        assert!(pool.alloc(6 * PAGE).is_none(), "only 5 pages are left");
+        assert_eq!(pool.pages_used(), 3);
+    }
+}
