@@ -1,0 +1,347 @@
+//! net_device lifecycle (auto-close, address validation), the qdisc's
+//! xmit_more batches, NAPI's budget contract and the watchdog.
+mod common;
+
+use common::RecEnv;
+use nicproof_guest::abi::{Marker, QueueReason};
+use nicproof_guest::softnet::errno::{EADDRNOTAVAIL, ENOMEM};
+use nicproof_guest::softnet::napi::{Napi, NapiHandler, NAPI_MISSED};
+use nicproof_guest::softnet::netdev::{
+    is_valid_ether_addr, random_ether_addr, AddrAssignType, DevState, NetDevice, NetDeviceOps,
+    NetdevTx, Qdisc,
+};
+use nicproof_guest::softnet::queue::TxQueue;
+use nicproof_guest::softnet::skb::SkbId;
+use nicproof_guest::softnet::SoftnetMutants;
+
+const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+
+/// A driver that records what the core asks of it.
+#[derive(Default)]
+struct Mock {
+    opens: u32,
+    stops: u32,
+    timeouts: Vec<u32>,
+    open_err: Option<i32>,
+    /// (skb, xmit_more) per call.
+    xmits: Vec<(u32, bool)>,
+    /// Return BUSY for this skb once.
+    busy_on: Option<u32>,
+    /// Stop the queue after this many accepted skbs.
+    stop_after: Option<usize>,
+    queue: Option<&'static TxQueue<'static>>,
+}
+
+impl NetDeviceOps for Mock {
+    fn open(&mut self) -> Result<(), i32> {
+        self.opens += 1;
+        self.open_err.map_or(Ok(()), Err)
+    }
+    fn stop(&mut self) {
+        self.stops += 1;
+    }
+    fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
+        if self.busy_on == Some(skb.0) {
+            self.busy_on = None;
+            return NetdevTx::Busy;
+        }
+        self.xmits.push((skb.0, xmit_more));
+        if let (Some(n), Some(q)) = (self.stop_after, self.queue) {
+            if self.xmits.len() == n {
+                q.stop(QueueReason::RingLow);
+            }
+        }
+        NetdevTx::Ok
+    }
+    fn tx_timeout(&mut self, txq: u32) {
+        self.timeouts.push(txq);
+    }
+}
+
+fn device() -> (NetDevice<'static, 'static, Mock>, &'static RecEnv) {
+    let env = RecEnv::leaked();
+    let q: &'static TxQueue<'static> = Box::leak(Box::new(TxQueue::new(0, false, SoftnetMutants::NONE, env)));
+    let mut dev = NetDevice::new(Mock { queue: Some(q), ..Mock::default() }, q, 1_000);
+    dev.set_dev_addr(MAC, AddrAssignType::Perm);
+    (dev, env)
+}
+
+#[test]
+fn unregister_of_an_up_device_calls_stop_exactly_once() {
+    let (mut dev, env) = device();
+    dev.register().unwrap();
+    dev.open().unwrap();
+    env.clear();
+    dev.unregister();
+    assert_eq!(dev.ops.stops, 1);
+    assert_eq!(dev.stop_calls(), 1);
+    assert_eq!(dev.state(), DevState::Unregistered);
+    assert_eq!(
+        env.kinds(),
+        vec![Marker::UnregisterEnter, Marker::StopEnter, Marker::StopExit, Marker::UnregisterExit]
+    );
+    assert_eq!(env.markers()[0].1, vec![1], "was up");
+    dev.unregister();
+    assert_eq!(dev.ops.stops, 1, "a second unregister does nothing");
+}
+
+#[test]
+fn unregister_of_a_down_device_never_calls_stop() {
+    let (mut dev, env) = device();
+    dev.register().unwrap();
+    dev.open().unwrap();
+    dev.close();
+    dev.close();
+    assert_eq!(dev.ops.stops, 1, "close of a DOWN device does nothing");
+    env.clear();
+    dev.unregister();
+    assert_eq!(dev.ops.stops, 1);
+    assert_eq!(env.kinds(), vec![Marker::UnregisterEnter, Marker::UnregisterExit]);
+    assert_eq!(env.markers()[0].1, vec![0]);
+}
+
+#[test]
+fn unregister_no_stop_mutant_skips_the_close() {
+    let (mut dev, _) = device();
+    dev.register().unwrap();
+    dev.open().unwrap();
+    dev.unregister_with(true);
+    assert_eq!(dev.ops.stops, 0);
+}
+
+#[test]
+fn repeated_cycles_pair_every_open_with_one_stop() {
+    let (mut dev, env) = device();
+    dev.register().unwrap();
+    for _ in 0..10 {
+        dev.open().unwrap();
+        dev.open().unwrap(); // already up: no second ndo_open
+        dev.close();
+    }
+    dev.open().unwrap();
+    dev.unregister();
+    assert_eq!((dev.ops.opens, dev.ops.stops), (11, 11));
+    assert_eq!(env.count(Marker::StopEnter), 11);
+    assert_eq!(env.count(Marker::StopExit), 11);
+}
+
+#[test]
+fn open_with_an_invalid_address_fails_without_calling_the_driver() {
+    for bad in [[0u8; 6], [0x01, 0, 0x5e, 0, 0, 1], [0xff; 6]] {
+        let (mut dev, env) = device();
+        dev.set_dev_addr(bad, AddrAssignType::Perm);
+        dev.register().unwrap();
+        assert_eq!(dev.open(), Err(EADDRNOTAVAIL));
+        assert_eq!(dev.ops.opens, 0);
+        assert!(!dev.is_up());
+        assert_eq!(env.count(Marker::OpenEnter), 0);
+    }
+}
+
+#[test]
+fn open_error_leaves_the_device_down_and_is_reported() {
+    let (mut dev, env) = device();
+    dev.ops.open_err = Some(ENOMEM);
+    dev.register().unwrap();
+    assert_eq!(dev.open(), Err(ENOMEM));
+    assert!(!dev.is_up());
+    assert_eq!(env.markers().last().unwrap(), &(Marker::OpenExit, vec![ENOMEM as u64]));
+    dev.unregister();
+    assert_eq!(dev.ops.stops, 0);
+}
+
+#[test]
+fn ether_address_validation_and_random_addresses() {
+    assert!(is_valid_ether_addr(&MAC));
+    assert!(!is_valid_ether_addr(&[0; 6]));
+    assert!(!is_valid_ether_addr(&[0x01, 0, 0, 0, 0, 0]));
+    assert!(!is_valid_ether_addr(&[0xff; 6]));
+    for seed in [0u64, u64::MAX, 0x0101_0101_0101, 0xdead_beef_cafe] {
+        let a = random_ether_addr(seed);
+        assert!(is_valid_ether_addr(&a), "{a:x?}");
+        assert_eq!(a[0] & 0x03, 0x02, "unicast, locally administered");
+    }
+}
+
+#[test]
+fn qdisc_batches_set_xmit_more_on_all_but_the_last() {
+    let (mut dev, _) = device();
+    dev.register().unwrap();
+    dev.open().unwrap();
+    let mut q = Qdisc::new(64);
+    for i in 0..10 {
+        q.enqueue(SkbId(i)).unwrap();
+    }
+    let run = dev.qdisc_run(&mut q, 4);
+    assert_eq!(run.sent, 10);
+    let more: Vec<bool> = dev.ops.xmits.iter().map(|x| x.1).collect();
+    let t = true;
+    let f = false;
+    assert_eq!(more, vec![t, t, t, f, t, t, t, f, t, f]);
+}
+
+#[test]
+fn qdisc_stops_with_the_queue_and_requeues_busy_at_the_head() {
+    let (mut dev, env) = device();
+    dev.register().unwrap();
+    dev.open().unwrap();
+    dev.ops.stop_after = Some(3);
+    dev.ops.busy_on = Some(5);
+    let mut q = Qdisc::new(64);
+    for i in 0..8 {
+        q.enqueue(SkbId(i)).unwrap();
+    }
+    let run = dev.qdisc_run(&mut q, 16);
+    assert_eq!(run.sent, 3, "no xmit on a stopped queue");
+    assert_eq!(q.len(), 5);
+    dev.queue().wake(QueueReason::Reclaim);
+    dev.ops.stop_after = None;
+    let run = dev.qdisc_run(&mut q, 16);
+    assert_eq!((run.sent, run.busy), (2, 1));
+    assert_eq!(dev.busy_count(), 1);
+    assert_eq!(env.count(Marker::XmitBusy), 1);
+    let run = dev.qdisc_run(&mut q, 16);
+    assert_eq!(run.sent, 3);
+    let order: Vec<u32> = dev.ops.xmits.iter().map(|x| x.0).collect();
+    assert_eq!(order, vec![0, 1, 2, 3, 4, 5, 6, 7], "the BUSY skb went again, first, once");
+}
+
+#[test]
+fn xmit_on_a_down_device_never_reaches_the_driver() {
+    let (mut dev, _) = device();
+    dev.register().unwrap();
+    assert_eq!(dev.xmit(SkbId(1), false), NetdevTx::Busy);
+    assert!(dev.ops.xmits.is_empty());
+}
+
+#[test]
+fn watchdog_fires_on_a_stalled_stopped_queue_only() {
+    let (mut dev, env) = device();
+    dev.register().unwrap();
+    dev.open().unwrap();
+    dev.set_carrier(true);
+    env.set_now(10_000);
+    assert!(!dev.watchdog_tick(), "running queue");
+    dev.queue().stop(QueueReason::RingLow);
+    env.advance(1_000);
+    assert!(!dev.watchdog_tick(), "exactly watchdog_timeo is not yet late");
+    env.advance(1);
+    assert!(dev.watchdog_tick());
+    assert_eq!(dev.ops.timeouts, vec![0]);
+    assert_eq!(env.markers().last().unwrap(), &(Marker::TxTimeout, vec![0, 1_001]));
+    env.advance(500);
+    assert!(!dev.watchdog_tick(), "re-armed from the last fire");
+    env.advance(501);
+    assert!(dev.watchdog_tick());
+    dev.set_carrier(false);
+    env.advance(5_000);
+    assert!(!dev.watchdog_tick(), "never with carrier off");
+    dev.set_carrier(true);
+    dev.queue().wake(QueueReason::Reclaim);
+    assert!(!dev.watchdog_tick(), "progress: woken");
+    assert_eq!(dev.watchdog().fired(), 2);
+}
+
+#[test]
+fn watchdog_sees_bql_stops_too() {
+    let env = RecEnv::leaked();
+    let q: &'static TxQueue<'static> = Box::leak(Box::new(TxQueue::new(0, true, SoftnetMutants::NONE, env)));
+    let mut dev = NetDevice::new(Mock::default(), q, 100);
+    dev.set_dev_addr(MAC, AddrAssignType::Perm);
+    dev.register().unwrap();
+    dev.open().unwrap();
+    dev.set_carrier(true);
+    q.sent_queue(1000).unwrap(); // limit 0: STACK_XOFF
+    env.advance(101);
+    assert!(dev.watchdog_tick());
+}
+
+/// A NAPI handler recording the calls.
+#[derive(Default)]
+struct Poller {
+    tx_cleans: u32,
+    rx_calls: Vec<u32>,
+    rx_pending: u32,
+    irq_enables: u32,
+}
+
+impl NapiHandler for Poller {
+    fn clean_tx(&mut self) {
+        self.tx_cleans += 1;
+    }
+    fn clean_rx(&mut self, budget: u32) -> u32 {
+        self.rx_calls.push(budget);
+        let n = self.rx_pending.min(budget);
+        self.rx_pending -= n;
+        n
+    }
+    fn irq_enable(&mut self) {
+        self.irq_enables += 1;
+    }
+}
+
+#[test]
+fn napi_budget_zero_reclaims_tx_only_and_does_not_complete() {
+    let napi = Napi::new(64);
+    napi.enable();
+    assert!(napi.schedule());
+    let mut p = Poller { rx_pending: 5, ..Poller::default() };
+    let r = napi.poll(0, &mut p);
+    assert_eq!(p.tx_cleans, 1, "TX completions ignore the budget");
+    assert!(p.rx_calls.is_empty(), "no RX with budget 0");
+    assert!(!r.completed && p.irq_enables == 0, "no napi_complete_done with budget 0");
+    assert!(napi.is_scheduled());
+}
+
+#[test]
+fn napi_completes_under_budget_and_repolls_when_exhausted() {
+    let napi = Napi::new(4);
+    napi.enable();
+    assert!(napi.schedule());
+    let mut p = Poller { rx_pending: 6, ..Poller::default() };
+    let r = napi.poll(4, &mut p);
+    assert_eq!((r.rx_done, r.completed, r.repoll), (4, false, true));
+    assert!(napi.is_scheduled());
+    let r = napi.poll(4, &mut p);
+    assert_eq!((r.rx_done, r.completed, r.repoll), (2, true, false));
+    assert_eq!(p.irq_enables, 1);
+    assert!(!napi.is_scheduled());
+    assert_eq!(p.tx_cleans, 2);
+}
+
+#[test]
+fn napi_irq_while_polling_forces_another_round() {
+    let napi = Napi::new(64);
+    napi.enable();
+    assert!(napi.schedule());
+    assert!(!napi.schedule(), "already scheduled: the IRQ is remembered, not lost");
+    assert_ne!(napi.state() & NAPI_MISSED, 0);
+    let mut p = Poller::default();
+    let r = napi.poll(64, &mut p);
+    assert!(r.repoll && !r.completed, "missed IRQ: poll again");
+    let r = napi.poll(64, &mut p);
+    assert!(r.completed);
+    assert_eq!(p.irq_enables, 1);
+    let mut p = Poller::default();
+    assert!(napi.schedule());
+    assert_eq!(napi.run(&mut p, 8), 0);
+    assert!(!napi.is_scheduled());
+}
+
+#[test]
+fn napi_disable_waits_for_the_running_poll() {
+    let napi = Napi::new(4);
+    assert!(!napi.schedule(), "a new context starts disabled");
+    napi.enable();
+    assert!(napi.schedule());
+    assert!(!napi.try_disable(), "a poll holds SCHED");
+    assert!(!napi.schedule(), "no new schedule once disable is pending");
+    let mut p = Poller { rx_pending: 100, ..Poller::default() };
+    let r = napi.poll(4, &mut p);
+    assert!(!r.repoll, "a pending disable ends the polling");
+    assert_eq!(p.irq_enables, 0, "and does not re-enable the IRQ");
+    assert!(napi.try_disable());
+    assert!(napi.is_disabled());
+    napi.enable();
+    assert!(napi.schedule());
+}
