@@ -12,4 +12,5 @@ pub use nic_model::abi;
 pub mod platform;
 pub mod softnet;
 pub mod driver;
+pub mod scenarios;
 pub mod kernel;

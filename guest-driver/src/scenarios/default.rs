@@ -1,0 +1,166 @@
+//! The default scenario: probe, open, send N frames of mixed sizes and
+//! fragment counts through loopback, receive them (the host checks each
+//! delivery byte for byte), stop, unregister, report a summary.
+
+use alloc::format;
+use core::cell::RefCell;
+
+use crate::abi::{knob, DriverMutant, Marker, RunConfig, MAX_SKB_FRAGS};
+use crate::driver::dma::DmaPool;
+use crate::driver::{splitmix64, DriverConfig, Nic};
+use crate::platform::Platform;
+use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
+use crate::softnet::netdev::{NetDevice, Qdisc};
+use crate::softnet::queue::TxQueue;
+use crate::softnet::skb::{Frag, SkbPool};
+use crate::softnet::watchdog::DEFAULT_WATCHDOG_TIMEO_NS;
+use crate::softnet::{PlatformEnv, SoftnetMutants};
+
+use super::{Verdict, PAYLOAD};
+
+/// Frames sent when the FRAMES knob is 0.
+pub const DEFAULT_FRAMES: u64 = 64;
+/// skbs the qdisc holds at once (and the skb pool's headroom).
+const QDISC_LEN: usize = 64;
+/// Idle wait between polls when nothing moved (an interrupt ends it early).
+const IDLE_WAIT_NS: u64 = 1_000_000;
+
+/// How NAPI runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Transmit and NAPI on the same CPU.
+    Single,
+}
+
+/// A deterministic stream of frame shapes from the seed.
+struct Shapes(u64);
+
+impl Shapes {
+    fn next(&mut self) -> u64 {
+        self.0 = splitmix64(self.0);
+        self.0
+    }
+
+    /// Fragments of frame `i`: 1..=MAX_SKB_FRAGS pieces of the payload
+    /// pool, 60..=1514 bytes in all (mixed: small, mid and full frames).
+    fn frame(&mut self, frags: &mut [Frag; MAX_SKB_FRAGS as usize]) -> usize {
+        let r = self.next();
+        let len = match r % 4 {
+            0 => 60 + (r >> 8) % 68,
+            1 => 128 + (r >> 8) % 512,
+            _ => 640 + (r >> 8) % 875,
+        } as u32;
+        let nfrags = (1 + (r >> 24) % u64::from(MAX_SKB_FRAGS)).min(u64::from(len / 4)) as usize;
+        let base = PAYLOAD.0 + (r >> 32) % (PAYLOAD.1 - 4096);
+        let (mut off, mut left) = (0u64, len);
+        for (k, f) in frags.iter_mut().take(nfrags).enumerate() {
+            let this = if k + 1 == nfrags { left } else { (left / (nfrags - k) as u32).max(1) };
+            *f = Frag { addr: base + off, len: this };
+            off += u64::from(this);
+            left -= this;
+        }
+        nfrags
+    }
+}
+
+/// Run the scenario; `pool` is the DMA memory the driver may use.
+pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, _mode: Mode) -> Verdict {
+    let mutant = DriverMutant::from_u32(cfg.driver_mutant).unwrap_or(DriverMutant::None);
+    let frames = match cfg.knobs[knob::FRAMES] {
+        0 => DEFAULT_FRAMES,
+        n => n.min(100_000),
+    };
+    let batch = cfg.knobs[knob::BATCH].clamp(1, 64) as u32;
+    let env = PlatformEnv(plat);
+    let skbs = RefCell::new(SkbPool::new((QDISC_LEN * 2 + 64) as u16, &env));
+    let txq = TxQueue::new(0, true, SoftnetMutants::from_driver_mutant(mutant), &env);
+    let napi = Napi::new(NAPI_POLL_WEIGHT);
+    let dcfg = DriverConfig::from_run(cfg);
+    let nic = match Nic::probe(plat, pool, dcfg, &skbs, &txq, &napi) {
+        Ok(n) => n,
+        Err(e) => return Verdict::fail(format!("probe failed: {e:?}")),
+    };
+    let mut dev = NetDevice::new(nic, &txq, DEFAULT_WATCHDOG_TIMEO_NS);
+    let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
+    dev.set_dev_addr(mac, how);
+    if let Err(e) = dev.register() {
+        return Verdict::fail(format!("register failed: errno {e}"));
+    }
+    if let Err(e) = dev.open() {
+        dev.unregister();
+        return Verdict::fail(format!("open failed: errno {e}"));
+    }
+    dev.set_carrier(true);
+
+    let mut q = Qdisc::new(QDISC_LEN);
+    let mut shapes = Shapes(cfg.seed ^ 0x5eed);
+    let mut frags = [Frag::default(); MAX_SKB_FRAGS as usize];
+    let mut made = 0u64;
+    let deadline = plat.now_ns() + 10_000_000_000 + frames * 50_000_000;
+    let mut timed_out = false;
+    loop {
+        while made < frames && q.len() < QDISC_LEN {
+            let n = shapes.frame(&mut frags);
+            match skbs.borrow_mut().alloc(&[], &frags[..n]) {
+                Ok(id) => q.enqueue(id).expect("qdisc has room"),
+                Err(_) => break,
+            }
+            made += 1;
+        }
+        let sent = dev.qdisc_run(&mut q, batch).sent;
+        let mut rx = 0;
+        if napi.schedule() {
+            rx = napi.run(&mut dev.ops, 4);
+        }
+        if mutant != DriverMutant::NoWatchdog {
+            dev.watchdog_tick();
+        }
+        let s = dev.ops.stats;
+        let sent_all = made == frames && q.is_empty();
+        if sent_all && s.tx_completed >= s.tx_packets && s.rx_packets >= s.tx_packets {
+            break;
+        }
+        if plat.now_ns() > deadline {
+            timed_out = true;
+            break;
+        }
+        if sent == 0 && rx == 0 {
+            plat.wait_until(plat.now_ns() + IDLE_WAIT_NS);
+        }
+    }
+    let stats = dev.ops.stats;
+    dev.unregister_with(mutant == DriverMutant::UnregisterNoStop);
+    // Anything the qdisc still holds is the stack's to free.
+    for id in q.drain() {
+        let _ = skbs.borrow_mut().free(id);
+    }
+    let live_skbs = skbs.borrow().live();
+    let live_maps = dev.ops.dma.live();
+    let busy = dev.busy_count();
+    let inflight = txq.dql().inflight();
+    plat.marker(Marker::Summary, &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)]);
+    let checks = [
+        (timed_out, "timed out before every frame came back"),
+        (dev.ops.is_open(), "auto-close: the device is still open after unregister"),
+        (live_skbs != 0, "skb ledger: skbs still live at the end"),
+        (live_maps != 0, "dma: mappings still live at the end"),
+        (busy != 0, "xmit returned BUSY"),
+        (inflight != 0, "bql: bytes still in flight at the end"),
+        (skbs.borrow().bad_frees() != 0, "skb ledger: double or stale free"),
+        (stats.stale_skbs != 0, "busy-ownership: a freed skb was handed back to xmit"),
+        (stats.rx_packets != stats.tx_packets, "loopback: received count differs from sent"),
+    ];
+    for (bad, why) in checks {
+        if bad {
+            plat.marker_text(Marker::OracleFail, &[], why);
+            return Verdict::fail(format!("{why} ({stats:?}, live skbs {live_skbs}, live maps {live_maps}, busy {busy}, bql {inflight})"));
+        }
+    }
+    Verdict {
+        pass: true,
+        text: format!(
+            "default: {} frames sent, {} received, {} doorbells, 0 live skbs/maps, 0 BUSY, BQL 0",
+            stats.tx_packets, stats.rx_packets, stats.doorbells
+        ),
+    }
+}

@@ -1,0 +1,56 @@
+//! Scenario bodies the kernel dispatches to by `abi::Scenario`.
+//!
+//! A scenario is portable (it runs on a `Platform`), so host tests run the
+//! very same body against nic-model over plain guest memory.
+
+pub mod default;
+
+use alloc::string::String;
+
+use crate::abi::{layout, RunConfig, Scenario};
+use crate::driver::dma::DmaPool;
+use crate::platform::Platform;
+
+/// A scenario's own verdict (the host judges the log independently).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether every guest-side check held.
+    pub pass: bool,
+    /// Why (the first failure, or a one-line summary).
+    pub text: String,
+}
+
+impl Verdict {
+    /// A failing verdict.
+    pub fn fail(text: impl Into<String>) -> Self {
+        Self { pass: false, text: text.into() }
+    }
+}
+
+/// The DMA pool of the guest kernel: `layout::DMA_POOL_*`, identity mapped.
+#[cfg(target_os = "none")]
+pub fn guest_dma_pool() -> DmaPool {
+    // SAFETY: the VMM identity-maps all RAM and this window is reserved
+    // for DMA memory by abi::layout; only the driver uses it, and only
+    // one pool is made per scenario run.
+    unsafe { DmaPool::new(layout::DMA_POOL_BASE, layout::DMA_POOL_BASE as *mut u8, layout::DMA_POOL_SIZE) }
+}
+
+/// Run the NIC scenario `cfg.scenario` with DMA memory from `pool`.
+/// Returns None for scenarios that are not NIC scenarios (empty, boot).
+pub fn run_with_pool(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool) -> Option<Verdict> {
+    match Scenario::from_u32(cfg.scenario)? {
+        Scenario::Default => Some(default::run(plat, cfg, pool, default::Mode::Single)),
+        Scenario::Smp => Some(Verdict::fail("smp: transmit/NAPI split across vCPUs is not implemented yet")),
+        Scenario::Empty | Scenario::Boot => None,
+    }
+}
+
+/// The kernel's entry: run a NIC scenario on the guest's DMA pool.
+#[cfg(target_os = "none")]
+pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig) -> Option<Verdict> {
+    run_with_pool(plat, cfg, guest_dma_pool())
+}
+
+/// Bytes of payload the host fills at `layout::PAYLOAD_BASE`.
+pub const PAYLOAD: (u64, u64) = (layout::PAYLOAD_BASE, layout::PAYLOAD_SIZE);
