@@ -129,7 +129,9 @@ fn load_guest(mem: &GuestMemoryMmap, path: &std::path::Path) -> Result<u64, VmEr
     let bad = |reason: String| VmError::GuestImage { path: path.display().to_string(), reason };
     let mut file = File::open(path).map_err(|e| bad(e.to_string()))?;
     let res = Elf::load(mem, None, &mut file, Some(GuestAddress(1 << 20))).map_err(|e| match e {
-        linux_loader::loader::Error::Elf(elf::Error::InvalidElfMagicNumber) => bad("not an ELF file".into()),
+        linux_loader::loader::Error::Elf(elf::Error::InvalidElfMagicNumber | elf::Error::ReadElfHeader) => {
+            bad("not an ELF file".into())
+        }
         e => bad(format!("cannot load: {e}")),
     })?;
     Ok(res.kernel_load.0)

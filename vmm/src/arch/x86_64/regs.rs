@@ -33,6 +33,8 @@ const PTE_HUGE: u64 = 1 << 7;
 // Control register bits.
 const CR0_PE: u64 = 1 << 0;
 const CR0_ET: u64 = 1 << 4;
+const CR0_NW: u64 = 1 << 29;
+const CR0_CD: u64 = 1 << 30;
 const CR0_PG: u64 = 1 << 31;
 const CR4_PAE: u64 = 1 << 5;
 const EFER_LME: u64 = 1 << 8;
@@ -138,7 +140,8 @@ pub fn set_long_mode_sregs(vcpu: &VcpuFd) -> Result<(), RegsError> {
     s.tr = tss;
     s.cr3 = PML4;
     s.cr4 |= CR4_PAE;
-    s.cr0 |= CR0_PE | CR0_ET | CR0_PG;
+    // Caches on (KVM's reset value has CD|NW set): the guest expects WB RAM.
+    s.cr0 = (s.cr0 & !(CR0_CD | CR0_NW)) | CR0_PE | CR0_ET | CR0_PG;
     s.efer |= EFER_LME | EFER_LMA | EFER_NXE;
     vcpu.set_sregs(&s).map_err(kvm("KVM_SET_SREGS"))
 }
