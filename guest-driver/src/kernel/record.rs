@@ -85,9 +85,10 @@ pub fn cpu_online(cpu: u64) -> Record {
 }
 
 /// Boot finished: args[0] = scenario id, args[1] = TSC kHz in use,
-/// args[2] = boot path (0 direct 64-bit entry, 1 PVH).
-pub fn ready(scenario: u64, tsc_khz: u64, pvh: bool) -> Record {
-    plain(RecordKind::Ready, [scenario, tsc_khz, pvh as u64, 0, 0, 0])
+/// args[2] = boot path (0 direct 64-bit entry, 1 PVH), args[3] = the TSC
+/// when Ready was sent (guest-side boot time = args[3] / args[1] ms).
+pub fn ready(scenario: u64, tsc_khz: u64, pvh: bool, tsc: u64) -> Record {
+    plain(RecordKind::Ready, [scenario, tsc_khz, pvh as u64, tsc, 0, 0])
 }
 
 #[cfg(test)]

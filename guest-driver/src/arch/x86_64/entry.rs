@@ -1,0 +1,203 @@
+//! Entry points, the GDT, the PVH note and the interrupt stubs.
+//!
+//! One ELF, two ways in (shared/notes/guest.md §1.4):
+//! - `_start` (the ELF entry): the nicproof VMM enters here in 64-bit
+//!   mode with its own page tables (0..4 GiB identity), rdi = boot info,
+//!   rsi = CPU index, IF = 0.
+//! - `nicproof_pvh_start32` (named by the Xen PVH note): QEMU `-kernel`
+//!   enters here in 32-bit protected mode, paging off, ebx =
+//!   `hvm_start_info`. The stub switches to long mode on static page
+//!   tables (no run-time table building) and joins the same path.
+//!
+//! Application processors enter at [`ap_entry_address`], with the stack
+//! the boot CPU asked for in its StartCpu record.
+
+use core::arch::global_asm;
+use nicproof_guest::abi::layout;
+
+/// Top of the boot CPU's stack: slot 0 of the per-CPU stack area (the
+/// VMM's boot stack below 0x9000 is too small for a Rust kernel).
+pub const BSP_STACK_TOP: u64 = layout::AP_STACK_BASE + layout::AP_STACK_SIZE;
+
+/// Top of CPU `cpu`'s stack.
+pub const fn stack_top(cpu: u32) -> u64 {
+    layout::AP_STACK_BASE + (cpu as u64 + 1) * layout::AP_STACK_SIZE
+}
+
+extern "C" {
+    fn nicproof_ap_entry();
+    fn nicproof_isr_stubs();
+}
+
+/// Address the VMM must start an application processor at.
+pub fn ap_entry_address() -> u64 {
+    nicproof_ap_entry as *const () as u64
+}
+
+/// Address of the first interrupt stub; stub `v` is at `+ 16 * v`.
+pub fn isr_stubs_address() -> u64 {
+    nicproof_isr_stubs as *const () as u64
+}
+
+global_asm!(
+    r#"
+    .section .text.nicproof_entry, "ax"
+    .code64
+
+    /* Direct 64-bit entry (boot CPU): rdi = boot info, rsi = CPU index. */
+    .global _start
+_start:
+    movq ${bsp_stack}, %rsp
+    call nicproof_load_gdt
+    xorl %ebp, %ebp
+    call {kmain}
+    ud2
+
+    /* Application processors: rsp = their stack, rsi = CPU index. */
+    .global nicproof_ap_entry
+nicproof_ap_entry:
+    andq $-16, %rsp
+    call nicproof_load_gdt
+    xorl %ebp, %ebp
+    call {ap_main}
+    ud2
+
+    /* Load our GDT and reload every segment but fs/gs (their bases are
+       per-CPU data, set later through MSRs). Clobbers rax only. */
+nicproof_load_gdt:
+    lgdt nicproof_gdt_ptr(%rip)
+    pushq $0x08
+    leaq 2f(%rip), %rax
+    pushq %rax
+    lretq
+2:  movl $0x10, %eax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    ret
+
+    /* PVH entry: 32-bit protected mode, paging off, ebx = start_info. */
+    .code32
+    .global nicproof_pvh_start32
+nicproof_pvh_start32:
+    cli
+    movl %ebx, %edi
+    lgdtl nicproof_gdt_ptr
+    movl %cr4, %eax
+    orl $0x20, %eax                 /* PAE */
+    movl %eax, %cr4
+    movl $nicproof_pvh_pml4, %eax
+    movl %eax, %cr3
+    movl $0xc0000080, %ecx          /* EFER */
+    rdmsr
+    orl $0x100, %eax                /* LME */
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80000001, %eax           /* PG | PE */
+    movl %eax, %cr0
+    ljmpl $0x08, $nicproof_pvh_start64
+
+    .code64
+nicproof_pvh_start64:
+    movl %edi, %edi                 /* upper halves are undefined after the switch */
+    xorl %esi, %esi
+    jmp _start
+
+    /* GDT: null, 64-bit code (0x08), data (0x10). Accessed bits are
+       preset so the CPU never writes to this read-only table. */
+    .section .rodata.nicproof_gdt, "a"
+    .balign 16
+nicproof_gdt:
+    .quad 0
+    .quad 0x00af9b000000ffff
+    .quad 0x00cf93000000ffff
+nicproof_gdt_ptr:
+    .word 23
+    .quad nicproof_gdt
+
+    /* PVH page tables, built by the assembler: 0..4 GiB identity mapped
+       with 2 MiB pages; the top GiB (MMIO window, IOAPIC, LAPIC) uncached. */
+    .section .data.nicproof_pvh_pt, "aw"
+    .balign 4096
+nicproof_pvh_pml4:
+    .quad nicproof_pvh_pdpt + 0x3
+    .fill 511, 8, 0
+nicproof_pvh_pdpt:
+    .quad nicproof_pvh_pd + 0x0003
+    .quad nicproof_pvh_pd + 0x1003
+    .quad nicproof_pvh_pd + 0x2003
+    .quad nicproof_pvh_pd + 0x3003
+    .fill 508, 8, 0
+nicproof_pvh_pd:
+    .set pde, 0
+    .rept 2048
+    .if pde >= 1536
+    .quad (pde << 21) | 0x9b        /* P RW PWT PCD PS */
+    .else
+    .quad (pde << 21) | 0x83        /* P RW PS */
+    .endif
+    .set pde, pde + 1
+    .endr
+
+    /* Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY = 18), 4-aligned so QEMU
+       and linux-loader agree on where the descriptor starts. */
+    .section .note.Xen, "a", @note
+    .balign 4
+    .long 4
+    .long 8
+    .long 18
+    .asciz "Xen"
+    .balign 4
+    .quad nicproof_pvh_start32
+
+    /* Interrupt stubs, 16 bytes each: push a zero error code where the
+       CPU pushes none, push the vector, join the common path. */
+    .section .text.nicproof_isr, "ax"
+    .balign 16
+    .global nicproof_isr_stubs
+nicproof_isr_stubs:
+    .set vec, 0
+    .rept 256
+    .balign 16
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vec
+    jmp nicproof_isr_common
+    .set vec, vec + 1
+    .endr
+
+    /* The CPU aligned rsp to 16 and pushed 5 words; error code and vector
+       make 7, the 9 scratch registers 16: rsp is 16-aligned at the call. */
+nicproof_isr_common:
+    pushq %rax
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    movq %rsp, %rdi
+    cld
+    call {dispatch}
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rax
+    addq $16, %rsp
+    iretq
+"#,
+    bsp_stack = const BSP_STACK_TOP,
+    kmain = sym crate::boot::kmain,
+    ap_main = sym crate::boot::ap_main,
+    dispatch = sym super::idt::dispatch,
+    options(att_syntax)
+);
