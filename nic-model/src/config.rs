@@ -1,0 +1,114 @@
+//! Per-run device configuration: the MAC, fault knobs, the device
+//! mutant, the backend and whether the DMA monitor is on.
+//!
+//! Everything here is plain data (serde-friendly) so the VMM can take it
+//! from a scenario table or the command line and log it with the run.
+
+use crate::abi::DeviceMutant;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The MAC used when the configuration does not name one: locally
+/// administered, unicast (bit 1 of the first octet set, bit 0 clear).
+pub const DEFAULT_MAC: [u8; 6] = [0x02, 0x4e, 0x50, 0x00, 0x00, 0x01];
+
+/// An invalid address the EEPROM presents instead of the real MAC
+/// (scenario 1: the driver must reject it or use a random one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InvalidMac {
+    /// 00:00:00:00:00:00.
+    Zero,
+    /// A group address (bit 0 of the first octet set).
+    Multicast,
+    /// ff:ff:ff:ff:ff:ff.
+    Broadcast,
+}
+
+impl InvalidMac {
+    /// The bytes the EEPROM returns for this knob.
+    pub fn bytes(self) -> [u8; 6] {
+        match self {
+            Self::Zero => [0; 6],
+            Self::Multicast => [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01],
+            Self::Broadcast => [0xff; 6],
+        }
+    }
+}
+
+/// Where transmitted frames go.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendConfig {
+    /// Into the device's own RX ring.
+    #[default]
+    Loopback,
+    /// Nowhere (counted and logged only).
+    Null,
+    /// Appended to a pcap file at this path.
+    Pcap(String),
+}
+
+/// Everything that makes one run's device differ from another's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NicConfig {
+    /// The permanent MAC address stored in the EEPROM.
+    pub mac: [u8; 6],
+    /// Present an invalid address instead of `mac`.
+    pub invalid_mac: Option<InvalidMac>,
+    /// How long a reset keeps `STATUS_RESETTING` set, in virtual µs.
+    pub reset_delay_us: u64,
+    /// Stop fetching TX descriptors (so nothing completes) once this many
+    /// packets have completed; one-shot, cleared by the next reset
+    /// (scenarios 5 and 19).
+    pub stall_completions_after: Option<u64>,
+    /// Drop the Nth TX-completion MSI (1-based; scenario 15).
+    pub drop_nth_tx_irq: Option<u64>,
+    /// Keep polling descriptor rings by DMA every few µs while TX/RX are
+    /// enabled, as r8169 hardware does (scenario 4).
+    pub dma_until_disabled: bool,
+    /// Write TX completions only when the driver writes `TEST_COMPLETE`
+    /// (scenario 10).
+    pub complete_on_request: bool,
+    /// The deliberately broken behaviour, if any.
+    #[serde(serialize_with = "ser_mutant", deserialize_with = "de_mutant")]
+    pub mutant: DeviceMutant,
+    /// Frame sink.
+    pub backend: BackendConfig,
+    /// Log and check every DMA (the oracle). Off only for benchmarks.
+    pub monitor: bool,
+}
+
+impl Default for NicConfig {
+    fn default() -> Self {
+        Self {
+            mac: DEFAULT_MAC,
+            invalid_mac: None,
+            reset_delay_us: 0,
+            stall_completions_after: None,
+            drop_nth_tx_irq: None,
+            dma_until_disabled: false,
+            complete_on_request: false,
+            mutant: DeviceMutant::None,
+            backend: BackendConfig::Loopback,
+            monitor: true,
+        }
+    }
+}
+
+impl NicConfig {
+    /// The six bytes the EEPROM presents.
+    pub fn eeprom_mac(&self) -> [u8; 6] {
+        self.invalid_mac.map_or(self.mac, InvalidMac::bytes)
+    }
+}
+
+fn ser_mutant<S: Serializer>(m: &DeviceMutant, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
+}
+
+fn de_mutant<'de, D: Deserializer<'de>>(d: D) -> Result<DeviceMutant, D::Error> {
+    let s = String::deserialize(d)?;
+    DeviceMutant::from_name(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown device mutant {s:?}")))
+}

@@ -1,0 +1,1042 @@
+//! The NIC's register core: registers, rings, DMA, interrupts, reset,
+//! fault knobs and device mutants.
+//!
+//! Bus-agnostic like vm-superio's `Serial`: the VMM (or a test) calls
+//! [`Nic::bar_read`]/[`Nic::bar_write`] with BAR offsets, the config
+//! accessors for PCI, [`Nic::advance`] with virtual time, and
+//! [`Nic::on_guest_marker`] with the driver's markers. Everything else is
+//! synchronous: a TX doorbell transmits inside the MMIO write (as QEMU's
+//! e1000 does), so a run depends only on its inputs and the times given.
+//!
+//! Every guest-memory access goes through [`Nic::dma`]: the one gate.
+//! It blocks accesses no hardware could make (outside RAM, into the
+//! device's own BAR, bus mastering off), latching a device fault, and
+//! hands the rest to the [`DmaMonitor`] to log and judge.
+
+use crate::abi::{self, pci as ids, regs, DeviceError, DeviceMutant, Marker};
+use crate::backend::Backend;
+use crate::config::NicConfig;
+use crate::error::NicError;
+use crate::events::{DmaDir, EventKind, EventLog, Source};
+use crate::monitor::{self, DmaCause, DmaMonitor, GateState, Violation};
+use crate::msix::{Delivery, MsiSink, Msix};
+use crate::pci::{ConfigSpace, MSIX_CAP_DWORD};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+/// How many transmitted frames [`Nic::tx_frame`] keeps.
+pub const RECENT_FRAMES: usize = 1024;
+/// Descriptor poll period of the r8169-like knob, in ns.
+pub const POLL_PERIOD_NS: u64 = 50_000;
+/// Delay and period of a mutant's stray DMA or interrupt, in ns.
+const GHOST_PERIOD_NS: u64 = 20_000;
+/// How many stray accesses a mutant makes after each disable.
+const GHOST_COUNT: u32 = 16;
+/// Most timer expiries one [`Nic::advance`] call runs.
+const MAX_TIMERS_PER_ADVANCE: u32 = 1024;
+/// Bytes of a descriptor.
+const DESC_SIZE: u64 = 16;
+/// Offset of `TxDesc::status`.
+const TXD_STATUS_OFFSET: u64 = 12;
+/// Offset of `RxDesc::len` (followed by `status`).
+const RXD_LEN_OFFSET: u64 = 10;
+
+/// One ring's registers and progress.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Ring {
+    base: u64,
+    size: u32,
+    /// Next descriptor to fetch (free-running); the HEAD register.
+    head: u32,
+    tail: u32,
+    /// First descriptor of the packet being gathered (TX only).
+    pkt_start: u32,
+    /// Faulted: ignores doorbells until reset.
+    stopped: bool,
+}
+
+impl Ring {
+    fn mask(&self) -> Option<u32> {
+        (self.size >= 2 && self.size <= regs::MAX_RING && self.size.is_power_of_two())
+            .then(|| self.size - 1)
+    }
+    fn desc_addr(&self, idx: u32, mask: u32) -> u64 {
+        self.base.wrapping_add(u64::from(idx & mask) * DESC_SIZE)
+    }
+}
+
+/// Register state; `Default` is the state after reset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Regs {
+    ctrl: u32,
+    resetting: bool,
+    eeprom: u32,
+    tx: Ring,
+    rx: Ring,
+    int_cause: u32,
+    int_enable: u32,
+    coal_tx_frames: u32,
+    coal_tx_usecs: u32,
+    coal_rx_frames: u32,
+    coal_rx_usecs: u32,
+    err_code: u32,
+    err_addr: u64,
+    stat_tx: u32,
+    stat_rx: u32,
+    stat_rx_drops: u32,
+    /// Completions since the last TX interrupt (coalescing).
+    tx_uncoalesced: u32,
+    /// Frames since the last RX interrupt.
+    rx_uncoalesced: u32,
+}
+
+/// Virtual-time deadlines, in ns.
+#[derive(Clone, Copy, Debug, Default)]
+struct Timers {
+    reset_done: Option<u64>,
+    tx_coal: Option<u64>,
+    rx_coal: Option<u64>,
+    poll: Option<u64>,
+    ghost_dma: Option<u64>,
+    ghost_irq: Option<u64>,
+}
+
+/// The gate refused an access (a fault is latched).
+#[derive(Debug)]
+struct Blocked;
+
+/// The NIC model.
+pub struct Nic {
+    cfg: NicConfig,
+    mem: GuestMemoryMmap,
+    msi: Arc<dyn MsiSink>,
+    log: EventLog,
+    pci: ConfigSpace,
+    msix: Msix,
+    regs: Regs,
+    timers: Timers,
+    monitor: DmaMonitor,
+    backend: Backend,
+    now_ns: u64,
+    /// Gather buffer, reused for every frame.
+    frame: Vec<u8>,
+    /// Recent frames by sequence number; buffers are recycled.
+    recent: VecDeque<(u64, Vec<u8>)>,
+    tx_seq: u64,
+    rx_seq: u64,
+    tx_irqs: u64,
+    completed: u64,
+    /// Stall knob: armed until it fires once.
+    stall_armed: bool,
+    stalled: bool,
+    /// TX completions held for TEST_COMPLETE (EOP slots).
+    held: VecDeque<u32>,
+    ghost_dma_left: u32,
+    ghost_dma_addr: u64,
+    ghost_irq_left: u32,
+}
+
+impl std::fmt::Debug for Nic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nic").field("regs", &self.regs).field("now_ns", &self.now_ns).finish()
+    }
+}
+
+impl Nic {
+    /// A NIC over guest memory `mem`, sending MSIs to `msi` and logging
+    /// into `log`. BAR0 starts at `abi::layout::NIC_BAR0_DEFAULT`.
+    pub fn new(
+        cfg: NicConfig,
+        mem: GuestMemoryMmap,
+        msi: Arc<dyn MsiSink>,
+        log: EventLog,
+    ) -> Result<Self, NicError> {
+        let backend = Backend::open(&cfg.backend)?;
+        Ok(Self {
+            monitor: DmaMonitor::new(cfg.monitor, log.clone()),
+            stall_armed: cfg.stall_completions_after.is_some(),
+            cfg,
+            mem,
+            msi,
+            log,
+            pci: ConfigSpace::nic(abi::layout::NIC_BAR0_DEFAULT),
+            msix: Msix::default(),
+            regs: Regs::default(),
+            timers: Timers::default(),
+            backend,
+            now_ns: 0,
+            frame: Vec::with_capacity(abi::MAX_FRAME_LEN as usize),
+            recent: VecDeque::with_capacity(RECENT_FRAMES),
+            tx_seq: 0,
+            rx_seq: 0,
+            tx_irqs: 0,
+            completed: 0,
+            stalled: false,
+            held: VecDeque::new(),
+            ghost_dma_left: 0,
+            ghost_dma_addr: 0,
+            ghost_irq_left: 0,
+        })
+    }
+
+    // ----------------------------------------------------------------
+    // Observation API for the VMM and tests.
+    // ----------------------------------------------------------------
+
+    /// The configuration this device runs with.
+    pub fn config(&self) -> &NicConfig {
+        &self.cfg
+    }
+
+    /// The shared event log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Every monitor violation so far.
+    pub fn violations(&self) -> &[Violation] {
+        self.monitor.violations()
+    }
+
+    /// Live dma-map ranges the monitor knows of.
+    pub fn live_maps(&self) -> usize {
+        self.monitor.live_maps()
+    }
+
+    /// The bytes of transmitted frame `seq`, if still kept.
+    pub fn tx_frame(&self, seq: u64) -> Option<&[u8]> {
+        let first = self.recent.front()?.0;
+        let i = usize::try_from(seq.checked_sub(first)?).ok()?;
+        self.recent.get(i).map(|(_, f)| f.as_slice())
+    }
+
+    /// Frames transmitted since the run began.
+    pub fn frames_sent(&self) -> u64 {
+        self.tx_seq
+    }
+
+    /// The current virtual time.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// The DMA window is open for business: TX or RX enabled (used by
+    /// the VMM to check "enable bits still set" at stop).
+    pub fn enabled(&self) -> bool {
+        self.regs.ctrl & (regs::CTRL_TX_EN | regs::CTRL_RX_EN) != 0
+    }
+
+    // ----------------------------------------------------------------
+    // Driver markers and time.
+    // ----------------------------------------------------------------
+
+    /// A driver marker. Call it after logging the marker, so the
+    /// monitor's details can cite that event's sequence number.
+    pub fn on_guest_marker(&mut self, marker: Marker, args: &[u64]) {
+        let seq = (self.log.len() as u64).saturating_sub(1);
+        self.monitor.on_marker(marker, args, seq);
+    }
+
+    /// The earliest virtual time at which [`Nic::advance`] has work.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let t = self.timers;
+        [t.reset_done, t.tx_coal, t.rx_coal, t.poll, t.ghost_dma, t.ghost_irq]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Move virtual time to `now_ns` (never backwards) and run every
+    /// timer due by then, in deadline order.
+    pub fn advance(&mut self, now_ns: u64) {
+        let target = self.now_ns.max(now_ns);
+        // Each timer runs at its own deadline, so events carry the time
+        // they happened at and periodic timers catch up one period at a
+        // time. The bound caps the work of one call; a longer backlog
+        // continues on the next call.
+        for _ in 0..MAX_TIMERS_PER_ADVANCE {
+            let Some(due) = self.next_deadline().filter(|&d| d <= target) else { break };
+            self.now_ns = self.now_ns.max(due);
+            let t = self.timers;
+            if t.reset_done == Some(due) {
+                self.timers.reset_done = None;
+                self.finish_reset();
+            } else if t.tx_coal == Some(due) {
+                self.fire_tx_irq();
+            } else if t.rx_coal == Some(due) {
+                self.fire_rx_irq();
+            } else if t.poll == Some(due) {
+                self.timers.poll = None;
+                self.poll_rings();
+            } else if t.ghost_dma == Some(due) {
+                self.timers.ghost_dma = None;
+                self.ghost_dma();
+            } else if t.ghost_irq == Some(due) {
+                self.timers.ghost_irq = None;
+                self.ghost_irq();
+            }
+        }
+        self.now_ns = target;
+    }
+
+    // ----------------------------------------------------------------
+    // PCI configuration space.
+    // ----------------------------------------------------------------
+
+    /// Read configuration dword `reg` (the MSI-X control reflects state).
+    pub fn config_read(&self, reg: usize) -> u32 {
+        self.pci.read(reg)
+    }
+
+    /// Write configuration space at byte `offset`.
+    pub fn config_write(&mut self, offset: u8, data: &[u8]) {
+        let mut v = [0u8; 4];
+        let n = data.len().min(4);
+        v[..n].copy_from_slice(&data[..n]);
+        self.log.push(
+            Source::Device,
+            EventKind::ConfigWrite { offset, value: u32::from_le_bytes(v), size: n as u8 },
+        );
+        self.pci.write(offset, data);
+        if usize::from(offset / 4) == MSIX_CAP_DWORD {
+            self.msix.set_msg_ctrl(self.pci.msix_msg_ctrl());
+            self.deliver_pending();
+        }
+    }
+
+    /// BAR0's current address.
+    pub fn bar0(&self) -> u64 {
+        self.pci.bar0()
+    }
+
+    /// The BAR offset of an access at `gpa` of `len` bytes, if BAR0 is
+    /// decoded (memory space on) and contains it entirely.
+    pub fn bar_offset(&self, gpa: u64, len: usize) -> Option<u64> {
+        if self.pci.command() & ids::CMD_MEMORY == 0 {
+            return None;
+        }
+        let off = gpa.checked_sub(self.pci.bar0())?;
+        (off.checked_add(len as u64)? <= ids::BAR0_SIZE).then_some(off)
+    }
+
+    fn bus_master(&self) -> bool {
+        self.pci.command() & ids::CMD_BUS_MASTER != 0
+    }
+
+    // ----------------------------------------------------------------
+    // BAR0 accesses.
+    // ----------------------------------------------------------------
+
+    /// Read BAR0 at `off`. Widths 4 and 8 (two dwords) are native;
+    /// 1 and 2 return bytes of the containing dword; others read ones.
+    pub fn bar_read(&mut self, off: u64, data: &mut [u8]) {
+        let value: u64 = match data.len() {
+            8 => u64::from(self.dword_read(off)) | u64::from(self.dword_read(off + 4)) << 32,
+            1 | 2 | 4 => {
+                let d = self.dword_read(off & !3);
+                let b = d.to_le_bytes();
+                let lane = (off & 3) as usize;
+                let mut v = [0u8; 8];
+                let n = data.len().min(4 - lane);
+                v[..n].copy_from_slice(&b[lane..lane + n]);
+                u64::from_le_bytes(v)
+            }
+            _ => u64::MAX,
+        };
+        let bytes = value.to_le_bytes();
+        for (i, d) in data.iter_mut().enumerate() {
+            *d = bytes.get(i).copied().unwrap_or(0xff);
+        }
+        self.log.push(
+            Source::Device,
+            EventKind::MmioRead { offset: off, value, size: data.len() as u8 },
+        );
+    }
+
+    /// Write BAR0 at `off`. Widths 4 and 8 (low dword first) only:
+    /// registers have side effects, so partial writes are dropped.
+    pub fn bar_write(&mut self, off: u64, data: &[u8]) {
+        let mut v = [0u8; 8];
+        let n = data.len().min(8);
+        v[..n].copy_from_slice(&data[..n]);
+        let value = u64::from_le_bytes(v);
+        self.log.push(
+            Source::Device,
+            EventKind::MmioWrite { offset: off, value, size: data.len() as u8 },
+        );
+        match data.len() {
+            4 => self.dword_write(off, value as u32),
+            8 => {
+                self.dword_write(off, value as u32);
+                self.dword_write(off + 4, (value >> 32) as u32);
+            }
+            _ => {
+                self.log.push(
+                    Source::Device,
+                    EventKind::Note { text: format!("{}-byte BAR write at {off:#x} dropped", data.len()) },
+                );
+            }
+        }
+    }
+
+    fn dword_read(&self, off: u64) -> u32 {
+        let t = u64::from(ids::MSIX_TABLE_OFFSET);
+        let p = u64::from(ids::MSIX_PBA_OFFSET);
+        if (t..p).contains(&off) {
+            return self.msix.table_read(off - t);
+        }
+        if (p..ids::BAR0_SIZE).contains(&off) {
+            return self.msix.pba_read(off - p);
+        }
+        let r = &self.regs;
+        let Ok(off) = u32::try_from(off) else { return u32::MAX };
+        match off {
+            regs::CTRL => r.ctrl,
+            regs::STATUS => {
+                let mut s = 0;
+                if r.resetting {
+                    s |= regs::STATUS_RESETTING;
+                } else {
+                    s |= regs::STATUS_LINK_UP;
+                }
+                if r.err_code != 0 {
+                    s |= regs::STATUS_ERROR;
+                }
+                s
+            }
+            regs::EEPROM => r.eeprom,
+            regs::TX_BASE_LO => r.tx.base as u32,
+            regs::TX_BASE_HI => (r.tx.base >> 32) as u32,
+            regs::TX_SIZE => r.tx.size,
+            regs::TX_HEAD => r.tx.head,
+            regs::TX_TAIL => r.tx.tail,
+            regs::RX_BASE_LO => r.rx.base as u32,
+            regs::RX_BASE_HI => (r.rx.base >> 32) as u32,
+            regs::RX_SIZE => r.rx.size,
+            regs::RX_HEAD => r.rx.head,
+            regs::RX_TAIL => r.rx.tail,
+            regs::INT_CAUSE => r.int_cause,
+            regs::INT_ENABLE => r.int_enable,
+            regs::COAL_TX_FRAMES => r.coal_tx_frames,
+            regs::COAL_TX_USECS => r.coal_tx_usecs,
+            regs::COAL_RX_FRAMES => r.coal_rx_frames,
+            regs::COAL_RX_USECS => r.coal_rx_usecs,
+            regs::ERR_CODE => r.err_code,
+            regs::ERR_ADDR_LO => r.err_addr as u32,
+            regs::ERR_ADDR_HI => (r.err_addr >> 32) as u32,
+            regs::STAT_TX_FRAMES => r.stat_tx,
+            regs::STAT_RX_FRAMES => r.stat_rx,
+            regs::STAT_RX_DROPS => r.stat_rx_drops,
+            _ => 0, // WO and unassigned registers read zero
+        }
+    }
+
+    fn dword_write(&mut self, off: u64, v: u32) {
+        let t = u64::from(ids::MSIX_TABLE_OFFSET);
+        let p = u64::from(ids::MSIX_PBA_OFFSET);
+        if (t..p).contains(&off) {
+            if self.msix.table_write(off - t, v) {
+                self.deliver_pending();
+            }
+            return;
+        }
+        let Ok(off) = u32::try_from(off) else { return };
+        if off >= p as u32 {
+            return; // PBA is read-only
+        }
+        if self.regs.resetting && off != regs::ERR_CLEAR {
+            // The register file is not ready; the write is lost and the
+            // driver learns it from the error latch.
+            let ring = match off {
+                regs::TX_BASE_LO..=regs::TX_TAIL => Some(true),
+                regs::RX_BASE_LO..=regs::RX_TAIL => Some(false),
+                _ => None,
+            };
+            self.fault(DeviceError::WriteDuringReset, u64::from(off), ring);
+            return;
+        }
+        self.monitor.on_reg_write(off, v);
+        let r = &mut self.regs;
+        match off {
+            regs::CTRL => self.write_ctrl(v),
+            regs::EEPROM if v & regs::EEPROM_START != 0 => {
+                // The read completes at once: DONE is set on the next read.
+                let word = (v >> regs::EEPROM_ADDR_SHIFT) & 0xff;
+                let mac = self.cfg.eeprom_mac();
+                let data = match word as usize {
+                    w @ 0..=2 => u32::from(u16::from_le_bytes([mac[2 * w], mac[2 * w + 1]])),
+                    _ => 0xffff, // an erased EEPROM word
+                };
+                r.eeprom =
+                    word << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_DONE | data << regs::EEPROM_DATA_SHIFT;
+            }
+            regs::TX_BASE_LO => r.tx.base = r.tx.base & !0xffff_ffff | u64::from(v),
+            regs::TX_BASE_HI => r.tx.base = r.tx.base & 0xffff_ffff | u64::from(v) << 32,
+            regs::TX_SIZE => r.tx.size = v,
+            regs::TX_TAIL => {
+                r.tx.tail = v;
+                self.process_tx();
+            }
+            regs::RX_BASE_LO => r.rx.base = r.rx.base & !0xffff_ffff | u64::from(v),
+            regs::RX_BASE_HI => r.rx.base = r.rx.base & 0xffff_ffff | u64::from(v) << 32,
+            regs::RX_SIZE => r.rx.size = v,
+            regs::RX_TAIL => {
+                r.rx.tail = v;
+                self.check_rx_ring();
+            }
+            regs::INT_CAUSE => r.int_cause &= !v,
+            regs::INT_ENABLE => {
+                let old = r.int_enable;
+                r.int_enable = v;
+                // Causes already latched and now enabled fire at once.
+                let newly = v & !old & r.int_cause;
+                if newly != 0 {
+                    self.raise_causes(newly);
+                }
+                if old & !v != 0 {
+                    self.arm_ghost_irq();
+                }
+            }
+            regs::COAL_TX_FRAMES => r.coal_tx_frames = v,
+            regs::COAL_TX_USECS => r.coal_tx_usecs = v,
+            regs::COAL_RX_FRAMES => r.coal_rx_frames = v,
+            regs::COAL_RX_USECS => r.coal_rx_usecs = v,
+            regs::ERR_CLEAR => {
+                r.err_code = 0;
+                r.err_addr = 0;
+            }
+            regs::TEST_COMPLETE => self.complete_held(),
+            _ => {} // RO or unassigned
+        }
+    }
+
+    fn write_ctrl(&mut self, v: u32) {
+        if v & regs::CTRL_RESET != 0 {
+            if self.cfg.mutant == DeviceMutant::ResetIgnored {
+                self.log.push(Source::Device, EventKind::Note { text: "mutant: reset ignored".into() });
+            } else {
+                self.start_reset();
+            }
+            self.check_reset_took_effect();
+            return;
+        }
+        let old = self.regs.ctrl;
+        let new = v & (regs::CTRL_TX_EN | regs::CTRL_RX_EN);
+        self.regs.ctrl = new;
+        if old & !new != 0 {
+            self.on_disable(old);
+        }
+        if new & !old != 0 && self.cfg.dma_until_disabled && self.timers.poll.is_none() {
+            self.timers.poll = Some(self.now_ns + POLL_PERIOD_NS);
+        }
+        if new & !old & regs::CTRL_TX_EN != 0 {
+            // Descriptors posted while disabled are picked up now.
+            self.process_tx();
+        }
+    }
+
+    /// TX or RX just lost its enable bit (`old` were the bits before).
+    fn on_disable(&mut self, old: u32) {
+        if self.cfg.mutant == DeviceMutant::DmaAfterDisable {
+            let r = &self.regs;
+            let ring = if old & regs::CTRL_TX_EN != 0 { r.tx } else { r.rx };
+            self.ghost_dma_addr = ring.desc_addr(ring.head, ring.mask().unwrap_or(0));
+            self.ghost_dma_left = GHOST_COUNT;
+            self.timers.ghost_dma = Some(self.now_ns + GHOST_PERIOD_NS);
+        }
+        self.arm_ghost_irq();
+    }
+
+    fn arm_ghost_irq(&mut self) {
+        if self.cfg.mutant == DeviceMutant::IrqAfterDisable {
+            self.ghost_irq_left = GHOST_COUNT;
+            self.timers.ghost_irq = Some(self.now_ns + GHOST_PERIOD_NS);
+        }
+    }
+
+    // ----------------------------------------------------------------
+    // Reset.
+    // ----------------------------------------------------------------
+
+    fn start_reset(&mut self) {
+        self.log.push(Source::Device, EventKind::ResetStart);
+        let old = self.regs.ctrl;
+        if old & (regs::CTRL_TX_EN | regs::CTRL_RX_EN) != 0 {
+            self.on_disable(old);
+        }
+        self.regs = Regs::default();
+        self.held.clear();
+        self.frame.clear();
+        self.stalled = false;
+        // Mutant timers survive: that is what makes them mutants.
+        self.timers = Timers {
+            ghost_dma: self.timers.ghost_dma,
+            ghost_irq: self.timers.ghost_irq,
+            ..Timers::default()
+        };
+        let delay = self.cfg.reset_delay_us.saturating_mul(1000);
+        if delay == 0 {
+            self.finish_reset();
+        } else {
+            self.regs.resetting = true;
+            self.timers.reset_done = Some(self.now_ns.saturating_add(delay));
+        }
+    }
+
+    fn finish_reset(&mut self) {
+        self.regs.resetting = false;
+        self.log.push(Source::Device, EventKind::ResetDone);
+        self.raise_causes(regs::INT_RESET_DONE);
+    }
+
+    /// Right after a reset request the device must be quiescent: rings
+    /// and enables cleared, and either done or visibly resetting.
+    fn check_reset_took_effect(&mut self) {
+        let r = &self.regs;
+        let quiet = r.ctrl == 0
+            && r.int_enable == 0
+            && r.tx == Ring::default()
+            && r.rx == Ring::default()
+            && self.held.is_empty()
+            && (self.cfg.reset_delay_us == 0 || r.resetting);
+        if !quiet && self.monitor.enabled() {
+            let seq = (self.log.len() as u64).saturating_sub(1);
+            self.monitor.violate(
+                monitor::RULE_RESET_INEFFECTIVE,
+                format!(
+                    "after the reset write (event {seq}) ctrl={:#x} int_enable={:#x} tx head/tail {}/{}",
+                    r.ctrl, r.int_enable, r.tx.head, r.tx.tail
+                ),
+            );
+        }
+    }
+
+    // ----------------------------------------------------------------
+    // Faults and interrupts.
+    // ----------------------------------------------------------------
+
+    /// Latch `code` (first fault wins), stop the ring it concerns
+    /// (`Some(true)` TX, `Some(false)` RX) and raise the error cause.
+    fn fault(&mut self, code: DeviceError, addr: u64, ring: Option<bool>) {
+        self.log.push(Source::Device, EventKind::DeviceFault { code: code as u32, addr });
+        let r = &mut self.regs;
+        if r.err_code == 0 {
+            r.err_code = code as u32;
+            r.err_addr = addr;
+        }
+        match ring {
+            Some(true) => r.tx.stopped = true,
+            Some(false) => r.rx.stopped = true,
+            None => {}
+        }
+        self.raise_causes(regs::INT_ERR);
+    }
+
+    /// Latch causes and send the vectors of those enabled.
+    fn raise_causes(&mut self, bits: u32) {
+        self.regs.int_cause |= bits;
+        let enabled = bits & self.regs.int_enable;
+        for (bit, vector) in [
+            (regs::INT_TX, ids::MSIX_TX),
+            (regs::INT_RX, ids::MSIX_RX),
+            (regs::INT_ERR | regs::INT_RESET_DONE, ids::MSIX_MISC),
+        ] {
+            if enabled & bit != 0 {
+                self.raise_vector(vector, true);
+            }
+        }
+    }
+
+    fn raise_vector(&mut self, vector: u16, cause_enabled: bool) {
+        if vector == ids::MSIX_TX {
+            self.tx_irqs += 1;
+            if self.cfg.drop_nth_tx_irq == Some(self.tx_irqs) {
+                self.log.push(
+                    Source::Device,
+                    EventKind::Note { text: format!("knob: TX interrupt #{} dropped", self.tx_irqs) },
+                );
+                return;
+            }
+        }
+        let d = self.msix.raise(vector, self.msi.as_ref());
+        let seq = match d {
+            Delivery::Disabled => self.log.push(
+                Source::Device,
+                EventKind::Note { text: format!("vector {vector} not sent: MSI-X disabled") },
+            ),
+            _ => self.log.push(
+                Source::Device,
+                EventKind::Irq { vector, masked: d == Delivery::Pending },
+            ),
+        };
+        self.monitor.check_irq(vector, cause_enabled, matches!(d, Delivery::Sent(_)), seq);
+    }
+
+    /// Send vectors whose pending bit may now go out.
+    fn deliver_pending(&mut self) {
+        for vector in self.msix.take_deliverable() {
+            let e = self.msix.table[usize::from(vector)];
+            self.msi.signal(u64::from(e.addr_hi) << 32 | u64::from(e.addr_lo), e.data);
+            let seq = self.log.push(Source::Device, EventKind::Irq { vector, masked: false });
+            self.monitor.check_irq(vector, true, true, seq);
+        }
+    }
+
+    fn fire_tx_irq(&mut self) {
+        self.timers.tx_coal = None;
+        self.regs.tx_uncoalesced = 0;
+        self.raise_causes(regs::INT_TX);
+    }
+
+    fn fire_rx_irq(&mut self) {
+        self.timers.rx_coal = None;
+        self.regs.rx_uncoalesced = 0;
+        self.raise_causes(regs::INT_RX);
+    }
+
+    // ----------------------------------------------------------------
+    // The DMA gate.
+    // ----------------------------------------------------------------
+
+    /// Check an access; false if the device must not make it.
+    fn gate(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause) -> bool {
+        let ring = match cause {
+            DmaCause::TxDesc(_) | DmaCause::TxData | DmaCause::TxStatus(_) => Some(true),
+            DmaCause::RxDesc(_) | DmaCause::RxData | DmaCause::RxStatus(_) => Some(false),
+            DmaCause::Poll | DmaCause::Ghost => None,
+        };
+        let in_ram = usize::try_from(len)
+            .is_ok_and(|n| GuestMemoryBackend::check_range(&self.mem, GuestAddress(addr), n));
+        let blocked = if !in_ram {
+            Some((DeviceError::AddressOutsideRam, monitor::RULE_DMA_OUTSIDE_RAM))
+        } else if monitor::overlaps(addr, len, self.pci.bar0(), ids::BAR0_SIZE) {
+            Some((DeviceError::AddressInBar, monitor::RULE_DMA_INTO_BAR))
+        } else if !self.bus_master() {
+            Some((DeviceError::BusMasterOff, monitor::RULE_DMA_BUS_MASTER_OFF))
+        } else {
+            None
+        };
+        if let Some((code, rule)) = blocked {
+            if self.monitor.enabled() {
+                self.monitor.violate(
+                    rule,
+                    format!("{} {dir:?} {addr:#x}+{len} blocked", cause.name()),
+                );
+            }
+            self.fault(code, addr, ring);
+            return false;
+        }
+        let st = GateState {
+            bus_master: true,
+            tx_enabled: self.regs.ctrl & regs::CTRL_TX_EN != 0,
+            rx_enabled: self.regs.ctrl & regs::CTRL_RX_EN != 0,
+            resetting: self.regs.resetting,
+        };
+        self.monitor.check_dma(dir, addr, len, cause, st);
+        true
+    }
+
+    fn dma_read(&mut self, addr: u64, buf: &mut [u8], cause: DmaCause) -> Result<(), Blocked> {
+        if !self.gate(DmaDir::Read, addr, buf.len() as u64, cause) {
+            return Err(Blocked);
+        }
+        // The gate checked the range, so this cannot fail; if it does,
+        // treat it like an address outside RAM rather than panic.
+        self.mem.read_slice(buf, GuestAddress(addr)).map_err(|_| Blocked)
+    }
+
+    fn dma_write(&mut self, addr: u64, buf: &[u8], cause: DmaCause) -> Result<(), Blocked> {
+        if !self.gate(DmaDir::Write, addr, buf.len() as u64, cause) {
+            return Err(Blocked);
+        }
+        self.mem.write_slice(buf, GuestAddress(addr)).map_err(|_| Blocked)
+    }
+
+    // ----------------------------------------------------------------
+    // Transmit.
+    // ----------------------------------------------------------------
+
+    fn tx_can_run(&self) -> bool {
+        let r = &self.regs;
+        r.ctrl & regs::CTRL_TX_EN != 0 && !r.resetting && !r.tx.stopped && !self.stalled
+    }
+
+    /// Walk posted TX descriptors; at most `MAX_WORK_PER_DOORBELL`.
+    fn process_tx(&mut self) {
+        if !self.tx_can_run() {
+            return;
+        }
+        let ring = self.regs.tx;
+        let Some(mask) = ring.mask() else {
+            return self.fault(DeviceError::BadRingSize, u64::from(ring.size), Some(true));
+        };
+        if ring.tail.wrapping_sub(ring.pkt_start) > ring.size {
+            return self.fault(DeviceError::BadTail, u64::from(ring.tail), Some(true));
+        }
+        let mut work = 0;
+        while self.regs.tx.head != self.regs.tx.tail && work < abi::MAX_WORK_PER_DOORBELL {
+            if self.stall_now() || self.held.len() >= regs::MAX_RING as usize {
+                break;
+            }
+            work += 1;
+            let idx = self.regs.tx.head;
+            let frags = idx.wrapping_sub(self.regs.tx.pkt_start);
+            let daddr = ring.desc_addr(idx, mask);
+            if frags >= abi::MAX_DESC_PER_PACKET {
+                return self.fault(DeviceError::NoEndOfPacket, daddr, Some(true));
+            }
+            let mut raw = [0u8; DESC_SIZE as usize];
+            if self.dma_read(daddr, &mut raw, DmaCause::TxDesc(idx & mask)).is_err() {
+                return;
+            }
+            let addr = u64::from_le_bytes(raw[0..8].try_into().unwrap_or_default());
+            let len = u16::from_le_bytes([raw[8], raw[9]]);
+            let flags = raw[10];
+            self.regs.tx.head = idx.wrapping_add(1);
+            if len == 0 {
+                return self.fault(DeviceError::ZeroLength, daddr, Some(true));
+            }
+            let have = self.frame.len();
+            if have + usize::from(len) > abi::MAX_FRAME_LEN as usize {
+                return self.fault(DeviceError::FrameTooBig, addr, Some(true));
+            }
+            self.frame.resize(have + usize::from(len), 0);
+            let mut frame = std::mem::take(&mut self.frame);
+            let r = self.dma_read(addr, &mut frame[have..], DmaCause::TxData);
+            self.frame = frame;
+            if r.is_err() {
+                return;
+            }
+            if flags & abi::TXD_EOP != 0 {
+                self.regs.tx.pkt_start = self.regs.tx.head;
+                let seq = self.transmit();
+                self.complete_or_hold(idx & mask);
+                // The frame arrives after its completion is written, as
+                // on a wire: TX interrupt first, then RX.
+                if matches!(self.backend, Backend::Loopback) {
+                    let frame = std::mem::take(&mut self.frame);
+                    self.receive(&frame, seq);
+                    self.frame = frame;
+                }
+                self.frame.clear();
+            }
+        }
+        if self.cfg.mutant == DeviceMutant::PhantomCompletion {
+            self.phantom_completion();
+        }
+    }
+
+    fn stall_now(&mut self) -> bool {
+        if let (true, Some(n)) = (self.stall_armed, self.cfg.stall_completions_after) {
+            if self.completed >= n {
+                self.stall_armed = false;
+                self.stalled = true;
+                self.log.push(Source::Device, EventKind::Note { text: "knob: TX stalled".into() });
+            }
+        }
+        self.stalled
+    }
+
+    /// Log the gathered frame, keep a copy by seq and hand it to a
+    /// non-loopback backend. Returns its sequence number.
+    fn transmit(&mut self) -> u64 {
+        let (len, hash) = (self.frame.len() as u32, frame_hash(&self.frame));
+        let seq = self.tx_seq;
+        self.tx_seq += 1;
+        self.regs.stat_tx = self.regs.stat_tx.wrapping_add(1);
+        self.log.push(Source::Device, EventKind::TxFrame { seq, len, hash });
+        let mut keep = if self.recent.len() >= RECENT_FRAMES {
+            self.recent.pop_front().map(|(_, v)| v).unwrap_or_default()
+        } else {
+            Vec::with_capacity(abi::MAX_FRAME_LEN as usize)
+        };
+        keep.clear();
+        keep.extend_from_slice(&self.frame);
+        self.recent.push_back((seq, keep));
+        self.backend.send(&self.frame, self.now_ns);
+        seq
+    }
+
+    fn complete_or_hold(&mut self, eop_slot: u32) {
+        if self.cfg.complete_on_request {
+            self.held.push_back(eop_slot);
+        } else {
+            self.write_tx_completion(eop_slot);
+        }
+    }
+
+    fn write_tx_completion(&mut self, slot: u32) {
+        let addr = self.regs.tx.base.wrapping_add(u64::from(slot) * DESC_SIZE) + TXD_STATUS_OFFSET;
+        if self
+            .dma_write(addr, &abi::TXD_STAT_DONE.to_le_bytes(), DmaCause::TxStatus(slot))
+            .is_err()
+        {
+            return;
+        }
+        self.completed += 1;
+        let r = &mut self.regs;
+        r.tx_uncoalesced += 1;
+        if r.tx_uncoalesced >= r.coal_tx_frames.max(1) {
+            self.fire_tx_irq();
+        } else if r.coal_tx_usecs > 0 && self.timers.tx_coal.is_none() {
+            self.timers.tx_coal = Some(self.now_ns + u64::from(r.coal_tx_usecs) * 1000);
+        }
+    }
+
+    fn complete_held(&mut self) {
+        while let Some(slot) = self.held.pop_front() {
+            if self.regs.resetting {
+                break;
+            }
+            self.write_tx_completion(slot);
+        }
+    }
+
+    /// Mutant: a completion for the slot at the tail, which the driver
+    /// has not posted (unless the ring is full).
+    fn phantom_completion(&mut self) {
+        let ring = self.regs.tx;
+        let Some(mask) = ring.mask() else { return };
+        if ring.tail.wrapping_sub(ring.pkt_start) >= ring.size {
+            return;
+        }
+        let slot = ring.tail & mask;
+        let addr = ring.desc_addr(slot, mask) + TXD_STATUS_OFFSET;
+        let _ = self.dma_write(addr, &abi::TXD_STAT_DONE.to_le_bytes(), DmaCause::TxStatus(slot));
+    }
+
+    // ----------------------------------------------------------------
+    // Receive.
+    // ----------------------------------------------------------------
+
+    /// Validate the RX ring after a doorbell.
+    fn check_rx_ring(&mut self) {
+        let r = self.regs.rx;
+        if r.stopped || self.regs.resetting {
+            return;
+        }
+        if r.mask().is_none() {
+            self.fault(DeviceError::BadRingSize, u64::from(r.size), Some(false));
+        } else if r.tail.wrapping_sub(r.head) > r.size {
+            self.fault(DeviceError::BadTail, u64::from(r.tail), Some(false));
+        }
+    }
+
+    /// Put one frame (TX sequence `seq`) into the next RX buffer.
+    fn receive(&mut self, frame: &[u8], seq: u64) {
+        let r = self.regs.rx;
+        if self.regs.ctrl & regs::CTRL_RX_EN == 0 || self.regs.resetting || r.stopped {
+            self.regs.stat_rx_drops = self.regs.stat_rx_drops.wrapping_add(1);
+            return;
+        }
+        let Some(mask) = r.mask() else {
+            return self.fault(DeviceError::BadRingSize, u64::from(r.size), Some(false));
+        };
+        let posted = r.tail.wrapping_sub(r.head);
+        if posted > r.size {
+            return self.fault(DeviceError::BadTail, u64::from(r.tail), Some(false));
+        }
+        if posted == 0 {
+            self.regs.stat_rx_drops = self.regs.stat_rx_drops.wrapping_add(1);
+            return;
+        }
+        let slot = r.head & mask;
+        let daddr = r.desc_addr(slot, mask);
+        let mut raw = [0u8; DESC_SIZE as usize];
+        if self.dma_read(daddr, &mut raw, DmaCause::RxDesc(slot)).is_err() {
+            return;
+        }
+        let addr = u64::from_le_bytes(raw[0..8].try_into().unwrap_or_default());
+        let buf_len = u16::from_le_bytes([raw[8], raw[9]]);
+        self.regs.rx.head = r.head.wrapping_add(1);
+        if buf_len == 0 {
+            return self.fault(DeviceError::ZeroLength, daddr, Some(false));
+        }
+        if frame.len() > usize::from(buf_len) {
+            return self.fault(DeviceError::LengthTooBig, addr, Some(false));
+        }
+        if self.dma_write(addr, frame, DmaCause::RxData).is_err() {
+            return;
+        }
+        let len = frame.len() as u16; // <= buf_len, a u16
+        let mut wb = [0u8; 4];
+        wb[..2].copy_from_slice(&len.to_le_bytes());
+        wb[2..].copy_from_slice(&abi::RXD_STAT_DONE.to_le_bytes());
+        if self.dma_write(daddr + RXD_LEN_OFFSET, &wb, DmaCause::RxStatus(slot)).is_err() {
+            return;
+        }
+        self.rx_seq += 1;
+        self.regs.stat_rx = self.regs.stat_rx.wrapping_add(1);
+        self.log.push(Source::Device, EventKind::RxFrame { seq, addr, len: u32::from(len) });
+        let r = &mut self.regs;
+        r.rx_uncoalesced += 1;
+        if r.rx_uncoalesced >= r.coal_rx_frames.max(1) {
+            self.fire_rx_irq();
+        } else if r.coal_rx_usecs > 0 && self.timers.rx_coal.is_none() {
+            self.timers.rx_coal = Some(self.now_ns + u64::from(r.coal_rx_usecs) * 1000);
+        }
+    }
+
+    // ----------------------------------------------------------------
+    // Knob and mutant activity on timers.
+    // ----------------------------------------------------------------
+
+    /// r8169-like: re-read the next descriptor of each enabled ring.
+    fn poll_rings(&mut self) {
+        if !self.cfg.dma_until_disabled || self.regs.resetting || !self.enabled() {
+            return;
+        }
+        let mut raw = [0u8; DESC_SIZE as usize];
+        for (bit, ring) in [(regs::CTRL_TX_EN, self.regs.tx), (regs::CTRL_RX_EN, self.regs.rx)] {
+            if let (true, Some(mask), false) = (self.regs.ctrl & bit != 0, ring.mask(), ring.stopped) {
+                let _ = self.dma_read(ring.desc_addr(ring.head, mask), &mut raw, DmaCause::Poll);
+            }
+        }
+        if self.enabled() {
+            self.timers.poll = Some(self.now_ns + POLL_PERIOD_NS);
+        }
+    }
+
+    fn ghost_dma(&mut self) {
+        if self.enabled() || self.ghost_dma_left == 0 {
+            return; // re-enabled: the ring is legitimately active again
+        }
+        self.ghost_dma_left -= 1;
+        let mut raw = [0u8; DESC_SIZE as usize];
+        let _ = self.dma_read(self.ghost_dma_addr, &mut raw, DmaCause::Ghost);
+        if self.ghost_dma_left > 0 {
+            self.timers.ghost_dma = Some(self.now_ns + GHOST_PERIOD_NS);
+        }
+    }
+
+    fn ghost_irq(&mut self) {
+        if self.ghost_irq_left == 0 {
+            return;
+        }
+        self.ghost_irq_left -= 1;
+        self.regs.int_cause |= regs::INT_TX;
+        let enabled = self.regs.int_enable & regs::INT_TX != 0;
+        self.raise_vector(ids::MSIX_TX, enabled);
+        if self.ghost_irq_left > 0 {
+            self.timers.ghost_irq = Some(self.now_ns + GHOST_PERIOD_NS);
+        }
+    }
+}
+
+/// The hash logged with every `TxFrame`: 8 bytes per step, so hashing a
+/// 1500-byte frame costs far less than copying it did. The host checker
+/// recomputes it over received bytes.
+pub fn frame_hash(data: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = data.len() as u64 ^ K;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(last)).wrapping_mul(K);
+    h ^ (h >> 32)
+}

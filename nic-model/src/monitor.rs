@@ -1,0 +1,354 @@
+//! The DMA monitor: the oracle half of the one DMA gate.
+//!
+//! The device (`device.rs`) routes every guest-memory access through
+//! `Nic::dma`, which asks this monitor to judge it. The monitor keeps its
+//! own view of what the driver allows, built only from the driver's
+//! markers (dma-map, dma-unmap, open-enter, stop-exit) and from the
+//! register writes it observes, never from the device's internal state,
+//! so a broken device (a mutant) cannot hide its own mistakes.
+//!
+//! A failed check is a [`Violation`], logged as
+//! `EventKind::Violation { rule, detail }` right after the access it
+//! judges; the access itself is not blocked (the oracle watches, the
+//! device decides). Rule names are stable: tests and reports match them.
+
+use crate::abi::{regs, Marker};
+use crate::events::{DmaDir, EventKind, EventLog, Source};
+use std::collections::BTreeMap;
+
+/// A DMA after the driver's stop-exit marker, before the next open.
+pub const RULE_DMA_AFTER_STOP: &str = "dma-after-stop";
+/// A DMA outside every range the driver has mapped.
+pub const RULE_DMA_UNMAPPED: &str = "dma-unmapped";
+/// A device write into a to-device mapping, or a read of a from-device one.
+pub const RULE_DMA_WRONG_DIRECTION: &str = "dma-wrong-direction";
+/// A DMA attempted with bus mastering off (the device blocks it).
+pub const RULE_DMA_BUS_MASTER_OFF: &str = "dma-bus-master-off";
+/// A DMA for a ring whose enable bit is clear.
+pub const RULE_DMA_DEVICE_DISABLED: &str = "dma-device-disabled";
+/// A DMA while a reset is in progress.
+pub const RULE_DMA_DURING_RESET: &str = "dma-during-reset";
+/// A DMA address outside guest RAM (the device blocks it).
+pub const RULE_DMA_OUTSIDE_RAM: &str = "dma-outside-ram";
+/// A DMA address inside the device's own BAR (the device blocks it).
+pub const RULE_DMA_INTO_BAR: &str = "dma-into-bar";
+/// A descriptor fetched out of order or beyond what the driver posted.
+pub const RULE_DESC_UNPOSTED: &str = "desc-unposted";
+/// A completion written for a descriptor the device never fetched.
+pub const RULE_COMPLETION_UNPOSTED: &str = "completion-unposted";
+/// An interrupt message delivered after stop-exit.
+pub const RULE_IRQ_AFTER_STOP: &str = "irq-after-stop";
+/// An interrupt raised for a cause the driver has not enabled.
+pub const RULE_IRQ_WHILE_DISABLED: &str = "irq-while-disabled";
+/// A reset that did not return the device to its reset state.
+pub const RULE_RESET_INEFFECTIVE: &str = "reset-ineffective";
+/// A dma-unmap of a range that is not mapped.
+pub const RULE_UNMAP_UNMAPPED: &str = "unmap-unmapped";
+
+/// What the DMA is for; decides which ring checks apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaCause {
+    /// Fetch of a TX descriptor at ring slot `.0`.
+    TxDesc(u32),
+    /// Read of TX fragment data.
+    TxData,
+    /// Completion write-back into TX slot `.0`.
+    TxStatus(u32),
+    /// Fetch of an RX descriptor at slot `.0`.
+    RxDesc(u32),
+    /// Write of received frame data.
+    RxData,
+    /// Length/status write-back into RX slot `.0`.
+    RxStatus(u32),
+    /// An r8169-style descriptor poll (knob `dma_until_disabled`).
+    Poll,
+    /// A mutant's stray access.
+    Ghost,
+}
+
+impl DmaCause {
+    /// Stable name used in `EventKind::Dma::cause`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TxDesc(_) => "tx-desc",
+            Self::TxData => "tx-data",
+            Self::TxStatus(_) => "tx-status",
+            Self::RxDesc(_) => "rx-desc",
+            Self::RxData => "rx-data",
+            Self::RxStatus(_) => "rx-status",
+            Self::Poll => "poll",
+            Self::Ghost => "ghost",
+        }
+    }
+    fn is_tx(self) -> bool {
+        matches!(self, Self::TxDesc(_) | Self::TxData | Self::TxStatus(_))
+    }
+}
+
+/// One failed check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Sequence number of the Violation event in the log.
+    pub seq: u64,
+    /// Stable rule name (`RULE_*`).
+    pub rule: &'static str,
+    /// What happened and which earlier events it relates to.
+    pub detail: String,
+}
+
+/// The monitor's own copy of one ring, built from register writes.
+#[derive(Clone, Copy, Debug, Default)]
+struct ShadowRing {
+    base: u64,
+    size: u32,
+    tail: u32,
+    /// Next slot index (free-running) the device may fetch.
+    fetched: u32,
+    /// Oldest fetched slot whose completion is not yet written.
+    done: u32,
+}
+
+impl ShadowRing {
+    fn mask(&self) -> Option<u32> {
+        (self.size.is_power_of_two() && self.size <= regs::MAX_RING).then(|| self.size - 1)
+    }
+    /// Check that `slot` is the next one the driver posted; advance.
+    fn fetch(&mut self, slot: u32) -> Result<(), String> {
+        let Some(m) = self.mask() else { return Ok(()) };
+        let posted = self.tail.wrapping_sub(self.fetched);
+        if posted == 0 || posted > self.size || slot != self.fetched & m {
+            return Err(format!(
+                "fetched slot {slot}; next posted is {} with {posted} posted (tail {})",
+                self.fetched & m,
+                self.tail
+            ));
+        }
+        self.fetched = self.fetched.wrapping_add(1);
+        Ok(())
+    }
+    /// Check that `slot` was fetched and not yet completed; advance.
+    fn complete(&mut self, slot: u32) -> Result<(), String> {
+        let Some(m) = self.mask() else { return Ok(()) };
+        let open = self.fetched.wrapping_sub(self.done);
+        let d = slot.wrapping_sub(self.done & m) & m;
+        if d >= open || open > self.size {
+            return Err(format!(
+                "completion for slot {slot}; fetched-not-completed window is {} slots from {}",
+                open,
+                self.done & m
+            ));
+        }
+        self.done = self.done.wrapping_add(d + 1);
+        Ok(())
+    }
+}
+
+/// Device state the gate passes in for the enable checks.
+#[derive(Clone, Copy, Debug)]
+pub struct GateState {
+    /// PCI command bus-master bit.
+    pub bus_master: bool,
+    /// CTRL_TX_EN.
+    pub tx_enabled: bool,
+    /// CTRL_RX_EN.
+    pub rx_enabled: bool,
+    /// STATUS_RESETTING.
+    pub resetting: bool,
+}
+
+/// The DMA monitor of one device.
+pub struct DmaMonitor {
+    enabled: bool,
+    log: EventLog,
+    /// start -> (end exclusive, direction, count) of live dma-maps.
+    mapped: BTreeMap<u64, (u64, u64, u32)>,
+    /// Sequence number of the stop-exit marker while the window is shut.
+    stopped_at: Option<u64>,
+    tx: ShadowRing,
+    rx: ShadowRing,
+    violations: Vec<Violation>,
+}
+
+impl std::fmt::Debug for DmaMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DmaMonitor")
+            .field("enabled", &self.enabled)
+            .field("mapped", &self.mapped)
+            .field("stopped_at", &self.stopped_at)
+            .field("violations", &self.violations)
+            .finish()
+    }
+}
+
+impl DmaMonitor {
+    /// A monitor that logs into `log`; `enabled = false` skips every
+    /// check and DMA event (benchmarks only).
+    pub fn new(enabled: bool, log: EventLog) -> Self {
+        Self {
+            enabled,
+            log,
+            mapped: BTreeMap::new(),
+            stopped_at: None,
+            tx: ShadowRing::default(),
+            rx: ShadowRing::default(),
+            violations: Vec::new(),
+        }
+    }
+
+    /// Whether checks run.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Every violation so far.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Record a violation in the log and the list.
+    pub fn violate(&mut self, rule: &'static str, detail: String) {
+        tracing::debug!(rule, %detail, "dma monitor violation");
+        let seq = self.log.push(
+            Source::Device,
+            EventKind::Violation { rule: rule.to_string(), detail: detail.clone() },
+        );
+        self.violations.push(Violation { seq, rule, detail });
+    }
+
+    /// A driver marker, as the VMM decoded it from the control port.
+    /// Only the ones that shape the DMA window matter here.
+    pub fn on_marker(&mut self, marker: Marker, args: &[u64], seq: u64) {
+        let arg = |i: usize| args.get(i).copied().unwrap_or(0);
+        match marker {
+            Marker::DmaMap => {
+                let (addr, len, dir) = (arg(1), arg(2), arg(3));
+                let end = addr.saturating_add(len);
+                self.mapped.entry(addr).and_modify(|e| {
+                    // Same start mapped again: keep the wider range.
+                    e.0 = e.0.max(end);
+                    e.2 += 1;
+                }).or_insert((end, dir, 1));
+            }
+            Marker::DmaUnmap => {
+                let (addr, len) = (arg(1), arg(2));
+                match self.mapped.get_mut(&addr) {
+                    Some(e) if e.2 > 1 => e.2 -= 1,
+                    Some(_) => {
+                        self.mapped.remove(&addr);
+                    }
+                    None => self.violate(
+                        RULE_UNMAP_UNMAPPED,
+                        format!("dma-unmap {addr:#x}+{len} at seq {seq} matches no live map"),
+                    ),
+                }
+            }
+            Marker::StopExit => self.stopped_at = Some(seq),
+            Marker::OpenEnter => self.stopped_at = None,
+            _ => {}
+        }
+    }
+
+    /// Number of live dma-map ranges.
+    pub fn live_maps(&self) -> usize {
+        self.mapped.values().map(|e| e.2 as usize).sum()
+    }
+
+    /// A register write the device accepted; feeds the ring shadows.
+    pub fn on_reg_write(&mut self, off: u32, v: u32) {
+        match off {
+            regs::TX_BASE_LO => self.tx.base = self.tx.base & !0xffff_ffff | u64::from(v),
+            regs::TX_BASE_HI => self.tx.base = self.tx.base & 0xffff_ffff | u64::from(v) << 32,
+            regs::TX_SIZE => self.tx.size = v,
+            regs::TX_TAIL => self.tx.tail = v,
+            regs::RX_BASE_LO => self.rx.base = self.rx.base & !0xffff_ffff | u64::from(v),
+            regs::RX_BASE_HI => self.rx.base = self.rx.base & 0xffff_ffff | u64::from(v) << 32,
+            regs::RX_SIZE => self.rx.size = v,
+            regs::RX_TAIL => self.rx.tail = v,
+            regs::CTRL if v & regs::CTRL_RESET != 0 => {
+                self.tx = ShadowRing::default();
+                self.rx = ShadowRing::default();
+            }
+            _ => {}
+        }
+    }
+
+    /// Judge one DMA that the device's own checks let through. Logs the
+    /// Dma event first, then any violations.
+    pub fn check_dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause, st: GateState) {
+        if !self.enabled {
+            return;
+        }
+        let seq = self.log.push(
+            Source::Device,
+            EventKind::Dma { dir, addr, len, cause: cause.name().to_string() },
+        );
+        let what = || format!("{} {:?} {addr:#x}+{len} (event {seq})", cause.name(), dir);
+        if let Some(stop) = self.stopped_at {
+            self.violate(RULE_DMA_AFTER_STOP, format!("{} after stop-exit at seq {stop}", what()));
+        }
+        if st.resetting {
+            self.violate(RULE_DMA_DURING_RESET, what());
+        } else if !matches!(cause, DmaCause::Ghost) && !(if cause.is_tx() { st.tx_enabled } else { st.rx_enabled })
+            || matches!(cause, DmaCause::Ghost) && !(st.tx_enabled || st.rx_enabled)
+        {
+            self.violate(RULE_DMA_DEVICE_DISABLED, what());
+        }
+        match self.mapping_of(addr, len) {
+            None => self.violate(RULE_DMA_UNMAPPED, format!("{} is in no live dma-map", what())),
+            // Direction 0 = to device (read only), 1 = from device (write only).
+            Some(d) if (d == 0 && dir == DmaDir::Write) || (d == 1 && dir == DmaDir::Read) => self
+                .violate(RULE_DMA_WRONG_DIRECTION, format!("{} into a map of direction {d}", what())),
+            Some(_) => {}
+        }
+        let ring = match cause {
+            DmaCause::TxDesc(s) => self.tx.fetch(s),
+            DmaCause::TxStatus(s) => self.tx.complete(s),
+            DmaCause::RxDesc(s) => self.rx.fetch(s),
+            DmaCause::RxStatus(s) => self.rx.complete(s),
+            _ => Ok(()),
+        };
+        if let Err(e) = ring {
+            let rule = if matches!(cause, DmaCause::TxStatus(_) | DmaCause::RxStatus(_)) {
+                RULE_COMPLETION_UNPOSTED
+            } else {
+                RULE_DESC_UNPOSTED
+            };
+            self.violate(rule, format!("{}: {e}", what()));
+        }
+    }
+
+    /// The direction of the live map covering `[addr, addr+len)`.
+    fn mapping_of(&self, addr: u64, len: u64) -> Option<u64> {
+        let end = addr.checked_add(len)?;
+        // Maps rarely overlap, so the nearest start below `addr` is almost
+        // always the answer; keep looking only if it is too short.
+        self.mapped.range(..=addr).rev().find(|(_, e)| e.0 >= end).map(|(_, e)| e.1)
+    }
+
+    /// Judge an interrupt the device raised: `enabled` says whether its
+    /// cause was enabled in INT_ENABLE, `delivered` whether a message
+    /// actually went out.
+    pub fn check_irq(&mut self, vector: u16, enabled: bool, delivered: bool, irq_seq: u64) {
+        if !self.enabled {
+            return;
+        }
+        if !enabled {
+            self.violate(
+                RULE_IRQ_WHILE_DISABLED,
+                format!("vector {vector} raised (event {irq_seq}) for a cause not in INT_ENABLE"),
+            );
+        }
+        if let (Some(stop), true) = (self.stopped_at, delivered) {
+            self.violate(
+                RULE_IRQ_AFTER_STOP,
+                format!("vector {vector} delivered (event {irq_seq}) after stop-exit at seq {stop}"),
+            );
+        }
+    }
+}
+
+/// Whether `[addr, addr+len)` overlaps `[base, base+size)`.
+pub fn overlaps(addr: u64, len: u64, base: u64, size: u64) -> bool {
+    let end = addr.saturating_add(len);
+    addr < base.saturating_add(size) && base < end
+}
