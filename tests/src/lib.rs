@@ -17,7 +17,10 @@ use serde_json::Value;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The `nicproof` binary: `$NICPROOF_BIN`, or built now with the cargo
@@ -30,10 +33,14 @@ pub fn nicproof_bin() -> PathBuf {
         }
         // target/<profile>/deps/<test exe> -> target/<profile>/nicproof
         let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("test exe lives in target/<profile>/deps");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test exe lives in target/<profile>/deps");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace()).args(["build", "-q", "-p", "vmm", "--bin", "nicproof"]);
+        cmd.current_dir(workspace())
+            .args(["build", "-q", "-p", "vmm", "--bin", "nicproof"]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -41,7 +48,10 @@ pub fn nicproof_bin() -> PathBuf {
             cmd.env("CARGO_TARGET_DIR", target);
         }
         let st = cmd.status().expect("running cargo build for nicproof");
-        assert!(st.success(), "building nicproof failed; set NICPROOF_BIN or run `make test`");
+        assert!(
+            st.success(),
+            "building nicproof failed; set NICPROOF_BIN or run `make test`"
+        );
         profile_dir.join("nicproof")
     })
     .clone()
@@ -49,8 +59,13 @@ pub fn nicproof_bin() -> PathBuf {
 
 /// The real guest image: `$NICPROOF_GUEST` or `images/nicproof-guest`.
 pub fn guest_image() -> PathBuf {
-    let p = std::env::var_os("NICPROOF_GUEST").map_or_else(|| workspace().join("images/nicproof-guest"), PathBuf::from);
-    assert!(p.exists(), "guest image {} missing: run `make guest` (or set NICPROOF_GUEST)", p.display());
+    let p = std::env::var_os("NICPROOF_GUEST")
+        .map_or_else(|| workspace().join("images/nicproof-guest"), PathBuf::from);
+    assert!(
+        p.exists(),
+        "guest image {} missing: run `make guest` (or set NICPROOF_GUEST)",
+        p.display()
+    );
     p
 }
 
@@ -73,14 +88,19 @@ impl Run {
 
     /// Guest markers with this name.
     pub fn markers(&self, name: &str) -> Vec<&Value> {
-        self.events.iter().filter(|e| e["event"] == "marker" && e["marker"] == name).collect()
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "marker" && e["marker"] == name)
+            .collect()
     }
 
     /// Notes containing `text`.
     pub fn notes(&self, text: &str) -> usize {
         self.events
             .iter()
-            .filter(|e| e["event"] == "note" && e["text"].as_str().is_some_and(|t| t.contains(text)))
+            .filter(|e| {
+                e["event"] == "note" && e["text"].as_str().is_some_and(|t| t.contains(text))
+            })
             .count()
     }
 }
@@ -103,7 +123,10 @@ pub fn run(guest: &Path, args: &[&str]) -> Run {
         .args(args)
         .output()
         .expect("spawning nicproof");
-    let report = std::fs::read_to_string(&json).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
+    let report = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
     let events = std::fs::read_to_string(&events)
         .unwrap_or_default()
         .lines()
@@ -160,7 +183,14 @@ pub fn tiny_elf(code: &[u8], records: &[[u8; 64]]) -> Vec<u8> {
     }
     e.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
     e.extend_from_slice(&7u32.to_le_bytes()); // RWX
-    for v in [0x1000u64, TINY_BASE, TINY_BASE, seg.len() as u64, 0x3000, 0x1000] {
+    for v in [
+        0x1000u64,
+        TINY_BASE,
+        TINY_BASE,
+        seg.len() as u64,
+        0x3000,
+        0x1000,
+    ] {
         e.extend_from_slice(&v.to_le_bytes()); // offset vaddr paddr filesz memsz align
     }
     e.resize(0x1000, 0);
@@ -201,7 +231,10 @@ impl Asm {
     }
     /// Send the record at index `i` of the records area.
     pub fn send(&mut self, i: u32) -> &mut Self {
-        self.out32(control::CONTROL_PORT, (TINY_RECORDS + 64 * u64::from(i)) as u32)
+        self.out32(
+            control::CONTROL_PORT,
+            (TINY_RECORDS + 64 * u64::from(i)) as u32,
+        )
     }
     /// `mov dx, port; in eax, dx`
     pub fn in32(&mut self, port: u16) -> &mut Self {

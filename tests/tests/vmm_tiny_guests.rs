@@ -45,9 +45,21 @@ fn protocol_guest() -> Vec<u8> {
     code.0.extend_from_slice(&ap.0);
     let hello = "hello from a tiny guest";
     let records = [
-        record(RecordKind::Marker, None, [Marker::Echo as u64, 0, 0, 0, 0, 0]),
-        record(RecordKind::StartCpu, None, [1, TINY_BASE, 0x7_0000, 0, 0, 0]),
-        record(RecordKind::Log, Some((slot(6), hello.len() as u32)), [3, 0, 0, 0, 0, 0]),
+        record(
+            RecordKind::Marker,
+            None,
+            [Marker::Echo as u64, 0, 0, 0, 0, 0],
+        ),
+        record(
+            RecordKind::StartCpu,
+            None,
+            [1, TINY_BASE, 0x7_0000, 0, 0, 0],
+        ),
+        record(
+            RecordKind::Log,
+            Some((slot(6), hello.len() as u32)),
+            [3, 0, 0, 0, 0, 0],
+        ),
         record(RecordKind::Verdict, Some((slot(7), 2)), [1, 0, 0, 0, 0, 0]),
         record(RecordKind::PowerOff, None, [0; 6]),
         record(RecordKind::CpuOnline, None, [1, 0, 0, 0, 0, 0]),
@@ -60,17 +72,44 @@ fn protocol_guest() -> Vec<u8> {
 #[test]
 fn protocol_round_trip_on_both_vcpus_passes() {
     let g = write_guest("protocol", &protocol_guest());
-    let r = run(&g, &["--scenario", "boot", "--seed", "77", "--knob", "echo=0xfeed", "--timeout", "30"]);
+    let r = run(
+        &g,
+        &[
+            "--scenario",
+            "boot",
+            "--seed",
+            "77",
+            "--knob",
+            "echo=0xfeed",
+            "--timeout",
+            "30",
+        ],
+    );
     assert_eq!((r.code, r.outcome()), (0, "passed"), "{r:#?}");
     let echo = r.markers("echo");
     assert_eq!(echo.len(), 1, "{:#?}", r.events);
     let args = &echo[0]["args"];
     assert_eq!(u64_of(&args[0]), 0xfeed, "knob came back");
-    assert_eq!(u64_of(&args[1]), u64::from(control::CONTROL_MAGIC), "magic read");
-    assert_eq!(u64_of(&args[2]), vmm::payload::word(77, 1), "payload pool filled from the seed");
+    assert_eq!(
+        u64_of(&args[1]),
+        u64::from(control::CONTROL_MAGIC),
+        "magic read"
+    );
+    assert_eq!(
+        u64_of(&args[2]),
+        vmm::payload::word(77, 1),
+        "payload pool filled from the seed"
+    );
     assert_eq!(u64_of(&args[3]), 77, "seed in the RunConfig");
-    assert_eq!(r.report["stats"]["cpus_online"], serde_json::json!([1]), "the AP ran guest code");
-    assert!(r.events.iter().any(|e| e["event"] == "log" && e["text"] == "hello from a tiny guest"));
+    assert_eq!(
+        r.report["stats"]["cpus_online"],
+        serde_json::json!([1]),
+        "the AP ran guest code"
+    );
+    assert!(r
+        .events
+        .iter()
+        .any(|e| e["event"] == "log" && e["text"] == "hello from a tiny guest"));
     assert_eq!(r.notes("start-cpu 1"), 1);
     assert!(r.stdout.contains("outcome: PASSED"), "{}", r.stdout);
 }
@@ -79,9 +118,16 @@ fn protocol_round_trip_on_both_vcpus_passes() {
 fn triple_fault_reports_registers() {
     let mut a = Asm::default();
     a.ud2();
-    let r = run(&write_guest("ud2", &tiny_elf(&a.0, &[])), &["--scenario", "boot", "--timeout", "30"]);
+    let r = run(
+        &write_guest("ud2", &tiny_elf(&a.0, &[])),
+        &["--scenario", "boot", "--timeout", "30"],
+    );
     assert_eq!((r.code, r.outcome()), (4, "triple-fault"), "{r:#?}");
-    assert_eq!(u64_of(&r.report["regs"]["rip"]), TINY_BASE, "the empty boot IDT turns #UD into a shutdown");
+    assert_eq!(
+        u64_of(&r.report["regs"]["rip"]),
+        TINY_BASE,
+        "the empty boot IDT turns #UD into a shutdown"
+    );
     assert_eq!(u64_of(&r.report["cpu"]), 0);
 }
 
@@ -90,10 +136,17 @@ fn endless_loop_times_out_within_its_limit() {
     let mut a = Asm::default();
     a.spin();
     let t = std::time::Instant::now();
-    let r = run(&write_guest("spin", &tiny_elf(&a.0, &[])), &["--scenario", "boot", "--timeout", "1"]);
+    let r = run(
+        &write_guest("spin", &tiny_elf(&a.0, &[])),
+        &["--scenario", "boot", "--timeout", "1"],
+    );
     assert_eq!((r.code, r.outcome()), (5, "timeout"), "{r:#?}");
     assert_eq!(r.report["limit_secs"], 1.0);
-    assert!(t.elapsed().as_secs_f64() < 10.0, "run took {:?}", t.elapsed());
+    assert!(
+        t.elapsed().as_secs_f64() < 10.0,
+        "run took {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -102,19 +155,36 @@ fn panic_and_exception_records_end_the_run() {
     a.send(0).spin();
     let file = slot(2);
     let panic = [
-        record(RecordKind::Panic, Some((slot(1), 4)), [42, 7, file, 7, 0, 0]),
+        record(
+            RecordKind::Panic,
+            Some((slot(1), 4)),
+            [42, 7, file, 7, 0, 0],
+        ),
         text_slot("boom"),
         text_slot("main.rs"),
     ];
-    let r = run(&write_guest("panic", &tiny_elf(&a.0, &panic)), &["--scenario", "boot", "--timeout", "30"]);
+    let r = run(
+        &write_guest("panic", &tiny_elf(&a.0, &panic)),
+        &["--scenario", "boot", "--timeout", "30"],
+    );
     assert_eq!((r.code, r.outcome()), (2, "guest-panic"), "{r:#?}");
     assert_eq!(r.report["message"], "boom");
     assert_eq!(r.report["location"], "main.rs:42:7");
 
-    let exc = [record(RecordKind::Exception, None, [14, 2, 0x20_0040, 0x100_dead_b000, 0, 0])];
-    let r = run(&write_guest("exc", &tiny_elf(&a.0, &exc)), &["--scenario", "boot", "--timeout", "30"]);
+    let exc = [record(
+        RecordKind::Exception,
+        None,
+        [14, 2, 0x20_0040, 0x100_dead_b000, 0, 0],
+    )];
+    let r = run(
+        &write_guest("exc", &tiny_elf(&a.0, &exc)),
+        &["--scenario", "boot", "--timeout", "30"],
+    );
     assert_eq!((r.code, r.outcome()), (3, "cpu-exception"), "{r:#?}");
-    assert_eq!((u64_of(&r.report["vector"]), u64_of(&r.report["cr2"])), (14, 0x100_dead_b000));
+    assert_eq!(
+        (u64_of(&r.report["vector"]), u64_of(&r.report["cr2"])),
+        (14, 0x100_dead_b000)
+    );
 }
 
 #[test]
@@ -128,16 +198,30 @@ fn bad_guest_pointers_fail_the_run_without_hurting_the_host() {
         .send(3)
         .spin();
     let recs = [
-        record(RecordKind::Log, Some((u64::MAX - 3, u32::MAX)), [1, 0, 0, 0, 0, 0]),
+        record(
+            RecordKind::Log,
+            Some((u64::MAX - 3, u32::MAX)),
+            [1, 0, 0, 0, 0, 0],
+        ),
         record(RecordKind::StartCpu, None, [9, TINY_BASE, 0, 0, 0, 0]),
         record(RecordKind::Verdict, None, [1, 0, 0, 0, 0, 0]),
         record(RecordKind::PowerOff, None, [0; 6]),
     ];
-    let r = run(&write_guest("badptr", &tiny_elf(&a.0, &recs)), &["--scenario", "boot", "--timeout", "30"]);
+    let r = run(
+        &write_guest("badptr", &tiny_elf(&a.0, &recs)),
+        &["--scenario", "boot", "--timeout", "30"],
+    );
     assert_eq!((r.code, r.outcome()), (1, "failed"), "{r:#?}");
     let reasons = r.report["reasons"].to_string();
-    assert_eq!(r.report["reasons"].as_array().map(Vec::len), Some(4), "{reasons}");
-    assert!(reasons.contains("record address 0xfffffff0") && reasons.contains("cpu 9"), "{reasons}");
+    assert_eq!(
+        r.report["reasons"].as_array().map(Vec::len),
+        Some(4),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("record address 0xfffffff0") && reasons.contains("cpu 9"),
+        "{reasons}"
+    );
 }
 
 #[test]
@@ -147,7 +231,11 @@ fn bad_command_lines_and_images_give_clear_errors() {
     let g = write_guest("cli", &tiny_elf(&a.0, &[]));
     let r = run(&g, &["--scenario", "no-such-scenario"]);
     assert_eq!(r.code, vmm::outcome::EXIT_USAGE, "{r:#?}");
-    assert!(r.stderr.contains("unknown scenario `no-such-scenario`") && r.stderr.contains("boot"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown scenario `no-such-scenario`") && r.stderr.contains("boot"),
+        "{}",
+        r.stderr
+    );
     let r = run(&g, &["--mutant", "nope"]);
     assert!(r.code != 0 && r.stderr.contains("no-fence"), "{}", r.stderr);
 
@@ -157,12 +245,18 @@ fn bad_command_lines_and_images_give_clear_errors() {
     assert!(r.report["message"].as_str().unwrap().contains("make guest"));
     let not_elf = write_guest("text", b"#!/bin/sh\necho not a kernel\n");
     let r = run(&not_elf, &["--scenario", "boot"]);
-    assert!(r.report["message"].as_str().unwrap().contains("not an ELF"), "{r:#?}");
+    assert!(
+        r.report["message"].as_str().unwrap().contains("not an ELF"),
+        "{r:#?}"
+    );
 }
 
 #[test]
 fn list_names_every_scenario_and_mutant() {
-    let out = std::process::Command::new(nicproof_bin()).arg("list").output().unwrap();
+    let out = std::process::Command::new(nicproof_bin())
+        .arg("list")
+        .output()
+        .unwrap();
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     for name in nic_model::abi::Scenario::ALL.iter().map(|s| s.name()) {

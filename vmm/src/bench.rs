@@ -10,7 +10,11 @@ use crate::outcome::Stats;
 pub fn min_med_max(v: &mut [f64]) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    let med = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
     (v[0], med, v[n - 1])
 }
 
@@ -20,17 +24,40 @@ pub fn table(runs: &[Stats]) -> String {
     if runs.is_empty() {
         return out;
     }
-    let _ = writeln!(out, "{:<28} {:>10} {:>10} {:>10}", format!("metric ({} runs)", runs.len()), "min", "median", "max");
+    let _ = writeln!(
+        out,
+        "{:<28} {:>10} {:>10} {:>10}",
+        format!("metric ({} runs)", runs.len()),
+        "min",
+        "median",
+        "max"
+    );
     let mut row = |name: &str, mut v: Vec<f64>, prec: usize| {
         let (a, b, c) = min_med_max(&mut v);
         let _ = writeln!(out, "{name:<28} {a:>10.prec$} {b:>10.prec$} {c:>10.prec$}");
     };
-    row("boot-to-ready (ms)", runs.iter().map(|s| s.boot_to_ready_ms.unwrap_or(f64::NAN)).collect(), 2);
+    row(
+        "boot-to-ready (ms)",
+        runs.iter()
+            .map(|s| s.boot_to_ready_ms.unwrap_or(f64::NAN))
+            .collect(),
+        2,
+    );
     row("whole run (ms)", runs.iter().map(|s| s.run_ms).collect(), 2);
-    row("vm exits, total", runs.iter().map(|s| s.total_exits() as f64).collect(), 0);
+    row(
+        "vm exits, total",
+        runs.iter().map(|s| s.total_exits() as f64).collect(),
+        0,
+    );
     let reasons: BTreeSet<&String> = runs.iter().flat_map(|s| s.exits.keys()).collect();
     for r in reasons {
-        row(&format!("  exits: {r}"), runs.iter().map(|s| *s.exits.get(r).unwrap_or(&0) as f64).collect(), 0);
+        row(
+            &format!("  exits: {r}"),
+            runs.iter()
+                .map(|s| *s.exits.get(r).unwrap_or(&0) as f64)
+                .collect(),
+            0,
+        );
     }
     out
 }
@@ -47,11 +74,18 @@ mod tests {
 
     #[test]
     fn table_lists_every_exit_reason() {
-        let mut a = Stats { run_ms: 2.0, boot_to_ready_ms: Some(1.0), ..Default::default() };
+        let mut a = Stats {
+            run_ms: 2.0,
+            boot_to_ready_ms: Some(1.0),
+            ..Default::default()
+        };
         a.exits.insert("io-out".into(), 10);
         let mut b = a.clone();
         b.exits.insert("mmio-read".into(), 4);
         let t = table(&[a, b]);
-        assert!(t.contains("exits: io-out") && t.contains("exits: mmio-read"), "{t}");
+        assert!(
+            t.contains("exits: io-out") && t.contains("exits: mmio-read"),
+            "{t}"
+        );
     }
 }

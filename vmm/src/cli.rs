@@ -71,7 +71,7 @@ pub struct RunArgs {
     /// Write the event log as JSON lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
-    /// Do not show serial output and guest log lines live.
+    /// Do not show the guest's serial output live (it is still kept for the report).
     #[arg(long)]
     pub quiet: bool,
     #[command(flatten)]
@@ -92,12 +92,28 @@ pub struct BenchArgs {
 
 /// Knob names accepted by `--knob`, with their RunConfig index.
 pub const KNOBS: &[(&str, usize, &str)] = &[
-    ("frames", knob::FRAMES, "frames the scenario sends (0 = default)"),
-    ("bad-guest", knob::BAD_GUEST, "bad-guest switch (use --bad-guest)"),
-    ("tx-ring", knob::TX_RING, "TX ring size (0 = driver default)"),
+    (
+        "frames",
+        knob::FRAMES,
+        "frames the scenario sends (0 = default)",
+    ),
+    (
+        "bad-guest",
+        knob::BAD_GUEST,
+        "bad-guest switch (use --bad-guest)",
+    ),
+    (
+        "tx-ring",
+        knob::TX_RING,
+        "TX ring size (0 = driver default)",
+    ),
     ("batch", knob::BATCH, "xmit_more batch size"),
     ("cycles", knob::CYCLES, "up/down cycles for the soak"),
-    ("echo", knob::ECHO, "value the guest echoes back in a Marker::Echo record"),
+    (
+        "echo",
+        knob::ECHO,
+        "value the guest echoes back in a Marker::Echo record",
+    ),
 ];
 
 fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
@@ -105,27 +121,50 @@ fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
 }
 
 pub fn scenario(s: &str) -> Result<Scenario> {
-    Scenario::from_name(s).ok_or_else(|| anyhow!("unknown scenario `{s}`; known: {}", names(Scenario::ALL, Scenario::name)))
+    Scenario::from_name(s).ok_or_else(|| {
+        anyhow!(
+            "unknown scenario `{s}`; known: {}",
+            names(Scenario::ALL, Scenario::name)
+        )
+    })
 }
 
 fn driver_mutant(s: &str) -> Result<DriverMutant> {
-    DriverMutant::from_name(s)
-        .ok_or_else(|| anyhow!("unknown driver mutant `{s}`; known: {}", names(DriverMutant::ALL, DriverMutant::name)))
+    DriverMutant::from_name(s).ok_or_else(|| {
+        anyhow!(
+            "unknown driver mutant `{s}`; known: {}",
+            names(DriverMutant::ALL, DriverMutant::name)
+        )
+    })
 }
 
 fn device_mutant(s: &str) -> Result<DeviceMutant> {
-    DeviceMutant::from_name(s)
-        .ok_or_else(|| anyhow!("unknown device mutant `{s}`; known: {}", names(DeviceMutant::ALL, DeviceMutant::name)))
+    DeviceMutant::from_name(s).ok_or_else(|| {
+        anyhow!(
+            "unknown device mutant `{s}`; known: {}",
+            names(DeviceMutant::ALL, DeviceMutant::name)
+        )
+    })
 }
 
-const BAD_GUESTS: [BadGuest; 5] =
-    [BadGuest::None, BadGuest::Panic, BadGuest::PageFault, BadGuest::TripleFault, BadGuest::EndlessLoop];
+const BAD_GUESTS: [BadGuest; 5] = [
+    BadGuest::None,
+    BadGuest::Panic,
+    BadGuest::PageFault,
+    BadGuest::TripleFault,
+    BadGuest::EndlessLoop,
+];
 
 fn bad_guest(s: &str) -> Result<BadGuest> {
     BAD_GUESTS
         .into_iter()
         .find(|b| b.name() == s)
-        .ok_or_else(|| anyhow!("unknown bad guest `{s}`; known: {}", names(&BAD_GUESTS, BadGuest::name)))
+        .ok_or_else(|| {
+            anyhow!(
+                "unknown bad guest `{s}`; known: {}",
+                names(&BAD_GUESTS, BadGuest::name)
+            )
+        })
 }
 
 fn parse_u64(v: &str) -> Result<u64> {
@@ -137,16 +176,24 @@ fn parse_u64(v: &str) -> Result<u64> {
 }
 
 fn parse_knob(kv: &str, knobs: &mut [u64; NUM_KNOBS]) -> Result<()> {
-    let Some((name, value)) = kv.split_once('=') else { bail!("--knob wants NAME=VALUE, got `{kv}`") };
+    let Some((name, value)) = kv.split_once('=') else {
+        bail!("--knob wants NAME=VALUE, got `{kv}`")
+    };
     let Some(&(_, idx, _)) = KNOBS.iter().find(|k| k.0 == name) else {
-        bail!("unknown knob `{name}`; known: {}", KNOBS.iter().map(|k| k.0).collect::<Vec<_>>().join(", "))
+        bail!(
+            "unknown knob `{name}`; known: {}",
+            KNOBS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
+        )
     };
     knobs[idx] = parse_u64(value)?;
     Ok(())
 }
 
 fn timeout(secs: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(secs).ok().filter(|d| !d.is_zero()).ok_or_else(|| anyhow!("--timeout must be a positive number of seconds"))
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow!("--timeout must be a positive number of seconds"))
 }
 
 impl VmArgs {
@@ -196,54 +243,70 @@ pub fn list() -> String {
     let mut s = String::from("scenarios:\n");
     let desc = |v: &mut String, name: &str, d: &str| v.push_str(&format!("  {name:<22} {d}\n"));
     for sc in Scenario::ALL {
-        desc(&mut s, sc.name(), match sc {
-            Scenario::Empty => "boot, report ready, power off (boot benchmark)",
-            Scenario::Boot => "boot, exercise the control port and both vCPUs",
-            Scenario::Default => "probe, open, loopback mixed frames, check, stop, unregister",
-            Scenario::Smp => "default with transmit on CPU 0 and NAPI on CPU 1",
-        });
+        desc(
+            &mut s,
+            sc.name(),
+            match sc {
+                Scenario::Empty => "boot, report ready, power off (boot benchmark)",
+                Scenario::Boot => "boot, exercise the control port and both vCPUs",
+                Scenario::Default => "probe, open, loopback mixed frames, check, stop, unregister",
+                Scenario::Smp => "default with transmit on CPU 0 and NAPI on CPU 1",
+            },
+        );
     }
     s.push_str("driver mutants (--mutant):\n");
     for m in DriverMutant::ALL {
-        desc(&mut s, m.name(), match m {
-            DriverMutant::None => "the correct driver",
-            DriverMutant::NoFence => "no fence in try_stop / completed_wake",
-            DriverMutant::NoRecheck => "no re-check after setting the stop bit",
-            DriverMutant::ThresholdOffByOne => "`>` for `>=` in the stop threshold",
-            DriverMutant::WakeInverted => "wake condition inverted",
-            DriverMutant::ConsIndexLate => "consumer index stored after completed_wake",
-            DriverMutant::BusyFrees => "BUSY returned with the skb freed",
-            DriverMutant::BusyKeepsRef => "BUSY returned with a reference kept",
-            DriverMutant::NoStopInAdvance => "BUSY returned instead of stopping in advance",
-            DriverMutant::NoUnmapAtStop => "no DMA unmap at stop",
-            DriverMutant::NoResetPoll => "no reset poll at stop",
-            DriverMutant::UnregisterNoStop => "unregister of an UP device does not call stop",
-            DriverMutant::WritesClonedHead => "writes a cloned skb's shared head",
-            DriverMutant::ReclaimOnXmit => "reclaims completions only on the next transmit",
-            DriverMutant::NoWatchdog => "no watchdog",
-            DriverMutant::AcceptsInvalidMac => "accepts an invalid MAC",
-            DriverMutant::NoDisableAtStop => "does not disable TX/RX and interrupts at stop",
-        });
+        desc(
+            &mut s,
+            m.name(),
+            match m {
+                DriverMutant::None => "the correct driver",
+                DriverMutant::NoFence => "no fence in try_stop / completed_wake",
+                DriverMutant::NoRecheck => "no re-check after setting the stop bit",
+                DriverMutant::ThresholdOffByOne => "`>` for `>=` in the stop threshold",
+                DriverMutant::WakeInverted => "wake condition inverted",
+                DriverMutant::ConsIndexLate => "consumer index stored after completed_wake",
+                DriverMutant::BusyFrees => "BUSY returned with the skb freed",
+                DriverMutant::BusyKeepsRef => "BUSY returned with a reference kept",
+                DriverMutant::NoStopInAdvance => "BUSY returned instead of stopping in advance",
+                DriverMutant::NoUnmapAtStop => "no DMA unmap at stop",
+                DriverMutant::NoResetPoll => "no reset poll at stop",
+                DriverMutant::UnregisterNoStop => "unregister of an UP device does not call stop",
+                DriverMutant::WritesClonedHead => "writes a cloned skb's shared head",
+                DriverMutant::ReclaimOnXmit => "reclaims completions only on the next transmit",
+                DriverMutant::NoWatchdog => "no watchdog",
+                DriverMutant::AcceptsInvalidMac => "accepts an invalid MAC",
+                DriverMutant::NoDisableAtStop => "does not disable TX/RX and interrupts at stop",
+            },
+        );
     }
     s.push_str("device mutants (--device-mutant):\n");
     for m in DeviceMutant::ALL {
-        desc(&mut s, m.name(), match m {
-            DeviceMutant::None => "the correct device",
-            DeviceMutant::DmaAfterDisable => "keeps DMAing after TX/RX are disabled",
-            DeviceMutant::IrqAfterDisable => "raises an interrupt after being disabled",
-            DeviceMutant::ResetIgnored => "ignores reset",
-            DeviceMutant::PhantomCompletion => "completes a descriptor never posted",
-        });
+        desc(
+            &mut s,
+            m.name(),
+            match m {
+                DeviceMutant::None => "the correct device",
+                DeviceMutant::DmaAfterDisable => "keeps DMAing after TX/RX are disabled",
+                DeviceMutant::IrqAfterDisable => "raises an interrupt after being disabled",
+                DeviceMutant::ResetIgnored => "ignores reset",
+                DeviceMutant::PhantomCompletion => "completes a descriptor never posted",
+            },
+        );
     }
     s.push_str("bad guests (--bad-guest):\n");
     for b in BAD_GUESTS {
-        desc(&mut s, b.name(), match b {
-            BadGuest::None => "behave",
-            BadGuest::Panic => "panic with a known message (outcome guest-panic)",
-            BadGuest::PageFault => "read an unmapped address (outcome cpu-exception, #PF)",
-            BadGuest::TripleFault => "fault with an empty IDT (outcome triple-fault)",
-            BadGuest::EndlessLoop => "spin with interrupts off (outcome timeout)",
-        });
+        desc(
+            &mut s,
+            b.name(),
+            match b {
+                BadGuest::None => "behave",
+                BadGuest::Panic => "panic with a known message (outcome guest-panic)",
+                BadGuest::PageFault => "read an unmapped address (outcome cpu-exception, #PF)",
+                BadGuest::TripleFault => "fault with an empty IDT (outcome triple-fault)",
+                BadGuest::EndlessLoop => "spin with interrupts off (outcome timeout)",
+            },
+        );
     }
     s.push_str("knobs (--knob NAME=VALUE):\n");
     for (name, _, d) in KNOBS {
@@ -259,11 +322,17 @@ mod tests {
     #[test]
     fn unknown_names_list_the_known_ones() {
         let e = scenario("nope").unwrap_err().to_string();
-        assert!(e.contains("unknown scenario `nope`") && e.contains("boot"), "{e}");
+        assert!(
+            e.contains("unknown scenario `nope`") && e.contains("boot"),
+            "{e}"
+        );
         let mut k = [0; NUM_KNOBS];
         parse_knob("echo=0x2a", &mut k).unwrap();
         assert_eq!(k[knob::ECHO], 42);
-        assert!(parse_knob("zz=1", &mut k).unwrap_err().to_string().contains("echo"));
+        assert!(parse_knob("zz=1", &mut k)
+            .unwrap_err()
+            .to_string()
+            .contains("echo"));
         assert!(parse_knob("echo", &mut k).is_err());
         assert!(bad_guest("page-fault").is_ok() && bad_guest("x").is_err());
         assert!(list().contains("no-fence"));

@@ -22,9 +22,18 @@ pub enum End {
     /// Panic record.
     Panic { message: String, location: String },
     /// Exception record.
-    Exception { vector: u64, error_code: u64, rip: u64, cr2: u64, cpu: u64 },
+    Exception {
+        vector: u64,
+        error_code: u64,
+        rip: u64,
+        cr2: u64,
+        cpu: u64,
+    },
     /// KVM_EXIT_SHUTDOWN on a vCPU.
-    TripleFault { cpu: u32, regs: crate::outcome::RegsDump },
+    TripleFault {
+        cpu: u32,
+        regs: crate::outcome::RegsDump,
+    },
     /// Something the host could not handle.
     HostError(String),
     /// The wall-clock limit passed.
@@ -72,12 +81,22 @@ pub fn decode_record(b: &[u8; 64]) -> Record {
     for (i, a) in args.iter_mut().enumerate() {
         *a = u64_at(16 + 8 * i);
     }
-    Record { kind: u32_at(0), text_len: u32_at(4), text_ptr: u64_at(8), args }
+    Record {
+        kind: u32_at(0),
+        text_len: u32_at(4),
+        text_ptr: u64_at(8),
+        args,
+    }
 }
 
 /// Read `len` bytes (capped at MAX_TEXT) of guest text at `ptr`, or say
 /// why not. `ram_size` bounds the access: nothing outside RAM is read.
-pub fn read_guest_text(mem: &GuestMemoryMmap, ram_size: u64, ptr: u64, len: u64) -> Result<String, String> {
+pub fn read_guest_text(
+    mem: &GuestMemoryMmap,
+    ram_size: u64,
+    ptr: u64,
+    len: u64,
+) -> Result<String, String> {
     let len = len.min(u64::from(control::MAX_TEXT));
     if len == 0 {
         return Ok(String::new());
@@ -89,7 +108,9 @@ pub fn read_guest_text(mem: &GuestMemoryMmap, ram_size: u64, ptr: u64, len: u64)
                 .map_err(|e| format!("text at {ptr:#x}+{len}: {e}"))?;
             Ok(String::from_utf8_lossy(&buf).into_owned())
         }
-        _ => Err(format!("text pointer {ptr:#x}+{len} outside guest RAM ({ram_size:#x} bytes)")),
+        _ => Err(format!(
+            "text pointer {ptr:#x}+{len} outside guest RAM ({ram_size:#x} bytes)"
+        )),
     }
 }
 
@@ -101,8 +122,6 @@ pub struct ControlPort {
     events: EventLog,
     tx: Sender<VmEvent>,
     stop: Arc<AtomicBool>,
-    /// Print guest log lines live (off with --quiet).
-    echo_logs: bool,
 }
 
 impl ControlPort {
@@ -114,9 +133,15 @@ impl ControlPort {
         events: EventLog,
         tx: Sender<VmEvent>,
         stop: Arc<AtomicBool>,
-        echo_logs: bool,
     ) -> Self {
-        Self { mem, ram_size, config, events, tx, stop, echo_logs }
+        Self {
+            mem,
+            ram_size,
+            config,
+            events,
+            tx,
+            stop,
+        }
     }
 
     fn send(&self, e: VmEvent) {
@@ -134,7 +159,12 @@ impl ControlPort {
 
     fn protocol_error(&self, msg: String) {
         tracing::warn!("control port protocol error: {msg}");
-        self.events.push(Source::Vmm, EventKind::Note { text: format!("protocol error: {msg}") });
+        self.events.push(
+            Source::Vmm,
+            EventKind::Note {
+                text: format!("protocol error: {msg}"),
+            },
+        );
         self.send(VmEvent::ProtocolError(msg));
     }
 
@@ -162,23 +192,27 @@ impl ControlPort {
             return self.protocol_error(format!("record address {gpa:#x} outside guest RAM"));
         }
         let r = decode_record(&raw);
-        let text = match read_guest_text(&self.mem, self.ram_size, r.text_ptr, u64::from(r.text_len)) {
-            Ok(t) => t,
-            Err(e) => {
-                self.protocol_error(e);
-                String::from("<bad text pointer>")
-            }
-        };
+        let text =
+            match read_guest_text(&self.mem, self.ram_size, r.text_ptr, u64::from(r.text_len)) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.protocol_error(e);
+                    String::from("<bad text pointer>")
+                }
+            };
         let a = r.args;
         let Some(kind) = RecordKind::from_u32(r.kind) else {
             return self.protocol_error(format!("unknown record kind {}", r.kind));
         };
         match kind {
             RecordKind::Log => {
-                if self.echo_logs {
-                    eprintln!("[guest] {text}");
-                }
-                self.events.push(Source::Guest, EventKind::Log { level: a[0].min(255) as u8, text });
+                self.events.push(
+                    Source::Guest,
+                    EventKind::Log {
+                        level: a[0].min(255) as u8,
+                        text,
+                    },
+                );
             }
             RecordKind::Marker => {
                 let marker = match u32::try_from(a[0]).ok().and_then(Marker::from_u32) {
@@ -188,32 +222,61 @@ impl ControlPort {
                         format!("unknown-{}", a[0])
                     }
                 };
-                self.events.push(Source::Guest, EventKind::Marker { marker, args: a[1..].to_vec(), text });
+                self.events.push(
+                    Source::Guest,
+                    EventKind::Marker {
+                        marker,
+                        args: a[1..].to_vec(),
+                        text,
+                    },
+                );
             }
             RecordKind::Verdict => {
-                self.events.push(Source::Guest, EventKind::Verdict { pass: a[0] == 1, text });
+                self.events.push(
+                    Source::Guest,
+                    EventKind::Verdict {
+                        pass: a[0] == 1,
+                        text,
+                    },
+                );
             }
             RecordKind::Panic => {
                 let file = read_guest_text(&self.mem, self.ram_size, a[2], a[3])
                     .unwrap_or_else(|_| "<bad file pointer>".into());
                 let location = format!("{file}:{}:{}", a[0], a[1]);
                 self.note(format!("panic at {location}: {text}"));
-                self.end(End::Panic { message: text, location });
+                self.end(End::Panic {
+                    message: text,
+                    location,
+                });
             }
             RecordKind::Exception => {
                 self.note(format!(
                     "exception vector {} error {:#x} rip {:#x} cr2 {:#x} cpu {}",
                     a[0], a[1], a[2], a[3], a[4]
                 ));
-                self.end(End::Exception { vector: a[0], error_code: a[1], rip: a[2], cr2: a[3], cpu: a[4] });
+                self.end(End::Exception {
+                    vector: a[0],
+                    error_code: a[1],
+                    rip: a[2],
+                    cr2: a[3],
+                    cpu: a[4],
+                });
             }
             RecordKind::PowerOff => {
                 self.note(format!("power-off {}", a[0]));
                 self.end(End::PowerOff(a[0]));
             }
             RecordKind::StartCpu => {
-                self.note(format!("start-cpu {} entry {:#x} stack {:#x}", a[0], a[1], a[2]));
-                self.send(VmEvent::StartCpu { cpu: a[0], entry: a[1], stack: a[2] });
+                self.note(format!(
+                    "start-cpu {} entry {:#x} stack {:#x}",
+                    a[0], a[1], a[2]
+                ));
+                self.send(VmEvent::StartCpu {
+                    cpu: a[0],
+                    entry: a[1],
+                    stack: a[2],
+                });
             }
             RecordKind::CpuOnline => {
                 self.note(format!("cpu-online {}", a[0]));
@@ -242,7 +305,10 @@ impl MutDevicePio for ControlPort {
 
     fn pio_write(&mut self, _base: PioAddress, offset: u16, data: &[u8]) {
         let Some(gpa) = port_u32(data).map(u64::from) else {
-            return self.protocol_error(format!("{}-byte write to control port +{offset}; use 32-bit out", data.len()));
+            return self.protocol_error(format!(
+                "{}-byte write to control port +{offset}; use 32-bit out",
+                data.len()
+            ));
         };
         match offset {
             0 => self.handle_record(gpa),
@@ -264,8 +330,23 @@ mod tests {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), RAM as usize)]).unwrap();
         let (tx, rx) = mpsc::channel();
         let log = EventLog::new();
-        let cfg = RunConfig { magic: control::CONTROL_MAGIC, seed: 42, ..Default::default() };
-        (ControlPort::new(mem, RAM, cfg, log.clone(), tx, Arc::new(AtomicBool::new(false)), false), rx, log)
+        let cfg = RunConfig {
+            magic: control::CONTROL_MAGIC,
+            seed: 42,
+            ..Default::default()
+        };
+        (
+            ControlPort::new(
+                mem,
+                RAM,
+                cfg,
+                log.clone(),
+                tx,
+                Arc::new(AtomicBool::new(false)),
+            ),
+            rx,
+            log,
+        )
     }
 
     fn put_record(p: &ControlPort, gpa: u64, kind: u32, text: Option<(u64, &str)>, args: [u64; 6]) {
@@ -292,7 +373,10 @@ mod tests {
 
     #[test]
     fn wire_sizes_match_the_repr_c_structs() {
-        assert_eq!(encode_run_config(&RunConfig::default()).len(), core::mem::size_of::<RunConfig>());
+        assert_eq!(
+            encode_run_config(&RunConfig::default()).len(),
+            core::mem::size_of::<RunConfig>()
+        );
         assert_eq!(core::mem::size_of::<Record>(), 64);
     }
 
@@ -305,10 +389,22 @@ mod tests {
         write(&mut p, 4, 0x1000);
         let seed: u64 = p.mem.read_obj(GuestAddress(0x1000 + 16)).unwrap();
         assert_eq!(seed, 42);
-        put_record(&p, 0x2000, RecordKind::Log as u32, Some((0x3000, "hello")), [3, 0, 0, 0, 0, 0]);
+        put_record(
+            &p,
+            0x2000,
+            RecordKind::Log as u32,
+            Some((0x3000, "hello")),
+            [3, 0, 0, 0, 0, 0],
+        );
         write(&mut p, 0, 0x2000);
         let ev: Vec<Event> = log.snapshot();
-        assert_eq!(ev[0].kind, EventKind::Log { level: 3, text: "hello".into() });
+        assert_eq!(
+            ev[0].kind,
+            EventKind::Log {
+                level: 3,
+                text: "hello".into()
+            }
+        );
     }
 
     #[test]
@@ -327,10 +423,17 @@ mod tests {
         put_record(&p, 0x2100, 999, None, [0; 6]);
         write(&mut p, 0, 0x2100);
         p.pio_write(PioAddress(control::CONTROL_PORT), 0, &[1]);
-        let errors = rx.try_iter().filter(|e| matches!(e, VmEvent::ProtocolError(_))).count();
+        let errors = rx
+            .try_iter()
+            .filter(|e| matches!(e, VmEvent::ProtocolError(_)))
+            .count();
         assert_eq!(errors, 6);
         // The bad-text log record is still logged, with a placeholder.
-        assert!(log.snapshot().iter().any(|e| e.kind == EventKind::Log { level: 1, text: "<bad text pointer>".into() }));
+        assert!(log.snapshot().iter().any(|e| e.kind
+            == EventKind::Log {
+                level: 1,
+                text: "<bad text pointer>".into()
+            }));
     }
 
     #[test]
@@ -343,7 +446,13 @@ mod tests {
     #[test]
     fn terminal_records_stop_the_vm() {
         let (mut p, rx, _log) = port();
-        put_record(&p, 0x2000, RecordKind::Panic as u32, Some((0x3000, "boom")), [12, 5, 0x3100, 7, 0, 0]);
+        put_record(
+            &p,
+            0x2000,
+            RecordKind::Panic as u32,
+            Some((0x3000, "boom")),
+            [12, 5, 0x3100, 7, 0, 0],
+        );
         p.mem.write_slice(b"main.rs", GuestAddress(0x3100)).unwrap();
         write(&mut p, 0, 0x2000);
         assert!(p.stop.load(Ordering::SeqCst));

@@ -37,7 +37,14 @@ pub fn run(opts: &RunOptions) -> RunResult {
             let (o, s) = vm.run();
             (o, s, events.snapshot(), serial.text())
         }
-        Err(e) => (Outcome::HostError { message: e.to_string() }, Stats::default(), Vec::new(), String::new()),
+        Err(e) => (
+            Outcome::HostError {
+                message: e.to_string(),
+            },
+            Stats::default(),
+            Vec::new(),
+            String::new(),
+        ),
     };
     let report = Report {
         scenario: opts.scenario.name().into(),
@@ -47,5 +54,9 @@ pub fn run(opts: &RunOptions) -> RunResult {
         outcome,
         stats,
     };
-    RunResult { report, events, serial }
+    RunResult {
+        report,
+        events,
+        serial,
+    }
 }

@@ -17,7 +17,9 @@ fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<()> {
         serde_json::to_writer_pretty(BufWriter::new(f), &res.report)?;
     }
     if let Some(path) = &args.events {
-        let mut w = BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?);
+        let mut w = BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
         for e in &res.events {
             serde_json::to_writer(&mut w, e)?;
             w.write_all(b"\n")?;
@@ -27,17 +29,23 @@ fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<()> {
     Ok(())
 }
 
+/// Print to stdout; a closed pipe (e.g. `| head`) must not turn a verdict
+/// into a panic, and the exit code still carries the outcome.
+fn out(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stdout().write_fmt(args);
+}
+
 fn real_main(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::List => {
-            print!("{}", cli::list());
+            out(format_args!("{}", cli::list()));
             Ok(0)
         }
         Command::Run(args) => {
             let opts = args.options()?;
             let res = vmm::run(&opts);
-            println!("{}", res.report);
             write_outputs(&args, &res)?;
+            out(format_args!("{}\n", res.report));
             Ok(res.report.outcome.exit_code())
         }
         Command::Bench(args) => {
@@ -46,13 +54,17 @@ fn real_main(cli: Cli) -> Result<i32> {
             for i in 0..args.runs {
                 let res = vmm::run(&opts);
                 if res.report.outcome.exit_code() != 0 {
-                    println!("run {i} did not pass:\n{}", res.report);
+                    out(format_args!("run {i} did not pass:\n{}\n", res.report));
                     return Ok(res.report.outcome.exit_code());
                 }
                 stats.push(res.report.stats);
             }
-            println!("scenario {}, guest {}", args.scenario, args.vm.guest.display());
-            print!("{}", vmm::bench::table(&stats));
+            out(format_args!(
+                "scenario {}, guest {}\n",
+                args.scenario,
+                args.vm.guest.display()
+            ));
+            out(format_args!("{}", vmm::bench::table(&stats)));
             Ok(0)
         }
     }

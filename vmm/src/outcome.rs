@@ -40,11 +40,21 @@ pub enum Outcome {
     /// The guest panicked.
     GuestPanic { message: String, location: String },
     /// The guest reported an unhandled CPU exception.
-    CpuException { vector: u64, error_code: u64, rip: u64, cr2: u64, cpu: u64 },
+    CpuException {
+        vector: u64,
+        error_code: u64,
+        rip: u64,
+        cr2: u64,
+        cpu: u64,
+    },
     /// A vCPU shut down (triple fault).
     TripleFault { cpu: u32, regs: RegsDump },
     /// The wall-clock limit passed first.
-    Timeout { limit_secs: f64, last_serial: Vec<String>, last_events: Vec<Event> },
+    Timeout {
+        limit_secs: f64,
+        last_serial: Vec<String>,
+        last_events: Vec<Event>,
+    },
     /// The host could not run the VM (set-up error, KVM error, bad input).
     HostError { message: String },
 }
@@ -121,7 +131,12 @@ impl fmt::Display for Report {
             "nicproof report: scenario {} seed {} driver-mutant {} device-mutant {}",
             self.scenario, self.seed, self.driver_mutant, self.device_mutant
         )?;
-        writeln!(f, "outcome: {} (exit code {})", self.outcome.name().to_uppercase(), self.outcome.exit_code())?;
+        writeln!(
+            f,
+            "outcome: {} (exit code {})",
+            self.outcome.name().to_uppercase(),
+            self.outcome.exit_code()
+        )?;
         match &self.outcome {
             Outcome::Passed => {}
             Outcome::Failed { reasons } => {
@@ -161,9 +176,15 @@ impl fmt::Display for Report {
             Outcome::HostError { message } => writeln!(f, "  {message}")?,
         }
         let s = &self.stats;
-        let ready = s.boot_to_ready_ms.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+        let ready = s
+            .boot_to_ready_ms
+            .map_or("-".to_string(), |v| format!("{v:.1} ms"));
         let exits: Vec<String> = s.exits.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        writeln!(f, "boot-to-ready {ready}, run {:.1} ms, {} events", s.run_ms, s.events)?;
+        writeln!(
+            f,
+            "boot-to-ready {ready}, run {:.1} ms, {} events",
+            s.run_ms, s.events
+        )?;
         writeln!(f, "cpus online: {:?}", s.cpus_online)?;
         write!(f, "vm exits: {} ({})", s.total_exits(), exits.join(", "))
     }
@@ -172,8 +193,8 @@ impl fmt::Display for Report {
 /// Mnemonic of an x86 exception vector.
 pub fn exception_name(vector: u64) -> &'static str {
     const NAMES: [&str; 21] = [
-        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS", "#GP",
-        "#PF", "-", "#MF", "#AC", "#MC", "#XM", "#VE",
+        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+        "#GP", "#PF", "-", "#MF", "#AC", "#MC", "#XM", "#VE",
     ];
     NAMES.get(vector as usize).copied().unwrap_or("?")
 }
@@ -189,7 +210,10 @@ mod tests {
             driver_mutant: "none".into(),
             device_mutant: "none".into(),
             outcome,
-            stats: Stats { run_ms: 1.5, ..Default::default() },
+            stats: Stats {
+                run_ms: 1.5,
+                ..Default::default()
+            },
         }
     }
 
@@ -197,12 +221,35 @@ mod tests {
     fn json_round_trips_and_is_tagged() {
         let cases = [
             Outcome::Passed,
-            Outcome::Failed { reasons: vec!["no verdict".into()] },
-            Outcome::GuestPanic { message: "boom".into(), location: "src/main.rs:3:5".into() },
-            Outcome::CpuException { vector: 14, error_code: 0, rip: 0x20_0000, cr2: 0xdead, cpu: 1 },
-            Outcome::TripleFault { cpu: 0, regs: RegsDump { rip: 5, ..Default::default() } },
-            Outcome::Timeout { limit_secs: 1.0, last_serial: vec!["x".into()], last_events: vec![] },
-            Outcome::HostError { message: "no kvm".into() },
+            Outcome::Failed {
+                reasons: vec!["no verdict".into()],
+            },
+            Outcome::GuestPanic {
+                message: "boom".into(),
+                location: "src/main.rs:3:5".into(),
+            },
+            Outcome::CpuException {
+                vector: 14,
+                error_code: 0,
+                rip: 0x20_0000,
+                cr2: 0xdead,
+                cpu: 1,
+            },
+            Outcome::TripleFault {
+                cpu: 0,
+                regs: RegsDump {
+                    rip: 5,
+                    ..Default::default()
+                },
+            },
+            Outcome::Timeout {
+                limit_secs: 1.0,
+                last_serial: vec!["x".into()],
+                last_events: vec![],
+            },
+            Outcome::HostError {
+                message: "no kvm".into(),
+            },
         ];
         let mut codes = Vec::new();
         for o in cases {

@@ -17,7 +17,9 @@ pub const fn word(seed: u64, index: u64) -> u64 {
 
 /// The pattern bytes at byte offset `offset` of the pool, `len` long.
 pub fn bytes(seed: u64, offset: u64, len: usize) -> Vec<u8> {
-    (offset..offset + len as u64).map(|o| word(seed, o / 8).to_le_bytes()[(o % 8) as usize]).collect()
+    (offset..offset + len as u64)
+        .map(|o| word(seed, o / 8).to_le_bytes()[(o % 8) as usize])
+        .collect()
 }
 
 /// The whole pool of `size` bytes (size rounded down to whole words).

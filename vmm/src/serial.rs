@@ -40,7 +40,10 @@ impl SerialLog {
     pub fn tail(&self, n: usize) -> Vec<String> {
         let t = self.text();
         let lines: Vec<&str> = t.lines().collect();
-        lines[lines.len().saturating_sub(n)..].iter().map(|s| s.to_string()).collect()
+        lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 }
 
@@ -114,6 +117,10 @@ mod tests {
         assert_eq!(log.tail(2), vec!["two".to_string(), "three".to_string()]);
         let mut lsr = [0u8];
         d.pio_read(PioAddress(COM1), 5, &mut lsr);
-        assert_ne!(lsr[0] & 0x20, 0, "THR empty, so a polling guest never waits");
+        assert_ne!(
+            lsr[0] & 0x20,
+            0,
+            "THR empty, so a polling guest never waits"
+        );
     }
 }

@@ -52,7 +52,9 @@ pub fn kick_signal() -> libc::c_int {
 pub fn register_kick_handler() -> Result<(), vmm_sys_util::errno::Error> {
     static ONCE: Once = Once::new();
     let mut res = Ok(());
-    ONCE.call_once(|| res = vmm_sys_util::signal::register_signal_handler(kick_signal(), kick_handler));
+    ONCE.call_once(|| {
+        res = vmm_sys_util::signal::register_signal_handler(kick_signal(), kick_handler)
+    });
     res
 }
 
@@ -99,25 +101,39 @@ fn dispatch(exit: VcpuExit<'_>, io: &IoManager) -> (&'static str, Action) {
         VcpuExit::Shutdown => ("shutdown", Action::Shutdown),
         // With the in-kernel irqchip, HLT is handled by KVM and never gets
         // here; if it does, nothing could ever wake this vCPU.
-        VcpuExit::Hlt => ("hlt", Action::End(End::HostError("unexpected HLT exit".into()))),
+        VcpuExit::Hlt => (
+            "hlt",
+            Action::End(End::HostError("unexpected HLT exit".into())),
+        ),
         VcpuExit::FailEntry(reason, cpu) => (
             "fail-entry",
-            Action::End(End::HostError(format!("KVM entry failed: reason {reason:#x} on cpu {cpu}"))),
+            Action::End(End::HostError(format!(
+                "KVM entry failed: reason {reason:#x} on cpu {cpu}"
+            ))),
         ),
-        VcpuExit::InternalError => ("internal-error", Action::End(End::HostError("KVM internal error".into()))),
+        VcpuExit::InternalError => (
+            "internal-error",
+            Action::End(End::HostError("KVM internal error".into())),
+        ),
         VcpuExit::SystemEvent(kind, data) => (
             "system-event",
             Action::End(End::HostError(format!("KVM system event {kind} {data:?}"))),
         ),
-        other => ("other", Action::End(End::HostError(format!("unhandled VM exit {other:?}")))),
+        other => (
+            "other",
+            Action::End(End::HostError(format!("unhandled VM exit {other:?}"))),
+        ),
     }
 }
 
 fn regs_dump(fd: &VcpuFd) -> RegsDump {
     let mut d = RegsDump::default();
     if let Ok(r) = fd.get_regs() {
-        (d.rip, d.rsp, d.rflags, d.rax, d.rbx, d.rcx, d.rdx, d.rsi, d.rdi, d.rbp) =
-            (r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp);
+        (
+            d.rip, d.rsp, d.rflags, d.rax, d.rbx, d.rcx, d.rdx, d.rsi, d.rdi, d.rbp,
+        ) = (
+            r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp,
+        );
     }
     if let Ok(s) = fd.get_sregs() {
         (d.cr0, d.cr2, d.cr3, d.cr4, d.efer, d.idt_base, d.idt_limit) =
@@ -140,13 +156,21 @@ pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
                 fd.set_kvm_immediate_exit(0);
                 ("interrupted", Action::Continue)
             }
-            Err(e) => ("error", Action::End(End::HostError(format!("KVM_RUN on cpu {}: {e}", ctx.cpu)))),
+            Err(e) => (
+                "error",
+                Action::End(End::HostError(format!("KVM_RUN on cpu {}: {e}", ctx.cpu))),
+            ),
         };
         *counts.entry(name.to_string()).or_insert(0) += 1;
         match action {
             Action::Continue => {}
             // Never re-enter KVM_RUN after a shutdown.
-            Action::Shutdown => break Some(End::TripleFault { cpu: ctx.cpu, regs: regs_dump(&fd) }),
+            Action::Shutdown => {
+                break Some(End::TripleFault {
+                    cpu: ctx.cpu,
+                    regs: regs_dump(&fd),
+                })
+            }
             Action::End(e) => break Some(e),
         }
     };

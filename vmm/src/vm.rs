@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kvm_bindings::{kvm_mp_state, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE};
+use kvm_bindings::{
+    kvm_mp_state, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE,
+};
 use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 use linux_loader::loader::{elf, Elf, KernelLoader};
 use nic_model::abi::{
-    control, knob, BootInfo, DeviceMutant, DriverMutant, RunConfig, Scenario, BOOT_INFO_MAGIC, NUM_KNOBS,
-    PROTOCOL_VERSION,
+    control, knob, BootInfo, DeviceMutant, DriverMutant, RunConfig, Scenario, BOOT_INFO_MAGIC,
+    NUM_KNOBS, PROTOCOL_VERSION,
 };
 use nic_model::events::{EventKind, EventLog, Source};
 use vm_device::bus::{PioAddress, PioRange};
@@ -41,7 +43,7 @@ pub struct RunOptions {
     pub knobs: [u64; NUM_KNOBS],
     /// Wall-clock limit of the run.
     pub timeout: Duration,
-    /// No live serial or guest log output.
+    /// Do not echo serial output live.
     pub quiet: bool,
 }
 
@@ -74,7 +76,10 @@ pub enum VmError {
     KvmOpen(kvm_ioctls::Error),
     /// A KVM ioctl failed.
     #[error("{what}: {source}")]
-    Kvm { what: &'static str, source: kvm_ioctls::Error },
+    Kvm {
+        what: &'static str,
+        source: kvm_ioctls::Error,
+    },
     /// Guest memory could not be created.
     #[error("guest memory: {0}")]
     Memory(String),
@@ -126,14 +131,18 @@ fn open_kvm() -> Result<Kvm, VmError> {
 }
 
 fn load_guest(mem: &GuestMemoryMmap, path: &std::path::Path) -> Result<u64, VmError> {
-    let bad = |reason: String| VmError::GuestImage { path: path.display().to_string(), reason };
+    let bad = |reason: String| VmError::GuestImage {
+        path: path.display().to_string(),
+        reason,
+    };
     let mut file = File::open(path).map_err(|e| bad(e.to_string()))?;
-    let res = Elf::load(mem, None, &mut file, Some(GuestAddress(1 << 20))).map_err(|e| match e {
-        linux_loader::loader::Error::Elf(elf::Error::InvalidElfMagicNumber | elf::Error::ReadElfHeader) => {
-            bad("not an ELF file".into())
-        }
-        e => bad(format!("cannot load: {e}")),
-    })?;
+    let res =
+        Elf::load(mem, None, &mut file, Some(GuestAddress(1 << 20))).map_err(|e| match e {
+            linux_loader::loader::Error::Elf(
+                elf::Error::InvalidElfMagicNumber | elf::Error::ReadElfHeader,
+            ) => bad("not an ELF file".into()),
+            e => bad(format!("cannot load: {e}")),
+        })?;
     Ok(res.kernel_load.0)
 }
 
@@ -152,9 +161,12 @@ impl Vm {
     pub fn new(opts: &RunOptions) -> Result<Self, VmError> {
         let kvm_sys = open_kvm()?;
         let vm_fd = kvm_sys.create_vm().map_err(kvm("KVM_CREATE_VM"))?;
-        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), layout::RAM_SIZE as usize)])
+        let mem =
+            GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), layout::RAM_SIZE as usize)])
+                .map_err(|e| VmError::Memory(e.to_string()))?;
+        let host = mem
+            .get_host_address(GuestAddress(0))
             .map_err(|e| VmError::Memory(e.to_string()))?;
-        let host = mem.get_host_address(GuestAddress(0)).map_err(|e| VmError::Memory(e.to_string()))?;
         let region = kvm_userspace_memory_region {
             slot: 0,
             guest_phys_addr: 0,
@@ -166,8 +178,11 @@ impl Vm {
         // - `host` is the start of a live mmap of RAM_SIZE bytes owned by
         //   `mem`, which lives in the returned Vm as long as `vm_fd`.
         // - Slot 0 is the only slot and does not overlap anything.
-        unsafe { vm_fd.set_user_memory_region(region) }.map_err(kvm("KVM_SET_USER_MEMORY_REGION"))?;
-        vm_fd.set_tss_address(layout::KVM_TSS_ADDRESS).map_err(kvm("KVM_SET_TSS_ADDR"))?;
+        unsafe { vm_fd.set_user_memory_region(region) }
+            .map_err(kvm("KVM_SET_USER_MEMORY_REGION"))?;
+        vm_fd
+            .set_tss_address(layout::KVM_TSS_ADDRESS)
+            .map_err(kvm("KVM_SET_TSS_ADDR"))?;
         // Before any vCPU: PIC, IOAPIC and a LAPIC per vCPU.
         vm_fd.create_irq_chip().map_err(kvm("KVM_CREATE_IRQCHIP"))?;
 
@@ -175,19 +190,27 @@ impl Vm {
         regs::write_page_tables(&mem)?;
         regs::write_gdt_idt(&mem)?;
 
-        let supported = kvm_sys.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm("KVM_GET_SUPPORTED_CPUID"))?;
+        let supported = kvm_sys
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm("KVM_GET_SUPPORTED_CPUID"))?;
         let tsc_deadline = kvm_sys.check_extension(Cap::TscDeadlineTimer);
         let mut vcpus = Vec::new();
         for cpu in 0..layout::NCPUS {
-            let fd = vm_fd.create_vcpu(u64::from(cpu)).map_err(kvm("KVM_CREATE_VCPU"))?;
+            let fd = vm_fd
+                .create_vcpu(u64::from(cpu))
+                .map_err(kvm("KVM_CREATE_VCPU"))?;
             let mut c = supported.clone();
             cpuid::patch(&mut c, cpu, layout::NCPUS, tsc_deadline);
             fd.set_cpuid2(&c).map_err(kvm("KVM_SET_CPUID2"))?;
             let entries = msr::boot_msr_entries();
-            let msrs = Msrs::from_entries(&entries).map_err(|e| VmError::Memory(format!("MSR list: {e:?}")))?;
+            let msrs = Msrs::from_entries(&entries)
+                .map_err(|e| VmError::Memory(format!("MSR list: {e:?}")))?;
             let written = fd.set_msrs(&msrs).map_err(kvm("KVM_SET_MSRS"))?;
             if written != entries.len() {
-                return Err(VmError::Kvm { what: "KVM_SET_MSRS (partial)", source: kvm_ioctls::Error::new(libc::EINVAL) });
+                return Err(VmError::Kvm {
+                    what: "KVM_SET_MSRS (partial)",
+                    source: kvm_ioctls::Error::new(libc::EINVAL),
+                });
             }
             regs::set_fpu(&fd)?;
             regs::set_lint(&fd)?;
@@ -199,11 +222,19 @@ impl Vm {
         regs::set_entry_regs(bsp, entry, layout::BOOT_STACK_TOP, 0)?;
         let tsc_khz = u64::from(bsp.get_tsc_khz().map_err(kvm("KVM_GET_TSC_KHZ"))?);
 
-        let boot = BootInfo { magic: BOOT_INFO_MAGIC, ncpus: layout::NCPUS, tsc_khz, ram_size: layout::RAM_SIZE };
+        let boot = BootInfo {
+            magic: BOOT_INFO_MAGIC,
+            ncpus: layout::NCPUS,
+            tsc_khz,
+            ram_size: layout::RAM_SIZE,
+        };
         mem.write_slice(&encode_boot_info(&boot), GuestAddress(layout::BOOT_INFO))
             .map_err(|e| VmError::Memory(e.to_string()))?;
-        mem.write_slice(&crate::payload::fill(opts.seed, layout::PAYLOAD_SIZE), GuestAddress(layout::PAYLOAD_BASE))
-            .map_err(|e| VmError::Memory(e.to_string()))?;
+        mem.write_slice(
+            &crate::payload::fill(opts.seed, layout::PAYLOAD_SIZE),
+            GuestAddress(layout::PAYLOAD_BASE),
+        )
+        .map_err(|e| VmError::Memory(e.to_string()))?;
 
         let config = RunConfig {
             magic: control::CONTROL_MAGIC,
@@ -225,8 +256,18 @@ impl Vm {
             PioRange::new(PioAddress(COM1), COM1_LEN)?,
             Arc::new(Mutex::new(SerialDevice::new(serial.clone(), !opts.quiet))),
         )?;
-        let port = ControlPort::new(mem.clone(), layout::RAM_SIZE, config, events.clone(), tx.clone(), stop.clone(), !opts.quiet);
-        io.register_pio(PioRange::new(PioAddress(control::CONTROL_PORT), 8)?, Arc::new(Mutex::new(port)))?;
+        let port = ControlPort::new(
+            mem.clone(),
+            layout::RAM_SIZE,
+            config,
+            events.clone(),
+            tx.clone(),
+            stop.clone(),
+        );
+        io.register_pio(
+            PioRange::new(PioAddress(control::CONTROL_PORT), 8)?,
+            Arc::new(Mutex::new(port)),
+        )?;
         // 0xcf8..0xcff stay unclaimed until the PCI bus is plugged in, so
         // every config read returns all ones: "no device here".
         events.push(
@@ -267,40 +308,76 @@ impl Vm {
         &self.serial
     }
 
-    fn spawn(&mut self, cpu: u32, fd: VcpuFd, io: &Arc<IoManager>) -> std::io::Result<JoinHandle<ExitCounts>> {
-        let ctx = VcpuCtx { cpu, io: io.clone(), stop: self.stop.clone(), tx: self.tx.clone() };
-        std::thread::Builder::new().name(format!("vcpu{cpu}")).spawn(move || vcpu::run(fd, ctx))
+    fn spawn(
+        &mut self,
+        cpu: u32,
+        fd: VcpuFd,
+        io: &Arc<IoManager>,
+    ) -> std::io::Result<JoinHandle<ExitCounts>> {
+        let ctx = VcpuCtx {
+            cpu,
+            io: io.clone(),
+            stop: self.stop.clone(),
+            tx: self.tx.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("vcpu{cpu}"))
+            .spawn(move || vcpu::run(fd, ctx))
     }
 
-    fn start_ap(&mut self, cpu: u64, entry: u64, stack: u64, io: &Arc<IoManager>) -> Result<JoinHandle<ExitCounts>, String> {
+    fn start_ap(
+        &mut self,
+        cpu: u64,
+        entry: u64,
+        stack: u64,
+        io: &Arc<IoManager>,
+    ) -> Result<JoinHandle<ExitCounts>, String> {
         let idx = usize::try_from(cpu).map_err(|_| format!("StartCpu for cpu {cpu}"))?;
         let fd = match self.vcpus.get_mut(idx) {
-            Some(slot) if idx > 0 => slot.take().ok_or_else(|| format!("cpu {cpu} started twice"))?,
-            _ => return Err(format!("StartCpu for cpu {cpu}: only cpus 1..{} can be started", layout::NCPUS)),
+            Some(slot) if idx > 0 => slot
+                .take()
+                .ok_or_else(|| format!("cpu {cpu} started twice"))?,
+            _ => {
+                return Err(format!(
+                    "StartCpu for cpu {cpu}: only cpus 1..{} can be started",
+                    layout::NCPUS
+                ))
+            }
         };
         let setup = || -> Result<(), VmError> {
             regs::set_long_mode_sregs(&fd)?;
             regs::set_entry_regs(&fd, entry, stack, cpu)?;
             // With an in-kernel irqchip, APs start UNINITIALIZED (waiting
             // for INIT/SIPI); RUNNABLE makes them run the state just set.
-            fd.set_mp_state(kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE }).map_err(kvm("KVM_SET_MP_STATE"))
+            fd.set_mp_state(kvm_mp_state {
+                mp_state: KVM_MP_STATE_RUNNABLE,
+            })
+            .map_err(kvm("KVM_SET_MP_STATE"))
         };
         setup().map_err(|e| format!("starting cpu {cpu}: {e}"))?;
-        self.spawn(idx as u32, fd, io).map_err(|e| format!("spawning vcpu thread: {e}"))
+        self.spawn(idx as u32, fd, io)
+            .map_err(|e| format!("spawning vcpu thread: {e}"))
     }
 
     /// Run until the guest powers off, fails, or the timeout passes.
     pub fn run(mut self) -> (Outcome, Stats) {
         let mut stats = Stats::default();
         if let Err(e) = vcpu::register_kick_handler() {
-            return (Outcome::HostError { message: format!("installing the vCPU kick handler: {e}") }, stats);
+            return (
+                Outcome::HostError {
+                    message: format!("installing the vCPU kick handler: {e}"),
+                },
+                stats,
+            );
         }
         let io = Arc::new(std::mem::take(&mut self.io));
         let mut threads = Vec::new();
         let mut protocol_errors = Vec::new();
         let start = Instant::now();
         let deadline = start + self.timeout;
-        let bsp = self.vcpus[0].take().expect("boot cpu is created in Vm::new");
+        let bsp = self.vcpus[0]
+            .take()
+            .expect("boot cpu is created in Vm::new");
         let end = match self.spawn(0, bsp, &io) {
             Err(e) => End::HostError(format!("spawning vcpu thread: {e}")),
             Ok(t) => {
@@ -309,17 +386,23 @@ impl Vm {
                     let left = deadline.saturating_duration_since(Instant::now());
                     match self.rx.recv_timeout(left) {
                         Ok(VmEvent::End(e)) => break e,
-                        Ok(VmEvent::StartCpu { cpu, entry, stack }) => match self.start_ap(cpu, entry, stack, &io) {
-                            Ok(t) => threads.push(t),
-                            Err(e) => protocol_errors.push(e),
-                        },
+                        Ok(VmEvent::StartCpu { cpu, entry, stack }) => {
+                            match self.start_ap(cpu, entry, stack, &io) {
+                                Ok(t) => threads.push(t),
+                                Err(e) => protocol_errors.push(e),
+                            }
+                        }
                         Ok(VmEvent::CpuOnline(cpu)) => stats.cpus_online.push(cpu),
                         Ok(VmEvent::Ready(at)) => {
-                            stats.boot_to_ready_ms.get_or_insert(at.duration_since(start).as_secs_f64() * 1e3);
+                            stats
+                                .boot_to_ready_ms
+                                .get_or_insert(at.duration_since(start).as_secs_f64() * 1e3);
                         }
                         Ok(VmEvent::ProtocolError(e)) => protocol_errors.push(e),
                         Err(RecvTimeoutError::Timeout) => break End::Timeout,
-                        Err(RecvTimeoutError::Disconnected) => break End::HostError("event channel closed".into()),
+                        Err(RecvTimeoutError::Disconnected) => {
+                            break End::HostError("event channel closed".into())
+                        }
                     }
                 }
             }
@@ -337,7 +420,9 @@ impl Vm {
             end => judge(end, &self.events, &protocol_errors),
         };
         if stuck > 0 && matches!(outcome, Outcome::Passed) {
-            outcome = Outcome::HostError { message: format!("{stuck} vCPU thread(s) did not stop") };
+            outcome = Outcome::HostError {
+                message: format!("{stuck} vCPU thread(s) did not stop"),
+            };
         }
         (outcome, stats)
     }
@@ -373,10 +458,26 @@ fn stop_threads(threads: Vec<JoinHandle<ExitCounts>>, stats: &mut Stats) -> usiz
 pub fn judge(end: End, events: &EventLog, protocol_errors: &[String]) -> Outcome {
     match end {
         End::Panic { message, location } => Outcome::GuestPanic { message, location },
-        End::Exception { vector, error_code, rip, cr2, cpu } => Outcome::CpuException { vector, error_code, rip, cr2, cpu },
+        End::Exception {
+            vector,
+            error_code,
+            rip,
+            cr2,
+            cpu,
+        } => Outcome::CpuException {
+            vector,
+            error_code,
+            rip,
+            cr2,
+            cpu,
+        },
         End::TripleFault { cpu, regs } => Outcome::TripleFault { cpu, regs },
         End::HostError(message) => Outcome::HostError { message },
-        End::Timeout => Outcome::Timeout { limit_secs: 0.0, last_serial: vec![], last_events: events.tail(10) },
+        End::Timeout => Outcome::Timeout {
+            limit_secs: 0.0,
+            last_serial: vec![],
+            last_events: events.tail(10),
+        },
         End::PowerOff(code) => {
             let mut reasons = Vec::new();
             if code != 0 {
@@ -400,7 +501,11 @@ pub fn judge(end: End, events: &EventLog, protocol_errors: &[String]) -> Outcome
             if verdicts == 0 {
                 reasons.push("the guest sent no verdict".into());
             }
-            reasons.extend(protocol_errors.iter().map(|e| format!("control protocol error: {e}")));
+            reasons.extend(
+                protocol_errors
+                    .iter()
+                    .map(|e| format!("control protocol error: {e}")),
+            );
             if reasons.is_empty() {
                 Outcome::Passed
             } else {
@@ -424,19 +529,41 @@ mod tests {
 
     #[test]
     fn pass_needs_verdict_poweroff_zero_and_no_violation() {
-        let ok = log(vec![EventKind::Verdict { pass: true, text: String::new() }]);
+        let ok = log(vec![EventKind::Verdict {
+            pass: true,
+            text: String::new(),
+        }]);
         assert_eq!(judge(End::PowerOff(0), &ok, &[]), Outcome::Passed);
-        let Outcome::Failed { reasons } = judge(End::PowerOff(3), &ok, &["bad".into()]) else { panic!() };
+        let Outcome::Failed { reasons } = judge(End::PowerOff(3), &ok, &["bad".into()]) else {
+            panic!()
+        };
         assert_eq!(reasons.len(), 2);
         let none = log(vec![]);
-        assert!(matches!(judge(End::PowerOff(0), &none, &[]), Outcome::Failed { .. }));
+        assert!(matches!(
+            judge(End::PowerOff(0), &none, &[]),
+            Outcome::Failed { .. }
+        ));
         let viol = log(vec![
-            EventKind::Verdict { pass: true, text: String::new() },
-            EventKind::Violation { rule: "dma-after-stop".into(), detail: "x".into() },
+            EventKind::Verdict {
+                pass: true,
+                text: String::new(),
+            },
+            EventKind::Violation {
+                rule: "dma-after-stop".into(),
+                detail: "x".into(),
+            },
         ]);
-        let Outcome::Failed { reasons } = judge(End::PowerOff(0), &viol, &[]) else { panic!() };
+        let Outcome::Failed { reasons } = judge(End::PowerOff(0), &viol, &[]) else {
+            panic!()
+        };
         assert!(reasons[0].contains("dma-after-stop"), "{reasons:?}");
-        let fail = log(vec![EventKind::Verdict { pass: false, text: "lost frame".into() }]);
-        assert!(matches!(judge(End::PowerOff(0), &fail, &[]), Outcome::Failed { .. }));
+        let fail = log(vec![EventKind::Verdict {
+            pass: false,
+            text: "lost frame".into(),
+        }]);
+        assert!(matches!(
+            judge(End::PowerOff(0), &fail, &[]),
+            Outcome::Failed { .. }
+        ));
     }
 }

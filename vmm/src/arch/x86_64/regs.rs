@@ -16,7 +16,10 @@ pub enum RegsError {
     Memory(#[from] vm_memory::GuestMemoryError),
     /// A KVM register ioctl failed.
     #[error("{what}: {source}")]
-    Kvm { what: &'static str, source: kvm_ioctls::Error },
+    Kvm {
+        what: &'static str,
+        source: kvm_ioctls::Error,
+    },
 }
 
 fn kvm(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> RegsError {
@@ -48,7 +51,11 @@ pub const NUM_PD: u64 = IDENTITY_MAP_SIZE / (512 * HUGE_PAGE);
 /// window up (BARs, IOAPIC, LAPIC) is uncached (PCD|PWT) so device
 /// registers are never cached or combined.
 pub fn pd_entry(addr: u64) -> u64 {
-    let cache = if addr >= MMIO_WINDOW_BASE { PTE_PCD | PTE_PWT } else { 0 };
+    let cache = if addr >= MMIO_WINDOW_BASE {
+        PTE_PCD | PTE_PWT
+    } else {
+        0
+    };
     addr | PTE_PRESENT | PTE_WRITE | PTE_HUGE | cache
 }
 
@@ -96,7 +103,11 @@ pub fn segment_from_gdt(entry: u64, selector: u16) -> kvm_segment {
     let present = bits(47, 1);
     kvm_segment {
         base,
-        limit: if g == 1 { (raw_limit << 12) | 0xfff } else { raw_limit },
+        limit: if g == 1 {
+            (raw_limit << 12) | 0xfff
+        } else {
+            raw_limit
+        },
         selector,
         type_: bits(40, 0xf),
         present,
@@ -162,7 +173,11 @@ pub fn set_entry_regs(vcpu: &VcpuFd, entry: u64, stack: u64, cpu: u64) -> Result
 
 /// x87/SSE reset state (Firecracker `setup_fpu`).
 pub fn set_fpu(vcpu: &VcpuFd) -> Result<(), RegsError> {
-    let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    let fpu = kvm_fpu {
+        fcw: 0x37f,
+        mxcsr: 0x1f80,
+        ..Default::default()
+    };
     vcpu.set_fpu(&fpu).map_err(kvm("KVM_SET_FPU"))
 }
 
@@ -214,7 +229,11 @@ mod tests {
         assert_eq!(pde(0), 0x83);
         assert_eq!(pde(KERNEL_START), KERNEL_START | 0x83);
         assert_eq!(pde(MMIO_WINDOW_BASE), MMIO_WINDOW_BASE | 0x83 | 0x18);
-        assert_eq!(pde(MMIO_WINDOW_BASE - HUGE_PAGE) & 0x18, 0, "RAM below the window is cached");
+        assert_eq!(
+            pde(MMIO_WINDOW_BASE - HUGE_PAGE) & 0x18,
+            0,
+            "RAM below the window is cached"
+        );
         let last = IDENTITY_MAP_SIZE - HUGE_PAGE;
         assert_eq!(pde(last), last | 0x9b);
         // Nothing beyond the four directories was touched.
@@ -235,8 +254,14 @@ mod tests {
     #[test]
     fn segments_decode_long_mode_code_and_data() {
         let cs = segment_from_gdt(BOOT_GDT_ENTRIES[1], CODE_SELECTOR);
-        assert_eq!((cs.l, cs.db, cs.present, cs.s, cs.type_, cs.g), (1, 0, 1, 1, 0xb, 1));
-        assert_eq!((cs.limit, cs.base, cs.selector, cs.unusable), (0xffff_ffff, 0, 8, 0));
+        assert_eq!(
+            (cs.l, cs.db, cs.present, cs.s, cs.type_, cs.g),
+            (1, 0, 1, 1, 0xb, 1)
+        );
+        assert_eq!(
+            (cs.limit, cs.base, cs.selector, cs.unusable),
+            (0xffff_ffff, 0, 8, 0)
+        );
         let ds = segment_from_gdt(BOOT_GDT_ENTRIES[2], DATA_SELECTOR);
         assert_eq!((ds.l, ds.db, ds.type_), (0, 1, 3));
         let tr = segment_from_gdt(BOOT_GDT_ENTRIES[3], TSS_SELECTOR);
