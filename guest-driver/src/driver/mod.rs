@@ -437,6 +437,9 @@ impl<'a, 'e> Nic<'a, 'e> {
                 Mutant::BusyKeepsRef => self.kept.push(skb),
                 _ => {}
             }
+            // Packets posted earlier in this xmit_more batch must still
+            // reach the device: the batch ends here.
+            self.ring_tx_doorbell();
             return NetdevTx::Busy;
         }
         // The hardware wants our address as the source (as some MACs
@@ -731,17 +734,7 @@ impl NetDeviceOps for Nic<'_, '_> {
         if !is_valid_ether_addr(&self.mac) && self.cfg.mutant != Mutant::AcceptsInvalidMac {
             return Err(crate::softnet::errno::EADDRNOTAVAIL);
         }
-        let rings = self.setup_rings()?;
-        let rx_tail = rings.rx_prod;
-        self.rings = Some(rings);
-        self.napi.enable();
-        self.ack_irq();
-        self.regs.write(r::INT_ENABLE, r::INT_TX | r::INT_RX | r::INT_ERR);
-        self.regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
-        fence(Ordering::Release);
-        self.regs.write(r::RX_TAIL, rx_tail);
-        self.txq.start(QueueReason::Lifecycle);
-        Ok(())
+        self.up()
     }
 
     /// `__igc_close`.
@@ -753,14 +746,37 @@ impl NetDeviceOps for Nic<'_, '_> {
         self.xmit_frame(skb, xmit_more)
     }
 
-    /// Recover a lost completion the way mlx5e does: poll the ring
-    /// ourselves, then restart the queue if that made room.
+    /// First recover a lost completion interrupt the way mlx5e does (poll
+    /// the ring ourselves); if nothing completed, the device is stuck:
+    /// reset it and start again, as bnxt does (in-flight packets are
+    /// aborted and freed).
     fn tx_timeout(&mut self, _txq: u32) {
         self.stats.tx_timeouts += 1;
-        self.clean_tx_irq();
-        if self.tx_free() >= TX_START_THRESH && self.txq.stopped() {
+        if self.clean_tx_irq() == 0 && self.rings.is_some() {
+            self.down();
+            if self.up().is_err() {
+                self.plat.marker_text(Marker::OracleFail, &[], "tx_timeout: could not reopen after reset");
+            }
+        } else if self.tx_free() >= TX_START_THRESH && self.txq.stopped() {
             self.txq.wake(QueueReason::Timeout);
         }
+    }
+}
+
+impl Nic<'_, '_> {
+    /// `igc_up`: rings, NAPI, interrupts, enable, start the queue.
+    fn up(&mut self) -> Result<(), i32> {
+        let rings = self.setup_rings()?;
+        let rx_tail = rings.rx_prod;
+        self.rings = Some(rings);
+        self.napi.enable();
+        self.ack_irq();
+        self.regs.write(r::INT_ENABLE, r::INT_TX | r::INT_RX | r::INT_ERR);
+        self.regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
+        fence(Ordering::Release);
+        self.regs.write(r::RX_TAIL, rx_tail);
+        self.txq.start(QueueReason::Lifecycle);
+        Ok(())
     }
 }
 

@@ -18,8 +18,8 @@ const MSIX_ENTRY_SIZE: u32 = 16;
 /// The LAPIC's MSI address window.
 const MSI_ADDR_BASE: u32 = 0xfee0_0000;
 /// First interrupt vector the NIC uses: TX, RX and misc take
-/// `NIC_VECTOR_BASE + abi::pci::MSIX_*` (guest.md §4: 0x40 and up).
-pub const NIC_VECTOR_BASE: u8 = 0x40;
+/// `NIC_VECTOR_BASE + abi::pci::MSIX_*` (the kernel's vector plan).
+pub use crate::kernel::irq::VECTOR_NIC_BASE as NIC_VECTOR_BASE;
 
 /// What probing PCI found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

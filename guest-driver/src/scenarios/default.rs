@@ -117,7 +117,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, _mode: 
         }
         let s = dev.ops.stats;
         let sent_all = made == frames && q.is_empty();
-        if sent_all && s.tx_completed >= s.tx_packets && s.rx_packets >= s.tx_packets {
+        if sent_all && s.tx_completed + s.tx_aborted >= s.tx_packets && s.rx_packets + s.tx_aborted >= s.tx_packets {
             break;
         }
         if plat.now_ns() > deadline {
@@ -148,7 +148,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, _mode: 
         (inflight != 0, "bql: bytes still in flight at the end"),
         (skbs.borrow().bad_frees() != 0, "skb ledger: double or stale free"),
         (stats.stale_skbs != 0, "busy-ownership: a freed skb was handed back to xmit"),
-        (stats.rx_packets != stats.tx_packets, "loopback: received count differs from sent"),
+        (stats.rx_packets + stats.tx_aborted != stats.tx_packets, "loopback: received count differs from sent"),
     ];
     for (bad, why) in checks {
         if bad {
