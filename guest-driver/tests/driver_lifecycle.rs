@@ -1,0 +1,309 @@
+//! The driver's whole lifecycle against the real device model.
+//!
+//! [`HostPlat`] implements the guest's `Platform` with nic-model's PCI
+//! root and BAR0 over plain guest memory, with the DMA monitor on and
+//! virtual time, so the default scenario runs here exactly as in the
+//! guest. Each driver mutant then gets a test naming the check that
+//! catches it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use nic_model::abi::{knob, layout, regs, DriverMutant, Marker, RunConfig, Scenario, NUM_KNOBS};
+use nic_model::events::{EventKind, EventLog, Source};
+use nic_model::test_utils::{guest_memory, RecordingMsi};
+use nic_model::{InvalidMac, Nic, NicConfig, PciRoot};
+use nicproof_guest::driver::dma::DmaPool;
+use nicproof_guest::platform::Platform;
+use nicproof_guest::scenarios::{run_with_pool, Verdict};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+/// A marker as the guest sent it.
+#[derive(Clone, Debug)]
+struct Rec {
+    marker: Marker,
+    args: Vec<u64>,
+}
+
+/// The machine: the NIC on a PCI root, guest memory, virtual time.
+struct HostPlat {
+    root: Mutex<PciRoot>,
+    mem: GuestMemoryMmap,
+    log: EventLog,
+    now: AtomicU64,
+    markers: Mutex<Vec<Rec>>,
+    rx_ok: AtomicU64,
+    rx_bad: AtomicU64,
+}
+
+impl HostPlat {
+    fn new(cfg: NicConfig) -> Self {
+        let mem = guest_memory();
+        // The VMM fills the payload pool with a seeded pattern at boot.
+        let pattern: Vec<u8> = (0..layout::PAYLOAD_SIZE).map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8).collect();
+        mem.write_slice(&pattern, GuestAddress(layout::PAYLOAD_BASE)).expect("payload pool");
+        let log = EventLog::new();
+        let nic = Nic::new(cfg, mem.clone(), std::sync::Arc::new(RecordingMsi::default()), log.clone()).expect("nic");
+        Self {
+            root: Mutex::new(PciRoot::new(nic)),
+            mem,
+            log,
+            now: AtomicU64::new(0),
+            markers: Mutex::new(Vec::new()),
+            rx_ok: AtomicU64::new(0),
+            rx_bad: AtomicU64::new(0),
+        }
+    }
+
+    fn root(&self) -> MutexGuard<'_, PciRoot> {
+        self.root.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The guest's DMA window, reached through this process's mapping.
+    fn dma_pool(&self) -> DmaPool {
+        let ptr = self.mem.get_host_address(GuestAddress(layout::DMA_POOL_BASE)).expect("dma pool in RAM");
+        // SAFETY: the window lies inside the one RAM region, which lives
+        // as long as `self`; only the driver under test writes it.
+        unsafe { DmaPool::new(layout::DMA_POOL_BASE, ptr, layout::DMA_POOL_SIZE) }
+    }
+
+    fn markers(&self) -> Vec<Rec> {
+        self.markers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn count(&self, m: Marker) -> usize {
+        self.markers().iter().filter(|r| r.marker == m).count()
+    }
+
+    fn advance_to(&self, t: u64) {
+        let t = self.now.fetch_max(t, Ordering::SeqCst).max(t);
+        self.root().nic.advance(t);
+    }
+
+    fn violations(&self) -> Vec<String> {
+        self.root().nic.violations().iter().map(|v| format!("{v:?}")).collect()
+    }
+
+    /// Device events (DMA, IRQ, doorbell) after the last stop-exit.
+    fn activity_after_stop(&self) -> Vec<String> {
+        let events = self.log.snapshot();
+        let Some(stop) = events.iter().rposition(|e| matches!(&e.kind, EventKind::Marker { marker, .. } if marker == Marker::StopExit.name())) else {
+            return vec!["no stop-exit marker".into()];
+        };
+        events[stop..]
+            .iter()
+            .filter(|e| match &e.kind {
+                EventKind::Dma { .. } | EventKind::Irq { .. } => true,
+                EventKind::MmioWrite { offset, .. } => *offset == u64::from(regs::TX_TAIL) || *offset == u64::from(regs::RX_TAIL),
+                _ => false,
+            })
+            .map(|e| format!("{} {:?}", e.seq, e.kind))
+            .collect()
+    }
+
+    /// Whether the last reset finished before the last stop-exit.
+    fn reset_done_before_stop_exit(&self) -> bool {
+        let events = self.log.snapshot();
+        let stop = events.iter().rposition(|e| matches!(&e.kind, EventKind::Marker { marker, .. } if marker == Marker::StopExit.name()));
+        let done = events.iter().rposition(|e| matches!(e.kind, EventKind::ResetDone));
+        let start = events.iter().rposition(|e| matches!(e.kind, EventKind::ResetStart));
+        matches!((stop, done, start), (Some(s), Some(d), Some(st)) if d < s && st < d)
+    }
+}
+
+impl Platform for HostPlat {
+    fn pci_read32(&self, bdf: (u8, u8, u8), offset: u8) -> u32 {
+        let addr = cfg_addr(bdf, offset);
+        let mut root = self.root();
+        root.pio_write(0, &addr.to_le_bytes());
+        let mut d = [0u8; 4];
+        root.pio_read(4, &mut d);
+        u32::from_le_bytes(d)
+    }
+    fn pci_write32(&self, bdf: (u8, u8, u8), offset: u8, value: u32) {
+        let mut root = self.root();
+        root.pio_write(0, &cfg_addr(bdf, offset).to_le_bytes());
+        root.pio_write(4, &value.to_le_bytes());
+    }
+    fn mmio_read32(&self, addr: u64) -> u32 {
+        let mut d = [0u8; 4];
+        self.root().mmio_read(addr, &mut d);
+        u32::from_le_bytes(d)
+    }
+    fn mmio_write32(&self, addr: u64, value: u32) {
+        self.root().mmio_write(addr, &value.to_le_bytes());
+    }
+    fn now_ns(&self) -> u64 {
+        // Every look at the clock costs a little virtual time, so a
+        // polling loop always reaches its deadline.
+        let t = self.now.fetch_add(100, Ordering::SeqCst) + 100;
+        self.root().nic.advance(t);
+        t
+    }
+    fn wait_until(&self, deadline_ns: u64) {
+        // Sleep until the device's next event (an interrupt) or the deadline.
+        let now = self.now.load(Ordering::SeqCst);
+        let next = self.root().nic.next_deadline().filter(|&d| d > now && d < deadline_ns);
+        self.advance_to(next.unwrap_or(deadline_ns));
+    }
+    fn marker(&self, marker: Marker, args: &[u64]) {
+        self.marker_text(marker, args, "")
+    }
+    fn marker_text(&self, marker: Marker, args: &[u64], text: &str) {
+        self.log.push(
+            Source::Guest,
+            EventKind::Marker { marker: marker.name().into(), args: args.to_vec(), text: text.into() },
+        );
+        let mut full = vec![marker as u64];
+        full.extend_from_slice(args);
+        let mut root = self.root();
+        root.nic.on_guest_marker(marker, &full);
+        if marker == Marker::RxDeliver {
+            // The host's byte-for-byte check, done during the "exit".
+            let (addr, len, seq) = (args[0], args[1] as usize, args[2]);
+            let mut got = vec![0u8; len];
+            let same = self.mem.read_slice(&mut got, GuestAddress(addr)).is_ok() && root.nic.tx_frame(seq) == Some(&got[..]);
+            if same { &self.rx_ok } else { &self.rx_bad }.fetch_add(1, Ordering::SeqCst);
+        }
+        drop(root);
+        self.markers.lock().unwrap_or_else(|e| e.into_inner()).push(Rec { marker, args: args.to_vec() });
+    }
+    fn cpu_id(&self) -> u32 {
+        0
+    }
+}
+
+fn cfg_addr(bdf: (u8, u8, u8), offset: u8) -> u32 {
+    1 << 31 | u32::from(bdf.0) << 16 | u32::from(bdf.1) << 11 | u32::from(bdf.2) << 8 | u32::from(offset & 0xfc)
+}
+
+fn run_config(mutant: DriverMutant, frames: u64, batch: u64, tx_ring: u64) -> RunConfig {
+    let mut knobs = [0u64; NUM_KNOBS];
+    knobs[knob::FRAMES] = frames;
+    knobs[knob::BATCH] = batch;
+    knobs[knob::TX_RING] = tx_ring;
+    RunConfig {
+        magic: nic_model::abi::control::CONTROL_MAGIC,
+        version: nic_model::abi::PROTOCOL_VERSION,
+        scenario: Scenario::Default as u32,
+        driver_mutant: mutant as u32,
+        seed: 42,
+        device_mutant: 0,
+        ncpus: 1,
+        tsc_khz: 1_000_000,
+        knobs,
+    }
+}
+
+/// Run the default scenario on a fresh machine; then let a millisecond of
+/// device time pass, so anything a stopped device would still do shows.
+fn run(dev: NicConfig, cfg: RunConfig) -> (HostPlat, Verdict) {
+    let plat = HostPlat::new(dev);
+    let v = run_with_pool(&plat, &cfg, plat.dma_pool()).expect("default is a NIC scenario");
+    let t = plat.now.load(Ordering::SeqCst);
+    for k in 1..=10 {
+        plat.advance_to(t + k * 100_000);
+    }
+    (plat, v)
+}
+
+fn summary(plat: &HostPlat) -> Vec<u64> {
+    plat.markers().iter().rev().find(|r| r.marker == Marker::Summary).map(|r| r.args.clone()).expect("summary marker")
+}
+
+#[test]
+fn correct_driver_passes_every_oracle() {
+    for (frames, batch) in [(200, 1), (200, 16)] {
+        let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::None, frames, batch, 64));
+        assert!(v.pass, "verdict: {}", v.text);
+        assert_eq!(plat.violations(), Vec::<String>::new(), "DMA monitor violations");
+        assert_eq!(plat.activity_after_stop(), Vec::<String>::new(), "device activity after stop-exit");
+        assert!(plat.reset_done_before_stop_exit(), "stop returned before the reset finished");
+        assert_eq!(plat.rx_ok.load(Ordering::SeqCst), frames, "frames received intact");
+        assert_eq!(plat.rx_bad.load(Ordering::SeqCst), 0, "frames received corrupted");
+        assert_eq!(summary(&plat), vec![0, 0, 0, 0], "live skbs, live maps, BUSY, BQL in flight");
+        assert_eq!(plat.root().nic.live_maps(), 0, "the monitor's view of live maps");
+        assert_eq!(plat.count(Marker::StopEnter), 1);
+        assert_eq!(plat.count(Marker::StopExit), 1);
+        assert_eq!(plat.count(Marker::SkbAlloc), plat.count(Marker::SkbFree), "every skb freed exactly once");
+        assert_eq!(plat.count(Marker::XmitBusy), 0);
+        assert_eq!(plat.count(Marker::OracleFail), 0);
+    }
+}
+
+#[test]
+fn invalid_eeprom_mac_gets_a_random_unicast_address() {
+    for bad in [InvalidMac::Zero, InvalidMac::Multicast, InvalidMac::Broadcast] {
+        let dev = NicConfig { invalid_mac: Some(bad), ..NicConfig::default() };
+        let (plat, v) = run(dev, run_config(DriverMutant::None, 8, 1, 0));
+        assert!(v.pass, "{bad:?}: {}", v.text);
+        let probe = plat.markers().into_iter().find(|r| r.marker == Marker::ProbeExit).expect("probe-exit");
+        let mac = probe.args[1].to_le_bytes();
+        assert_eq!(probe.args[2], 1, "addr_assign_type RANDOM");
+        assert_eq!(mac[0] & 0x03, 0x02, "{bad:?}: unicast, locally administered: {mac:x?}");
+    }
+}
+
+#[test]
+fn accepts_invalid_mac_is_caught_at_probe() {
+    let dev = NicConfig { invalid_mac: Some(InvalidMac::Multicast), ..NicConfig::default() };
+    let (plat, _) = run(dev, run_config(DriverMutant::AcceptsInvalidMac, 8, 1, 0));
+    let probe = plat.markers().into_iter().find(|r| r.marker == Marker::ProbeExit).expect("probe-exit");
+    assert_eq!(probe.args[1].to_le_bytes()[0] & 1, 1, "the mutant keeps the multicast address");
+    assert_eq!(probe.args[2], 0, "and calls it permanent");
+}
+
+#[test]
+fn no_unmap_at_stop_is_caught_by_live_maps() {
+    let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::NoUnmapAtStop, 32, 1, 64));
+    assert!(!v.pass);
+    assert_ne!(summary(&plat)[1], 0, "summary live maps");
+    assert_ne!(plat.root().nic.live_maps(), 0, "monitor live maps");
+}
+
+#[test]
+fn unregister_no_stop_is_caught_by_auto_close_check() {
+    let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::UnregisterNoStop, 16, 1, 64));
+    assert!(!v.pass);
+    assert_eq!(plat.count(Marker::StopEnter), 0, "ndo_stop never ran");
+    assert!(v.text.contains("auto-close"), "{}", v.text);
+}
+
+#[test]
+fn no_stop_in_advance_is_caught_by_busy_count() {
+    let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::NoStopInAdvance, 300, 64, 64));
+    assert!(!v.pass, "{}", v.text);
+    assert!(plat.count(Marker::XmitBusy) > 0, "BUSY returned");
+    assert_ne!(summary(&plat)[2], 0, "summary BUSY count");
+}
+
+#[test]
+fn no_reset_poll_is_caught_by_reset_ordering() {
+    let dev = NicConfig { reset_delay_us: 2_000, ..NicConfig::default() };
+    let (plat, v) = run(dev.clone(), run_config(DriverMutant::None, 16, 1, 64));
+    assert!(v.pass, "{}", v.text);
+    assert!(plat.reset_done_before_stop_exit(), "correct driver waits for the reset");
+    let (plat, _) = run(dev, run_config(DriverMutant::NoResetPoll, 16, 1, 64));
+    assert!(!plat.reset_done_before_stop_exit(), "mutant returns from stop with the reset still running");
+}
+
+#[test]
+fn no_disable_at_stop_is_caught_by_the_dma_monitor() {
+    // The r8169 case: the device keeps polling its rings while enabled.
+    let dev = NicConfig { dma_until_disabled: true, ..NicConfig::default() };
+    let (plat, v) = run(dev.clone(), run_config(DriverMutant::None, 16, 1, 64));
+    assert!(v.pass, "{}", v.text);
+    assert_eq!(plat.activity_after_stop(), Vec::<String>::new());
+    assert_eq!(plat.violations(), Vec::<String>::new());
+    let (plat, _) = run(dev, run_config(DriverMutant::NoDisableAtStop, 16, 1, 64));
+    assert!(!plat.activity_after_stop().is_empty(), "device activity after stop-exit");
+    assert!(plat.violations().iter().any(|v| v.contains("dma-after-stop")), "{:?}", plat.violations());
+}
+
+#[test]
+fn reclaim_on_xmit_is_caught_by_timely_completion() {
+    let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::ReclaimOnXmit, 8, 1, 64));
+    assert!(!v.pass);
+    assert!(v.text.contains("timed out"), "{}", v.text);
+    let _ = plat;
+}
