@@ -7,16 +7,31 @@ use nicproof_tests::*;
 
 #[test]
 fn boot_scenario_passes_on_both_vcpus_with_echo() {
-    let r = run(&guest_image(), &["--scenario", "boot", "--knob", "echo=0xc0ffee", "--timeout", "60"]);
+    let r = run(
+        &guest_image(),
+        &[
+            "--scenario",
+            "boot",
+            "--knob",
+            "echo=0xc0ffee",
+            "--timeout",
+            "60",
+        ],
+    );
     assert_eq!((r.code, r.outcome()), (0, "passed"), "{r:#?}");
     assert!(
-        r.report["stats"]["cpus_online"].as_array().is_some_and(|c| c.iter().any(|v| v == 1)),
+        r.report["stats"]["cpus_online"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|v| v == 1)),
         "no CpuOnline from cpu 1: {r:#?}"
     );
     let echo = r.markers("echo");
     assert_eq!(echo.len(), 1, "{:#?}", r.events);
     assert_eq!(echo[0]["args"][0], 0xc0ffee, "the ECHO knob came back");
-    assert!(r.report["stats"]["boot_to_ready_ms"].as_f64().is_some(), "no Ready record");
+    assert!(
+        r.report["stats"]["boot_to_ready_ms"].as_f64().is_some(),
+        "no Ready record"
+    );
 }
 
 #[test]
@@ -27,15 +42,40 @@ fn empty_scenario_passes() {
 
 #[test]
 fn bad_guest_panic_is_a_guest_panic() {
-    let r = run(&guest_image(), &["--scenario", "boot", "--bad-guest", "panic", "--timeout", "60"]);
+    let r = run(
+        &guest_image(),
+        &[
+            "--scenario",
+            "boot",
+            "--bad-guest",
+            "panic",
+            "--timeout",
+            "60",
+        ],
+    );
     assert_eq!((r.code, r.outcome()), (2, "guest-panic"), "{r:#?}");
     assert_eq!(r.report["message"], BAD_GUEST_PANIC_MSG);
-    assert!(r.report["location"].as_str().is_some_and(|l| l.contains(".rs:")), "{r:#?}");
+    assert!(
+        r.report["location"]
+            .as_str()
+            .is_some_and(|l| l.contains(".rs:")),
+        "{r:#?}"
+    );
 }
 
 #[test]
 fn bad_guest_page_fault_is_vector_14_at_the_known_address() {
-    let r = run(&guest_image(), &["--scenario", "boot", "--bad-guest", "page-fault", "--timeout", "60"]);
+    let r = run(
+        &guest_image(),
+        &[
+            "--scenario",
+            "boot",
+            "--bad-guest",
+            "page-fault",
+            "--timeout",
+            "60",
+        ],
+    );
     assert_eq!((r.code, r.outcome()), (3, "cpu-exception"), "{r:#?}");
     assert_eq!(r.report["vector"], 14);
     assert_eq!(r.report["cr2"], BAD_GUEST_FAULT_ADDR);
@@ -43,19 +83,44 @@ fn bad_guest_page_fault_is_vector_14_at_the_known_address() {
 
 #[test]
 fn bad_guest_triple_fault_is_a_triple_fault() {
-    let r = run(&guest_image(), &["--scenario", "boot", "--bad-guest", "triple-fault", "--timeout", "60"]);
+    let r = run(
+        &guest_image(),
+        &[
+            "--scenario",
+            "boot",
+            "--bad-guest",
+            "triple-fault",
+            "--timeout",
+            "60",
+        ],
+    );
     assert_eq!((r.code, r.outcome()), (4, "triple-fault"), "{r:#?}");
-    assert!(r.report["regs"]["rip"].as_u64().is_some_and(|rip| rip != 0), "{r:#?}");
+    assert!(
+        r.report["regs"]["rip"].as_u64().is_some_and(|rip| rip != 0),
+        "{r:#?}"
+    );
 }
 
 #[test]
 fn bad_guest_endless_loop_times_out_within_its_limit() {
     let t = std::time::Instant::now();
-    let r = run(&guest_image(), &["--scenario", "boot", "--bad-guest", "endless-loop", "--timeout", "2"]);
+    let r = run(
+        &guest_image(),
+        &[
+            "--scenario",
+            "boot",
+            "--bad-guest",
+            "endless-loop",
+            "--timeout",
+            "2",
+        ],
+    );
     assert_eq!((r.code, r.outcome()), (5, "timeout"), "{r:#?}");
     assert!(t.elapsed().as_secs_f64() < 15.0, "took {:?}", t.elapsed());
     assert!(
-        r.report["last_serial"].as_array().is_some_and(|l| !l.is_empty()),
+        r.report["last_serial"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty()),
         "the timeout report shows the last serial lines: {r:#?}"
     );
 }

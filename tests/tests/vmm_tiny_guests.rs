@@ -243,6 +243,18 @@ fn bad_command_lines_and_images_give_clear_errors() {
     let r = run(&missing, &["--scenario", "boot"]);
     assert_eq!((r.code, r.outcome()), (6, "host-error"), "{r:#?}");
     assert!(r.report["message"].as_str().unwrap().contains("make guest"));
+    let r = std::process::Command::new(nicproof_bin())
+        .env(vmm::vm::KVM_DEVICE_ENV, "/nonexistent/kvm")
+        .args(["run", "--scenario", "boot", "--guest"])
+        .arg(&g)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(6), "{stdout}");
+    assert!(
+        stdout.contains("/nonexistent/kvm not found") && stdout.contains("modprobe"),
+        "{stdout}"
+    );
     let not_elf = write_guest("text", b"#!/bin/sh\necho not a kernel\n");
     let r = run(&not_elf, &["--scenario", "boot"]);
     assert!(

@@ -20,22 +20,23 @@ use nic_model::events::Event;
 use outcome::{Outcome, Report, Stats};
 use vm::{RunOptions, Vm};
 
-/// A finished run: the report and the whole event log.
+/// A finished run: the report (with the serial output) and the event log.
 pub struct RunResult {
     pub report: Report,
     pub events: Vec<Event>,
-    pub serial: String,
 }
 
 /// Build and run one VM. Never panics on anything the guest does;
 /// set-up failures become a `host-error` outcome.
 pub fn run(opts: &RunOptions) -> RunResult {
+    let t = std::time::Instant::now();
     let (outcome, stats, events, serial) = match Vm::new(opts) {
         Ok(vm) => {
+            let setup_ms = t.elapsed().as_secs_f64() * 1e3;
             let events = vm.events.clone();
             let serial = vm.serial().clone();
             let (o, s) = vm.run();
-            (o, s, events.snapshot(), serial.text())
+            (o, Stats { setup_ms, ..s }, events.snapshot(), serial.text())
         }
         Err(e) => (
             Outcome::HostError {
@@ -53,10 +54,7 @@ pub fn run(opts: &RunOptions) -> RunResult {
         device_mutant: opts.device_mutant.name().into(),
         outcome,
         stats,
-    };
-    RunResult {
-        report,
-        events,
         serial,
-    }
+    };
+    RunResult { report, events }
 }

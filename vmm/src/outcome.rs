@@ -93,6 +93,9 @@ pub const EXIT_USAGE: i32 = 7;
 /// Measurements of one run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
+    /// Building the VM: KVM set-up, image load, payload fill.
+    #[serde(default)]
+    pub setup_ms: f64,
     /// From the boot CPU's first KVM_RUN to the guest's Ready record.
     pub boot_to_ready_ms: Option<f64>,
     /// From the boot CPU's first KVM_RUN to the end of the run.
@@ -122,6 +125,9 @@ pub struct Report {
     #[serde(flatten)]
     pub outcome: Outcome,
     pub stats: Stats,
+    /// Everything the guest wrote to COM1.
+    #[serde(default)]
+    pub serial: String,
 }
 
 impl fmt::Display for Report {
@@ -214,6 +220,7 @@ mod tests {
                 run_ms: 1.5,
                 ..Default::default()
             },
+            serial: "[cpu0 INFO ] hi\n".into(),
         }
     }
 

@@ -65,15 +65,24 @@ impl Default for RunOptions {
 /// Errors while building the VM.
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    /// /dev/kvm missing.
-    #[error("/dev/kvm not found ({0}): load the KVM module (`modprobe kvm_intel` or `modprobe kvm_amd`) on a host with virtualization enabled")]
-    KvmMissing(kvm_ioctls::Error),
-    /// /dev/kvm not accessible.
-    #[error("no permission to open /dev/kvm ({0}): add your user to the kvm group (`sudo usermod -aG kvm $USER`, then log in again) or run as root")]
-    KvmPermission(kvm_ioctls::Error),
+    /// The KVM device is missing.
+    #[error("{path} not found ({source}): load the KVM module (`modprobe kvm_intel` or `modprobe kvm_amd`) on a host with virtualization enabled")]
+    KvmMissing {
+        path: String,
+        source: kvm_ioctls::Error,
+    },
+    /// The KVM device is not accessible.
+    #[error("no permission to open {path} ({source}): add your user to the kvm group (`sudo usermod -aG kvm $USER`, then log in again) or run as root")]
+    KvmPermission {
+        path: String,
+        source: kvm_ioctls::Error,
+    },
     /// Any other failure opening KVM.
-    #[error("cannot open /dev/kvm: {0}")]
-    KvmOpen(kvm_ioctls::Error),
+    #[error("cannot open {path}: {source}")]
+    KvmOpen {
+        path: String,
+        source: kvm_ioctls::Error,
+    },
     /// A KVM ioctl failed.
     #[error("{what}: {source}")]
     Kvm {
@@ -122,11 +131,20 @@ pub struct Vm {
     _kvm: Kvm,
 }
 
+/// Environment variable naming the KVM device (default `/dev/kvm`); the
+/// tests point it at a missing path to check the error message.
+pub const KVM_DEVICE_ENV: &str = "NICPROOF_KVM";
+
 fn open_kvm() -> Result<Kvm, VmError> {
-    Kvm::new().map_err(|e| match e.errno() {
-        libc::ENOENT | libc::ENXIO | libc::ENODEV => VmError::KvmMissing(e),
-        libc::EACCES | libc::EPERM => VmError::KvmPermission(e),
-        _ => VmError::KvmOpen(e),
+    let path = std::env::var(KVM_DEVICE_ENV).unwrap_or_else(|_| "/dev/kvm".into());
+    let c_path = std::ffi::CString::new(path.clone()).map_err(|_| VmError::KvmOpen {
+        path: path.clone(),
+        source: kvm_ioctls::Error::new(libc::EINVAL),
+    })?;
+    Kvm::new_with_path(&c_path).map_err(|source| match source.errno() {
+        libc::ENOENT | libc::ENXIO | libc::ENODEV => VmError::KvmMissing { path, source },
+        libc::EACCES | libc::EPERM => VmError::KvmPermission { path, source },
+        _ => VmError::KvmOpen { path, source },
     })
 }
 
