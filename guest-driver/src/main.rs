@@ -20,7 +20,10 @@ mod arch;
 
 #[cfg(target_os = "none")]
 mod boot {
+    extern crate alloc;
+
     use crate::arch::x86_64::logger::FmtBuf;
+    use alloc::string::String;
     use crate::arch::x86_64::platform::{self, KernelPlatform};
     use crate::arch::x86_64::{apic, control, cpu, entry, idt, logger, percpu, pit, serial};
     use core::fmt::Write;
@@ -172,7 +175,7 @@ mod boot {
         bad_guest(cfg.knobs[knob::BAD_GUEST]);
         let ncpus = if info_cpus != 0 { info_cpus } else { cfg.ncpus };
         let (pass, reason) = run_scenario(&p, &cfg, ncpus);
-        finish(pass, reason)
+        finish(pass, reason.as_str())
     }
 
     /// Report the verdict and power off.
@@ -184,19 +187,35 @@ mod boot {
         control::power_off(if pass { exit_code::PASS } else { exit_code::FAIL })
     }
 
-    /// The hook for scenarios: everything but `empty` and `boot` belongs
-    /// to the driver (to be wired to `nicproof_guest::scenarios`); until
-    /// then those fail honestly.
-    fn run_scenario(p: &KernelPlatform, cfg: &RunConfig, ncpus: u32) -> (bool, &'static str) {
+    /// Dispatch by scenario: `empty` and `boot` exercise the kernel
+    /// itself; every NIC scenario belongs to `nicproof_guest::scenarios`.
+    fn run_scenario(p: &KernelPlatform, cfg: &RunConfig, ncpus: u32) -> (bool, Cow) {
         match Scenario::from_u32(cfg.scenario) {
-            Some(Scenario::Empty) => (true, "empty: booted"),
+            Some(Scenario::Empty) => (true, Cow::Static("empty: booted")),
             Some(Scenario::Boot) => match scenario_boot(p, cfg, ncpus) {
-                Ok(()) => (true, "boot: control port, timer and CPU 1 work"),
-                Err(why) => (false, why),
+                Ok(()) => (true, Cow::Static("boot: control port, timer, CPU 1 and IPIs work")),
+                Err(why) => (false, Cow::Static(why)),
             },
-            Some(Scenario::Default) => (false, "scenario default not implemented yet"),
-            Some(Scenario::Smp) => (false, "scenario smp not implemented yet"),
-            None => (false, "unknown scenario id"),
+            Some(_) => match nicproof_guest::scenarios::run(p, cfg) {
+                Some(v) => (v.pass, Cow::Owned(v.text)),
+                None => (false, Cow::Static("scenario has no body in nicproof_guest::scenarios")),
+            },
+            None => (false, Cow::Static("unknown scenario id")),
+        }
+    }
+
+    /// A verdict text: static, or built by a scenario on the heap.
+    enum Cow {
+        Static(&'static str),
+        Owned(String),
+    }
+
+    impl Cow {
+        fn as_str(&self) -> &str {
+            match self {
+                Cow::Static(s) => s,
+                Cow::Owned(s) => s,
+            }
         }
     }
 
@@ -248,15 +267,35 @@ mod boot {
             return Err("boot: the job on CPU 1 did not finish within 2 s");
         }
         let t3 = p.now_ns();
-        let r = JOB_RESULT.load(Ordering::Acquire);
+        check_job(41)?;
+        // CPU 1 may have found the first job before it ever slept. Give it
+        // 1 ms to reach `hlt`, so the second job can only start if the wake
+        // IPI is delivered.
+        let nap = p.now_ns() + 1_000_000;
+        while p.now_ns() < nap {
+            p.wait_until(nap);
+        }
+        let t4 = p.now_ns();
+        let ticket = smp::post(1, boot_job, 99).map_err(|_| "boot: could not post a second job to CPU 1")?;
+        if !smp::wait_done(p, ticket, 2_000_000_000) {
+            return Err("boot: a job posted to a sleeping CPU 1 did not finish within 2 s (wake IPI lost?)");
+        }
+        let t5 = p.now_ns();
+        check_job(99)?;
         info!(
-            "boot: CPU 1 online after {} us; job round trip {} us; wake IPIs {}",
+            "boot: CPU 1 online after {} us; job round trips {} us (awake) and {} us (asleep); wake IPIs {}",
             (t2 - t1) / 1000,
             (t3 - t2) / 1000,
+            (t5 - t4) / 1000,
             irq::count(VECTOR_WAKE)
         );
-        if r & 0xffff_ffff != 42 {
-            return Err("boot: the CPU 1 job did not compute 41 + 1");
+        Ok(())
+    }
+
+    fn check_job(arg: u64) -> Result<(), &'static str> {
+        let r = JOB_RESULT.load(Ordering::Acquire);
+        if r & 0xffff_ffff != arg + 1 {
+            return Err("boot: the CPU 1 job did not compute arg + 1");
         }
         if r >> 32 != 1 {
             return Err("boot: the job ran on the wrong CPU");
