@@ -140,3 +140,15 @@ fn exhaustion_is_an_error_not_a_panic() {
     assert_eq!(pool.live(), 2);
     assert!(pool.cow_head(b).is_ok());
 }
+
+#[test]
+fn markers_can_be_turned_off_for_benchmarks_while_the_ledger_still_counts() {
+    let env = RecEnv::leaked();
+    let mut pool = SkbPool::new(2, env);
+    pool.set_markers(false);
+    let a = pool.alloc(&ETH, &[]).unwrap();
+    pool.free(a).unwrap();
+    assert!(pool.free(a).is_err());
+    assert!(env.markers().is_empty());
+    assert_eq!((pool.allocs(), pool.frees(), pool.bad_frees(), pool.live()), (1, 1, 1, 0));
+}

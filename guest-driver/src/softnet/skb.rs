@@ -166,6 +166,7 @@ pub struct SkbPool<'e> {
     allocs: u64,
     frees: u64,
     bad_frees: u64,
+    markers: bool,
     env: &'e dyn SoftnetEnv,
 }
 
@@ -183,7 +184,21 @@ impl<'e> SkbPool<'e> {
             allocs: 0,
             frees: 0,
             bad_frees: 0,
+            markers: true,
             env,
+        }
+    }
+
+    /// Turn the per-skb markers (alloc, clone, free) on or off. Each is a
+    /// VM exit in the guest; benchmarks turn them off and rely on the
+    /// ledger's counters ([`Self::live`], [`Self::bad_frees`]).
+    pub fn set_markers(&mut self, on: bool) {
+        self.markers = on;
+    }
+
+    fn report(&self, marker: Marker, args: &[u64]) {
+        if self.markers {
+            self.env.marker(marker, args);
         }
     }
 
@@ -221,8 +236,7 @@ impl<'e> SkbPool<'e> {
         block.dataref = 1;
         let id = self.take_slot(d).ok_or(SkbError::Exhausted)?;
         let len = self.get(id).map(|s| s.len()).unwrap_or(0);
-        self.env
-            .marker(Marker::SkbAlloc, &[u64::from(id.0), u64::from(len)]);
+        self.report(Marker::SkbAlloc, &[u64::from(id.0), u64::from(len)]);
         Ok(id)
     }
 
@@ -257,8 +271,7 @@ impl<'e> SkbPool<'e> {
         self.slots[new.index()].cloned = true;
         self.slots[new.index()].mark = self.slots[id.index()].mark;
         self.data[usize::from(d)].dataref += 1;
-        self.env
-            .marker(Marker::SkbClone, &[u64::from(new.0), u64::from(id.0)]);
+        self.report(Marker::SkbClone, &[u64::from(new.0), u64::from(id.0)]);
         Ok(new)
     }
 
@@ -266,7 +279,7 @@ impl<'e> SkbPool<'e> {
     pub fn free(&mut self, id: SkbId) -> Result<(), SkbError> {
         // Reported before the check: a double free shows on the host as
         // a second SkbFree for the same id.
-        self.env.marker(Marker::SkbFree, &[u64::from(id.0)]);
+        self.report(Marker::SkbFree, &[u64::from(id.0)]);
         let d = match self.slot(id) {
             Ok(s) => s.data,
             Err(e) => {
