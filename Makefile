@@ -36,3 +36,30 @@ test: build
 
 bench: build
 	$(NICPROOF) bench --guest $(GUEST_ELF) --scenario empty --runs $(RUNS)
+
+# Boot the same image under QEMU through its PVH note: a second witness that
+# the kernel is a normal PVH guest. There is no control port there (records
+# are dropped, markers and the verdict go to serial) and one CPU, so use
+# QEMU_APPEND to pick what runs, e.g.
+#   make qemu QEMU_APPEND="scenario=boot echo=7"   (fails honestly: 1 CPU)
+#   make qemu QEMU_APPEND="bad-guest=page-fault"
+# The guest powers off through isa-debug-exit: QEMU exits (code << 1) | 1,
+# so 1 = pass, 3 = fail, 5 = panic, 7 = CPU exception; 0 = triple fault.
+# QEMU_ACCEL=tcg also works (no x2APIC there: waits poll the TSC).
+QEMU ?= qemu-system-x86_64
+QEMU_ACCEL ?= kvm
+QEMU_APPEND ?= scenario=empty
+
+.PHONY: qemu
+qemu: guest
+	@command -v $(QEMU) >/dev/null 2>&1 || { echo "qemu: $(QEMU) not found; install it with: sudo apt-get install qemu-system-x86"; exit 2; }
+	@status=0; $(QEMU) -accel $(QEMU_ACCEL) -m 128M -kernel $(GUEST_ELF) -append "$(QEMU_APPEND)" \
+		-device isa-debug-exit,iobase=0xf4,iosize=0x04 -serial stdio -display none -no-reboot || status=$$?; \
+	case $$status in \
+		1) echo "qemu: guest verdict pass";; \
+		3) echo "qemu: guest verdict fail"; exit 1;; \
+		5) echo "qemu: guest panic"; exit 1;; \
+		7) echo "qemu: guest CPU exception"; exit 1;; \
+		0) echo "qemu: guest shut down without a verdict (triple fault?)"; exit 1;; \
+		*) echo "qemu: exit status $$status"; exit 1;; \
+	esac
