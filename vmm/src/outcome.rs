@@ -188,8 +188,8 @@ impl fmt::Display for Report {
         let exits: Vec<String> = s.exits.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(
             f,
-            "boot-to-ready {ready}, run {:.1} ms, {} events",
-            s.run_ms, s.events
+            "set-up {:.1} ms, boot-to-ready {ready}, run {:.1} ms, {} events",
+            s.setup_ms, s.run_ms, s.events
         )?;
         writeln!(f, "cpus online: {:?}", s.cpus_online)?;
         write!(f, "vm exits: {} ({})", s.total_exits(), exits.join(", "))
