@@ -39,6 +39,9 @@ struct Model {
     /// the DRV_XOFF race relies on the fence inside the BQL completion.
     bql_min_limit: u32,
     mutants: SoftnetMutants,
+    /// The driver-side `cons-index-late` mutant: the consumer stores its
+    /// index after completed_wake instead of before.
+    cons_late: bool,
 }
 
 struct Ring {
@@ -97,9 +100,14 @@ fn check(m: Model) {
                 let c = cr.cons.load(Acquire);
                 let pkts = p.wrapping_sub(c);
                 // The consumer index is stored before the macro.
-                cr.cons.store(p, Release);
+                if !m.cons_late {
+                    cr.cons.store(p, Release);
+                }
                 cq.completed_wake(pkts, pkts * BYTES, || cr.free(), m.start_thrs)
                     .expect("bql accounting");
+                if m.cons_late {
+                    cr.cons.store(p, Release);
+                }
             }
         });
 
@@ -125,6 +133,7 @@ fn base() -> Model {
         bql: false,
         bql_min_limit: 0,
         mutants: SoftnetMutants::NONE,
+        cons_late: false,
     }
 }
 
@@ -208,4 +217,10 @@ fn gt_for_ge_in_wake_misses_exact_threshold() {
         mutants: SoftnetMutants { threshold_off_by_one: true, ..SoftnetMutants::NONE },
         ..base()
     });
+}
+
+#[test]
+#[should_panic(expected = "stuck")]
+fn consumer_index_stored_after_the_macro_loses_a_wake() {
+    check(Model { cons_late: true, ..base() });
 }
