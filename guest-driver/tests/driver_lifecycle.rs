@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use nic_model::abi::{knob, layout, regs, DriverMutant, Marker, RunConfig, Scenario, NUM_KNOBS};
+use nic_model::abi::{knob, layout, regs, DriverMutant, Marker, QueueReason, RunConfig, Scenario, NUM_KNOBS};
 use nic_model::events::{EventKind, EventLog, Source};
 use nic_model::test_utils::{guest_memory, RecordingMsi};
 use nic_model::{InvalidMac, Nic, NicConfig, PciRoot};
@@ -228,6 +228,11 @@ fn correct_driver_passes_every_oracle() {
         assert_eq!(plat.count(Marker::SkbAlloc), plat.count(Marker::SkbFree), "every skb freed exactly once");
         assert_eq!(plat.count(Marker::XmitBusy), 0);
         assert_eq!(plat.count(Marker::OracleFail), 0);
+        let ring_low = plat.markers().iter().filter(|r| r.marker == Marker::QueueStop && r.args[0] == QueueReason::RingLow as u64).count();
+        if batch > 1 {
+            assert!(ring_low > 0, "a 64-entry ring under batches of {batch} must stop in advance");
+            assert!(plat.count(Marker::QueueWake) > 0, "and be woken again");
+        }
     }
 }
 
@@ -306,4 +311,136 @@ fn reclaim_on_xmit_is_caught_by_timely_completion() {
     assert!(!v.pass);
     assert!(v.text.contains("timed out"), "{}", v.text);
     let _ = plat;
+}
+
+#[test]
+fn cons_index_late_and_wake_inverted_are_caught_as_lost_wakes() {
+    for m in [DriverMutant::ConsIndexLate, DriverMutant::WakeInverted] {
+        let (plat, v) = run(NicConfig::default(), run_config(m, 120, 16, 64));
+        assert!(!v.pass, "{m:?}: {}", v.text);
+        let lost = plat.markers().iter().filter(|r| r.marker == Marker::OracleFail).count();
+        assert!(lost > 0 && v.text.contains("lost wake"), "{m:?}: {}", v.text);
+    }
+}
+
+#[test]
+fn stalled_device_trips_the_watchdog_unless_there_is_none() {
+    // The device stops fetching after 8 completions (one-shot, a reset
+    // clears it): only ndo_tx_timeout's reset gets traffic going again.
+    let dev = NicConfig { stall_completions_after: Some(8), ..NicConfig::default() };
+    let (plat, v) = run(dev.clone(), run_config(DriverMutant::None, 64, 1, 64));
+    assert!(v.pass, "{}", v.text);
+    assert!(plat.count(Marker::TxTimeout) >= 1, "watchdog fired");
+    assert_eq!(plat.violations(), Vec::<String>::new());
+    let (plat, v) = run(dev, run_config(DriverMutant::NoWatchdog, 64, 1, 64));
+    assert!(!v.pass);
+    assert_eq!(plat.count(Marker::TxTimeout), 0);
+    assert!(v.text.contains("timed out"), "{}", v.text);
+}
+
+mod manual {
+    //! Driving the driver by hand, for the paths the default scenario
+    //! cannot force: a full ring at entry (a false wake) and clones.
+
+    use super::*;
+    use nicproof_guest::driver::{DriverConfig, Nic};
+    use nicproof_guest::softnet::napi::Napi;
+    use nicproof_guest::softnet::netdev::{NetDevice, NetDeviceOps, NetdevTx};
+    use nicproof_guest::softnet::queue::TxQueue;
+    use nicproof_guest::softnet::skb::{Frag, SkbPool};
+    use nicproof_guest::softnet::{PlatformEnv, SoftnetMutants};
+    use std::cell::RefCell;
+
+    fn frags(n: usize) -> Vec<Frag> {
+        (0..n).map(|i| Frag { addr: layout::PAYLOAD_BASE + i as u64 * 64, len: 64 }).collect()
+    }
+
+    /// Fill a 64-descriptor ring whose completions the device holds, then
+    /// call xmit as a false wake would. Returns (skb still live after
+    /// BUSY, bad frees after stop, BUSY seen).
+    fn false_wake(mutant: DriverMutant) -> (bool, u64, bool) {
+        let plat = HostPlat::new(NicConfig { complete_on_request: true, ..NicConfig::default() });
+        let env = PlatformEnv(&plat);
+        let skbs = RefCell::new(SkbPool::new(64, &env));
+        let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
+        let napi = Napi::new(64);
+        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0 };
+        let nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
+        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
+        dev.set_dev_addr(mac, how);
+        dev.register().unwrap();
+        dev.open().unwrap();
+        // Straight to the driver: BQL's STACK_XOFF would stop the stack
+        // first, and the point is the driver's own ring-low stop.
+        while !txq.stopped() {
+            let id = skbs.borrow_mut().alloc(&[], &frags(17)).unwrap();
+            assert_eq!(dev.ops.start_xmit(id, false), NetdevTx::Ok);
+        }
+        // The stack never calls a stopped queue; a false wake does.
+        let id = skbs.borrow_mut().alloc(&[], &frags(17)).unwrap();
+        let maps_before = plat.count(Marker::DmaMap);
+        let busy = dev.ops.start_xmit(id, false) == NetdevTx::Busy;
+        assert_eq!(plat.count(Marker::DmaMap), maps_before, "BUSY mapped nothing");
+        let live = skbs.borrow().is_live(id);
+        if live {
+            // The stack drops what it could not send.
+            skbs.borrow_mut().free(id).unwrap();
+        }
+        dev.unregister();
+        let bad = skbs.borrow().bad_frees();
+        (live, bad, busy)
+    }
+
+    #[test]
+    fn busy_keeps_no_reference_and_frees_nothing() {
+        assert_eq!(false_wake(DriverMutant::None), (true, 0, true));
+    }
+
+    #[test]
+    fn busy_frees_is_caught_by_the_ledger() {
+        let (live, _, busy) = false_wake(DriverMutant::BusyFrees);
+        assert!(busy && !live, "the mutant freed an skb it returned BUSY for");
+    }
+
+    #[test]
+    fn busy_keeps_ref_is_caught_as_a_double_free() {
+        let (live, bad, busy) = false_wake(DriverMutant::BusyKeepsRef);
+        assert!(busy && live);
+        assert_eq!(bad, 1, "the kept reference was freed again at stop");
+    }
+
+    /// Send a clone of an skb whose head has a zero source address (the
+    /// driver fills it); returns the original's head afterwards.
+    fn clone_head(mutant: DriverMutant) -> Vec<u8> {
+        let plat = HostPlat::new(NicConfig::default());
+        let env = PlatformEnv(&plat);
+        let skbs = RefCell::new(SkbPool::new(16, &env));
+        let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
+        let napi = Napi::new(64);
+        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0 };
+        let nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
+        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
+        dev.set_dev_addr(mac, how);
+        dev.register().unwrap();
+        dev.open().unwrap();
+        let head = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0x88, 0xb5];
+        let orig = skbs.borrow_mut().alloc(&head, &frags(1)).unwrap();
+        let clone = skbs.borrow_mut().clone_skb(orig).unwrap();
+        // On the host the head lives outside guest RAM, so the map fails
+        // and the driver drops the clone: the header write came first.
+        assert_eq!(dev.xmit(clone, false), NetdevTx::Ok);
+        let h = skbs.borrow().get(orig).unwrap().head().to_vec();
+        skbs.borrow_mut().free(orig).unwrap();
+        dev.unregister();
+        assert_eq!(skbs.borrow().live(), 0);
+        h
+    }
+
+    #[test]
+    fn writes_cloned_head_is_caught_by_the_shared_head_check() {
+        assert_eq!(&clone_head(DriverMutant::None)[6..12], &[0; 6], "correct driver copies the head first");
+        assert_ne!(&clone_head(DriverMutant::WritesClonedHead)[6..12], &[0; 6], "mutant wrote the shared head");
+    }
 }

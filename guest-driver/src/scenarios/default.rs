@@ -7,7 +7,7 @@ use core::cell::RefCell;
 
 use crate::abi::{knob, DriverMutant, Marker, RunConfig, MAX_SKB_FRAGS};
 use crate::driver::dma::DmaPool;
-use crate::driver::{splitmix64, DriverConfig, Nic};
+use crate::driver::{splitmix64, DriverConfig, Nic, TX_START_THRESH};
 use crate::platform::Platform;
 use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
 use crate::softnet::netdev::{NetDevice, Qdisc};
@@ -98,6 +98,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, _mode: 
     let mut made = 0u64;
     let deadline = plat.now_ns() + 10_000_000_000 + frames * 50_000_000;
     let mut timed_out = false;
+    let (mut lost_wakes, mut in_lost_wake) = (0u32, false);
     loop {
         while made < frames && q.len() < QDISC_LEN {
             let n = shapes.frame(&mut frags);
@@ -125,6 +126,15 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, _mode: 
             break;
         }
         if sent == 0 && rx == 0 {
+            // Quiescent (no xmit running, the poll just completed): a
+            // stopped queue with room for a restart is a lost wake
+            // (softnet.md scenario 8). Counted once per episode.
+            let stuck = txq.stopped() && dev.ops.is_open() && dev.ops.tx_free() >= TX_START_THRESH;
+            if stuck && !in_lost_wake {
+                lost_wakes += 1;
+                plat.marker_text(Marker::OracleFail, &[u64::from(dev.ops.tx_free())], "lost wake: queue stopped with a free ring");
+            }
+            in_lost_wake = stuck;
             plat.wait_until(plat.now_ns() + IDLE_WAIT_NS);
         }
     }
@@ -140,6 +150,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, _mode: 
     let inflight = txq.dql().inflight();
     plat.marker(Marker::Summary, &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)]);
     let checks = [
+        (lost_wakes != 0, "lost wake: a stopped queue with a free ring was not woken"),
         (timed_out, "timed out before every frame came back"),
         (dev.ops.is_open(), "auto-close: the device is still open after unregister"),
         (live_skbs != 0, "skb ledger: skbs still live at the end"),
