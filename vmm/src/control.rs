@@ -38,7 +38,14 @@ pub enum End {
     HostError(String),
     /// The wall-clock limit passed.
     Timeout,
+    /// The guest broke a host limit; the run fails with this reason.
+    Failed(String),
 }
+
+/// Most records one run may send. Every record lands in the in-memory
+/// event log, so a guest looping on the doorbell must not exhaust host
+/// memory before the timeout; real scenarios send far fewer.
+pub const MAX_RECORDS: u64 = 1 << 21;
 
 /// Messages from vCPU threads to the run controller.
 #[derive(Debug)]
@@ -122,6 +129,7 @@ pub struct ControlPort {
     events: EventLog,
     tx: Sender<VmEvent>,
     stop: Arc<AtomicBool>,
+    records: u64,
 }
 
 impl ControlPort {
@@ -141,6 +149,7 @@ impl ControlPort {
             events,
             tx,
             stop,
+            records: 0,
         }
     }
 
@@ -185,7 +194,13 @@ impl ControlPort {
     }
 
     /// Read and act on the record at `gpa`.
-    pub fn handle_record(&self, gpa: u64) {
+    pub fn handle_record(&mut self, gpa: u64) {
+        self.records += 1;
+        if self.records > MAX_RECORDS {
+            return self.end(End::Failed(format!(
+                "the guest sent more than {MAX_RECORDS} records"
+            )));
+        }
         let mut raw = [0u8; 64];
         let in_ram = gpa.checked_add(64).is_some_and(|end| end <= self.ram_size);
         if !in_ram || self.mem.read_slice(&mut raw, GuestAddress(gpa)).is_err() {
@@ -463,5 +478,20 @@ mod tests {
             }
             e => panic!("unexpected {e:?}"),
         }
+    }
+
+    #[test]
+    fn a_record_flood_ends_the_run_as_failed() {
+        let (mut p, rx, log) = port();
+        put_record(&p, 0x2000, RecordKind::Log as u32, None, [1, 0, 0, 0, 0, 0]);
+        p.records = MAX_RECORDS - 1;
+        write(&mut p, 0, 0x2000);
+        assert!(!p.stop.load(Ordering::SeqCst));
+        write(&mut p, 0, 0x2000);
+        assert!(p.stop.load(Ordering::SeqCst));
+        assert_eq!(log.len(), 1, "the record over the limit is not logged");
+        assert!(rx
+            .try_iter()
+            .any(|e| matches!(e, VmEvent::End(End::Failed(_)))));
     }
 }

@@ -496,6 +496,9 @@ pub fn judge(end: End, events: &EventLog, protocol_errors: &[String]) -> Outcome
             last_serial: vec![],
             last_events: events.tail(10),
         },
+        End::Failed(reason) => Outcome::Failed {
+            reasons: vec![reason],
+        },
         End::PowerOff(code) => {
             let mut reasons = Vec::new();
             if code != 0 {
