@@ -118,7 +118,7 @@ mod boot {
     /// Boot CPU entry (from `_start`): rdi = boot info, rsi = CPU index.
     pub extern "C" fn kmain(boot_ptr: u64, _cpu: u64) -> ! {
         percpu::init(0);
-        idt::init();
+        idt::check();
         idt::load();
         let source = boot_source(boot_ptr);
         let port = control::detect();

@@ -34,7 +34,15 @@ pub fn ap_entry_address() -> u64 {
     nicproof_ap_entry as *const () as u64
 }
 
-/// Address of the first interrupt stub; stub `v` is at `+ 16 * v`.
+/// Where the linker puts the interrupt stubs (build.rs passes
+/// `--section-start=.nicproof_isr=0x201000`): the first page after the
+/// ELF headers at `layout::KERNEL_START`; lld lays the rest of the image
+/// out after it.
+pub const ISR_STUBS_BASE: u64 = 0x20_1000;
+const _: () = assert!(ISR_STUBS_BASE + 4096 <= layout::AP_STACK_BASE);
+
+/// Address of the first interrupt stub as linked; stub `v` is at
+/// `+ 16 * v`. Equals [`ISR_STUBS_BASE`] in a correctly linked image.
 pub fn isr_stubs_address() -> u64 {
     nicproof_isr_stubs as *const () as u64
 }
@@ -152,8 +160,8 @@ nicproof_pvh_pd:
 
     /* Interrupt stubs, 16 bytes each: push a zero error code where the
        CPU pushes none, push the vector, join the common path. */
-    .section .text.nicproof_isr, "ax"
-    .balign 16
+    .section .nicproof_isr, "ax"
+    .balign 4096
     .global nicproof_isr_stubs
 nicproof_isr_stubs:
     .set vec, 0
