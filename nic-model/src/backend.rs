@@ -36,10 +36,14 @@ impl Backend {
             BackendConfig::Loopback => Self::Loopback,
             BackendConfig::Null => Self::Null,
             BackendConfig::Pcap(path) => {
-                let f = File::create(path)
-                    .map_err(|source| NicError::CreateFile { path: path.clone(), source })?;
-                let w = PcapWriter::new(BufWriter::new(f))
-                    .map_err(|source| NicError::Pcap { path: path.clone(), source })?;
+                let f = File::create(path).map_err(|source| NicError::CreateFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                let w = PcapWriter::new(BufWriter::new(f)).map_err(|source| NicError::Pcap {
+                    path: path.clone(),
+                    source,
+                })?;
                 Self::Pcap(Box::new(w))
             }
         })

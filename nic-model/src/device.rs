@@ -17,7 +17,7 @@ use crate::abi::{self, pci as ids, regs, DeviceError, DeviceMutant, Marker};
 use crate::backend::Backend;
 use crate::config::NicConfig;
 use crate::error::NicError;
-use crate::events::{DmaDir, EventKind, EventLog, Source};
+use crate::events::{DmaDir, EventKind, EventLog};
 use crate::monitor::{self, DmaCause, DmaMonitor, GateState, Violation};
 use crate::msix::{Delivery, MsiSink, Msix};
 use crate::pci::{ConfigSpace, MSIX_CAP_DWORD};
@@ -139,7 +139,10 @@ pub struct Nic {
 
 impl std::fmt::Debug for Nic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Nic").field("regs", &self.regs).field("now_ns", &self.now_ns).finish()
+        f.debug_struct("Nic")
+            .field("regs", &self.regs)
+            .field("now_ns", &self.now_ns)
+            .finish()
     }
 }
 
@@ -234,6 +237,7 @@ impl Nic {
     /// A driver marker. Call it after logging the marker, so the
     /// monitor's details can cite that event's sequence number.
     pub fn on_guest_marker(&mut self, marker: Marker, args: &[u64]) {
+        self.monitor.flush();
         let seq = (self.log.len() as u64).saturating_sub(1);
         self.monitor.on_marker(marker, args, seq);
     }
@@ -241,10 +245,17 @@ impl Nic {
     /// The earliest virtual time at which [`Nic::advance`] has work.
     pub fn next_deadline(&self) -> Option<u64> {
         let t = self.timers;
-        [t.reset_done, t.tx_coal, t.rx_coal, t.poll, t.ghost_dma, t.ghost_irq]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            t.reset_done,
+            t.tx_coal,
+            t.rx_coal,
+            t.poll,
+            t.ghost_dma,
+            t.ghost_irq,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Move virtual time to `now_ns` (never backwards) and run every
@@ -256,7 +267,9 @@ impl Nic {
         // time. The bound caps the work of one call; a longer backlog
         // continues on the next call.
         for _ in 0..MAX_TIMERS_PER_ADVANCE {
-            let Some(due) = self.next_deadline().filter(|&d| d <= target) else { break };
+            let Some(due) = self.next_deadline().filter(|&d| d <= target) else {
+                break;
+            };
             self.now_ns = self.now_ns.max(due);
             let t = self.timers;
             if t.reset_done == Some(due) {
@@ -278,6 +291,7 @@ impl Nic {
             }
         }
         self.now_ns = target;
+        self.monitor.flush();
     }
 
     // ----------------------------------------------------------------
@@ -294,15 +308,17 @@ impl Nic {
         let mut v = [0u8; 4];
         let n = data.len().min(4);
         v[..n].copy_from_slice(&data[..n]);
-        self.log.push(
-            Source::Device,
-            EventKind::ConfigWrite { offset, value: u32::from_le_bytes(v), size: n as u8 },
-        );
+        self.monitor.emit(EventKind::ConfigWrite {
+            offset,
+            value: u32::from_le_bytes(v),
+            size: n as u8,
+        });
         self.pci.write(offset, data);
         if usize::from(offset / 4) == MSIX_CAP_DWORD {
             self.msix.set_msg_ctrl(self.pci.msix_msg_ctrl());
             self.deliver_pending();
         }
+        self.monitor.flush();
     }
 
     /// BAR0's current address.
@@ -348,10 +364,12 @@ impl Nic {
         for (i, d) in data.iter_mut().enumerate() {
             *d = bytes.get(i).copied().unwrap_or(0xff);
         }
-        self.log.push(
-            Source::Device,
-            EventKind::MmioRead { offset: off, value, size: data.len() as u8 },
-        );
+        self.monitor.emit(EventKind::MmioRead {
+            offset: off,
+            value,
+            size: data.len() as u8,
+        });
+        self.monitor.flush();
     }
 
     /// Write BAR0 at `off`. Widths 4 and 8 (low dword first) only:
@@ -361,10 +379,11 @@ impl Nic {
         let n = data.len().min(8);
         v[..n].copy_from_slice(&data[..n]);
         let value = u64::from_le_bytes(v);
-        self.log.push(
-            Source::Device,
-            EventKind::MmioWrite { offset: off, value, size: data.len() as u8 },
-        );
+        self.monitor.emit(EventKind::MmioWrite {
+            offset: off,
+            value,
+            size: data.len() as u8,
+        });
         match data.len() {
             4 => self.dword_write(off, value as u32),
             8 => {
@@ -372,12 +391,12 @@ impl Nic {
                 self.dword_write(off + 4, (value >> 32) as u32);
             }
             _ => {
-                self.log.push(
-                    Source::Device,
-                    EventKind::Note { text: format!("{}-byte BAR write at {off:#x} dropped", data.len()) },
-                );
+                self.monitor.emit(EventKind::Note {
+                    text: format!("{}-byte BAR write at {off:#x} dropped", data.len()),
+                });
             }
         }
+        self.monitor.flush();
     }
 
     fn dword_read(&self, off: u64) -> u32 {
@@ -390,7 +409,9 @@ impl Nic {
             return self.msix.pba_read(off - p);
         }
         let r = &self.regs;
-        let Ok(off) = u32::try_from(off) else { return u32::MAX };
+        let Ok(off) = u32::try_from(off) else {
+            return u32::MAX;
+        };
         match off {
             regs::CTRL => r.ctrl,
             regs::STATUS => {
@@ -468,8 +489,9 @@ impl Nic {
                     w @ 0..=2 => u32::from(u16::from_le_bytes([mac[2 * w], mac[2 * w + 1]])),
                     _ => 0xffff, // an erased EEPROM word
                 };
-                r.eeprom =
-                    word << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_DONE | data << regs::EEPROM_DATA_SHIFT;
+                r.eeprom = word << regs::EEPROM_ADDR_SHIFT
+                    | regs::EEPROM_DONE
+                    | data << regs::EEPROM_DATA_SHIFT;
             }
             regs::TX_BASE_LO => r.tx.base = r.tx.base & !0xffff_ffff | u64::from(v),
             regs::TX_BASE_HI => r.tx.base = r.tx.base & 0xffff_ffff | u64::from(v) << 32,
@@ -514,7 +536,9 @@ impl Nic {
     fn write_ctrl(&mut self, v: u32) {
         if v & regs::CTRL_RESET != 0 {
             if self.cfg.mutant == DeviceMutant::ResetIgnored {
-                self.log.push(Source::Device, EventKind::Note { text: "mutant: reset ignored".into() });
+                self.monitor.emit(EventKind::Note {
+                    text: "mutant: reset ignored".into(),
+                });
             } else {
                 self.start_reset();
             }
@@ -540,7 +564,11 @@ impl Nic {
     fn on_disable(&mut self, old: u32) {
         if self.cfg.mutant == DeviceMutant::DmaAfterDisable {
             let r = &self.regs;
-            let ring = if old & regs::CTRL_TX_EN != 0 { r.tx } else { r.rx };
+            let ring = if old & regs::CTRL_TX_EN != 0 {
+                r.tx
+            } else {
+                r.rx
+            };
             self.ghost_dma_addr = ring.desc_addr(ring.head, ring.mask().unwrap_or(0));
             self.ghost_dma_left = GHOST_COUNT;
             self.timers.ghost_dma = Some(self.now_ns + GHOST_PERIOD_NS);
@@ -560,7 +588,7 @@ impl Nic {
     // ----------------------------------------------------------------
 
     fn start_reset(&mut self) {
-        self.log.push(Source::Device, EventKind::ResetStart);
+        self.monitor.emit(EventKind::ResetStart);
         let old = self.regs.ctrl;
         if old & (regs::CTRL_TX_EN | regs::CTRL_RX_EN) != 0 {
             self.on_disable(old);
@@ -586,7 +614,7 @@ impl Nic {
 
     fn finish_reset(&mut self) {
         self.regs.resetting = false;
-        self.log.push(Source::Device, EventKind::ResetDone);
+        self.monitor.emit(EventKind::ResetDone);
         self.raise_causes(regs::INT_RESET_DONE);
     }
 
@@ -601,11 +629,10 @@ impl Nic {
             && self.held.is_empty()
             && (self.cfg.reset_delay_us == 0 || r.resetting);
         if !quiet && self.monitor.enabled() {
-            let seq = (self.log.len() as u64).saturating_sub(1);
             self.monitor.violate(
                 monitor::RULE_RESET_INEFFECTIVE,
                 format!(
-                    "after the reset write (event {seq}) ctrl={:#x} int_enable={:#x} tx head/tail {}/{}",
+                    "right after the reset write: ctrl={:#x} int_enable={:#x} tx head/tail {}/{}",
                     r.ctrl, r.int_enable, r.tx.head, r.tx.tail
                 ),
             );
@@ -619,7 +646,10 @@ impl Nic {
     /// Latch `code` (first fault wins), stop the ring it concerns
     /// (`Some(true)` TX, `Some(false)` RX) and raise the error cause.
     fn fault(&mut self, code: DeviceError, addr: u64, ring: Option<bool>) {
-        self.log.push(Source::Device, EventKind::DeviceFault { code: code as u32, addr });
+        self.monitor.emit(EventKind::DeviceFault {
+            code: code as u32,
+            addr,
+        });
         let r = &mut self.regs;
         if r.err_code == 0 {
             r.err_code = code as u32;
@@ -652,33 +682,36 @@ impl Nic {
         if vector == ids::MSIX_TX {
             self.tx_irqs += 1;
             if self.cfg.drop_nth_tx_irq == Some(self.tx_irqs) {
-                self.log.push(
-                    Source::Device,
-                    EventKind::Note { text: format!("knob: TX interrupt #{} dropped", self.tx_irqs) },
-                );
+                self.monitor.emit(EventKind::Note {
+                    text: format!("knob: TX interrupt #{} dropped", self.tx_irqs),
+                });
                 return;
             }
         }
         let d = self.msix.raise(vector, self.msi.as_ref());
         let seq = match d {
-            Delivery::Disabled => self.log.push(
-                Source::Device,
-                EventKind::Note { text: format!("vector {vector} not sent: MSI-X disabled") },
-            ),
-            _ => self.log.push(
-                Source::Device,
-                EventKind::Irq { vector, masked: d == Delivery::Pending },
-            ),
+            Delivery::Disabled => self.monitor.push(EventKind::Note {
+                text: format!("vector {vector} not sent: MSI-X disabled"),
+            }),
+            _ => self.monitor.push(EventKind::Irq {
+                vector,
+                masked: d == Delivery::Pending,
+            }),
         };
-        self.monitor.check_irq(vector, cause_enabled, matches!(d, Delivery::Sent(_)), seq);
+        self.monitor
+            .check_irq(vector, cause_enabled, matches!(d, Delivery::Sent(_)), seq);
     }
 
     /// Send vectors whose pending bit may now go out.
     fn deliver_pending(&mut self) {
         for vector in self.msix.take_deliverable() {
             let e = self.msix.table[usize::from(vector)];
-            self.msi.signal(u64::from(e.addr_hi) << 32 | u64::from(e.addr_lo), e.data);
-            let seq = self.log.push(Source::Device, EventKind::Irq { vector, masked: false });
+            self.msi
+                .signal(u64::from(e.addr_hi) << 32 | u64::from(e.addr_lo), e.data);
+            let seq = self.monitor.push(EventKind::Irq {
+                vector,
+                masked: false,
+            });
             self.monitor.check_irq(vector, true, true, seq);
         }
     }
@@ -709,7 +742,10 @@ impl Nic {
         let in_ram = usize::try_from(len)
             .is_ok_and(|n| GuestMemoryBackend::check_range(&self.mem, GuestAddress(addr), n));
         let blocked = if !in_ram {
-            Some((DeviceError::AddressOutsideRam, monitor::RULE_DMA_OUTSIDE_RAM))
+            Some((
+                DeviceError::AddressOutsideRam,
+                monitor::RULE_DMA_OUTSIDE_RAM,
+            ))
         } else if monitor::overlaps(addr, len, self.pci.bar0(), ids::BAR0_SIZE) {
             Some((DeviceError::AddressInBar, monitor::RULE_DMA_INTO_BAR))
         } else if !self.bus_master() {
@@ -743,14 +779,18 @@ impl Nic {
         }
         // The gate checked the range, so this cannot fail; if it does,
         // treat it like an address outside RAM rather than panic.
-        self.mem.read_slice(buf, GuestAddress(addr)).map_err(|_| Blocked)
+        self.mem
+            .read_slice(buf, GuestAddress(addr))
+            .map_err(|_| Blocked)
     }
 
     fn dma_write(&mut self, addr: u64, buf: &[u8], cause: DmaCause) -> Result<(), Blocked> {
         if !self.gate(DmaDir::Write, addr, buf.len() as u64, cause) {
             return Err(Blocked);
         }
-        self.mem.write_slice(buf, GuestAddress(addr)).map_err(|_| Blocked)
+        self.mem
+            .write_slice(buf, GuestAddress(addr))
+            .map_err(|_| Blocked)
     }
 
     // ----------------------------------------------------------------
@@ -787,7 +827,10 @@ impl Nic {
                 return self.fault(DeviceError::NoEndOfPacket, daddr, Some(true));
             }
             let mut raw = [0u8; DESC_SIZE as usize];
-            if self.dma_read(daddr, &mut raw, DmaCause::TxDesc(idx & mask)).is_err() {
+            if self
+                .dma_read(daddr, &mut raw, DmaCause::TxDesc(idx & mask))
+                .is_err()
+            {
                 return;
             }
             let addr = u64::from_le_bytes(raw[0..8].try_into().unwrap_or_default());
@@ -832,7 +875,9 @@ impl Nic {
             if self.completed >= n {
                 self.stall_armed = false;
                 self.stalled = true;
-                self.log.push(Source::Device, EventKind::Note { text: "knob: TX stalled".into() });
+                self.monitor.emit(EventKind::Note {
+                    text: "knob: TX stalled".into(),
+                });
             }
         }
         self.stalled
@@ -845,7 +890,7 @@ impl Nic {
         let seq = self.tx_seq;
         self.tx_seq += 1;
         self.regs.stat_tx = self.regs.stat_tx.wrapping_add(1);
-        self.log.push(Source::Device, EventKind::TxFrame { seq, len, hash });
+        self.monitor.emit(EventKind::TxFrame { seq, len, hash });
         let mut keep = if self.recent.len() >= RECENT_FRAMES {
             self.recent.pop_front().map(|(_, v)| v).unwrap_or_default()
         } else {
@@ -869,7 +914,11 @@ impl Nic {
     fn write_tx_completion(&mut self, slot: u32) {
         let addr = self.regs.tx.base.wrapping_add(u64::from(slot) * DESC_SIZE) + TXD_STATUS_OFFSET;
         if self
-            .dma_write(addr, &abi::TXD_STAT_DONE.to_le_bytes(), DmaCause::TxStatus(slot))
+            .dma_write(
+                addr,
+                &abi::TXD_STAT_DONE.to_le_bytes(),
+                DmaCause::TxStatus(slot),
+            )
             .is_err()
         {
             return;
@@ -903,7 +952,11 @@ impl Nic {
         }
         let slot = ring.tail & mask;
         let addr = ring.desc_addr(slot, mask) + TXD_STATUS_OFFSET;
-        let _ = self.dma_write(addr, &abi::TXD_STAT_DONE.to_le_bytes(), DmaCause::TxStatus(slot));
+        let _ = self.dma_write(
+            addr,
+            &abi::TXD_STAT_DONE.to_le_bytes(),
+            DmaCause::TxStatus(slot),
+        );
     }
 
     // ----------------------------------------------------------------
@@ -944,7 +997,10 @@ impl Nic {
         let slot = r.head & mask;
         let daddr = r.desc_addr(slot, mask);
         let mut raw = [0u8; DESC_SIZE as usize];
-        if self.dma_read(daddr, &mut raw, DmaCause::RxDesc(slot)).is_err() {
+        if self
+            .dma_read(daddr, &mut raw, DmaCause::RxDesc(slot))
+            .is_err()
+        {
             return;
         }
         let addr = u64::from_le_bytes(raw[0..8].try_into().unwrap_or_default());
@@ -963,12 +1019,19 @@ impl Nic {
         let mut wb = [0u8; 4];
         wb[..2].copy_from_slice(&len.to_le_bytes());
         wb[2..].copy_from_slice(&abi::RXD_STAT_DONE.to_le_bytes());
-        if self.dma_write(daddr + RXD_LEN_OFFSET, &wb, DmaCause::RxStatus(slot)).is_err() {
+        if self
+            .dma_write(daddr + RXD_LEN_OFFSET, &wb, DmaCause::RxStatus(slot))
+            .is_err()
+        {
             return;
         }
         self.rx_seq += 1;
         self.regs.stat_rx = self.regs.stat_rx.wrapping_add(1);
-        self.log.push(Source::Device, EventKind::RxFrame { seq, addr, len: u32::from(len) });
+        self.monitor.emit(EventKind::RxFrame {
+            seq,
+            addr,
+            len: u32::from(len),
+        });
         let r = &mut self.regs;
         r.rx_uncoalesced += 1;
         if r.rx_uncoalesced >= r.coal_rx_frames.max(1) {
@@ -988,8 +1051,13 @@ impl Nic {
             return;
         }
         let mut raw = [0u8; DESC_SIZE as usize];
-        for (bit, ring) in [(regs::CTRL_TX_EN, self.regs.tx), (regs::CTRL_RX_EN, self.regs.rx)] {
-            if let (true, Some(mask), false) = (self.regs.ctrl & bit != 0, ring.mask(), ring.stopped) {
+        for (bit, ring) in [
+            (regs::CTRL_TX_EN, self.regs.tx),
+            (regs::CTRL_RX_EN, self.regs.rx),
+        ] {
+            if let (true, Some(mask), false) =
+                (self.regs.ctrl & bit != 0, ring.mask(), ring.stopped)
+            {
                 let _ = self.dma_read(ring.desc_addr(ring.head, mask), &mut raw, DmaCause::Poll);
             }
         }

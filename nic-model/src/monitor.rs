@@ -167,6 +167,12 @@ pub struct DmaMonitor {
     tx: ShadowRing,
     rx: ShadowRing,
     violations: Vec<Violation>,
+    /// Device events of the current register access, not yet published.
+    pending: Vec<EventKind>,
+    /// Recently hit maps (start, end, dir): descriptor and data accesses
+    /// alternate between a few maps, so this skips most tree lookups.
+    hits: [(u64, u64, u64); 2],
+    next_hit: usize,
 }
 
 impl std::fmt::Debug for DmaMonitor {
@@ -192,6 +198,27 @@ impl DmaMonitor {
             tx: ShadowRing::default(),
             rx: ShadowRing::default(),
             violations: Vec::new(),
+            pending: Vec::with_capacity(256),
+            hits: [(0, 0, 0); 2],
+            next_hit: 0,
+        }
+    }
+
+    /// Queue a device event; [`DmaMonitor::flush`] publishes the queue.
+    pub fn emit(&mut self, kind: EventKind) {
+        self.pending.push(kind);
+    }
+
+    /// Publish queued events, then `kind`; returns its sequence number.
+    pub fn push(&mut self, kind: EventKind) -> u64 {
+        self.flush();
+        self.log.push(Source::Device, kind)
+    }
+
+    /// Publish queued events (end of every device entry point).
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.log.push_batch(Source::Device, &mut self.pending);
         }
     }
 
@@ -208,10 +235,10 @@ impl DmaMonitor {
     /// Record a violation in the log and the list.
     pub fn violate(&mut self, rule: &'static str, detail: String) {
         tracing::debug!(rule, %detail, "dma monitor violation");
-        let seq = self.log.push(
-            Source::Device,
-            EventKind::Violation { rule: rule.to_string(), detail: detail.clone() },
-        );
+        let seq = self.push(EventKind::Violation {
+            rule: rule.to_string(),
+            detail: detail.clone(),
+        });
         self.violations.push(Violation { seq, rule, detail });
     }
 
@@ -219,15 +246,19 @@ impl DmaMonitor {
     /// Only the ones that shape the DMA window matter here.
     pub fn on_marker(&mut self, marker: Marker, args: &[u64], seq: u64) {
         let arg = |i: usize| args.get(i).copied().unwrap_or(0);
+        self.hits = [(0, 0, 0); 2];
         match marker {
             Marker::DmaMap => {
                 let (addr, len, dir) = (arg(1), arg(2), arg(3));
                 let end = addr.saturating_add(len);
-                self.mapped.entry(addr).and_modify(|e| {
-                    // Same start mapped again: keep the wider range.
-                    e.0 = e.0.max(end);
-                    e.2 += 1;
-                }).or_insert((end, dir, 1));
+                self.mapped
+                    .entry(addr)
+                    .and_modify(|e| {
+                        // Same start mapped again: keep the wider range.
+                        e.0 = e.0.max(end);
+                        e.2 += 1;
+                    })
+                    .or_insert((end, dir, 1));
             }
             Marker::DmaUnmap => {
                 let (addr, len) = (arg(1), arg(2));
@@ -278,26 +309,44 @@ impl DmaMonitor {
         if !self.enabled {
             return;
         }
-        let seq = self.log.push(
-            Source::Device,
-            EventKind::Dma { dir, addr, len, cause: cause.name().to_string() },
-        );
-        let what = || format!("{} {:?} {addr:#x}+{len} (event {seq})", cause.name(), dir);
+        // The Dma event is queued; a violation publishes it first, so each
+        // Violation directly follows the access it judges.
+        self.emit(EventKind::Dma {
+            dir,
+            addr,
+            len,
+            cause: cause.name().to_string(),
+        });
+        let what = || format!("{} {:?} {addr:#x}+{len}", cause.name(), dir);
         if let Some(stop) = self.stopped_at {
-            self.violate(RULE_DMA_AFTER_STOP, format!("{} after stop-exit at seq {stop}", what()));
+            self.violate(
+                RULE_DMA_AFTER_STOP,
+                format!("{} after stop-exit at seq {stop}", what()),
+            );
         }
         if st.resetting {
             self.violate(RULE_DMA_DURING_RESET, what());
-        } else if !matches!(cause, DmaCause::Ghost) && !(if cause.is_tx() { st.tx_enabled } else { st.rx_enabled })
+        } else if !matches!(cause, DmaCause::Ghost)
+            && !(if cause.is_tx() {
+                st.tx_enabled
+            } else {
+                st.rx_enabled
+            })
             || matches!(cause, DmaCause::Ghost) && !(st.tx_enabled || st.rx_enabled)
         {
             self.violate(RULE_DMA_DEVICE_DISABLED, what());
         }
         match self.mapping_of(addr, len) {
-            None => self.violate(RULE_DMA_UNMAPPED, format!("{} is in no live dma-map", what())),
+            None => self.violate(
+                RULE_DMA_UNMAPPED,
+                format!("{} is in no live dma-map", what()),
+            ),
             // Direction 0 = to device (read only), 1 = from device (write only).
             Some(d) if (d == 0 && dir == DmaDir::Write) || (d == 1 && dir == DmaDir::Read) => self
-                .violate(RULE_DMA_WRONG_DIRECTION, format!("{} into a map of direction {d}", what())),
+                .violate(
+                    RULE_DMA_WRONG_DIRECTION,
+                    format!("{} into a map of direction {d}", what()),
+                ),
             Some(_) => {}
         }
         let ring = match cause {
@@ -318,11 +367,17 @@ impl DmaMonitor {
     }
 
     /// The direction of the live map covering `[addr, addr+len)`.
-    fn mapping_of(&self, addr: u64, len: u64) -> Option<u64> {
+    fn mapping_of(&mut self, addr: u64, len: u64) -> Option<u64> {
         let end = addr.checked_add(len)?;
+        if let Some(h) = self.hits.iter().find(|h| h.0 <= addr && end <= h.1) {
+            return Some(h.2);
+        }
         // Maps rarely overlap, so the nearest start below `addr` is almost
         // always the answer; keep looking only if it is too short.
-        self.mapped.range(..=addr).rev().find(|(_, e)| e.0 >= end).map(|(_, e)| e.1)
+        let (&start, &(e, dir, _)) = self.mapped.range(..=addr).rev().find(|(_, e)| e.0 >= end)?;
+        self.hits[self.next_hit] = (start, e, dir);
+        self.next_hit ^= 1;
+        Some(dir)
     }
 
     /// Judge an interrupt the device raised: `enabled` says whether its
@@ -341,7 +396,9 @@ impl DmaMonitor {
         if let (Some(stop), true) = (self.stopped_at, delivered) {
             self.violate(
                 RULE_IRQ_AFTER_STOP,
-                format!("vector {vector} delivered (event {irq_seq}) after stop-exit at seq {stop}"),
+                format!(
+                    "vector {vector} delivered (event {irq_seq}) after stop-exit at seq {stop}"
+                ),
             );
         }
     }

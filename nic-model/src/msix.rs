@@ -51,7 +51,12 @@ pub struct MsixEntry {
 impl Default for MsixEntry {
     fn default() -> Self {
         // PCI spec: every vector is masked after reset.
-        Self { addr_lo: 0, addr_hi: 0, data: 0, ctrl: VECTOR_CTRL_MASK }
+        Self {
+            addr_lo: 0,
+            addr_hi: 0,
+            data: 0,
+            ctrl: VECTOR_CTRL_MASK,
+        }
     }
 }
 
@@ -91,7 +96,9 @@ pub struct Msix {
 impl Msix {
     /// Raise `vector`: send it, or latch it if masked.
     pub fn raise(&mut self, vector: u16, sink: &dyn MsiSink) -> Delivery {
-        let Some(e) = self.table.get(usize::from(vector)) else { return Delivery::Disabled };
+        let Some(e) = self.table.get(usize::from(vector)) else {
+            return Delivery::Disabled;
+        };
         if !self.enabled {
             return Delivery::Disabled;
         }
@@ -135,7 +142,9 @@ impl Msix {
     /// (the caller then delivers pending vectors).
     pub fn table_write(&mut self, off: u64, value: u32) -> bool {
         let (i, f) = ((off / ENTRY_SIZE) as usize, off % ENTRY_SIZE);
-        let Some(e) = self.table.get_mut(i) else { return false };
+        let Some(e) = self.table.get_mut(i) else {
+            return false;
+        };
         match f {
             0 => e.addr_lo = value & !3, // message addresses are dword aligned
             4 => e.addr_hi = value,

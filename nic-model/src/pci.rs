@@ -36,7 +36,10 @@ pub struct ConfigSpace {
 impl ConfigSpace {
     /// The host bridge: class 06/00/00, no BARs, nothing writable.
     pub fn host_bridge() -> Self {
-        let mut c = Self { regs: [0; CONFIG_DWORDS], writable: [0; CONFIG_DWORDS] };
+        let mut c = Self {
+            regs: [0; CONFIG_DWORDS],
+            writable: [0; CONFIG_DWORDS],
+        };
         c.regs[0] = u32::from(ids::BRIDGE_DEVICE_ID) << 16 | u32::from(ids::VENDOR_ID);
         c.regs[2] = 0x0600_0000;
         c
@@ -46,7 +49,10 @@ impl ConfigSpace {
     /// memory and bus-master enable writable, an MSI-X capability whose
     /// table and PBA live in BAR0.
     pub fn nic(bar0: u64) -> Self {
-        let mut c = Self { regs: [0; CONFIG_DWORDS], writable: [0; CONFIG_DWORDS] };
+        let mut c = Self {
+            regs: [0; CONFIG_DWORDS],
+            writable: [0; CONFIG_DWORDS],
+        };
         c.regs[0] = u32::from(ids::NIC_DEVICE_ID) << 16 | u32::from(ids::VENDOR_ID);
         c.regs[1] = STATUS_CAP_LIST << 16;
         c.writable[1] = u32::from(ids::CMD_MEMORY | ids::CMD_BUS_MASTER);
@@ -130,7 +136,11 @@ const CFG_ENABLE: u32 = 1 << 31;
 impl PciRoot {
     /// A root bus holding the host bridge and `nic`.
     pub fn new(nic: Nic) -> Self {
-        Self { config_address: 0, bridge: ConfigSpace::host_bridge(), nic }
+        Self {
+            config_address: 0,
+            bridge: ConfigSpace::host_bridge(),
+            nic,
+        }
     }
 
     /// Decode the latched address: (bus, device, function, dword).
@@ -252,7 +262,10 @@ mod tests {
     #[test]
     fn msix_capability_layout() {
         let c = ConfigSpace::nic(0);
-        assert_eq!(c.read((ids::REG_CAP_PTR / 4) as usize) & 0xff, u32::from(MSIX_CAP_OFFSET));
+        assert_eq!(
+            c.read((ids::REG_CAP_PTR / 4) as usize) & 0xff,
+            u32::from(MSIX_CAP_OFFSET)
+        );
         let hdr = c.read(MSIX_CAP_DWORD);
         assert_eq!(hdr & 0xff, u32::from(ids::CAP_ID_MSIX));
         assert_eq!((hdr >> 8) & 0xff, 0, "last capability");

@@ -46,7 +46,10 @@ impl RecordingMsi {
 
 impl MsiSink for RecordingMsi {
     fn signal(&self, addr: u64, data: u32) -> bool {
-        self.sent.lock().unwrap_or_else(|e| e.into_inner()).push((addr, data));
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((addr, data));
         true
     }
 }
@@ -116,7 +119,11 @@ impl TestHelper {
 
     /// Turn on memory decoding and bus mastering.
     pub fn enable_pci(&mut self) {
-        self.cfg_write(ids::NIC_DEVFN.1, ids::REG_COMMAND, u32::from(ids::CMD_MEMORY | ids::CMD_BUS_MASTER));
+        self.cfg_write(
+            ids::NIC_DEVFN.1,
+            ids::REG_COMMAND,
+            u32::from(ids::CMD_MEMORY | ids::CMD_BUS_MASTER),
+        );
     }
 
     /// Program all MSI-X vectors (unmasked) and enable MSI-X.
@@ -167,7 +174,11 @@ impl TestHelper {
         all.extend_from_slice(args);
         self.log.push(
             Source::Guest,
-            EventKind::Marker { marker: m.name().into(), args: all.clone(), text: String::new() },
+            EventKind::Marker {
+                marker: m.name().into(),
+                args: all.clone(),
+                text: String::new(),
+            },
         );
         self.root.nic.on_guest_marker(m, &all);
     }
@@ -219,12 +230,19 @@ impl TestHelper {
         for i in 0..ring_size {
             let buf = RX_BUFS + u64::from(i) * u64::from(RX_BUF_SIZE);
             self.map(buf, u64::from(RX_BUF_SIZE), 1);
-            let d = abi::RxDesc { addr: buf, buf_len: RX_BUF_SIZE, ..Default::default() };
+            let d = abi::RxDesc {
+                addr: buf,
+                buf_len: RX_BUF_SIZE,
+                ..Default::default()
+            };
             self.write_rx_desc(i, d);
         }
         self.rx_tail = ring_size;
         self.w(regs::RX_TAIL, self.rx_tail);
-        self.w(regs::INT_ENABLE, regs::INT_TX | regs::INT_RX | regs::INT_ERR);
+        self.w(
+            regs::INT_ENABLE,
+            regs::INT_TX | regs::INT_RX | regs::INT_ERR,
+        );
         self.w(regs::CTRL, regs::CTRL_TX_EN | regs::CTRL_RX_EN);
         self.marker(Marker::OpenExit, &[0]);
     }
@@ -239,7 +257,9 @@ impl TestHelper {
         b[11] = d.rsvd;
         b[12..14].copy_from_slice(&d.status.to_le_bytes());
         b[14..16].copy_from_slice(&d.cookie.to_le_bytes());
-        self.mem.write_slice(&b, GuestAddress(a)).expect("ring in RAM");
+        self.mem
+            .write_slice(&b, GuestAddress(a))
+            .expect("ring in RAM");
     }
 
     /// Write RX descriptor `slot`.
@@ -250,27 +270,39 @@ impl TestHelper {
         b[8..10].copy_from_slice(&d.buf_len.to_le_bytes());
         b[10..12].copy_from_slice(&d.len.to_le_bytes());
         b[12..14].copy_from_slice(&d.status.to_le_bytes());
-        self.mem.write_slice(&b, GuestAddress(a)).expect("ring in RAM");
+        self.mem
+            .write_slice(&b, GuestAddress(a))
+            .expect("ring in RAM");
     }
 
     /// Read back TX descriptor `slot`'s status.
     pub fn tx_status(&self, slot: u32) -> u16 {
         let a = TX_RING + u64::from(slot & (self.ring_size - 1)) * 16 + 12;
-        self.mem.read_obj::<u16>(GuestAddress(a)).expect("ring in RAM")
+        self.mem
+            .read_obj::<u16>(GuestAddress(a))
+            .expect("ring in RAM")
     }
 
     /// Read back RX descriptor `slot`: (len, status).
     pub fn rx_writeback(&self, slot: u32) -> (u16, u16) {
         let a = RX_RING + u64::from(slot & (self.ring_size - 1)) * 16 + 10;
-        let len = self.mem.read_obj::<u16>(GuestAddress(a)).expect("ring in RAM");
-        let st = self.mem.read_obj::<u16>(GuestAddress(a + 2)).expect("ring in RAM");
+        let len = self
+            .mem
+            .read_obj::<u16>(GuestAddress(a))
+            .expect("ring in RAM");
+        let st = self
+            .mem
+            .read_obj::<u16>(GuestAddress(a + 2))
+            .expect("ring in RAM");
         (len, st)
     }
 
     /// Fill `[addr, addr+len)` with a pattern derived from `addr`.
     pub fn fill(&mut self, addr: u64, len: usize) {
         let bytes: Vec<u8> = (0..len).map(|i| (addr as usize + i * 7) as u8).collect();
-        self.mem.write_slice(&bytes, GuestAddress(addr)).expect("payload in RAM");
+        self.mem
+            .write_slice(&bytes, GuestAddress(addr))
+            .expect("payload in RAM");
     }
 
     /// Post one packet of fragments `(addr, len)` (mapped to-device,
@@ -281,7 +313,12 @@ impl TestHelper {
             self.fill(addr, usize::from(len));
             self.map(addr, u64::from(len), 0);
             let flags = if i + 1 == n { abi::TXD_EOP } else { 0 };
-            let d = abi::TxDesc { addr, len, flags, ..Default::default() };
+            let d = abi::TxDesc {
+                addr,
+                len,
+                flags,
+                ..Default::default()
+            };
             self.write_tx_desc(self.tx_tail, d);
             self.tx_tail = self.tx_tail.wrapping_add(1);
         }

@@ -29,20 +29,28 @@ fn code(e: DeviceError) -> u32 {
 fn pci_enumeration_finds_bridge_and_nic_and_nothing_else() {
     let mut h = helper(NicConfig::default());
     let bridge = h.cfg_read(0, 0);
-    assert_eq!(bridge, u32::from(ids::BRIDGE_DEVICE_ID) << 16 | u32::from(ids::VENDOR_ID));
+    assert_eq!(
+        bridge,
+        u32::from(ids::BRIDGE_DEVICE_ID) << 16 | u32::from(ids::VENDOR_ID)
+    );
     assert_eq!(h.cfg_read(0, 8) >> 24, 0x06, "bridge class");
     let nic = h.cfg_read(1, 0);
-    assert_eq!(nic, u32::from(ids::NIC_DEVICE_ID) << 16 | u32::from(ids::VENDOR_ID));
+    assert_eq!(
+        nic,
+        u32::from(ids::NIC_DEVICE_ID) << 16 | u32::from(ids::VENDOR_ID)
+    );
     assert_eq!(h.cfg_read(1, 8) >> 24, u32::from(ids::NIC_CLASS));
     for dev in 2..32 {
         assert_eq!(h.cfg_read(dev, 0), u32::MAX, "device {dev} is absent");
     }
     // Bus 1 and function 1 are absent too.
-    h.root.pio_write(0, &(1u32 << 31 | 1 << 16 | 1 << 11).to_le_bytes());
+    h.root
+        .pio_write(0, &(1u32 << 31 | 1 << 16 | 1 << 11).to_le_bytes());
     let mut d = [0u8; 4];
     h.root.pio_read(4, &mut d);
     assert_eq!(u32::from_le_bytes(d), u32::MAX);
-    h.root.pio_write(0, &(1u32 << 31 | 1 << 11 | 1 << 8).to_le_bytes());
+    h.root
+        .pio_write(0, &(1u32 << 31 | 1 << 11 | 1 << 8).to_le_bytes());
     h.root.pio_read(4, &mut d);
     assert_eq!(u32::from_le_bytes(d), u32::MAX);
     // Without the enable bit nothing decodes.
@@ -72,19 +80,33 @@ fn memory_enable_gates_mmio_and_bar_relocates() {
     let mut h = helper(NicConfig::default());
     let bar = layout::NIC_BAR0_DEFAULT;
     let mut d = [0u8; 4];
-    assert!(!h.root.mmio_read(bar + u64::from(regs::STATUS), &mut d), "memory space off");
+    assert!(
+        !h.root.mmio_read(bar + u64::from(regs::STATUS), &mut d),
+        "memory space off"
+    );
     assert_eq!(d, [0xff; 4]);
     h.enable_pci();
     assert!(h.root.mmio_read(bar + u64::from(regs::STATUS), &mut d));
-    assert_eq!(u32::from_le_bytes(d) & regs::STATUS_LINK_UP, regs::STATUS_LINK_UP);
+    assert_eq!(
+        u32::from_le_bytes(d) & regs::STATUS_LINK_UP,
+        regs::STATUS_LINK_UP
+    );
     // Size it, then move it.
     h.cfg_write(1, ids::REG_BAR0, u32::MAX);
-    assert_eq!(!(h.cfg_read(1, ids::REG_BAR0) & !0xf) + 1, ids::BAR0_SIZE as u32);
+    assert_eq!(
+        !(h.cfg_read(1, ids::REG_BAR0) & !0xf) + 1,
+        ids::BAR0_SIZE as u32
+    );
     h.cfg_write(1, ids::REG_BAR0, 0xe100_0000);
     h.cfg_write(1, ids::REG_BAR0 + 4, 0);
     assert_eq!(h.nic().bar0(), 0xe100_0000);
-    assert!(!h.root.mmio_read(bar, &mut d), "old address no longer decodes");
-    assert!(h.root.mmio_read(0xe100_0000 + u64::from(regs::STATUS), &mut d));
+    assert!(
+        !h.root.mmio_read(bar, &mut d),
+        "old address no longer decodes"
+    );
+    assert!(h
+        .root
+        .mmio_read(0xe100_0000 + u64::from(regs::STATUS), &mut d));
     // An access straddling the end of the BAR is not claimed.
     assert!(!h.root.mmio_read(0xe100_0000 + ids::BAR0_SIZE - 2, &mut d));
 }
@@ -94,7 +116,8 @@ fn eight_byte_mmio_is_two_dwords() {
     let mut h = helper(NicConfig::default());
     h.enable_pci();
     let gpa = h.nic().bar0() + u64::from(regs::TX_BASE_LO);
-    h.root.mmio_write(gpa, &0x1234_5678_9abc_def0u64.to_le_bytes());
+    h.root
+        .mmio_write(gpa, &0x1234_5678_9abc_def0u64.to_le_bytes());
     assert_eq!(h.r(regs::TX_BASE_LO), 0x9abc_def0);
     assert_eq!(h.r(regs::TX_BASE_HI), 0x1234_5678);
     let mut d = [0u8; 8];
@@ -114,10 +137,26 @@ fn eight_byte_mmio_is_two_dwords() {
 fn register_reset_values_and_rw_behaviour() {
     let mut h = helper(NicConfig::default());
     h.enable_pci();
-    for r in [regs::CTRL, regs::TX_SIZE, regs::TX_HEAD, regs::RX_HEAD, regs::INT_CAUSE, regs::INT_ENABLE, regs::ERR_CODE] {
+    for r in [
+        regs::CTRL,
+        regs::TX_SIZE,
+        regs::TX_HEAD,
+        regs::RX_HEAD,
+        regs::INT_CAUSE,
+        regs::INT_ENABLE,
+        regs::ERR_CODE,
+    ] {
         assert_eq!(h.r(r), 0, "register {r:#x} after power-on");
     }
-    for r in [regs::COAL_TX_FRAMES, regs::COAL_TX_USECS, regs::COAL_RX_FRAMES, regs::COAL_RX_USECS, regs::TX_SIZE, regs::RX_SIZE, regs::RX_BASE_LO] {
+    for r in [
+        regs::COAL_TX_FRAMES,
+        regs::COAL_TX_USECS,
+        regs::COAL_RX_FRAMES,
+        regs::COAL_RX_USECS,
+        regs::TX_SIZE,
+        regs::RX_SIZE,
+        regs::RX_BASE_LO,
+    ] {
         h.w(r, 0x40);
         assert_eq!(h.r(r), 0x40, "register {r:#x} is RW");
     }
@@ -141,20 +180,29 @@ fn eeprom_returns_the_mac_word_by_word() {
     h.enable_pci();
     let mut mac = Vec::new();
     for w in 0..3u32 {
-        h.w(regs::EEPROM, w << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START);
+        h.w(
+            regs::EEPROM,
+            w << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START,
+        );
         let v = h.r(regs::EEPROM);
         assert_ne!(v & regs::EEPROM_DONE, 0);
         mac.extend_from_slice(&((v >> regs::EEPROM_DATA_SHIFT) as u16).to_le_bytes());
     }
     assert_eq!(mac, nic_model::config::DEFAULT_MAC);
-    h.w(regs::EEPROM, 9 << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START);
+    h.w(
+        regs::EEPROM,
+        9 << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START,
+    );
     assert_eq!(h.r(regs::EEPROM) >> regs::EEPROM_DATA_SHIFT, 0xffff);
 }
 
 fn eeprom_mac(h: &mut TestHelper) -> [u8; 6] {
     let mut mac = [0u8; 6];
     for w in 0..3u32 {
-        h.w(regs::EEPROM, w << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START);
+        h.w(
+            regs::EEPROM,
+            w << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START,
+        );
         let v = (h.r(regs::EEPROM) >> regs::EEPROM_DATA_SHIFT) as u16;
         mac[2 * w as usize..2 * w as usize + 2].copy_from_slice(&v.to_le_bytes());
     }
@@ -164,11 +212,19 @@ fn eeprom_mac(h: &mut TestHelper) -> [u8; 6] {
 #[test]
 fn knob_invalid_mac_variants() {
     for (k, check) in [
-        (InvalidMac::Zero, (|m: [u8; 6]| m == [0; 6]) as fn([u8; 6]) -> bool),
-        (InvalidMac::Multicast, |m: [u8; 6]| m[0] & 1 == 1 && m != [0xff; 6]),
+        (
+            InvalidMac::Zero,
+            (|m: [u8; 6]| m == [0; 6]) as fn([u8; 6]) -> bool,
+        ),
+        (InvalidMac::Multicast, |m: [u8; 6]| {
+            m[0] & 1 == 1 && m != [0xff; 6]
+        }),
         (InvalidMac::Broadcast, |m: [u8; 6]| m == [0xff; 6]),
     ] {
-        let mut h = helper(NicConfig { invalid_mac: Some(k), ..Default::default() });
+        let mut h = helper(NicConfig {
+            invalid_mac: Some(k),
+            ..Default::default()
+        });
         h.enable_pci();
         let m = eeprom_mac(&mut h);
         assert!(check(m), "{k:?} gave {m:02x?}");
@@ -209,8 +265,18 @@ fn tx_single_descriptor_loops_back_intact() {
     vm_memory::Bytes::read_slice(&h.mem, &mut got, vm_memory::GuestAddress(RX_BUFS)).unwrap();
     assert_eq!(got, sent);
     let ev = h.log.snapshot();
-    assert!(ev.iter().any(|e| e.kind == EventKind::TxFrame { seq: 0, len: 60, hash: frame_hash(&sent) }));
-    assert!(ev.iter().any(|e| e.kind == EventKind::RxFrame { seq: 0, addr: RX_BUFS, len: 60 }));
+    assert!(ev.iter().any(|e| e.kind
+        == EventKind::TxFrame {
+            seq: 0,
+            len: 60,
+            hash: frame_hash(&sent)
+        }));
+    assert!(ev.iter().any(|e| e.kind
+        == EventKind::RxFrame {
+            seq: 0,
+            addr: RX_BUFS,
+            len: 60
+        }));
     assert_eq!(h.msi.vectors(), vec![ids::MSIX_TX, ids::MSIX_RX]);
     assert!(h.rules().is_empty(), "{:?}", h.nic().violations());
 }
@@ -219,7 +285,9 @@ fn tx_single_descriptor_loops_back_intact() {
 fn tx_scatter_gather_gathers_fragments_in_order() {
     let mut h = helper(NicConfig::default());
     h.open(64);
-    let frags: Vec<(u64, u16)> = (0..abi::MAX_DESC_PER_PACKET as u64).map(|i| (PAY + i * 0x1000, 64)).collect();
+    let frags: Vec<(u64, u16)> = (0..abi::MAX_DESC_PER_PACKET as u64)
+        .map(|i| (PAY + i * 0x1000, 64))
+        .collect();
     let slot = h.send(&frags);
     assert_eq!(slot, abi::MAX_DESC_PER_PACKET - 1);
     assert_eq!(h.tx_status(slot), abi::TXD_STAT_DONE);
@@ -242,12 +310,27 @@ fn tx_partial_packet_waits_for_the_rest() {
     // First fragment only, doorbell, then the EOP fragment.
     h.fill(PAY, 32);
     h.map(PAY, 32, 0);
-    h.write_tx_desc(0, abi::TxDesc { addr: PAY, len: 32, ..Default::default() });
+    h.write_tx_desc(
+        0,
+        abi::TxDesc {
+            addr: PAY,
+            len: 32,
+            ..Default::default()
+        },
+    );
     h.w(regs::TX_TAIL, 1);
     assert_eq!(h.nic().frames_sent(), 0);
     h.fill(PAY + 0x100, 32);
     h.map(PAY + 0x100, 32, 0);
-    h.write_tx_desc(1, abi::TxDesc { addr: PAY + 0x100, len: 32, flags: abi::TXD_EOP, ..Default::default() });
+    h.write_tx_desc(
+        1,
+        abi::TxDesc {
+            addr: PAY + 0x100,
+            len: 32,
+            flags: abi::TXD_EOP,
+            ..Default::default()
+        },
+    );
     h.w(regs::TX_TAIL, 2);
     assert_eq!(h.nic().frames_sent(), 1);
     assert_eq!(h.nic().tx_frame(0).unwrap().len(), 64);
@@ -289,8 +372,14 @@ fn rx_without_buffers_counts_drops() {
 #[test]
 fn null_and_pcap_backends_do_not_touch_rx() {
     let path = std::env::temp_dir().join(format!("nic-test-{}.pcap", std::process::id()));
-    for b in [BackendConfig::Null, BackendConfig::Pcap(path.to_string_lossy().into_owned())] {
-        let mut h = opened(NicConfig { backend: b, ..Default::default() });
+    for b in [
+        BackendConfig::Null,
+        BackendConfig::Pcap(path.to_string_lossy().into_owned()),
+    ] {
+        let mut h = opened(NicConfig {
+            backend: b,
+            ..Default::default()
+        });
         h.send(&[(PAY, 60)]);
         assert_eq!(h.r(regs::STAT_TX_FRAMES), 1);
         assert_eq!(h.r(regs::STAT_RX_FRAMES), 0);
@@ -339,7 +428,11 @@ fn coalescing_frames_without_timer_holds_the_interrupt() {
     let s = h.send(&[(PAY, 60)]);
     h.advance(10_000_000);
     assert!(h.msi.vectors().is_empty());
-    assert_eq!(h.tx_status(s), abi::TXD_STAT_DONE, "the completion is still written");
+    assert_eq!(
+        h.tx_status(s),
+        abi::TXD_STAT_DONE,
+        "the completion is still written"
+    );
 }
 
 // ---------------------------------------------------------- MSI-X
@@ -385,7 +478,10 @@ fn enabling_a_latched_cause_interrupts() {
 
 #[test]
 fn reset_with_delay_keeps_status_and_blocks_work() {
-    let mut h = opened(NicConfig { reset_delay_us: 3000, ..Default::default() });
+    let mut h = opened(NicConfig {
+        reset_delay_us: 3000,
+        ..Default::default()
+    });
     h.w(regs::CTRL, regs::CTRL_RESET);
     assert_ne!(h.r(regs::STATUS) & regs::STATUS_RESETTING, 0);
     assert_eq!(h.r(regs::CTRL), 0);
@@ -398,18 +494,35 @@ fn reset_with_delay_keeps_status_and_blocks_work() {
     h.advance(1);
     assert_eq!(h.r(regs::STATUS) & regs::STATUS_RESETTING, 0);
     let ev = h.log.snapshot();
-    let kinds: Vec<_> = ev.iter().filter(|e| matches!(e.kind, EventKind::ResetStart | EventKind::ResetDone)).collect();
-    assert!(kinds.len() >= 4, "open's reset and this one both start and finish");
+    let kinds: Vec<_> = ev
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::ResetStart | EventKind::ResetDone))
+        .collect();
+    assert!(
+        kinds.len() >= 4,
+        "open's reset and this one both start and finish"
+    );
     // No DMA between the last ResetStart and ResetDone.
-    let start = ev.iter().rposition(|e| e.kind == EventKind::ResetStart).unwrap();
-    let done = ev.iter().rposition(|e| e.kind == EventKind::ResetDone).unwrap();
-    assert!(ev[start..done].iter().all(|e| !matches!(e.kind, EventKind::Dma { .. })));
+    let start = ev
+        .iter()
+        .rposition(|e| e.kind == EventKind::ResetStart)
+        .unwrap();
+    let done = ev
+        .iter()
+        .rposition(|e| e.kind == EventKind::ResetDone)
+        .unwrap();
+    assert!(ev[start..done]
+        .iter()
+        .all(|e| !matches!(e.kind, EventKind::Dma { .. })));
 }
 
 #[test]
 fn correct_driver_lifecycle_has_no_violations_and_replays() {
     let run = || {
-        let mut h = opened(NicConfig { reset_delay_us: 500, ..Default::default() });
+        let mut h = opened(NicConfig {
+            reset_delay_us: 500,
+            ..Default::default()
+        });
         for i in 0..8 {
             h.send(&[(PAY + i * 0x800, 100), (PAY + i * 0x800 + 0x400, 200)]);
         }
@@ -417,7 +530,11 @@ fn correct_driver_lifecycle_has_no_violations_and_replays() {
         h.advance(10_000_000);
         assert!(h.rules().is_empty(), "{:?}", h.nic().violations());
         assert_eq!(h.nic().live_maps(), 0);
-        h.log.snapshot().iter().map(|e| e.canonical()).collect::<Vec<_>>()
+        h.log
+            .snapshot()
+            .iter()
+            .map(|e| e.canonical())
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(), run(), "same inputs, same log");
 }
@@ -426,7 +543,10 @@ fn correct_driver_lifecycle_has_no_violations_and_replays() {
 
 #[test]
 fn knob_stall_completions_after_n_until_reset() {
-    let mut h = opened(NicConfig { stall_completions_after: Some(2), ..Default::default() });
+    let mut h = opened(NicConfig {
+        stall_completions_after: Some(2),
+        ..Default::default()
+    });
     let a = h.send(&[(PAY, 60)]);
     let b = h.send(&[(PAY + 64, 60)]);
     let c = h.send(&[(PAY + 128, 60)]);
@@ -444,33 +564,57 @@ fn knob_stall_completions_after_n_until_reset() {
 
 #[test]
 fn knob_drop_nth_tx_irq() {
-    let mut h = opened(NicConfig { drop_nth_tx_irq: Some(2), ..Default::default() });
+    let mut h = opened(NicConfig {
+        drop_nth_tx_irq: Some(2),
+        ..Default::default()
+    });
     h.w(regs::CTRL, regs::CTRL_TX_EN);
     for i in 0..3 {
         h.send(&[(PAY + i * 64, 60)]);
     }
-    assert_eq!(h.msi.vectors(), vec![ids::MSIX_TX, ids::MSIX_TX], "the second of three is lost");
-    assert_eq!(h.tx_status(1), abi::TXD_STAT_DONE, "its completion is still written");
+    assert_eq!(
+        h.msi.vectors(),
+        vec![ids::MSIX_TX, ids::MSIX_TX],
+        "the second of three is lost"
+    );
+    assert_eq!(
+        h.tx_status(1),
+        abi::TXD_STAT_DONE,
+        "its completion is still written"
+    );
 }
 
 #[test]
 fn knob_complete_on_request() {
-    let mut h = opened(NicConfig { complete_on_request: true, ..Default::default() });
+    let mut h = opened(NicConfig {
+        complete_on_request: true,
+        ..Default::default()
+    });
     let a = h.send(&[(PAY, 60)]);
     let b = h.send(&[(PAY + 64, 60)]);
     assert_eq!(h.nic().frames_sent(), 2, "frames leave at once");
     assert_eq!((h.tx_status(a), h.tx_status(b)), (0, 0));
     h.w(regs::TEST_COMPLETE, 1);
-    assert_eq!((h.tx_status(a), h.tx_status(b)), (abi::TXD_STAT_DONE, abi::TXD_STAT_DONE));
+    assert_eq!(
+        (h.tx_status(a), h.tx_status(b)),
+        (abi::TXD_STAT_DONE, abi::TXD_STAT_DONE)
+    );
     assert!(h.rules().is_empty(), "{:?}", h.nic().violations());
 }
 
 #[test]
 fn knob_dma_until_disabled_polls_while_enabled_only() {
-    let mut h = opened(NicConfig { dma_until_disabled: true, ..Default::default() });
+    let mut h = opened(NicConfig {
+        dma_until_disabled: true,
+        ..Default::default()
+    });
     h.advance(200_000);
     let polls = |h: &TestHelper| {
-        h.log.snapshot().iter().filter(|e| matches!(&e.kind, EventKind::Dma { cause, .. } if cause == "poll")).count()
+        h.log
+            .snapshot()
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::Dma { cause, .. } if cause == "poll"))
+            .count()
     };
     assert!(polls(&h) >= 4, "polling while enabled");
     // A correct stop quiesces it.
@@ -483,21 +627,31 @@ fn knob_dma_until_disabled_polls_while_enabled_only() {
 
 #[test]
 fn knob_dma_until_disabled_catches_a_driver_that_unmaps_while_enabled() {
-    let mut h = opened(NicConfig { dma_until_disabled: true, ..Default::default() });
+    let mut h = opened(NicConfig {
+        dma_until_disabled: true,
+        ..Default::default()
+    });
     // Driver mutant no-disable-at-stop: unmaps and exits with TX/RX on.
     h.marker(Marker::StopEnter, &[]);
     h.unmap_all();
     h.marker(Marker::StopExit, &[]);
     h.advance(100_000);
     let r = h.rules();
-    assert!(r.contains(&RULE_DMA_AFTER_STOP) && r.contains(&RULE_DMA_UNMAPPED), "{r:?}");
+    assert!(
+        r.contains(&RULE_DMA_AFTER_STOP) && r.contains(&RULE_DMA_UNMAPPED),
+        "{r:?}"
+    );
 }
 
 // ------------------------------------------------------------ mutants
 
 /// Run a correct driver's open/send/stop against `m`; return the rules hit.
 fn mutant_rules(m: DeviceMutant) -> Vec<&'static str> {
-    let mut h = opened(NicConfig { mutant: m, reset_delay_us: 100, ..Default::default() });
+    let mut h = opened(NicConfig {
+        mutant: m,
+        reset_delay_us: 100,
+        ..Default::default()
+    });
     for i in 0..4 {
         h.send(&[(PAY + i * 64, 60)]);
     }
@@ -533,12 +687,19 @@ fn mutant_reset_ignored_is_caught() {
 
 #[test]
 fn mutant_reset_ignored_shows_in_ring_state_on_reopen() {
-    let mut h = opened(NicConfig { mutant: DeviceMutant::ResetIgnored, ..Default::default() });
+    let mut h = opened(NicConfig {
+        mutant: DeviceMutant::ResetIgnored,
+        ..Default::default()
+    });
     h.send(&[(PAY, 60)]);
     h.stop();
     h.open(16); // the driver assumes head 0 after reset
     h.send(&[(PAY, 60)]);
-    assert!(h.rules().contains(&RULE_DESC_UNPOSTED) || h.nic().frames_sent() == 1, "{:?}", h.rules());
+    assert!(
+        h.rules().contains(&RULE_DESC_UNPOSTED) || h.nic().frames_sent() == 1,
+        "{:?}",
+        h.rules()
+    );
 }
 
 #[test]
@@ -554,7 +715,15 @@ fn monitor_flags_unmapped_buffer_and_wrong_direction() {
     let mut h = opened(NicConfig::default());
     // Post a descriptor to a buffer the driver never mapped.
     h.fill(PAY, 60);
-    h.write_tx_desc(0, abi::TxDesc { addr: PAY, len: 60, flags: abi::TXD_EOP, ..Default::default() });
+    h.write_tx_desc(
+        0,
+        abi::TxDesc {
+            addr: PAY,
+            len: 60,
+            flags: abi::TXD_EOP,
+            ..Default::default()
+        },
+    );
     h.w(regs::TX_TAIL, 1);
     assert_eq!(h.rules(), vec![RULE_DMA_UNMAPPED]);
     // RX buffer mapped to-device only: the device's write is wrong-way.
@@ -585,22 +754,39 @@ fn monitor_flags_unknown_unmap() {
 
 #[test]
 fn monitor_off_logs_no_dma_but_device_still_works() {
-    let mut h = opened(NicConfig { monitor: false, ..Default::default() });
+    let mut h = opened(NicConfig {
+        monitor: false,
+        ..Default::default()
+    });
     h.send(&[(PAY, 60)]);
     assert_eq!(h.nic().frames_sent(), 1);
-    assert!(h.log.snapshot().iter().all(|e| !matches!(e.kind, EventKind::Dma { .. })));
+    assert!(h
+        .log
+        .snapshot()
+        .iter()
+        .all(|e| !matches!(e.kind, EventKind::Dma { .. })));
 }
 
 #[test]
 fn violation_events_follow_their_dma_in_the_log() {
     let mut h = opened(NicConfig::default());
     h.fill(PAY, 60);
-    h.write_tx_desc(0, abi::TxDesc { addr: PAY, len: 60, flags: abi::TXD_EOP, ..Default::default() });
+    h.write_tx_desc(
+        0,
+        abi::TxDesc {
+            addr: PAY,
+            len: 60,
+            flags: abi::TXD_EOP,
+            ..Default::default()
+        },
+    );
     h.w(regs::TX_TAIL, 1);
     let v = h.nic().violations()[0].clone();
     let ev = h.log.snapshot();
     assert_eq!(ev[v.seq as usize].source, Source::Device);
-    assert!(matches!(&ev[v.seq as usize - 1].kind, EventKind::Dma { cause, addr, .. } if cause == "tx-data" && *addr == PAY));
+    assert!(
+        matches!(&ev[v.seq as usize - 1].kind, EventKind::Dma { cause, addr, .. } if cause == "tx-data" && *addr == PAY)
+    );
     assert!(v.detail.contains("tx-data"), "{}", v.detail);
 }
 
@@ -627,26 +813,46 @@ fn assert_ring_stopped_with_err_irq(h: &mut TestHelper) {
 
 #[test]
 fn hostile_zero_length() {
-    let (mut h, c) = hostile_tx(abi::TxDesc { addr: PAY, len: 0, flags: abi::TXD_EOP, ..Default::default() });
+    let (mut h, c) = hostile_tx(abi::TxDesc {
+        addr: PAY,
+        len: 0,
+        flags: abi::TXD_EOP,
+        ..Default::default()
+    });
     assert_eq!(c, code(DeviceError::ZeroLength));
     assert_ring_stopped_with_err_irq(&mut h);
 }
 
 #[test]
 fn hostile_frame_too_big() {
-    let (mut h, c) = hostile_tx(abi::TxDesc { addr: PAY, len: 1600, flags: abi::TXD_EOP, ..Default::default() });
+    let (mut h, c) = hostile_tx(abi::TxDesc {
+        addr: PAY,
+        len: 1600,
+        flags: abi::TXD_EOP,
+        ..Default::default()
+    });
     assert_eq!(c, code(DeviceError::FrameTooBig));
     assert_ring_stopped_with_err_irq(&mut h);
 }
 
 #[test]
 fn hostile_address_outside_ram() {
-    let (mut h, c) = hostile_tx(abi::TxDesc { addr: layout::RAM_SIZE - 10, len: 60, flags: abi::TXD_EOP, ..Default::default() });
+    let (mut h, c) = hostile_tx(abi::TxDesc {
+        addr: layout::RAM_SIZE - 10,
+        len: 60,
+        flags: abi::TXD_EOP,
+        ..Default::default()
+    });
     assert_eq!(c, code(DeviceError::AddressOutsideRam));
     assert_eq!(h.r(regs::ERR_ADDR_LO), (layout::RAM_SIZE - 10) as u32);
     assert!(h.rules().contains(&RULE_DMA_OUTSIDE_RAM));
     assert_ring_stopped_with_err_irq(&mut h);
-    let (_, c) = hostile_tx(abi::TxDesc { addr: u64::MAX - 4, len: 60, flags: abi::TXD_EOP, ..Default::default() });
+    let (_, c) = hostile_tx(abi::TxDesc {
+        addr: u64::MAX - 4,
+        len: 60,
+        flags: abi::TXD_EOP,
+        ..Default::default()
+    });
     assert_eq!(c, code(DeviceError::AddressOutsideRam), "wrapping address");
 }
 
@@ -657,11 +863,20 @@ fn hostile_address_inside_the_bar() {
     let mut h = opened(NicConfig::default());
     h.cfg_write(1, ids::REG_BAR0, 0x0100_0000);
     h.fill(PAY, 60);
-    h.write_tx_desc(0, abi::TxDesc { addr: 0x0100_0000, len: 60, flags: abi::TXD_EOP, ..Default::default() });
+    h.write_tx_desc(
+        0,
+        abi::TxDesc {
+            addr: 0x0100_0000,
+            len: 60,
+            flags: abi::TXD_EOP,
+            ..Default::default()
+        },
+    );
     let gpa = 0x0100_0000 + u64::from(regs::TX_TAIL);
     h.root.mmio_write(gpa, &1u32.to_le_bytes());
     let mut d = [0u8; 4];
-    h.root.mmio_read(0x0100_0000 + u64::from(regs::ERR_CODE), &mut d);
+    h.root
+        .mmio_read(0x0100_0000 + u64::from(regs::ERR_CODE), &mut d);
     assert_eq!(u32::from_le_bytes(d), code(DeviceError::AddressInBar));
     assert!(h.rules().contains(&RULE_DMA_INTO_BAR));
 }
@@ -672,11 +887,19 @@ fn hostile_ring_sizes() {
         let mut h = opened(NicConfig::default());
         h.w(regs::TX_SIZE, size);
         h.w(regs::TX_TAIL, 1);
-        assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::BadRingSize), "size {size}");
+        assert_eq!(
+            h.r(regs::ERR_CODE),
+            code(DeviceError::BadRingSize),
+            "size {size}"
+        );
         let mut h = opened(NicConfig::default());
         h.w(regs::RX_SIZE, size);
         h.w(regs::RX_TAIL, 1);
-        assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::BadRingSize), "rx size {size}");
+        assert_eq!(
+            h.r(regs::ERR_CODE),
+            code(DeviceError::BadRingSize),
+            "rx size {size}"
+        );
     }
 }
 
@@ -697,7 +920,14 @@ fn hostile_chain_without_end() {
     for i in 0..16 {
         h.fill(PAY + i * 64, 8);
         h.map(PAY + i * 64, 8, 0);
-        h.write_tx_desc(i as u32, abi::TxDesc { addr: PAY + i * 64, len: 8, ..Default::default() });
+        h.write_tx_desc(
+            i as u32,
+            abi::TxDesc {
+                addr: PAY + i * 64,
+                len: 8,
+                ..Default::default()
+            },
+        );
     }
     // 16 descriptors, no EOP: below the limit, the device waits.
     h.w(regs::TX_TAIL, 16);
@@ -708,35 +938,72 @@ fn hostile_chain_without_end() {
     for i in 0..40u32 {
         h.fill(PAY + u64::from(i) * 64, 8);
         h.map(PAY + u64::from(i) * 64, 8, 0);
-        h.write_tx_desc(i, abi::TxDesc { addr: PAY + u64::from(i) * 64, len: 8, ..Default::default() });
+        h.write_tx_desc(
+            i,
+            abi::TxDesc {
+                addr: PAY + u64::from(i) * 64,
+                len: 8,
+                ..Default::default()
+            },
+        );
     }
     h.w(regs::TX_TAIL, 40);
     assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::NoEndOfPacket));
-    assert_eq!(h.r(regs::TX_HEAD), abi::MAX_DESC_PER_PACKET, "stopped at the limit");
+    assert_eq!(
+        h.r(regs::TX_HEAD),
+        abi::MAX_DESC_PER_PACKET,
+        "stopped at the limit"
+    );
 }
 
 #[test]
 fn hostile_rx_buffer_too_small_and_zero() {
     let mut h = helper(NicConfig::default());
     h.open(2);
-    h.write_rx_desc(0, abi::RxDesc { addr: RX_BUFS, buf_len: 10, ..Default::default() });
+    h.write_rx_desc(
+        0,
+        abi::RxDesc {
+            addr: RX_BUFS,
+            buf_len: 10,
+            ..Default::default()
+        },
+    );
     h.send(&[(PAY, 60)]);
     assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::LengthTooBig));
     let mut h = helper(NicConfig::default());
     h.open(2);
-    h.write_rx_desc(0, abi::RxDesc { addr: RX_BUFS, buf_len: 0, ..Default::default() });
+    h.write_rx_desc(
+        0,
+        abi::RxDesc {
+            addr: RX_BUFS,
+            buf_len: 0,
+            ..Default::default()
+        },
+    );
     h.send(&[(PAY, 60)]);
     assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::ZeroLength));
 }
 
 #[test]
 fn first_fault_wins_and_reset_recovers() {
-    let (mut h, c) = hostile_tx(abi::TxDesc { addr: PAY, len: 0, flags: abi::TXD_EOP, ..Default::default() });
+    let (mut h, c) = hostile_tx(abi::TxDesc {
+        addr: PAY,
+        len: 0,
+        flags: abi::TXD_EOP,
+        ..Default::default()
+    });
     assert_eq!(c, code(DeviceError::ZeroLength));
     h.w(regs::RX_SIZE, 3);
     h.w(regs::RX_TAIL, 1);
-    assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::ZeroLength), "latch keeps the first");
-    assert!(h.faults().contains(&code(DeviceError::BadRingSize)), "later faults are still logged");
+    assert_eq!(
+        h.r(regs::ERR_CODE),
+        code(DeviceError::ZeroLength),
+        "latch keeps the first"
+    );
+    assert!(
+        h.faults().contains(&code(DeviceError::BadRingSize)),
+        "later faults are still logged"
+    );
     h.stop();
     h.open(16);
     assert_eq!(h.r(regs::ERR_CODE), 0);

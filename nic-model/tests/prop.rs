@@ -11,15 +11,40 @@ use std::collections::HashMap;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Reg { off: u32, val: u32 },
-    Reg64 { off: u32, val: u64 },
-    Cfg { reg: u8, val: u32 },
-    TxDesc { slot: u32, addr: u64, len: u16, flags: u8 },
-    RxDesc { slot: u32, addr: u64, buf_len: u16 },
-    Marker { m: u32, a: u64, b: u64 },
+    Reg {
+        off: u32,
+        val: u32,
+    },
+    Reg64 {
+        off: u32,
+        val: u64,
+    },
+    Cfg {
+        reg: u8,
+        val: u32,
+    },
+    TxDesc {
+        slot: u32,
+        addr: u64,
+        len: u16,
+        flags: u8,
+    },
+    RxDesc {
+        slot: u32,
+        addr: u64,
+        buf_len: u16,
+    },
+    Marker {
+        m: u32,
+        a: u64,
+        b: u64,
+    },
     Advance(u64),
     /// A well-formed packet posted the driver's way, then the doorbell.
-    Send { frags: u8, len: u16 },
+    Send {
+        frags: u8,
+        len: u16,
+    },
 }
 
 /// Offsets worth hitting often, plus anything in the BAR.
@@ -81,12 +106,32 @@ fn run(cfg: NicConfig, open: bool, ops: &[Op]) {
                 h.root.mmio_write(bar + u64::from(off), &val.to_le_bytes());
             }
             Op::Cfg { reg, val } => h.cfg_write(1, reg, val),
-            Op::TxDesc { slot, addr, len, flags } => {
-                h.write_tx_desc(slot, abi::TxDesc { addr, len, flags, ..Default::default() })
-            }
-            Op::RxDesc { slot, addr, buf_len } => {
-                h.write_rx_desc(slot, abi::RxDesc { addr, buf_len, ..Default::default() })
-            }
+            Op::TxDesc {
+                slot,
+                addr,
+                len,
+                flags,
+            } => h.write_tx_desc(
+                slot,
+                abi::TxDesc {
+                    addr,
+                    len,
+                    flags,
+                    ..Default::default()
+                },
+            ),
+            Op::RxDesc {
+                slot,
+                addr,
+                buf_len,
+            } => h.write_rx_desc(
+                slot,
+                abi::RxDesc {
+                    addr,
+                    buf_len,
+                    ..Default::default()
+                },
+            ),
             Op::Marker { m, a, b } => {
                 if let Some(m) = Marker::from_u32(m) {
                     h.marker(m, &[a, b, 2]);
@@ -108,7 +153,10 @@ fn run(cfg: NicConfig, open: bool, ops: &[Op]) {
             h.nic().bar_read(r, &mut d);
         }
         let grew = h.log.len() - before;
-        assert!(grew <= MAX_EVENTS_PER_STEP + 80, "{op:?} added {grew} events");
+        assert!(
+            grew <= MAX_EVENTS_PER_STEP + 80,
+            "{op:?} added {grew} events"
+        );
     }
     check_log(&mut h);
 }
@@ -120,7 +168,10 @@ fn check_log(h: &mut TestHelper) {
         assert_eq!(e.seq, i as u64, "dense sequence numbers");
         match &e.kind {
             EventKind::TxFrame { seq, len, .. } => {
-                assert!(*len >= 1 && *len <= abi::MAX_FRAME_LEN, "frame length {len}");
+                assert!(
+                    *len >= 1 && *len <= abi::MAX_FRAME_LEN,
+                    "frame length {len}"
+                );
                 assert!(tx.insert(*seq, *len).is_none(), "TX seq {seq} twice");
             }
             EventKind::RxFrame { seq, len, .. } => {
@@ -130,7 +181,9 @@ fn check_log(h: &mut TestHelper) {
                 assert!(matches!(DeviceError::from_code(*code), Some(c) if c != DeviceError::None));
             }
             EventKind::Dma { len, addr, .. } => {
-                assert!(addr.checked_add(*len).is_some_and(|end| end <= layout::RAM_SIZE));
+                assert!(addr
+                    .checked_add(*len)
+                    .is_some_and(|end| end <= layout::RAM_SIZE));
             }
             EventKind::Violation { .. } => {
                 assert!(h.nic().violations().iter().any(|v| v.seq == e.seq));
@@ -140,7 +193,9 @@ fn check_log(h: &mut TestHelper) {
     }
     assert_eq!(
         h.nic().violations().len(),
-        ev.iter().filter(|e| matches!(e.kind, EventKind::Violation { .. })).count()
+        ev.iter()
+            .filter(|e| matches!(e.kind, EventKind::Violation { .. }))
+            .count()
     );
     let mut d = [0u8; 4];
     h.nic().bar_read(u64::from(regs::ERR_CODE), &mut d);
@@ -176,7 +231,9 @@ fn a_full_ring_of_max_fragment_packets_is_bounded_work() {
     // posted.
     let mut h = TestHelper::new(NicConfig::default());
     h.open(regs::MAX_RING);
-    let frags: Vec<(u64, u16)> = (0..abi::MAX_DESC_PER_PACKET as u64).map(|i| (layout::PAYLOAD_BASE + i * 64, 64)).collect();
+    let frags: Vec<(u64, u16)> = (0..abi::MAX_DESC_PER_PACKET as u64)
+        .map(|i| (layout::PAYLOAD_BASE + i * 64, 64))
+        .collect();
     let mut n = 0;
     while n + abi::MAX_DESC_PER_PACKET <= regs::MAX_RING {
         h.post(&frags);
@@ -186,6 +243,9 @@ fn a_full_ring_of_max_fragment_packets_is_bounded_work() {
     h.doorbell();
     let grew = h.log.len() - before;
     assert!(grew <= MAX_EVENTS_PER_STEP, "{grew} events");
-    assert_eq!(h.nic().frames_sent(), u64::from(n / abi::MAX_DESC_PER_PACKET));
+    assert_eq!(
+        h.nic().frames_sent(),
+        u64::from(n / abi::MAX_DESC_PER_PACKET)
+    );
     assert!(h.rules().is_empty(), "{:?}", h.rules());
 }
