@@ -27,7 +27,7 @@ mod boot {
     use crate::arch::x86_64::platform::{self, KernelPlatform};
     use crate::arch::x86_64::{apic, control, cpu, entry, idt, logger, percpu, pit, serial};
     use core::fmt::Write;
-    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use linked_list_allocator::LockedHeap;
     use log::{error, info, warn};
     use nicproof_guest::abi::{
@@ -118,6 +118,7 @@ mod boot {
     /// Boot CPU entry (from `_start`): rdi = boot info, rsi = CPU index.
     pub extern "C" fn kmain(boot_ptr: u64, _cpu: u64) -> ! {
         percpu::init(0);
+        entry::paint_stack_canary(0);
         idt::check();
         idt::load();
         let source = boot_source(boot_ptr);
@@ -136,9 +137,11 @@ mod boot {
         };
         let cfg_khz = cfg.as_ref().map(|c| c.tsc_khz).unwrap_or(0);
         let tsc_khz = [info_khz, cfg_khz].into_iter().find(|&k| k != 0).or_else(pit::calibrate_tsc_khz);
-        if let Some(c) = tsc_khz.and_then(TscClock::new) {
-            platform::set_clock(c);
-        }
+        // Time must advance even without a known rate, or every bounded
+        // wait would spin forever: guess 1 GHz and say so (boot fails on it).
+        let clock = tsc_khz.and_then(TscClock::new);
+        CLOCK_GUESSED.store(clock.is_none(), Ordering::Relaxed);
+        platform::set_clock(clock.or(TscClock::new(1_000_000)).expect("1 GHz is a valid TSC rate"));
         apic::probe();
         apic::init_cpu();
         apic::mask_pic();
@@ -147,6 +150,9 @@ mod boot {
         unsafe { HEAP.lock().init(layout::HEAP_BASE as *mut u8, layout::HEAP_SIZE as usize) };
         logger::init(log::LevelFilter::Info);
         smp::install_hooks(kick, percpu::cpu_id);
+        if CLOCK_GUESSED.load(Ordering::Relaxed) {
+            warn!("TSC rate unknown: assuming 1 GHz");
+        }
 
         let pvh = matches!(source, BootSource::Pvh { .. });
         let scenario = cfg.as_ref().map(|c| c.scenario as u64).unwrap_or(u64::MAX);
@@ -179,7 +185,13 @@ mod boot {
     }
 
     /// Report the verdict and power off.
-    fn finish(pass: bool, reason: &str) -> ! {
+    fn finish(mut pass: bool, mut reason: &str) -> ! {
+        for cpu in 0..MAX_CPUS as u32 {
+            if (cpu == 0 || smp::is_online(cpu)) && !entry::stack_canary_intact(cpu) {
+                error!("cpu{} overflowed its stack (canary overwritten)", cpu);
+                (pass, reason) = (false, "a CPU overflowed its stack");
+            }
+        }
         control::send(&record::verdict(pass, reason));
         if !control::present() {
             serial::write_parts(&["VERDICT ", if pass { "pass: " } else { "fail: " }, reason, "\n"]);
@@ -219,6 +231,9 @@ mod boot {
         }
     }
 
+    /// Set when the TSC rate is a guess (see kmain).
+    static CLOCK_GUESSED: AtomicBool = AtomicBool::new(false);
+
     /// Result of the CPU 1 job: (CPU it ran on) << 32 | (arg + 1).
     static JOB_RESULT: AtomicU64 = AtomicU64::new(0);
 
@@ -231,10 +246,10 @@ mod boot {
         p.marker(Marker::Echo, &[cfg.knobs[knob::ECHO]]);
 
         // The timer: sleep 2 ms; the wake-up must come from the timer.
-        let t0 = p.now_ns();
-        if t0 == 0 {
-            return Err("boot: no TSC rate, so no clock");
+        if CLOCK_GUESSED.load(Ordering::Relaxed) {
+            return Err("boot: TSC rate unknown (neither boot info nor PIT gave it)");
         }
+        let t0 = p.now_ns();
         let fired0 = irq::count(VECTOR_TIMER);
         let deadline = t0 + 2_000_000;
         let mut sleeps = 0u32;
@@ -341,6 +356,7 @@ mod boot {
         }
         let cpu = cpu as u32;
         percpu::init(cpu);
+        entry::paint_stack_canary(cpu);
         idt::load();
         apic::init_cpu();
         control::send(&record::cpu_online(cpu as u64));

@@ -24,6 +24,28 @@ pub const fn stack_top(cpu: u32) -> u64 {
     layout::AP_STACK_BASE + (cpu as u64 + 1) * layout::AP_STACK_SIZE
 }
 
+/// Value kept in the lowest word of each CPU's stack: if it changes, the
+/// stack overflowed (there are no guard pages: RAM is mapped with 2 MiB
+/// pages). A cheap, partial check: one store at start, one load at the end.
+const STACK_CANARY: u64 = 0x4e50_5354_4143_4b21; // "NPSTACK!"
+
+fn stack_bottom(cpu: u32) -> *mut u64 {
+    (layout::AP_STACK_BASE + cpu as u64 * layout::AP_STACK_SIZE) as *mut u64
+}
+
+/// Write `cpu`'s stack canary (by that CPU, at entry).
+pub fn paint_stack_canary(cpu: u32) {
+    // SAFETY: the lowest word of the CPU's own stack slot, far below the
+    // stack pointer at entry; identity-mapped RAM reserved for stacks.
+    unsafe { core::ptr::write_volatile(stack_bottom(cpu), STACK_CANARY) }
+}
+
+/// Whether `cpu`'s stack canary is intact.
+pub fn stack_canary_intact(cpu: u32) -> bool {
+    // SAFETY: as for `paint_stack_canary`; a read only.
+    unsafe { core::ptr::read_volatile(stack_bottom(cpu)) == STACK_CANARY }
+}
+
 extern "C" {
     fn nicproof_ap_entry();
     fn nicproof_isr_stubs();
