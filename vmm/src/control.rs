@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use nic_model::abi::{control, Marker, Record, RecordKind, RunConfig};
@@ -41,6 +41,14 @@ pub enum End {
     /// The guest broke a host limit; the run fails with this reason.
     Failed(String),
 }
+
+/// Called with every guest marker of a known kind, after it is in the
+/// event log (so its sequence number is the log's last). This is how a
+/// device's DMA monitor learns of stop-exit, dma-map and the like.
+pub type MarkerHook = Box<dyn FnMut(Marker, &[u64]) + Send>;
+
+/// The hooks a VM runs on markers; shared between the VM and its port.
+pub type MarkerHooks = Arc<Mutex<Vec<MarkerHook>>>;
 
 /// Most records one run may send. Every record lands in the in-memory
 /// event log, so a guest looping on the doorbell must not exhaust host
@@ -130,6 +138,7 @@ pub struct ControlPort {
     tx: Sender<VmEvent>,
     stop: Arc<AtomicBool>,
     records: u64,
+    hooks: MarkerHooks,
 }
 
 impl ControlPort {
@@ -141,6 +150,7 @@ impl ControlPort {
         events: EventLog,
         tx: Sender<VmEvent>,
         stop: Arc<AtomicBool>,
+        hooks: MarkerHooks,
     ) -> Self {
         Self {
             mem,
@@ -150,6 +160,7 @@ impl ControlPort {
             tx,
             stop,
             records: 0,
+            hooks,
         }
     }
 
@@ -230,7 +241,8 @@ impl ControlPort {
                 );
             }
             RecordKind::Marker => {
-                let marker = match u32::try_from(a[0]).ok().and_then(Marker::from_u32) {
+                let known = u32::try_from(a[0]).ok().and_then(Marker::from_u32);
+                let name = match known {
                     Some(m) => m.name().to_string(),
                     None => {
                         self.protocol_error(format!("unknown marker {}", a[0]));
@@ -240,11 +252,21 @@ impl ControlPort {
                 self.events.push(
                     Source::Guest,
                     EventKind::Marker {
-                        marker,
+                        marker: name,
                         args: a[1..].to_vec(),
                         text,
                     },
                 );
+                if let Some(m) = known {
+                    for hook in self
+                        .hooks
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter_mut()
+                    {
+                        hook(m, &a[1..]);
+                    }
+                }
             }
             RecordKind::Verdict => {
                 self.events.push(
@@ -358,6 +380,7 @@ mod tests {
                 log.clone(),
                 tx,
                 Arc::new(AtomicBool::new(false)),
+                MarkerHooks::default(),
             ),
             rx,
             log,
@@ -493,5 +516,33 @@ mod tests {
         assert!(rx
             .try_iter()
             .any(|e| matches!(e, VmEvent::End(End::Failed(_)))));
+    }
+
+    #[test]
+    fn marker_hooks_see_known_markers_after_they_are_logged() {
+        let (mut p, _rx, log) = port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s2, l2) = (seen.clone(), log.clone());
+        p.hooks.lock().unwrap().push(Box::new(move |m, args| {
+            s2.lock().unwrap().push((m, args.to_vec(), l2.len()));
+        }));
+        put_record(
+            &p,
+            0x2000,
+            RecordKind::Marker as u32,
+            None,
+            [Marker::StopExit as u64, 9, 0, 0, 0, 0],
+        );
+        write(&mut p, 0, 0x2000);
+        put_record(
+            &p,
+            0x2000,
+            RecordKind::Marker as u32,
+            None,
+            [999, 0, 0, 0, 0, 0],
+        );
+        write(&mut p, 0, 0x2000);
+        let seen = seen.lock().unwrap();
+        assert_eq!(*seen, vec![(Marker::StopExit, vec![9, 0, 0, 0, 0], 1)]);
     }
 }

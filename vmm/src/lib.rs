@@ -4,12 +4,14 @@
 //!
 //! Seam for devices: build a [`vm::Vm`], register PIO/MMIO devices on
 //! `vm.io` (the MMIO window is `layout::MMIO_WINDOW_BASE..+SIZE`; 0xcf8..
-//! 0xcff is free for the PCI bus), keep `vm.vm_fd`/`vm.mem`/`vm.events`
-//! clones for the device, then [`vm::Vm::run`].
+//! 0xcff is free for the PCI bus), give the device `vm.mem.clone()`,
+//! `vm.events.clone()` and an [`irq::KvmMsi`] over `vm.vm_fd`, feed it
+//! markers with [`vm::Vm::on_marker`], then [`vm::Vm::run`].
 
 pub mod arch;
 pub mod bench;
 pub mod control;
+pub mod irq;
 pub mod outcome;
 pub mod payload;
 pub mod serial;

@@ -25,7 +25,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::signal::Killable;
 
 use crate::arch::x86_64::{cpuid, layout, msr, regs};
-use crate::control::{ControlPort, End, VmEvent};
+use crate::control::{ControlPort, End, MarkerHook, MarkerHooks, VmEvent};
 use crate::outcome::{Outcome, Stats};
 use crate::serial::{SerialDevice, SerialLog, COM1, COM1_LEN};
 use crate::vcpu::{self, ExitCounts, VcpuCtx};
@@ -120,6 +120,7 @@ pub struct Vm {
     pub io: IoManager,
     /// Set when the run is over; no vCPU re-enters the guest after it.
     pub stop: Arc<AtomicBool>,
+    hooks: MarkerHooks,
     /// Boot CPU first, then the parked APs.
     vcpus: Vec<Option<VcpuFd>>,
     entry: u64,
@@ -274,6 +275,7 @@ impl Vm {
             PioRange::new(PioAddress(COM1), COM1_LEN)?,
             Arc::new(Mutex::new(SerialDevice::new(serial.clone(), !opts.quiet))),
         )?;
+        let hooks = MarkerHooks::default();
         let port = ControlPort::new(
             mem.clone(),
             layout::RAM_SIZE,
@@ -281,6 +283,7 @@ impl Vm {
             events.clone(),
             tx.clone(),
             stop.clone(),
+            hooks.clone(),
         );
         io.register_pio(
             PioRange::new(PioAddress(control::CONTROL_PORT), 8)?,
@@ -306,6 +309,7 @@ impl Vm {
             events,
             io,
             stop,
+            hooks,
             vcpus,
             entry,
             serial,
@@ -314,6 +318,15 @@ impl Vm {
             timeout: opts.timeout,
             _kvm: kvm_sys,
         })
+    }
+
+    /// Run `hook` on every known guest marker, after it is logged (the
+    /// device's DMA monitor plugs in here).
+    pub fn on_marker(&self, hook: MarkerHook) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
     }
 
     /// The guest's entry point.
