@@ -212,3 +212,19 @@ fn mutants_map_from_driver_mutant_ids() {
     assert!(SoftnetMutants::from_driver_mutant(D::WakeInverted).wake_inverted);
     assert_eq!(SoftnetMutants::from_driver_mutant(D::BusyFrees), SoftnetMutants::NONE);
 }
+
+#[test]
+fn stuck_stopped_oracle_flags_only_unwakeable_queues() {
+    let (q, _) = queue(true, SoftnetMutants::NONE);
+    assert_eq!(q.stuck_stopped(START, START), None, "running");
+    q.stop(QueueReason::RingLow);
+    assert_eq!(q.stuck_stopped(START - 1, START), None, "stopped, waiting for room");
+    assert_eq!(q.stuck_stopped(START, START), Some(DRV_XOFF));
+    q.wake(QueueReason::Reclaim);
+    q.sent_queue(100).unwrap(); // limit 0: STACK_XOFF, legitimately
+    assert_eq!(q.stuck_stopped(START, START), None);
+    // A completion that forgets to clear STACK_XOFF is what the oracle
+    // catches; simulate it with the dql alone.
+    q.dql().completed(100, 0).unwrap();
+    assert_eq!(q.stuck_stopped(START, START), Some(STACK_XOFF));
+}

@@ -13,6 +13,12 @@
 //! - [`netdev`]: `net_device` with its ops, register/unregister (auto
 //!   close) and a tiny qdisc that drives xmit with xmit_more batches.
 //!
+//! Markers the core reports itself (drivers must not repeat them):
+//! Register, OpenEnter/OpenExit, StopEnter/StopExit (StopExit only after
+//! `ndo_stop` returned), UnregisterEnter/UnregisterExit, XmitBusy,
+//! TxTimeout (netdev); QueueStop/QueueWake with a `QueueReason` (queue);
+//! SkbAlloc/SkbClone/SkbFree (skb, switchable for benchmarks).
+//!
 //! Everything here is portable: time and markers come through
 //! [`SoftnetEnv`], so host tests and loom run the same code as the guest.
 //! Concurrency contract (as in Linux): one producer (xmit) and one

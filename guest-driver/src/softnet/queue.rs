@@ -294,6 +294,21 @@ impl<'e> TxQueue<'e> {
         Ok(())
     }
 
+    /// The no-lost-wake oracle (scenario 8), for quiescence (no xmit, no
+    /// poll, no pending IRQ): a queue the driver stopped although
+    /// `free >= start_thrs`, or BQL-stopped with room under the limit,
+    /// will never be woken. Returns which bit is stuck, or `None`.
+    pub fn stuck_stopped(&self, free: u32, start_thrs: u32) -> Option<u32> {
+        let state = self.state();
+        if state & DRV_XOFF != 0 && free >= start_thrs {
+            return Some(DRV_XOFF);
+        }
+        if self.bql_enabled && state & STACK_XOFF != 0 && self.dql.avail() >= 0 {
+            return Some(STACK_XOFF);
+        }
+        None
+    }
+
     /// `netif_xmit_timeout_ms` in ns: how long the queue has been
     /// xmit-stopped beyond `timeo_ns`, or `None`.
     pub fn xmit_timeout(&self, timeo_ns: u64) -> Option<u64> {
