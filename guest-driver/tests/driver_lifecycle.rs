@@ -444,3 +444,38 @@ mod manual {
         assert_ne!(&clone_head(DriverMutant::WritesClonedHead)[6..12], &[0; 6], "mutant wrote the shared head");
     }
 }
+
+#[test]
+fn open_stop_cycles_leave_nothing_behind() {
+    let mut cfg = run_config(DriverMutant::None, 32, 8, 64);
+    cfg.knobs[knob::CYCLES] = 25;
+    let dev = NicConfig { dma_until_disabled: true, reset_delay_us: 100, ..NicConfig::default() };
+    let (plat, v) = run(dev, cfg);
+    assert!(v.pass, "{}", v.text);
+    assert_eq!(plat.count(Marker::StopExit), 26, "25 cycles plus the final auto-close");
+    assert_eq!(plat.violations(), Vec::<String>::new());
+    assert_eq!(plat.activity_after_stop(), Vec::<String>::new());
+    assert_eq!(plat.root().nic.live_maps(), 0);
+    assert_eq!(summary(&plat), vec![0, 0, 0, 0]);
+}
+
+/// What one VM exit costs here is known (kvm-limits.md); this counts the
+/// exits the driver causes per packet on the host model: every MMIO
+/// access and every interrupt is one, and so is every marker.
+#[test]
+fn batching_cuts_device_exits_per_packet() {
+    let mut per_pkt = Vec::new();
+    for batch in [1u64, 16] {
+        let frames = 2048;
+        let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::None, frames, batch, 256));
+        assert!(v.pass, "{}", v.text);
+        let events = plat.log.snapshot();
+        let mmio = events.iter().filter(|e| matches!(e.kind, EventKind::MmioRead { .. } | EventKind::MmioWrite { .. })).count();
+        let irqs = events.iter().filter(|e| matches!(e.kind, EventKind::Irq { .. })).count();
+        let markers = plat.markers().len();
+        let (d, m) = ((mmio + irqs) as f64 / frames as f64, markers as f64 / frames as f64);
+        println!("batch {batch:2}: {d:.3} device exits/packet (mmio {mmio}, irq {irqs}), {m:.2} marker exits/packet");
+        per_pkt.push(d);
+    }
+    assert!(per_pkt[1] < per_pkt[0] / 2.0, "batching must at least halve device exits: {per_pkt:?}");
+}

@@ -138,6 +138,27 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, _mode: 
             plat.wait_until(plat.now_ns() + IDLE_WAIT_NS);
         }
     }
+    // Up/down cycles (knob CYCLES): each must leave nothing behind.
+    let cycles = cfg.knobs[knob::CYCLES].min(10_000);
+    let (mut cycle_ns, mut cycle_fail) = (0, false);
+    if cycles != 0 && !timed_out {
+        plat.marker_text(Marker::Phase, &[1], "open/stop cycles");
+        let pages = dev.ops.dma_pages_used();
+        let t0 = plat.now_ns();
+        for _ in 0..cycles {
+            dev.close();
+            if let Err(e) = dev.open() {
+                plat.marker_text(Marker::OracleFail, &[e as u64], "cycle: reopen failed");
+                cycle_fail = true;
+                break;
+            }
+        }
+        cycle_ns = (plat.now_ns() - t0) / cycles;
+        if dev.ops.dma_pages_used() != pages {
+            plat.marker_text(Marker::OracleFail, &[], "cycle: DMA pages leaked across open/stop");
+            cycle_fail = true;
+        }
+    }
     let stats = dev.ops.stats;
     dev.unregister_with(mutant == DriverMutant::UnregisterNoStop);
     // Anything the qdisc still holds is the stack's to free.
@@ -152,6 +173,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, _mode: 
     let checks = [
         (lost_wakes != 0, "lost wake: a stopped queue with a free ring was not woken"),
         (timed_out, "timed out before every frame came back"),
+        (cycle_fail, "open/stop cycles failed or leaked DMA memory"),
         (dev.ops.is_open(), "auto-close: the device is still open after unregister"),
         (live_skbs != 0, "skb ledger: skbs still live at the end"),
         (live_maps != 0, "dma: mappings still live at the end"),
@@ -170,8 +192,12 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, _mode: 
     Verdict {
         pass: true,
         text: format!(
-            "default: {} frames sent, {} received, {} doorbells, 0 live skbs/maps, 0 BUSY, BQL 0",
-            stats.tx_packets, stats.rx_packets, stats.doorbells
+            "default: {} frames sent, {} received, {} doorbells, {} open/stop cycles ({} us each), 0 live skbs/maps, 0 BUSY, BQL 0",
+            stats.tx_packets,
+            stats.rx_packets,
+            stats.doorbells,
+            cycles,
+            cycle_ns / 1000
         ),
     }
 }
