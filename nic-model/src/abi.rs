@@ -433,6 +433,11 @@ pub mod knob {
     /// Echo: the guest sends this value back in a Marker::Echo record
     /// (control-port round-trip test).
     pub const ECHO: usize = 5;
+    /// Benchmark mode (1 = on): no per-packet markers (skb ledger, DMA
+    /// map/unmap, RX delivery); the driver maps the payload pool once
+    /// per open instead, as an AF_XDP umem is mapped at bind time, so the
+    /// DMA monitor still checks every access.
+    pub const BENCH: usize = 6;
 }
 
 /// Deliberately bad guests, for testing the VMM's outcome reporting.
