@@ -109,9 +109,9 @@ fn exception(frame: &Frame) -> ! {
     let cr2 = cpu::read_cr2();
     control::send(&record::exception(frame.vector, frame.error, frame.rip, cr2, cpu_no));
     let mut b = FmtBuf::<160>::new();
-    let _ = write!(
+    let _ = writeln!(
         b,
-        "EXCEPTION cpu{} vector {} error {:#x} rip {:#x} cr2 {:#x} rsp {:#x}\n",
+        "EXCEPTION cpu{} vector {} error {:#x} rip {:#x} cr2 {:#x} rsp {:#x}",
         cpu_no, frame.vector, frame.error, frame.rip, cr2, frame.rsp
     );
     serial::write_unlocked(b.as_str());
