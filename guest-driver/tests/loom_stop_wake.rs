@@ -224,3 +224,42 @@ fn gt_for_ge_in_wake_misses_exact_threshold() {
 fn consumer_index_stored_after_the_macro_loses_a_wake() {
     check(Model { cons_late: true, ..base() });
 }
+
+/// NAPI scheduling across CPUs: an IRQ (new work + `schedule`) racing
+/// with the poller's `complete_done` is never lost: either the IRQ finds
+/// SCHED free and polls itself, or it sets MISSED and the poller goes
+/// round again.
+#[test]
+fn napi_irq_racing_complete_is_never_lost() {
+    use nicproof_guest::softnet::napi::Napi;
+
+    fn poll_until_complete(napi: &Napi, work: &AtomicU32) {
+        loop {
+            work.swap(0, std::sync::atomic::Ordering::AcqRel);
+            if napi.complete_done() {
+                return;
+            }
+        }
+    }
+
+    loom::model(|| {
+        let napi = Arc::new(Napi::new(64));
+        napi.enable();
+        let work = Arc::new(AtomicU32::new(1));
+        assert!(napi.schedule());
+
+        let (n, w) = (napi.clone(), work.clone());
+        let poller = thread::spawn(move || poll_until_complete(&n, &w));
+        let (n, w) = (napi.clone(), work.clone());
+        let irq = thread::spawn(move || {
+            w.fetch_add(1, Release);
+            if n.schedule() {
+                poll_until_complete(&n, &w);
+            }
+        });
+        poller.join().unwrap();
+        irq.join().unwrap();
+        assert_eq!(work.load(Acquire), 0, "lost IRQ: work left with no poll owed");
+        assert!(!napi.is_scheduled());
+    });
+}
