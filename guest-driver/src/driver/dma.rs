@@ -128,18 +128,24 @@ pub struct DmaMapper {
     maps: u64,
     /// Fail every n-th map (0 = never), to exercise the drop path.
     pub fail_every: u64,
+    /// A range mapped once for a whole open (benchmark mode's payload
+    /// pool, like an AF_XDP umem): maps inside it cost nothing.
+    premapped: Option<(u64, u64)>,
 }
 
 impl DmaMapper {
     /// A ledger with nothing mapped.
     pub const fn new() -> Self {
-        Self { live: 0, maps: 0, fail_every: 0 }
+        Self { live: 0, maps: 0, fail_every: 0, premapped: None }
     }
 
     /// Map `len` bytes at `addr` for the device; returns the bus address.
     pub fn map(&mut self, plat: &dyn Platform, addr: u64, len: u64, dir: DmaDir) -> Result<u64, MapError> {
         if len == 0 || addr.checked_add(len).is_none_or(|end| end > crate::abi::layout::RAM_SIZE) {
             return Err(MapError::BadRange);
+        }
+        if self.is_premapped(addr, len) {
+            return Ok(addr);
         }
         self.maps += 1;
         if self.fail_every != 0 && self.maps % self.fail_every == 0 {
@@ -152,8 +158,28 @@ impl DmaMapper {
 
     /// Undo a [`DmaMapper::map`].
     pub fn unmap(&mut self, plat: &dyn Platform, addr: u64, len: u64) {
+        if self.is_premapped(addr, len) {
+            return;
+        }
         self.live = self.live.saturating_sub(1);
         plat.marker(Marker::DmaUnmap, &[addr, len]);
+    }
+
+    fn is_premapped(&self, addr: u64, len: u64) -> bool {
+        self.premapped.is_some_and(|(base, size)| addr >= base && addr + len <= base + size)
+    }
+
+    /// Map `[base, base + size)` once (reported) so later maps inside it
+    /// are free; `None` unmaps it again.
+    pub fn set_premapped(&mut self, plat: &dyn Platform, range: Option<(u64, u64)>) {
+        if let Some((base, size)) = self.premapped.take() {
+            self.unmap(plat, base, size);
+        }
+        if let Some((base, size)) = range {
+            if self.map(plat, base, size, DmaDir::ToDevice).is_ok() {
+                self.premapped = Some((base, size));
+            }
+        }
     }
 
     /// Mappings not yet unmapped.
