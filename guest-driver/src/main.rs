@@ -27,7 +27,7 @@ mod boot {
     use crate::arch::x86_64::platform::{self, KernelPlatform};
     use crate::arch::x86_64::{apic, control, cpu, entry, idt, logger, percpu, pit, serial};
     use core::fmt::Write;
-    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
     use linked_list_allocator::LockedHeap;
     use log::{error, info, warn};
     use nicproof_guest::abi::{
@@ -111,8 +111,21 @@ mod boot {
         cfg
     }
 
+    /// vCPUs the VMM created (BootInfo, else RunConfig; 1 under QEMU).
+    static NCPUS: AtomicU32 = AtomicU32::new(1);
+
     fn kick(cpu: u32) {
         apic::send_ipi(cpu, VECTOR_WAKE);
+    }
+
+    /// smp's start hook: ask the VMM to start `cpu` at the AP entry on its
+    /// own stack. Only the nicproof VMM can (QEMU has no control port).
+    fn start_cpu(cpu: u32) -> bool {
+        if cpu == 0 || cpu as usize >= MAX_CPUS || cpu >= NCPUS.load(Ordering::Relaxed) || !control::present() {
+            return false;
+        }
+        control::send(&record::start_cpu(cpu as u64, entry::ap_entry_address(), entry::stack_top(cpu)));
+        true
     }
 
     /// Boot CPU entry (from `_start`): rdi = boot info, rsi = CPU index.
@@ -149,7 +162,9 @@ mod boot {
         // used by nothing else; initialised once, before any allocation.
         unsafe { HEAP.lock().init(layout::HEAP_BASE as *mut u8, layout::HEAP_SIZE as usize) };
         logger::init(log::LevelFilter::Info);
-        smp::install_hooks(kick, percpu::cpu_id);
+        let ncpus = if info_cpus != 0 { info_cpus } else { cfg.as_ref().map(|c| c.ncpus).unwrap_or(1) };
+        NCPUS.store(ncpus.max(1), Ordering::Relaxed);
+        smp::install_hooks(smp::Hooks { kick, current: percpu::cpu_id, start: start_cpu });
         if CLOCK_GUESSED.load(Ordering::Relaxed) {
             warn!("TSC rate unknown: assuming 1 GHz");
         }
@@ -179,8 +194,7 @@ mod boot {
             info!("{}", b.as_str());
         }
         bad_guest(cfg.knobs[knob::BAD_GUEST]);
-        let ncpus = if info_cpus != 0 { info_cpus } else { cfg.ncpus };
-        let (pass, reason) = run_scenario(&p, &cfg, ncpus);
+        let (pass, reason) = run_scenario(&p, &cfg, NCPUS.load(Ordering::Relaxed));
         finish(pass, reason.as_str())
     }
 
@@ -272,9 +286,10 @@ mod boot {
             return Err("boot: needs 2 vCPUs (CPU 1 is started through the control port)");
         }
         let t1 = p.now_ns();
-        control::send(&record::start_cpu(1, entry::ap_entry_address(), entry::stack_top(1)));
-        if !smp::wait_online(p, 1, 2_000_000_000) {
-            return Err("boot: CPU 1 did not come online within 2 s");
+        match smp::start(p, 1, 2_000_000_000) {
+            Ok(()) => {}
+            Err(smp::SmpError::StartTimeout(_)) => return Err("boot: CPU 1 did not come online within 2 s"),
+            Err(_) => return Err("boot: CPU 1 cannot be started"),
         }
         let t2 = p.now_ns();
         let ticket = smp::post(1, boot_job, 41).map_err(|_| "boot: could not post to CPU 1")?;

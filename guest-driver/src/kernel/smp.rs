@@ -17,6 +17,10 @@
 //!
 //! One job per CPU at a time: [`post`] returns [`SmpError::Busy`] while
 //! the previous one has not finished.
+//!
+//! Application processors start only on request: [`start`] asks the VMM
+//! (through the kernel's hook) and waits until the CPU is online. The boot
+//! CPU (0) has no mailbox loop; jobs go to CPUs 1.. only.
 
 use crate::platform::Platform;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -36,6 +40,11 @@ pub enum SmpError {
     Offline(u32),
     /// The CPU is still running (or about to run) an earlier job.
     Busy(u32),
+    /// The kernel cannot start this CPU (no such vCPU, no VMM control
+    /// port, or CPU 0).
+    CannotStart(u32),
+    /// The CPU was asked to start but did not come online in time.
+    StartTimeout(u32),
 }
 
 /// Identifies a posted job; see [`is_done`] and [`wait_done`].
@@ -83,12 +92,53 @@ static ONLINE: AtomicU32 = AtomicU32::new(0);
 static KICK: AtomicUsize = AtomicUsize::new(0);
 /// `fn() -> u32` giving the current CPU; 0 = none (CPU 0 assumed).
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
+/// `fn(u32) -> bool` asking for a CPU to be started; 0 = none.
+static START: AtomicUsize = AtomicUsize::new(0);
+/// CPUs whose start was requested (each is requested once).
+static REQUESTED: AtomicU32 = AtomicU32::new(0);
 
-/// Install the kernel's hooks: `kick(cpu)` wakes `cpu` from `hlt`;
-/// `current()` names the running CPU. Called once by the boot CPU.
-pub fn install_hooks(kick: fn(u32), current: fn() -> u32) {
-    KICK.store(kick as usize, Ordering::Release);
-    CURRENT.store(current as usize, Ordering::Release);
+/// The kernel's side of SMP, installed once by the boot CPU.
+#[derive(Clone, Copy, Debug)]
+pub struct Hooks {
+    /// Wake `cpu` from `hlt` (the wake IPI).
+    pub kick: fn(u32),
+    /// The running CPU's index.
+    pub current: fn() -> u32,
+    /// Ask for `cpu` to be started (StartCpu record); false if it cannot be.
+    pub start: fn(u32) -> bool,
+}
+
+/// Install the kernel's hooks (boot CPU, once, before any AP starts).
+pub fn install_hooks(h: Hooks) {
+    KICK.store(h.kick as usize, Ordering::Release);
+    CURRENT.store(h.current as usize, Ordering::Release);
+    START.store(h.start as usize, Ordering::Release);
+}
+
+/// Start `cpu` if it is not online yet and wait up to `timeout_ns` for it
+/// to come online. A start is requested at most once per CPU; later calls
+/// only wait.
+pub fn start<P: Platform + ?Sized>(p: &P, cpu: u32, timeout_ns: u64) -> Result<(), SmpError> {
+    if cpu as usize >= MAX_CPUS {
+        return Err(SmpError::NoSuchCpu(cpu));
+    }
+    if is_online(cpu) {
+        return Ok(());
+    }
+    if REQUESTED.fetch_or(1 << cpu, Ordering::AcqRel) & (1 << cpu) == 0 {
+        let h = START.load(Ordering::Acquire);
+        // SAFETY: START holds 0 or a `fn(u32) -> bool` stored by `install_hooks`.
+        let started = h != 0 && unsafe { core::mem::transmute::<usize, fn(u32) -> bool>(h) }(cpu);
+        if !started {
+            REQUESTED.fetch_and(!(1 << cpu), Ordering::AcqRel);
+            return Err(SmpError::CannotStart(cpu));
+        }
+    }
+    if wait_online(p, cpu, timeout_ns) {
+        Ok(())
+    } else {
+        Err(SmpError::StartTimeout(cpu))
+    }
 }
 
 fn kick(cpu: u32) {
@@ -282,6 +332,39 @@ mod tests {
         assert!(!is_done(t2));
         assert!(run_pending(cpu));
         assert!(is_done(t2));
+    }
+
+    fn no_kick(_: u32) {}
+    fn cpu0() -> u32 {
+        0
+    }
+    fn spawn_ap(cpu: u32) -> bool {
+        if cpu != 4 {
+            return false;
+        }
+        std::thread::spawn(move || {
+            set_online(cpu);
+            loop {
+                if !run_pending(cpu) {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        true
+    }
+
+    #[test]
+    fn start_requests_once_and_waits_for_online() {
+        let p = HostPlatform(Instant::now());
+        install_hooks(Hooks { kick: no_kick, current: cpu0, start: spawn_ap });
+        assert_eq!(start(&p, 3, 1_000_000), Err(SmpError::CannotStart(3)));
+        assert_eq!(start(&p, 3, 1_000_000), Err(SmpError::CannotStart(3)));
+        assert_eq!(start(&p, 4, 5_000_000_000), Ok(()));
+        // Already online: no second request (spawn_ap would start a second loop).
+        assert_eq!(start(&p, 4, 0), Ok(()));
+        let t = post(4, add, 0).unwrap();
+        assert!(wait_done(&p, t, 5_000_000_000));
+        assert_eq!(start(&p, MAX_CPUS as u32, 0), Err(SmpError::NoSuchCpu(MAX_CPUS as u32)));
     }
 
     #[test]
