@@ -213,8 +213,10 @@ fn summary(plat: &HostPlat) -> Vec<u64> {
 
 #[test]
 fn correct_driver_passes_every_oracle() {
-    for (frames, batch) in [(200, 1), (200, 16)] {
-        let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::None, frames, batch, 64));
+    for (frames, batch, seed) in [(200, 1, 42), (200, 16, 42), (150, 4, 7), (150, 8, 1234)] {
+        let mut cfg = run_config(DriverMutant::None, frames, batch, 64);
+        cfg.seed = seed;
+        let (plat, v) = run(NicConfig::default(), cfg);
         assert!(v.pass, "verdict: {}", v.text);
         assert_eq!(plat.violations(), Vec::<String>::new(), "DMA monitor violations");
         assert_eq!(plat.activity_after_stop(), Vec::<String>::new(), "device activity after stop-exit");
@@ -436,6 +438,89 @@ mod manual {
         dev.unregister();
         assert_eq!(skbs.borrow().live(), 0);
         h
+    }
+
+    /// Every third map fails: each such skb is dropped and freed with OK,
+    /// and a batch whose last skb was dropped still rings the doorbell
+    /// for the ones before it (bnxt e8d8c5d80f5e).
+    #[test]
+    fn map_failure_drops_frees_and_still_rings_the_doorbell() {
+        let plat = HostPlat::new(NicConfig::default());
+        let env = PlatformEnv(&plat);
+        let skbs = RefCell::new(SkbPool::new(64, &env));
+        let txq = TxQueue::new(0, false, SoftnetMutants::NONE, &env);
+        let napi = Napi::new(64);
+        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
+        let nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
+        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
+        dev.set_dev_addr(mac, how);
+        dev.register().unwrap();
+        dev.open().unwrap();
+        dev.ops.dma.fail_every = 3;
+        // A batch of three one-fragment skbs: the third map fails.
+        let ids: Vec<_> = (0..3).map(|_| skbs.borrow_mut().alloc(&[], &frags(1)).unwrap()).collect();
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(dev.ops.start_xmit(id, i + 1 < ids.len()), NetdevTx::Ok);
+        }
+        assert!(!skbs.borrow().is_live(ids[2]), "dropped skb freed");
+        assert_eq!(dev.ops.stats.tx_dropped, 1);
+        assert_eq!(dev.ops.stats.doorbells, 1, "the batch's doorbell was rung by the drop");
+        assert_eq!(plat.root().nic.frames_sent(), 2, "the two mapped frames left");
+        dev.ops.dma.fail_every = 0;
+        dev.unregister();
+        assert_eq!(skbs.borrow().live(), 0);
+        assert_eq!(skbs.borrow().bad_frees(), 0);
+        assert_eq!(dev.ops.dma.live(), 0);
+        assert_eq!(plat.violations(), Vec::<String>::new());
+    }
+
+    /// ndo_open itself refuses an invalid address (dev_open checks too).
+    #[test]
+    fn open_with_an_invalid_address_fails_with_eaddrnotavail() {
+        let plat = HostPlat::new(NicConfig::default());
+        let env = PlatformEnv(&plat);
+        let skbs = RefCell::new(SkbPool::new(8, &env));
+        let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
+        let napi = Napi::new(64);
+        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
+        let mut nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        for bad in [[0u8; 6], [0xff; 6], [0x01, 0, 0x5e, 0, 0, 1]] {
+            nic.mac = bad;
+            assert_eq!(nic.open(), Err(99), "{bad:x?}");
+            assert!(!nic.is_open());
+        }
+        assert_eq!(nic.dma.live(), 0, "nothing mapped by a refused open");
+    }
+
+    /// Budget 0 (netpoll): TX completions are reclaimed, RX is left alone.
+    #[test]
+    fn napi_budget_zero_reclaims_tx_only() {
+        let plat = HostPlat::new(NicConfig::default());
+        let env = PlatformEnv(&plat);
+        let skbs = RefCell::new(SkbPool::new(16, &env));
+        let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
+        let napi = Napi::new(64);
+        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
+        let nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
+        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
+        dev.set_dev_addr(mac, how);
+        dev.register().unwrap();
+        dev.open().unwrap();
+        for _ in 0..4 {
+            let id = skbs.borrow_mut().alloc(&[], &frags(3)).unwrap();
+            assert_eq!(dev.ops.start_xmit(id, false), NetdevTx::Ok);
+        }
+        assert!(napi.schedule());
+        let r = napi.poll(0, &mut dev.ops);
+        assert_eq!((r.rx_done, r.completed), (0, false));
+        assert_eq!(dev.ops.stats.tx_completed, 4, "TX reclaimed at budget 0");
+        assert_eq!(dev.ops.stats.rx_packets, 0, "no RX at budget 0");
+        let r = napi.poll(64, &mut dev.ops);
+        assert_eq!((r.rx_done, r.completed), (4, true));
+        dev.unregister();
+        assert_eq!(skbs.borrow().live(), 0);
     }
 
     #[test]
