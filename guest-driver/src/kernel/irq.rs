@@ -15,6 +15,7 @@
 //! Pending bits are global, not per CPU: a vector means one event source,
 //! whichever CPU its MSI-X entry targets.
 
+use crate::platform::Platform;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// First vector a device may use (0..32 are exceptions).
@@ -96,6 +97,22 @@ pub fn is_pending(vector: u8) -> bool {
     PENDING[(vector >> 6) as usize].load(Ordering::Acquire) & (1u64 << (vector & 63)) != 0
 }
 
+/// Sleep until `vector` is pending or `timeout_ns` passes; consumes the
+/// pending bit. Returns whether the vector fired. Race-free in the kernel
+/// because interrupts are only taken inside `Platform::wait_until`.
+pub fn wait<P: Platform + ?Sized>(p: &P, vector: u8, timeout_ns: u64) -> bool {
+    let deadline = p.now_ns().saturating_add(timeout_ns);
+    loop {
+        if take(vector) {
+            return true;
+        }
+        if p.now_ns() >= deadline {
+            return take(vector);
+        }
+        p.wait_until(deadline);
+    }
+}
+
 /// How many times `vector` was raised since boot (wraps at 2^32).
 pub fn count(vector: u8) -> u32 {
     COUNTS[vector as usize].load(Ordering::Relaxed)
@@ -136,6 +153,48 @@ mod tests {
         for v in [0x3fu8, 0x40, 0x7f, 0xbf, 0xc0] {
             assert!(take(v), "vector {v:#x}");
         }
+    }
+
+    /// A platform whose sleep "delivers" one interrupt on vector 0x70
+    /// after three sleeps, and whose clock advances 1 µs per sleep.
+    struct Sleepy {
+        sleeps: std::cell::Cell<u64>,
+        fire_after: u64,
+    }
+    impl Platform for Sleepy {
+        fn pci_read32(&self, _: (u8, u8, u8), _: u8) -> u32 {
+            u32::MAX
+        }
+        fn pci_write32(&self, _: (u8, u8, u8), _: u8, _: u32) {}
+        fn mmio_read32(&self, _: u64) -> u32 {
+            0
+        }
+        fn mmio_write32(&self, _: u64, _: u32) {}
+        fn now_ns(&self) -> u64 {
+            self.sleeps.get() * 1000
+        }
+        fn wait_until(&self, _: u64) {
+            self.sleeps.set(self.sleeps.get() + 1);
+            if self.sleeps.get() == self.fire_after {
+                raise(0x70);
+            }
+        }
+        fn marker(&self, _: crate::abi::Marker, _: &[u64]) {}
+        fn marker_text(&self, _: crate::abi::Marker, _: &[u64], _: &str) {}
+        fn cpu_id(&self) -> u32 {
+            0
+        }
+    }
+
+    #[test]
+    fn wait_returns_when_the_vector_fires_or_times_out() {
+        let p = Sleepy { sleeps: 0.into(), fire_after: 3 };
+        assert!(wait(&p, 0x70, 1_000_000));
+        assert_eq!(p.sleeps.get(), 3);
+        assert!(!is_pending(0x70), "wait consumes the pending bit");
+        // Nothing fires now: gives up at the deadline (10 sleeps of 1 µs).
+        assert!(!wait(&p, 0x70, 10_000));
+        assert_eq!(p.sleeps.get(), 13);
     }
 
     #[test]
