@@ -141,6 +141,14 @@ pub fn start<P: Platform + ?Sized>(p: &P, cpu: u32, timeout_ns: u64) -> Result<(
     }
 }
 
+/// Wake `cpu` if it sleeps in `Platform::wait_until` (sends the wake
+/// IPI). Use it after publishing something that CPU waits for, e.g. NAPI
+/// on CPU 1 waking a transmit queue CPU 0 is waiting on. A no-op before
+/// the kernel installed its hooks.
+pub fn wake(cpu: u32) {
+    kick(cpu)
+}
+
 fn kick(cpu: u32) {
     let k = KICK.load(Ordering::Acquire);
     if k != 0 {
