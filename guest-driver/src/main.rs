@@ -74,7 +74,8 @@ mod boot {
     }
 
     /// Run configuration from a QEMU `-append` line: `scenario=NAME
-    /// bad-guest=NAME echo=N`; unknown words are ignored.
+    /// bad-guest=NAME echo=N ncpus=N` (ncpus must match `-smp`); unknown
+    /// words are ignored.
     fn config_from_cmdline(addr: u64) -> RunConfig {
         let mut cfg = RunConfig {
             magic: CONTROL_MAGIC,
@@ -105,6 +106,7 @@ mod boot {
                     }
                 }
                 "echo" => cfg.knobs[knob::ECHO] = v.parse().unwrap_or(0),
+                "ncpus" => cfg.ncpus = v.parse().unwrap_or(1),
                 _ => {}
             }
         }
@@ -118,13 +120,27 @@ mod boot {
         apic::send_ipi(cpu, VECTOR_WAKE);
     }
 
-    /// smp's start hook: ask the VMM to start `cpu` at the AP entry on its
-    /// own stack. Only the nicproof VMM can (QEMU has no control port).
+    /// smp's start hook. Under nicproof: ask the VMM (StartCpu) to enter
+    /// `cpu` in 64-bit mode at the AP entry on its own stack. Under QEMU:
+    /// INIT-SIPI through a real-mode trampoline (the `ncpus=` word of the
+    /// command line says how many CPUs `-smp` gave).
     fn start_cpu(cpu: u32) -> bool {
-        if cpu == 0 || cpu as usize >= MAX_CPUS || cpu >= NCPUS.load(Ordering::Relaxed) || !control::present() {
+        if cpu == 0 || cpu as usize >= MAX_CPUS || cpu >= NCPUS.load(Ordering::Relaxed) {
             return false;
         }
-        control::send(&record::start_cpu(cpu as u64, entry::ap_entry_address(), entry::stack_top(cpu)));
+        if control::present() {
+            control::send(&record::start_cpu(cpu as u64, entry::ap_entry_address(), entry::stack_top(cpu)));
+            return true;
+        }
+        if !apic::available() {
+            return false;
+        }
+        let code = entry::trampoline();
+        // SAFETY: TRAMPOLINE_ADDR is low RAM the PVH path does not use (the
+        // boot stack is at 6 MiB, start_info was read at boot); copying the
+        // same bytes again for a second AP is harmless.
+        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), entry::TRAMPOLINE_ADDR as *mut u8, code.len()) };
+        apic::send_init_sipi(cpu, (entry::TRAMPOLINE_ADDR >> 12) as u8);
         true
     }
 
@@ -219,7 +235,7 @@ mod boot {
         match Scenario::from_u32(cfg.scenario) {
             Some(Scenario::Empty) => (true, Cow::Static("empty: booted")),
             Some(Scenario::Boot) => match scenario_boot(p, cfg, ncpus) {
-                Ok(()) => (true, Cow::Static("boot: control port, timer, CPU 1 and IPIs work")),
+                Ok(()) => (true, Cow::Static("boot: echo, timer, CPU 1 and wake IPIs work")),
                 Err(why) => (false, Cow::Static(why)),
             },
             Some(_) => match nicproof_guest::scenarios::run(p, cfg) {
@@ -283,7 +299,7 @@ mod boot {
 
         // CPU 1: start it, run a job on it, check the result.
         if ncpus < 2 {
-            return Err("boot: needs 2 vCPUs (CPU 1 is started through the control port)");
+            return Err("boot: needs 2 vCPUs (under QEMU: -smp 2 and ncpus=2)");
         }
         let t1 = p.now_ns();
         match smp::start(p, 1, 2_000_000_000) {

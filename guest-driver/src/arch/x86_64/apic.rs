@@ -94,6 +94,18 @@ pub fn send_ipi(dest: u32, vector: u8) {
     }
 }
 
+/// Start CPU `dest` the PC way (QEMU): INIT, then STARTUP with the
+/// real-mode entry page `page` (entry at `page << 12`). KVM needs no
+/// delay between the two.
+pub fn send_init_sipi(dest: u32, page: u8) {
+    if available() {
+        const INIT: u64 = 0b101 << 8;
+        const STARTUP: u64 = 0b110 << 8;
+        wrmsr(X2APIC_ICR, (dest as u64) << 32 | ICR_ASSERT | INIT);
+        wrmsr(X2APIC_ICR, (dest as u64) << 32 | ICR_ASSERT | STARTUP | page as u64);
+    }
+}
+
 /// Arm the timer to fire at TSC value `deadline`; `ns_left` is the same
 /// moment as a distance from now, for one-shot mode.
 #[inline]

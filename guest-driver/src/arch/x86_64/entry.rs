@@ -46,7 +46,20 @@ pub fn stack_canary_intact(cpu: u32) -> bool {
     unsafe { core::ptr::read_volatile(stack_bottom(cpu)) == STACK_CANARY }
 }
 
+/// Where the INIT-SIPI trampoline is copied under QEMU (SIPI vector 8).
+pub const TRAMPOLINE_ADDR: u64 = 0x8000;
+
+/// The real-mode trampoline's bytes in the image.
+pub fn trampoline() -> &'static [u8] {
+    let start = nicproof_tramp_start as *const () as usize;
+    let end = nicproof_tramp_end as *const () as usize;
+    // SAFETY: both symbols delimit the trampoline in .rodata (entry asm).
+    unsafe { core::slice::from_raw_parts(start as *const u8, end - start) }
+}
+
 extern "C" {
+    fn nicproof_tramp_start();
+    fn nicproof_tramp_end();
     fn nicproof_ap_entry();
     fn nicproof_isr_stubs();
 }
@@ -132,6 +145,58 @@ nicproof_pvh_start64:
     movl %edi, %edi                 /* upper halves are undefined after the switch */
     xorl %esi, %esi
     jmp _start
+
+    /* QEMU application processors, after the trampoline below: the CPU
+       index is the initial APIC ID (CPUID.1:EBX[31:24]); take that CPU's
+       stack slot and join the normal AP entry. */
+    .global nicproof_qemu_ap64
+nicproof_qemu_ap64:
+    movl $0x10, %eax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movl $1, %eax
+    cpuid
+    shrl $24, %ebx
+    movl %ebx, %esi
+    leaq 1(%rsi), %rax
+    imulq ${stack_size}, %rax
+    addq ${stack_base}, %rax
+    movq %rax, %rsp
+    xorl %edi, %edi
+    jmp nicproof_ap_entry
+
+    /* Real-mode trampoline for INIT-SIPI under QEMU (no nicproof VMM to
+       start CPUs in 64-bit mode). Copied to TRAMPOLINE_ADDR; position
+       independent in 16-bit terms (data addressed relative to CS). */
+    .section .rodata.nicproof_trampoline, "a"
+    .global nicproof_tramp_start
+    .global nicproof_tramp_end
+    .code16
+nicproof_tramp_start:
+    cli
+    movw %cs, %ax
+    movw %ax, %ds
+    lgdtl (nicproof_tramp_gdt_ptr - nicproof_tramp_start)
+    movl %cr4, %eax
+    orl $0x20, %eax
+    movl %eax, %cr4
+    movl $nicproof_pvh_pml4, %eax
+    movl %eax, %cr3
+    movl $0xc0000080, %ecx
+    rdmsr
+    orl $0x100, %eax
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80000001, %eax
+    movl %eax, %cr0
+    ljmpl $0x08, $nicproof_qemu_ap64
+    .balign 4
+nicproof_tramp_gdt_ptr:
+    .word 23
+    .long nicproof_gdt
+nicproof_tramp_end:
+    .code64
 
     /* GDT: null, 64-bit code (0x08), data (0x10). Accessed bits are
        preset so the CPU never writes to this read-only table. */
@@ -226,6 +291,8 @@ nicproof_isr_common:
     iretq
 "#,
     bsp_stack = const BSP_STACK_TOP,
+    stack_base = const layout::AP_STACK_BASE,
+    stack_size = const layout::AP_STACK_SIZE,
     kmain = sym crate::boot::kmain,
     ap_main = sym crate::boot::ap_main,
     dispatch = sym super::idt::dispatch,
