@@ -39,21 +39,24 @@ bench: build
 
 # Boot the same image under QEMU through its PVH note: a second witness that
 # the kernel is a normal PVH guest. There is no control port there (records
-# are dropped, markers and the verdict go to serial) and one CPU, so use
-# QEMU_APPEND to pick what runs, e.g.
-#   make qemu QEMU_APPEND="scenario=boot echo=7"   (fails honestly: 1 CPU)
+# are dropped, markers and the verdict go to serial); CPUs come up by
+# INIT-SIPI (QEMU_SMP, passed to the guest as ncpus=). QEMU_APPEND picks
+# what runs, e.g.
+#   make qemu QEMU_APPEND="scenario=boot echo=7"
 #   make qemu QEMU_APPEND="bad-guest=page-fault"
 # The guest powers off through isa-debug-exit: QEMU exits (code << 1) | 1,
 # so 1 = pass, 3 = fail, 5 = panic, 7 = CPU exception; 0 = triple fault.
-# QEMU_ACCEL=tcg also works (no x2APIC there: waits poll the TSC).
+# QEMU_ACCEL=tcg also boots (no x2APIC there: waits poll the TSC, and
+# there is no CPU 1).
 QEMU ?= qemu-system-x86_64
 QEMU_ACCEL ?= kvm
+QEMU_SMP ?= 2
 QEMU_APPEND ?= scenario=empty
 
 .PHONY: qemu
 qemu: guest
 	@command -v $(QEMU) >/dev/null 2>&1 || { echo "qemu: $(QEMU) not found; install it with: sudo apt-get install qemu-system-x86"; exit 2; }
-	@status=0; $(QEMU) -accel $(QEMU_ACCEL) -m 128M -kernel $(GUEST_ELF) -append "$(QEMU_APPEND)" \
+	@status=0; $(QEMU) -accel $(QEMU_ACCEL) -smp $(QEMU_SMP) -m 128M -kernel $(GUEST_ELF) -append "ncpus=$(QEMU_SMP) $(QEMU_APPEND)" \
 		-device isa-debug-exit,iobase=0xf4,iosize=0x04 -serial stdio -display none -no-reboot || status=$$?; \
 	case $$status in \
 		1) echo "qemu: guest verdict pass";; \
