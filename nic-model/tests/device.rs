@@ -1010,3 +1010,31 @@ fn first_fault_wins_and_reset_recovers() {
     let s = h.send(&[(PAY, 60)]);
     assert_eq!(h.tx_status(s), abi::TXD_STAT_DONE);
 }
+
+// ------------------------------------------------------------- API
+
+#[test]
+fn device_and_root_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<nic_model::Nic>();
+    send::<nic_model::PciRoot>();
+}
+
+#[test]
+fn config_round_trips_through_json_with_mutant_names() {
+    let cfg = NicConfig {
+        invalid_mac: Some(InvalidMac::Multicast),
+        mutant: DeviceMutant::PhantomCompletion,
+        backend: BackendConfig::Pcap("/tmp/x.pcap".into()),
+        drop_nth_tx_irq: Some(3),
+        ..Default::default()
+    };
+    let j = serde_json::to_string(&cfg).unwrap();
+    assert!(j.contains("\"phantom-completion\""), "{j}");
+    let back: NicConfig = serde_json::from_str(&j).unwrap();
+    assert_eq!(back, cfg);
+    // Missing fields take defaults; unknown mutants are refused.
+    let d: NicConfig = serde_json::from_str("{}").unwrap();
+    assert_eq!(d, NicConfig::default());
+    assert!(serde_json::from_str::<NicConfig>(r#"{"mutant":"nope"}"#).is_err());
+}
