@@ -192,13 +192,16 @@ impl<'e> TxQueue<'e> {
         down_cond: bool,
     ) -> Result<i32, BqlError> {
         self.completed_mb(pkts, bytes)?;
-        let free = get_desc();
-        let room = if self.mutants.threshold_off_by_one {
-            free > start_thrs
-        } else {
-            free >= start_thrs
+        // As in the macro, free space is read only if something completed.
+        let room = pkts != 0 && {
+            let free = get_desc();
+            if self.mutants.threshold_off_by_one {
+                free > start_thrs
+            } else {
+                free >= start_thrs
+            }
         };
-        if pkts != 0 && room {
+        if room {
             let veto = if self.mutants.wake_inverted {
                 !down_cond
             } else {
