@@ -37,6 +37,11 @@ pub fn table(runs: &[Stats]) -> String {
         let _ = writeln!(out, "{name:<28} {a:>10.prec$} {b:>10.prec$} {c:>10.prec$}");
     };
     row(
+        "vm set-up (ms)",
+        runs.iter().map(|s| s.setup_ms).collect(),
+        2,
+    );
+    row(
         "boot-to-ready (ms)",
         runs.iter()
             .map(|s| s.boot_to_ready_ms.unwrap_or(f64::NAN))

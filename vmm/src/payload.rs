@@ -24,11 +24,17 @@ pub fn bytes(seed: u64, offset: u64, len: usize) -> Vec<u8> {
 
 /// The whole pool of `size` bytes (size rounded down to whole words).
 pub fn fill(seed: u64, size: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(size as usize);
-    for i in 0..size / 8 {
-        v.extend_from_slice(&word(seed, i).to_le_bytes());
-    }
+    let mut v = vec![0u8; (size / 8 * 8) as usize];
+    fill_at(seed, 0, &mut v);
     v
+}
+
+/// Fill `buf` with the pattern starting at word `first_word` (whole
+/// words only; a trailing partial word is left untouched).
+pub fn fill_at(seed: u64, first_word: u64, buf: &mut [u8]) {
+    for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&word(seed, first_word + i as u64).to_le_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -39,6 +45,9 @@ mod tests {
     fn any_slice_can_be_recomputed_and_seeds_differ() {
         let pool = fill(5, 4096);
         assert_eq!(bytes(5, 13, 100), pool[13..113].to_vec());
+        let mut part = [0u8; 24];
+        fill_at(5, 10, &mut part);
+        assert_eq!(part.to_vec(), pool[80..104].to_vec());
         assert_eq!(bytes(5, 0, 8), word(5, 0).to_le_bytes().to_vec());
         assert_ne!(fill(6, 64), pool[..64].to_vec());
         // Not trivially periodic: no two of the first words are equal.
