@@ -351,7 +351,13 @@ mod manual {
     use nicproof_guest::softnet::queue::TxQueue;
     use nicproof_guest::softnet::skb::{Frag, SkbPool};
     use nicproof_guest::softnet::{PlatformEnv, SoftnetMutants};
-    use std::cell::RefCell;
+    use nicproof_guest::driver::sync::SkbCell;
+
+    fn unsafe_skbs(pool: SkbPool<'_>) -> SkbCell<'_> {
+        // SAFETY: every pool here reports through PlatformEnv over
+        // HostPlat, which is Sync.
+        unsafe { SkbCell::new(pool) }
+    }
 
     fn frags(n: usize) -> Vec<Frag> {
         (0..n).map(|i| Frag { addr: layout::PAYLOAD_BASE + i as u64 * 64, len: 64 }).collect()
@@ -363,7 +369,7 @@ mod manual {
     fn false_wake(mutant: DriverMutant) -> (bool, u64, bool) {
         let plat = HostPlat::new(NicConfig { complete_on_request: true, ..NicConfig::default() });
         let env = PlatformEnv(&plat);
-        let skbs = RefCell::new(SkbPool::new(64, &env));
+        let skbs = unsafe_skbs(SkbPool::new(64, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0, bench: false };
@@ -417,7 +423,7 @@ mod manual {
     fn clone_head(mutant: DriverMutant) -> Vec<u8> {
         let plat = HostPlat::new(NicConfig::default());
         let env = PlatformEnv(&plat);
-        let skbs = RefCell::new(SkbPool::new(16, &env));
+        let skbs = unsafe_skbs(SkbPool::new(16, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0, bench: false };
@@ -447,7 +453,7 @@ mod manual {
     fn map_failure_drops_frees_and_still_rings_the_doorbell() {
         let plat = HostPlat::new(NicConfig::default());
         let env = PlatformEnv(&plat);
-        let skbs = RefCell::new(SkbPool::new(64, &env));
+        let skbs = unsafe_skbs(SkbPool::new(64, &env));
         let txq = TxQueue::new(0, false, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
@@ -457,17 +463,17 @@ mod manual {
         dev.set_dev_addr(mac, how);
         dev.register().unwrap();
         dev.open().unwrap();
-        dev.ops.dma.fail_every = 3;
+        dev.ops.dma.set_fail_every(3);
         // A batch of three one-fragment skbs: the third map fails.
         let ids: Vec<_> = (0..3).map(|_| skbs.borrow_mut().alloc(&[], &frags(1)).unwrap()).collect();
         for (i, &id) in ids.iter().enumerate() {
             assert_eq!(dev.ops.start_xmit(id, i + 1 < ids.len()), NetdevTx::Ok);
         }
         assert!(!skbs.borrow().is_live(ids[2]), "dropped skb freed");
-        assert_eq!(dev.ops.stats.tx_dropped, 1);
-        assert_eq!(dev.ops.stats.doorbells, 1, "the batch's doorbell was rung by the drop");
+        assert_eq!(dev.ops.stats().tx_dropped, 1);
+        assert_eq!(dev.ops.stats().doorbells, 1, "the batch's doorbell was rung by the drop");
         assert_eq!(plat.root().nic.frames_sent(), 2, "the two mapped frames left");
-        dev.ops.dma.fail_every = 0;
+        dev.ops.dma.set_fail_every(0);
         dev.unregister();
         assert_eq!(skbs.borrow().live(), 0);
         assert_eq!(skbs.borrow().bad_frees(), 0);
@@ -480,7 +486,7 @@ mod manual {
     fn open_with_an_invalid_address_fails_with_eaddrnotavail() {
         let plat = HostPlat::new(NicConfig::default());
         let env = PlatformEnv(&plat);
-        let skbs = RefCell::new(SkbPool::new(8, &env));
+        let skbs = unsafe_skbs(SkbPool::new(8, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
@@ -498,7 +504,7 @@ mod manual {
     fn napi_budget_zero_reclaims_tx_only() {
         let plat = HostPlat::new(NicConfig::default());
         let env = PlatformEnv(&plat);
-        let skbs = RefCell::new(SkbPool::new(16, &env));
+        let skbs = unsafe_skbs(SkbPool::new(16, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
@@ -515,8 +521,8 @@ mod manual {
         assert!(napi.schedule());
         let r = napi.poll(0, &mut dev.ops);
         assert_eq!((r.rx_done, r.completed), (0, false));
-        assert_eq!(dev.ops.stats.tx_completed, 4, "TX reclaimed at budget 0");
-        assert_eq!(dev.ops.stats.rx_packets, 0, "no RX at budget 0");
+        assert_eq!(dev.ops.stats().tx_completed, 4, "TX reclaimed at budget 0");
+        assert_eq!(dev.ops.stats().rx_packets, 0, "no RX at budget 0");
         let r = napi.poll(64, &mut dev.ops);
         assert_eq!((r.rx_done, r.completed), (4, true));
         dev.unregister();

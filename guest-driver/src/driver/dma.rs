@@ -8,6 +8,8 @@
 //! marker (the device's DMA monitor only admits accesses inside mapped
 //! ranges) and counted, so "live maps at the end" is a checkable number.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::abi::Marker;
 use crate::platform::Platform;
 
@@ -123,68 +125,84 @@ pub enum MapError {
 
 /// The driver's map/unmap ledger. Mapping is the identity here (no
 /// IOMMU); what matters is that the host sees every map and unmap.
+/// Transmit maps and reclaim unmaps may run on different CPUs, so the
+/// counters are atomic.
 pub struct DmaMapper {
-    live: u64,
-    maps: u64,
-    /// Fail every n-th map (0 = never), to exercise the drop path.
-    pub fail_every: u64,
+    live: AtomicU64,
+    maps: AtomicU64,
+    fail_every: AtomicU64,
     /// A range mapped once for a whole open (benchmark mode's payload
-    /// pool, like an AF_XDP umem): maps inside it cost nothing.
-    premapped: Option<(u64, u64)>,
+    /// pool, like an AF_XDP umem): maps inside it cost nothing. Only
+    /// open and stop change it. (base, size); size 0 = none.
+    premapped: (AtomicU64, AtomicU64),
 }
 
 impl DmaMapper {
     /// A ledger with nothing mapped.
     pub const fn new() -> Self {
-        Self { live: 0, maps: 0, fail_every: 0, premapped: None }
+        Self {
+            live: AtomicU64::new(0),
+            maps: AtomicU64::new(0),
+            fail_every: AtomicU64::new(0),
+            premapped: (AtomicU64::new(0), AtomicU64::new(0)),
+        }
+    }
+
+    /// Fail every n-th map (0 = never), to exercise the drop path.
+    pub fn set_fail_every(&self, n: u64) {
+        self.fail_every.store(n, Ordering::Relaxed);
     }
 
     /// Map `len` bytes at `addr` for the device; returns the bus address.
-    pub fn map(&mut self, plat: &dyn Platform, addr: u64, len: u64, dir: DmaDir) -> Result<u64, MapError> {
+    pub fn map(&self, plat: &dyn Platform, addr: u64, len: u64, dir: DmaDir) -> Result<u64, MapError> {
         if len == 0 || addr.checked_add(len).is_none_or(|end| end > crate::abi::layout::RAM_SIZE) {
             return Err(MapError::BadRange);
         }
         if self.is_premapped(addr, len) {
             return Ok(addr);
         }
-        self.maps += 1;
-        if self.fail_every != 0 && self.maps % self.fail_every == 0 {
+        let n = self.maps.fetch_add(1, Ordering::Relaxed) + 1;
+        let every = self.fail_every.load(Ordering::Relaxed);
+        if every != 0 && n.is_multiple_of(every) {
             return Err(MapError::Injected);
         }
-        self.live += 1;
+        self.live.fetch_add(1, Ordering::Relaxed);
         plat.marker(Marker::DmaMap, &[addr, len, dir as u64]);
         Ok(addr)
     }
 
     /// Undo a [`DmaMapper::map`].
-    pub fn unmap(&mut self, plat: &dyn Platform, addr: u64, len: u64) {
+    pub fn unmap(&self, plat: &dyn Platform, addr: u64, len: u64) {
         if self.is_premapped(addr, len) {
             return;
         }
-        self.live = self.live.saturating_sub(1);
+        let _ = self.live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
         plat.marker(Marker::DmaUnmap, &[addr, len]);
     }
 
     fn is_premapped(&self, addr: u64, len: u64) -> bool {
-        self.premapped.is_some_and(|(base, size)| addr >= base && addr + len <= base + size)
+        let (base, size) = (self.premapped.0.load(Ordering::Relaxed), self.premapped.1.load(Ordering::Relaxed));
+        size != 0 && addr >= base && addr + len <= base + size
     }
 
     /// Map `[base, base + size)` once (reported) so later maps inside it
-    /// are free; `None` unmaps it again.
-    pub fn set_premapped(&mut self, plat: &dyn Platform, range: Option<(u64, u64)>) {
-        if let Some((base, size)) = self.premapped.take() {
+    /// are free; `None` unmaps it again. Only while nothing transmits.
+    pub fn set_premapped(&self, plat: &dyn Platform, range: Option<(u64, u64)>) {
+        let (base, size) = (self.premapped.0.load(Ordering::Relaxed), self.premapped.1.swap(0, Ordering::Relaxed));
+        if size != 0 {
             self.unmap(plat, base, size);
         }
         if let Some((base, size)) = range {
             if self.map(plat, base, size, DmaDir::ToDevice).is_ok() {
-                self.premapped = Some((base, size));
+                self.premapped.0.store(base, Ordering::Relaxed);
+                self.premapped.1.store(size, Ordering::Relaxed);
             }
         }
     }
 
     /// Mappings not yet unmapped.
     pub fn live(&self) -> u64 {
-        self.live
+        self.live.load(Ordering::Relaxed)
     }
 }
 

@@ -15,10 +15,12 @@ pub mod dma;
 pub mod pci;
 pub mod regs;
 pub mod ring;
+pub mod sync;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::cell::RefCell;
-use core::sync::atomic::{fence, AtomicU32, Ordering};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::abi::{
     self, regs as r, DriverMutant as Mutant, Marker, QueueReason, RxDesc, TxDesc, MAX_DESC_PER_PACKET,
@@ -29,12 +31,13 @@ use crate::softnet::errno::{ENODEV, ENOMEM};
 use crate::softnet::napi::{Napi, NapiHandler};
 use crate::softnet::netdev::{is_valid_ether_addr, mac_to_u64, random_ether_addr, AddrAssignType, NetDeviceOps, NetdevTx};
 use crate::softnet::queue::TxQueue;
-use crate::softnet::skb::{SkbId, SkbPool};
+use crate::softnet::skb::SkbId;
 
 use dma::{DmaDir, DmaMapper, DmaPool, DmaRegion};
 use pci::PciNic;
 use regs::Regs;
 use ring::Ring;
+use sync::{SkbCell, SpinLock};
 
 /// Default TX ring size (descriptors).
 pub const DEFAULT_TX_RING: u32 = 256;
@@ -121,23 +124,45 @@ struct Rings {
     tx: Ring<TxDesc>,
     rx: Ring<RxDesc>,
     rx_bufs: DmaRegion,
-    tx_buf: Vec<TxBuf>,
+    /// Slot states. Slots in [tx_cons, tx_prod) belong to reclaim, the
+    /// rest to xmit; ownership passes with the index stores
+    /// (Release) and loads (Acquire), so no slot is touched by both
+    /// sides at once.
+    tx_buf: Box<[UnsafeCell<TxBuf>]>,
     /// next_to_use: written by xmit only.
     tx_prod: AtomicU32,
     /// next_to_clean: written by reclaim only.
     tx_cons: AtomicU32,
-    /// Last value written to TX_TAIL.
-    tx_tail: u32,
-    rx_prod: u32,
-    rx_cons: u32,
+    /// Last value written to TX_TAIL (xmit side only).
+    tx_tail: AtomicU32,
+    /// RX state: NAPI side only (atomics so `Rings` can be shared).
+    rx_prod: AtomicU32,
+    rx_cons: AtomicU32,
     /// Last value written to RX_TAIL.
-    rx_tail: u32,
+    rx_tail: AtomicU32,
 }
+
+// SAFETY: the UnsafeCell slots follow the ownership protocol above; every
+// other field is atomic or read-only after open.
+unsafe impl Sync for Rings {}
+// SAFETY: the raw pointers inside point at DMA memory the driver owns.
+unsafe impl Send for Rings {}
 
 impl Rings {
     /// Free TX descriptors; one slot stays empty so full and empty differ.
     fn tx_free(&self) -> u32 {
         tx_free(self.tx.size, &self.tx_prod, &self.tx_cons)
+    }
+
+    /// The slot of free-running index `idx`.
+    ///
+    /// # Safety
+    /// The caller owns the slot under the protocol on `tx_buf`, and holds
+    /// no other reference to it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slot(&self, idx: u32) -> &mut TxBuf {
+        // SAFETY: in bounds by the mask; exclusive by the caller's contract.
+        unsafe { &mut *self.tx_buf[(idx & (self.tx.size - 1)) as usize].get() }
     }
 }
 
@@ -173,9 +198,37 @@ pub struct NicStats {
     pub tx_timeouts: u64,
 }
 
+/// The live counters behind [`NicStats`] (each side bumps its own).
+#[derive(Default)]
+struct Counters {
+    tx_packets: AtomicU64,
+    tx_dropped: AtomicU64,
+    tx_completed: AtomicU64,
+    tx_aborted: AtomicU64,
+    rx_packets: AtomicU64,
+    rx_errors: AtomicU64,
+    busy: AtomicU64,
+    doorbells: AtomicU64,
+    stale_skbs: AtomicU64,
+    reset_timeouts: AtomicU64,
+    tx_timeouts: AtomicU64,
+}
+
+fn inc(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
 /// The driver's private data (igc's `adapter`).
+///
+/// Every method takes `&self`, so the transmit side (xmit, stop, the
+/// watchdog) and the NAPI side (reclaim, receive) can run on different
+/// CPUs: the TX ring between them is single-producer single-consumer,
+/// coordinated only by its two indexes and the queue's stop/wake
+/// protocol (softnet.md §1). `open` and `stop` replace the rings; they
+/// run on the transmit side with NAPI disabled, so nothing else touches
+/// the rings then.
 pub struct Nic<'a, 'e> {
-    plat: &'a dyn Platform,
+    plat: &'a (dyn Platform + Sync),
     regs: Regs<'a>,
     /// What PCI probing found.
     pub pci: PciNic,
@@ -184,32 +237,37 @@ pub struct Nic<'a, 'e> {
     /// Whether it came from the EEPROM or was generated.
     pub addr_assign: AddrAssignType,
     cfg: DriverConfig,
-    pool: DmaPool,
+    pool: SpinLock<DmaPool>,
     /// Map/unmap ledger.
     pub dma: DmaMapper,
-    skbs: &'a RefCell<SkbPool<'e>>,
+    skbs: &'a SkbCell<'e>,
     txq: &'a TxQueue<'e>,
     napi: &'a Napi,
-    rings: Option<Rings>,
+    /// Some between open and stop; see the type's doc for who may
+    /// replace it.
+    rings: UnsafeCell<Option<Rings>>,
     /// References the `busy-keeps-ref` mutant wrongly keeps.
-    kept: Vec<SkbId>,
+    kept: SpinLock<Vec<SkbId>>,
     /// Frames received since probe: the TX sequence each should match.
-    rx_seq: u64,
+    rx_seq: AtomicU64,
     /// Frames posted since probe (the skb mark).
-    tx_seq: u64,
-    /// Counters.
-    pub stats: NicStats,
+    tx_seq: AtomicU64,
+    st: Counters,
 }
+
+// SAFETY: shared state is atomic, locked, or (rings) replaced only while
+// the other side is quiesced, as the type's doc says.
+unsafe impl Sync for Nic<'_, '_> {}
 
 impl<'a, 'e> Nic<'a, 'e> {
     /// `igc_probe`: find the NIC, place BAR0, enable memory and bus
     /// mastering, program MSI-X, reset, read and validate the MAC.
     /// Reports ProbeEnter/ProbeExit.
     pub fn probe(
-        plat: &'a dyn Platform,
+        plat: &'a (dyn Platform + Sync),
         pool: DmaPool,
         cfg: DriverConfig,
-        skbs: &'a RefCell<SkbPool<'e>>,
+        skbs: &'a SkbCell<'e>,
         txq: &'a TxQueue<'e>,
         napi: &'a Napi,
     ) -> Result<Self, ProbeError> {
@@ -223,10 +281,10 @@ impl<'a, 'e> Nic<'a, 'e> {
     }
 
     fn probe_inner(
-        plat: &'a dyn Platform,
+        plat: &'a (dyn Platform + Sync),
         pool: DmaPool,
         cfg: DriverConfig,
-        skbs: &'a RefCell<SkbPool<'e>>,
+        skbs: &'a SkbCell<'e>,
         txq: &'a TxQueue<'e>,
         napi: &'a Napi,
     ) -> Result<Self, ProbeError> {
@@ -240,16 +298,16 @@ impl<'a, 'e> Nic<'a, 'e> {
             mac: [0; 6],
             addr_assign: AddrAssignType::Perm,
             cfg,
-            pool,
+            pool: SpinLock::new(pool),
             dma: DmaMapper::new(),
             skbs,
             txq,
             napi,
-            rings: None,
-            kept: Vec::new(),
-            rx_seq: 0,
-            tx_seq: 0,
-            stats: NicStats::default(),
+            rings: UnsafeCell::new(None),
+            kept: SpinLock::new(Vec::new()),
+            rx_seq: AtomicU64::new(0),
+            tx_seq: AtomicU64::new(0),
+            st: Counters::default(),
         };
         // A known state whatever the firmware (or a previous owner) left.
         if !nic.reset_and_wait() {
@@ -290,7 +348,7 @@ impl<'a, 'e> Nic<'a, 'e> {
 
     /// Start a reset and poll STATUS until it ends, bounded. Sleeps
     /// between polls so a slow reset costs few register reads.
-    fn reset_and_wait(&mut self) -> bool {
+    fn reset_and_wait(&self) -> bool {
         self.regs.write(r::CTRL, r::CTRL_RESET);
         let start = self.plat.now_ns();
         let mut pause = 2_000u64;
@@ -300,7 +358,7 @@ impl<'a, 'e> Nic<'a, 'e> {
             }
             let now = self.plat.now_ns();
             if now - start > RESET_TIMEOUT_NS {
-                self.stats.reset_timeouts += 1;
+                inc(&self.st.reset_timeouts, 1);
                 return false;
             }
             self.plat.wait_until(now + pause);
@@ -313,27 +371,55 @@ impl<'a, 'e> Nic<'a, 'e> {
         self.cfg.mutant
     }
 
+    /// The rings, if open.
+    fn rings(&self) -> Option<&Rings> {
+        // SAFETY: only up()/down() replace the Option, and they run when
+        // no other user of the rings is active (see the type's doc).
+        unsafe { (*self.rings.get()).as_ref() }
+    }
+
+    /// Replace the rings (open/stop only).
+    ///
+    /// # Safety
+    /// No xmit, reclaim or receive may run concurrently, and no
+    /// reference from [`Self::rings`] may be alive.
+    unsafe fn set_rings(&self, r: Option<Rings>) -> Option<Rings> {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { core::mem::replace(&mut *self.rings.get(), r) }
+    }
+
     /// Whether the rings are allocated (between open and stop).
     pub fn is_open(&self) -> bool {
-        self.rings.is_some()
+        self.rings().is_some()
     }
 
     /// Free TX descriptors (0 when closed).
     pub fn tx_free(&self) -> u32 {
-        self.rings.as_ref().map_or(0, Rings::tx_free)
+        self.rings().map_or(0, Rings::tx_free)
     }
 
-    /// Packets posted and not yet reclaimed.
-    pub fn tx_in_flight(&self) -> u32 {
-        self.rings.as_ref().map_or(0, |rg| {
-            let (p, c) = (rg.tx_prod.load(Ordering::Acquire), rg.tx_cons.load(Ordering::Acquire));
-            (c..p).filter(|&i| rg.tx_buf[(i & (rg.tx.size - 1)) as usize].skb.is_some()).count() as u32
-        })
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> NicStats {
+        let c = &self.st;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        NicStats {
+            tx_packets: g(&c.tx_packets),
+            tx_dropped: g(&c.tx_dropped),
+            tx_completed: g(&c.tx_completed),
+            tx_aborted: g(&c.tx_aborted),
+            rx_packets: g(&c.rx_packets),
+            rx_errors: g(&c.rx_errors),
+            busy: g(&c.busy),
+            doorbells: g(&c.doorbells),
+            stale_skbs: g(&c.stale_skbs),
+            reset_timeouts: g(&c.reset_timeouts),
+            tx_timeouts: g(&c.tx_timeouts),
+        }
     }
 
     /// DMA pages still allocated (rings, buffers).
     pub fn dma_pages_used(&self) -> usize {
-        self.pool.pages_used()
+        self.pool.lock().pages_used()
     }
 
     /// BAR0 registers (for tests and the scenario's statistics).
@@ -343,17 +429,18 @@ impl<'a, 'e> Nic<'a, 'e> {
 
     /// `igc_setup_all_tx/rx_resources` + `igc_configure`: allocate and
     /// map rings and buffers, program the device, post RX buffers.
-    fn setup_rings(&mut self) -> Result<Rings, i32> {
+    fn setup_rings(&self) -> Result<Rings, i32> {
         let (ts, rs) = (self.cfg.tx_ring, self.cfg.rx_ring);
         let desc = core::mem::size_of::<TxDesc>() as u64;
-        let tx_mem = self.pool.alloc(u64::from(ts) * desc).ok_or(ENOMEM)?;
-        let Some(rx_mem) = self.pool.alloc(u64::from(rs) * desc) else {
-            self.pool.free(tx_mem);
+        let mut pool = self.pool.lock();
+        let tx_mem = pool.alloc(u64::from(ts) * desc).ok_or(ENOMEM)?;
+        let Some(rx_mem) = pool.alloc(u64::from(rs) * desc) else {
+            pool.free(tx_mem);
             return Err(ENOMEM);
         };
-        let Some(rx_bufs) = self.pool.alloc(u64::from(rs) * u64::from(RX_BUF_LEN)) else {
-            self.pool.free(tx_mem);
-            self.pool.free(rx_mem);
+        let Some(rx_bufs) = pool.alloc(u64::from(rs) * u64::from(RX_BUF_LEN)) else {
+            pool.free(tx_mem);
+            pool.free(rx_mem);
             return Err(ENOMEM);
         };
         // The rings are mapped whole; RX buffers as one page_pool-like
@@ -366,7 +453,7 @@ impl<'a, 'e> Nic<'a, 'e> {
         for (i, &(a, l, d)) in maps.iter().enumerate() {
             if self.dma.map(self.plat, a, l, d).is_err() {
                 maps[..i].iter().for_each(|&(a, l, _)| self.dma.unmap(self.plat, a, l));
-                [tx_mem, rx_mem, rx_bufs].into_iter().for_each(|m| self.pool.free(m));
+                [tx_mem, rx_mem, rx_bufs].into_iter().for_each(|m| pool.free(m));
                 return Err(ENOMEM);
             }
         }
@@ -377,13 +464,13 @@ impl<'a, 'e> Nic<'a, 'e> {
             tx: Ring::new(tx_mem, ts),
             rx: Ring::new(rx_mem, rs),
             rx_bufs,
-            tx_buf: alloc::vec![TxBuf::default(); ts as usize],
+            tx_buf: (0..ts).map(|_| UnsafeCell::new(TxBuf::default())).collect(),
             tx_prod: AtomicU32::new(0),
             tx_cons: AtomicU32::new(0),
-            tx_tail: 0,
-            rx_prod: rs - 1,
-            rx_cons: 0,
-            rx_tail: rs - 1,
+            tx_tail: AtomicU32::new(0),
+            rx_prod: AtomicU32::new(rs - 1),
+            rx_cons: AtomicU32::new(0),
+            rx_tail: AtomicU32::new(rs - 1),
         };
         for i in 0..rs - 1 {
             rings.rx.write(i, rx_desc(&rings, i));
@@ -404,7 +491,7 @@ impl<'a, 'e> Nic<'a, 'e> {
 
     /// Give back everything `setup_rings` took. `unmap` false is the
     /// `no-unmap-at-stop` mutant.
-    fn free_rings(&mut self, rg: Rings, unmap: bool) {
+    fn free_rings(&self, rg: Rings, unmap: bool) {
         if unmap {
             self.dma.set_premapped(self.plat, None);
         }
@@ -412,28 +499,26 @@ impl<'a, 'e> Nic<'a, 'e> {
             if unmap {
                 self.dma.unmap(self.plat, m.phys, m.len);
             }
-            self.pool.free(m);
+            self.pool.lock().free(m);
         }
     }
 
-    /// `igc_tx_map` + `igc_xmit_frame_ring`.
-    fn xmit_frame(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
+    /// `igc_tx_map` + `igc_xmit_frame_ring`. Transmit side only.
+    fn xmit_frame(&self, skb: SkbId, xmit_more: bool) -> NetdevTx {
         if self.cfg.mutant == Mutant::ReclaimOnXmit {
             self.clean_tx_irq();
         }
-        let Some(rg) = self.rings.as_ref() else {
+        let Some(rg) = self.rings() else {
             // Not open: the stack never calls us then; drop to be safe.
             return self.drop_skb(skb, xmit_more);
         };
-        let (nr, bytes, head_len) = match self.skbs.borrow().get(skb) {
-            Ok(s) => (s.nr_descs(), s.len(), s.head_len()),
-            Err(_) => {
-                // A freed skb came back: only a driver that freed on BUSY
-                // (busy-frees) causes this. Report, never touch it.
-                self.stats.stale_skbs += 1;
-                self.plat.marker_text(Marker::OracleFail, &[u64::from(skb.0)], "busy-ownership: xmit got a freed skb");
-                return NetdevTx::Ok;
-            }
+        let got = self.skbs.borrow().get(skb).map(|s| (s.nr_descs(), s.len(), s.head_len()));
+        let Ok((nr, bytes, head_len)) = got else {
+            // A freed skb came back: only a driver that freed on BUSY
+            // (busy-frees) causes this. Report, never touch it.
+            inc(&self.st.stale_skbs, 1);
+            self.plat.marker_text(Marker::OracleFail, &[u64::from(skb.0)], "busy-ownership: xmit got a freed skb");
+            return NetdevTx::Ok;
         };
         if nr == 0 || nr > MAX_DESC_PER_PACKET || bytes > abi::MAX_FRAME_LEN {
             return self.drop_skb(skb, xmit_more);
@@ -441,7 +526,7 @@ impl<'a, 'e> Nic<'a, 'e> {
         // Full ring at entry: only after a false wake (allowed, rare).
         // BUSY keeps no reference and frees nothing.
         if rg.tx_free() < nr {
-            self.stats.busy += 1;
+            inc(&self.st.busy, 1);
             if !self.txq.stopped() {
                 self.txq.stop(QueueReason::RingLow);
             }
@@ -449,7 +534,7 @@ impl<'a, 'e> Nic<'a, 'e> {
                 Mutant::BusyFrees => {
                     let _ = self.skbs.borrow_mut().free(skb);
                 }
-                Mutant::BusyKeepsRef => self.kept.push(skb),
+                Mutant::BusyKeepsRef => self.kept.lock().push(skb),
                 _ => {}
             }
             // Packets posted earlier in this xmit_more batch must still
@@ -479,10 +564,10 @@ impl<'a, 'e> Nic<'a, 'e> {
             }
         }
         let mut frags = [(0u64, 0u32); MAX_DESC_PER_PACKET as usize];
-        let n = {
+        let mut n = 0;
+        {
             let pool = self.skbs.borrow();
             let Ok(s) = pool.get(skb) else { return NetdevTx::Ok };
-            let mut n = 0;
             if s.head_len() != 0 {
                 frags[0] = (s.head_addr(), s.head_len());
                 n = 1;
@@ -491,8 +576,7 @@ impl<'a, 'e> Nic<'a, 'e> {
                 frags[n] = (f.addr, f.len);
                 n += 1;
             }
-            n
-        };
+        }
         // Map everything before touching the ring, so a failure needs
         // no descriptor rollback.
         for i in 0..n {
@@ -505,26 +589,25 @@ impl<'a, 'e> Nic<'a, 'e> {
                 }
             }
         }
-        let Some(rg) = self.rings.as_mut() else { return NetdevTx::Ok };
         let prod = rg.tx_prod.load(Ordering::Relaxed);
-        let mask = rg.tx.size - 1;
         for (i, &(addr, len)) in frags[..n].iter().enumerate() {
             let idx = prod.wrapping_add(i as u32);
             let last = i + 1 == n;
             rg.tx.write(idx, TxDesc { addr, len: len as u16, flags: if last { TXD_EOP } else { 0 }, ..TxDesc::default() });
-            rg.tx_buf[(idx & mask) as usize] = TxBuf { skb: None, dma: addr, len, eop: 0, bytes: 0 };
+            // SAFETY: slots from prod on belong to xmit until prod is published.
+            *unsafe { rg.slot(idx) } = TxBuf { skb: None, dma: addr, len, eop: 0, bytes: 0 };
         }
-        let first = &mut rg.tx_buf[(prod & mask) as usize];
+        // SAFETY: as above.
+        let first = unsafe { rg.slot(prod) };
         first.skb = Some(skb);
         first.eop = prod.wrapping_add(n as u32 - 1);
         first.bytes = bytes;
-        let _ = self.skbs.borrow_mut().set_mark(skb, self.tx_seq);
-        self.tx_seq += 1;
-        self.stats.tx_packets += 1;
-        let new_prod = prod.wrapping_add(n as u32);
-        // Index stored before the stop macro reads free space.
-        rg.tx_prod.store(new_prod, Ordering::Release);
-        let rg = self.rings.as_ref().expect("rings checked above");
+        let seq = self.tx_seq.fetch_add(1, Ordering::Relaxed);
+        let _ = self.skbs.borrow_mut().set_mark(skb, seq);
+        inc(&self.st.tx_packets, 1);
+        // Publish the slots, and store the index before the stop macro
+        // reads free space (it fences against reclaim's index store).
+        rg.tx_prod.store(prod.wrapping_add(n as u32), Ordering::Release);
         if self.cfg.mutant != Mutant::NoStopInAdvance {
             self.maybe_stop_tx(rg);
         }
@@ -544,24 +627,24 @@ impl<'a, 'e> Nic<'a, 'e> {
     }
 
     /// Write TX_TAIL if descriptors were posted since the last doorbell.
-    fn ring_tx_doorbell(&mut self) {
-        let Some(rg) = self.rings.as_mut() else { return };
+    fn ring_tx_doorbell(&self) {
+        let Some(rg) = self.rings() else { return };
         let prod = rg.tx_prod.load(Ordering::Relaxed);
-        if prod == rg.tx_tail {
+        if prod == rg.tx_tail.load(Ordering::Relaxed) {
             return;
         }
         // wmb: descriptors reach memory before the device sees the tail.
         fence(Ordering::Release);
-        rg.tx_tail = prod;
+        rg.tx_tail.store(prod, Ordering::Relaxed);
         self.regs.write(r::TX_TAIL, prod);
-        self.stats.doorbells += 1;
+        inc(&self.st.doorbells, 1);
     }
 
     /// Drop: free the skb and return OK (ibmvnic 7f5b030830fe); the last
     /// skb of a batch still rings for the ones before it (bnxt e8d8c5d80f5e).
-    fn drop_skb(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
+    fn drop_skb(&self, skb: SkbId, xmit_more: bool) -> NetdevTx {
         let _ = self.skbs.borrow_mut().free(skb);
-        self.stats.tx_dropped += 1;
+        inc(&self.st.tx_dropped, 1);
         if !xmit_more {
             self.ring_tx_doorbell();
         }
@@ -570,15 +653,15 @@ impl<'a, 'e> Nic<'a, 'e> {
 
     /// `igc_clean_tx_irq`: reclaim completed packets (unmap, free, BQL
     /// completed), store the consumer index, then completed_wake.
-    /// Returns packets reclaimed.
-    pub fn clean_tx_irq(&mut self) -> u32 {
-        let Some(rg) = self.rings.as_mut() else { return 0 };
-        let mask = rg.tx.size - 1;
+    /// NAPI side only. Returns packets reclaimed.
+    pub fn clean_tx_irq(&self) -> u32 {
+        let Some(rg) = self.rings() else { return 0 };
         let prod = rg.tx_prod.load(Ordering::Acquire);
         let mut cons = rg.tx_cons.load(Ordering::Relaxed);
         let (mut pkts, mut bytes) = (0u32, 0u32);
         while cons != prod {
-            let first = rg.tx_buf[(cons & mask) as usize];
+            // SAFETY: [cons, prod) belongs to reclaim (prod loaded Acquire).
+            let first = *unsafe { rg.slot(cons) };
             let Some(skb) = first.skb else {
                 // Not the start of a packet: ring state is corrupt. Stop
                 // reclaiming rather than free the wrong thing.
@@ -591,7 +674,8 @@ impl<'a, 'e> Nic<'a, 'e> {
             fence(Ordering::Acquire);
             let mut i = cons;
             loop {
-                let b = &mut rg.tx_buf[(i & mask) as usize];
+                // SAFETY: still inside [cons, prod).
+                let b = unsafe { rg.slot(i) };
                 self.dma.unmap(self.plat, b.dma, u64::from(b.len));
                 *b = TxBuf::default();
                 if i == first.eop {
@@ -607,9 +691,11 @@ impl<'a, 'e> Nic<'a, 'e> {
         if pkts == 0 {
             return 0;
         }
-        self.stats.tx_completed += u64::from(pkts);
+        inc(&self.st.tx_completed, u64::from(pkts));
         let size = rg.tx.size;
         let late = self.cfg.mutant == Mutant::ConsIndexLate;
+        // The index goes out before completed_wake's fence (which pairs
+        // with the one in try_stop); the mutant stores it after.
         if !late {
             rg.tx_cons.store(cons, Ordering::Release);
         }
@@ -624,41 +710,45 @@ impl<'a, 'e> Nic<'a, 'e> {
         pkts
     }
 
-    /// `igc_clean_rx_irq`: deliver up to `budget` frames, refill.
-    pub fn clean_rx_irq(&mut self, budget: u32) -> u32 {
-        let Some(rg) = self.rings.as_mut() else { return 0 };
+    /// `igc_clean_rx_irq`: deliver up to `budget` frames, refill. NAPI
+    /// side only.
+    pub fn clean_rx_irq(&self, budget: u32) -> u32 {
+        let Some(rg) = self.rings() else { return 0 };
+        let (mut prod, mut cons) = (rg.rx_prod.load(Ordering::Relaxed), rg.rx_cons.load(Ordering::Relaxed));
         let mut done = 0;
         while done < budget {
-            let (status, len) = ring::rx_status(&rg.rx, rg.rx_cons);
+            let (status, len) = ring::rx_status(&rg.rx, cons);
             if status & RXD_STAT_DONE == 0 {
                 break;
             }
             fence(Ordering::Acquire);
-            let addr = rx_buf_addr(rg, rg.rx_cons);
+            let addr = rx_buf_addr(rg, cons);
             if status & RXD_STAT_ERR == 0 {
                 // Deliver: the host compares these bytes with the frame
                 // it transmitted as number `rx_seq`, during this exit.
+                let seq = self.rx_seq.fetch_add(1, Ordering::Relaxed);
                 if !self.cfg.bench {
-                    self.plat.marker(Marker::RxDeliver, &[addr, u64::from(len), self.rx_seq]);
+                    self.plat.marker(Marker::RxDeliver, &[addr, u64::from(len), seq]);
                 }
-                self.rx_seq += 1;
-                self.stats.rx_packets += 1;
+                inc(&self.st.rx_packets, 1);
             } else {
-                self.stats.rx_errors += 1;
+                inc(&self.st.rx_errors, 1);
             }
             // The consumed slot's neighbour gets its buffer back.
-            rg.rx.write(rg.rx_prod, rx_desc(rg, rg.rx_prod));
-            rg.rx_prod = rg.rx_prod.wrapping_add(1);
-            rg.rx_cons = rg.rx_cons.wrapping_add(1);
+            rg.rx.write(prod, rx_desc(rg, prod));
+            prod = prod.wrapping_add(1);
+            cons = cons.wrapping_add(1);
             done += 1;
         }
+        rg.rx_prod.store(prod, Ordering::Relaxed);
+        rg.rx_cons.store(cons, Ordering::Relaxed);
         // Give buffers back in groups (igc's IGC_RX_BUFFER_WRITE): one
         // register exit per RX_TAIL_BATCH frames, while the device still
         // holds most of the ring.
-        if rg.rx_prod.wrapping_sub(rg.rx_tail) >= RX_TAIL_BATCH {
+        if prod.wrapping_sub(rg.rx_tail.load(Ordering::Relaxed)) >= RX_TAIL_BATCH {
             fence(Ordering::Release);
-            rg.rx_tail = rg.rx_prod;
-            self.regs.write(r::RX_TAIL, rg.rx_prod);
+            rg.rx_tail.store(prod, Ordering::Relaxed);
+            self.regs.write(r::RX_TAIL, prod);
         }
         done
     }
@@ -671,8 +761,26 @@ impl<'a, 'e> Nic<'a, 'e> {
         }
     }
 
-    /// `igc_down` + `igc_free_all_tx/rx_resources`.
-    fn down(&mut self) {
+    /// `igc_up`: rings, NAPI, interrupts, enable, start the queue.
+    /// Transmit side, with NAPI still disabled.
+    fn up(&self) -> Result<(), i32> {
+        let rings = self.setup_rings()?;
+        let rx_tail = rings.rx_prod.load(Ordering::Relaxed);
+        // SAFETY: NAPI is disabled and the queue stopped: nobody else
+        // looks at the rings.
+        unsafe { self.set_rings(Some(rings)) };
+        self.napi.enable();
+        self.ack_irq();
+        self.regs.write(r::INT_ENABLE, r::INT_TX | r::INT_RX | r::INT_ERR);
+        self.regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
+        fence(Ordering::Release);
+        self.regs.write(r::RX_TAIL, rx_tail);
+        self.txq.start(QueueReason::Lifecycle);
+        Ok(())
+    }
+
+    /// `igc_down` + `igc_free_all_tx/rx_resources`. Transmit side.
+    fn down(&self) {
         let m = self.cfg.mutant;
         // netif_tx_disable: the stack calls no xmit from here.
         self.txq.stop(QueueReason::Lifecycle);
@@ -694,18 +802,18 @@ impl<'a, 'e> Nic<'a, 'e> {
         }
         // Abort in-flight packets: unmap and free (macb 27f575836cfe).
         let unmap = m != Mutant::NoUnmapAtStop;
-        if let Some(rg) = self.rings.as_mut() {
-            let mask = rg.tx.size - 1;
-            let prod = rg.tx_prod.load(Ordering::Relaxed);
-            let mut i = rg.tx_cons.load(Ordering::Relaxed);
+        if let Some(rg) = self.rings() {
+            let prod = rg.tx_prod.load(Ordering::Acquire);
+            let mut i = rg.tx_cons.load(Ordering::Acquire);
             while i != prod {
-                let b = &mut rg.tx_buf[(i & mask) as usize];
+                // SAFETY: NAPI is disabled, so reclaim's slots are ours.
+                let b = unsafe { rg.slot(i) };
                 if unmap && b.len != 0 {
                     self.dma.unmap(self.plat, b.dma, u64::from(b.len));
                 }
                 if let Some(skb) = b.skb {
                     let _ = self.skbs.borrow_mut().free(skb);
-                    self.stats.tx_aborted += 1;
+                    inc(&self.st.tx_aborted, 1);
                 }
                 *b = TxBuf::default();
                 i = i.wrapping_add(1);
@@ -716,10 +824,13 @@ impl<'a, 'e> Nic<'a, 'e> {
         if self.txq.reset_queue(0).is_err() {
             self.plat.marker_text(Marker::OracleFail, &[], "bql: reset with packets in flight");
         }
-        for skb in core::mem::take(&mut self.kept) {
+        let kept = core::mem::take(&mut *self.kept.lock());
+        for skb in kept {
             let _ = self.skbs.borrow_mut().free(skb);
         }
-        if let Some(rg) = self.rings.take() {
+        // SAFETY: xmit is not running (we are its side) and NAPI is
+        // disabled; the reference from rings() above is no longer used.
+        if let Some(rg) = unsafe { self.set_rings(None) } {
             self.free_rings(rg, unmap);
         }
     }
@@ -728,6 +839,33 @@ impl<'a, 'e> Nic<'a, 'e> {
     pub fn report_bql(&self) {
         let s = self.txq.dql().snapshot();
         self.plat.marker(Marker::Bql, &[u64::from(s.num_queued), u64::from(s.num_completed), u64::from(s.limit)]);
+    }
+
+    /// `ndo_open` body (shared by the trait impls).
+    pub fn ndo_open(&self) -> Result<(), i32> {
+        // dev_open validated the address already; the driver checks
+        // again (the accepts-invalid-mac mutant skips both).
+        if !is_valid_ether_addr(&self.mac) && self.cfg.mutant != Mutant::AcceptsInvalidMac {
+            return Err(crate::softnet::errno::EADDRNOTAVAIL);
+        }
+        self.up()
+    }
+
+    /// First recover a lost completion interrupt the way mlx5e does (poll
+    /// the ring ourselves, safe only with NAPI on this CPU); if nothing
+    /// completed, the device is stuck: reset it and start again, as bnxt
+    /// does (in-flight packets are aborted and freed).
+    pub fn ndo_tx_timeout(&self, napi_here: bool) {
+        inc(&self.st.tx_timeouts, 1);
+        let reclaimed = if napi_here { self.clean_tx_irq() } else { 0 };
+        if reclaimed == 0 && self.is_open() {
+            self.down();
+            if self.up().is_err() {
+                self.plat.marker_text(Marker::OracleFail, &[], "tx_timeout: could not reopen after reset");
+            }
+        } else if self.tx_free() >= TX_START_THRESH && self.txq.stopped() {
+            self.txq.wake(QueueReason::Timeout);
+        }
     }
 }
 
@@ -747,15 +885,12 @@ pub fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The single-CPU shape: the netdev owns the driver, and NAPI runs on the
+/// same CPU as xmit.
 impl NetDeviceOps for Nic<'_, '_> {
     /// `__igc_open`.
     fn open(&mut self) -> Result<(), i32> {
-        // dev_open validated the address already; the driver checks
-        // again (the accepts-invalid-mac mutant skips both).
-        if !is_valid_ether_addr(&self.mac) && self.cfg.mutant != Mutant::AcceptsInvalidMac {
-            return Err(crate::softnet::errno::EADDRNOTAVAIL);
-        }
-        self.up()
+        self.ndo_open()
     }
 
     /// `__igc_close`.
@@ -767,52 +902,66 @@ impl NetDeviceOps for Nic<'_, '_> {
         self.xmit_frame(skb, xmit_more)
     }
 
-    /// First recover a lost completion interrupt the way mlx5e does (poll
-    /// the ring ourselves); if nothing completed, the device is stuck:
-    /// reset it and start again, as bnxt does (in-flight packets are
-    /// aborted and freed).
     fn tx_timeout(&mut self, _txq: u32) {
-        self.stats.tx_timeouts += 1;
-        if self.clean_tx_irq() == 0 && self.rings.is_some() {
-            self.down();
-            if self.up().is_err() {
-                self.plat.marker_text(Marker::OracleFail, &[], "tx_timeout: could not reopen after reset");
-            }
-        } else if self.tx_free() >= TX_START_THRESH && self.txq.stopped() {
-            self.txq.wake(QueueReason::Timeout);
-        }
-    }
-}
-
-impl Nic<'_, '_> {
-    /// `igc_up`: rings, NAPI, interrupts, enable, start the queue.
-    fn up(&mut self) -> Result<(), i32> {
-        let rings = self.setup_rings()?;
-        let rx_tail = rings.rx_prod;
-        self.rings = Some(rings);
-        self.napi.enable();
-        self.ack_irq();
-        self.regs.write(r::INT_ENABLE, r::INT_TX | r::INT_RX | r::INT_ERR);
-        self.regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
-        fence(Ordering::Release);
-        self.regs.write(r::RX_TAIL, rx_tail);
-        self.txq.start(QueueReason::Lifecycle);
-        Ok(())
+        self.ndo_tx_timeout(true);
     }
 }
 
 impl NapiHandler for Nic<'_, '_> {
     fn clean_tx(&mut self) {
-        // No INT_CAUSE acknowledge here: the device sends an MSI for every
-        // cause it raises, latched or not, and two register exits per
-        // poll would cost more than the whole reclaim.
-        if self.cfg.mutant != Mutant::ReclaimOnXmit {
-            self.clean_tx_irq();
-        }
+        NapiSide(self).clean_tx()
     }
 
     fn clean_rx(&mut self, budget: u32) -> u32 {
         self.clean_rx_irq(budget)
+    }
+
+    fn irq_enable(&mut self) {}
+}
+
+/// The driver as the netdev's ops through a shared reference, so that
+/// [`NapiSide`] can poll the same driver (on this CPU or another).
+pub struct NicOps<'n, 'a, 'e> {
+    /// The driver.
+    pub nic: &'n Nic<'a, 'e>,
+    /// Whether NAPI runs on the transmit CPU (then tx_timeout may reclaim
+    /// itself; otherwise reclaim belongs to the other CPU).
+    pub napi_here: bool,
+}
+
+impl NetDeviceOps for NicOps<'_, '_, '_> {
+    fn open(&mut self) -> Result<(), i32> {
+        self.nic.ndo_open()
+    }
+
+    fn stop(&mut self) {
+        self.nic.down();
+    }
+
+    fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
+        self.nic.xmit_frame(skb, xmit_more)
+    }
+
+    fn tx_timeout(&mut self, _txq: u32) {
+        self.nic.ndo_tx_timeout(self.napi_here);
+    }
+}
+
+/// The NAPI side of the driver, for a poll on any CPU.
+pub struct NapiSide<'n, 'a, 'e>(pub &'n Nic<'a, 'e>);
+
+impl NapiHandler for NapiSide<'_, '_, '_> {
+    fn clean_tx(&mut self) {
+        // No INT_CAUSE acknowledge here: the device sends an MSI for every
+        // cause it raises, latched or not, and two register exits per
+        // poll would cost more than the whole reclaim.
+        if self.0.cfg.mutant != Mutant::ReclaimOnXmit {
+            self.0.clean_tx_irq();
+        }
+    }
+
+    fn clean_rx(&mut self, budget: u32) -> u32 {
+        self.0.clean_rx_irq(budget)
     }
 
     fn irq_enable(&mut self) {
