@@ -124,3 +124,41 @@ fn bad_guest_endless_loop_times_out_within_its_limit() {
         "the timeout report shows the last serial lines: {r:#?}"
     );
 }
+
+#[test]
+fn bench_prints_min_median_max_per_metric() {
+    let out = std::process::Command::new(nicproof_bin())
+        .args(["bench", "--scenario", "empty", "--runs", "3", "--guest"])
+        .arg(guest_image())
+        .output()
+        .expect("spawning nicproof bench");
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{s}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.contains("metric (3 runs)") && s.contains("median"), "{s}");
+    for metric in [
+        "vm set-up (ms)",
+        "boot-to-ready (ms)",
+        "whole run (ms)",
+        "vm exits, total",
+        "exits: io-out",
+    ] {
+        let line = s
+            .lines()
+            .map(str::trim_start)
+            .find(|l| l.starts_with(metric))
+            .unwrap_or_else(|| panic!("{metric} missing:\n{s}"));
+        let nums: Vec<f64> = line[metric.len()..]
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        assert_eq!(nums.len(), 3, "{line}");
+        assert!(
+            nums[0] <= nums[1] && nums[1] <= nums[2],
+            "min <= median <= max: {line}"
+        );
+    }
+}
