@@ -152,3 +152,12 @@ fn markers_can_be_turned_off_for_benchmarks_while_the_ledger_still_counts() {
     assert!(env.markers().is_empty());
     assert_eq!((pool.allocs(), pool.frees(), pool.bad_frees(), pool.live()), (1, 1, 1, 0));
 }
+
+#[test]
+fn softnet_types_can_be_shared_between_cpus() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<SkbPool<'static>>();
+    sync::<nicproof_guest::softnet::queue::TxQueue<'static>>();
+    sync::<nicproof_guest::softnet::napi::Napi>();
+}

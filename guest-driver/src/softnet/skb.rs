@@ -11,7 +11,8 @@
 //!
 //! Nothing is allocated per packet: slots and data blocks come from
 //! tables sized once. The pool is not thread-safe; its owner serialises
-//! access (e.g. a spinlock shared by xmit and reclaim). Ids carry a
+//! access (e.g. a spinlock shared by xmit and reclaim; the pool is
+//! `Send`, so such a lock needs no `unsafe`). Ids carry a
 //! generation, so a stale or double free is detected, refused, and still
 //! reported as a second `SkbFree` marker for the host's ledger.
 
@@ -167,12 +168,14 @@ pub struct SkbPool<'e> {
     frees: u64,
     bad_frees: u64,
     markers: bool,
-    env: &'e dyn SoftnetEnv,
+    env: &'e (dyn SoftnetEnv + Sync),
 }
 
 impl<'e> SkbPool<'e> {
     /// A pool of `capacity` skbs and as many data blocks (≤ 65535).
-    pub fn new(capacity: u16, env: &'e dyn SoftnetEnv) -> Self {
+    /// The environment must be `Sync` so the pool is `Send` and can sit
+    /// in a lock shared by the xmit and reclaim CPUs.
+    pub fn new(capacity: u16, env: &'e (dyn SoftnetEnv + Sync)) -> Self {
         let n = usize::from(capacity);
         Self {
             slots: alloc::vec![Slot::default(); n].into_boxed_slice(),
