@@ -255,6 +255,13 @@ impl Asm {
         self.0.extend_from_slice(&[0x89, 0x04, 0x25]);
         self.d32(addr)
     }
+    /// `mov rbx, addr; mov eax, [rbx]` (any 64-bit address, e.g. MMIO).
+    pub fn load32(&mut self, addr: u64) -> &mut Self {
+        self.0.extend_from_slice(&[0x48, 0xbb]);
+        self.0.extend_from_slice(&addr.to_le_bytes());
+        self.0.extend_from_slice(&[0x8b, 0x03]);
+        self
+    }
     /// `mov byte [addr], v`
     pub fn store8(&mut self, addr: u32, v: u8) -> &mut Self {
         self.0.extend_from_slice(&[0xc6, 0x04, 0x25]);

@@ -115,6 +115,50 @@ fn protocol_round_trip_on_both_vcpus_passes() {
 }
 
 #[test]
+fn unclaimed_ports_and_mmio_read_all_ones() {
+    let rec = slot(0) as u32;
+    let mut a = Asm::default();
+    a.out32(0xcf8, 0x8000_0800) // config address of 00:01.0, vendor/device
+        .in32(0xcfc)
+        .store_eax(rec + 24)
+        .load32(layout::MMIO_WINDOW_BASE)
+        .store_eax(rec + 32)
+        .in32(0x1234)
+        .store_eax(rec + 40)
+        .send(0)
+        .send(1)
+        .send(2)
+        .spin();
+    let recs = [
+        record(
+            RecordKind::Marker,
+            None,
+            [Marker::Phase as u64, 0, 0, 0, 0, 0],
+        ),
+        record(RecordKind::Verdict, None, [1, 0, 0, 0, 0, 0]),
+        record(RecordKind::PowerOff, None, [0; 6]),
+    ];
+    let r = run(
+        &write_guest("unclaimed", &tiny_elf(&a.0, &recs)),
+        &["--scenario", "boot", "--timeout", "30"],
+    );
+    assert_eq!((r.code, r.outcome()), (0, "passed"), "{r:#?}");
+    let args = &r.markers("phase")[0]["args"];
+    assert_eq!(
+        u64_of(&args[0]),
+        0xffff_ffff,
+        "no PCI function answers yet: vendor 0xffff"
+    );
+    assert_eq!(
+        u64_of(&args[1]),
+        0xffff_ffff,
+        "nothing in the MMIO window yet"
+    );
+    assert_eq!(u64_of(&args[2]), 0xffff_ffff, "unclaimed port");
+    assert!(r.report["stats"]["exits"]["mmio-read"].as_u64() >= Some(1));
+}
+
+#[test]
 fn triple_fault_reports_registers() {
     let mut a = Asm::default();
     a.ud2();
