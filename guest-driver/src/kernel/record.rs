@@ -7,7 +7,7 @@
 
 use crate::abi::{control::MAX_TEXT, Marker, Record, RecordKind};
 
-/// Power-off codes the kernel uses (args[0] of [`RecordKind::PowerOff`],
+/// Power-off codes the kernel uses (`args[0]` of [`RecordKind::PowerOff`],
 /// and QEMU's isa-debug-exit value).
 pub mod exit_code {
     /// The scenario's verdict was pass.
@@ -43,7 +43,7 @@ pub fn log(level: u64, text: &str) -> Record {
     with_text(RecordKind::Log, text, [level, 0, 0, 0, 0, 0])
 }
 
-/// A marker: args[0] = marker id, `args` follow in args[1..] (at most 5
+/// A marker: `args[0]` = marker id, `args` follow in `args[1..]` (at most 5
 /// are kept; extra ones are dropped).
 pub fn marker(m: Marker, args: &[u64], text: &str) -> Record {
     let mut a = [0u64; 6];
@@ -84,9 +84,9 @@ pub fn cpu_online(cpu: u64) -> Record {
     plain(RecordKind::CpuOnline, [cpu, 0, 0, 0, 0, 0])
 }
 
-/// Boot finished: args[0] = scenario id, args[1] = TSC kHz in use,
-/// args[2] = boot path (0 direct 64-bit entry, 1 PVH), args[3] = the TSC
-/// when Ready was sent (guest-side boot time = args[3] / args[1] ms).
+/// Boot finished: `args[0]` = scenario id, `args[1]` = TSC kHz in use,
+/// `args[2]` = boot path (0 direct 64-bit entry, 1 PVH), `args[3]` = the TSC
+/// when Ready was sent (guest-side boot time = `args[3]` / `args[1]` ms).
 pub fn ready(scenario: u64, tsc_khz: u64, pvh: bool, tsc: u64) -> Record {
     plain(RecordKind::Ready, [scenario, tsc_khz, pvh as u64, tsc, 0, 0])
 }

@@ -10,7 +10,9 @@
 //!   tables (no run-time table building) and joins the same path.
 //!
 //! Application processors enter at [`ap_entry_address`], with the stack
-//! the boot CPU asked for in its StartCpu record.
+//! the boot CPU asked for in its StartCpu record. Under QEMU they come
+//! through INIT-SIPI instead: the real-mode [`trampoline`] (copied to
+//! [`TRAMPOLINE_ADDR`]) enters long mode and picks the stack by APIC ID.
 
 use core::arch::global_asm;
 use nicproof_guest::abi::layout;
