@@ -228,3 +228,13 @@ fn stuck_stopped_oracle_flags_only_unwakeable_queues() {
     q.dql().completed(100, 0).unwrap();
     assert_eq!(q.stuck_stopped(START, START), Some(STACK_XOFF));
 }
+
+#[test]
+fn bql_snapshot_marker_carries_the_counters() {
+    let (q, env) = queue(true, SoftnetMutants::NONE);
+    q.sent_queue(300).unwrap();
+    q.completed_queue(1, 300).unwrap();
+    env.clear();
+    q.report_bql();
+    assert_eq!(env.markers(), vec![(Marker::Bql, vec![300, 300, 300, 0])]);
+}

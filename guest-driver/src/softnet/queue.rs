@@ -297,6 +297,21 @@ impl<'e> TxQueue<'e> {
         Ok(())
     }
 
+    /// Report a BQL snapshot (`Marker::Bql`: queued, completed, limit,
+    /// queue index) for the host's "BQL back to zero" oracle.
+    pub fn report_bql(&self) {
+        let d = self.dql.snapshot();
+        self.env.marker(
+            Marker::Bql,
+            &[
+                u64::from(d.num_queued),
+                u64::from(d.num_completed),
+                u64::from(d.limit),
+                u64::from(self.index),
+            ],
+        );
+    }
+
     /// The no-lost-wake oracle (scenario 8), for quiescence (no xmit, no
     /// poll, no pending IRQ): a queue the driver stopped although
     /// `free >= start_thrs`, or BQL-stopped with room under the limit,
