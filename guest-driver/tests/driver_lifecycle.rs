@@ -585,7 +585,7 @@ fn smp_napi_on_another_thread_passes_every_oracle() {
     use nicproof_guest::scenarios::default::{run as run_default, Mode};
     let par = |a: &(dyn Fn() + Sync), b: &mut dyn FnMut()| -> bool {
         std::thread::scope(|s| {
-            s.spawn(|| a());
+            s.spawn(a);
             b();
         });
         true
