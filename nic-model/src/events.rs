@@ -6,6 +6,7 @@
 //! [`Event::canonical`] form, which leaves it out.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -42,7 +43,10 @@ pub enum EventKind {
     /// A PCI configuration space write.
     ConfigWrite { offset: u8, value: u32, size: u8 },
     /// A device access to guest memory, made through the DMA gate.
-    Dma { dir: DmaDir, addr: u64, len: u64, cause: String },
+    /// `cause` is a stable name (`tx-desc`, `tx-data`, ...); it is a
+    /// `Cow` so the device logs a static name without allocating on
+    /// every access (compare it with `==` against a `&str`).
+    Dma { dir: DmaDir, addr: u64, len: u64, cause: Cow<'static, str> },
     /// An MSI-X message sent (or, if `masked`, latched in the PBA).
     Irq { vector: u16, masked: bool },
     /// A reset began.
