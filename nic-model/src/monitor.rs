@@ -315,7 +315,7 @@ impl DmaMonitor {
             dir,
             addr,
             len,
-            cause: cause.name().to_string(),
+            cause: std::borrow::Cow::Borrowed(cause.name()),
         });
         let what = || format!("{} {:?} {addr:#x}+{len}", cause.name(), dir);
         if let Some(stop) = self.stopped_at {
