@@ -355,11 +355,6 @@ mod manual {
     use nicproof_guest::softnet::{PlatformEnv, SoftnetMutants};
     use nicproof_guest::driver::sync::SkbCell;
 
-    fn unsafe_skbs(pool: SkbPool<'_>) -> SkbCell<'_> {
-        // SAFETY: every pool here reports through PlatformEnv over
-        // HostPlat, which is Sync.
-        unsafe { SkbCell::new(pool) }
-    }
 
     fn frags(n: usize) -> Vec<Frag> {
         (0..n).map(|i| Frag { addr: layout::PAYLOAD_BASE + i as u64 * 64, len: 64 }).collect()
@@ -371,7 +366,7 @@ mod manual {
     fn false_wake(mutant: DriverMutant) -> (bool, u64, bool) {
         let plat = HostPlat::new(NicConfig { complete_on_request: true, ..NicConfig::default() });
         let env = PlatformEnv(&plat);
-        let skbs = unsafe_skbs(SkbPool::new(64, &env));
+        let skbs = SkbCell::new(SkbPool::new(64, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0, bench: false };
@@ -425,7 +420,7 @@ mod manual {
     fn clone_head(mutant: DriverMutant) -> Vec<u8> {
         let plat = HostPlat::new(NicConfig::default());
         let env = PlatformEnv(&plat);
-        let skbs = unsafe_skbs(SkbPool::new(16, &env));
+        let skbs = SkbCell::new(SkbPool::new(16, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0, bench: false };
@@ -455,7 +450,7 @@ mod manual {
     fn map_failure_drops_frees_and_still_rings_the_doorbell() {
         let plat = HostPlat::new(NicConfig::default());
         let env = PlatformEnv(&plat);
-        let skbs = unsafe_skbs(SkbPool::new(64, &env));
+        let skbs = SkbCell::new(SkbPool::new(64, &env));
         let txq = TxQueue::new(0, false, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
@@ -488,7 +483,7 @@ mod manual {
     fn open_with_an_invalid_address_fails_with_eaddrnotavail() {
         let plat = HostPlat::new(NicConfig::default());
         let env = PlatformEnv(&plat);
-        let skbs = unsafe_skbs(SkbPool::new(8, &env));
+        let skbs = SkbCell::new(SkbPool::new(8, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
@@ -506,7 +501,7 @@ mod manual {
     fn napi_budget_zero_reclaims_tx_only() {
         let plat = HostPlat::new(NicConfig::default());
         let env = PlatformEnv(&plat);
-        let skbs = unsafe_skbs(SkbPool::new(16, &env));
+        let skbs = SkbCell::new(SkbPool::new(16, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };

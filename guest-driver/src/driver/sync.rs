@@ -61,21 +61,13 @@ impl<T> Drop for SpinGuard<'_, T> {
 
 /// The skb pool, shared by xmit (reads skbs) and reclaim (frees them),
 /// which may run on different CPUs. `borrow`/`borrow_mut` both lock
-/// (the names keep single-CPU call sites readable).
+/// (the names keep single-CPU call sites readable). The pool is `Send`
+/// (its env is `Sync`), so the lock makes it `Sync` without more unsafe.
 pub struct SkbCell<'e>(SpinLock<SkbPool<'e>>);
-
-// SAFETY: SkbPool is plain data plus `&dyn SoftnetEnv`; `SkbCell::new`
-// requires that env to be usable from any CPU, and the lock serialises
-// every use of the pool.
-unsafe impl Sync for SkbCell<'_> {}
 
 impl<'e> SkbCell<'e> {
     /// Share `pool`.
-    ///
-    /// # Safety
-    /// The pool's `SoftnetEnv` must be `Sync` (e.g. `PlatformEnv` over a
-    /// `Sync` platform): markers may be sent from any CPU.
-    pub unsafe fn new(pool: SkbPool<'e>) -> Self {
+    pub fn new(pool: SkbPool<'e>) -> Self {
         Self(SpinLock::new(pool))
     }
 

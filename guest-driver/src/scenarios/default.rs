@@ -94,8 +94,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     };
     let batch = cfg.knobs[knob::BATCH].clamp(1, 64) as u32;
     let env = PlatformEnv(plat);
-    // SAFETY: the env is PlatformEnv over a Sync platform.
-    let skbs = unsafe { SkbCell::new(SkbPool::new((QDISC_LEN * 2 + 64) as u16, &env)) };
+    let skbs = SkbCell::new(SkbPool::new((QDISC_LEN * 2 + 64) as u16, &env));
     let bench = cfg.knobs[knob::BENCH] != 0;
     if bench {
         // Each marker is a VM exit: benchmarks count, the ledger still checks.
