@@ -142,10 +142,37 @@ fn regs_dump(fd: &VcpuFd) -> RegsDump {
     d
 }
 
+struct ClearKvmRunPtr;
+
+impl Drop for ClearKvmRunPtr {
+    fn drop(&mut self) {
+        KVM_RUN_PTR.with(|p| p.set(std::ptr::null_mut()));
+    }
+}
+
+/// [`run`], but a panic inside it (a device model bug, say) ends the run
+/// as a host error at once instead of leaving the VM to time out.
+pub fn run_catching(fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
+    let (cpu, stop, tx) = (ctx.cpu, ctx.stop.clone(), ctx.tx.clone());
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(fd, ctx))).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic".into());
+        stop.store(true, Ordering::SeqCst);
+        let _ = tx.send(VmEvent::End(End::HostError(format!("vcpu{cpu} thread panicked: {msg}"))));
+        ExitCounts::new()
+    })
+}
+
 /// Run `fd` until the run stops or this vCPU ends it; return its exits.
 pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
     let mut counts = ExitCounts::new();
     KVM_RUN_PTR.with(|p| p.set(fd.get_kvm_run()));
+    // Declared after `fd` is owned, so it drops first: the pointer is gone
+    // before the kvm_run page is unmapped, even when a device panics.
+    let _clear = ClearKvmRunPtr;
     let end = loop {
         if ctx.stop.load(Ordering::SeqCst) {
             break None;
@@ -174,7 +201,6 @@ pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
             Action::End(e) => break Some(e),
         }
     };
-    KVM_RUN_PTR.with(|p| p.set(std::ptr::null_mut()));
     if let Some(e) = end {
         ctx.stop.store(true, Ordering::SeqCst);
         let _ = ctx.tx.send(VmEvent::End(e));

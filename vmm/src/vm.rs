@@ -364,7 +364,7 @@ impl Vm {
         };
         std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))
-            .spawn(move || vcpu::run(fd, ctx))
+            .spawn(move || vcpu::run_catching(fd, ctx))
     }
 
     fn start_ap(
