@@ -835,12 +835,6 @@ impl<'a, 'e> Nic<'a, 'e> {
         }
     }
 
-    /// Send the Bql marker (queued, completed, limit) for the host.
-    pub fn report_bql(&self) {
-        let s = self.txq.dql().snapshot();
-        self.plat.marker(Marker::Bql, &[u64::from(s.num_queued), u64::from(s.num_completed), u64::from(s.limit)]);
-    }
-
     /// `ndo_open` body (shared by the trait impls).
     pub fn ndo_open(&self) -> Result<(), i32> {
         // dev_open validated the address already; the driver checks

@@ -220,6 +220,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     let live_maps = nic.dma.live();
     let busy = dev.busy_count();
     let inflight = txq.dql().inflight();
+    txq.report_bql();
     plat.marker(Marker::Summary, &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)]);
     let checks = [
         (lost_wakes != 0, "lost wake: a stopped queue with a free ring was not woken"),
