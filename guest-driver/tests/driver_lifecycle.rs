@@ -609,3 +609,27 @@ fn smp_napi_on_another_thread_passes_every_oracle() {
         );
     }
 }
+
+/// Exits one open/stop cycle costs (bench mode, so per-packet markers do
+/// not blur it): the difference between 25 cycles and none, per cycle.
+#[test]
+fn open_stop_cycle_cost_in_exits() {
+    let exits = |cycles: u64| {
+        let mut cfg = run_config(DriverMutant::None, 16, 1, 64);
+        cfg.knobs[knob::BENCH] = 1;
+        cfg.knobs[knob::CYCLES] = cycles;
+        let (plat, v) = run(NicConfig::default(), cfg);
+        assert!(v.pass, "{}", v.text);
+        let events = plat.log.snapshot();
+        let dev = events.iter().filter(|e| matches!(e.kind, EventKind::MmioRead { .. } | EventKind::MmioWrite { .. } | EventKind::Irq { .. })).count();
+        (dev, plat.markers().len())
+    };
+    let (d0, m0) = exits(0);
+    let (d1, m1) = exits(25);
+    let (d, m) = ((d1 - d0) as f64 / 25.0, (m1 - m0) as f64 / 25.0);
+    println!("one open/stop cycle: {d:.1} register/irq exits + {m:.1} marker exits");
+    // open: 10 ring/moderation registers, INT_CAUSE, INT_ENABLE, CTRL,
+    // RX_TAIL; stop: INT_ENABLE, CTRL, reset + status polls; markers:
+    // open/stop enter/exit, queue start/stop, 4 maps and 4 unmaps.
+    assert!(d < 40.0 && m < 30.0, "a cycle got expensive: {d} + {m}");
+}
