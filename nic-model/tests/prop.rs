@@ -209,7 +209,7 @@ proptest! {
     #[test]
     fn random_guest_never_breaks_the_device(
         open in any::<bool>(),
-        knob in 0u8..6,
+        knob in 0u8..8,
         ops in prop::collection::vec(op(), 1..60),
     ) {
         let mut cfg = NicConfig { reset_delay_us: 200, ..Default::default() };
@@ -219,6 +219,8 @@ proptest! {
             3 => cfg.stall_completions_after = Some(3),
             4 => cfg.mutant = abi::DeviceMutant::PhantomCompletion,
             5 => cfg.mutant = abi::DeviceMutant::DmaAfterDisable,
+            6 => cfg.mutant = abi::DeviceMutant::IrqAfterDisable,
+            7 => cfg.mutant = abi::DeviceMutant::ResetIgnored,
             _ => {}
         }
         run(cfg, open, &ops);
@@ -248,4 +250,38 @@ fn a_full_ring_of_max_fragment_packets_is_bounded_work() {
         u64::from(n / abi::MAX_DESC_PER_PACKET)
     );
     assert!(h.rules().is_empty(), "{:?}", h.rules());
+}
+
+proptest! {
+    /// Any port offset, width and value on 0xcf8..=0xcff, and any MMIO
+    /// address and width, is answered without panicking; unclaimed reads
+    /// are all ones.
+    #[test]
+    fn random_bus_accesses_never_panic(
+        accesses in prop::collection::vec(
+            (any::<bool>(), 0u16..10, 0usize..10, any::<u64>(), prop_oneof![Just(layout::NIC_BAR0_DEFAULT), any::<u64>()], 0u64..0x4010),
+            1..200,
+        ),
+    ) {
+        let mut h = TestHelper::new(NicConfig::default());
+        h.enable_pci();
+        for (pio, port, width, val, base, off) in accesses {
+            let bytes = val.to_le_bytes();
+            let mut buf = vec![0u8; width];
+            if pio {
+                if val & 1 == 0 {
+                    h.root.pio_write(port, &bytes[..width.min(8)]);
+                } else {
+                    h.root.pio_read(port, &mut buf);
+                }
+            } else {
+                let gpa = base.wrapping_add(off);
+                if val & 1 == 0 {
+                    h.root.mmio_write(gpa, &bytes[..width.min(8)]);
+                } else if !h.root.mmio_read(gpa, &mut buf) {
+                    prop_assert!(buf.iter().all(|&b| b == 0xff));
+                }
+            }
+        }
+    }
 }
