@@ -2,7 +2,7 @@
 //! [`Nic::probe`], `open`, `xmit_frame` (+ `tx_map`, `maybe_stop_tx`),
 //! `poll` ([`Nic::clean_tx_irq`], [`Nic::clean_rx_irq`]), `down`/`close`.
 //!
-//! Portable: the machine is a `&dyn Platform` (PCI config, MMIO through
+//! Portable: the machine is a `&(dyn Platform + Sync)` (PCI config, MMIO through
 //! [`regs::Regs`], time, markers), DMA memory a [`dma::DmaPool`], and the
 //! stack is the softnet core (skb pool, [`TxQueue`], [`Napi`]). The same
 //! code runs in the guest kernel and in host tests against nic-model.

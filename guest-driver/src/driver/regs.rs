@@ -6,13 +6,13 @@ use crate::platform::Platform;
 /// BAR0 of the NIC, reached through the platform's volatile MMIO.
 #[derive(Clone, Copy)]
 pub struct Regs<'p> {
-    plat: &'p dyn Platform,
+    plat: &'p (dyn Platform + Sync),
     base: u64,
 }
 
 impl<'p> Regs<'p> {
     /// Registers of a BAR0 mapped at physical address `base`.
-    pub fn new(plat: &'p dyn Platform, base: u64) -> Self {
+    pub fn new(plat: &'p (dyn Platform + Sync), base: u64) -> Self {
         Self { plat, base }
     }
 
