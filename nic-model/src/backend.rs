@@ -6,7 +6,6 @@ use crate::config::BackendConfig;
 use crate::error::NicError;
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 use std::fs::File;
-use std::io::BufWriter;
 use std::time::Duration;
 
 /// A configured frame sink.
@@ -16,7 +15,9 @@ pub enum Backend {
     /// Frames are dropped (still logged and counted).
     Null,
     /// Frames are appended to a pcap file, stamped with virtual time.
-    Pcap(Box<PcapWriter<BufWriter<File>>>),
+    /// Unbuffered on purpose: a VMM that exits with `process::exit`
+    /// runs no destructors, and a capture must not lose its tail.
+    Pcap(Box<PcapWriter<File>>),
 }
 
 impl std::fmt::Debug for Backend {
@@ -40,7 +41,7 @@ impl Backend {
                     path: path.clone(),
                     source,
                 })?;
-                let w = PcapWriter::new(BufWriter::new(f)).map_err(|source| NicError::Pcap {
+                let w = PcapWriter::new(f).map_err(|source| NicError::Pcap {
                     path: path.clone(),
                     source,
                 })?;
