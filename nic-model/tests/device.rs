@@ -517,6 +517,38 @@ fn reset_with_delay_keeps_status_and_blocks_work() {
 }
 
 #[test]
+fn no_dma_after_reset_until_re_enabled() {
+    let mut h = opened(NicConfig {
+        dma_until_disabled: true,
+        ..Default::default()
+    });
+    h.send(&[(PAY, 60)]);
+    h.reset();
+    let dmas = |h: &TestHelper| {
+        h.log
+            .snapshot()
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Dma { .. }))
+            .count()
+    };
+    let n = dmas(&h);
+    // Reprogram the rings and ring both doorbells, but leave CTRL at 0.
+    h.w(regs::TX_BASE_LO, TX_RING as u32);
+    h.w(regs::TX_SIZE, 16);
+    h.w(regs::RX_BASE_LO, RX_RING as u32);
+    h.w(regs::RX_SIZE, 16);
+    h.w(regs::RX_TAIL, 16);
+    h.tx_tail = 0;
+    h.send(&[(PAY, 60)]);
+    h.advance(1_000_000);
+    assert_eq!(dmas(&h), n, "disabled after reset: no DMA at all");
+    h.w(regs::CTRL, regs::CTRL_TX_EN | regs::CTRL_RX_EN);
+    assert!(dmas(&h) > n, "enabling picks up the posted packet");
+    assert_eq!(h.tx_status(0), abi::TXD_STAT_DONE);
+    assert!(h.rules().is_empty(), "{:?}", h.nic().violations());
+}
+
+#[test]
 fn correct_driver_lifecycle_has_no_violations_and_replays() {
     let run = || {
         let mut h = opened(NicConfig {
