@@ -58,6 +58,9 @@ fn run_smp(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool) -> Verd
         f();
     }
     let par = |a: &(dyn Fn() + Sync), b: &mut dyn FnMut()| -> bool {
+        if smp::start(plat, 1, 2_000_000_000).is_err() {
+            return false;
+        }
         let fat: &(dyn Fn() + Sync) = a;
         let Ok(ticket) = smp::post(1, trampoline, &fat as *const _ as usize) else {
             return false;
