@@ -496,6 +496,35 @@ mod manual {
         assert_eq!(nic.dma.live(), 0, "nothing mapped by a refused open");
     }
 
+    /// Too little DMA memory: open fails with ENOMEM and leaves nothing
+    /// allocated or mapped behind.
+    #[test]
+    fn open_without_dma_memory_fails_cleanly() {
+        let plat = HostPlat::new(NicConfig::default());
+        let env = PlatformEnv(&plat);
+        let skbs = SkbCell::new(SkbPool::new(8, &env));
+        let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
+        let napi = Napi::new(64);
+        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
+        let full = plat.dma_pool();
+        let ptr = plat.mem.get_host_address(GuestAddress(layout::DMA_POOL_BASE)).unwrap();
+        // SAFETY: a prefix of the same window `full` would have managed.
+        let small = unsafe { DmaPool::new(layout::DMA_POOL_BASE, ptr, 8 * 4096) };
+        drop(full);
+        let nic = Nic::probe(&plat, small, cfg, &skbs, &txq, &napi).expect("probe");
+        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
+        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
+        dev.set_dev_addr(mac, how);
+        dev.register().unwrap();
+        assert_eq!(dev.open(), Err(12), "ENOMEM: 64 RX buffers need 32 pages");
+        assert!(!dev.is_up());
+        assert_eq!(dev.ops.dma_pages_used(), 0);
+        assert_eq!(dev.ops.dma.live(), 0);
+        dev.unregister();
+        assert_eq!(plat.count(Marker::StopEnter), 0, "a DOWN device is not stopped");
+        assert_eq!(plat.violations(), Vec::<String>::new());
+    }
+
     /// Budget 0 (netpoll): TX completions are reclaimed, RX is left alone.
     #[test]
     fn napi_budget_zero_reclaims_tx_only() {
