@@ -53,12 +53,13 @@ pub const TX_START_THRESH: u32 = 2 * MAX_SKB_FRAGS;
 pub const RESET_TIMEOUT_NS: u64 = 100_000_000;
 /// Bound on one EEPROM word read.
 const EEPROM_TIMEOUT_NS: u64 = 10_000_000;
-/// TX/RX interrupt moderation: frames per interrupt and a deadline, so
-/// a lone frame still completes in bounded time (mvneta 01b23da3607d).
+/// TX/RX interrupt moderation: frames per interrupt, and a deadline in
+/// microseconds so a lone frame still completes in bounded time (mvneta
+/// 01b23da3607d).
 const COAL_FRAMES: u32 = 32;
+const COAL_USECS: u32 = 200;
 /// Refilled RX buffers handed back per RX_TAIL write.
 const RX_TAIL_BATCH: u32 = 32;
-const COAL_USECS: u32 = 200;
 
 /// Driver settings from the run configuration.
 #[derive(Clone, Copy, Debug)]
