@@ -660,3 +660,31 @@ fn open_stop_cycle_cost_in_exits() {
     // open/stop enter/exit, queue start/stop, 4 maps and 4 unmaps.
     assert!(d < 40.0 && m < 30.0, "a cycle got expensive: {d} + {m}");
 }
+
+/// Many shapes of the correct run: seeds, batch sizes, ring sizes and
+/// device knobs (reset delay, r8169-style ring polling). Every oracle
+/// must hold in each.
+#[test]
+fn correct_driver_holds_across_seeds_and_device_knobs() {
+    for seed in 0..12u64 {
+        let r = nicproof_guest::driver::splitmix64(seed);
+        let batch = [1, 2, 7, 16, 32][(r % 5) as usize];
+        let ring = [64, 128, 256][((r >> 8) % 3) as usize];
+        let dev = NicConfig {
+            reset_delay_us: (r >> 16) % 3000,
+            dma_until_disabled: (r >> 24) & 1 == 1,
+            ..NicConfig::default()
+        };
+        let mut cfg = run_config(DriverMutant::None, 40 + (r >> 32) % 120, batch, ring);
+        cfg.seed = seed;
+        let frames = cfg.knobs[knob::FRAMES];
+        let (plat, v) = run(dev, cfg);
+        let what = format!("seed {seed} batch {batch} ring {ring}");
+        assert!(v.pass, "{what}: {}", v.text);
+        assert_eq!(plat.violations(), Vec::<String>::new(), "{what}");
+        assert_eq!(plat.activity_after_stop(), Vec::<String>::new(), "{what}");
+        assert!(plat.reset_done_before_stop_exit(), "{what}");
+        assert_eq!(plat.rx_ok.load(Ordering::SeqCst), frames, "{what}");
+        assert_eq!(summary(&plat), vec![0, 0, 0, 0], "{what}");
+    }
+}
