@@ -161,7 +161,9 @@ pub fn run_catching(fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-string panic".into());
         stop.store(true, Ordering::SeqCst);
-        let _ = tx.send(VmEvent::End(End::HostError(format!("vcpu{cpu} thread panicked: {msg}"))));
+        let _ = tx.send(VmEvent::End(End::HostError(format!(
+            "vcpu{cpu} thread panicked: {msg}"
+        ))));
         ExitCounts::new()
     })
 }

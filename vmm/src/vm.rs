@@ -83,6 +83,9 @@ pub enum VmError {
         path: String,
         source: kvm_ioctls::Error,
     },
+    /// The device opened but does not speak KVM API 12.
+    #[error("{path} is not a usable KVM device (KVM_GET_API_VERSION gave {version}, want 12)")]
+    KvmApi { path: String, version: i32 },
     /// A KVM ioctl failed.
     #[error("{what}: {source}")]
     Kvm {
@@ -142,11 +145,21 @@ fn open_kvm() -> Result<Kvm, VmError> {
         path: path.clone(),
         source: kvm_ioctls::Error::new(libc::EINVAL),
     })?;
-    Kvm::new_with_path(&c_path).map_err(|source| match source.errno() {
+    let kvm = Kvm::new_with_path(&c_path).map_err(|source| kvm_open_error(path.clone(), source))?;
+    // A path that opens but is not KVM (or a KVM too old) fails here.
+    match kvm.get_api_version() {
+        12 => Ok(kvm),
+        version => Err(VmError::KvmApi { path, version }),
+    }
+}
+
+/// Name the fix for each way opening the KVM device fails.
+fn kvm_open_error(path: String, source: kvm_ioctls::Error) -> VmError {
+    match source.errno() {
         libc::ENOENT | libc::ENXIO | libc::ENODEV => VmError::KvmMissing { path, source },
         libc::EACCES | libc::EPERM => VmError::KvmPermission { path, source },
         _ => VmError::KvmOpen { path, source },
-    })
+    }
 }
 
 fn load_guest(mem: &GuestMemoryMmap, path: &std::path::Path) -> Result<u64, VmError> {
@@ -570,6 +583,19 @@ mod tests {
             l.push(Source::Guest, k);
         }
         l
+    }
+
+    #[test]
+    fn kvm_open_errors_say_how_to_fix_them() {
+        let msg =
+            |errno| kvm_open_error("/dev/kvm".into(), kvm_ioctls::Error::new(errno)).to_string();
+        assert!(
+            msg(libc::ENOENT).contains("modprobe kvm_intel"),
+            "{}",
+            msg(libc::ENOENT)
+        );
+        assert!(msg(libc::EACCES).contains("kvm group") && msg(libc::EACCES).contains("root"));
+        assert!(msg(libc::EBUSY).starts_with("cannot open /dev/kvm"));
     }
 
     #[test]
