@@ -688,3 +688,22 @@ fn correct_driver_holds_across_seeds_and_device_knobs() {
         assert_eq!(summary(&plat), vec![0, 0, 0, 0], "{what}");
     }
 }
+
+/// The other half of oracle validity: with the correct driver, each
+/// broken device must be caught by the host's checks.
+#[test]
+fn device_mutants_are_caught_with_the_correct_driver() {
+    use nic_model::abi::DeviceMutant;
+    let expected = [
+        (DeviceMutant::DmaAfterDisable, "dma-after-stop"),
+        (DeviceMutant::IrqAfterDisable, "irq-"),
+        (DeviceMutant::ResetIgnored, "reset-ineffective"),
+        (DeviceMutant::PhantomCompletion, "completion-unposted"),
+    ];
+    assert_eq!(expected.len() + 1, DeviceMutant::ALL.len(), "a device mutant without a test");
+    for (m, rule) in expected {
+        let (plat, _) = run(NicConfig { mutant: m, ..NicConfig::default() }, run_config(DriverMutant::None, 40, 4, 64));
+        let violations = plat.violations();
+        assert!(violations.iter().any(|v| v.contains(&format!("rule: \"{rule}"))), "{m:?} not caught as {rule}: {violations:?}");
+    }
+}
