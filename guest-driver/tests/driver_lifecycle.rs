@@ -707,3 +707,19 @@ fn device_mutants_are_caught_with_the_correct_driver() {
         assert!(violations.iter().any(|v| v.contains(&format!("rule: \"{rule}"))), "{m:?} not caught as {rule}: {violations:?}");
     }
 }
+
+/// Timely completion: fewer frames than the moderation threshold still
+/// complete (the moderation deadline), and a dropped completion
+/// interrupt does not strand packets (softnet.md scenarios 14 and 15).
+#[test]
+fn completions_arrive_without_enough_frames_or_with_a_lost_interrupt() {
+    for (frames, dev) in [
+        (3, NicConfig::default()),
+        (40, NicConfig { drop_nth_tx_irq: Some(1), ..NicConfig::default() }),
+    ] {
+        let (plat, v) = run(dev, run_config(DriverMutant::None, frames, 1, 64));
+        assert!(v.pass, "{frames} frames: {}", v.text);
+        assert_eq!(summary(&plat), vec![0, 0, 0, 0]);
+        assert_eq!(plat.count(Marker::TxTimeout), 0, "no watchdog needed");
+    }
+}
