@@ -263,3 +263,12 @@ fn napi_irq_racing_complete_is_never_lost() {
         assert!(!napi.is_scheduled());
     });
 }
+
+/// Other ring shapes: a 3-slot ring with hysteresis (stop below 2,
+/// restart at 3 = all free) and one that stops below 1 but restarts at 2.
+#[test]
+fn fenced_protocol_holds_for_other_thresholds() {
+    for (ring, stop_thrs, start_thrs) in [(3, 2, 3), (3, 1, 2)] {
+        check(Model { ring, stop_thrs, start_thrs, ..base() });
+    }
+}

@@ -161,3 +161,12 @@ fn softnet_types_can_be_shared_between_cpus() {
     sync::<nicproof_guest::softnet::queue::TxQueue<'static>>();
     sync::<nicproof_guest::softnet::napi::Napi>();
 }
+
+#[test]
+fn errors_explain_themselves() {
+    use nicproof_guest::softnet::bql::BqlError;
+    let e = SkbError::NotLive(nicproof_guest::softnet::skb::SkbId(0x10003));
+    assert_eq!(e.to_string(), "skb: 0x10003 is not live (double free or stale id)");
+    let b = BqlError::ResetWithNonEmptyRing(2);
+    assert_eq!(b.to_string(), "bql: reset with 2 packets still on the ring");
+}

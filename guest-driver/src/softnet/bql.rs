@@ -36,6 +36,20 @@ pub enum BqlError {
     ResetWithNonEmptyRing(u32),
 }
 
+impl core::fmt::Display for BqlError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::CompletedAboveQueued { count, inflight } => {
+                write!(f, "bql: completed {count} bytes with {inflight} in flight")
+            }
+            Self::ObjectTooBig(n) => write!(f, "bql: queued object of {n} bytes"),
+            Self::ResetWithNonEmptyRing(n) => {
+                write!(f, "bql: reset with {n} packets still on the ring")
+            }
+        }
+    }
+}
+
 /// Dynamic queue limit state.
 #[derive(Debug)]
 pub struct Dql {
