@@ -170,3 +170,95 @@ fn errors_explain_themselves() {
     let b = BqlError::ResetWithNonEmptyRing(2);
     assert_eq!(b.to_string(), "bql: reset with 2 packets still on the ring");
 }
+
+mod ledger_prop {
+    use super::*;
+    use nicproof_guest::softnet::skb::SkbId;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Alloc(u8),
+        Clone(usize),
+        Free(usize),
+        /// Free an skb already freed (must be refused).
+        DoubleFree(usize),
+        /// cow_head then write the first head byte.
+        Write(usize, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => any::<u8>().prop_map(Op::Alloc),
+            2 => any::<usize>().prop_map(Op::Clone),
+            3 => any::<usize>().prop_map(Op::Free),
+            1 => any::<usize>().prop_map(Op::DoubleFree),
+            2 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Op::Write(i, b)),
+        ]
+    }
+
+    proptest! {
+        /// Against a model that knows each live skb's expected head byte:
+        /// no write through one skb is ever seen through another, the
+        /// ledger's counts match, and frees are exact.
+        #[test]
+        fn ledger_and_clone_isolation(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut pool = SkbPool::new(8, RecEnv::leaked());
+            let mut live: Vec<(SkbId, u8)> = Vec::new();
+            let mut dead: Vec<SkbId> = Vec::new();
+            let mut bad = 0;
+            for op in ops {
+                match op {
+                    Op::Alloc(b) => {
+                        let mut head = ETH;
+                        head[0] = b;
+                        match pool.alloc(&head, &frags(1)) {
+                            Ok(id) => live.push((id, b)),
+                            Err(e) => prop_assert_eq!(e, SkbError::Exhausted),
+                        }
+                    }
+                    Op::Clone(i) if !live.is_empty() => {
+                        let (id, b) = live[i % live.len()];
+                        match pool.clone_skb(id) {
+                            Ok(c) => live.push((c, b)),
+                            Err(e) => prop_assert_eq!(e, SkbError::Exhausted),
+                        }
+                    }
+                    Op::Free(i) if !live.is_empty() => {
+                        let (id, _) = live.swap_remove(i % live.len());
+                        prop_assert_eq!(pool.free(id), Ok(()));
+                        dead.push(id);
+                    }
+                    Op::DoubleFree(i) if !dead.is_empty() => {
+                        let id = dead[i % dead.len()];
+                        prop_assert_eq!(pool.free(id), Err(SkbError::NotLive(id)));
+                        bad += 1;
+                    }
+                    Op::Write(i, b) if !live.is_empty() => {
+                        let k = i % live.len();
+                        let id = live[k].0;
+                        // A full pool still has a block for the copy.
+                        prop_assert_eq!(pool.cow_head(id), Ok(()));
+                        pool.head_mut(id).unwrap()[0] = b;
+                        live[k].1 = b;
+                    }
+                    _ => {}
+                }
+                prop_assert_eq!(pool.live() as usize, live.len());
+                prop_assert_eq!(pool.bad_frees(), bad);
+                let mut refs: HashMap<u64, u16> = HashMap::new();
+                for &(id, b) in &live {
+                    let s = pool.get(id).unwrap();
+                    prop_assert_eq!(s.head()[0], b, "a write leaked into another skb");
+                    *refs.entry(s.head_addr()).or_default() += 1;
+                }
+                for &(id, _) in &live {
+                    let s = pool.get(id).unwrap();
+                    prop_assert_eq!(s.dataref(), refs[&s.head_addr()]);
+                }
+                prop_assert_eq!(pool.data_blocks_in_use(), refs.len());
+            }
+        }
+    }
+}
