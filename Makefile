@@ -33,6 +33,9 @@ run: build
 # The end-to-end tests boot real VMs with the release binary and the image.
 test: build
 	NICPROOF_BIN=$(abspath $(NICPROOF)) NICPROOF_GUEST=$(abspath $(GUEST_ELF)) $(CARGO) test --workspace
+	# The loom model of the lockless stop/wake protocol on the real queue code
+	# (bounded preemptions: finds every stop/wake mutant in seconds).
+	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 $(CARGO) test -p guest-driver --release --test loom_stop_wake --target-dir $(CARGO_TARGET_DIR)/loom
 
 bench: build
 	$(NICPROOF) bench --guest $(GUEST_ELF) --scenario empty --runs $(RUNS)

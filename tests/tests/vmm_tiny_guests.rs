@@ -118,7 +118,7 @@ fn protocol_round_trip_on_both_vcpus_passes() {
 fn unclaimed_ports_and_mmio_read_all_ones() {
     let rec = slot(0) as u32;
     let mut a = Asm::default();
-    a.out32(0xcf8, 0x8000_0800) // config address of 00:01.0, vendor/device
+    a.out32(0xcf8, 0x8000_1000) // config address of 00:02.0 (the NIC is 00:01.0)
         .in32(0xcfc)
         .store_eax(rec + 24)
         .load32(layout::MMIO_WINDOW_BASE)
@@ -147,12 +147,12 @@ fn unclaimed_ports_and_mmio_read_all_ones() {
     assert_eq!(
         u64_of(&args[0]),
         0xffff_ffff,
-        "no PCI function answers yet: vendor 0xffff"
+        "no PCI function at 00:02.0: vendor 0xffff"
     );
     assert_eq!(
         u64_of(&args[1]),
         0xffff_ffff,
-        "nothing in the MMIO window yet"
+        "BAR0 does not decode until memory space is enabled"
     );
     assert_eq!(u64_of(&args[2]), 0xffff_ffff, "unclaimed port");
     assert!(r.report["stats"]["exits"]["mmio-read"].as_u64() >= Some(1));

@@ -45,6 +45,9 @@ pub struct RunOptions {
     pub timeout: Duration,
     /// Do not echo serial output live.
     pub quiet: bool,
+    /// The NIC plugged into the PCI bus (`None`: an empty bus). Its
+    /// `mutant` is overridden by `device_mutant`.
+    pub nic: Option<nic_model::config::NicConfig>,
 }
 
 impl Default for RunOptions {
@@ -58,6 +61,7 @@ impl Default for RunOptions {
             knobs: [0; NUM_KNOBS],
             timeout: Duration::from_secs(60),
             quiet: false,
+            nic: Some(nic_model::config::NicConfig::default()),
         }
     }
 }
@@ -101,6 +105,9 @@ pub enum VmError {
     /// Boot structures could not be written.
     #[error(transparent)]
     Regs(#[from] regs::RegsError),
+    /// The NIC could not be built.
+    #[error("NIC: {0}")]
+    Device(String),
     /// Two devices claim the same ports.
     #[error("device bus: {0}")]
     Bus(#[from] vm_device::bus::Error),

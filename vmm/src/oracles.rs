@@ -1,0 +1,375 @@
+//! Host-side oracles: pure functions over the one event log.
+//!
+//! The device's DMA monitor already judges each DMA and interrupt as it
+//! happens (`EventKind::Violation`). These oracles judge what only the
+//! whole timeline shows: doorbells after stop, skb ownership, DMA maps
+//! left behind, auto-close, BUSY returns and the MAC the driver chose.
+//! Each returns findings; an empty list means the rule held.
+
+use nic_model::abi::{self, Marker};
+use nic_model::events::{Event, EventKind};
+use std::collections::BTreeMap;
+
+/// One broken rule, with the sequence number of the event that shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Stable name of the oracle.
+    pub oracle: &'static str,
+    /// Sequence number of the offending event (or of the last event).
+    pub seq: u64,
+    /// What went wrong, for humans.
+    pub detail: String,
+}
+
+fn marker_of(e: &Event) -> Option<(Marker, &[u64], &str)> {
+    match &e.kind {
+        EventKind::Marker { marker, args, text } => {
+            Marker::from_name(marker).map(|m| (m, args.as_slice(), text.as_str()))
+        }
+        _ => None,
+    }
+}
+
+/// Argument `i` of a marker, numbered as in `abi::Marker`'s docs (the
+/// record's args[0] is the marker id, which the log leaves out).
+fn arg(args: &[u64], i: usize) -> u64 {
+    i.checked_sub(1).and_then(|i| args.get(i)).copied().unwrap_or(0)
+}
+
+/// Names of every oracle, in report order.
+pub const ORACLES: &[&str] = &[
+    "doorbell-after-stop",
+    "skb-ledger",
+    "dma-maps",
+    "auto-close",
+    "no-busy",
+    "mac-address",
+    "guest-oracles",
+];
+
+/// Run every oracle. `expect_busy_free` is false for scenarios that
+/// provoke BUSY on purpose (their own guest oracle judges ownership).
+pub fn check_all(log: &[Event], expect_no_busy: bool) -> Vec<Finding> {
+    // The device monitor's violations are judged by `vm::judge` already.
+    let mut f = Vec::new();
+    f.extend(doorbell_after_stop(log));
+    f.extend(skb_ledger(log));
+    f.extend(dma_maps(log));
+    f.extend(auto_close(log));
+    if expect_no_busy {
+        f.extend(no_busy(log));
+    }
+    f.extend(guest_oracles(log));
+    f
+}
+
+/// Violations the device's DMA gate recorded live.
+pub fn device_monitor(log: &[Event]) -> Vec<Finding> {
+    log.iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Violation { rule, detail } => Some(Finding {
+                oracle: "device-monitor",
+                seq: e.seq,
+                detail: format!("{rule}: {detail}"),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// No doorbell (TX or RX tail write) between stop-exit and the next open.
+pub fn doorbell_after_stop(log: &[Event]) -> Vec<Finding> {
+    let mut stopped = false;
+    let mut out = Vec::new();
+    for e in log {
+        match (&e.kind, marker_of(e)) {
+            (_, Some((Marker::StopExit, ..))) => stopped = true,
+            (_, Some((Marker::OpenEnter, ..))) => stopped = false,
+            (EventKind::MmioWrite { offset, value, .. }, _) if stopped => {
+                let off = *offset as u32;
+                if off == abi::regs::TX_TAIL || off == abi::regs::RX_TAIL {
+                    out.push(Finding {
+                        oracle: "doorbell-after-stop",
+                        seq: e.seq,
+                        detail: format!("doorbell write {value:#x} to {off:#x} after stop-exit"),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Every skb is freed exactly once: no double free, no free of an
+/// unknown skb, nothing live at the end.
+pub fn skb_ledger(log: &[Event]) -> Vec<Finding> {
+    let mut live: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in log {
+        let Some((m, args, _)) = marker_of(e) else { continue };
+        match m {
+            Marker::SkbAlloc | Marker::SkbClone => {
+                if live.insert(arg(args, 1), e.seq).is_some() {
+                    out.push(Finding {
+                        oracle: "skb-ledger",
+                        seq: e.seq,
+                        detail: format!("skb {} allocated while still live", arg(args, 1)),
+                    });
+                }
+            }
+            Marker::SkbFree => {
+                if live.remove(&arg(args, 1)).is_none() {
+                    out.push(Finding {
+                        oracle: "skb-ledger",
+                        seq: e.seq,
+                        detail: format!("skb {} freed but not live (double free?)", arg(args, 1)),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let last = log.last().map_or(0, |e| e.seq);
+    for (id, at) in live {
+        out.push(Finding {
+            oracle: "skb-ledger",
+            seq: last,
+            detail: format!("skb {id} (allocated at #{at}) never freed"),
+        });
+    }
+    out
+}
+
+/// Every DMA map is unmapped exactly once, with the length it was
+/// mapped with, and nothing stays mapped at the end.
+pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
+    let mut live: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in log {
+        let Some((m, args, _)) = marker_of(e) else { continue };
+        match m {
+            Marker::DmaMap => {
+                if live.insert(arg(args, 1), (arg(args, 2), e.seq)).is_some() {
+                    out.push(Finding {
+                        oracle: "dma-maps",
+                        seq: e.seq,
+                        detail: format!("{:#x} mapped twice", arg(args, 1)),
+                    });
+                }
+            }
+            Marker::DmaUnmap => match live.remove(&arg(args, 1)) {
+                None => out.push(Finding {
+                    oracle: "dma-maps",
+                    seq: e.seq,
+                    detail: format!("unmap of {:#x} which is not mapped", arg(args, 1)),
+                }),
+                Some((len, _)) if len != arg(args, 2) => out.push(Finding {
+                    oracle: "dma-maps",
+                    seq: e.seq,
+                    detail: format!("unmap of {:#x} with length {} mapped as {len}", arg(args, 1), arg(args, 2)),
+                }),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let last = log.last().map_or(0, |e| e.seq);
+    for (addr, (len, at)) in live {
+        out.push(Finding {
+            oracle: "dma-maps",
+            seq: last,
+            detail: format!("{addr:#x}+{len} (mapped at #{at}) still mapped at the end"),
+        });
+    }
+    out
+}
+
+/// unregister of an UP device calls stop exactly once; of a DOWN device
+/// never.
+pub fn auto_close(log: &[Event]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut inside: Option<(u64, bool, u32)> = None; // (seq, was_up, stops seen)
+    for e in log {
+        let Some((m, args, _)) = marker_of(e) else { continue };
+        match m {
+            Marker::UnregisterEnter => inside = Some((e.seq, arg(args, 1) == 1, 0)),
+            Marker::StopEnter => {
+                if let Some((_, _, n)) = inside.as_mut() {
+                    *n += 1;
+                }
+            }
+            Marker::UnregisterExit => {
+                if let Some((at, up, n)) = inside.take() {
+                    let want = u32::from(up);
+                    if n != want {
+                        out.push(Finding {
+                            oracle: "auto-close",
+                            seq: e.seq,
+                            detail: format!(
+                                "unregister of a {} device (#{at}) called stop {n} times, expected {want}",
+                                if up { "UP" } else { "DOWN" }
+                            ),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// start_xmit never returned BUSY.
+pub fn no_busy(log: &[Event]) -> Vec<Finding> {
+    log.iter()
+        .filter_map(|e| match marker_of(e) {
+            Some((Marker::XmitBusy, args, _)) => Some(Finding {
+                oracle: "no-busy",
+                seq: e.seq,
+                detail: format!("start_xmit returned BUSY for skb {}", arg(args, 1)),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// True for an address `is_valid_ether_addr` accepts: not zero, not
+/// multicast (broadcast is multicast).
+pub fn is_valid_ether_addr(mac: [u8; 6]) -> bool {
+    mac != [0; 6] && mac[0] & 1 == 0
+}
+
+/// Unpack the MAC a ProbeExit marker carries (low byte first).
+pub fn mac_from_u64(v: u64) -> [u8; 6] {
+    let b = v.to_le_bytes();
+    [b[0], b[1], b[2], b[3], b[4], b[5]]
+}
+
+/// The driver registered a valid address: the EEPROM's if it was valid,
+/// else a random unicast one marked random (or probe failed).
+pub fn mac_address(log: &[Event], eeprom: [u8; 6]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for e in log {
+        let Some((Marker::ProbeExit, args, _)) = marker_of(e) else { continue };
+        if arg(args, 1) != 0 {
+            continue; // probe refused the device: allowed
+        }
+        let used = mac_from_u64(arg(args, 2));
+        let random = arg(args, 3) == 1;
+        let bad = if !is_valid_ether_addr(used) {
+            Some(format!("registered invalid address {used:02x?}"))
+        } else if is_valid_ether_addr(eeprom) && (used != eeprom || random) {
+            Some(format!("EEPROM address {eeprom:02x?} is valid but {used:02x?} (random={random}) was used"))
+        } else if !is_valid_ether_addr(eeprom) && !random {
+            Some(format!("EEPROM address {eeprom:02x?} is invalid but the replacement is not marked random"))
+        } else {
+            None
+        };
+        if let Some(detail) = bad {
+            out.push(Finding { oracle: "mac-address", seq: e.seq, detail });
+        }
+    }
+    out
+}
+
+/// Failures the guest's own oracles reported.
+pub fn guest_oracles(log: &[Event]) -> Vec<Finding> {
+    log.iter()
+        .filter_map(|e| match marker_of(e) {
+            Some((Marker::OracleFail, _, text)) => Some(Finding {
+                oracle: "guest-oracles",
+                seq: e.seq,
+                detail: text.to_string(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nic_model::events::Source;
+
+    fn log(items: &[(Marker, &[u64])]) -> Vec<Event> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, (m, a))| Event {
+                seq: i as u64,
+                time_ns: 0,
+                source: Source::Guest,
+                kind: EventKind::Marker { marker: m.name().into(), args: a.to_vec(), text: String::new() },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn skb_ledger_finds_double_free_and_leak() {
+        let ok = log(&[(Marker::SkbAlloc, &[1, 60]), (Marker::SkbFree, &[1])]);
+        assert!(skb_ledger(&ok).is_empty());
+        let double = log(&[(Marker::SkbAlloc, &[1, 60]), (Marker::SkbFree, &[1]), (Marker::SkbFree, &[1])]);
+        assert_eq!(skb_ledger(&double).len(), 1);
+        let leak = log(&[(Marker::SkbAlloc, &[1, 60]), (Marker::SkbClone, &[2, 1]), (Marker::SkbFree, &[1])]);
+        assert!(skb_ledger(&leak)[0].detail.contains("skb 2"));
+    }
+
+    #[test]
+    fn dma_maps_finds_leaks_and_bad_unmaps() {
+        let ok = log(&[(Marker::DmaMap, &[0x1000, 64, 0]), (Marker::DmaUnmap, &[0x1000, 64])]);
+        assert!(dma_maps(&ok).is_empty());
+        let leak = log(&[(Marker::DmaMap, &[0x1000, 64, 0])]);
+        assert_eq!(dma_maps(&leak).len(), 1);
+        let wrong_len = log(&[(Marker::DmaMap, &[0x1000, 64, 0]), (Marker::DmaUnmap, &[0x1000, 32])]);
+        assert!(dma_maps(&wrong_len)[0].detail.contains("length"));
+    }
+
+    #[test]
+    fn auto_close_counts_stops_inside_unregister() {
+        let up_ok = log(&[(Marker::UnregisterEnter, &[1]), (Marker::StopEnter, &[]), (Marker::UnregisterExit, &[])]);
+        assert!(auto_close(&up_ok).is_empty());
+        let up_no_stop = log(&[(Marker::UnregisterEnter, &[1]), (Marker::UnregisterExit, &[])]);
+        assert_eq!(auto_close(&up_no_stop).len(), 1);
+        let down_stop = log(&[(Marker::UnregisterEnter, &[0]), (Marker::StopEnter, &[]), (Marker::UnregisterExit, &[])]);
+        assert_eq!(auto_close(&down_stop).len(), 1);
+    }
+
+    #[test]
+    fn doorbell_after_stop_until_next_open() {
+        let mut l = log(&[(Marker::StopExit, &[]), (Marker::OpenEnter, &[])]);
+        let bell = |seq| Event {
+            seq,
+            time_ns: 0,
+            source: Source::Device,
+            kind: EventKind::MmioWrite { offset: u64::from(abi::regs::TX_TAIL), value: 1, size: 4 },
+        };
+        l.insert(1, bell(1));
+        l.push(bell(3));
+        let f = doorbell_after_stop(&l);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].seq, 1);
+    }
+
+    #[test]
+    fn mac_oracle_wants_eeprom_address_or_marked_random() {
+        let eeprom = [0x02, 0, 0, 0, 0, 1];
+        let as_u64 = |m: [u8; 6]| u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0]);
+        assert!(mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(eeprom), 0])]), eeprom).is_empty());
+        let other = [0x02, 0, 0, 0, 0, 2];
+        assert_eq!(mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(other), 0])]), eeprom).len(), 1);
+        let mcast = [0x01, 0, 0x5e, 0, 0, 1];
+        // An invalid EEPROM address kept as permanent is caught...
+        assert_eq!(mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(mcast), 0])]), mcast).len(), 1);
+        // ...a random unicast replacement marked random is not.
+        assert!(mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(other), 1])]), mcast).is_empty());
+        // A refused probe is allowed.
+        assert!(mac_address(&log(&[(Marker::ProbeExit, &[22, 0, 0])]), mcast).is_empty());
+    }
+
+    #[test]
+    fn busy_and_guest_oracle_failures_are_reported() {
+        assert_eq!(no_busy(&log(&[(Marker::XmitBusy, &[7])])).len(), 1);
+        assert_eq!(guest_oracles(&log(&[(Marker::OracleFail, &[])])).len(), 1);
+    }
+}
