@@ -438,6 +438,9 @@ pub mod knob {
     /// per open instead, as an AF_XDP umem is mapped at bind time, so the
     /// DMA monitor still checks every access.
     pub const BENCH: usize = 6;
+    /// Scenario variant (e.g. invalid-mac: 0 zero, 1 multicast,
+    /// 2 broadcast, 3 valid; unregister: 0 up, 1 down, 2 repeated).
+    pub const VARIANT: usize = 7;
 }
 
 /// Deliberately bad guests, for testing the VMM's outcome reporting.
@@ -662,6 +665,57 @@ id_enum! {
         Default = 2, "default";
         /// The default scenario with transmit on CPU 0 and NAPI on CPU 1.
         Smp = 3, "smp";
+        // The scenario matrix (shared/notes/softnet.md section 5; issue 6).
+        // Lifecycle group: guest-driver/src/scenarios/lifecycle.rs,
+        // vmm/src/scenarios/lifecycle.rs.
+        /// 1: the EEPROM MAC is zero, multicast, broadcast or valid (knob VARIANT 0..=3).
+        InvalidMac = 10, "invalid-mac";
+        /// 2: ndo_stop under a TX+RX flood.
+        StopUnderFlood = 11, "stop-under-flood";
+        /// 3: the reset takes a random 0-5 ms.
+        SlowReset = 12, "slow-reset";
+        /// 4: the device keeps DMAing until its enable bit is cleared (r8169).
+        DmaUntilDisabled = 13, "dma-until-disabled";
+        /// 5: packets in flight at stop; the device completes nothing.
+        InflightAtStop = 14, "inflight-at-stop";
+        /// 6: unregister while UP, while DOWN, after repeated cycles.
+        Unregister = 15, "unregister";
+        /// 7: fill the ring with max-fragment skbs.
+        MaxFragsFill = 16, "max-frags-fill";
+        /// 17: a full ring at xmit entry: BUSY keeps no reference, frees nothing.
+        BusyOwnership = 17, "busy-ownership";
+        /// 18: map failure: the skb is dropped, freed once, OK returned.
+        MapFailure = 18, "map-failure";
+        /// 20: NAPI poll with budget 0: TX reclaim only.
+        NapiBudgetZero = 19, "napi-budget-zero";
+        /// Extra: RX frames arriving after stop are never DMAed.
+        RxAfterStop = 20, "rx-after-stop";
+        /// Extra: MSI-X masked at stop; no pending interrupt fires later.
+        MsixMaskedAtStop = 21, "msix-masked-at-stop";
+        /// Extra: stop racing a completion interrupt.
+        StopRacesIrq = 22, "stop-races-irq";
+        // Queueing group: guest-driver/src/scenarios/queueing.rs,
+        // vmm/src/scenarios/queueing.rs.
+        /// 8: the lost-wake window on two vCPUs.
+        LostWake = 30, "lost-wake";
+        /// 10: complete exactly when the producer restarts (false wakes).
+        FalseWake = 31, "false-wake";
+        /// 11: BQL with random sizes and xmit_more batches.
+        BqlRandom = 32, "bql-random";
+        /// 12: the last packet of an xmit_more batch dropped (map error).
+        BatchLastDropped = 33, "batch-last-dropped";
+        /// 13: clone pairs: shared head and frags never written.
+        ClonePairs = 34, "clone-pairs";
+        /// 14: fewer packets than the coalescing threshold, then idle.
+        TimelyCompletion = 35, "timely-completion";
+        /// 15: the device drops one completion interrupt.
+        DroppedIrq = 36, "dropped-irq";
+        /// 16: a sender with a small send budget (SNDBUF-like).
+        SmallBudget = 37, "small-budget";
+        /// 19: the device stops completing: the watchdog must fire.
+        Watchdog = 38, "watchdog";
+        /// 21: up/down cycles under load (knob CYCLES).
+        Soak = 39, "soak";
     }
 }
 

@@ -41,9 +41,10 @@ pub struct VmArgs {
     /// Seed for every guest-side random choice and the payload pattern.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Wall-clock limit in seconds; the run ends as `timeout` after it.
-    #[arg(long, default_value_t = 60.0)]
-    pub timeout: f64,
+    /// Wall-clock limit in seconds; the run ends as `timeout` after it
+    /// [default: the scenario's, 60 s for most].
+    #[arg(long)]
+    pub timeout: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -197,31 +198,30 @@ fn timeout(secs: f64) -> Result<Duration> {
 }
 
 impl VmArgs {
-    fn options(&self, scenario: Scenario) -> Result<RunOptions> {
-        Ok(RunOptions {
-            guest: self.guest.clone(),
-            scenario,
-            seed: self.seed,
-            timeout: timeout(self.timeout)?,
-            ..Default::default()
-        })
+    fn options(&self, scenario: Scenario, knobs: &[u64; NUM_KNOBS]) -> Result<RunOptions> {
+        let mut o = RunOptions::for_scenario(self.guest.clone(), scenario, self.seed, knobs);
+        if let Some(t) = self.timeout {
+            o.timeout = timeout(t)?;
+        }
+        Ok(o)
     }
 }
 
 impl RunArgs {
     /// Validate names and build the run options.
     pub fn options(&self) -> Result<RunOptions> {
-        let mut o = self.vm.options(scenario(&self.scenario)?)?;
-        o.driver_mutant = driver_mutant(&self.mutant)?;
-        o.device_mutant = device_mutant(&self.device_mutant)?;
-        o.quiet = self.quiet;
+        let mut knobs = [0; NUM_KNOBS];
         for kv in &self.knobs {
-            parse_knob(kv, &mut o.knobs)?;
+            parse_knob(kv, &mut knobs)?;
         }
         let bg = bad_guest(&self.bad_guest)?;
         if bg != BadGuest::None {
-            o.knobs[knob::BAD_GUEST] = bg as u64;
+            knobs[knob::BAD_GUEST] = bg as u64;
         }
+        let mut o = self.vm.options(scenario(&self.scenario)?, &knobs)?;
+        o.driver_mutant = driver_mutant(&self.mutant)?;
+        o.device_mutant = device_mutant(&self.device_mutant)?;
+        o.quiet = self.quiet;
         Ok(o)
     }
 }
@@ -232,7 +232,7 @@ impl BenchArgs {
         if self.runs == 0 {
             bail!("--runs must be at least 1");
         }
-        let mut o = self.vm.options(scenario(&self.scenario)?)?;
+        let mut o = self.vm.options(scenario(&self.scenario)?, &[0; NUM_KNOBS])?;
         o.quiet = true;
         Ok(o)
     }

@@ -48,6 +48,37 @@ pub struct RunOptions {
     /// The NIC plugged into the PCI bus (`None`: an empty bus). Its
     /// `mutant` is overridden by `device_mutant`.
     pub nic: Option<nic_model::config::NicConfig>,
+    /// The scenario provokes BUSY on purpose (see `scenarios::Setup`).
+    pub allow_busy: bool,
+}
+
+impl RunOptions {
+    /// Options for `scenario` with its host set-up (`scenarios::setup`):
+    /// device knobs, guest knobs (non-zero `knobs` override), timeout.
+    pub fn for_scenario(
+        guest: PathBuf,
+        scenario: Scenario,
+        seed: u64,
+        knobs: &[u64; NUM_KNOBS],
+    ) -> Self {
+        let s = crate::scenarios::setup(scenario, knobs[knob::VARIANT], seed);
+        let mut merged = s.knobs;
+        for (m, k) in merged.iter_mut().zip(knobs) {
+            if *k != 0 {
+                *m = *k;
+            }
+        }
+        Self {
+            guest,
+            scenario,
+            seed,
+            knobs: merged,
+            timeout: s.timeout,
+            nic: Some(s.nic),
+            allow_busy: s.allow_busy,
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -62,6 +93,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(60),
             quiet: false,
             nic: Some(nic_model::config::NicConfig::default()),
+            allow_busy: false,
         }
     }
 }

@@ -4,6 +4,8 @@
 //! very same body against nic-model over plain guest memory.
 
 pub mod default;
+pub mod lifecycle;
+pub mod queueing;
 
 use alloc::string::String;
 
@@ -43,6 +45,10 @@ pub fn run_with_pool(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPoo
         Scenario::Default => Some(default::run(plat, cfg, pool, default::Mode::Single)),
         Scenario::Smp => Some(run_smp(plat, cfg, pool)),
         Scenario::Empty | Scenario::Boot => None,
+        // The matrix: each group module answers for its own scenarios.
+        s if lifecycle::SCENARIOS.contains(&s) => Some(lifecycle::run(plat, cfg, s, pool)),
+        s if queueing::SCENARIOS.contains(&s) => Some(queueing::run(plat, cfg, s, pool)),
+        s => Some(Verdict::fail(alloc::format!("scenario {} has no body", s.name()))),
     }
 }
 

@@ -1,0 +1,128 @@
+//! The host half of each scenario: how the device is set up (MAC, fault
+//! knobs), which knobs the guest gets, and which cases the matrix runs
+//! with what expectation.
+//!
+//! The guest half lives in guest-driver/src/scenarios/ under the same
+//! names (`abi::Scenario`). Groups own their scenarios in their own
+//! module here and there, so adding one touches no shared table.
+
+pub mod lifecycle;
+pub mod queueing;
+
+use std::time::Duration;
+
+use nic_model::abi::{knob, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
+use nic_model::config::NicConfig;
+
+/// What a scenario needs from the host.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// The device for this run.
+    pub nic: NicConfig,
+    /// Knobs handed to the guest (command-line knobs override non-zero).
+    pub knobs: [u64; NUM_KNOBS],
+    /// Wall-clock limit (scenarios that wait for timers need more).
+    pub timeout: Duration,
+    /// The scenario provokes BUSY on purpose; its own guest oracle judges
+    /// the BUSY path, so the host's no-BUSY oracle stays quiet.
+    pub allow_busy: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            nic: NicConfig::default(),
+            knobs: [0; NUM_KNOBS],
+            timeout: Duration::from_secs(60),
+            allow_busy: false,
+        }
+    }
+}
+
+/// The host set-up of `scenario` for `variant` and `seed`. Deterministic:
+/// the same triple always gives the same set-up.
+pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Setup {
+    let mut s = lifecycle::setup(scenario, variant, seed)
+        .or_else(|| queueing::setup(scenario, variant, seed))
+        .unwrap_or_default();
+    s.knobs[knob::VARIANT] = variant;
+    s
+}
+
+/// What a case of the matrix must show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The run passes: correct driver, correct device.
+    Pass,
+    /// The run fails and at least one finding names one of these
+    /// oracles: a host oracle (`oracles::ORACLES`), a device monitor rule
+    /// (`nic_model::monitor::RULE_*`) or a guest oracle's text prefix
+    /// (`guest:<prefix>`, matched against OracleFail texts and the guest
+    /// verdict).
+    Caught(&'static [&'static str]),
+}
+
+/// One run of the matrix.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub scenario: Scenario,
+    pub variant: u64,
+    pub driver_mutant: DriverMutant,
+    pub device_mutant: DeviceMutant,
+    /// Seeds to run (race cases need several to be caught every time).
+    pub seeds: u64,
+    pub expect: Expect,
+}
+
+impl Case {
+    /// A correct driver on a correct device: must pass.
+    pub fn pass(scenario: Scenario, variant: u64) -> Self {
+        Self {
+            scenario,
+            variant,
+            driver_mutant: DriverMutant::None,
+            device_mutant: DeviceMutant::None,
+            seeds: 1,
+            expect: Expect::Pass,
+        }
+    }
+
+    /// A driver mutant that `by` must catch.
+    pub fn driver(scenario: Scenario, variant: u64, m: DriverMutant, by: &'static [&'static str]) -> Self {
+        Self { driver_mutant: m, expect: Expect::Caught(by), ..Self::pass(scenario, variant) }
+    }
+
+    /// A device mutant that `by` must catch.
+    pub fn device(scenario: Scenario, variant: u64, m: DeviceMutant, by: &'static [&'static str]) -> Self {
+        Self { device_mutant: m, expect: Expect::Caught(by), ..Self::pass(scenario, variant) }
+    }
+
+    /// Run it over `n` seeds.
+    pub fn seeds(self, n: u64) -> Self {
+        Self { seeds: n, ..self }
+    }
+
+    /// A short name: scenario[/variant] x driver-mutant x device-mutant.
+    pub fn name(&self) -> String {
+        let v = if self.variant == 0 { String::new() } else { format!("/{}", self.variant) };
+        format!("{}{v}:{}:{}", self.scenario.name(), self.driver_mutant.name(), self.device_mutant.name())
+    }
+}
+
+/// Every case of the matrix, correct runs first.
+pub fn cases() -> Vec<Case> {
+    let mut v = vec![
+        Case::pass(Scenario::Default, 0),
+        Case::pass(Scenario::Smp, 0),
+        Case::driver(Scenario::Default, 0, DriverMutant::NoUnmapAtStop, &["dma-maps"]),
+        Case::driver(Scenario::Default, 0, DriverMutant::UnregisterNoStop, &["auto-close"]),
+        Case::driver(Scenario::Default, 0, DriverMutant::NoStopInAdvance, &["no-busy"]),
+        Case::device(Scenario::Default, 0, DeviceMutant::DmaAfterDisable, &["dma-device-disabled", "dma-after-stop"]),
+        Case::device(Scenario::Default, 0, DeviceMutant::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]),
+        Case::device(Scenario::Default, 0, DeviceMutant::ResetIgnored, &["reset-ineffective"]),
+        Case::device(Scenario::Default, 0, DeviceMutant::PhantomCompletion, &["completion-unposted"]),
+    ];
+    v.extend(lifecycle::cases());
+    v.extend(queueing::cases());
+    v
+}
