@@ -21,8 +21,8 @@ pub mod serial;
 pub mod vcpu;
 pub mod vm;
 
-use nic_model::events::Event;
-use outcome::{Outcome, Report, Stats};
+use nic_model::events::{Event, EventKind};
+use outcome::{Finding, Outcome, Report, Stats};
 use nic_model::config::NicConfig;
 use vm::{RunOptions, Vm};
 
@@ -35,12 +35,13 @@ fn judge_with_oracles(
     eeprom: Option<[u8; 6]>,
     live_maps: usize,
     allow_busy: bool,
-) -> Outcome {
+) -> (Outcome, Vec<Finding>) {
     let mut reasons = match outcome {
         Outcome::Passed => Vec::new(),
         Outcome::Failed { reasons } => reasons,
-        other => return other,
+        other => return (other, Vec::new()),
     };
+    let mut named = Vec::new();
     let mut findings = oracles::check_all(log, !allow_busy);
     if let Some(mac) = eeprom {
         findings.extend(oracles::mac_address(log, mac));
@@ -50,15 +51,35 @@ fn judge_with_oracles(
         if !reasons.contains(&r) {
             reasons.push(r);
         }
+        named.push(Finding { oracle: f.oracle.into(), seq: f.seq, detail: f.detail });
     }
     if live_maps > 0 && reasons.iter().all(|r| !r.contains("still mapped")) {
-        reasons.push(format!("device monitor: {live_maps} DMA range(s) still mapped at the end"));
+        let detail = format!("{live_maps} DMA range(s) still mapped at the end");
+        reasons.push(format!("device monitor: {detail}"));
+        let seq = log.last().map_or(0, |e| e.seq);
+        named.push(Finding { oracle: "device-live-maps".into(), seq, detail });
     }
     if reasons.is_empty() {
-        Outcome::Passed
+        (Outcome::Passed, named)
     } else {
-        Outcome::Failed { reasons }
+        (Outcome::Failed { reasons }, named)
     }
+}
+
+/// The findings `vm::judge` turned into reasons, named: device monitor
+/// violations by rule and a failing guest verdict as `guest-verdict`.
+fn log_findings(log: &[Event]) -> Vec<Finding> {
+    log.iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Violation { rule, detail } => {
+                Some(Finding { oracle: rule.clone(), seq: e.seq, detail: detail.clone() })
+            }
+            EventKind::Verdict { pass: false, text } => {
+                Some(Finding { oracle: "guest-verdict".into(), seq: e.seq, detail: text.clone() })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// A finished run: the report (with the serial output) and the event log.
@@ -81,25 +102,33 @@ pub fn run(opts: &RunOptions) -> RunResult {
         };
         Ok((vm, nic))
     });
-    let (outcome, stats, events, serial) = match built {
+    let (outcome, findings, stats, events, serial) = match built {
         Ok((vm, nic)) => {
             let setup_ms = t.elapsed().as_secs_f64() * 1e3;
             let events = vm.events.clone();
             let serial = vm.serial().clone();
             let (mut o, s) = vm.run();
             let log = events.snapshot();
+            let mut findings = Vec::new();
             if let Some((handle, clock)) = nic {
                 // The clock thread ends on the VM's stop flag, set by run().
                 let _ = clock.join();
                 let eeprom = opts.nic.as_ref().map(|c| c.eeprom_mac());
-                o = judge_with_oracles(o, &log, eeprom, handle.live_maps(), opts.allow_busy);
+                (o, findings) =
+                    judge_with_oracles(o, &log, eeprom, handle.live_maps(), opts.allow_busy);
             }
-            (o, Stats { setup_ms, ..s }, log, serial.text())
+            if matches!(o, Outcome::Failed { .. }) {
+                findings.splice(0..0, log_findings(&log));
+            } else {
+                findings.clear();
+            }
+            (o, findings, Stats { setup_ms, ..s }, log, serial.text())
         }
         Err(e) => (
             Outcome::HostError {
                 message: e.to_string(),
             },
+            Vec::new(),
             Stats::default(),
             Vec::new(),
             String::new(),
@@ -112,6 +141,7 @@ pub fn run(opts: &RunOptions) -> RunResult {
         device_mutant: opts.device_mutant.name().into(),
         outcome,
         stats,
+        findings,
         serial,
     };
     RunResult { report, events }

@@ -115,6 +115,21 @@ impl Stats {
     }
 }
 
+/// One named finding of a run: which oracle or monitor rule saw what, at
+/// which event. The matrix judges `Expect::Caught` on these instead of
+/// parsing the human reason texts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// A host oracle (`oracles::ORACLES`), a device monitor rule
+    /// (`nic_model::monitor::RULE_*`), `guest-verdict` (the guest's failing
+    /// verdict, detail = its text) or `device-live-maps`.
+    pub oracle: String,
+    /// Sequence number of the event that shows it.
+    pub seq: u64,
+    /// What went wrong, for humans (guest oracles: the guest's text).
+    pub detail: String,
+}
+
 /// Everything a run reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -125,6 +140,10 @@ pub struct Report {
     #[serde(flatten)]
     pub outcome: Outcome,
     pub stats: Stats,
+    /// The findings behind a `failed` outcome, structured (empty when the
+    /// run passed or ended another way).
+    #[serde(default)]
+    pub findings: Vec<Finding>,
     /// Everything the guest wrote to COM1.
     #[serde(default)]
     pub serial: String,
@@ -220,6 +239,7 @@ mod tests {
                 run_ms: 1.5,
                 ..Default::default()
             },
+            findings: vec![],
             serial: "[cpu0 INFO ] hi\n".into(),
         }
     }
