@@ -31,6 +31,42 @@ pub enum Command {
     /// Boot the same VM several times; print boot-to-ready time, run time
     /// and VM exits per reason (min / median / max).
     Bench(BenchArgs),
+    /// Run every (case, seed) of the scenario matrix as a VM (child
+    /// processes), judge each against its expectation, print the matrix.
+    /// Exit 1 if a pass case failed or a mutant was missed.
+    Matrix(MatrixArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MatrixArgs {
+    /// Guest kernel ELF (built by `make guest`).
+    #[arg(long, default_value = "images/nicproof-guest")]
+    pub guest: PathBuf,
+    /// VMs at a time [default: number of CPUs].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Only jobs whose name (scenario[/variant]:mutant:device-mutant#seed)
+    /// contains this.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Only partition K of N (1-based, round-robin over the jobs, as
+    /// cargo-nextest's count:K/N), for spreading over CI runners.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<String>,
+    /// Print the selected job names, one a line, and run nothing.
+    #[arg(long)]
+    pub list: bool,
+    /// Write the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write JUnit XML (one testcase per job) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Report jobs whose guest scenario body is still the "not implemented
+    /// yet" stub as SKIPPED-UNIMPLEMENTED (counted, listed) instead of
+    /// failing them.
+    #[arg(long)]
+    pub skip_unimplemented: bool,
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +146,11 @@ pub const KNOBS: &[(&str, usize, &str)] = &[
     ),
     ("batch", knob::BATCH, "xmit_more batch size"),
     ("cycles", knob::CYCLES, "up/down cycles for the soak"),
+    (
+        "variant",
+        knob::VARIANT,
+        "scenario variant (see abi.rs knob::VARIANT)",
+    ),
     (
         "echo",
         knob::ECHO,

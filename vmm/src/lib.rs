@@ -12,6 +12,7 @@ pub mod arch;
 pub mod bench;
 pub mod control;
 pub mod irq;
+pub mod matrix;
 pub mod nic;
 pub mod oracles;
 pub mod outcome;

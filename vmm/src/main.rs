@@ -48,6 +48,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             out(format_args!("{}\n", res.report));
             Ok(res.report.outcome.exit_code())
         }
+        Command::Matrix(args) => matrix(args),
         Command::Bench(args) => {
             let opts = args.options()?;
             let mut stats = Vec::new();
@@ -68,6 +69,54 @@ fn real_main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn matrix(args: cli::MatrixArgs) -> Result<i32> {
+    use vmm::matrix;
+    let mut jobs = matrix::jobs(&vmm::scenarios::cases());
+    if let Some(f) = &args.filter {
+        jobs.retain(|j| j.name().contains(f.as_str()));
+    }
+    if let Some(p) = &args.partition {
+        let (k, n) = matrix::parse_partition(p).map_err(anyhow::Error::msg)?;
+        jobs = matrix::partition(jobs, k, n);
+    }
+    if args.list {
+        for j in &jobs {
+            out(format_args!("{}\n", j.name()));
+        }
+        return Ok(0);
+    }
+    let opts = matrix::Options {
+        bin: std::env::current_exe().context("finding the nicproof binary")?,
+        guest: args.guest.clone(),
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        skip_unimplemented: args.skip_unimplemented,
+    };
+    if opts.jobs == 0 {
+        anyhow::bail!("--jobs must be at least 1");
+    }
+    if !opts.guest.is_file() {
+        anyhow::bail!("guest image {} not found (build it with `make guest`)", opts.guest.display());
+    }
+    let total = jobs.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let summary = matrix::run(&opts, &jobs, &|r| {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        eprintln!("[{n}/{total}] {} {} ({:.2} s)", r.status.name(), r.name, r.secs);
+    })
+    .context("running the matrix")?;
+    if let Some(path) = &args.json {
+        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        serde_json::to_writer_pretty(BufWriter::new(f), &summary)?;
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, summary.junit()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    out(format_args!("{}", summary.human()));
+    Ok(if summary.ok() { 0 } else { 1 })
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,712 @@
+//! The scenario matrix: every (case, seed) of [`scenarios::cases`] run as
+//! a real VM and judged against the case's [`Expect`].
+//!
+//! Each run is a child process (`nicproof run ... --json FILE --quiet`),
+//! `jobs` at a time. Children rather than threads because a run owns
+//! process-global state: the vCPU kick is a process-wide signal handler,
+//! and a host bug that panics, hangs or leaks in one VM must cost that
+//! case only, not the matrix. A child that outlives its scenario's
+//! timeout by [`GRACE`] is killed and reported as a miss.
+//!
+//! Judging (see [`judge`]): a `Pass` case must pass; a `Caught(names)`
+//! case must end `failed` with at least one [`Finding`] naming one of
+//! `names` (a host oracle, a device monitor rule, or `guest:<prefix>` for
+//! the guest's own oracle texts and its failing verdict). Anything else,
+//! including a timeout or panic, is a miss, with the run's reasons.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nic_model::abi::{DeviceMutant, DriverMutant};
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::{Finding, Outcome, Report};
+use crate::scenarios::{self, Case, Expect};
+
+/// How long a child may outlive its scenario's own timeout (the VMM
+/// enforces that one itself; this only catches a hung host).
+pub const GRACE: Duration = Duration::from_secs(30);
+
+/// The verdict text of a scenario whose guest body is still a stub
+/// (guest-driver/src/scenarios/{lifecycle,queueing}.rs).
+pub const UNIMPLEMENTED: &str = "is not implemented yet";
+
+/// Mutants a model checker catches rather than a VM: the loom model of
+/// the stop/wake protocol (guest-driver/tests/loom_stop_wake.rs, run by
+/// `make test`). Shown as `loom` in the matrix; never run here, and a
+/// test checks each named function exists and expects the model to fail.
+pub const LOOM: &[(DriverMutant, &str)] = &[
+    (DriverMutant::NoFence, "missing_fence_loses_a_wake"),
+    (DriverMutant::NoRecheck, "missing_recheck_loses_a_wake"),
+    (DriverMutant::WakeInverted, "inverted_wake_condition_never_wakes"),
+    (DriverMutant::ThresholdOffByOne, "gt_for_ge_in_wake_misses_exact_threshold"),
+    (DriverMutant::ConsIndexLate, "consumer_index_stored_after_the_macro_loses_a_wake"),
+];
+
+/// The loom test file [`LOOM`] names functions of (relative to the workspace).
+pub const LOOM_FILE: &str = "guest-driver/tests/loom_stop_wake.rs";
+
+/// One VM run of the matrix: a case and one of its seeds.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub case: Case,
+    pub seed: u64,
+}
+
+impl Job {
+    /// `scenario[/variant]:driver-mutant:device-mutant#seed`, unique in the matrix.
+    pub fn name(&self) -> String {
+        format!("{}#{}", self.case.name(), self.seed)
+    }
+
+    /// Arguments of the `nicproof run` child.
+    pub fn run_args(&self, guest: &Path, json: &Path) -> Vec<String> {
+        let c = &self.case;
+        vec![
+            "run".into(),
+            "--scenario".into(),
+            c.scenario.name().into(),
+            "--mutant".into(),
+            c.driver_mutant.name().into(),
+            "--device-mutant".into(),
+            c.device_mutant.name().into(),
+            "--seed".into(),
+            self.seed.to_string(),
+            "--knob".into(),
+            format!("variant={}", c.variant),
+            "--guest".into(),
+            guest.display().to_string(),
+            "--json".into(),
+            json.display().to_string(),
+            "--quiet".into(),
+        ]
+    }
+}
+
+/// Every (case, seed) in matrix order.
+pub fn jobs(cases: &[Case]) -> Vec<Job> {
+    cases
+        .iter()
+        .flat_map(|c| (0..c.seeds.max(1)).map(move |seed| Job { case: c.clone(), seed }))
+        .collect()
+}
+
+/// Partition `k` of `n` (1-based, as cargo-nextest's `count:K/N`): every
+/// n-th job starting at the k-th. The partitions are disjoint and cover
+/// every job; round-robin keeps slow seeds of one case apart.
+pub fn partition(jobs: Vec<Job>, k: usize, n: usize) -> Vec<Job> {
+    jobs.into_iter()
+        .enumerate()
+        .filter(|(i, _)| n <= 1 || i % n == k - 1)
+        .map(|(_, j)| j)
+        .collect()
+}
+
+/// Parse `K/N` with 1 <= K <= N.
+pub fn parse_partition(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--partition wants K/N with 1 <= K <= N, got `{s}`");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// How a job ended against its expectation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// A `Pass` case passed.
+    Passed,
+    /// A `Caught` case failed and a listed oracle named it.
+    Caught,
+    /// A `Pass` case did not pass.
+    Failed,
+    /// A `Caught` case passed, failed by another oracle, or ended another way.
+    Missed,
+    /// The scenario's guest body is still the stub (only with
+    /// `skip_unimplemented`; otherwise it is Failed/Missed).
+    SkippedUnimplemented,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Passed => "PASS",
+            Status::Caught => "CAUGHT",
+            Status::Failed => "FAIL",
+            Status::Missed => "MISSED",
+            Status::SkippedUnimplemented => "SKIPPED-UNIMPLEMENTED",
+        }
+    }
+
+    /// Whether the matrix as a whole fails on it.
+    pub fn is_bad(self) -> bool {
+        matches!(self, Status::Failed | Status::Missed)
+    }
+}
+
+/// The judged result of one job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobResult {
+    pub name: String,
+    pub scenario: String,
+    pub variant: u64,
+    pub driver_mutant: String,
+    pub device_mutant: String,
+    pub seed: u64,
+    /// `pass` or `caught by a|b`.
+    pub expect: String,
+    pub status: Status,
+    /// The run's outcome name (`passed`, `failed`, `timeout`, ...; `no-report`
+    /// when the child left no report).
+    pub outcome: String,
+    /// The expected oracles that did name the run (Caught only).
+    pub matched: Vec<String>,
+    /// Why the job is bad (or, for Caught, what the run reported).
+    pub reasons: Vec<String>,
+    /// Wall time of the child, seconds.
+    pub secs: f64,
+}
+
+fn expect_text(e: &Expect) -> String {
+    match e {
+        Expect::Pass => "pass".into(),
+        Expect::Caught(by) => format!("caught by {}", by.join("|")),
+    }
+}
+
+/// Whether `f` is what the expected oracle `name` reports.
+pub fn names(name: &str, f: &Finding) -> bool {
+    match name.strip_prefix("guest:") {
+        Some(prefix) => {
+            (f.oracle == "guest-oracles" || f.oracle == "guest-verdict") && f.detail.starts_with(prefix)
+        }
+        None => f.oracle == name,
+    }
+}
+
+fn reasons_of(o: &Outcome) -> Vec<String> {
+    match o {
+        Outcome::Passed => vec![],
+        Outcome::Failed { reasons } => reasons.clone(),
+        Outcome::GuestPanic { message, location } => vec![format!("guest panic at {location}: {message}")],
+        Outcome::CpuException { vector, rip, cr2, cpu, .. } => vec![format!(
+            "cpu {cpu}: exception {vector} ({}) rip {rip:#x} cr2 {cr2:#x}",
+            crate::outcome::exception_name(*vector)
+        )],
+        Outcome::TripleFault { cpu, regs } => vec![format!("cpu {cpu} triple fault at rip {:#x}", regs.rip)],
+        Outcome::Timeout { limit_secs, last_serial, .. } => {
+            let mut v = vec![format!("timeout: no power-off within {limit_secs} s")];
+            v.extend(last_serial.iter().rev().take(3).rev().map(|l| format!("serial| {l}")));
+            v
+        }
+        Outcome::HostError { message } => vec![format!("host error: {message}")],
+    }
+}
+
+/// Judge a finished run against `expect`. `skip_unimplemented` turns a
+/// run whose guest verdict is the stub's into SkippedUnimplemented.
+pub fn judge(expect: &Expect, report: &Report, skip_unimplemented: bool) -> (Status, Vec<String>, Vec<String>) {
+    let reasons = reasons_of(&report.outcome);
+    let stub = report
+        .findings
+        .iter()
+        .any(|f| f.oracle == "guest-verdict" && f.detail.contains(UNIMPLEMENTED));
+    match expect {
+        Expect::Pass if report.outcome == Outcome::Passed => (Status::Passed, vec![], vec![]),
+        Expect::Pass if stub && skip_unimplemented => (Status::SkippedUnimplemented, vec![], reasons),
+        Expect::Pass => (Status::Failed, vec![], reasons),
+        Expect::Caught(by) => {
+            let failed = matches!(report.outcome, Outcome::Failed { .. });
+            let matched: Vec<String> = by
+                .iter()
+                .filter(|n| failed && report.findings.iter().any(|f| names(n, f)))
+                .map(|n| n.to_string())
+                .collect();
+            if !matched.is_empty() {
+                return (Status::Caught, matched, reasons);
+            }
+            if stub && skip_unimplemented {
+                return (Status::SkippedUnimplemented, vec![], reasons);
+            }
+            let why = match &report.outcome {
+                Outcome::Passed => "the run passed: nothing caught the mutant".to_string(),
+                Outcome::Failed { .. } => {
+                    let mut found: Vec<&str> = report.findings.iter().map(|f| f.oracle.as_str()).collect();
+                    found.dedup();
+                    format!("failed, but no finding names {}: found [{}]", by.join("|"), found.join(", "))
+                }
+                other => format!("ended {} instead of failed", other.name()),
+            };
+            let mut v = vec![why];
+            v.extend(reasons);
+            (Status::Missed, vec![], v)
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The `nicproof` binary the children run.
+    pub bin: PathBuf,
+    /// The guest image.
+    pub guest: PathBuf,
+    /// Children at a time.
+    pub jobs: usize,
+    pub skip_unimplemented: bool,
+}
+
+/// A private scratch directory for the children's reports, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> std::io::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let p = std::env::temp_dir().join(format!("nicproof-matrix-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Last `n` lines of a file (the child's stderr), for a report-less miss.
+fn tail(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("stderr| {l}")).collect()
+}
+
+/// Run one job as a child and judge it.
+fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
+    let json = dir.join(format!("{idx}.json"));
+    let stderr_path = dir.join(format!("{idx}.stderr"));
+    let limit = scenarios::setup(job.case.scenario, job.case.variant, job.seed).timeout + GRACE;
+    let t = Instant::now();
+    let ended = std::fs::File::create(&stderr_path)
+        .and_then(|err| {
+            Command::new(&opts.bin)
+                .args(job.run_args(&opts.guest, &json))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+        })
+        .map_err(|e| format!("could not start {}: {e}", opts.bin.display()))
+        .and_then(|mut child| loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if t.elapsed() > limit => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err(format!("killed: the child ran past {} s", limit.as_secs()));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => break Err(format!("waiting for the child: {e}")),
+            }
+        });
+    let secs = t.elapsed().as_secs_f64();
+    let report: Result<Report, String> = ended.and_then(|status| {
+        let text = std::fs::read_to_string(&json).map_err(|e| format!("child exited {status} and left no report: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("child exited {status}; report unreadable: {e}"))
+    });
+    let c = &job.case;
+    let (status, outcome, matched, reasons) = match report {
+        Ok(r) => {
+            let (s, m, why) = judge(&c.expect, &r, opts.skip_unimplemented);
+            (s, r.outcome.name().to_string(), m, why)
+        }
+        Err(e) => {
+            let bad = if c.expect == Expect::Pass { Status::Failed } else { Status::Missed };
+            let mut why = vec![e];
+            why.extend(tail(&stderr_path, 5));
+            (bad, "no-report".to_string(), vec![], why)
+        }
+    };
+    JobResult {
+        name: job.name(),
+        scenario: c.scenario.name().into(),
+        variant: c.variant,
+        driver_mutant: c.driver_mutant.name().into(),
+        device_mutant: c.device_mutant.name().into(),
+        seed: job.seed,
+        expect: expect_text(&c.expect),
+        status,
+        outcome,
+        matched,
+        reasons,
+        secs,
+    }
+}
+
+/// The whole matrix run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub jobs: usize,
+    pub wall_secs: f64,
+    pub results: Vec<JobResult>,
+    /// Mutants caught by the loom model instead (`LOOM`), by name => test fn.
+    pub loom: BTreeMap<String, String>,
+}
+
+/// Run `jobs` (in matrix order in the summary), `opts.jobs` at a time.
+/// `progress` sees each result as it finishes.
+pub fn run(opts: &Options, jobs: &[Job], progress: &(dyn Fn(&JobResult) + Sync)) -> std::io::Result<Summary> {
+    let scratch = Scratch::new()?;
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<JobResult>>> = Mutex::new(vec![None; jobs.len()]);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.clamp(1, jobs.len().max(1)) {
+            s.spawn(|| loop {
+                let idx = {
+                    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(job) = jobs.get(idx) else { break };
+                let r = run_job(opts, &scratch.0, idx, job);
+                progress(&r);
+                results.lock().unwrap_or_else(|e| e.into_inner())[idx] = Some(r);
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().collect();
+    Ok(Summary {
+        jobs: opts.jobs,
+        wall_secs: t.elapsed().as_secs_f64(),
+        results,
+        loom: LOOM.iter().map(|(m, f)| (m.name().to_string(), f.to_string())).collect(),
+    })
+}
+
+impl Summary {
+    pub fn count(&self, s: Status) -> usize {
+        self.results.iter().filter(|r| r.status == s).count()
+    }
+
+    /// Whether every Pass case passed and every Caught case was caught
+    /// (skipped-unimplemented jobs aside, which are counted and shown).
+    pub fn ok(&self) -> bool {
+        !self.results.iter().any(|r| r.status.is_bad())
+    }
+
+    /// Per-job wall times: (min, median, max) seconds.
+    pub fn times(&self) -> Option<(f64, f64, f64)> {
+        let mut t: Vec<f64> = self.results.iter().map(|r| r.secs).collect();
+        t.sort_by(f64::total_cmp);
+        Some((*t.first()?, t[t.len() / 2], *t.last()?))
+    }
+
+    /// The matrix (scenario rows x mutant columns), the jobs with their
+    /// times, the reasons of every bad job, and the totals.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        // Columns: `none`, then each mutant present (driver, then device),
+        // then the loom-only ones, each under a letter with a legend.
+        let mut cols: Vec<String> = Vec::new();
+        let col_of = |r: &JobResult| -> String {
+            match (r.driver_mutant.as_str(), r.device_mutant.as_str()) {
+                ("none", "none") => "none".into(),
+                (d, "none") => d.into(),
+                (_, dev) => format!("device:{dev}"),
+            }
+        };
+        for m in DriverMutant::ALL.iter().map(|m| m.name().to_string()).chain(
+            DeviceMutant::ALL.iter().map(|m| format!("device:{}", m.name())),
+        ) {
+            let present = self.results.iter().any(|r| col_of(r) == m) || (m != "none" && self.loom.contains_key(&m));
+            if (present || m == "none") && !cols.contains(&m) {
+                cols.push(m);
+            }
+        }
+        let mut rows: Vec<String> = Vec::new();
+        for r in &self.results {
+            let row = if r.variant == 0 { r.scenario.clone() } else { format!("{}/{}", r.scenario, r.variant) };
+            if !rows.contains(&row) {
+                rows.push(row);
+            }
+        }
+        let letter = |i: usize| -> String {
+            if i == 0 {
+                "none".into()
+            } else {
+                char::from(b'A' + ((i - 1) % 26) as u8).to_string() + &"'".repeat((i - 1) / 26)
+            }
+        };
+        let w = rows.iter().map(String::len).max().unwrap_or(8).max(10);
+        let _ = write!(out, "{:<w$}", "scenario");
+        for i in 0..cols.len() {
+            let _ = write!(out, " {:>6}", letter(i));
+        }
+        out.push('\n');
+        for row in rows.iter().map(Some).chain([None]) {
+            let _ = write!(out, "{:<w$}", row.map_or("(loom)", |s| s.as_str()));
+            for col in &cols {
+                let cell = match row {
+                    None => if self.loom.contains_key(col) { "loom".to_string() } else { "-".to_string() },
+                    Some(row) => {
+                        let hits: Vec<&JobResult> = self
+                            .results
+                            .iter()
+                            .filter(|r| {
+                                let rr = if r.variant == 0 { r.scenario.clone() } else { format!("{}/{}", r.scenario, r.variant) };
+                                &rr == row && &col_of(r) == col
+                            })
+                            .collect();
+                        cell(&hits)
+                    }
+                };
+                let _ = write!(out, " {cell:>6}");
+            }
+            out.push('\n');
+        }
+        out.push_str("columns:");
+        for (i, c) in cols.iter().enumerate().skip(1) {
+            let _ = write!(out, "{} {}={c}", if i == 1 { "" } else { "," }, letter(i));
+        }
+        out.push_str("\ncells: pass/FAIL (none), caught/MISSED (mutants), loom = caught by the loom model (");
+        out.push_str(LOOM_FILE);
+        out.push_str("), skip = SKIPPED-UNIMPLEMENTED, - = not in the matrix; n/m = n of m seeds\n\n");
+        for r in &self.results {
+            let _ = writeln!(out, "{:<21} {:<48} {:>6.2} s  {}", r.status.name(), r.name, r.secs, r.expect);
+            if r.status.is_bad() || r.status == Status::SkippedUnimplemented {
+                for why in r.reasons.iter().take(8) {
+                    let _ = writeln!(out, "    {why}");
+                }
+            }
+        }
+        if let Some((min, med, max)) = self.times() {
+            let _ = writeln!(
+                out,
+                "\nper-job wall time: min {min:.2} s, median {med:.2} s, max {max:.2} s; whole matrix {:.1} s with {} jobs at a time",
+                self.wall_secs, self.jobs
+            );
+        }
+        let skipped = self.count(Status::SkippedUnimplemented);
+        let _ = writeln!(
+            out,
+            "matrix: {} passed, {} caught, {} failed, {} missed, {skipped} skipped-unimplemented ({} jobs){}",
+            self.count(Status::Passed),
+            self.count(Status::Caught),
+            self.count(Status::Failed),
+            self.count(Status::Missed),
+            self.results.len(),
+            if skipped > 0 { " -- SKIPPED-UNIMPLEMENTED scenarios are not yet checked" } else { "" }
+        );
+        out
+    }
+
+    /// JUnit XML: one testcase per job, failure message = its reasons.
+    pub fn junit(&self) -> String {
+        let bad = self.results.iter().filter(|r| r.status.is_bad()).count();
+        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            x,
+            "<testsuites><testsuite name=\"nicproof-matrix\" tests=\"{}\" failures=\"{bad}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
+            self.results.len(),
+            self.count(Status::SkippedUnimplemented),
+            self.wall_secs
+        );
+        for r in &self.results {
+            let _ = write!(
+                x,
+                "  <testcase classname=\"matrix.{}\" name=\"{}\" time=\"{:.3}\">",
+                xml(&r.scenario),
+                xml(&format!("{} ({})", r.name, r.expect)),
+                r.secs
+            );
+            let body = xml(&r.reasons.join("\n"));
+            match r.status {
+                Status::Failed | Status::Missed => {
+                    let first = r.reasons.first().map_or("", String::as_str);
+                    let _ = write!(
+                        x,
+                        "<failure message=\"{} ({}): {}\" type=\"{}\">{body}</failure>",
+                        r.status.name(),
+                        r.outcome,
+                        xml(first),
+                        r.status.name()
+                    );
+                }
+                Status::SkippedUnimplemented => {
+                    let _ = write!(x, "<skipped message=\"scenario body not implemented yet\"/>");
+                }
+                Status::Passed | Status::Caught => {
+                    if !r.matched.is_empty() {
+                        let _ = write!(x, "<system-out>caught by {}</system-out>", xml(&r.matched.join(", ")));
+                    }
+                }
+            }
+            x.push_str("</testcase>\n");
+        }
+        x.push_str("</testsuite></testsuites>\n");
+        x
+    }
+}
+
+/// One matrix cell from the jobs (seeds) of a row and column.
+fn cell(hits: &[&JobResult]) -> String {
+    if hits.is_empty() {
+        return "-".into();
+    }
+    let n = hits.len();
+    let count = |s: Status| hits.iter().filter(|r| r.status == s).count();
+    let (good, word, badword) = if hits[0].expect == "pass" {
+        (count(Status::Passed), "pass", "FAIL")
+    } else {
+        (count(Status::Caught), "caught", "MISSED")
+    };
+    let skipped = count(Status::SkippedUnimplemented);
+    if skipped == n {
+        "skip".into()
+    } else if good == n {
+        word.into()
+    } else if n == 1 {
+        badword.into()
+    } else {
+        format!("{good}/{n}")
+    }
+}
+
+/// Escape text for an XML attribute or element.
+fn xml(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even escaped.
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push('?'),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Stats;
+
+    fn report(outcome: Outcome, findings: &[(&str, &str)]) -> Report {
+        Report {
+            scenario: "default".into(),
+            seed: 0,
+            driver_mutant: "none".into(),
+            device_mutant: "none".into(),
+            outcome,
+            stats: Stats::default(),
+            findings: findings
+                .iter()
+                .map(|(o, d)| Finding { oracle: o.to_string(), seq: 1, detail: d.to_string() })
+                .collect(),
+            serial: String::new(),
+        }
+    }
+
+    fn failed() -> Outcome {
+        Outcome::Failed { reasons: vec!["x".into()] }
+    }
+
+    #[test]
+    fn pass_and_caught_are_judged_by_outcome_and_oracle_name() {
+        let pass = Expect::Pass;
+        let by = Expect::Caught(&["dma-maps", "guest:bql:"]);
+        assert_eq!(judge(&pass, &report(Outcome::Passed, &[]), false).0, Status::Passed);
+        assert_eq!(judge(&pass, &report(failed(), &[]), false).0, Status::Failed);
+        let (s, m, _) = judge(&by, &report(failed(), &[("dma-maps", "leak")]), false);
+        assert_eq!((s, m), (Status::Caught, vec!["dma-maps".to_string()]));
+        // Guest prefixes match the guest's oracle texts and its verdict only.
+        assert_eq!(judge(&by, &report(failed(), &[("guest-oracles", "bql: over")]), false).0, Status::Caught);
+        assert_eq!(judge(&by, &report(failed(), &[("guest-verdict", "bql: x")]), false).0, Status::Caught);
+        assert_eq!(judge(&by, &report(failed(), &[("skb-ledger", "bql: x")]), false).0, Status::Missed);
+        // Wrong oracle, a pass, or another ending is a miss, with reasons.
+        let (s, _, why) = judge(&by, &report(failed(), &[("no-busy", "busy")]), false);
+        assert_eq!(s, Status::Missed);
+        assert!(why[0].contains("no finding names dma-maps|guest:bql:") && why[0].contains("no-busy"), "{why:?}");
+        assert_eq!(judge(&by, &report(Outcome::Passed, &[]), false).0, Status::Missed);
+        let to = Outcome::Timeout { limit_secs: 1.0, last_serial: vec![], last_events: vec![] };
+        let (s, _, why) = judge(&by, &report(to, &[("dma-maps", "x")]), false);
+        assert_eq!(s, Status::Missed);
+        assert!(why[0].contains("timeout"), "{why:?}");
+    }
+
+    #[test]
+    fn the_stub_verdict_is_skipped_only_when_asked() {
+        let stub = report(failed(), &[("guest-verdict", "scenario tx-timeout is not implemented yet")]);
+        assert_eq!(judge(&Expect::Pass, &stub, false).0, Status::Failed);
+        assert_eq!(judge(&Expect::Pass, &stub, true).0, Status::SkippedUnimplemented);
+        assert_eq!(judge(&Expect::Caught(&["dma-maps"]), &stub, true).0, Status::SkippedUnimplemented);
+        let real = report(failed(), &[("guest-verdict", "lost wake")]);
+        assert_eq!(judge(&Expect::Pass, &real, true).0, Status::Failed);
+    }
+
+    #[test]
+    fn partitions_cover_every_job_exactly_once() {
+        let all = jobs(&scenarios::cases());
+        let names: Vec<String> = all.iter().map(Job::name).collect();
+        let mut uniq = names.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), names.len(), "job names are unique");
+        for n in 1..=5 {
+            let mut seen: Vec<String> = (1..=n).flat_map(|k| partition(all.clone(), k, n)).map(|j| j.name()).collect();
+            seen.sort();
+            assert_eq!(seen, uniq, "partitions of {n}");
+        }
+        assert_eq!(parse_partition("2/3"), Ok((2, 3)));
+        assert!(parse_partition("0/3").is_err() && parse_partition("4/3").is_err() && parse_partition("x").is_err());
+    }
+
+    #[test]
+    fn summary_shows_the_matrix_and_junit_escapes() {
+        let r = |dm: DriverMutant, status, expect: &str| JobResult {
+            name: format!("default:{}:none#0", dm.name()),
+            scenario: "default".into(),
+            variant: 0,
+            driver_mutant: dm.name().into(),
+            device_mutant: "none".into(),
+            seed: 0,
+            expect: expect.into(),
+            status,
+            outcome: "failed".into(),
+            matched: vec![],
+            reasons: vec!["a <b> & \"c\"".into()],
+            secs: 0.5,
+        };
+        let s = Summary {
+            jobs: 2,
+            wall_secs: 1.0,
+            results: vec![
+                r(DriverMutant::None, Status::Passed, "pass"),
+                r(DriverMutant::NoUnmapAtStop, Status::Missed, "caught by dma-maps"),
+            ],
+            loom: LOOM.iter().map(|(m, f)| (m.name().to_string(), f.to_string())).collect(),
+        };
+        let h = s.human();
+        assert!(h.contains("MISSED") && h.contains("loom") && h.contains("no-unmap-at-stop"), "{h}");
+        assert!(h.contains("1 passed, 0 caught, 0 failed, 1 missed"), "{h}");
+        assert!(!s.ok());
+        let j = s.junit();
+        assert!(j.contains("tests=\"2\" failures=\"1\"") && j.contains("a &lt;b&gt; &amp; &quot;c&quot;"), "{j}");
+        assert!(!j.contains("<b>"));
+    }
+}
