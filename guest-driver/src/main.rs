@@ -279,16 +279,25 @@ mod boot {
         if CLOCK_GUESSED.load(Ordering::Relaxed) {
             return Err("boot: TSC rate unknown (neither boot info nor PIT gave it)");
         }
-        let t0 = p.now_ns();
-        let fired0 = irq::count(VECTOR_TIMER);
-        let deadline = t0 + 2_000_000;
-        let mut sleeps = 0u32;
-        while p.now_ns() < deadline && sleeps < 1000 {
-            p.wait_until(deadline);
-            sleeps += 1;
+        // If the host deschedules this vCPU for the whole 2 ms before the
+        // first sleep, the loop never sleeps and no timer fires: that says
+        // nothing about the timer, so try again (a few times, bounded).
+        let (mut slept, mut fired, mut sleeps) = (0, 0, 0u32);
+        for _attempt in 0..5 {
+            let t0 = p.now_ns();
+            let fired0 = irq::count(VECTOR_TIMER);
+            let deadline = t0 + 2_000_000;
+            sleeps = 0;
+            while p.now_ns() < deadline && sleeps < 1000 {
+                p.wait_until(deadline);
+                sleeps += 1;
+            }
+            slept = p.now_ns() - t0;
+            fired = irq::count(VECTOR_TIMER).wrapping_sub(fired0);
+            if sleeps > 0 {
+                break;
+            }
         }
-        let slept = p.now_ns() - t0;
-        let fired = irq::count(VECTOR_TIMER).wrapping_sub(fired0);
         info!("boot: slept {} us for 2000 us: {} timer irqs, {} sleeps", slept / 1000, fired, sleeps);
         if slept < 2_000_000 {
             return Err("boot: wait_until gave up before the deadline");
