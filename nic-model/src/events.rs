@@ -54,9 +54,20 @@ pub enum EventKind {
     /// A reset finished.
     ResetDone,
     /// A frame left the device: `seq` counts frames since the run began.
-    TxFrame { seq: u64, len: u32, hash: u64 },
+    /// (JSON key `frame`: the event's own `seq` sits beside it, flattened.)
+    TxFrame {
+        #[serde(rename = "frame")]
+        seq: u64,
+        len: u32,
+        hash: u64,
+    },
     /// A frame was written into an RX buffer.
-    RxFrame { seq: u64, addr: u64, len: u32 },
+    RxFrame {
+        #[serde(rename = "frame")]
+        seq: u64,
+        addr: u64,
+        len: u32,
+    },
     /// The device latched a fault in its error register.
     DeviceFault { code: u32, addr: u64 },
     /// A DMA monitor check failed.
@@ -192,6 +203,20 @@ mod tests {
         let s = log.snapshot();
         assert_eq!(s.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         assert_eq!(s[2].kind, EventKind::ResetStart);
+    }
+
+    #[test]
+    fn frame_events_round_trip_through_json() {
+        // Event is flattened: a payload field named `seq` would collide
+        // with the event's own and the JSON line would not parse back.
+        for kind in [
+            EventKind::TxFrame { seq: 5, len: 60, hash: 9 },
+            EventKind::RxFrame { seq: 6, addr: 0x1000, len: 60 },
+        ] {
+            let e = Event { seq: 42, time_ns: 1, source: Source::Device, kind };
+            let j = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<Event>(&j).unwrap(), e, "{j}");
+        }
     }
 
     #[test]
