@@ -11,8 +11,12 @@ NICPROOF := $(CARGO_TARGET_DIR)/release/nicproof
 ARGS ?=
 # Runs for `make bench`.
 RUNS ?= 10
+# VMs at a time for the matrix (default: every CPU), and where it writes.
+MATRIX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+MATRIX_OUT ?= $(CARGO_TARGET_DIR)/matrix
+MATRIX_ARGS ?=
 
-.PHONY: all guest build run test bench target
+.PHONY: all guest build run test bench matrix target
 
 all: build
 
@@ -37,8 +41,22 @@ test: build
 	# (bounded preemptions: finds every stop/wake mutant in seconds).
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 $(CARGO) test -p guest-driver --release --test loom_stop_wake --target-dir $(CARGO_TARGET_DIR)/loom
 
+# The boot bench, then the whole matrix's wall time and per-job times
+# (min / median / max), MATRIX_JOBS VMs at a time.
 bench: build
 	$(NICPROOF) bench --guest $(GUEST_ELF) --scenario empty --runs $(RUNS)
+	@mkdir -p $(MATRIX_OUT)
+	@echo "whole matrix, $(MATRIX_JOBS) VMs at a time:"
+	@$(NICPROOF) matrix --guest $(GUEST_ELF) --jobs $(MATRIX_JOBS) --skip-unimplemented \
+		--json $(MATRIX_OUT)/bench.json 2>/dev/null | tail -n 2
+
+# The scenario matrix alone: table, JSON and JUnit under $(MATRIX_OUT).
+# MATRIX_ARGS adds options, e.g. MATRIX_ARGS="--partition 2/3" or
+# MATRIX_ARGS="--filter default".
+matrix: build
+	@mkdir -p $(MATRIX_OUT)
+	$(NICPROOF) matrix --guest $(GUEST_ELF) --jobs $(MATRIX_JOBS) \
+		--json $(MATRIX_OUT)/matrix.json --junit $(MATRIX_OUT)/junit.xml $(MATRIX_ARGS)
 
 # Boot the same image under QEMU through its PVH note: a second witness that
 # the kernel is a normal PVH guest. There is no control port there (records
