@@ -147,6 +147,11 @@ pub const KNOBS: &[(&str, usize, &str)] = &[
     ("batch", knob::BATCH, "xmit_more batch size"),
     ("cycles", knob::CYCLES, "up/down cycles for the soak"),
     (
+        "bench",
+        knob::BENCH,
+        "1 = benchmark mode: no per-packet markers (see abi.rs knob::BENCH)",
+    ),
+    (
         "variant",
         knob::VARIANT,
         "scenario variant (see abi.rs knob::VARIANT)",
