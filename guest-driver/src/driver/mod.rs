@@ -253,6 +253,9 @@ pub struct Nic<'a, 'e> {
     rx_seq: AtomicU64,
     /// Frames posted since probe (the skb mark).
     tx_seq: AtomicU64,
+    /// Frames the device transmitted before the last reset at stop
+    /// (STAT_TX_FRAMES counts from reset): where `rx_seq` resumes.
+    wire_base: AtomicU64,
     st: Counters,
 }
 
@@ -308,6 +311,7 @@ impl<'a, 'e> Nic<'a, 'e> {
             kept: SpinLock::new(Vec::new()),
             rx_seq: AtomicU64::new(0),
             tx_seq: AtomicU64::new(0),
+            wire_base: AtomicU64::new(0),
             st: Counters::default(),
         };
         // A known state whatever the firmware (or a previous owner) left.
@@ -794,6 +798,13 @@ impl<'a, 'e> Nic<'a, 'e> {
         if m != Mutant::NoDisableAtStop {
             self.regs.write(r::INT_ENABLE, 0);
             self.regs.write(r::CTRL, 0);
+            // Frames the device sent this period but we never received
+            // are dropped with the RX ring: the next delivered frame is
+            // the device's next transmitted one (the host's content check
+            // pairs them by this number). The reset below clears the count.
+            let sent = u64::from(self.regs.read(r::STAT_TX_FRAMES));
+            let base = self.wire_base.fetch_add(sent, Ordering::Relaxed) + sent;
+            self.rx_seq.store(base, Ordering::Relaxed);
             // The reset drops fetched-but-unfinished work; wait for it.
             if m == Mutant::NoResetPoll {
                 self.regs.write(r::CTRL, r::CTRL_RESET);
