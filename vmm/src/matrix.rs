@@ -483,7 +483,8 @@ impl Summary {
         out.push_str(LOOM_FILE);
         out.push_str("), skip = SKIPPED-UNIMPLEMENTED, - = not in the matrix; n/m = n of m seeds\n\n");
         for r in &self.results {
-            let _ = writeln!(out, "{:<21} {:<48} {:>6.2} s  {}", r.status.name(), r.name, r.secs, r.expect);
+            let by = if r.matched.is_empty() { String::new() } else { format!(" <- {}", r.matched.join(", ")) };
+            let _ = writeln!(out, "{:<21} {:<48} {:>6.2} s  {}{by}", r.status.name(), r.name, r.secs, r.expect);
             if r.status.is_bad() || r.status == Status::SkippedUnimplemented {
                 for why in r.reasons.iter().take(8) {
                     let _ = writeln!(out, "    {why}");
