@@ -92,7 +92,7 @@ pub fn cases() -> Vec<Case> {
     v.extend([
         Case::driver(StopUnderFlood, 0, Drv::NoUnmapAtStop, &["dma-maps", "guest:dma-maps"]),
         Case::driver(StopUnderFlood, 0, Drv::NoDisableAtStop, &["guest:quiesce", "dma-after-stop", "irq-after-stop"]),
-        Case::driver(SlowReset, 0, Drv::NoResetPoll, &["guest:reset-poll"]).seeds(3),
+        Case::driver(SlowReset, 0, Drv::NoResetPoll, &["reset-wait", "guest:reset-poll"]).seeds(3),
         Case::driver(DmaUntilDisabled, 0, Drv::NoDisableAtStop, &["dma-after-stop", "dma-unmapped"]),
         Case::driver(InflightAtStop, 0, Drv::NoUnmapAtStop, &["dma-maps", "guest:dma-maps"]),
         Case::driver(Unregister, 0, Drv::UnregisterNoStop, &["auto-close", "guest:auto-close"]),
