@@ -10,6 +10,7 @@
 
 pub mod arch;
 pub mod bench;
+pub mod checks;
 pub mod control;
 pub mod irq;
 pub mod matrix;
@@ -83,10 +84,12 @@ fn log_findings(log: &[Event]) -> Vec<Finding> {
         .collect()
 }
 
-/// A finished run: the report (with the serial output) and the event log.
+/// A finished run: the report (with the serial output), the event log and
+/// the table of checks (empty for runs without a NIC or not judged).
 pub struct RunResult {
     pub report: Report,
     pub events: Vec<Event>,
+    pub checks: Vec<checks::Check>,
 }
 
 /// Build and run one VM. Never panics on anything the guest does;
@@ -103,7 +106,7 @@ pub fn run(opts: &RunOptions) -> RunResult {
         };
         Ok((vm, nic))
     });
-    let (outcome, findings, stats, events, serial) = match built {
+    let (outcome, findings, stats, events, serial, checks) = match built {
         Ok((vm, nic)) => {
             let setup_ms = t.elapsed().as_secs_f64() * 1e3;
             let events = vm.events.clone();
@@ -111,6 +114,7 @@ pub fn run(opts: &RunOptions) -> RunResult {
             let (mut o, s) = vm.run();
             let log = events.snapshot();
             let mut findings = Vec::new();
+            let has_nic = nic.is_some();
             if let Some((handle, clock)) = nic {
                 // The clock thread ends on the VM's stop flag, set by run().
                 let _ = clock.join();
@@ -123,7 +127,12 @@ pub fn run(opts: &RunOptions) -> RunResult {
             } else {
                 findings.clear();
             }
-            (o, findings, Stats { setup_ms, ..s }, log, serial.text())
+            let checks = if has_nic {
+                checks::table(&log, &o, &findings, opts.allow_busy)
+            } else {
+                Vec::new()
+            };
+            (o, findings, Stats { setup_ms, ..s }, log, serial.text(), checks)
         }
         Err(e) => (
             Outcome::HostError {
@@ -133,6 +142,7 @@ pub fn run(opts: &RunOptions) -> RunResult {
             Stats::default(),
             Vec::new(),
             String::new(),
+            Vec::new(),
         ),
     };
     let report = Report {
@@ -145,5 +155,5 @@ pub fn run(opts: &RunOptions) -> RunResult {
         findings,
         serial,
     };
-    RunResult { report, events }
+    RunResult { report, events, checks }
 }

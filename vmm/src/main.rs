@@ -11,10 +11,20 @@ use clap::Parser;
 use cli::{Cli, Command};
 use vmm::outcome::EXIT_USAGE;
 
+/// The JSON report: the report's fields plus the table of checks (an
+/// extra key, so readers of `Report` parse it unchanged).
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    report: &'a vmm::outcome::Report,
+    checks: &'a [vmm::checks::Check],
+}
+
 fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<()> {
     if let Some(path) = &args.json {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(BufWriter::new(f), &res.report)?;
+        let j = JsonReport { report: &res.report, checks: &res.checks };
+        serde_json::to_writer_pretty(BufWriter::new(f), &j)?;
     }
     if let Some(path) = &args.events {
         let mut w = BufWriter::new(
@@ -46,6 +56,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             let res = vmm::run(&opts);
             write_outputs(&args, &res)?;
             out(format_args!("{}\n", res.report));
+            out(format_args!("{}", vmm::checks::render(&res.checks)));
             Ok(res.report.outcome.exit_code())
         }
         Command::Matrix(args) => matrix(args),
