@@ -47,6 +47,7 @@ pub const ORACLES: &[&str] = &[
     "no-busy",
     "mac-address",
     "guest-oracles",
+    "reset-wait",
 ];
 
 /// Run every oracle. `expect_busy_free` is false for scenarios that
@@ -62,7 +63,36 @@ pub fn check_all(log: &[Event], expect_no_busy: bool) -> Vec<Finding> {
         f.extend(no_busy(log));
     }
     f.extend(guest_oracles(log));
+    f.extend(reset_wait(log));
     f
+}
+
+/// Stop waits for its reset (softnet.md scenario 3): nothing is unmapped
+/// while a reset is still running (the device may still be fetching),
+/// and the stop-exit marker comes after the device's ResetDone.
+pub fn reset_wait(log: &[Event]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    // (seq of ResetStart, an early unmap was already reported)
+    let mut resetting: Option<(u64, bool)> = None;
+    for e in log {
+        match &e.kind {
+            EventKind::ResetStart => resetting = Some((e.seq, false)),
+            EventKind::ResetDone => resetting = None,
+            _ => {
+                let Some((at, reported)) = resetting.as_mut() else { continue };
+                let what = match marker_of(e) {
+                    Some((Marker::DmaUnmap, args, _)) if !*reported => {
+                        *reported = true;
+                        format!("{:#x}+{} unmapped while the reset started at #{at} was still running", arg(args, 1), arg(args, 2))
+                    }
+                    Some((Marker::StopExit, _, _)) => format!("stop returned while the reset started at #{at} was still running"),
+                    _ => continue,
+                };
+                out.push(Finding { oracle: "reset-wait", seq: e.seq, detail: what });
+            }
+        }
+    }
+    out
 }
 
 /// Violations the device's DMA gate recorded live.
@@ -388,5 +418,28 @@ mod tests {
     fn busy_and_guest_oracle_failures_are_reported() {
         assert_eq!(no_busy(&log(&[(Marker::XmitBusy, &[7])])).len(), 1);
         assert_eq!(guest_oracles(&log(&[(Marker::OracleFail, &[])])).len(), 1);
+    }
+
+    #[test]
+    fn stop_exit_during_a_reset_is_found() {
+        let mut l = log(&[(Marker::StopEnter, &[]), (Marker::StopExit, &[])]);
+        let dev = |seq, kind| Event { seq, time_ns: 0, source: Source::Device, kind };
+        // Reset started and finished inside stop: fine.
+        let mut ok = l.clone();
+        ok.insert(1, dev(10, EventKind::ResetStart));
+        ok.insert(2, dev(11, EventKind::ResetDone));
+        assert!(reset_wait(&ok).is_empty());
+        // Stop returned first: found, and the reset's start is named.
+        l.insert(1, dev(10, EventKind::ResetStart));
+        let f = reset_wait(&l);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].detail.contains("#10"), "{}", f[0].detail);
+        // Unmapping during the reset is found too (once per reset).
+        let unmaps = log(&[(Marker::DmaUnmap, &[0x1000, 64]), (Marker::DmaUnmap, &[0x2000, 64])]);
+        let mut early = ok.clone();
+        early.splice(2..2, unmaps);
+        let f = reset_wait(&early);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].detail.contains("0x1000+64 unmapped"), "{}", f[0].detail);
     }
 }
