@@ -11,6 +11,8 @@ NICPROOF := $(CARGO_TARGET_DIR)/release/nicproof
 ARGS ?=
 # Runs for `make bench`.
 RUNS ?= 10
+# Repetitions of the loopback bench (five VMs each, side by side).
+NET_RUNS ?= 5
 # VMs at a time for the matrix (default: every CPU), and where it writes.
 MATRIX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MATRIX_OUT ?= $(CARGO_TARGET_DIR)/matrix
@@ -41,10 +43,13 @@ test: build
 	# (bounded preemptions: finds every stop/wake mutant in seconds).
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 $(CARGO) test -p guest-driver --release --test loom_stop_wake --target-dir $(CARGO_TARGET_DIR)/loom
 
-# The boot bench, then the whole matrix's wall time and per-job times
+# The boot bench, the loopback bench, then the whole matrix's wall time and per-job times
 # (min / median / max), MATRIX_JOBS VMs at a time.
 bench: build
 	$(NICPROOF) bench --guest $(GUEST_ELF) --scenario empty --runs $(RUNS)
+	# Loopback in a VM: packets/s and VM exits per packet with xmit_more
+	# batches of 16 vs none, and the cost of one open/stop cycle.
+	$(NICPROOF) bench --net --guest $(GUEST_ELF) --runs $(NET_RUNS) --json $(CARGO_TARGET_DIR)/bench-net.json
 	@mkdir -p $(MATRIX_OUT)
 	@echo "whole matrix, $(MATRIX_JOBS) VMs at a time:"
 	@$(NICPROOF) matrix --guest $(GUEST_ELF) --jobs $(MATRIX_JOBS) --skip-unimplemented \

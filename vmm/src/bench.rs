@@ -4,6 +4,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use nic_model::abi::{knob, NUM_KNOBS};
+use serde::Serialize;
+
 use crate::outcome::Stats;
 
 /// min, median, max of `v` (which must not be empty).
@@ -67,9 +70,192 @@ pub fn table(runs: &[Stats]) -> String {
     out
 }
 
+/// The loopback bench (`nicproof bench --net`): the default scenario in
+/// benchmark mode (knob BENCH=1: no per-packet markers) in five
+/// configurations, run side by side in each repetition so load on the
+/// machine hits them alike. Per-packet and per-cycle figures are
+/// differences between two runs that differ in one knob only, so boot,
+/// probe and teardown cancel out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct NetPlan {
+    /// Frames of the short runs.
+    pub frames_lo: u64,
+    /// Frames of the long runs (must be more than `frames_lo`).
+    pub frames_hi: u64,
+    /// xmit_more batch size compared with no batching (1).
+    pub batch: u64,
+    /// Open/stop cycles of the cycle run (compared with none).
+    pub cycles: u64,
+}
+
+impl Default for NetPlan {
+    fn default() -> Self {
+        Self { frames_lo: 100, frames_hi: 500, batch: 16, cycles: 20 }
+    }
+}
+
+/// The runs of one repetition, in order: name and knobs.
+pub fn net_runs(p: &NetPlan) -> Vec<(String, [u64; NUM_KNOBS])> {
+    let run = |frames: u64, batch: u64, cycles: u64| {
+        let mut k = [0; NUM_KNOBS];
+        k[knob::BENCH] = 1;
+        k[knob::FRAMES] = frames;
+        k[knob::BATCH] = batch;
+        k[knob::CYCLES] = cycles;
+        (format!("frames={frames} batch={batch} cycles={cycles}"), k)
+    };
+    vec![
+        run(p.frames_lo, 1, 0),
+        run(p.frames_hi, 1, 0),
+        run(p.frames_lo, p.batch, 0),
+        run(p.frames_hi, p.batch, 0),
+        run(p.frames_lo, p.batch, p.cycles),
+    ]
+}
+
+/// What one run of the loopback bench gives: the host's stats and the
+/// guest's verdict text (which carries its own clock's figures).
+#[derive(Clone, Debug, Default)]
+pub struct NetSample {
+    pub stats: Stats,
+    pub verdict: String,
+}
+
+/// Figures of one repetition (NaN where a difference is not positive,
+/// which only load noise produces).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct NetFigures {
+    /// Packets per second, marginal (host clock), no batching.
+    pub pps_unbatched: f64,
+    /// Packets per second, marginal (host clock), batched.
+    pub pps_batched: f64,
+    /// Packets per second over the long run's traffic phase, guest clock.
+    pub guest_pps_unbatched: f64,
+    pub guest_pps_batched: f64,
+    /// VM exits per packet, marginal, no batching.
+    pub exits_per_packet_unbatched: f64,
+    /// VM exits per packet, marginal, batched.
+    pub exits_per_packet_batched: f64,
+    /// Host milliseconds per open/stop cycle, marginal.
+    pub cycle_ms: f64,
+    /// VM exits per open/stop cycle, marginal.
+    pub cycle_exits: f64,
+    /// Microseconds per cycle on the guest clock.
+    pub guest_cycle_us: f64,
+}
+
+/// The number just before `suffix` in `text` (e.g. "1234 pps").
+fn number_before(text: &str, suffix: &str) -> f64 {
+    text.find(suffix)
+        .and_then(|end| {
+            let head = text[..end].trim_end();
+            let start = head.rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+            head[start..].parse().ok()
+        })
+        .unwrap_or(f64::NAN)
+}
+
+fn positive(v: f64) -> f64 {
+    if v > 0.0 { v } else { f64::NAN }
+}
+
+/// Figures from the samples of one repetition (in `net_runs` order).
+pub fn net_figures(p: &NetPlan, s: &[NetSample; 5]) -> NetFigures {
+    let frames = (p.frames_hi - p.frames_lo) as f64;
+    let exits = |i: usize| s[i].stats.total_exits() as f64;
+    let ms = |i: usize| s[i].stats.run_ms;
+    let cycles = p.cycles.max(1) as f64;
+    NetFigures {
+        pps_unbatched: frames / positive((ms(1) - ms(0)) / 1e3),
+        pps_batched: frames / positive((ms(3) - ms(2)) / 1e3),
+        guest_pps_unbatched: number_before(&s[1].verdict, "pps"),
+        guest_pps_batched: number_before(&s[3].verdict, "pps"),
+        exits_per_packet_unbatched: (exits(1) - exits(0)) / frames,
+        exits_per_packet_batched: (exits(3) - exits(2)) / frames,
+        cycle_ms: positive(ms(4) - ms(2)) / cycles,
+        cycle_exits: (exits(4) - exits(2)) / cycles,
+        guest_cycle_us: number_before(&s[4].verdict, "us each"),
+    }
+}
+
+/// The loopback bench table: min / median / max over the repetitions.
+pub fn net_table(p: &NetPlan, figs: &[NetFigures]) -> String {
+    let mut out = String::new();
+    if figs.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<44} {:>10} {:>10} {:>10}",
+        format!("loopback, BENCH=1 ({} repetitions)", figs.len()),
+        "min",
+        "median",
+        "max"
+    );
+    let mut row = |name: String, f: fn(&NetFigures) -> f64, prec: usize| {
+        let mut v: Vec<f64> = figs.iter().map(f).collect();
+        let (a, b, c) = min_med_max(&mut v);
+        let _ = writeln!(out, "{name:<44} {a:>10.prec$} {b:>10.prec$} {c:>10.prec$}");
+    };
+    let b = p.batch;
+    row("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0);
+    row(format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0);
+    row("packets/s, batch 1 (guest clock)".into(), |f| f.guest_pps_unbatched, 0);
+    row(format!("packets/s, batch {b} (guest clock)"), |f| f.guest_pps_batched, 0);
+    row("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3);
+    row(format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3);
+    row(
+        format!("exits/packet ratio, batch 1 / batch {b}"),
+        |f| f.exits_per_packet_unbatched / f.exits_per_packet_batched,
+        1,
+    );
+    row("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2);
+    row("open/stop cycle, us (guest clock)".into(), |f| f.guest_cycle_us, 0);
+    row("open/stop cycle, vm exits".into(), |f| f.cycle_exits, 1);
+    let _ = writeln!(
+        out,
+        "marginal = (long run - short run) / difference: frames {} vs {}, cycles {} vs 0",
+        p.frames_hi, p.frames_lo, p.cycles
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(run_ms: f64, exits: u64, verdict: &str) -> NetSample {
+        let mut stats = Stats { run_ms, ..Default::default() };
+        stats.exits.insert("mmio-write".into(), exits);
+        NetSample { stats, verdict: verdict.into() }
+    }
+
+    #[test]
+    fn net_figures_are_differences_between_paired_runs() {
+        let p = NetPlan { frames_lo: 100, frames_hi: 500, batch: 16, cycles: 10 };
+        assert_eq!(net_runs(&p).len(), 5);
+        assert_eq!(net_runs(&p)[3].1[knob::BATCH], 16);
+        let s = [
+            sample(100.0, 300, ""),
+            sample(500.0, 700, "default: 500 frames sent, 500 received in 9 us (1234 pps), x"),
+            sample(100.0, 140, ""),
+            sample(300.0, 200, "(4321 pps)"),
+            sample(150.0, 240, "20 open/stop cycles (77 us each), 0 live"),
+        ];
+        let f = net_figures(&p, &s);
+        assert_eq!(f.pps_unbatched, 1000.0);
+        assert_eq!(f.pps_batched, 2000.0);
+        assert_eq!(f.exits_per_packet_unbatched, 1.0);
+        assert_eq!(f.exits_per_packet_batched, 0.15);
+        assert_eq!((f.cycle_ms, f.cycle_exits), (5.0, 10.0));
+        assert_eq!((f.guest_pps_unbatched, f.guest_pps_batched, f.guest_cycle_us), (1234.0, 4321.0, 77.0));
+        // A long run faster than the short one (noise) is no figure.
+        let mut noisy = s.clone();
+        noisy[1].stats.run_ms = 50.0;
+        assert!(net_figures(&p, &noisy).pps_unbatched.is_nan());
+        let t = net_table(&p, &[f, f]);
+        assert!(t.contains("vm exits/packet, batch 16") && t.contains("0.150"), "{t}");
+    }
 
     #[test]
     fn median_of_odd_and_even() {

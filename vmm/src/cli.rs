@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nic_model::abi::{knob, BadGuest, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
+use vmm::bench::NetPlan;
 use vmm::vm::RunOptions;
 
 const EXIT_CODES: &str = "Exit codes: 0 passed, 1 failed (reasons listed), 2 guest panic, \
@@ -120,9 +121,29 @@ pub struct BenchArgs {
     /// Scenario to boot.
     #[arg(long, default_value = "empty")]
     pub scenario: String,
-    /// Number of runs.
+    /// Number of runs (with --net: repetitions of the five runs).
     #[arg(long, default_value_t = 10)]
     pub runs: usize,
+    /// Loopback bench instead of boots: the default scenario in benchmark
+    /// mode; packets/s and VM exits per packet with and without xmit_more
+    /// batching, and the cost of one open/stop cycle (--scenario ignored).
+    #[arg(long)]
+    pub net: bool,
+    /// --net: frames of the short runs.
+    #[arg(long, default_value_t = 100)]
+    pub frames_lo: u64,
+    /// --net: frames of the long runs.
+    #[arg(long, default_value_t = 500)]
+    pub frames_hi: u64,
+    /// --net: batch size compared with no batching.
+    #[arg(long, default_value_t = 16)]
+    pub batch: u64,
+    /// --net: open/stop cycles of the cycle run.
+    #[arg(long, default_value_t = 20)]
+    pub cycles: u64,
+    /// Write the figures as JSON to FILE (--net).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     #[command(flatten)]
     pub vm: VmArgs,
 }
@@ -281,6 +302,35 @@ impl BenchArgs {
         let mut o = self.vm.options(scenario(&self.scenario)?, &[0; NUM_KNOBS])?;
         o.quiet = true;
         Ok(o)
+    }
+
+    /// The loopback bench's plan and one run's options per entry of
+    /// `bench::net_runs` (quiet).
+    pub fn net_options(&self) -> Result<(NetPlan, Vec<(String, RunOptions)>)> {
+        if self.runs == 0 {
+            bail!("--runs must be at least 1");
+        }
+        if self.frames_lo == 0 || self.frames_hi <= self.frames_lo {
+            bail!("--frames-hi must be more than --frames-lo, which must be at least 1");
+        }
+        if self.batch < 2 || self.cycles == 0 {
+            bail!("--batch must be at least 2 and --cycles at least 1");
+        }
+        let plan = NetPlan {
+            frames_lo: self.frames_lo,
+            frames_hi: self.frames_hi,
+            batch: self.batch,
+            cycles: self.cycles,
+        };
+        let runs = vmm::bench::net_runs(&plan)
+            .into_iter()
+            .map(|(name, knobs)| {
+                let mut o = self.vm.options(Scenario::Default, &knobs)?;
+                o.quiet = true;
+                Ok((name, o))
+            })
+            .collect::<Result<_>>()?;
+        Ok((plan, runs))
     }
 }
 
