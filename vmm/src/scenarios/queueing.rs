@@ -1,16 +1,111 @@
 //! Host half of the queueing scenarios (see guest-driver/src/scenarios/queueing.rs).
 
+use std::time::Duration;
+
 use super::{Case, Setup};
-use nic_model::abi::Scenario;
+use nic_model::abi::{knob, DriverMutant as Drv, Scenario};
+
+/// Wall-clock limit of one run: each scenario takes well under a second
+/// of guest time; the rest is boot and a loaded 2-core host.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Soak cycles when NICPROOF_SOAK_CYCLES is unset (small: the matrix
+/// runs it on every `make test`).
+pub const SOAK_CYCLES_DEFAULT: u64 = 5;
+
+/// The soak's cycle count: NICPROOF_SOAK_CYCLES, or the small default.
+pub fn soak_cycles() -> u64 {
+    std::env::var("NICPROOF_SOAK_CYCLES").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(SOAK_CYCLES_DEFAULT)
+}
+
+fn splitmix64(seed: u64) -> u64 {
+    // splitmix64, as the guest's seeded choices.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// The set-up of one of this group's scenarios, or None if it is not ours.
-pub fn setup(scenario: Scenario, _variant: u64, _seed: u64) -> Option<Setup> {
+pub fn setup(scenario: Scenario, _variant: u64, seed: u64) -> Option<Setup> {
+    let mut s = Setup { timeout: TIMEOUT, ..Setup::default() };
+    let r = splitmix64(seed ^ 0x9e0e);
+    let nic = &mut s.nic;
     match scenario {
-        _ => None,
+        // A small ring and more frames than it holds: the queue stops and
+        // wakes many times while NAPI reclaims on CPU 1.
+        Scenario::LostWake => {
+            s.knobs[knob::TX_RING] = 64;
+            s.knobs[knob::FRAMES] = 96;
+        }
+        // Completion only on the driver's TEST_COMPLETE write, so it can
+        // land exactly when the producer restarts.
+        Scenario::FalseWake => nic.complete_on_request = true,
+        // Seeded xmit_more batches over default's seeded frame sizes.
+        Scenario::BqlRandom => {
+            s.knobs[knob::TX_RING] = 64;
+            s.knobs[knob::FRAMES] = 48;
+            s.knobs[knob::BATCH] = 1 + r % 8;
+        }
+        Scenario::BatchLastDropped => s.knobs[knob::BATCH] = 2 + r % 7,
+        Scenario::ClonePairs => s.knobs[knob::FRAMES] = 4,
+        // k (seeded in the guest) below the 32-frame coalescing threshold.
+        Scenario::TimelyCompletion | Scenario::SmallBudget => {}
+        // One of the first completion interrupts never arrives.
+        Scenario::DroppedIrq => nic.drop_nth_tx_irq = Some(1 + r % 3),
+        // The device completes a few packets, then nothing until reset.
+        Scenario::Watchdog => {
+            nic.stall_completions_after = Some(2 + r % 4);
+            s.knobs[knob::TX_RING] = 64;
+        }
+        Scenario::Soak => s.knobs[knob::CYCLES] = soak_cycles(),
+        _ => return None,
     }
+    Some(s)
 }
 
 /// This group's cases of the matrix.
 pub fn cases() -> Vec<Case> {
-    Vec::new()
+    use Scenario::*;
+    let mut v: Vec<Case> = [
+        LostWake,
+        BqlRandom,
+        BatchLastDropped,
+        ClonePairs,
+        TimelyCompletion,
+        DroppedIrq,
+        SmallBudget,
+        Watchdog,
+        Soak,
+    ]
+    .into_iter()
+    .map(|s| Case::pass(s, 0))
+    .collect();
+    v.extend([
+        Case::driver(TimelyCompletion, 0, Drv::ReclaimOnXmit, &["guest:timely"]),
+        Case::driver(SmallBudget, 0, Drv::ReclaimOnXmit, &["guest:small-budget"]),
+        Case::driver(ClonePairs, 0, Drv::WritesClonedHead, &["guest:clone-head"]),
+        Case::driver(Watchdog, 0, Drv::NoWatchdog, &["guest:watchdog"]),
+    ]);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_has_a_setup_of_ours() {
+        for c in cases() {
+            assert!(setup(c.scenario, c.variant, 1).is_some(), "{}", c.name());
+        }
+    }
+
+    #[test]
+    fn setup_is_deterministic_per_seed() {
+        for s in [Scenario::BqlRandom, Scenario::DroppedIrq, Scenario::Watchdog] {
+            let (a, b) = (setup(s, 0, 7).unwrap(), setup(s, 0, 7).unwrap());
+            assert_eq!((a.knobs, a.nic), (b.knobs, b.nic));
+        }
+    }
 }
