@@ -360,6 +360,22 @@ pub struct Summary {
     pub results: Vec<JobResult>,
     /// Mutants caught by the loom model instead (`LOOM`), by name => test fn.
     pub loom: BTreeMap<String, String>,
+    /// Matrix scenarios no case runs at all ([`uncovered`]), shown so a
+    /// scenario that is not in the matrix yet is never silently absent.
+    #[serde(default)]
+    pub uncovered: Vec<String>,
+}
+
+/// Scenarios of `abi::Scenario` (beyond the VMM's own `empty` and `boot`)
+/// that no case of `cases` runs.
+pub fn uncovered(cases: &[Case]) -> Vec<String> {
+    use nic_model::abi::Scenario;
+    Scenario::ALL
+        .iter()
+        .filter(|s| !matches!(s, Scenario::Empty | Scenario::Boot))
+        .filter(|s| !cases.iter().any(|c| c.scenario == **s))
+        .map(|s| s.name().to_string())
+        .collect()
 }
 
 /// Run `jobs` (in matrix order in the summary), `opts.jobs` at a time.
@@ -391,6 +407,7 @@ pub fn run(opts: &Options, jobs: &[Job], progress: &(dyn Fn(&JobResult) + Sync))
         wall_secs: t.elapsed().as_secs_f64(),
         results,
         loom: LOOM.iter().map(|(m, f)| (m.name().to_string(), f.to_string())).collect(),
+        uncovered: Vec::new(),
     })
 }
 
@@ -496,6 +513,14 @@ impl Summary {
                 out,
                 "\nper-job wall time: min {min:.2} s, median {med:.2} s, max {max:.2} s; whole matrix {:.1} s with {} jobs at a time",
                 self.wall_secs, self.jobs
+            );
+        }
+        if !self.uncovered.is_empty() {
+            let _ = writeln!(
+                out,
+                "NOT IN THE MATRIX: {} scenario(s) have no case yet: {}",
+                self.uncovered.len(),
+                self.uncovered.join(", ")
             );
         }
         let skipped = self.count(Status::SkippedUnimplemented);
@@ -661,6 +686,14 @@ mod tests {
     }
 
     #[test]
+    fn uncovered_lists_scenarios_without_a_case() {
+        use nic_model::abi::Scenario;
+        let u = uncovered(&[Case::pass(Scenario::Default, 0)]);
+        assert!(u.contains(&"smp".to_string()) && !u.contains(&"default".to_string()));
+        assert!(!u.contains(&"boot".to_string()) && !u.contains(&"empty".to_string()));
+    }
+
+    #[test]
     fn partitions_cover_every_job_exactly_once() {
         let all = jobs(&scenarios::cases());
         let names: Vec<String> = all.iter().map(Job::name).collect();
@@ -701,8 +734,10 @@ mod tests {
                 r(DriverMutant::NoUnmapAtStop, Status::Missed, "caught by dma-maps"),
             ],
             loom: LOOM.iter().map(|(m, f)| (m.name().to_string(), f.to_string())).collect(),
+            uncovered: vec!["soak".into()],
         };
         let h = s.human();
+        assert!(h.contains("NOT IN THE MATRIX: 1 scenario(s) have no case yet: soak"), "{h}");
         assert!(h.contains("MISSED") && h.contains("loom") && h.contains("no-unmap-at-stop"), "{h}");
         assert!(h.contains("1 passed, 0 caught, 0 failed, 1 missed"), "{h}");
         assert!(!s.ok());
