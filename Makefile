@@ -53,7 +53,7 @@ bench: build
 	@mkdir -p $(MATRIX_OUT)
 	@echo "whole matrix, $(MATRIX_JOBS) VMs at a time:"
 	@$(NICPROOF) matrix --guest $(GUEST_ELF) --jobs $(MATRIX_JOBS) --skip-unimplemented \
-		--json $(MATRIX_OUT)/bench.json 2>/dev/null | tail -n 2
+		--json $(MATRIX_OUT)/bench.json 2>/dev/null | grep -E '^(per-job|NOT IN|matrix:)'
 
 # The scenario matrix alone: table, JSON and JUnit under $(MATRIX_OUT).
 # MATRIX_ARGS adds options, e.g. MATRIX_ARGS="--partition 2/3" or
