@@ -445,4 +445,25 @@ mod tests {
         assert!(bad_guest("page-fault").is_ok() && bad_guest("x").is_err());
         assert!(list().contains("no-fence"));
     }
+
+    #[test]
+    fn net_bench_plan_is_validated_and_runs_default_in_bench_mode() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["nicproof", "bench", "--net"];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Bench(b) => b.net_options(),
+                _ => unreachable!("parsed a bench command"),
+            }
+        };
+        let (plan, runs) = parse(&[]).unwrap();
+        assert_eq!(plan, NetPlan::default());
+        assert_eq!(runs.len(), 5);
+        assert!(runs.iter().all(|(_, o)| o.scenario == Scenario::Default && o.knobs[knob::BENCH] == 1 && o.quiet));
+        assert_eq!(runs[3].1.knobs[knob::BATCH], 16);
+        assert_eq!(runs[4].1.knobs[knob::CYCLES], 20);
+        for bad in [&["--frames-hi", "100"][..], &["--batch", "1"], &["--cycles", "0"], &["--runs", "0"]] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }
