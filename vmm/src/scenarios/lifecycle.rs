@@ -109,6 +109,13 @@ pub fn cases() -> Vec<Case> {
         Case::device(StopUnderFlood, 0, Dev::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]).seeds(3),
         Case::device(StopUnderFlood, 0, Dev::ResetIgnored, &["reset-ineffective"]).seeds(3),
         Case::device(StopUnderFlood, 0, Dev::PhantomCompletion, &["completion-unposted"]).seeds(3),
+        // The extras, each with the device mutant it exists for: RX DMA
+        // after stop, an interrupt at or after stop, a completion the
+        // aborted ring never posted.
+        Case::device(RxAfterStop, 0, Dev::DmaAfterDisable, &["dma-after-stop", "dma-device-disabled"]).seeds(3),
+        Case::device(MsixMaskedAtStop, 0, Dev::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]).seeds(3),
+        Case::device(StopRacesIrq, 0, Dev::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]).seeds(3),
+        Case::device(InflightAtStop, 0, Dev::PhantomCompletion, &["completion-unposted"]).seeds(3),
     ]);
     v
 }
