@@ -257,6 +257,9 @@ pub struct Nic<'a, 'e> {
     /// (STAT_TX_FRAMES counts from reset): where `rx_seq` resumes.
     wire_base: AtomicU64,
     st: Counters,
+    /// Test hook (lost-wake scenario): reclaim this many more times in
+    /// the stop window, see [`Nic::inject_reclaim_in_stop_window`].
+    stop_window_reclaims: AtomicU32,
 }
 
 // SAFETY: shared state is atomic, locked, or (rings) replaced only while
@@ -313,6 +316,7 @@ impl<'a, 'e> Nic<'a, 'e> {
             tx_seq: AtomicU64::new(0),
             wire_base: AtomicU64::new(0),
             st: Counters::default(),
+            stop_window_reclaims: AtomicU32::new(0),
         };
         // A known state whatever the firmware (or a previous owner) left.
         if !nic.reset_and_wait() {
@@ -628,7 +632,31 @@ impl<'a, 'e> Nic<'a, 'e> {
     /// `igc_maybe_stop_tx`: stop while a worst-case packet still fits.
     fn maybe_stop_tx(&self, rg: &Rings) -> i32 {
         let size = rg.tx.size;
-        self.txq.maybe_stop(|| tx_free(size, &rg.tx_prod, &rg.tx_cons), TX_STOP_THRESH, TX_START_THRESH)
+        let first = core::cell::Cell::new(true);
+        let get_desc = || {
+            let free = tx_free(size, &rg.tx_prod, &rg.tx_cons);
+            // The lost-wake window, forced: the stop macro has read a
+            // low free count and not yet set the stop bit when a NAPI
+            // poll (as an interrupt would run it here) reclaims and sees
+            // a running queue, so only the re-check can restart it.
+            if first.replace(false) && free < TX_STOP_THRESH && self.take_stop_window_reclaim() {
+                self.clean_tx_irq();
+            }
+            free
+        };
+        self.txq.maybe_stop(get_desc, TX_STOP_THRESH, TX_START_THRESH)
+    }
+
+    /// Test hook for the lost-wake scenario: the next `times` stops of
+    /// the queue run a reclaim between reading the free count and setting
+    /// the stop bit (transmit and NAPI on one CPU, so this is the only
+    /// way to land a completion in that window deterministically).
+    pub fn inject_reclaim_in_stop_window(&self, times: u32) {
+        self.stop_window_reclaims.store(times, Ordering::Relaxed);
+    }
+
+    fn take_stop_window_reclaim(&self) -> bool {
+        self.stop_window_reclaims.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
     }
 
     /// Write TX_TAIL if descriptors were posted since the last doorbell.
