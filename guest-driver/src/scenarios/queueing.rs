@@ -19,7 +19,8 @@ use super::{default, Verdict, PAYLOAD};
 use crate::abi::{knob, DriverMutant, Marker, RunConfig, Scenario, MAX_SKB_FRAGS};
 use crate::driver::dma::DmaPool;
 use crate::driver::sync::SkbCell;
-use crate::driver::{splitmix64, DriverConfig, NapiSide, Nic, NicOps};
+use crate::abi::regs as r;
+use crate::driver::{splitmix64, DriverConfig, NapiSide, Nic, NicOps, TX_START_THRESH, TX_STOP_THRESH};
 use crate::platform::Platform;
 use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
 use crate::softnet::netdev::{NetDevice, Qdisc};
@@ -79,10 +80,12 @@ struct Ctx<'q, 'n, 'a, 'e> {
 /// Run `scenario` (one of [`SCENARIOS`]) with DMA memory from `pool`.
 pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, pool: DmaPool) -> Verdict {
     match scenario {
-        // Scenario 8: the default traffic loop with NAPI on CPU 1 (its
-        // quiescence oracle flags a stopped queue with a free ring); the
-        // host gives it a 64-entry ring so the queue stops and wakes often.
-        Scenario::LostWake => return super::run_smp(plat, cfg, pool),
+        // Scenario 8, variant 1: the default traffic loop with NAPI on
+        // CPU 1 (its quiescence oracle flags a stopped queue with a free
+        // ring) on a 64-entry ring, so the queue stops and wakes often.
+        // A real race: the VM exits of markers and BQL mostly mask the
+        // mutants here; variant 0 forces the windows instead.
+        Scenario::LostWake if cfg.knobs[knob::VARIANT] == 1 => return super::run_smp(plat, cfg, pool),
         // Scenario 11: seeded sizes (default's Shapes) and a seeded
         // xmit_more batch from the host; the softnet Dql checks its
         // invariants on every call and the end checks inflight == 0.
@@ -95,7 +98,9 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, po
     let mutant = DriverMutant::from_u32(cfg.driver_mutant).unwrap_or(DriverMutant::None);
     let env = PlatformEnv(plat);
     let skbs = SkbCell::new(SkbPool::new(POOL_SKBS, &env));
-    let txq = TxQueue::new(0, true, SoftnetMutants::from_driver_mutant(mutant), &env);
+    // lost-wake runs without BQL so only the ring stops the queue.
+    let bql = scenario != Scenario::LostWake;
+    let txq = TxQueue::new(0, bql, SoftnetMutants::from_driver_mutant(mutant), &env);
     let napi = Napi::new(NAPI_POLL_WEIGHT);
     let nic = match Nic::probe(plat, pool, DriverConfig::from_run(cfg), &skbs, &txq, &napi) {
         Ok(n) => n,
@@ -120,6 +125,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, po
         note: String::new(),
     };
     let body = c.open().and_then(|()| match scenario {
+        Scenario::LostWake => lost_wake(&mut c),
         Scenario::TimelyCompletion | Scenario::DroppedIrq => timely(&mut c, scenario),
         Scenario::SmallBudget => small_budget(&mut c),
         Scenario::Watchdog => watchdog(&mut c),
@@ -233,11 +239,87 @@ impl Ctx<'_, '_, '_, '_> {
         }
     }
 
+    /// One single-descriptor frame straight to the driver (no batching).
+    fn xmit_one(&mut self) -> Result<(), String> {
+        let r = self.rand();
+        let id = self.skb(&[], 1, 60 + (r % 1000) as u32)?;
+        match self.dev.xmit(id, false) {
+            crate::softnet::netdev::NetdevTx::Ok => Ok(()),
+            busy => {
+                let _ = self.skbs.borrow_mut().free(id);
+                Err(format!("stop-early: xmit returned {busy:?} (free {})", self.nic.tx_free()))
+            }
+        }
+    }
+
+    /// complete-on-request device: complete everything fetched, and give
+    /// the device clock time to write it back.
+    fn complete_now(&self) {
+        self.plat.wait_until(self.plat.now_ns() + 500_000);
+        self.nic.regs().write(r::TEST_COMPLETE, 1);
+        self.plat.wait_until(self.plat.now_ns() + 500_000);
+    }
+
     /// Every frame posted so far completed and came back (loopback).
     fn all_back(&self) -> bool {
         let s = self.nic.stats();
         s.tx_completed + s.tx_aborted >= s.tx_packets && s.rx_packets + s.tx_aborted >= s.tx_packets
     }
+}
+
+/// Scenario 8, variant 0: the lost-wake windows forced on one CPU. The
+/// device completes only on TEST_COMPLETE (host knob), BQL is off, and
+/// every frame is one descriptor, so the free count is exact:
+///
+/// 1. Post A frames and let the device complete them (not reclaimed).
+/// 2. Post frames until the ring stops (free = STOP - 1), with A chosen
+///    so that reclaiming A gives exactly START free.
+/// 3. Round "window": a reclaim runs between the stop macro's free read
+///    and its stop bit (driver hook): only the re-check restarts.
+///    Round "after": the reclaim runs after the stop: only the wake
+///    (free >= START, computed after the consumer index store) restarts.
+///
+/// Then at quiescence (no xmit, no poll pending, nothing completing) the
+/// queue must not be stopped with free >= START (`TxQueue::stuck_stopped`).
+fn lost_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+    let usable = c.nic.tx_free();
+    let a = TX_START_THRESH - (TX_STOP_THRESH - 1);
+    let b = usable - (TX_STOP_THRESH - 1) - a;
+    for (round, window) in [(1, true), (2, false)] {
+        c.phase(round, if window { "reclaim inside the stop window" } else { "reclaim after the stop" });
+        for _ in 0..a {
+            c.xmit_one()?;
+        }
+        c.complete_now();
+        if window {
+            c.nic.inject_reclaim_in_stop_window(1);
+        }
+        for _ in 0..b {
+            c.xmit_one()?;
+        }
+        c.nic.inject_reclaim_in_stop_window(0);
+        if !window {
+            if !c.txq.stopped() {
+                return Err(format!("lost-wake: the ring did not stop (free {})", c.nic.tx_free()));
+            }
+            c.poll();
+        }
+        // Quiescent now: the B frames are posted but the device holds
+        // them until TEST_COMPLETE; nothing else runs.
+        let free = c.nic.tx_free();
+        if let Some(bit) = c.txq.stuck_stopped(free, TX_START_THRESH) {
+            return Err(format!(
+                "stuck-stopped: queue stopped (state bit {bit:#x}) with {free} free >= start threshold {TX_START_THRESH} at quiescence ({} round)",
+                if window { "window" } else { "after" }
+            ));
+        }
+        c.complete_now();
+        if !c.poll_until(WAIT_NS, |c| c.skbs.borrow().live() == 0 && c.all_back()) {
+            return Err(format!("timely: frames of round {round} never completed ({:?})", c.nic.stats()));
+        }
+    }
+    c.note = format!("2 rounds of {a}+{b} frames, a reclaim inside and after the stop window, no lost wake");
+    Ok(())
 }
 
 /// Scenarios 14 and 15: k frames, fewer than the coalescing frame

@@ -27,16 +27,21 @@ fn splitmix64(seed: u64) -> u64 {
 }
 
 /// The set-up of one of this group's scenarios, or None if it is not ours.
-pub fn setup(scenario: Scenario, _variant: u64, seed: u64) -> Option<Setup> {
+pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Option<Setup> {
     let mut s = Setup { timeout: TIMEOUT, ..Setup::default() };
     let r = splitmix64(seed ^ 0x9e0e);
     let nic = &mut s.nic;
     match scenario {
-        // A small ring and more frames than it holds: the queue stops and
-        // wakes many times while NAPI reclaims on CPU 1.
+        // Variant 0: completions only on request, so the guest places the
+        // reclaim inside and after the stop window itself. Variant 1: a
+        // small ring and more frames than it holds, NAPI on CPU 1.
         Scenario::LostWake => {
             s.knobs[knob::TX_RING] = 64;
-            s.knobs[knob::FRAMES] = 96;
+            if variant == 0 {
+                nic.complete_on_request = true;
+            } else {
+                s.knobs[knob::FRAMES] = 96;
+            }
         }
         // Completion only on the driver's TEST_COMPLETE write, so it can
         // land exactly when the producer restarts.
@@ -81,7 +86,14 @@ pub fn cases() -> Vec<Case> {
     .into_iter()
     .map(|s| Case::pass(s, 0))
     .collect();
+    v.push(Case::pass(LostWake, 1));
     v.extend([
+        // The forced windows catch these on every seed (deterministic: the
+        // device completes only on request); one seed each is the proof.
+        Case::driver(LostWake, 0, Drv::NoRecheck, &["guest:stuck-stopped"]),
+        Case::driver(LostWake, 0, Drv::ThresholdOffByOne, &["guest:stuck-stopped"]),
+        Case::driver(LostWake, 0, Drv::WakeInverted, &["guest:stuck-stopped"]),
+        Case::driver(LostWake, 0, Drv::ConsIndexLate, &["guest:stuck-stopped"]),
         Case::driver(TimelyCompletion, 0, Drv::ReclaimOnXmit, &["guest:timely"]),
         Case::driver(SmallBudget, 0, Drv::ReclaimOnXmit, &["guest:small-budget"]),
         Case::driver(ClonePairs, 0, Drv::WritesClonedHead, &["guest:clone-head"]),
