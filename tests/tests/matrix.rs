@@ -30,7 +30,10 @@ fn list(extra: &[&str]) -> Vec<String> {
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("nicproof-matrix-test-{}-{name}", std::process::id()));
+    let d = std::env::temp_dir().join(format!(
+        "nicproof-matrix-test-{}-{name}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
@@ -47,7 +50,9 @@ fn scratch(name: &str) -> std::path::PathBuf {
 fn every_case_of_the_matrix_meets_its_expectation() {
     let dir = scratch("full");
     let (json, junit) = (dir.join("matrix.json"), dir.join("junit.xml"));
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
+    let jobs = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .to_string();
     let guest = guest_image();
     let partition = std::env::var("NICPROOF_MATRIX_PARTITION").ok();
     let mut args = vec![
@@ -68,11 +73,19 @@ fn every_case_of_the_matrix_meets_its_expectation() {
     let stdout = text(&out.stdout);
     // The matrix is the point of this test: show it, pass or fail.
     println!("{stdout}");
-    assert!(out.status.success(), "matrix failed:\n{stdout}\n{}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "matrix failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
 
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("matrix JSON")).expect("JSON");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("matrix JSON")).expect("JSON");
     let results = summary["results"].as_array().expect("results");
-    let ran: BTreeSet<String> = results.iter().map(|r| r["name"].as_str().unwrap_or("").to_string()).collect();
+    let ran: BTreeSet<String> = results
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or("").to_string())
+        .collect();
     let mut all = vmm::matrix::jobs(&vmm::scenarios::cases());
     if let Some(p) = &partition {
         let (k, n) = vmm::matrix::parse_partition(p).expect("NICPROOF_MATRIX_PARTITION");
@@ -89,15 +102,23 @@ fn every_case_of_the_matrix_meets_its_expectation() {
             r["reasons"]
         );
         if status == "caught" {
-            assert!(r["matched"].as_array().is_some_and(|m| !m.is_empty()), "{r}");
+            assert!(
+                r["matched"].as_array().is_some_and(|m| !m.is_empty()),
+                "{r}"
+            );
         }
     }
     // The correct driver on the default scenario is always implemented.
     if partition.is_none() {
-        assert!(results.iter().any(|r| r["name"] == "default:none:none#0" && r["status"] == "passed"));
+        assert!(results
+            .iter()
+            .any(|r| r["name"] == "default:none:none#0" && r["status"] == "passed"));
     }
     let xml = std::fs::read_to_string(&junit).expect("JUnit file");
-    assert!(xml.contains(&format!("tests=\"{}\" failures=\"0\"", results.len())), "{xml}");
+    assert!(
+        xml.contains(&format!("tests=\"{}\" failures=\"0\"", results.len())),
+        "{xml}"
+    );
     if let Some(keep) = std::env::var_os("NICPROOF_MATRIX_JUNIT") {
         std::fs::write(&keep, &xml).expect("writing NICPROOF_MATRIX_JUNIT");
     }
@@ -109,9 +130,15 @@ fn every_case_of_the_matrix_meets_its_expectation() {
 fn partitions_together_run_every_case_exactly_once() {
     let all = list(&[]);
     assert!(all.len() >= 9, "{all:?}");
-    assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), all.len(), "job names are unique");
+    assert_eq!(
+        all.iter().collect::<BTreeSet<_>>().len(),
+        all.len(),
+        "job names are unique"
+    );
     for n in [1usize, 2, 3, 4, 7] {
-        let mut parts: Vec<String> = (1..=n).flat_map(|k| list(&["--partition", &format!("{k}/{n}")])).collect();
+        let mut parts: Vec<String> = (1..=n)
+            .flat_map(|k| list(&["--partition", &format!("{k}/{n}")]))
+            .collect();
         assert_eq!(parts.len(), all.len(), "{n} partitions run every job once");
         parts.sort();
         let mut sorted = all.clone();
@@ -120,7 +147,12 @@ fn partitions_together_run_every_case_exactly_once() {
     }
     for bad in ["0/2", "3/2", "x"] {
         let out = matrix(&["--list", "--partition", bad]);
-        assert_eq!(out.status.code(), Some(7), "--partition {bad}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(7),
+            "--partition {bad}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -143,13 +175,27 @@ fn a_broken_run_fails_the_matrix_with_its_reason() {
     ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("MISSED") && stdout.contains("host error"), "{stdout}");
-    let out = matrix(&["--guest", &guest.display().to_string(), "--filter", "default:none:none#0"]);
+    assert!(
+        stdout.contains("MISSED") && stdout.contains("host error"),
+        "{stdout}"
+    );
+    let out = matrix(&[
+        "--guest",
+        &guest.display().to_string(),
+        "--filter",
+        "default:none:none#0",
+    ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL") && stdout.contains("0 passed, 0 caught, 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("0 passed, 0 caught, 1 failed"),
+        "{stdout}"
+    );
     let xml = std::fs::read_to_string(&junit).expect("JUnit file");
-    assert!(xml.contains("failures=\"1\"") && xml.contains("<failure message=\"MISSED"), "{xml}");
+    assert!(
+        xml.contains("failures=\"1\"") && xml.contains("<failure message=\"MISSED"),
+        "{xml}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -165,7 +211,10 @@ fn loom_table_names_real_failing_model_tests() {
             .find(&format!("fn {test}()"))
             .unwrap_or_else(|| panic!("{}: no fn {test} for {}", path.display(), mutant.name()));
         let attrs = &src[src[..at].rfind("\n\n").unwrap_or(0)..at];
-        assert!(attrs.contains("#[should_panic"), "{test} must expect the model to fail:\n{attrs}");
+        assert!(
+            attrs.contains("#[should_panic"),
+            "{test} must expect the model to fail:\n{attrs}"
+        );
     }
     assert!(Path::new(&path).exists());
 }

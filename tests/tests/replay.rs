@@ -38,7 +38,8 @@ fn replay_line(e: &Event) -> String {
     }
     let c = e.canonical();
     // canonical() starts with the sequence number.
-    c.split_once(' ').map_or(c.clone(), |(_, rest)| rest.to_string())
+    c.split_once(' ')
+        .map_or(c.clone(), |(_, rest)| rest.to_string())
 }
 
 /// `in 455032 us (140 pps)` -> `in N us (N pps)`.
@@ -47,7 +48,9 @@ fn mask_timings(text: &str) -> String {
     let mut out = Vec::with_capacity(words.len());
     for (i, w) in words.iter().enumerate() {
         let digits = w.trim_start_matches('(');
-        let unit = words.get(i + 1).is_some_and(|n| n.starts_with("us") || n.starts_with("pps"));
+        let unit = words
+            .get(i + 1)
+            .is_some_and(|n| n.starts_with("us") || n.starts_with("pps"));
         if unit && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
             out.push(format!("{}N", &w[..w.len() - digits.len()]));
         } else {
@@ -103,7 +106,10 @@ fn events_of(r: &Run) -> Vec<Event> {
 
 /// The first difference between two replay forms, for the failure message.
 fn first_difference(a: &ReplayForm, b: &ReplayForm) -> String {
-    for (name, x, y) in [("merged", &a.merged, &b.merged), ("device", &a.device, &b.device)] {
+    for (name, x, y) in [
+        ("merged", &a.merged, &b.merged),
+        ("device", &a.device, &b.device),
+    ] {
         if let Some(i) = (0..x.len().max(y.len())).find(|&i| x.get(i) != y.get(i)) {
             return format!(
                 "{name} stream differs at line {i} ({} vs {} lines):\n  first : {:?}\n  second: {:?}",
@@ -129,8 +135,16 @@ fn replays(args: &[&str], outcome: &str) {
     let (b, fb) = run_form(args);
     assert_eq!(a.outcome(), outcome, "{:?}: {}", args, a.stdout);
     assert_eq!(b.outcome(), outcome, "{:?}: {}", args, b.stdout);
-    assert!(fa == fb, "{args:?} did not replay: {}", first_difference(&fa, &fb));
-    assert!(fa.merged.len() > 100, "a real run logs more than {} events", fa.merged.len());
+    assert!(
+        fa == fb,
+        "{args:?} did not replay: {}",
+        first_difference(&fa, &fb)
+    );
+    assert!(
+        fa.merged.len() > 100,
+        "a real run logs more than {} events",
+        fa.merged.len()
+    );
 }
 
 #[test]
@@ -141,8 +155,14 @@ fn default_scenario_replays() {
 
 #[test]
 fn driver_and_device_mutants_replay() {
-    replays(&["--scenario", "default", "--mutant", "no-unmap-at-stop"], "failed");
-    replays(&["--scenario", "default", "--device-mutant", "reset-ignored"], "failed");
+    replays(
+        &["--scenario", "default", "--mutant", "no-unmap-at-stop"],
+        "failed",
+    );
+    replays(
+        &["--scenario", "default", "--device-mutant", "reset-ignored"],
+        "failed",
+    );
 }
 
 /// The group scenarios whose device events all follow guest accesses
@@ -179,20 +199,49 @@ fn another_seed_does_not_replay() {
 }
 
 fn ev(source: Source, kind: EventKind) -> Event {
-    Event { seq: 0, time_ns: 0, source, kind }
+    Event {
+        seq: 0,
+        time_ns: 0,
+        source,
+        kind,
+    }
 }
 
 /// Only repeated identical reads collapse; a changed value, a write or a
 /// guest marker in between keeps both; interrupts leave `merged` only.
 #[test]
 fn replay_form_collapses_polls_only() {
-    let rd = |v| ev(Source::Device, EventKind::MmioRead { offset: 8, value: v, size: 4 });
-    let wr = ev(Source::Device, EventKind::MmioWrite { offset: 0, value: 1, size: 4 });
-    let irq = ev(Source::Device, EventKind::Irq { vector: 0, masked: false });
+    let rd = |v| {
+        ev(
+            Source::Device,
+            EventKind::MmioRead {
+                offset: 8,
+                value: v,
+                size: 4,
+            },
+        )
+    };
+    let wr = ev(
+        Source::Device,
+        EventKind::MmioWrite {
+            offset: 0,
+            value: 1,
+            size: 4,
+        },
+    );
+    let irq = ev(
+        Source::Device,
+        EventKind::Irq {
+            vector: 0,
+            masked: false,
+        },
+    );
     let f = replay_form(&[rd(1), rd(1), irq.clone(), rd(1), rd(2), rd(2), wr, rd(2)]);
     assert_eq!(f.device.len(), 5, "{:#?}", f.device); // rd1 irq rd2 wr rd2
     assert_eq!(f.merged.len(), 4, "{:#?}", f.merged);
-    assert!(f.device.iter().any(|l| l.contains("Irq")) && !f.merged.iter().any(|l| l.contains("Irq")));
+    assert!(
+        f.device.iter().any(|l| l.contains("Irq")) && !f.merged.iter().any(|l| l.contains("Irq"))
+    );
     assert_eq!(
         mask_timings("64 received in 455032 us (140 pps), 0 open/stop cycles (0 us each)"),
         "64 received in N us (N pps), 0 open/stop cycles (N us each)"

@@ -42,9 +42,18 @@ pub const UNIMPLEMENTED: &str = "is not implemented yet";
 pub const LOOM: &[(DriverMutant, &str)] = &[
     (DriverMutant::NoFence, "missing_fence_loses_a_wake"),
     (DriverMutant::NoRecheck, "missing_recheck_loses_a_wake"),
-    (DriverMutant::WakeInverted, "inverted_wake_condition_never_wakes"),
-    (DriverMutant::ThresholdOffByOne, "gt_for_ge_in_wake_misses_exact_threshold"),
-    (DriverMutant::ConsIndexLate, "consumer_index_stored_after_the_macro_loses_a_wake"),
+    (
+        DriverMutant::WakeInverted,
+        "inverted_wake_condition_never_wakes",
+    ),
+    (
+        DriverMutant::ThresholdOffByOne,
+        "gt_for_ge_in_wake_misses_exact_threshold",
+    ),
+    (
+        DriverMutant::ConsIndexLate,
+        "consumer_index_stored_after_the_macro_loses_a_wake",
+    ),
 ];
 
 /// The loom test file [`LOOM`] names functions of (relative to the workspace).
@@ -91,7 +100,12 @@ impl Job {
 pub fn jobs(cases: &[Case]) -> Vec<Job> {
     cases
         .iter()
-        .flat_map(|c| (0..c.seeds.max(1)).map(move |seed| Job { case: c.clone(), seed }))
+        .flat_map(|c| {
+            (0..c.seeds.max(1)).map(move |seed| Job {
+                case: c.clone(),
+                seed,
+            })
+        })
         .collect()
 }
 
@@ -185,7 +199,8 @@ fn expect_text(e: &Expect) -> String {
 pub fn names(name: &str, f: &Finding) -> bool {
     match name.strip_prefix("guest:") {
         Some(prefix) => {
-            (f.oracle == "guest-oracles" || f.oracle == "guest-verdict") && f.detail.starts_with(prefix)
+            (f.oracle == "guest-oracles" || f.oracle == "guest-verdict")
+                && f.detail.starts_with(prefix)
         }
         None => f.oracle == name,
     }
@@ -195,15 +210,36 @@ fn reasons_of(o: &Outcome) -> Vec<String> {
     match o {
         Outcome::Passed => vec![],
         Outcome::Failed { reasons } => reasons.clone(),
-        Outcome::GuestPanic { message, location } => vec![format!("guest panic at {location}: {message}")],
-        Outcome::CpuException { vector, rip, cr2, cpu, .. } => vec![format!(
+        Outcome::GuestPanic { message, location } => {
+            vec![format!("guest panic at {location}: {message}")]
+        }
+        Outcome::CpuException {
+            vector,
+            rip,
+            cr2,
+            cpu,
+            ..
+        } => vec![format!(
             "cpu {cpu}: exception {vector} ({}) rip {rip:#x} cr2 {cr2:#x}",
             crate::outcome::exception_name(*vector)
         )],
-        Outcome::TripleFault { cpu, regs } => vec![format!("cpu {cpu} triple fault at rip {:#x}", regs.rip)],
-        Outcome::Timeout { limit_secs, last_serial, .. } => {
+        Outcome::TripleFault { cpu, regs } => {
+            vec![format!("cpu {cpu} triple fault at rip {:#x}", regs.rip)]
+        }
+        Outcome::Timeout {
+            limit_secs,
+            last_serial,
+            ..
+        } => {
             let mut v = vec![format!("timeout: no power-off within {limit_secs} s")];
-            v.extend(last_serial.iter().rev().take(3).rev().map(|l| format!("serial| {l}")));
+            v.extend(
+                last_serial
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .rev()
+                    .map(|l| format!("serial| {l}")),
+            );
             v
         }
         Outcome::HostError { message } => vec![format!("host error: {message}")],
@@ -212,7 +248,11 @@ fn reasons_of(o: &Outcome) -> Vec<String> {
 
 /// Judge a finished run against `expect`. `skip_unimplemented` turns a
 /// run whose guest verdict is the stub's into SkippedUnimplemented.
-pub fn judge(expect: &Expect, report: &Report, skip_unimplemented: bool) -> (Status, Vec<String>, Vec<String>) {
+pub fn judge(
+    expect: &Expect,
+    report: &Report,
+    skip_unimplemented: bool,
+) -> (Status, Vec<String>, Vec<String>) {
     let reasons = reasons_of(&report.outcome);
     let stub = report
         .findings
@@ -220,7 +260,9 @@ pub fn judge(expect: &Expect, report: &Report, skip_unimplemented: bool) -> (Sta
         .any(|f| f.oracle == "guest-verdict" && f.detail.contains(UNIMPLEMENTED));
     match expect {
         Expect::Pass if report.outcome == Outcome::Passed => (Status::Passed, vec![], vec![]),
-        Expect::Pass if stub && skip_unimplemented => (Status::SkippedUnimplemented, vec![], reasons),
+        Expect::Pass if stub && skip_unimplemented => {
+            (Status::SkippedUnimplemented, vec![], reasons)
+        }
         Expect::Pass => (Status::Failed, vec![], reasons),
         Expect::Caught(by) => {
             let failed = matches!(report.outcome, Outcome::Failed { .. });
@@ -238,9 +280,14 @@ pub fn judge(expect: &Expect, report: &Report, skip_unimplemented: bool) -> (Sta
             let why = match &report.outcome {
                 Outcome::Passed => "the run passed: nothing caught the mutant".to_string(),
                 Outcome::Failed { .. } => {
-                    let mut found: Vec<&str> = report.findings.iter().map(|f| f.oracle.as_str()).collect();
+                    let mut found: Vec<&str> =
+                        report.findings.iter().map(|f| f.oracle.as_str()).collect();
                     found.dedup();
-                    format!("failed, but no finding names {}: found [{}]", by.join("|"), found.join(", "))
+                    format!(
+                        "failed, but no finding names {}: found [{}]",
+                        by.join("|"),
+                        found.join(", ")
+                    )
                 }
                 other => format!("ended {} instead of failed", other.name()),
             };
@@ -271,7 +318,8 @@ impl Scratch {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let p = std::env::temp_dir().join(format!("nicproof-matrix-{}-{nanos}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("nicproof-matrix-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p)?;
         Ok(Self(p))
     }
@@ -287,7 +335,10 @@ impl Drop for Scratch {
 fn tail(path: &Path, n: usize) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("stderr| {l}")).collect()
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("stderr| {l}"))
+        .collect()
 }
 
 /// Run one job as a child and judge it.
@@ -320,8 +371,10 @@ fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
         });
     let secs = t.elapsed().as_secs_f64();
     let report: Result<Report, String> = ended.and_then(|status| {
-        let text = std::fs::read_to_string(&json).map_err(|e| format!("child exited {status} and left no report: {e}"))?;
-        serde_json::from_str(&text).map_err(|e| format!("child exited {status}; report unreadable: {e}"))
+        let text = std::fs::read_to_string(&json)
+            .map_err(|e| format!("child exited {status} and left no report: {e}"))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("child exited {status}; report unreadable: {e}"))
     });
     let c = &job.case;
     let (status, outcome, matched, reasons) = match report {
@@ -330,7 +383,11 @@ fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
             (s, r.outcome.name().to_string(), m, why)
         }
         Err(e) => {
-            let bad = if c.expect == Expect::Pass { Status::Failed } else { Status::Missed };
+            let bad = if c.expect == Expect::Pass {
+                Status::Failed
+            } else {
+                Status::Missed
+            };
             let mut why = vec![e];
             why.extend(tail(&stderr_path, 5));
             (bad, "no-report".to_string(), vec![], why)
@@ -380,7 +437,11 @@ pub fn uncovered(cases: &[Case]) -> Vec<String> {
 
 /// Run `jobs` (in matrix order in the summary), `opts.jobs` at a time.
 /// `progress` sees each result as it finishes.
-pub fn run(opts: &Options, jobs: &[Job], progress: &(dyn Fn(&JobResult) + Sync)) -> std::io::Result<Summary> {
+pub fn run(
+    opts: &Options,
+    jobs: &[Job],
+    progress: &(dyn Fn(&JobResult) + Sync),
+) -> std::io::Result<Summary> {
     let scratch = Scratch::new()?;
     let next = Mutex::new(0usize);
     let results: Mutex<Vec<Option<JobResult>>> = Mutex::new(vec![None; jobs.len()]);
@@ -401,12 +462,20 @@ pub fn run(opts: &Options, jobs: &[Job], progress: &(dyn Fn(&JobResult) + Sync))
             });
         }
     });
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().collect();
+    let results = results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(Summary {
         jobs: opts.jobs,
         wall_secs: t.elapsed().as_secs_f64(),
         results,
-        loom: LOOM.iter().map(|(m, f)| (m.name().to_string(), f.to_string())).collect(),
+        loom: LOOM
+            .iter()
+            .map(|(m, f)| (m.name().to_string(), f.to_string()))
+            .collect(),
         uncovered: Vec::new(),
     })
 }
@@ -443,17 +512,28 @@ impl Summary {
                 (_, dev) => format!("device:{dev}"),
             }
         };
-        for m in DriverMutant::ALL.iter().map(|m| m.name().to_string()).chain(
-            DeviceMutant::ALL.iter().map(|m| format!("device:{}", m.name())),
-        ) {
-            let present = self.results.iter().any(|r| col_of(r) == m) || (m != "none" && self.loom.contains_key(&m));
+        for m in DriverMutant::ALL
+            .iter()
+            .map(|m| m.name().to_string())
+            .chain(
+                DeviceMutant::ALL
+                    .iter()
+                    .map(|m| format!("device:{}", m.name())),
+            )
+        {
+            let present = self.results.iter().any(|r| col_of(r) == m)
+                || (m != "none" && self.loom.contains_key(&m));
             if (present || m == "none") && !cols.contains(&m) {
                 cols.push(m);
             }
         }
         let mut rows: Vec<String> = Vec::new();
         for r in &self.results {
-            let row = if r.variant == 0 { r.scenario.clone() } else { format!("{}/{}", r.scenario, r.variant) };
+            let row = if r.variant == 0 {
+                r.scenario.clone()
+            } else {
+                format!("{}/{}", r.scenario, r.variant)
+            };
             if !rows.contains(&row) {
                 rows.push(row);
             }
@@ -475,13 +555,23 @@ impl Summary {
             let _ = write!(out, "{:<w$}", row.map_or("(loom)", |s| s.as_str()));
             for col in &cols {
                 let cell = match row {
-                    None => if self.loom.contains_key(col) { "loom".to_string() } else { "-".to_string() },
+                    None => {
+                        if self.loom.contains_key(col) {
+                            "loom".to_string()
+                        } else {
+                            "-".to_string()
+                        }
+                    }
                     Some(row) => {
                         let hits: Vec<&JobResult> = self
                             .results
                             .iter()
                             .filter(|r| {
-                                let rr = if r.variant == 0 { r.scenario.clone() } else { format!("{}/{}", r.scenario, r.variant) };
+                                let rr = if r.variant == 0 {
+                                    r.scenario.clone()
+                                } else {
+                                    format!("{}/{}", r.scenario, r.variant)
+                                };
                                 &rr == row && &col_of(r) == col
                             })
                             .collect();
@@ -496,12 +586,27 @@ impl Summary {
         for (i, c) in cols.iter().enumerate().skip(1) {
             let _ = write!(out, "{} {}={c}", if i == 1 { "" } else { "," }, letter(i));
         }
-        out.push_str("\ncells: pass/FAIL (none), caught/MISSED (mutants), loom = caught by the loom model (");
+        out.push_str(
+            "\ncells: pass/FAIL (none), caught/MISSED (mutants), loom = caught by the loom model (",
+        );
         out.push_str(LOOM_FILE);
-        out.push_str("), skip = SKIPPED-UNIMPLEMENTED, - = not in the matrix; n/m = n of m seeds\n\n");
+        out.push_str(
+            "), skip = SKIPPED-UNIMPLEMENTED, - = not in the matrix; n/m = n of m seeds\n\n",
+        );
         for r in &self.results {
-            let by = if r.matched.is_empty() { String::new() } else { format!(" <- {}", r.matched.join(", ")) };
-            let _ = writeln!(out, "{:<21} {:<48} {:>6.2} s  {}{by}", r.status.name(), r.name, r.secs, r.expect);
+            let by = if r.matched.is_empty() {
+                String::new()
+            } else {
+                format!(" <- {}", r.matched.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "{:<21} {:<48} {:>6.2} s  {}{by}",
+                r.status.name(),
+                r.name,
+                r.secs,
+                r.expect
+            );
             if r.status.is_bad() || r.status == Status::SkippedUnimplemented {
                 for why in r.reasons.iter().take(8) {
                     let _ = writeln!(out, "    {why}");
@@ -570,11 +675,18 @@ impl Summary {
                     );
                 }
                 Status::SkippedUnimplemented => {
-                    let _ = write!(x, "<skipped message=\"scenario body not implemented yet\"/>");
+                    let _ = write!(
+                        x,
+                        "<skipped message=\"scenario body not implemented yet\"/>"
+                    );
                 }
                 Status::Passed | Status::Caught => {
                     if !r.matched.is_empty() {
-                        let _ = write!(x, "<system-out>caught by {}</system-out>", xml(&r.matched.join(", ")));
+                        let _ = write!(
+                            x,
+                            "<system-out>caught by {}</system-out>",
+                            xml(&r.matched.join(", "))
+                        );
                     }
                 }
             }
@@ -642,34 +754,75 @@ mod tests {
             stats: Stats::default(),
             findings: findings
                 .iter()
-                .map(|(o, d)| Finding { oracle: o.to_string(), seq: 1, detail: d.to_string() })
+                .map(|(o, d)| Finding {
+                    oracle: o.to_string(),
+                    seq: 1,
+                    detail: d.to_string(),
+                })
                 .collect(),
             serial: String::new(),
         }
     }
 
     fn failed() -> Outcome {
-        Outcome::Failed { reasons: vec!["x".into()] }
+        Outcome::Failed {
+            reasons: vec!["x".into()],
+        }
     }
 
     #[test]
     fn pass_and_caught_are_judged_by_outcome_and_oracle_name() {
         let pass = Expect::Pass;
         let by = Expect::Caught(&["dma-maps", "guest:bql:"]);
-        assert_eq!(judge(&pass, &report(Outcome::Passed, &[]), false).0, Status::Passed);
-        assert_eq!(judge(&pass, &report(failed(), &[]), false).0, Status::Failed);
+        assert_eq!(
+            judge(&pass, &report(Outcome::Passed, &[]), false).0,
+            Status::Passed
+        );
+        assert_eq!(
+            judge(&pass, &report(failed(), &[]), false).0,
+            Status::Failed
+        );
         let (s, m, _) = judge(&by, &report(failed(), &[("dma-maps", "leak")]), false);
         assert_eq!((s, m), (Status::Caught, vec!["dma-maps".to_string()]));
         // Guest prefixes match the guest's oracle texts and its verdict only.
-        assert_eq!(judge(&by, &report(failed(), &[("guest-oracles", "bql: over")]), false).0, Status::Caught);
-        assert_eq!(judge(&by, &report(failed(), &[("guest-verdict", "bql: x")]), false).0, Status::Caught);
-        assert_eq!(judge(&by, &report(failed(), &[("skb-ledger", "bql: x")]), false).0, Status::Missed);
+        assert_eq!(
+            judge(
+                &by,
+                &report(failed(), &[("guest-oracles", "bql: over")]),
+                false
+            )
+            .0,
+            Status::Caught
+        );
+        assert_eq!(
+            judge(
+                &by,
+                &report(failed(), &[("guest-verdict", "bql: x")]),
+                false
+            )
+            .0,
+            Status::Caught
+        );
+        assert_eq!(
+            judge(&by, &report(failed(), &[("skb-ledger", "bql: x")]), false).0,
+            Status::Missed
+        );
         // Wrong oracle, a pass, or another ending is a miss, with reasons.
         let (s, _, why) = judge(&by, &report(failed(), &[("no-busy", "busy")]), false);
         assert_eq!(s, Status::Missed);
-        assert!(why[0].contains("no finding names dma-maps|guest:bql:") && why[0].contains("no-busy"), "{why:?}");
-        assert_eq!(judge(&by, &report(Outcome::Passed, &[]), false).0, Status::Missed);
-        let to = Outcome::Timeout { limit_secs: 1.0, last_serial: vec![], last_events: vec![] };
+        assert!(
+            why[0].contains("no finding names dma-maps|guest:bql:") && why[0].contains("no-busy"),
+            "{why:?}"
+        );
+        assert_eq!(
+            judge(&by, &report(Outcome::Passed, &[]), false).0,
+            Status::Missed
+        );
+        let to = Outcome::Timeout {
+            limit_secs: 1.0,
+            last_serial: vec![],
+            last_events: vec![],
+        };
         let (s, _, why) = judge(&by, &report(to, &[("dma-maps", "x")]), false);
         assert_eq!(s, Status::Missed);
         assert!(why[0].contains("timeout"), "{why:?}");
@@ -677,10 +830,22 @@ mod tests {
 
     #[test]
     fn the_stub_verdict_is_skipped_only_when_asked() {
-        let stub = report(failed(), &[("guest-verdict", "scenario tx-timeout is not implemented yet")]);
+        let stub = report(
+            failed(),
+            &[(
+                "guest-verdict",
+                "scenario tx-timeout is not implemented yet",
+            )],
+        );
         assert_eq!(judge(&Expect::Pass, &stub, false).0, Status::Failed);
-        assert_eq!(judge(&Expect::Pass, &stub, true).0, Status::SkippedUnimplemented);
-        assert_eq!(judge(&Expect::Caught(&["dma-maps"]), &stub, true).0, Status::SkippedUnimplemented);
+        assert_eq!(
+            judge(&Expect::Pass, &stub, true).0,
+            Status::SkippedUnimplemented
+        );
+        assert_eq!(
+            judge(&Expect::Caught(&["dma-maps"]), &stub, true).0,
+            Status::SkippedUnimplemented
+        );
         let real = report(failed(), &[("guest-verdict", "lost wake")]);
         assert_eq!(judge(&Expect::Pass, &real, true).0, Status::Failed);
     }
@@ -702,12 +867,19 @@ mod tests {
         uniq.dedup();
         assert_eq!(uniq.len(), names.len(), "job names are unique");
         for n in 1..=5 {
-            let mut seen: Vec<String> = (1..=n).flat_map(|k| partition(all.clone(), k, n)).map(|j| j.name()).collect();
+            let mut seen: Vec<String> = (1..=n)
+                .flat_map(|k| partition(all.clone(), k, n))
+                .map(|j| j.name())
+                .collect();
             seen.sort();
             assert_eq!(seen, uniq, "partitions of {n}");
         }
         assert_eq!(parse_partition("2/3"), Ok((2, 3)));
-        assert!(parse_partition("0/3").is_err() && parse_partition("4/3").is_err() && parse_partition("x").is_err());
+        assert!(
+            parse_partition("0/3").is_err()
+                && parse_partition("4/3").is_err()
+                && parse_partition("x").is_err()
+        );
     }
 
     #[test]
@@ -731,18 +903,35 @@ mod tests {
             wall_secs: 1.0,
             results: vec![
                 r(DriverMutant::None, Status::Passed, "pass"),
-                r(DriverMutant::NoUnmapAtStop, Status::Missed, "caught by dma-maps"),
+                r(
+                    DriverMutant::NoUnmapAtStop,
+                    Status::Missed,
+                    "caught by dma-maps",
+                ),
             ],
-            loom: LOOM.iter().map(|(m, f)| (m.name().to_string(), f.to_string())).collect(),
+            loom: LOOM
+                .iter()
+                .map(|(m, f)| (m.name().to_string(), f.to_string()))
+                .collect(),
             uncovered: vec!["soak".into()],
         };
         let h = s.human();
-        assert!(h.contains("NOT IN THE MATRIX: 1 scenario(s) have no case yet: soak"), "{h}");
-        assert!(h.contains("MISSED") && h.contains("loom") && h.contains("no-unmap-at-stop"), "{h}");
+        assert!(
+            h.contains("NOT IN THE MATRIX: 1 scenario(s) have no case yet: soak"),
+            "{h}"
+        );
+        assert!(
+            h.contains("MISSED") && h.contains("loom") && h.contains("no-unmap-at-stop"),
+            "{h}"
+        );
         assert!(h.contains("1 passed, 0 caught, 0 failed, 1 missed"), "{h}");
         assert!(!s.ok());
         let j = s.junit();
-        assert!(j.contains("tests=\"2\" failures=\"1\"") && j.contains("a &lt;b&gt; &amp; &quot;c&quot;"), "{j}");
+        assert!(
+            j.contains("tests=\"2\" failures=\"1\"")
+                && j.contains("a &lt;b&gt; &amp; &quot;c&quot;"),
+            "{j}"
+        );
         assert!(!j.contains("<b>"));
     }
 }
