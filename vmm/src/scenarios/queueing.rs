@@ -45,7 +45,10 @@ pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Option<Setup> {
         }
         // Completion only on the driver's TEST_COMPLETE write, so it can
         // land exactly when the producer restarts.
-        Scenario::FalseWake => nic.complete_on_request = true,
+        Scenario::FalseWake => {
+            nic.complete_on_request = true;
+            s.knobs[knob::TX_RING] = 64;
+        }
         // Seeded xmit_more batches over default's seeded frame sizes.
         Scenario::BqlRandom => {
             s.knobs[knob::TX_RING] = 64;
@@ -74,6 +77,7 @@ pub fn cases() -> Vec<Case> {
     use Scenario::*;
     let mut v: Vec<Case> = [
         LostWake,
+        FalseWake,
         BqlRandom,
         BatchLastDropped,
         ClonePairs,
