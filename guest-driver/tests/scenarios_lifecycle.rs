@@ -213,6 +213,9 @@ fn correct_driver_passes_every_lifecycle_scenario() {
 #[test]
 fn each_driver_mutant_trips_the_guest_oracle_the_matrix_names() {
     let cases = [
+        (Scenario::InvalidMac, 0, DriverMutant::AcceptsInvalidMac, "mac-address:"),
+        (Scenario::InvalidMac, 1, DriverMutant::AcceptsInvalidMac, "mac-address:"),
+        (Scenario::InvalidMac, 2, DriverMutant::AcceptsInvalidMac, "mac-address:"),
         (Scenario::StopUnderFlood, 0, DriverMutant::NoUnmapAtStop, "dma-maps:"),
         (Scenario::StopUnderFlood, 0, DriverMutant::NoDisableAtStop, "quiesce:"),
         (Scenario::InflightAtStop, 0, DriverMutant::NoUnmapAtStop, "dma-maps:"),

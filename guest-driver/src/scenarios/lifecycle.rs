@@ -14,14 +14,15 @@
 use alloc::format;
 use alloc::string::String;
 
-use super::{default, Verdict, PAYLOAD};
+use super::{Verdict, PAYLOAD};
 use crate::abi::{knob, regs as r, DriverMutant, Marker, RunConfig, Scenario};
 use crate::driver::dma::DmaPool;
 use crate::driver::sync::SkbCell;
 use crate::driver::{splitmix64, DriverConfig, NapiSide, Nic, NicOps, TX_START_THRESH, TX_STOP_THRESH};
 use crate::platform::Platform;
 use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
-use crate::softnet::netdev::{NetDevice, NetDeviceOps, NetdevTx, Qdisc};
+use crate::softnet::errno::EADDRNOTAVAIL;
+use crate::softnet::netdev::{is_valid_ether_addr, AddrAssignType, NetDevice, NetDeviceOps, NetdevTx, Qdisc};
 use crate::softnet::queue::TxQueue;
 use crate::softnet::skb::{Frag, SkbId, SkbPool};
 use crate::softnet::watchdog::DEFAULT_WATCHDOG_TIMEO_NS;
@@ -75,12 +76,6 @@ struct Ctx<'q, 'n, 'a, 'e> {
 
 /// Run `scenario` (one of [`SCENARIOS`]) with DMA memory from `pool`.
 pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, pool: DmaPool) -> Verdict {
-    if scenario == Scenario::InvalidMac {
-        // The default lifecycle is the whole test: probe validates the
-        // EEPROM address, and the host's `mac-address` oracle judges the
-        // ProbeExit marker against the EEPROM it served.
-        return default::run(plat, cfg, pool, default::Mode::Single);
-    }
     let mutant = DriverMutant::from_u32(cfg.driver_mutant).unwrap_or(DriverMutant::None);
     let env = PlatformEnv(plat);
     let skbs = SkbCell::new(SkbPool::new(POOL_SKBS, &env));
@@ -101,6 +96,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, po
             flood_then_stop(&mut c, scenario)
         }
         Scenario::RxAfterStop | Scenario::MsixMaskedAtStop | Scenario::StopRacesIrq => flood_then_stop(&mut c, scenario),
+        Scenario::InvalidMac => invalid_mac(&mut c),
         Scenario::Unregister => unregister(&mut c),
         Scenario::MaxFragsFill => max_frags_fill(&mut c),
         Scenario::BusyOwnership => busy_ownership(&mut c),
@@ -305,6 +301,29 @@ fn flood_then_stop(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<(), Strin
     c.phase(3, "reopen");
     c.open()?;
     c.traffic(4)?;
+    c.close_and_check();
+    Ok(())
+}
+
+/// Scenario 1: the EEPROM address is zero, multicast, broadcast (VARIANT
+/// 0-2) or valid (3). Probe must end with a valid address (the EEPROM's,
+/// or a random one marked RANDOM; the host's `mac-address` oracle checks
+/// which against the EEPROM it served), and open must refuse an invalid
+/// address with EADDRNOTAVAIL without calling ndo_open.
+fn invalid_mac(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+    let (mac, how) = (c.nic.mac, c.nic.addr_assign);
+    c.check(is_valid_ether_addr(&mac), &format!("mac-address: registered the invalid address {mac:02x?} ({how:?})"));
+    for bad in [[0u8; 6], [0x01, 0, 0x5e, 0, 0, 1], [0xff; 6]] {
+        c.dev.set_dev_addr(bad, AddrAssignType::Perm);
+        let r = c.dev.open();
+        if r.is_ok() {
+            c.dev.close();
+        }
+        c.check(r == Err(EADDRNOTAVAIL), &format!("mac-address: open of {bad:02x?} returned {r:?}, not EADDRNOTAVAIL"));
+    }
+    c.dev.set_dev_addr(mac, how);
+    c.open()?;
+    c.traffic(c.cfg.knobs[knob::FRAMES].clamp(1, 64))?;
     c.close_and_check();
     Ok(())
 }

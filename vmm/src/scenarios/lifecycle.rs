@@ -87,7 +87,7 @@ pub fn cases() -> Vec<Case> {
         }
     }
     for var in 0..3 {
-        v.push(Case::driver(InvalidMac, var, Drv::AcceptsInvalidMac, &["mac-address"]));
+        v.push(Case::driver(InvalidMac, var, Drv::AcceptsInvalidMac, &["mac-address", "guest:mac-address"]));
     }
     // Seeds: the stop moment and reset length are seeded, and the device
     // mutants act on wall-time device timers; every case below was caught
