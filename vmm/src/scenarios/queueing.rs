@@ -66,7 +66,12 @@ pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Option<Setup> {
             nic.stall_completions_after = Some(2 + r % 4);
             s.knobs[knob::TX_RING] = 64;
         }
-        Scenario::Soak => s.knobs[knob::CYCLES] = soak_cycles(),
+        // ~50 ms of wall time per cycle here: the limit grows with them.
+        Scenario::Soak => {
+            let n = soak_cycles();
+            s.knobs[knob::CYCLES] = n;
+            s.timeout = TIMEOUT + Duration::from_millis(200 * n);
+        }
         _ => return None,
     }
     Some(s)
@@ -102,6 +107,8 @@ pub fn cases() -> Vec<Case> {
         Case::driver(SmallBudget, 0, Drv::ReclaimOnXmit, &["guest:small-budget"]),
         Case::driver(ClonePairs, 0, Drv::WritesClonedHead, &["guest:clone-head"]),
         Case::driver(Watchdog, 0, Drv::NoWatchdog, &["guest:watchdog"]),
+        // Growth across cycles: maps left behind by each stop.
+        Case::driver(Soak, 0, Drv::NoUnmapAtStop, &["guest:soak", "dma-maps"]),
     ]);
     v
 }
