@@ -7,10 +7,12 @@
 //! Guest-side oracles report `Marker::OracleFail` with a text that starts
 //! with the oracle's short name (`timely:`, `small-budget:`, `watchdog:`,
 //! `clone-head:`, `soak:`, `skb-ledger:`, `dma-maps:`, `bql:`,
-//! `stop-early:`, `doorbell:`); the matrix names them `guest:<name>`.
-//! lost-wake and bql-random are the default traffic loop (its lost-wake
-//! oracle is `lost wake:`) on a small ring with NAPI on a second CPU, or
-//! with seeded batches.
+//! `stop-early:`, `doorbell:`, `stuck-stopped:`, `false-wake:`); the
+//! matrix names them `guest:<name>`. lost-wake variant 0 forces the race
+//! windows on one CPU (device completes on request + the driver's
+//! `inject_reclaim_in_stop_window` hook); variant 1 and bql-random are the
+//! default traffic loop (its oracle text is `lost wake:`), with NAPI on a
+//! second CPU or with seeded batches.
 
 use alloc::format;
 use alloc::string::String;
@@ -346,14 +348,14 @@ fn false_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
         let batch = 1 + (c.rand() % 4) as u32;
         c.send(&mut q, batch);
         rounds += 1;
-        if c.rand() % 2 == 0 {
+        if c.rand().is_multiple_of(2) {
             c.complete_now();
         }
         if c.txq.stopped() {
             // Nothing raced the stop: complete and reclaim for real.
             c.complete_now();
             c.poll();
-        } else if c.nic.stats().tx_packets > 0 && c.rand() % 3 == 0 {
+        } else if c.nic.stats().tx_packets > 0 && c.rand().is_multiple_of(3) {
             restarts += 1;
             c.poll();
         }
