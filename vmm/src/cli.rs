@@ -57,6 +57,10 @@ pub struct MatrixArgs {
     /// Print the selected job names, one a line, and run nothing.
     #[arg(long)]
     pub list: bool,
+    /// Run every selected job this many times (to find flaky cases; each
+    /// cell then shows good/runs).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
     /// Write the summary as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

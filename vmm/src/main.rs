@@ -133,6 +133,10 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
         let (k, n) = matrix::parse_partition(p).map_err(anyhow::Error::msg)?;
         jobs = matrix::partition(jobs, k, n);
     }
+    if args.repeat == 0 {
+        anyhow::bail!("--repeat must be at least 1");
+    }
+    jobs = matrix::repeated(jobs, args.repeat);
     if args.list {
         for j in &jobs {
             out(format_args!("{}\n", j.name()));

@@ -64,12 +64,17 @@ pub const LOOM_FILE: &str = "guest-driver/tests/loom_stop_wake.rs";
 pub struct Job {
     pub case: Case,
     pub seed: u64,
+    /// Which repetition (`--repeat`), 0 for the first.
+    pub repeat: u32,
 }
 
 impl Job {
     /// `scenario[/variant]:driver-mutant:device-mutant#seed`, unique in the matrix.
     pub fn name(&self) -> String {
-        format!("{}#{}", self.case.name(), self.seed)
+        match self.repeat {
+            0 => format!("{}#{}", self.case.name(), self.seed),
+            r => format!("{}#{}~{r}", self.case.name(), self.seed),
+        }
     }
 
     /// Arguments of the `nicproof run` child.
@@ -104,6 +109,21 @@ pub fn jobs(cases: &[Case]) -> Vec<Job> {
             (0..c.seeds.max(1)).map(move |seed| Job {
                 case: c.clone(),
                 seed,
+                repeat: 0,
+            })
+        })
+        .collect()
+}
+
+/// `jobs` `n` times over (repetitions 0..n, each a separate job named
+/// `...#seed~r`), to find cases that pass or catch only some of the time:
+/// the matrix cell then shows how many of the runs were good.
+pub fn repeated(jobs: Vec<Job>, n: u32) -> Vec<Job> {
+    (0..n.max(1))
+        .flat_map(|r| {
+            jobs.iter().map(move |j| Job {
+                repeat: r,
+                ..j.clone()
             })
         })
         .collect()
@@ -866,6 +886,10 @@ mod tests {
         uniq.sort();
         uniq.dedup();
         assert_eq!(uniq.len(), names.len(), "job names are unique");
+        let twice = repeated(all.clone(), 2);
+        assert_eq!(twice.len(), 2 * all.len());
+        assert_eq!(twice[0].name(), names[0]);
+        assert_eq!(twice[all.len()].name(), format!("{}~1", names[0]));
         for n in 1..=5 {
             let mut seen: Vec<String> = (1..=n)
                 .flat_map(|k| partition(all.clone(), k, n))
