@@ -611,7 +611,7 @@ impl Summary {
         );
         out.push_str(LOOM_FILE);
         out.push_str(
-            "), skip = SKIPPED-UNIMPLEMENTED, - = not in the matrix; n/m = n of m seeds\n\n",
+            "), skip = SKIPPED-UNIMPLEMENTED, - = not in the matrix; n/m = n good of m runs (seeds x repeats)\n\n",
         );
         for r in &self.results {
             let by = if r.matched.is_empty() {
