@@ -1,183 +1,23 @@
 //! The driver's whole lifecycle against the real device model.
 //!
-//! [`HostPlat`] implements the guest's `Platform` with nic-model's PCI
-//! root and BAR0 over plain guest memory, with the DMA monitor on and
-//! virtual time, so the default scenario runs here exactly as in the
-//! guest. Each driver mutant then gets a test naming the check that
-//! catches it.
+//! [`HostPlat`] (tests/common/hostplat.rs) implements the guest's
+//! `Platform` with nic-model's PCI root and BAR0 over plain guest memory,
+//! with the DMA monitor on and virtual time, so the default scenario runs
+//! here exactly as in the guest. Each driver mutant then gets a test
+//! naming the check that catches it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+#[path = "common/hostplat.rs"]
+mod hostplat;
 
-use nic_model::abi::{knob, layout, regs, DriverMutant, Marker, QueueReason, RunConfig, Scenario, NUM_KNOBS};
-use nic_model::events::{EventKind, EventLog, Source};
-use nic_model::test_utils::{guest_memory, RecordingMsi};
-use nic_model::{InvalidMac, Nic, NicConfig, PciRoot};
+use std::sync::atomic::Ordering;
+
+use hostplat::HostPlat;
+use nic_model::abi::{knob, layout, DriverMutant, Marker, QueueReason, RunConfig, Scenario, NUM_KNOBS};
+use nic_model::events::EventKind;
+use nic_model::{InvalidMac, NicConfig};
 use nicproof_guest::driver::dma::DmaPool;
-use nicproof_guest::platform::Platform;
 use nicproof_guest::scenarios::{run_with_pool, Verdict};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
-
-/// A marker as the guest sent it.
-#[derive(Clone, Debug)]
-struct Rec {
-    marker: Marker,
-    args: Vec<u64>,
-}
-
-/// The machine: the NIC on a PCI root, guest memory, virtual time.
-struct HostPlat {
-    root: Mutex<PciRoot>,
-    mem: GuestMemoryMmap,
-    log: EventLog,
-    now: AtomicU64,
-    markers: Mutex<Vec<Rec>>,
-    rx_ok: AtomicU64,
-    rx_bad: AtomicU64,
-}
-
-impl HostPlat {
-    fn new(cfg: NicConfig) -> Self {
-        let mem = guest_memory();
-        // The VMM fills the payload pool with a seeded pattern at boot.
-        let pattern: Vec<u8> = (0..layout::PAYLOAD_SIZE).map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8).collect();
-        mem.write_slice(&pattern, GuestAddress(layout::PAYLOAD_BASE)).expect("payload pool");
-        let log = EventLog::new();
-        let nic = Nic::new(cfg, mem.clone(), std::sync::Arc::new(RecordingMsi::default()), log.clone()).expect("nic");
-        Self {
-            root: Mutex::new(PciRoot::new(nic)),
-            mem,
-            log,
-            now: AtomicU64::new(0),
-            markers: Mutex::new(Vec::new()),
-            rx_ok: AtomicU64::new(0),
-            rx_bad: AtomicU64::new(0),
-        }
-    }
-
-    fn root(&self) -> MutexGuard<'_, PciRoot> {
-        self.root.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The guest's DMA window, reached through this process's mapping.
-    fn dma_pool(&self) -> DmaPool {
-        let ptr = self.mem.get_host_address(GuestAddress(layout::DMA_POOL_BASE)).expect("dma pool in RAM");
-        // SAFETY: the window lies inside the one RAM region, which lives
-        // as long as `self`; only the driver under test writes it.
-        unsafe { DmaPool::new(layout::DMA_POOL_BASE, ptr, layout::DMA_POOL_SIZE) }
-    }
-
-    fn markers(&self) -> Vec<Rec> {
-        self.markers.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn count(&self, m: Marker) -> usize {
-        self.markers().iter().filter(|r| r.marker == m).count()
-    }
-
-    fn advance_to(&self, t: u64) {
-        let t = self.now.fetch_max(t, Ordering::SeqCst).max(t);
-        self.root().nic.advance(t);
-    }
-
-    fn violations(&self) -> Vec<String> {
-        self.root().nic.violations().iter().map(|v| format!("{v:?}")).collect()
-    }
-
-    /// Device events (DMA, IRQ, doorbell) after the last stop-exit.
-    fn activity_after_stop(&self) -> Vec<String> {
-        let events = self.log.snapshot();
-        let Some(stop) = events.iter().rposition(|e| matches!(&e.kind, EventKind::Marker { marker, .. } if marker == Marker::StopExit.name())) else {
-            return vec!["no stop-exit marker".into()];
-        };
-        events[stop..]
-            .iter()
-            .filter(|e| match &e.kind {
-                EventKind::Dma { .. } | EventKind::Irq { .. } => true,
-                EventKind::MmioWrite { offset, .. } => *offset == u64::from(regs::TX_TAIL) || *offset == u64::from(regs::RX_TAIL),
-                _ => false,
-            })
-            .map(|e| format!("{} {:?}", e.seq, e.kind))
-            .collect()
-    }
-
-    /// Whether the last reset finished before the last stop-exit.
-    fn reset_done_before_stop_exit(&self) -> bool {
-        let events = self.log.snapshot();
-        let stop = events.iter().rposition(|e| matches!(&e.kind, EventKind::Marker { marker, .. } if marker == Marker::StopExit.name()));
-        let done = events.iter().rposition(|e| matches!(e.kind, EventKind::ResetDone));
-        let start = events.iter().rposition(|e| matches!(e.kind, EventKind::ResetStart));
-        matches!((stop, done, start), (Some(s), Some(d), Some(st)) if d < s && st < d)
-    }
-}
-
-impl Platform for HostPlat {
-    fn pci_read32(&self, bdf: (u8, u8, u8), offset: u8) -> u32 {
-        let addr = cfg_addr(bdf, offset);
-        let mut root = self.root();
-        root.pio_write(0, &addr.to_le_bytes());
-        let mut d = [0u8; 4];
-        root.pio_read(4, &mut d);
-        u32::from_le_bytes(d)
-    }
-    fn pci_write32(&self, bdf: (u8, u8, u8), offset: u8, value: u32) {
-        let mut root = self.root();
-        root.pio_write(0, &cfg_addr(bdf, offset).to_le_bytes());
-        root.pio_write(4, &value.to_le_bytes());
-    }
-    fn mmio_read32(&self, addr: u64) -> u32 {
-        let mut d = [0u8; 4];
-        self.root().mmio_read(addr, &mut d);
-        u32::from_le_bytes(d)
-    }
-    fn mmio_write32(&self, addr: u64, value: u32) {
-        self.root().mmio_write(addr, &value.to_le_bytes());
-    }
-    fn now_ns(&self) -> u64 {
-        // Every look at the clock costs a little virtual time, so a
-        // polling loop always reaches its deadline.
-        let t = self.now.fetch_add(100, Ordering::SeqCst) + 100;
-        self.root().nic.advance(t);
-        t
-    }
-    fn wait_until(&self, deadline_ns: u64) {
-        // Let the other "CPU" (thread) run, as hlt would.
-        std::thread::yield_now();
-        // Sleep until the device's next event (an interrupt) or the deadline.
-        let now = self.now.load(Ordering::SeqCst);
-        let next = self.root().nic.next_deadline().filter(|&d| d > now && d < deadline_ns);
-        self.advance_to(next.unwrap_or(deadline_ns));
-    }
-    fn marker(&self, marker: Marker, args: &[u64]) {
-        self.marker_text(marker, args, "")
-    }
-    fn marker_text(&self, marker: Marker, args: &[u64], text: &str) {
-        self.log.push(
-            Source::Guest,
-            EventKind::Marker { marker: marker.name().into(), args: args.to_vec(), text: text.into() },
-        );
-        let mut full = vec![marker as u64];
-        full.extend_from_slice(args);
-        let mut root = self.root();
-        root.nic.on_guest_marker(marker, &full);
-        if marker == Marker::RxDeliver {
-            // The host's byte-for-byte check, done during the "exit".
-            let (addr, len, seq) = (args[0], args[1] as usize, args[2]);
-            let mut got = vec![0u8; len];
-            let same = self.mem.read_slice(&mut got, GuestAddress(addr)).is_ok() && root.nic.tx_frame(seq) == Some(&got[..]);
-            if same { &self.rx_ok } else { &self.rx_bad }.fetch_add(1, Ordering::SeqCst);
-        }
-        drop(root);
-        self.markers.lock().unwrap_or_else(|e| e.into_inner()).push(Rec { marker, args: args.to_vec() });
-    }
-    fn cpu_id(&self) -> u32 {
-        0
-    }
-}
-
-fn cfg_addr(bdf: (u8, u8, u8), offset: u8) -> u32 {
-    1 << 31 | u32::from(bdf.0) << 16 | u32::from(bdf.1) << 11 | u32::from(bdf.2) << 8 | u32::from(offset & 0xfc)
-}
+use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 fn run_config(mutant: DriverMutant, frames: u64, batch: u64, tx_ring: u64) -> RunConfig {
     let mut knobs = [0u64; NUM_KNOBS];
@@ -200,12 +40,9 @@ fn run_config(mutant: DriverMutant, frames: u64, batch: u64, tx_ring: u64) -> Ru
 /// Run the default scenario on a fresh machine; then let a millisecond of
 /// device time pass, so anything a stopped device would still do shows.
 fn run(dev: NicConfig, cfg: RunConfig) -> (HostPlat, Verdict) {
-    let plat = HostPlat::new(dev);
+    let plat = HostPlat::yielding(dev);
     let v = run_with_pool(&plat, &cfg, plat.dma_pool()).expect("default is a NIC scenario");
-    let t = plat.now.load(Ordering::SeqCst);
-    for k in 1..=10 {
-        plat.advance_to(t + k * 100_000);
-    }
+    plat.settle();
     (plat, v)
 }
 
@@ -364,7 +201,7 @@ mod manual {
     /// call xmit as a false wake would. Returns (skb still live after
     /// BUSY, bad frees after stop, BUSY seen).
     fn false_wake(mutant: DriverMutant) -> (bool, u64, bool) {
-        let plat = HostPlat::new(NicConfig { complete_on_request: true, ..NicConfig::default() });
+        let plat = HostPlat::yielding(NicConfig { complete_on_request: true, ..NicConfig::default() });
         let env = PlatformEnv(&plat);
         let skbs = SkbCell::new(SkbPool::new(64, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
@@ -418,7 +255,7 @@ mod manual {
     /// Send a clone of an skb whose head has a zero source address (the
     /// driver fills it); returns the original's head afterwards.
     fn clone_head(mutant: DriverMutant) -> Vec<u8> {
-        let plat = HostPlat::new(NicConfig::default());
+        let plat = HostPlat::yielding(NicConfig::default());
         let env = PlatformEnv(&plat);
         let skbs = SkbCell::new(SkbPool::new(16, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
@@ -448,7 +285,7 @@ mod manual {
     /// for the ones before it (bnxt e8d8c5d80f5e).
     #[test]
     fn map_failure_drops_frees_and_still_rings_the_doorbell() {
-        let plat = HostPlat::new(NicConfig::default());
+        let plat = HostPlat::yielding(NicConfig::default());
         let env = PlatformEnv(&plat);
         let skbs = SkbCell::new(SkbPool::new(64, &env));
         let txq = TxQueue::new(0, false, SoftnetMutants::NONE, &env);
@@ -481,7 +318,7 @@ mod manual {
     /// ndo_open itself refuses an invalid address (dev_open checks too).
     #[test]
     fn open_with_an_invalid_address_fails_with_eaddrnotavail() {
-        let plat = HostPlat::new(NicConfig::default());
+        let plat = HostPlat::yielding(NicConfig::default());
         let env = PlatformEnv(&plat);
         let skbs = SkbCell::new(SkbPool::new(8, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
@@ -500,7 +337,7 @@ mod manual {
     /// allocated or mapped behind.
     #[test]
     fn open_without_dma_memory_fails_cleanly() {
-        let plat = HostPlat::new(NicConfig::default());
+        let plat = HostPlat::yielding(NicConfig::default());
         let env = PlatformEnv(&plat);
         let skbs = SkbCell::new(SkbPool::new(8, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
@@ -526,7 +363,7 @@ mod manual {
     /// Budget 0 (netpoll): TX completions are reclaimed, RX is left alone.
     #[test]
     fn napi_budget_zero_reclaims_tx_only() {
-        let plat = HostPlat::new(NicConfig::default());
+        let plat = HostPlat::yielding(NicConfig::default());
         let env = PlatformEnv(&plat);
         let skbs = SkbCell::new(SkbPool::new(16, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
@@ -613,7 +450,7 @@ fn smp_napi_on_another_thread_passes_every_oracle() {
         true
     };
     for (frames, batch, ring) in [(300, 1, 64), (300, 16, 64), (400, 8, 128)] {
-        let plat = HostPlat::new(NicConfig::default());
+        let plat = HostPlat::yielding(NicConfig::default());
         let cfg = run_config(DriverMutant::None, frames, batch, ring);
         let v = run_default(&plat, &cfg, plat.dma_pool(), Mode::Smp(&par));
         assert!(v.pass, "batch {batch}: {}", v.text);

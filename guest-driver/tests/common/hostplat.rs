@@ -1,0 +1,218 @@
+//! The in-process machine the driver's host tests run on.
+//!
+//! [`HostPlat`] implements the guest's `Platform` with nic-model's PCI
+//! root and BAR0 over plain guest memory, with the DMA monitor on and
+//! virtual time, so a scenario body runs here exactly as in the guest.
+//!
+//! Included by the tests that need it with
+//! `#[path = "common/hostplat.rs"] mod hostplat;` (not through
+//! `common/mod.rs`, so the softnet tests do not build the device model).
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use nic_model::abi::{layout, regs, Marker};
+use nic_model::events::{EventKind, EventLog, Source};
+use nic_model::test_utils::{guest_memory, RecordingMsi};
+use nic_model::{Nic, NicConfig, PciRoot};
+use nicproof_guest::driver::dma::DmaPool;
+use nicproof_guest::platform::Platform;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+/// A marker as the guest sent it.
+#[derive(Clone, Debug)]
+pub struct Rec {
+    pub marker: Marker,
+    pub args: Vec<u64>,
+    pub text: String,
+}
+
+/// What `wait_until` does before it sleeps to the next device event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Jump straight to the device's next event or the deadline.
+    Direct,
+    /// First let the other "CPU" (thread) run, as hlt would.
+    YieldFirst,
+}
+
+/// The machine: the NIC on a PCI root, guest memory, virtual time.
+pub struct HostPlat {
+    pub root: Mutex<PciRoot>,
+    pub mem: GuestMemoryMmap,
+    pub log: EventLog,
+    pub now: AtomicU64,
+    markers: Mutex<Vec<Rec>>,
+    pub rx_ok: AtomicU64,
+    pub rx_bad: AtomicU64,
+    wait: Wait,
+}
+
+impl HostPlat {
+    /// A fresh machine whose `wait_until` jumps straight ahead.
+    pub fn new(cfg: NicConfig) -> Self {
+        Self::with_wait(cfg, Wait::Direct)
+    }
+
+    /// A fresh machine whose `wait_until` first yields the thread, for
+    /// tests that run a second "CPU" on another thread.
+    pub fn yielding(cfg: NicConfig) -> Self {
+        Self::with_wait(cfg, Wait::YieldFirst)
+    }
+
+    pub fn with_wait(cfg: NicConfig, wait: Wait) -> Self {
+        let mem = guest_memory();
+        // The VMM fills the payload pool with a seeded pattern at boot.
+        let pattern: Vec<u8> = (0..layout::PAYLOAD_SIZE).map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8).collect();
+        mem.write_slice(&pattern, GuestAddress(layout::PAYLOAD_BASE)).expect("payload pool");
+        let log = EventLog::new();
+        let nic = Nic::new(cfg, mem.clone(), std::sync::Arc::new(RecordingMsi::default()), log.clone()).expect("nic");
+        Self {
+            root: Mutex::new(PciRoot::new(nic)),
+            mem,
+            log,
+            now: AtomicU64::new(0),
+            markers: Mutex::new(Vec::new()),
+            rx_ok: AtomicU64::new(0),
+            rx_bad: AtomicU64::new(0),
+            wait,
+        }
+    }
+
+    pub fn root(&self) -> MutexGuard<'_, PciRoot> {
+        self.root.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The guest's DMA window, reached through this process's mapping.
+    pub fn dma_pool(&self) -> DmaPool {
+        let ptr = self.mem.get_host_address(GuestAddress(layout::DMA_POOL_BASE)).expect("dma pool in RAM");
+        // SAFETY: the window lies inside the one RAM region, which lives
+        // as long as `self`; only the driver under test writes it.
+        unsafe { DmaPool::new(layout::DMA_POOL_BASE, ptr, layout::DMA_POOL_SIZE) }
+    }
+
+    pub fn markers(&self) -> Vec<Rec> {
+        self.markers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn count(&self, m: Marker) -> usize {
+        self.markers().iter().filter(|r| r.marker == m).count()
+    }
+
+    /// The texts of the guest's oracle-fail markers, in order.
+    pub fn fails(&self) -> Vec<String> {
+        self.markers().into_iter().filter(|r| r.marker == Marker::OracleFail).map(|r| r.text).collect()
+    }
+
+    pub fn advance_to(&self, t: u64) {
+        let t = self.now.fetch_max(t, Ordering::SeqCst).max(t);
+        self.root().nic.advance(t);
+    }
+
+    /// Let a millisecond of device time pass (in 100 us steps), so
+    /// anything a stopped device would still do shows.
+    pub fn settle(&self) {
+        let t = self.now.load(Ordering::SeqCst);
+        for k in 1..=10 {
+            self.advance_to(t + k * 100_000);
+        }
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.root().nic.violations().iter().map(|v| format!("{v:?}")).collect()
+    }
+
+    /// Device events (DMA, IRQ, doorbell) after the last stop-exit.
+    pub fn activity_after_stop(&self) -> Vec<String> {
+        let events = self.log.snapshot();
+        let Some(stop) = events.iter().rposition(|e| matches!(&e.kind, EventKind::Marker { marker, .. } if marker == Marker::StopExit.name())) else {
+            return vec!["no stop-exit marker".into()];
+        };
+        events[stop..]
+            .iter()
+            .filter(|e| match &e.kind {
+                EventKind::Dma { .. } | EventKind::Irq { .. } => true,
+                EventKind::MmioWrite { offset, .. } => *offset == u64::from(regs::TX_TAIL) || *offset == u64::from(regs::RX_TAIL),
+                _ => false,
+            })
+            .map(|e| format!("{} {:?}", e.seq, e.kind))
+            .collect()
+    }
+
+    /// Whether the last reset finished before the last stop-exit.
+    pub fn reset_done_before_stop_exit(&self) -> bool {
+        let events = self.log.snapshot();
+        let stop = events.iter().rposition(|e| matches!(&e.kind, EventKind::Marker { marker, .. } if marker == Marker::StopExit.name()));
+        let done = events.iter().rposition(|e| matches!(e.kind, EventKind::ResetDone));
+        let start = events.iter().rposition(|e| matches!(e.kind, EventKind::ResetStart));
+        matches!((stop, done, start), (Some(s), Some(d), Some(st)) if d < s && st < d)
+    }
+}
+
+impl Platform for HostPlat {
+    fn pci_read32(&self, bdf: (u8, u8, u8), offset: u8) -> u32 {
+        let mut root = self.root();
+        root.pio_write(0, &cfg_addr(bdf, offset).to_le_bytes());
+        let mut d = [0u8; 4];
+        root.pio_read(4, &mut d);
+        u32::from_le_bytes(d)
+    }
+    fn pci_write32(&self, bdf: (u8, u8, u8), offset: u8, value: u32) {
+        let mut root = self.root();
+        root.pio_write(0, &cfg_addr(bdf, offset).to_le_bytes());
+        root.pio_write(4, &value.to_le_bytes());
+    }
+    fn mmio_read32(&self, addr: u64) -> u32 {
+        let mut d = [0u8; 4];
+        self.root().mmio_read(addr, &mut d);
+        u32::from_le_bytes(d)
+    }
+    fn mmio_write32(&self, addr: u64, value: u32) {
+        self.root().mmio_write(addr, &value.to_le_bytes());
+    }
+    fn now_ns(&self) -> u64 {
+        // Every look at the clock costs a little virtual time, so a
+        // polling loop always reaches its deadline.
+        let t = self.now.fetch_add(100, Ordering::SeqCst) + 100;
+        self.root().nic.advance(t);
+        t
+    }
+    fn wait_until(&self, deadline_ns: u64) {
+        if self.wait == Wait::YieldFirst {
+            std::thread::yield_now();
+        }
+        // Sleep until the device's next event (an interrupt) or the deadline.
+        let now = self.now.load(Ordering::SeqCst);
+        let next = self.root().nic.next_deadline().filter(|&d| d > now && d < deadline_ns);
+        self.advance_to(next.unwrap_or(deadline_ns));
+    }
+    fn marker(&self, marker: Marker, args: &[u64]) {
+        self.marker_text(marker, args, "")
+    }
+    fn marker_text(&self, marker: Marker, args: &[u64], text: &str) {
+        self.log.push(Source::Guest, EventKind::Marker { marker: marker.name().into(), args: args.to_vec(), text: text.into() });
+        let mut full = vec![marker as u64];
+        full.extend_from_slice(args);
+        let mut root = self.root();
+        root.nic.on_guest_marker(marker, &full);
+        if marker == Marker::RxDeliver {
+            // The host's byte-for-byte check of each delivery, done
+            // during the "exit".
+            let (addr, len, seq) = (args[0], args[1] as usize, args[2]);
+            let mut got = vec![0u8; len];
+            let same = self.mem.read_slice(&mut got, GuestAddress(addr)).is_ok() && root.nic.tx_frame(seq) == Some(&got[..]);
+            if same { &self.rx_ok } else { &self.rx_bad }.fetch_add(1, Ordering::SeqCst);
+        }
+        drop(root);
+        self.markers.lock().unwrap_or_else(|e| e.into_inner()).push(Rec { marker, args: args.to_vec(), text: text.into() });
+    }
+    fn cpu_id(&self) -> u32 {
+        0
+    }
+}
+
+/// A PCI configuration address (port 0xcf8 format) for `bdf`/`offset`.
+pub fn cfg_addr(bdf: (u8, u8, u8), offset: u8) -> u32 {
+    1 << 31 | u32::from(bdf.0) << 16 | u32::from(bdf.1) << 11 | u32::from(bdf.2) << 8 | u32::from(offset & 0xfc)
+}
