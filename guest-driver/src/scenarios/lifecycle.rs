@@ -14,19 +14,16 @@
 use alloc::format;
 use alloc::string::String;
 
-use super::{Verdict, PAYLOAD};
+use super::ctx::{self, Ctx, Stack};
+use super::Verdict;
 use crate::abi::{knob, regs as r, DriverMutant, Marker, RunConfig, Scenario};
 use crate::driver::dma::DmaPool;
-use crate::driver::sync::SkbCell;
-use crate::driver::{splitmix64, DriverConfig, NapiSide, Nic, NicOps, TX_START_THRESH, TX_STOP_THRESH};
+use crate::driver::{NapiSide, TX_START_THRESH, TX_STOP_THRESH};
 use crate::platform::Platform;
-use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
 use crate::softnet::errno::EADDRNOTAVAIL;
-use crate::softnet::netdev::{is_valid_ether_addr, AddrAssignType, NetDevice, NetDeviceOps, NetdevTx, Qdisc};
-use crate::softnet::queue::TxQueue;
-use crate::softnet::skb::{Frag, SkbId, SkbPool};
+use crate::softnet::netdev::{is_valid_ether_addr, AddrAssignType, NetDeviceOps, NetdevTx, Qdisc};
+use crate::softnet::skb::SkbId;
 use crate::softnet::watchdog::DEFAULT_WATCHDOG_TIMEO_NS;
-use crate::softnet::{PlatformEnv, SoftnetMutants};
 
 /// The scenarios this module runs.
 pub const SCENARIOS: &[Scenario] = &[
@@ -57,92 +54,43 @@ const WAIT_NS: u64 = 2_000_000_000;
 /// skbs the pool holds.
 const POOL_SKBS: u16 = 192;
 
-type Dev<'q, 'n, 'a, 'e> = NetDevice<'q, 'e, NicOps<'n, 'a, 'e>>;
-
-/// The stack one scenario runs on (all borrowed from `run`'s frame).
-struct Ctx<'q, 'n, 'a, 'e> {
-    plat: &'a (dyn Platform + Sync),
-    cfg: &'q RunConfig,
-    mutant: DriverMutant,
-    skbs: &'a SkbCell<'e>,
-    txq: &'a TxQueue<'e>,
-    napi: &'a Napi,
-    nic: &'n Nic<'a, 'e>,
-    dev: Dev<'q, 'n, 'a, 'e>,
-    rng: u64,
-    /// The first guest oracle failure (the verdict's text).
-    failed: Option<String>,
-}
-
 /// Run `scenario` (one of [`SCENARIOS`]) with DMA memory from `pool`.
 pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, pool: DmaPool) -> Verdict {
-    let mutant = DriverMutant::from_u32(cfg.driver_mutant).unwrap_or(DriverMutant::None);
-    let env = PlatformEnv(plat);
-    let skbs = SkbCell::new(SkbPool::new(POOL_SKBS, &env));
-    let txq = TxQueue::new(0, true, SoftnetMutants::from_driver_mutant(mutant), &env);
-    let napi = Napi::new(NAPI_POLL_WEIGHT);
-    let nic = match Nic::probe(plat, pool, DriverConfig::from_run(cfg), &skbs, &txq, &napi) {
-        Ok(n) => n,
-        Err(e) => return Verdict::fail(format!("probe failed: {e:?}")),
-    };
-    let mut dev = NetDevice::new(NicOps { nic: &nic, napi_here: true }, &txq, DEFAULT_WATCHDOG_TIMEO_NS);
-    dev.set_dev_addr(nic.mac, nic.addr_assign);
-    if let Err(e) = dev.register() {
-        return Verdict::fail(format!("register failed: errno {e}"));
-    }
-    let mut c = Ctx { plat, cfg, mutant, skbs: &skbs, txq: &txq, napi: &napi, nic: &nic, dev, rng: cfg.seed ^ 0x11fe, failed: None };
-    let body = match scenario {
-        Scenario::StopUnderFlood | Scenario::SlowReset | Scenario::DmaUntilDisabled | Scenario::InflightAtStop => {
-            flood_then_stop(&mut c, scenario)
+    let stack = Stack { pool_skbs: POOL_SKBS, bql: true, watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS, seed_salt: 0x11fe };
+    ctx::with_stack(plat, cfg, pool, stack, |mut c| {
+        let body = match scenario {
+            Scenario::StopUnderFlood | Scenario::SlowReset | Scenario::DmaUntilDisabled | Scenario::InflightAtStop => {
+                flood_then_stop(&mut c, scenario)
+            }
+            Scenario::RxAfterStop | Scenario::MsixMaskedAtStop | Scenario::StopRacesIrq => flood_then_stop(&mut c, scenario),
+            Scenario::InvalidMac => invalid_mac(&mut c),
+            Scenario::Unregister => unregister(&mut c),
+            Scenario::MaxFragsFill => max_frags_fill(&mut c),
+            Scenario::BusyOwnership => busy_ownership(&mut c),
+            Scenario::MapFailure => map_failure(&mut c),
+            Scenario::NapiBudgetZero => napi_budget_zero(&mut c),
+            s => Err(format!("scenario {} is not a lifecycle scenario", s.name())),
+        };
+        if let Err(e) = body {
+            c.fail(&e);
         }
-        Scenario::RxAfterStop | Scenario::MsixMaskedAtStop | Scenario::StopRacesIrq => flood_then_stop(&mut c, scenario),
-        Scenario::InvalidMac => invalid_mac(&mut c),
-        Scenario::Unregister => unregister(&mut c),
-        Scenario::MaxFragsFill => max_frags_fill(&mut c),
-        Scenario::BusyOwnership => busy_ownership(&mut c),
-        Scenario::MapFailure => map_failure(&mut c),
-        Scenario::NapiBudgetZero => napi_budget_zero(&mut c),
-        s => Err(format!("scenario {} is not a lifecycle scenario", s.name())),
-    };
-    if let Err(e) = body {
-        c.fail(&e);
-    }
-    finish(c, scenario)
+        finish(c, scenario)
+    })
 }
 
-impl Ctx<'_, '_, '_, '_> {
-    /// Report a guest oracle failure; the first one becomes the verdict.
-    fn fail(&mut self, why: &str) {
-        self.plat.marker_text(Marker::OracleFail, &[], why);
-        if self.failed.is_none() {
-            self.failed = Some(String::from(why));
-        }
-    }
+/// The lifecycle group's helpers on the shared [`Ctx`].
+trait Lifecycle {
+    fn skb(&mut self, nfrags: usize, frag_len: u32) -> Result<SkbId, String>;
+    fn mixed_skb(&mut self) -> Result<SkbId, String>;
+    fn traffic(&mut self, n: u64) -> Result<(), String>;
+    fn close_and_check(&mut self);
+}
 
-    fn check(&mut self, ok: bool, why: &str) {
-        if !ok {
-            self.fail(why);
-        }
-    }
-
-    fn rand(&mut self) -> u64 {
-        self.rng = splitmix64(self.rng);
-        self.rng
-    }
-
-    fn phase(&self, n: u64, name: &str) {
-        self.plat.marker_text(Marker::Phase, &[n], name);
-    }
-
+impl Lifecycle for Ctx<'_, '_, '_, '_> {
     /// An skb of `nfrags` fragments of `frag_len` bytes from the payload
     /// pool (seeded offset; the host fills and checks the bytes).
     fn skb(&mut self, nfrags: usize, frag_len: u32) -> Result<SkbId, String> {
-        let mut frags = [Frag::default(); crate::abi::MAX_SKB_FRAGS as usize];
-        let base = PAYLOAD.0 + self.rand() % (PAYLOAD.1 - 64 * 1024);
-        for (k, f) in frags.iter_mut().take(nfrags).enumerate() {
-            *f = Frag { addr: base + k as u64 * u64::from(frag_len), len: frag_len };
-        }
-        self.skbs.borrow_mut().alloc(&[], &frags[..nfrags]).map_err(|e| format!("skb alloc failed: {e}"))
+        self.payload_skb(&[], nfrags, frag_len, 64 * 1024).map_err(|e| format!("skb alloc failed: {e}"))
     }
 
     /// A frame of mixed shape: 1..=4 fragments, 60..=1200 bytes.
@@ -151,30 +99,6 @@ impl Ctx<'_, '_, '_, '_> {
         let n = 1 + (r % 4) as usize;
         let len = 60 + (r >> 8) % 1140;
         self.skb(n, (len / n as u64) as u32)
-    }
-
-    /// One NAPI round on this CPU (reclaim + receive).
-    fn poll(&self) -> u32 {
-        if self.napi.schedule() {
-            self.napi.run(&mut NapiSide(self.nic), 4)
-        } else {
-            0
-        }
-    }
-
-    /// Poll until `done` holds or the bound passes; sleeps between polls.
-    fn poll_until(&self, mut done: impl FnMut(&Self) -> bool) -> bool {
-        let deadline = self.plat.now_ns() + WAIT_NS;
-        loop {
-            self.poll();
-            if done(self) {
-                return true;
-            }
-            if self.plat.now_ns() > deadline {
-                return false;
-            }
-            self.plat.wait_until(self.plat.now_ns() + 100_000);
-        }
     }
 
     /// Send `n` mixed frames through the qdisc and wait until every one
@@ -235,12 +159,6 @@ impl Ctx<'_, '_, '_, '_> {
         self.check(skbs == 0, &format!("skb-ledger: {skbs} skbs live after stop (in-flight packets not aborted)"));
         self.check(maps == 0, &format!("dma-maps: {maps} mappings live after stop"));
         self.check(bql == 0, &format!("bql: {bql} bytes in flight after stop"));
-    }
-
-    fn open(&mut self) -> Result<(), String> {
-        self.dev.open().map_err(|e| format!("open failed: errno {e}"))?;
-        self.dev.set_carrier(true);
-        Ok(())
     }
 }
 
@@ -373,7 +291,7 @@ fn max_frags_fill(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
             if i == 3 {
                 // Reclaim the one packet the device completes.
                 c.phase(2, "reclaim to the start threshold");
-                c.poll_until(|c| c.nic.stats().tx_completed >= 1 && !c.napi.is_scheduled());
+                c.poll_until(WAIT_NS, |c| c.nic.stats().tx_completed >= 1 && !c.napi.is_scheduled());
             }
             if c.txq.stopped() {
                 break;
@@ -449,14 +367,14 @@ fn busy_ownership(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     // Let the device complete, reclaim (which wakes the queue), requeue.
     c.phase(3, "requeue");
     c.nic.regs().write(r::TEST_COMPLETE, 1);
-    c.poll_until(|c| !c.txq.stopped());
+    c.poll_until(WAIT_NS, |c| !c.txq.stopped());
     if live {
         let sent = c.nic.stats().tx_packets;
         let ok = c.dev.ops.start_xmit(id, false) == NetdevTx::Ok;
         c.check(ok, "busy-ownership: the requeued skb was refused");
         c.check(c.nic.stats().tx_packets == sent + 1, "busy-ownership: the requeued skb was not posted exactly once");
         c.nic.regs().write(r::TEST_COMPLETE, 1);
-        c.poll_until(|c| !c.skbs.borrow().is_live(id));
+        c.poll_until(WAIT_NS, |c| !c.skbs.borrow().is_live(id));
         c.check(!c.skbs.borrow().is_live(id), "busy-ownership: the requeued skb was never completed");
     }
     c.close_and_check();
@@ -519,7 +437,7 @@ fn napi_budget_zero(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     for id in q.drain() {
         let _ = c.skbs.borrow_mut().free(id);
     }
-    c.poll_until(|c| c.nic.stats().rx_packets >= posted);
+    c.poll_until(WAIT_NS, |c| c.nic.stats().rx_packets >= posted);
     c.traffic(4)?;
     c.close_and_check();
     Ok(())
@@ -530,34 +448,20 @@ fn napi_budget_zero(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
 fn finish(mut c: Ctx<'_, '_, '_, '_>, scenario: Scenario) -> Verdict {
     c.dev.unregister_with(c.mutant == DriverMutant::UnregisterNoStop);
     c.check(!c.nic.is_open(), "auto-close: the device is still open after unregister");
-    let live_skbs = c.skbs.borrow().live();
-    let live_maps = c.nic.dma.live();
-    let busy = c.dev.busy_count() + c.nic.stats().busy;
-    let inflight = c.txq.dql().inflight();
-    c.txq.report_bql();
-    c.plat.marker(Marker::Summary, &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)]);
-    c.check(live_skbs == 0, &format!("skb-ledger: {live_skbs} skbs live at the end"));
-    c.check(live_maps == 0, &format!("dma-maps: {live_maps} mappings live at the end"));
-    c.check(inflight == 0, &format!("bql: {inflight} bytes in flight at the end"));
-    let bad = c.skbs.borrow().bad_frees();
-    c.check(bad == 0, &format!("skb-ledger: {bad} double or stale frees"));
+    let busy = c.end_ledger();
     if scenario != Scenario::BusyOwnership {
         c.check(busy == 0, &format!("stop-early: {busy} BUSY returns"));
     }
     let s = c.nic.stats();
-    match c.failed {
-        Some(why) => Verdict::fail(why),
-        None => Verdict {
-            pass: true,
-            text: format!(
-                "{}: {} sent, {} completed, {} aborted, {} dropped, {} received; 0 live skbs/maps, BQL 0",
-                scenario.name(),
-                s.tx_packets,
-                s.tx_completed,
-                s.tx_aborted,
-                s.tx_dropped,
-                s.rx_packets
-            ),
-        },
-    }
+    c.verdict(|| {
+        format!(
+            "{}: {} sent, {} completed, {} aborted, {} dropped, {} received; 0 live skbs/maps, BQL 0",
+            scenario.name(),
+            s.tx_packets,
+            s.tx_completed,
+            s.tx_aborted,
+            s.tx_dropped,
+            s.rx_packets
+        )
+    })
 }

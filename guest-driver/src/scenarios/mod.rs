@@ -7,6 +7,8 @@ pub mod default;
 pub mod lifecycle;
 pub mod queueing;
 
+mod ctx;
+
 use alloc::string::String;
 
 use crate::abi::{layout, RunConfig, Scenario};

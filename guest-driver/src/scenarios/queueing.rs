@@ -17,18 +17,15 @@
 use alloc::format;
 use alloc::string::String;
 
-use super::{default, Verdict, PAYLOAD};
-use crate::abi::{knob, DriverMutant, Marker, RunConfig, Scenario, MAX_SKB_FRAGS};
-use crate::driver::dma::DmaPool;
-use crate::driver::sync::SkbCell;
+use super::ctx::{self, Ctx, Stack, POLL_NS};
+use super::{default, Verdict};
 use crate::abi::regs as r;
-use crate::driver::{splitmix64, DriverConfig, NapiSide, Nic, NicOps, TX_START_THRESH, TX_STOP_THRESH};
+use crate::abi::{knob, DriverMutant, RunConfig, Scenario, MAX_SKB_FRAGS};
+use crate::driver::dma::DmaPool;
+use crate::driver::{TX_START_THRESH, TX_STOP_THRESH};
 use crate::platform::Platform;
-use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
-use crate::softnet::netdev::{NetDevice, Qdisc};
-use crate::softnet::queue::TxQueue;
-use crate::softnet::skb::{Frag, SkbId, SkbPool};
-use crate::softnet::{PlatformEnv, SoftnetMutants};
+use crate::softnet::netdev::Qdisc;
+use crate::softnet::skb::SkbId;
 
 /// The scenarios this module runs.
 pub const SCENARIOS: &[Scenario] = &[
@@ -50,8 +47,6 @@ const POOL_SKBS: u16 = 128;
 /// bound is far above that because a loaded host can deschedule a vCPU
 /// for tens of ms (50 ms failed the watchdog scenario under load).
 const WAIT_NS: u64 = 500_000_000;
-/// Interval between NAPI polls while waiting.
-const POLL_NS: u64 = 100_000;
 /// The driver's TX coalescing deadline (tx-usecs), in ns.
 const TX_USECS_NS: u64 = 200_000;
 /// Slack on top of tx-usecs for a completion to be reclaimed: the
@@ -61,25 +56,6 @@ const TIMELY_EPSILON_NS: u64 = 5_000_000;
 const WATCHDOG_TIMEO_NS: u64 = 5_000_000;
 /// Soak cycles when the CYCLES knob is 0.
 const SOAK_CYCLES: u64 = 5;
-
-type Dev<'q, 'n, 'a, 'e> = NetDevice<'q, 'e, NicOps<'n, 'a, 'e>>;
-
-/// The stack one scenario runs on (all borrowed from `run`'s frame).
-struct Ctx<'q, 'n, 'a, 'e> {
-    plat: &'a (dyn Platform + Sync),
-    cfg: &'q RunConfig,
-    mutant: DriverMutant,
-    skbs: &'a SkbCell<'e>,
-    txq: &'a TxQueue<'e>,
-    napi: &'a Napi,
-    nic: &'n Nic<'a, 'e>,
-    dev: Dev<'q, 'n, 'a, 'e>,
-    rng: u64,
-    /// The first guest oracle failure (the verdict's text).
-    failed: Option<String>,
-    /// One-line result of the body (the passing verdict's text).
-    note: String,
-}
 
 /// Run `scenario` (one of [`SCENARIOS`]) with DMA memory from `pool`.
 pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, pool: DmaPool) -> Verdict {
@@ -96,124 +72,53 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, po
         Scenario::BqlRandom => return default::run(plat, cfg, pool, default::Mode::Single),
         _ => {}
     }
-    let mutant = DriverMutant::from_u32(cfg.driver_mutant).unwrap_or(DriverMutant::None);
-    let env = PlatformEnv(plat);
-    let skbs = SkbCell::new(SkbPool::new(POOL_SKBS, &env));
     // lost-wake runs without BQL so only the ring stops the queue.
     let bql = scenario != Scenario::LostWake;
-    let txq = TxQueue::new(0, bql, SoftnetMutants::from_driver_mutant(mutant), &env);
-    let napi = Napi::new(NAPI_POLL_WEIGHT);
-    let nic = match Nic::probe(plat, pool, DriverConfig::from_run(cfg), &skbs, &txq, &napi) {
-        Ok(n) => n,
-        Err(e) => return Verdict::fail(format!("probe failed: {e:?}")),
-    };
-    let mut dev = NetDevice::new(NicOps { nic: &nic, napi_here: true }, &txq, WATCHDOG_TIMEO_NS);
-    dev.set_dev_addr(nic.mac, nic.addr_assign);
-    if let Err(e) = dev.register() {
-        return Verdict::fail(format!("register failed: errno {e}"));
-    }
-    let mut c = Ctx {
-        plat,
-        cfg,
-        mutant,
-        skbs: &skbs,
-        txq: &txq,
-        napi: &napi,
-        nic: &nic,
-        dev,
-        rng: cfg.seed ^ 0x9e0e,
-        failed: None,
-        note: String::new(),
-    };
-    let body = c.open().and_then(|()| match scenario {
-        Scenario::LostWake => lost_wake(&mut c),
-        Scenario::FalseWake => false_wake(&mut c),
-        Scenario::TimelyCompletion | Scenario::DroppedIrq => timely(&mut c, scenario),
-        Scenario::SmallBudget => small_budget(&mut c),
-        Scenario::Watchdog => watchdog(&mut c),
-        Scenario::ClonePairs => clone_pairs(&mut c),
-        Scenario::BatchLastDropped => batch_last_dropped(&mut c),
-        Scenario::Soak => soak(&mut c),
-        s => Err(format!("scenario {} is not a queueing scenario", s.name())),
-    });
-    if let Err(e) = body {
-        c.fail(&e);
-    }
-    finish(c, scenario)
+    let stack = Stack { pool_skbs: POOL_SKBS, bql, watchdog_timeo_ns: WATCHDOG_TIMEO_NS, seed_salt: 0x9e0e };
+    ctx::with_stack(plat, cfg, pool, stack, |mut c| {
+        let body = c.open().and_then(|()| match scenario {
+            Scenario::LostWake => lost_wake(&mut c),
+            Scenario::FalseWake => false_wake(&mut c),
+            Scenario::TimelyCompletion | Scenario::DroppedIrq => timely(&mut c, scenario),
+            Scenario::SmallBudget => small_budget(&mut c),
+            Scenario::Watchdog => watchdog(&mut c),
+            Scenario::ClonePairs => clone_pairs(&mut c),
+            Scenario::BatchLastDropped => batch_last_dropped(&mut c),
+            Scenario::Soak => soak(&mut c),
+            s => Err(format!("scenario {} is not a queueing scenario", s.name())),
+        });
+        let note = body.unwrap_or_else(|e| {
+            c.fail(&e);
+            String::new()
+        });
+        finish(c, scenario, note)
+    })
 }
 
-impl Ctx<'_, '_, '_, '_> {
-    /// Report a guest oracle failure; the first one becomes the verdict.
-    fn fail(&mut self, why: &str) {
-        self.plat.marker_text(Marker::OracleFail, &[], why);
-        if self.failed.is_none() {
-            self.failed = Some(String::from(why));
-        }
-    }
+/// The queueing group's helpers on the shared [`Ctx`].
+trait Queueing {
+    fn skb(&mut self, head: &[u8], nfrags: usize, len: u32) -> Result<SkbId, String>;
+    fn mixed_skb(&mut self) -> Result<SkbId, String>;
+    fn send(&mut self, q: &mut Qdisc, batch: u32) -> u32;
+    fn pump(&mut self, q: &mut Qdisc, batch: u32, bound_ns: u64, done: impl FnMut(&Self) -> bool) -> bool;
+    fn xmit_one(&mut self) -> Result<(), String>;
+    fn complete_now(&self);
+    fn all_back(&self) -> bool;
+}
 
-    fn check(&mut self, ok: bool, why: &str) {
-        if !ok {
-            self.fail(why);
-        }
-    }
-
-    fn rand(&mut self) -> u64 {
-        self.rng = splitmix64(self.rng);
-        self.rng
-    }
-
-    fn phase(&self, n: u64, name: &str) {
-        self.plat.marker_text(Marker::Phase, &[n], name);
-    }
-
-    fn open(&mut self) -> Result<(), String> {
-        self.dev.open().map_err(|e| format!("open failed: errno {e}"))?;
-        self.dev.set_carrier(true);
-        Ok(())
-    }
-
+impl Queueing for Ctx<'_, '_, '_, '_> {
     /// A seeded frame of 1..=MAX_SKB_FRAGS fragments, `len` bytes in all,
     /// with an optional linear head (copied into the skb's data block).
     fn skb(&mut self, head: &[u8], nfrags: usize, len: u32) -> Result<SkbId, String> {
-        let mut frags = [Frag::default(); MAX_SKB_FRAGS as usize];
         let n = nfrags.clamp(1, MAX_SKB_FRAGS as usize);
-        let base = PAYLOAD.0 + self.rand() % (PAYLOAD.1 - 4096);
         let per = (len / n as u32).max(1);
-        for (k, f) in frags.iter_mut().take(n).enumerate() {
-            *f = Frag { addr: base + k as u64 * u64::from(per), len: per };
-        }
-        self.skbs.borrow_mut().alloc(head, &frags[..n]).map_err(|e| format!("skb-ledger: alloc failed: {e}"))
+        self.payload_skb(head, n, per, 4096).map_err(|e| format!("skb-ledger: alloc failed: {e}"))
     }
 
     /// A frame of mixed shape: 1..=4 fragments, 60..=1200 bytes.
     fn mixed_skb(&mut self) -> Result<SkbId, String> {
         let r = self.rand();
         self.skb(&[], 1 + (r % 4) as usize, 60 + ((r >> 8) % 1140) as u32)
-    }
-
-    /// One NAPI round on this CPU (reclaim + receive), as the interrupt
-    /// (or a re-poll) would run it.
-    fn poll(&self) -> u32 {
-        if self.napi.schedule() {
-            self.napi.run(&mut NapiSide(self.nic), 4)
-        } else {
-            0
-        }
-    }
-
-    /// Poll every POLL_NS until `done` holds; false after `bound_ns`.
-    fn poll_until(&self, bound_ns: u64, mut done: impl FnMut(&Self) -> bool) -> bool {
-        let deadline = self.plat.now_ns() + bound_ns;
-        loop {
-            self.poll();
-            if done(self) {
-                return true;
-            }
-            if self.plat.now_ns() > deadline {
-                return false;
-            }
-            self.plat.wait_until(self.plat.now_ns() + POLL_NS);
-        }
     }
 
     /// Hand `skbs` to the stack and push them to the driver, batch
@@ -283,7 +188,7 @@ impl Ctx<'_, '_, '_, '_> {
 ///
 /// Then at quiescence (no xmit, no poll pending, nothing completing) the
 /// queue must not be stopped with free >= START (`TxQueue::stuck_stopped`).
-fn lost_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+fn lost_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let usable = c.nic.tx_free();
     let a = TX_START_THRESH - (TX_STOP_THRESH - 1);
     let b = usable - (TX_STOP_THRESH - 1) - a;
@@ -320,8 +225,7 @@ fn lost_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
             return Err(format!("timely: frames of round {round} never completed ({:?})", c.nic.stats()));
         }
     }
-    c.note = format!("2 rounds of {a}+{b} frames, a reclaim inside and after the stop window, no lost wake");
-    Ok(())
+    Ok(format!("2 rounds of {a}+{b} frames, a reclaim inside and after the stop window, no lost wake"))
 }
 
 /// Scenario 10: completions land exactly when the producer restarts. The
@@ -332,7 +236,7 @@ fn lost_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
 /// processed. A spurious (false) wake is allowed; what must not happen:
 /// BUSY (the entry check must catch a full ring, never a posted skb), a
 /// stale or double-freed skb, or a frame lost or sent twice.
-fn false_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+fn false_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let frames = match c.cfg.knobs[knob::FRAMES] {
         0 => 32,
         n => n.min(POOL_SKBS as u64 / 2),
@@ -375,8 +279,7 @@ fn false_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     let s = c.nic.stats();
     c.check(s.stale_skbs == 0, "false-wake: a freed skb was handed to xmit");
     c.check(s.tx_packets == frames && s.rx_packets == frames, &format!("false-wake: {frames} frames given, {} posted, {} received", s.tx_packets, s.rx_packets));
-    c.note = format!("{frames} frames in {rounds} rounds, {restarts} early reclaims, 0 BUSY");
-    Ok(())
+    Ok(format!("{frames} frames in {rounds} rounds, {restarts} early reclaims, 0 BUSY"))
 }
 
 /// Scenarios 14 and 15: k frames, fewer than the coalescing frame
@@ -385,7 +288,7 @@ fn false_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
 /// only the device's usecs timer (or the driver's re-poll, when the host
 /// drops that interrupt) completes them. "Reclaim only on the next
 /// transmit" never frees them.
-fn timely(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<(), String> {
+fn timely(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<String, String> {
     let k = match c.cfg.knobs[knob::FRAMES] {
         0 => 1 + c.rand() % 8,
         n => n.min(31),
@@ -418,15 +321,14 @@ fn timely(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<(), String> {
             ));
         }
     }
-    c.note = format!("{rounds} x {k} frames, every skb freed within {} us (bound {} us)", worst / 1000, (TX_USECS_NS + TIMELY_EPSILON_NS) / 1000);
-    Ok(())
+    Ok(format!("{rounds} x {k} frames, every skb freed within {} us (bound {} us)", worst / 1000, (TX_USECS_NS + TIMELY_EPSILON_NS) / 1000))
 }
 
 /// Scenario 16: a sender that may only have `budget` frames in flight
 /// (SNDBUF-like: its skbs count until freed) sends N frames; it sends
 /// the next only after an earlier one is freed. It must finish: the
 /// driver has to free skbs without further transmits (the mvneta case).
-fn small_budget(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+fn small_budget(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let budget = 1 + c.rand() % 3;
     let frames = match c.cfg.knobs[knob::FRAMES] {
         0 => 12,
@@ -447,15 +349,14 @@ fn small_budget(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     if !c.pump(&mut q, 1, WAIT_NS, |c| c.skbs.borrow().live() == 0 && c.all_back()) {
         return Err(String::from("small-budget: the last frames were never freed"));
     }
-    c.note = format!("{frames} frames with {budget} in flight at most");
-    Ok(())
+    Ok(format!("{frames} frames with {budget} in flight at most"))
 }
 
 /// Scenario 19: the device stops completing (host knob) while frames are
 /// in flight; the queue stops (ring or BQL) and must get ndo_tx_timeout
 /// within watchdog_timeo + one tick period, after which the reset
 /// recovers: the queue runs again, traffic flows, nothing leaks.
-fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     c.phase(1, "stall");
     let frames = match c.cfg.knobs[knob::FRAMES] {
         0 => 24,
@@ -511,8 +412,7 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
         return Err(format!("watchdog: traffic did not recover after the reset ({:?})", c.nic.stats()));
     }
     let s = c.nic.stats();
-    c.note = format!("timeout {} us after the stop, {} aborted by the reset, {} completed after", late / 1000, s.tx_aborted, s.tx_completed);
-    Ok(())
+    Ok(format!("timeout {} us after the stop, {} aborted by the reset, {} completed after", late / 1000, s.tx_aborted, s.tx_completed))
 }
 
 /// Scenario 13: clone pairs (tap/bridge-like). Each pair shares its head;
@@ -520,7 +420,7 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
 /// must not change between submit and completion (the driver writes the
 /// source MAC into the head, so it must unshare it first). Then the
 /// original goes out too.
-fn clone_pairs(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+fn clone_pairs(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let pairs = match c.cfg.knobs[knob::FRAMES] {
         0 => 4,
         n => n.min(32),
@@ -550,8 +450,7 @@ fn clone_pairs(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
             return Err(String::from("timely: the original of a pair was never completed"));
         }
     }
-    c.note = format!("{pairs} clone pairs, shared heads unchanged");
-    Ok(())
+    Ok(format!("{pairs} clone pairs, shared heads unchanged"))
 }
 
 /// FNV-1a over an skb's head bytes.
@@ -566,7 +465,7 @@ fn head_hash(c: &Ctx<'_, '_, '_, '_>, id: SkbId) -> Result<u64, String> {
 /// with OK, and the frames posted earlier in the batch must still get
 /// their doorbell, so they all complete. Without it they sit posted and
 /// never sent (the guest sees them never complete).
-fn batch_last_dropped(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+fn batch_last_dropped(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let batch = c.cfg.knobs[knob::BATCH].clamp(2, 16);
     let b = c.nic.stats();
     for i in 0..batch {
@@ -589,14 +488,13 @@ fn batch_last_dropped(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     if !ok {
         return Err(format!("doorbell: {posted} frames posted before a dropped last skb never completed (no doorbell)"));
     }
-    c.note = format!("batch {batch}: {posted} posted, last dropped, all completed");
-    Ok(())
+    Ok(format!("batch {batch}: {posted} posted, last dropped, all completed"))
 }
 
 /// Scenario 21: CYCLES up/down cycles under load (frames in flight at
 /// every stop). Live skbs, maps and DMA pages must come back to their
 /// level after the first cycle every time: no growth.
-fn soak(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+fn soak(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let cycles = match c.cfg.knobs[knob::CYCLES] {
         0 => SOAK_CYCLES,
         n => n.min(100_000),
@@ -638,28 +536,14 @@ fn soak(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     if !c.pump(&mut q, 1, WAIT_NS, |c| c.skbs.borrow().live() == 0 && c.all_back()) {
         return Err(String::from("soak: traffic did not flow after the cycles"));
     }
-    c.note = format!("{cycles} up/down cycles under load, no growth in skbs, maps or DMA pages");
-    Ok(())
+    Ok(format!("{cycles} up/down cycles under load, no growth in skbs, maps or DMA pages"))
 }
 
 /// Unregister (auto-close), then the end-of-run ledger, the Summary
 /// marker and the verdict.
-fn finish(mut c: Ctx<'_, '_, '_, '_>, scenario: Scenario) -> Verdict {
+fn finish(mut c: Ctx<'_, '_, '_, '_>, scenario: Scenario, note: String) -> Verdict {
     c.dev.unregister_with(c.mutant == DriverMutant::UnregisterNoStop);
-    let live_skbs = c.skbs.borrow().live();
-    let live_maps = c.nic.dma.live();
-    let busy = c.dev.busy_count() + c.nic.stats().busy;
-    let inflight = c.txq.dql().inflight();
-    c.txq.report_bql();
-    c.plat.marker(Marker::Summary, &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)]);
-    c.check(live_skbs == 0, &format!("skb-ledger: {live_skbs} skbs live at the end"));
-    c.check(live_maps == 0, &format!("dma-maps: {live_maps} mappings live at the end"));
-    c.check(inflight == 0, &format!("bql: {inflight} bytes in flight at the end"));
-    let bad = c.skbs.borrow().bad_frees();
-    c.check(bad == 0, &format!("skb-ledger: {bad} double or stale frees"));
+    let busy = c.end_ledger();
     c.check(busy == 0, &format!("stop-early: {busy} BUSY returns"));
-    match c.failed {
-        Some(why) => Verdict::fail(why),
-        None => Verdict { pass: true, text: format!("{}: {}", scenario.name(), c.note) },
-    }
+    c.verdict(|| format!("{}: {}", scenario.name(), note))
 }
