@@ -340,6 +340,16 @@ impl DeviceError {
     }
 }
 
+/// One step of splitmix64: the one seeded generator of every seeded choice,
+/// guest-side (random MAC, scenario choices) and host-side (device knobs
+/// such as reset delays), so a (scenario, seed) pair means the same on both.
+pub const fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 // ---------------------------------------------------------------------------
 // Paravirtual control port.
 // ---------------------------------------------------------------------------

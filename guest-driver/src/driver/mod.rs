@@ -911,13 +911,8 @@ fn rx_desc(rg: &Rings, idx: u32) -> RxDesc {
     RxDesc { addr: rx_buf_addr(rg, idx), buf_len: RX_BUF_LEN as u16, ..RxDesc::default() }
 }
 
-/// One step of splitmix64 (the seed's random MAC).
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+/// The shared seeded generator (the seed's random MAC, scenario choices).
+pub use crate::abi::splitmix64;
 
 /// The single-CPU shape: the netdev owns the driver, and NAPI runs on the
 /// same CPU as xmit.

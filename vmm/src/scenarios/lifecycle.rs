@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Case, Setup};
-use nic_model::abi::{knob, DeviceMutant as Dev, DriverMutant as Drv, Scenario};
+use nic_model::abi::{knob, splitmix64, DeviceMutant as Dev, DriverMutant as Drv, Scenario};
 use nic_model::config::{InvalidMac, NicConfig};
 
 /// Wall-clock limit of one run: each scenario takes well under a second
@@ -19,13 +19,6 @@ pub fn reset_delay_us(seed: u64) -> u64 {
 /// The reset delay of slow-reset variant 1, in virtual µs.
 pub const LONG_RESET_US: u64 = 50_000;
 
-fn splitmix64(seed: u64) -> u64 {
-    // splitmix64, as the guest's seeded choices.
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// The set-up of one of this group's scenarios, or None if it is not ours.
 pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Option<Setup> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Case, Setup};
-use nic_model::abi::{knob, DriverMutant as Drv, Scenario};
+use nic_model::abi::{knob, splitmix64, DriverMutant as Drv, Scenario};
 
 /// Wall-clock limit of one run: each scenario takes well under a second
 /// of guest time; the rest is boot and a loaded 2-core host.
@@ -18,13 +18,6 @@ pub fn soak_cycles() -> u64 {
     std::env::var("NICPROOF_SOAK_CYCLES").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(SOAK_CYCLES_DEFAULT)
 }
 
-fn splitmix64(seed: u64) -> u64 {
-    // splitmix64, as the guest's seeded choices.
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// The set-up of one of this group's scenarios, or None if it is not ours.
 pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Option<Setup> {
