@@ -766,6 +766,9 @@ id_enum! {
         AcceptsInvalidMac = 15, "accepts-invalid-mac";
         /// Does not disable the device (TX/RX enable, interrupts) at stop.
         NoDisableAtStop = 16, "no-disable-at-stop";
+        /// A deferred doorbell flush (a timer or NAPI path stop did not
+        /// cancel) rings the TX doorbell after stop returned.
+        DoorbellAfterStop = 17, "doorbell-after-stop";
     }
 }
 

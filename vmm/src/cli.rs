@@ -381,6 +381,7 @@ pub fn list() -> String {
                 DriverMutant::NoWatchdog => "no watchdog",
                 DriverMutant::AcceptsInvalidMac => "accepts an invalid MAC",
                 DriverMutant::NoDisableAtStop => "does not disable TX/RX and interrupts at stop",
+                DriverMutant::DoorbellAfterStop => "rings the TX doorbell after stop returned",
                 // Ids added to abi after this list was written still show
                 // up (with the doc in abi.rs), and never break the build.
                 #[allow(unreachable_patterns)]

@@ -426,6 +426,16 @@ impl<'a, 'e> Nic<'a, 'e> {
         }
     }
 
+    /// Deferred work a stopped driver must have cancelled. The correct
+    /// driver has none after stop; the `doorbell-after-stop` mutant still
+    /// runs a batch-flush that writes the TX doorbell (the host's
+    /// doorbell-after-stop oracle catches it).
+    pub fn run_deferred_work(&self) {
+        if self.cfg.mutant == Mutant::DoorbellAfterStop && !self.is_open() {
+            self.regs.write(r::TX_TAIL, self.stats().doorbells as u32);
+        }
+    }
+
     /// DMA pages still allocated (rings, buffers).
     pub fn dma_pages_used(&self) -> usize {
         self.pool.lock().pages_used()

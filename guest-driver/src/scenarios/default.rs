@@ -212,6 +212,8 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     }
     let stats = nic.stats();
     dev.unregister_with(mutant == DriverMutant::UnregisterNoStop);
+    // Anything left scheduled after stop runs now (nothing, when correct).
+    nic.run_deferred_work();
     // Anything the qdisc still holds is the stack's to free.
     for id in q.drain() {
         let _ = skbs.borrow_mut().free(id);

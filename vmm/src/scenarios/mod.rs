@@ -117,6 +117,7 @@ pub fn cases() -> Vec<Case> {
         Case::driver(Scenario::Default, 0, DriverMutant::NoUnmapAtStop, &["dma-maps"]),
         Case::driver(Scenario::Default, 0, DriverMutant::UnregisterNoStop, &["auto-close"]),
         Case::driver(Scenario::Default, 0, DriverMutant::NoStopInAdvance, &["no-busy"]),
+        Case::driver(Scenario::Default, 0, DriverMutant::DoorbellAfterStop, &["doorbell-after-stop"]),
         Case::device(Scenario::Default, 0, DeviceMutant::DmaAfterDisable, &["dma-device-disabled", "dma-after-stop"]),
         Case::device(Scenario::Default, 0, DeviceMutant::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]),
         Case::device(Scenario::Default, 0, DeviceMutant::ResetIgnored, &["reset-ineffective"]),
