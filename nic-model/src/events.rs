@@ -103,10 +103,119 @@ impl Event {
     }
 }
 
+/// Stable names of the device's DMA causes. A compact DMA record (see
+/// [`Batch::dma`]) stores an index into this table.
+pub const DMA_CAUSES: [&str; 8] =
+    ["tx-desc", "tx-data", "tx-status", "rx-desc", "rx-data", "rx-status", "poll", "ghost"];
+
+/// One stored entry. Most events of a run are device DMA accesses, and
+/// they sit on the device's hot path (three per single-descriptor packet),
+/// so they are kept inline in 24 bytes and a batch of them is published
+/// with one copy; every other event (about 100 bytes as an [`Event`])
+/// lives in a side table. Time and source are kept once per published
+/// batch. [`EventLog::snapshot`] expands all of it into the one public
+/// form, so readers never see this.
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    /// A device DMA; `cause` indexes [`DMA_CAUSES`].
+    Dma { addr: u64, len: u64, dir: DmaDir, cause: u8 },
+    /// Any other event: index into its batch's events in `Inner::others`.
+    Other(usize),
+}
+
+/// Where one published batch starts, when and from whom.
+#[derive(Clone, Copy, Debug)]
+struct BatchMark {
+    first: usize,
+    time_ns: u64,
+    source: Source,
+    others_base: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// One entry per sequence number.
+    entries: Vec<Entry>,
+    others: Vec<EventKind>,
+    /// Ordered by `first`; the first batch starts at 0.
+    batches: Vec<BatchMark>,
+}
+
+impl Inner {
+    fn expand(&self, seq: usize, b: &BatchMark) -> Event {
+        let (source, kind) = match self.entries[seq] {
+            Entry::Dma { addr, len, dir, cause } => (
+                Source::Device,
+                EventKind::Dma {
+                    dir,
+                    addr,
+                    len,
+                    cause: Cow::Borrowed(DMA_CAUSES.get(usize::from(cause)).copied().unwrap_or("?")),
+                },
+            ),
+            Entry::Other(i) => (b.source, self.others[b.others_base + i].clone()),
+        };
+        Event { seq: seq as u64, time_ns: b.time_ns, source, kind }
+    }
+
+    /// Events `from..` in the public form.
+    fn expand_from(&self, from: usize) -> Vec<Event> {
+        let mut out = Vec::with_capacity(self.entries.len().saturating_sub(from));
+        let mut bi = self.batches.partition_point(|b| b.first <= from).saturating_sub(1);
+        for seq in from..self.entries.len() {
+            while bi + 1 < self.batches.len() && self.batches[bi + 1].first <= seq {
+                bi += 1;
+            }
+            out.push(self.expand(seq, &self.batches[bi]));
+        }
+        out
+    }
+
+    fn mark(&mut self, time_ns: u64, source: Source) {
+        let m = BatchMark { first: self.entries.len(), time_ns, source, others_base: self.others.len() };
+        self.batches.push(m);
+    }
+}
+
+/// The events of one device entry point (a register access, a timer),
+/// gathered without the log's lock and published in order by
+/// [`EventLog::publish`]: taking the lock and the clock per event cost
+/// more than the work they record.
+#[derive(Debug, Default)]
+pub struct Batch {
+    entries: Vec<Entry>,
+    kinds: Vec<EventKind>,
+}
+
+impl Batch {
+    /// An empty batch with room for `n` events.
+    pub fn with_capacity(n: usize) -> Self {
+        Self { entries: Vec::with_capacity(n), kinds: Vec::with_capacity(n / 4) }
+    }
+
+    /// Queue a device DMA access in compact form; `cause` indexes
+    /// [`DMA_CAUSES`]. It reads back as `EventKind::Dma` from the device.
+    #[inline]
+    pub fn dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: u8) {
+        self.entries.push(Entry::Dma { addr, len, dir, cause });
+    }
+
+    /// Queue any event.
+    pub fn push(&mut self, kind: EventKind) {
+        self.entries.push(Entry::Other(self.kinds.len()));
+        self.kinds.push(kind);
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// A shared, append-only, ordered event log. Cloning shares the log.
 #[derive(Clone)]
 pub struct EventLog {
-    inner: Arc<Mutex<Vec<Event>>>,
+    inner: Arc<Mutex<Inner>>,
     start: Instant,
 }
 
@@ -119,45 +228,58 @@ impl Default for EventLog {
 impl EventLog {
     /// A new, empty log whose clock starts now.
     pub fn new() -> Self {
-        Self { inner: Arc::new(Mutex::new(Vec::new())), start: Instant::now() }
+        Self { inner: Arc::new(Mutex::new(Inner::default())), start: Instant::now() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked mid-push;
+        // the log is still valid, so keep logging.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Append an event and return its sequence number.
     pub fn push(&self, source: Source, kind: EventKind) -> u64 {
         let time_ns = self.start.elapsed().as_nanos() as u64;
-        // A poisoned lock only means another thread panicked mid-push;
-        // the Vec is still valid, so keep logging.
-        let mut v = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let seq = v.len() as u64;
-        v.push(Event { seq, time_ns, source, kind });
-        seq
+        let mut v = self.lock();
+        let seq = v.entries.len();
+        v.mark(time_ns, source);
+        v.entries.push(Entry::Other(0));
+        v.others.push(kind);
+        seq as u64
     }
 
-    /// Append every event in `kinds` (draining it) under one lock and one
-    /// clock read; returns the first sequence number. A device uses it to
-    /// publish the events of one register access at once: taking the lock
-    /// and the clock per event cost more than the work they record.
-    pub fn push_batch(&self, source: Source, kinds: &mut Vec<EventKind>) -> u64 {
+    /// Append every event in `batch` (draining it) under one lock and one
+    /// clock read; returns the first sequence number. Compact DMA records
+    /// are device events whatever `source` says.
+    pub fn publish(&self, source: Source, batch: &mut Batch) -> u64 {
         let time_ns = self.start.elapsed().as_nanos() as u64;
-        let mut v = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let first = v.len() as u64;
-        v.extend(kinds.drain(..).enumerate().map(|(i, kind)| Event {
-            seq: first + i as u64,
-            time_ns,
-            source,
-            kind,
-        }));
+        let mut v = self.lock();
+        let first = v.entries.len() as u64;
+        if batch.entries.is_empty() {
+            return first;
+        }
+        v.mark(time_ns, source);
+        v.entries.extend_from_slice(&batch.entries);
+        batch.entries.clear();
+        v.others.append(&mut batch.kinds);
         first
+    }
+
+    /// Append every event in `kinds` (draining it) as one batch; returns
+    /// the first sequence number.
+    pub fn push_batch(&self, source: Source, kinds: &mut Vec<EventKind>) -> u64 {
+        let mut b = Batch { entries: (0..kinds.len()).map(Entry::Other).collect(), kinds: std::mem::take(kinds) };
+        self.publish(source, &mut b)
     }
 
     /// A copy of every event so far.
     pub fn snapshot(&self) -> Vec<Event> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.lock().expand_from(0)
     }
 
     /// Number of events so far.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().entries.len()
     }
 
     /// True if nothing was logged yet.
@@ -168,13 +290,16 @@ impl EventLog {
     /// Drop every event; sequence numbers restart at 0. For benchmarks
     /// that must keep memory flat, never for a run being judged.
     pub fn clear(&self) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut v = self.lock();
+        v.entries.clear();
+        v.others.clear();
+        v.batches.clear();
     }
 
     /// The last `n` events.
     pub fn tail(&self, n: usize) -> Vec<Event> {
-        let v = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        v[v.len().saturating_sub(n)..].to_vec()
+        let v = self.lock();
+        v.expand_from(v.entries.len().saturating_sub(n))
     }
 }
 
@@ -203,6 +328,45 @@ mod tests {
         let s = log.snapshot();
         assert_eq!(s.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         assert_eq!(s[2].kind, EventKind::ResetStart);
+    }
+
+    #[test]
+    fn compact_dma_records_read_back_in_order() {
+        let log = EventLog::new();
+        log.push(Source::Guest, EventKind::ResetStart);
+        let mut b = Batch::with_capacity(4);
+        b.dma(DmaDir::Read, 0x1000, 16, 0);
+        b.push(EventKind::TxFrame { seq: 0, len: 60, hash: 7 });
+        b.dma(DmaDir::Write, 0x1008, 4, 2);
+        assert_eq!(log.publish(Source::Device, &mut b), 1);
+        assert!(b.is_empty());
+        let s = log.snapshot();
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            s[1].kind,
+            EventKind::Dma { dir: DmaDir::Read, addr: 0x1000, len: 16, cause: "tx-desc".into() }
+        );
+        assert_eq!(s[1].source, Source::Device);
+        assert_eq!(s[2].kind, EventKind::TxFrame { seq: 0, len: 60, hash: 7 });
+        assert!(matches!(&s[3].kind, EventKind::Dma { cause, len: 4, .. } if cause == "tx-status"));
+        assert_eq!(log.tail(2), s[2..].to_vec());
+        // Batches after the first keep their own source and others.
+        log.push(Source::Vmm, EventKind::Note { text: "n".into() });
+        let mut b = Batch::default();
+        b.push(EventKind::ResetDone);
+        b.dma(DmaDir::Write, 8, 1, 4);
+        assert_eq!(log.publish(Source::Device, &mut b), 5);
+        let t = log.tail(4);
+        assert_eq!(t.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5, 6]);
+        assert_eq!((t[1].source, &t[1].kind), (Source::Vmm, &EventKind::Note { text: "n".into() }));
+        assert_eq!((t[2].source, &t[2].kind), (Source::Device, &EventKind::ResetDone));
+        assert!(matches!(&t[3].kind, EventKind::Dma { cause, .. } if cause == "rx-data"));
+        assert_eq!(log.snapshot()[3..].to_vec(), t);
+        // The point of the compact form: a DMA costs 24 bytes, not ~100.
+        assert!(std::mem::size_of::<Entry>() <= 24, "{}", std::mem::size_of::<Entry>());
+        log.clear();
+        assert!(log.is_empty() && log.snapshot().is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! device decides). Rule names are stable: tests and reports match them.
 
 use crate::abi::{regs, Marker};
-use crate::events::{DmaDir, EventKind, EventLog, Source};
+use crate::events::{Batch, DmaDir, EventKind, EventLog, Source, DMA_CAUSES};
 use std::collections::BTreeMap;
 
 /// A DMA after the driver's stop-exit marker, before the next open.
@@ -69,15 +69,19 @@ pub enum DmaCause {
 impl DmaCause {
     /// Stable name used in `EventKind::Dma::cause`.
     pub fn name(self) -> &'static str {
+        DMA_CAUSES[usize::from(self.id())]
+    }
+    /// Index into [`DMA_CAUSES`], the log's compact form.
+    pub fn id(self) -> u8 {
         match self {
-            Self::TxDesc(_) => "tx-desc",
-            Self::TxData => "tx-data",
-            Self::TxStatus(_) => "tx-status",
-            Self::RxDesc(_) => "rx-desc",
-            Self::RxData => "rx-data",
-            Self::RxStatus(_) => "rx-status",
-            Self::Poll => "poll",
-            Self::Ghost => "ghost",
+            Self::TxDesc(_) => 0,
+            Self::TxData => 1,
+            Self::TxStatus(_) => 2,
+            Self::RxDesc(_) => 3,
+            Self::RxData => 4,
+            Self::RxStatus(_) => 5,
+            Self::Poll => 6,
+            Self::Ghost => 7,
         }
     }
     fn is_tx(self) -> bool {
@@ -112,34 +116,46 @@ impl ShadowRing {
     fn mask(&self) -> Option<u32> {
         (self.size.is_power_of_two() && self.size <= regs::MAX_RING).then(|| self.size - 1)
     }
-    /// Check that `slot` is the next one the driver posted; advance.
-    fn fetch(&mut self, slot: u32) -> Result<(), String> {
-        let Some(m) = self.mask() else { return Ok(()) };
+    /// If `slot` is the next one the driver posted, advance and say so.
+    /// (The hot path: the message is built by `fetch_error` only on failure.)
+    #[inline]
+    fn fetch(&mut self, slot: u32) -> bool {
+        let Some(m) = self.mask() else { return true };
         let posted = self.tail.wrapping_sub(self.fetched);
         if posted == 0 || posted > self.size || slot != self.fetched & m {
-            return Err(format!(
-                "fetched slot {slot}; next posted is {} with {posted} posted (tail {})",
-                self.fetched & m,
-                self.tail
-            ));
+            return false;
         }
         self.fetched = self.fetched.wrapping_add(1);
-        Ok(())
+        true
     }
-    /// Check that `slot` was fetched and not yet completed; advance.
-    fn complete(&mut self, slot: u32) -> Result<(), String> {
-        let Some(m) = self.mask() else { return Ok(()) };
+    fn fetch_error(&self, slot: u32) -> String {
+        let m = self.mask().unwrap_or(0);
+        format!(
+            "fetched slot {slot}; next posted is {} with {} posted (tail {})",
+            self.fetched & m,
+            self.tail.wrapping_sub(self.fetched),
+            self.tail
+        )
+    }
+    /// If `slot` was fetched and not yet completed, advance and say so.
+    #[inline]
+    fn complete(&mut self, slot: u32) -> bool {
+        let Some(m) = self.mask() else { return true };
         let open = self.fetched.wrapping_sub(self.done);
         let d = slot.wrapping_sub(self.done & m) & m;
         if d >= open || open > self.size {
-            return Err(format!(
-                "completion for slot {slot}; fetched-not-completed window is {} slots from {}",
-                open,
-                self.done & m
-            ));
+            return false;
         }
         self.done = self.done.wrapping_add(d + 1);
-        Ok(())
+        true
+    }
+    fn complete_error(&self, slot: u32) -> String {
+        let m = self.mask().unwrap_or(0);
+        format!(
+            "completion for slot {slot}; fetched-not-completed window is {} slots from {}",
+            self.fetched.wrapping_sub(self.done),
+            self.done & m
+        )
     }
 }
 
@@ -168,7 +184,7 @@ pub struct DmaMonitor {
     rx: ShadowRing,
     violations: Vec<Violation>,
     /// Device events of the current register access, not yet published.
-    pending: Vec<EventKind>,
+    pending: Batch,
     /// Recently hit maps (start, end, dir): descriptor and data accesses
     /// alternate between a few maps, so this skips most tree lookups.
     hits: [(u64, u64, u64); 2],
@@ -198,7 +214,7 @@ impl DmaMonitor {
             tx: ShadowRing::default(),
             rx: ShadowRing::default(),
             violations: Vec::new(),
-            pending: Vec::with_capacity(256),
+            pending: Batch::with_capacity(1024),
             hits: [(0, 0, 0); 2],
             next_hit: 0,
         }
@@ -218,7 +234,7 @@ impl DmaMonitor {
     /// Publish queued events (end of every device entry point).
     pub fn flush(&mut self) {
         if !self.pending.is_empty() {
-            self.log.push_batch(Source::Device, &mut self.pending);
+            self.log.publish(Source::Device, &mut self.pending);
         }
     }
 
@@ -305,18 +321,59 @@ impl DmaMonitor {
 
     /// Judge one DMA that the device's own checks let through. Logs the
     /// Dma event first, then any violations.
+    ///
+    /// This runs for every access (three per small packet), so the passing
+    /// case is kept to a few compares and one 24-byte log record; building
+    /// messages is left to the out-of-line [`DmaMonitor::report_dma`].
+    #[inline(never)]
     pub fn check_dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause, st: GateState) {
         if !self.enabled {
             return;
         }
         // The Dma event is queued; a violation publishes it first, so each
         // Violation directly follows the access it judges.
-        self.emit(EventKind::Dma {
-            dir,
-            addr,
-            len,
-            cause: std::borrow::Cow::Borrowed(cause.name()),
-        });
+        self.pending.dma(dir, addr, len, cause.id());
+        let ring_enabled = match cause {
+            DmaCause::Ghost => st.tx_enabled || st.rx_enabled,
+            c if c.is_tx() => st.tx_enabled,
+            _ => st.rx_enabled,
+        };
+        let map = self.mapping_of(addr, len);
+        // Direction 0 = to device (read only), 1 = from device (write only).
+        let map_ok = match map {
+            Some(0) => dir == DmaDir::Read,
+            Some(1) => dir == DmaDir::Write,
+            Some(_) => true,
+            None => false,
+        };
+        let ring_ok = match cause {
+            DmaCause::TxDesc(s) => self.tx.fetch(s),
+            DmaCause::TxStatus(s) => self.tx.complete(s),
+            DmaCause::RxDesc(s) => self.rx.fetch(s),
+            DmaCause::RxStatus(s) => self.rx.complete(s),
+            _ => true,
+        };
+        if self.stopped_at.is_some() || st.resetting || !ring_enabled || !map_ok || !ring_ok {
+            self.report_dma(dir, addr, len, cause, st, ring_enabled, map, ring_ok);
+        }
+    }
+
+    /// The failing half of [`DmaMonitor::check_dma`]: one violation per
+    /// broken rule, in a fixed order.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn report_dma(
+        &mut self,
+        dir: DmaDir,
+        addr: u64,
+        len: u64,
+        cause: DmaCause,
+        st: GateState,
+        ring_enabled: bool,
+        map: Option<u64>,
+        ring_ok: bool,
+    ) {
         let what = || format!("{} {:?} {addr:#x}+{len}", cause.name(), dir);
         if let Some(stop) = self.stopped_at {
             self.violate(
@@ -326,22 +383,14 @@ impl DmaMonitor {
         }
         if st.resetting {
             self.violate(RULE_DMA_DURING_RESET, what());
-        } else if !matches!(cause, DmaCause::Ghost)
-            && !(if cause.is_tx() {
-                st.tx_enabled
-            } else {
-                st.rx_enabled
-            })
-            || matches!(cause, DmaCause::Ghost) && !(st.tx_enabled || st.rx_enabled)
-        {
+        } else if !ring_enabled {
             self.violate(RULE_DMA_DEVICE_DISABLED, what());
         }
-        match self.mapping_of(addr, len) {
+        match map {
             None => self.violate(
                 RULE_DMA_UNMAPPED,
                 format!("{} is in no live dma-map", what()),
             ),
-            // Direction 0 = to device (read only), 1 = from device (write only).
             Some(d) if (d == 0 && dir == DmaDir::Write) || (d == 1 && dir == DmaDir::Read) => self
                 .violate(
                     RULE_DMA_WRONG_DIRECTION,
@@ -349,29 +398,30 @@ impl DmaMonitor {
                 ),
             Some(_) => {}
         }
-        let ring = match cause {
-            DmaCause::TxDesc(s) => self.tx.fetch(s),
-            DmaCause::TxStatus(s) => self.tx.complete(s),
-            DmaCause::RxDesc(s) => self.rx.fetch(s),
-            DmaCause::RxStatus(s) => self.rx.complete(s),
-            _ => Ok(()),
-        };
-        if let Err(e) = ring {
-            let rule = if matches!(cause, DmaCause::TxStatus(_) | DmaCause::RxStatus(_)) {
-                RULE_COMPLETION_UNPOSTED
-            } else {
-                RULE_DESC_UNPOSTED
+        if !ring_ok {
+            let (rule, e) = match cause {
+                DmaCause::TxDesc(s) => (RULE_DESC_UNPOSTED, self.tx.fetch_error(s)),
+                DmaCause::RxDesc(s) => (RULE_DESC_UNPOSTED, self.rx.fetch_error(s)),
+                DmaCause::TxStatus(s) => (RULE_COMPLETION_UNPOSTED, self.tx.complete_error(s)),
+                DmaCause::RxStatus(s) => (RULE_COMPLETION_UNPOSTED, self.rx.complete_error(s)),
+                _ => return,
             };
             self.violate(rule, format!("{}: {e}", what()));
         }
     }
 
     /// The direction of the live map covering `[addr, addr+len)`.
+    #[inline]
     fn mapping_of(&mut self, addr: u64, len: u64) -> Option<u64> {
         let end = addr.checked_add(len)?;
         if let Some(h) = self.hits.iter().find(|h| h.0 <= addr && end <= h.1) {
             return Some(h.2);
         }
+        self.lookup_map(addr, end)
+    }
+
+    #[inline(never)]
+    fn lookup_map(&mut self, addr: u64, end: u64) -> Option<u64> {
         // Maps rarely overlap, so the nearest start below `addr` is almost
         // always the answer; keep looking only if it is too short.
         let (&start, &(e, dir, _)) = self.mapped.range(..=addr).rev().find(|(_, e)| e.0 >= end)?;
