@@ -105,6 +105,8 @@ pub struct Violation {
 struct ShadowRing {
     base: u64,
     size: u32,
+    /// `size - 1` if the size is a valid ring size (set with `size`).
+    valid_mask: Option<u32>,
     tail: u32,
     /// Next slot index (free-running) the device may fetch.
     fetched: u32,
@@ -113,12 +115,17 @@ struct ShadowRing {
 }
 
 impl ShadowRing {
+    fn set_size(&mut self, size: u32) {
+        self.size = size;
+        self.valid_mask = (size.is_power_of_two() && size <= regs::MAX_RING).then(|| size - 1);
+    }
+    #[inline(always)]
     fn mask(&self) -> Option<u32> {
-        (self.size.is_power_of_two() && self.size <= regs::MAX_RING).then(|| self.size - 1)
+        self.valid_mask
     }
     /// If `slot` is the next one the driver posted, advance and say so.
     /// (The hot path: the message is built by `fetch_error` only on failure.)
-    #[inline]
+    #[inline(always)]
     fn fetch(&mut self, slot: u32) -> bool {
         let Some(m) = self.mask() else { return true };
         let posted = self.tail.wrapping_sub(self.fetched);
@@ -138,7 +145,7 @@ impl ShadowRing {
         )
     }
     /// If `slot` was fetched and not yet completed, advance and say so.
-    #[inline]
+    #[inline(always)]
     fn complete(&mut self, slot: u32) -> bool {
         let Some(m) = self.mask() else { return true };
         let open = self.fetched.wrapping_sub(self.done);
@@ -156,6 +163,34 @@ impl ShadowRing {
             self.fetched.wrapping_sub(self.done),
             self.done & m
         )
+    }
+}
+
+/// A cached map: `[start, end)` and the DMA directions it allows.
+#[derive(Clone, Copy, Debug)]
+struct MapHit {
+    start: u64,
+    end: u64,
+    /// Bit 0: device reads allowed; bit 1: device writes allowed.
+    allow: u8,
+}
+
+impl MapHit {
+    const NONE: Self = Self { start: 0, end: 0, allow: 0 };
+    /// Map direction (0 = to device, 1 = from device, 2 = both) as bits.
+    fn allow_bits(map_dir: u64) -> u8 {
+        match map_dir {
+            0 => 1,
+            1 => 2,
+            _ => 3,
+        }
+    }
+}
+
+fn dir_bit(dir: DmaDir) -> u8 {
+    match dir {
+        DmaDir::Read => 1,
+        DmaDir::Write => 2,
     }
 }
 
@@ -185,10 +220,10 @@ pub struct DmaMonitor {
     violations: Vec<Violation>,
     /// Device events of the current register access, not yet published.
     pending: Batch,
-    /// Recently hit maps (start, end, dir): descriptor and data accesses
-    /// alternate between a few maps, so this skips most tree lookups.
-    hits: [(u64, u64, u64); 2],
-    next_hit: usize,
+    /// Last map hit per access class (ring accesses, data accesses): a
+    /// class nearly always hits the same map again, so this skips most
+    /// tree lookups.
+    hits: [MapHit; 2],
 }
 
 impl std::fmt::Debug for DmaMonitor {
@@ -215,8 +250,7 @@ impl DmaMonitor {
             rx: ShadowRing::default(),
             violations: Vec::new(),
             pending: Batch::with_capacity(1024),
-            hits: [(0, 0, 0); 2],
-            next_hit: 0,
+            hits: [MapHit::NONE; 2],
         }
     }
 
@@ -262,7 +296,7 @@ impl DmaMonitor {
     /// Only the ones that shape the DMA window matter here.
     pub fn on_marker(&mut self, marker: Marker, args: &[u64], seq: u64) {
         let arg = |i: usize| args.get(i).copied().unwrap_or(0);
-        self.hits = [(0, 0, 0); 2];
+        self.hits = [MapHit::NONE; 2];
         match marker {
             Marker::DmaMap => {
                 let (addr, len, dir) = (arg(1), arg(2), arg(3));
@@ -305,11 +339,11 @@ impl DmaMonitor {
         match off {
             regs::TX_BASE_LO => self.tx.base = self.tx.base & !0xffff_ffff | u64::from(v),
             regs::TX_BASE_HI => self.tx.base = self.tx.base & 0xffff_ffff | u64::from(v) << 32,
-            regs::TX_SIZE => self.tx.size = v,
+            regs::TX_SIZE => self.tx.set_size(v),
             regs::TX_TAIL => self.tx.tail = v,
             regs::RX_BASE_LO => self.rx.base = self.rx.base & !0xffff_ffff | u64::from(v),
             regs::RX_BASE_HI => self.rx.base = self.rx.base & 0xffff_ffff | u64::from(v) << 32,
-            regs::RX_SIZE => self.rx.size = v,
+            regs::RX_SIZE => self.rx.set_size(v),
             regs::RX_TAIL => self.rx.tail = v,
             regs::CTRL if v & regs::CTRL_RESET != 0 => {
                 self.tx = ShadowRing::default();
@@ -325,7 +359,7 @@ impl DmaMonitor {
     /// This runs for every access (three per small packet), so the passing
     /// case is kept to a few compares and one 24-byte log record; building
     /// messages is left to the out-of-line [`DmaMonitor::report_dma`].
-    #[inline(never)]
+    #[inline(always)]
     pub fn check_dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause, st: GateState) {
         if !self.enabled {
             return;
@@ -338,14 +372,7 @@ impl DmaMonitor {
             c if c.is_tx() => st.tx_enabled,
             _ => st.rx_enabled,
         };
-        let map = self.mapping_of(addr, len);
-        // Direction 0 = to device (read only), 1 = from device (write only).
-        let map_ok = match map {
-            Some(0) => dir == DmaDir::Read,
-            Some(1) => dir == DmaDir::Write,
-            Some(_) => true,
-            None => false,
-        };
+        let map_ok = self.map_allows(cause, addr, len, dir);
         let ring_ok = match cause {
             DmaCause::TxDesc(s) => self.tx.fetch(s),
             DmaCause::TxStatus(s) => self.tx.complete(s),
@@ -354,7 +381,7 @@ impl DmaMonitor {
             _ => true,
         };
         if self.stopped_at.is_some() || st.resetting || !ring_enabled || !map_ok || !ring_ok {
-            self.report_dma(dir, addr, len, cause, st, ring_enabled, map, ring_ok);
+            self.report_dma(dir, addr, len, cause, st, ring_enabled, ring_ok);
         }
     }
 
@@ -371,9 +398,9 @@ impl DmaMonitor {
         cause: DmaCause,
         st: GateState,
         ring_enabled: bool,
-        map: Option<u64>,
         ring_ok: bool,
     ) {
+        let map = addr.checked_add(len).and_then(|end| self.lookup_map(addr, end));
         let what = || format!("{} {:?} {addr:#x}+{len}", cause.name(), dir);
         if let Some(stop) = self.stopped_at {
             self.violate(
@@ -410,24 +437,45 @@ impl DmaMonitor {
         }
     }
 
-    /// The direction of the live map covering `[addr, addr+len)`.
-    #[inline]
-    fn mapping_of(&mut self, addr: u64, len: u64) -> Option<u64> {
-        let end = addr.checked_add(len)?;
-        if let Some(h) = self.hits.iter().find(|h| h.0 <= addr && end <= h.1) {
-            return Some(h.2);
+    /// Whether a live map covers `[addr, addr+len)` and allows `dir`.
+    #[inline(always)]
+    fn map_allows(&mut self, cause: DmaCause, addr: u64, len: u64, dir: DmaDir) -> bool {
+        let class = match cause {
+            DmaCause::TxDesc(_) | DmaCause::TxStatus(_) | DmaCause::RxDesc(_) | DmaCause::RxStatus(_) => 0,
+            _ => 1,
+        };
+        let Some(end) = addr.checked_add(len) else { return false };
+        let h = self.hits[class];
+        if h.start <= addr && end <= h.end {
+            return h.allow & dir_bit(dir) != 0;
         }
-        self.lookup_map(addr, end)
+        self.map_miss(class, addr, end, dir)
     }
 
     #[inline(never)]
-    fn lookup_map(&mut self, addr: u64, end: u64) -> Option<u64> {
+    fn map_miss(&mut self, class: usize, addr: u64, end: u64, dir: DmaDir) -> bool {
+        let Some((start, e, map_dir)) = self.lookup_entry(addr, end) else {
+            return false;
+        };
+        let allow = MapHit::allow_bits(map_dir);
+        self.hits[class] = MapHit { start, end: e, allow };
+        allow & dir_bit(dir) != 0
+    }
+
+    /// The direction of the live map covering `[addr, end)`.
+    fn lookup_map(&self, addr: u64, end: u64) -> Option<u64> {
+        self.lookup_entry(addr, end).map(|e| e.2)
+    }
+
+    /// The live map covering `[addr, end)`: (start, end, direction).
+    fn lookup_entry(&self, addr: u64, end: u64) -> Option<(u64, u64, u64)> {
         // Maps rarely overlap, so the nearest start below `addr` is almost
         // always the answer; keep looking only if it is too short.
-        let (&start, &(e, dir, _)) = self.mapped.range(..=addr).rev().find(|(_, e)| e.0 >= end)?;
-        self.hits[self.next_hit] = (start, e, dir);
-        self.next_hit ^= 1;
-        Some(dir)
+        self.mapped
+            .range(..=addr)
+            .rev()
+            .find(|(_, e)| e.0 >= end)
+            .map(|(&start, &(e, dir, _))| (start, e, dir))
     }
 
     /// Judge an interrupt the device raised: `enabled` says whether its
