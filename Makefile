@@ -1,5 +1,5 @@
 # nicproof: `make run` builds everything and boots the default scenario;
-# `make test` runs every test; `make bench` times boots. Nothing here
+# `make test` runs every test; `make bench` runs the benchmarks. Nothing here
 # assumes hand-installed tools beyond rustup.
 CARGO ?= cargo
 CARGO_TARGET_DIR ?= target
@@ -54,6 +54,10 @@ bench: build
 	@echo "whole matrix, $(MATRIX_JOBS) VMs at a time:"
 	@$(NICPROOF) matrix --guest $(GUEST_ELF) --jobs $(MATRIX_JOBS) --skip-unimplemented \
 		--json $(MATRIX_OUT)/bench.json 2>/dev/null | grep -E '^(per-job|NOT IN|matrix:)'
+	# The NIC model alone (no KVM): TX work per packet with the DMA monitor
+	# on and off, interleaved in one run (nic-model/README.md, Benchmark).
+	# `cargo bench -p nic-model --bench tx` adds criterion's groups.
+	NICPROOF_BENCH_PAIRED_ONLY=1 $(CARGO) bench -p nic-model --bench tx
 
 # The scenario matrix alone: table, JSON and JUnit under $(MATRIX_OUT).
 # MATRIX_ARGS adds options, e.g. MATRIX_ARGS="--partition 2/3" or
