@@ -642,8 +642,21 @@ id_enum! {
         /// Counters at the end: args[1] = live skbs, args[2] = live maps,
         /// args[3] = BUSY returns, args[4] = BQL in flight.
         Summary = 24, "summary";
+        /// TX ring snapshot (not in BENCH mode), when start_xmit ends a
+        /// batch (xmit_more false, BUSY, or the queue stopped) and at
+        /// ndo_stop entry: args[1] = free-running index of the next
+        /// descriptor to post, args[2] = next descriptor to reclaim,
+        /// args[3] = BQL bytes queued, args[4] = BQL bytes completed,
+        /// args[5] = [`TX_RING_AT_STOP`] | [`TX_RING_BQL`] flags. The host
+        /// checks it against the TX_TAIL writes and frames it saw.
+        TxRing = 25, "tx-ring";
     }
 }
+
+/// [`Marker::TxRing`] flag: the snapshot is taken at ndo_stop entry.
+pub const TX_RING_AT_STOP: u64 = 1 << 0;
+/// [`Marker::TxRing`] flag: BQL accounting is on for the queue.
+pub const TX_RING_BQL: u64 = 1 << 1;
 
 /// Why a queue changed state (args[1] of QueueStop/QueueWake).
 #[repr(u64)]
@@ -726,6 +739,13 @@ id_enum! {
         Watchdog = 38, "watchdog";
         /// 21: up/down cycles under load (knob CYCLES).
         Soak = 39, "soak";
+        // Hostile guest: guest-driver/src/scenarios/hostile.rs,
+        // vmm/src/scenarios/hostile.rs.
+        /// After probe/open the guest programs the device badly, one abuse
+        /// per knob VARIANT (wild or BAR DMA address, zero length, frame
+        /// too big, no end of packet, bad ring size, bad tail, write during
+        /// reset, bus master off); the device must latch the named error.
+        Hostile = 50, "hostile";
     }
 }
 
@@ -769,6 +789,13 @@ id_enum! {
         /// A deferred doorbell flush (a timer or NAPI path stop did not
         /// cancel) rings the TX doorbell after stop returned.
         DoorbellAfterStop = 17, "doorbell-after-stop";
+        /// The last skb of an xmit_more batch is dropped (DMA map failure)
+        /// and the driver returns without the doorbell for the packets
+        /// already posted.
+        DropSkipsDoorbell = 18, "drop-skips-doorbell";
+        /// One TX reclaim round per open is not reported to BQL, so the
+        /// completed bytes fall behind the bytes sent.
+        BqlMiscount = 19, "bql-miscount";
     }
 }
 
