@@ -17,7 +17,7 @@ use nic_model::events::{DmaDir, Event, EventKind};
 use nic_model::monitor;
 use serde::{Deserialize, Serialize};
 
-use crate::oracles::{after_stop, arg, doorbell, marker_of};
+use crate::oracles::{self, after_stop, arg, doorbell, marker_of};
 use crate::outcome::{Finding, Outcome};
 
 /// A check's result.
@@ -53,6 +53,10 @@ pub struct Check {
     /// Names of the findings (oracles, monitor rules) behind a FAILED.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_by: Vec<String>,
+    /// The device errors latched (device-error row only): decoded name,
+    /// code, address, event seq, and whether the scenario expected it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 /// Everything counted in one pass over the log.
@@ -78,6 +82,8 @@ struct Tally {
     unregisters: u64,
     probes: u64,
     guest_oracle_fails: u64,
+    /// Device faults: (seq, code, addr).
+    faults: Vec<(u64, u32, u64)>,
     /// args of the last Summary marker: live skbs, live maps, BUSY, BQL.
     summary: Option<[u64; 4]>,
     /// args of the last Bql marker: queued, completed, limit.
@@ -103,6 +109,7 @@ fn tally(log: &[Event]) -> Tally {
             EventKind::ResetStart => t.resets += 1,
             EventKind::TxFrame { .. } => t.tx_frames += 1,
             EventKind::RxFrame { .. } => t.rx_frames += 1,
+            EventKind::DeviceFault { code, addr } => t.faults.push((e.seq, *code, *addr)),
             _ => {}
         }
         if doorbell(e).is_some() {
@@ -167,7 +174,8 @@ const ROW_BUSY: usize = 8;
 const ROW_FRAMES: usize = 9;
 const ROW_AUTO_CLOSE: usize = 10;
 const ROW_MAC: usize = 11;
-const ROW_VERDICT: usize = 12;
+const ROW_DEVICE_ERROR: usize = 12;
+const ROW_VERDICT: usize = 13;
 
 /// The row a host finding belongs to (None: the last row).
 fn finding_row(oracle: &str) -> Option<usize> {
@@ -190,6 +198,7 @@ fn finding_row(oracle: &str) -> Option<usize> {
         "rx-content" => ROW_FRAMES,
         "auto-close" => ROW_AUTO_CLOSE,
         "mac-address" => ROW_MAC,
+        "device-error" => ROW_DEVICE_ERROR,
         _ => return None,
     })
 }
@@ -262,6 +271,9 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
             ("unregisters", t.unregisters),
         ])),
         ("registered MAC is valid", na_unless(t.probes > 0), counts(&[("probes", t.probes)])),
+        ("device latched no unexpected error", na_unless(t.probes > 0 || !t.faults.is_empty()), counts(&[
+            ("device-errors", t.faults.len() as u64),
+        ])),
         ("guest verdict and other oracles", Status::Held, counts(&[
             ("guest-oracle-failures", t.guest_oracle_fails),
         ])),
@@ -305,13 +317,26 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
     if matches!(outcome, Outcome::Failed { .. }) && failed_by.iter().all(Vec::is_empty) {
         claim(&mut failed_by, ROW_VERDICT, "outcome");
     }
+    // Each latched error by name; those a device-error finding names
+    // are the unexpected ones (the rest the scenario provoked on purpose).
+    let errors: Vec<String> = t
+        .faults
+        .iter()
+        .map(|&(seq, code, addr)| {
+            let bad = findings.iter().any(|f| f.oracle == "device-error" && f.seq == seq);
+            let how = if bad { "unexpected" } else { "expected" };
+            format!("{} (code {code}) at {addr:#x}, event #{seq}, {how}", oracles::device_error_name(code))
+        })
+        .collect();
     rows.into_iter()
         .zip(failed_by)
-        .map(|((check, status, counts), failed_by)| Check {
+        .enumerate()
+        .map(|(i, ((check, status, counts), failed_by))| Check {
             check: check.to_string(),
             status: if failed_by.is_empty() { status } else { Status::Failed },
             counts,
             failed_by,
+            errors: if i == ROW_DEVICE_ERROR { errors.clone() } else { Vec::new() },
         })
         .collect()
 }
@@ -330,6 +355,7 @@ pub fn render(checks: &[Check]) -> String {
         if !c.failed_by.is_empty() {
             ev.push(format!("failed by: {}", c.failed_by.join(", ")));
         }
+        ev.extend(c.errors.iter().cloned());
         let _ = writeln!(out, "{:<w$}  {:<6}  {}", c.check, c.status.to_string(), ev.join(", "));
     }
     out
@@ -465,6 +491,30 @@ mod tests {
         let t = table(&log(k), &o, &[], false);
         let b = row(&t, "BQL back to zero");
         assert_eq!((b.status, b.counts["bql-in-flight"]), (Status::Failed, 60));
+    }
+
+    #[test]
+    fn a_device_error_is_named_in_its_row() {
+        let mut k = clean_life();
+        k.insert(5, EventKind::DeviceFault { code: 3, addr: 0x400_1000 });
+        let l = log(k);
+        // Unexpected: the oracle's finding fails the row, which names it.
+        let f: Vec<Finding> = oracles::device_error(&l, None)
+            .into_iter()
+            .map(|f| Finding { oracle: f.oracle.into(), seq: f.seq, detail: f.detail })
+            .collect();
+        let o = Outcome::Failed { reasons: vec!["x".into()] };
+        let t = table(&l, &o, &f, false);
+        let r = row(&t, "device latched no unexpected error");
+        assert_eq!((r.status, &r.failed_by[..]), (Status::Failed, &["device-error".to_string()][..]));
+        assert_eq!(r.errors, vec!["address-outside-ram (code 3) at 0x4001000, event #5, unexpected"]);
+        assert!(render(&t).contains("address-outside-ram"));
+        // Expected: no finding, the row holds and still names the error.
+        let t = table(&l, &Outcome::Passed, &[], false);
+        let r = row(&t, "device latched no unexpected error");
+        assert_eq!(r.status, Status::Held);
+        assert!(r.errors[0].ends_with(", expected"), "{:?}", r.errors);
+        assert_eq!(t.iter().filter(|c| !c.errors.is_empty()).count(), 1);
     }
 
     #[test]

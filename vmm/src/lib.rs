@@ -37,6 +37,7 @@ fn judge_with_oracles(
     eeprom: Option<[u8; 6]>,
     live_maps: usize,
     allow_busy: bool,
+    expect_fault: Option<nic_model::abi::DeviceError>,
 ) -> (Outcome, Vec<Finding>) {
     let mut reasons = match outcome {
         Outcome::Passed => Vec::new(),
@@ -45,6 +46,7 @@ fn judge_with_oracles(
     };
     let mut named = Vec::new();
     let mut findings = oracles::check_all(log, !allow_busy);
+    findings.extend(oracles::device_error(log, expect_fault));
     if let Some(mac) = eeprom {
         findings.extend(oracles::mac_address(log, mac));
     }
@@ -120,7 +122,7 @@ pub fn run(opts: &RunOptions) -> RunResult {
                 let _ = clock.join();
                 let eeprom = opts.nic.as_ref().map(|c| c.eeprom_mac());
                 (o, findings) =
-                    judge_with_oracles(o, &log, eeprom, handle.live_maps(), opts.allow_busy);
+                    judge_with_oracles(o, &log, eeprom, handle.live_maps(), opts.allow_busy, opts.expect_fault);
             }
             if matches!(o, Outcome::Failed { .. }) {
                 findings.splice(0..0, log_findings(&log));

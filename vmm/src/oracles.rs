@@ -48,6 +48,7 @@ pub const ORACLES: &[&str] = &[
     "mac-address",
     "guest-oracles",
     "reset-wait",
+    "device-error",
 ];
 
 /// Run every oracle. `expect_busy_free` is false for scenarios that
@@ -332,6 +333,85 @@ pub fn guest_oracles(log: &[Event]) -> Vec<Finding> {
             _ => None,
         })
         .collect()
+}
+
+/// Kebab-case name of a device error code (`abi::DeviceError` by name,
+/// e.g. `address-outside-ram`); `unknown-N` for codes the ABI lacks.
+pub fn device_error_name(code: u32) -> String {
+    let Some(e) = abi::DeviceError::from_code(code) else { return format!("unknown-{code}") };
+    let mut out = String::new();
+    for (i, c) in format!("{e:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The device latched an error (`EventKind::DeviceFault`): something the
+/// guest gave it was malformed. A fault fails the run unless the scenario
+/// expects exactly that error; an expected error that never came fails
+/// it too (a hostile scenario that provoked nothing proved nothing).
+pub fn device_error(log: &[Event], expected: Option<abi::DeviceError>) -> Vec<Finding> {
+    let want = expected.map(|e| e as u32);
+    let mut seen_expected = false;
+    let mut out = Vec::new();
+    for e in log {
+        let EventKind::DeviceFault { code, addr } = e.kind else { continue };
+        if Some(code) == want {
+            seen_expected = true;
+            continue;
+        }
+        let also = want.map_or(String::new(), |w| format!(" (expected {})", device_error_name(w)));
+        out.push(Finding {
+            oracle: "device-error",
+            seq: e.seq,
+            detail: format!("device latched {} (code {code}) at {addr:#x}{also}", device_error_name(code)),
+        });
+    }
+    if let (Some(w), false) = (want, seen_expected) {
+        out.push(Finding {
+            oracle: "device-error",
+            seq: log.last().map_or(0, |e| e.seq),
+            detail: format!("expected the device to latch {} (code {w}); it did not", device_error_name(w)),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod device_error_tests {
+    use super::*;
+    use abi::DeviceError;
+    use nic_model::events::Source;
+
+    fn fault(seq: u64, e: DeviceError) -> Event {
+        Event { seq, time_ns: 0, source: Source::Device, kind: EventKind::DeviceFault { code: e as u32, addr: 0x4000_1000 } }
+    }
+
+    #[test]
+    fn names_decode_the_abi_errors() {
+        assert_eq!(device_error_name(3), "address-outside-ram");
+        assert_eq!(device_error_name(10), "bus-master-off");
+        assert_eq!(device_error_name(99), "unknown-99");
+    }
+
+    #[test]
+    fn a_fault_fails_unless_expected_and_an_expected_one_must_come() {
+        let log = [fault(7, DeviceError::AddressOutsideRam)];
+        let f = device_error(&log, None);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].oracle, f[0].seq), ("device-error", 7));
+        assert!(f[0].detail.contains("address-outside-ram (code 3) at 0x40001000"), "{}", f[0].detail);
+        assert!(device_error(&log, Some(DeviceError::AddressOutsideRam)).is_empty());
+        let wrong = device_error(&log, Some(DeviceError::ZeroLength));
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(wrong[0].detail.contains("expected zero-length"), "{}", wrong[0].detail);
+        assert!(wrong[1].detail.contains("it did not"), "{}", wrong[1].detail);
+        assert!(device_error(&[], None).is_empty());
+        assert_eq!(device_error(&[], Some(DeviceError::BadTail)).len(), 1);
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub nic: Option<nic_model::config::NicConfig>,
     /// The scenario provokes BUSY on purpose (see `scenarios::Setup`).
     pub allow_busy: bool,
+    /// The device error the scenario provokes on purpose (see
+    /// `scenarios::Setup`); any other latched error fails the run.
+    pub expect_fault: Option<nic_model::abi::DeviceError>,
 }
 
 impl RunOptions {
@@ -76,6 +79,7 @@ impl RunOptions {
             timeout: s.timeout,
             nic: Some(s.nic),
             allow_busy: s.allow_busy,
+            expect_fault: s.expect_fault,
             ..Default::default()
         }
     }
@@ -94,6 +98,7 @@ impl Default for RunOptions {
             quiet: false,
             nic: Some(nic_model::config::NicConfig::default()),
             allow_busy: false,
+            expect_fault: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! very same body against nic-model over plain guest memory.
 
 pub mod default;
+pub mod hostile;
 pub mod lifecycle;
 pub mod queueing;
 
@@ -50,6 +51,7 @@ pub fn run_with_pool(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPoo
         // The matrix: each group module answers for its own scenarios.
         s if lifecycle::SCENARIOS.contains(&s) => Some(lifecycle::run(plat, cfg, s, pool)),
         s if queueing::SCENARIOS.contains(&s) => Some(queueing::run(plat, cfg, s, pool)),
+        Scenario::Hostile => Some(hostile::run(plat, cfg, pool)),
         s => Some(Verdict::fail(alloc::format!("scenario {} has no body", s.name()))),
     }
 }

@@ -6,6 +6,7 @@
 //! names (`abi::Scenario`). Groups own their scenarios in their own
 //! module here and there, so adding one touches no shared table.
 
+pub mod hostile;
 pub mod lifecycle;
 pub mod queueing;
 
@@ -26,6 +27,9 @@ pub struct Setup {
     /// The scenario provokes BUSY on purpose; its own guest oracle judges
     /// the BUSY path, so the host's no-BUSY oracle stays quiet.
     pub allow_busy: bool,
+    /// The scenario provokes this device error on purpose (hostile
+    /// guests): the `device-error` check then demands exactly it.
+    pub expect_fault: Option<nic_model::abi::DeviceError>,
 }
 
 impl Default for Setup {
@@ -35,6 +39,7 @@ impl Default for Setup {
             knobs: [0; NUM_KNOBS],
             timeout: Duration::from_secs(60),
             allow_busy: false,
+            expect_fault: None,
         }
     }
 }
@@ -44,6 +49,7 @@ impl Default for Setup {
 pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Setup {
     let mut s = lifecycle::setup(scenario, variant, seed)
         .or_else(|| queueing::setup(scenario, variant, seed))
+        .or_else(|| hostile::setup(scenario, variant, seed))
         .unwrap_or_default();
     s.knobs[knob::VARIANT] = variant;
     s
@@ -125,5 +131,6 @@ pub fn cases() -> Vec<Case> {
     ];
     v.extend(lifecycle::cases());
     v.extend(queueing::cases());
+    v.extend(hostile::cases());
     v
 }

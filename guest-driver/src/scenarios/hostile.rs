@@ -1,0 +1,185 @@
+//! The hostile guest (`abi::Scenario::Hostile`): after a normal probe and
+//! open, program the device badly through its real registers and
+//! descriptors, one abuse per knob VARIANT, and check that the device
+//! latched the named error instead of doing it.
+//!
+//! The host half (the expected error per variant, the cases) is
+//! vmm/src/scenarios/hostile.rs; its `ABUSES` table lists the same errors
+//! in the same order as [`ABUSES`] here. The driver enables INT_ERR but
+//! has no error path of its own, so the scenario reads STATUS, ERR_CODE,
+//! ERR_ADDR and INT_CAUSE directly, reports what it saw in a Phase
+//! marker, gives the error interrupt a moment to land (`sti; hlt`), and
+//! stops the device (ndo_stop resets it).
+//!
+//! Descriptors go into a page of the scenario's own (TX is re-pointed at
+//! it), so the driver's ring and ledger stay untouched; the page and the
+//! payload the device may read are DMA-mapped like any driver buffer, so
+//! the only thing wrong is the abuse itself. Guest oracle texts start with
+//! `hostile:`.
+
+use alloc::format;
+use alloc::string::String;
+use core::ptr::write_volatile;
+
+use super::ctx::{self, Ctx, Stack};
+use super::{Verdict, PAYLOAD};
+use crate::abi::{knob, layout, pci, regs as r, DeviceError, Marker, RunConfig, TxDesc, MAX_DESC_PER_PACKET, TXD_EOP};
+use crate::driver::dma::{DmaDir, DmaPool, DmaRegion, PAGE};
+use crate::platform::Platform;
+use crate::softnet::watchdog::DEFAULT_WATCHDOG_TIMEO_NS;
+
+/// The error each variant must make the device latch (index = variant).
+pub const ABUSES: &[(&str, DeviceError)] = &[
+    ("outside-ram", DeviceError::AddressOutsideRam),
+    ("in-bar", DeviceError::AddressInBar),
+    ("zero-length", DeviceError::ZeroLength),
+    ("frame-too-big", DeviceError::FrameTooBig),
+    ("no-eop", DeviceError::NoEndOfPacket),
+    ("bad-ring-size", DeviceError::BadRingSize),
+    ("bad-tail", DeviceError::BadTail),
+    ("write-during-reset", DeviceError::WriteDuringReset),
+    ("bus-master-off", DeviceError::BusMasterOff),
+];
+
+/// Descriptors in the scenario's ring page.
+const RING: u32 = (PAGE / 16) as u32;
+/// Payload bytes the device may read (mapped to-device).
+const PAYLOAD_MAP: u64 = PAGE;
+/// Bound on each wait for the device (virtual ns).
+const WAIT_NS: u64 = 50_000_000;
+/// How long to sit in `sti; hlt` after the fault so the error interrupt
+/// lands before stop.
+const IRQ_GRACE_NS: u64 = 1_000_000;
+
+/// Run the abuse of `cfg.knobs[VARIANT]` with DMA memory from `pool`.
+pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> Verdict {
+    let variant = cfg.knobs[knob::VARIANT];
+    let Some(&(name, want)) = ABUSES.get(variant as usize) else {
+        return Verdict::fail(format!("hostile: no abuse for variant {variant}"));
+    };
+    let Some(ring) = pool.alloc(PAGE) else {
+        return Verdict::fail("hostile: no DMA page for the ring");
+    };
+    let stack = Stack { pool_skbs: 8, bql: false, watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS, seed_salt: 0x4057 };
+    ctx::with_stack(plat, cfg, pool, stack, |mut c| {
+        let seen = match c.open() {
+            Ok(()) => abuse(&mut c, name, want, ring),
+            Err(e) => Err(e),
+        };
+        let seen = match seen {
+            Ok(s) => s,
+            Err(e) => {
+                c.fail(&e);
+                String::new()
+            }
+        };
+        c.dev.unregister();
+        c.check(!c.nic.is_open(), "hostile: the device is still open after unregister");
+        // Stop reset the device: nothing can DMA from these any more.
+        c.nic.dma.unmap(plat, ring.phys, ring.len);
+        c.nic.dma.unmap(plat, PAYLOAD.0, PAYLOAD_MAP);
+        let busy = c.end_ledger();
+        c.check(busy == 0, &format!("hostile: {busy} BUSY returns"));
+        c.verdict(|| seen)
+    })
+}
+
+/// Wait (bounded, `sti; hlt` between looks) until `done` holds.
+fn wait_for(plat: &dyn Platform, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = plat.now_ns() + WAIT_NS;
+    loop {
+        if done() {
+            return true;
+        }
+        let now = plat.now_ns();
+        if now > deadline {
+            return false;
+        }
+        plat.wait_until(now + 100_000);
+    }
+}
+
+/// Post `descs` in the scenario's ring from index `tail` and ring the
+/// doorbell past them.
+fn post(c: &Ctx<'_, '_, '_, '_>, ring: &DmaRegion, tail: u32, descs: impl Iterator<Item = TxDesc>) {
+    let mut t = tail;
+    for d in descs {
+        let slot = (t & (RING - 1)) as usize;
+        // SAFETY: slot < RING and the page holds RING 16-byte descriptors;
+        // the page is ours (allocated before probe), 16-byte aligned.
+        unsafe { write_volatile(ring.ptr.cast::<TxDesc>().add(slot), d) };
+        t = t.wrapping_add(1);
+    }
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    c.nic.regs().write(r::TX_TAIL, t);
+}
+
+fn desc(addr: u64, len: u16, flags: u8) -> TxDesc {
+    TxDesc { addr, len, flags, ..TxDesc::default() }
+}
+
+/// Do abuse `name`; Ok(what the device showed) or Err(why it could not).
+fn abuse(c: &mut Ctx<'_, '_, '_, '_>, name: &str, want: DeviceError, ring: DmaRegion) -> Result<String, String> {
+    let plat = c.plat;
+    c.nic.dma.map(plat, ring.phys, ring.len, DmaDir::Bidirectional).map_err(|e| format!("hostile: map ring: {e:?}"))?;
+    c.nic.dma.map(plat, PAYLOAD.0, PAYLOAD_MAP, DmaDir::ToDevice).map_err(|e| format!("hostile: map payload: {e:?}"))?;
+    let nic = c.nic;
+    let regs = nic.regs();
+    // Re-point TX at our page, with TX disabled as the register map asks.
+    let ctrl = regs.read(r::CTRL);
+    regs.write(r::CTRL, ctrl & !r::CTRL_TX_EN);
+    regs.write(r::TX_BASE_LO, ring.phys as u32);
+    regs.write(r::TX_BASE_HI, (ring.phys >> 32) as u32);
+    regs.write(r::TX_SIZE, RING);
+    regs.write(r::CTRL, ctrl);
+    let tail = regs.read(r::TX_TAIL);
+    c.phase(1, &format!("hostile {name}"));
+    let bdf = nic.pci.bdf;
+    let cmd = plat.pci_read32(bdf, pci::REG_COMMAND) & 0xffff;
+    let data = PAYLOAD.0;
+    match want {
+        DeviceError::AddressOutsideRam => post(c, &ring, tail, [desc(layout::RAM_SIZE + PAGE, 64, TXD_EOP)].into_iter()),
+        // The device would read its own registers as frame data.
+        DeviceError::AddressInBar => post(c, &ring, tail, [desc(nic.pci.bar0, 64, TXD_EOP)].into_iter()),
+        DeviceError::ZeroLength => post(c, &ring, tail, [desc(data, 0, TXD_EOP)].into_iter()),
+        // 2000 bytes in one packet: beyond MAX_FRAME_LEN.
+        DeviceError::FrameTooBig => post(c, &ring, tail, [desc(data, 1000, 0), desc(data, 1000, TXD_EOP)].into_iter()),
+        // A chain with no end: one more fragment than a packet may have.
+        DeviceError::NoEndOfPacket => {
+            post(c, &ring, tail, (0..=MAX_DESC_PER_PACKET).map(|_| desc(data, 60, 0)))
+        }
+        DeviceError::BadRingSize => {
+            regs.write(r::TX_SIZE, RING - 1);
+            regs.write(r::TX_TAIL, tail);
+        }
+        DeviceError::BadTail => regs.write(r::TX_TAIL, tail.wrapping_add(RING + 1)),
+        DeviceError::WriteDuringReset => {
+            regs.write(r::CTRL, r::CTRL_RESET);
+            regs.write(r::TX_BASE_LO, ring.phys as u32);
+        }
+        DeviceError::BusMasterOff => {
+            plat.pci_write32(bdf, pci::REG_COMMAND, cmd & !u32::from(pci::CMD_BUS_MASTER));
+            post(c, &ring, tail, [desc(data, 64, TXD_EOP)].into_iter());
+        }
+        DeviceError::None | DeviceError::LengthTooBig => return Err(format!("hostile: no abuse provokes {want:?}")),
+    }
+    let latched = wait_for(plat, || regs.read(r::STATUS) & r::STATUS_ERROR != 0);
+    let (code, cause) = (regs.read(r::ERR_CODE), regs.read(r::INT_CAUSE));
+    let addr = u64::from(regs.read(r::ERR_ADDR_LO)) | u64::from(regs.read(r::ERR_ADDR_HI)) << 32;
+    let seen = format!("hostile {name}: STATUS error {latched}, ERR_CODE {code} at {addr:#x}, INT_CAUSE {cause:#x}");
+    plat.marker_text(Marker::Phase, &[2, u64::from(code), addr], &seen);
+    // Let the error interrupt (misc vector) land; then undo what would
+    // stop the driver's own stop from working normally.
+    let t = plat.now_ns();
+    wait_for(plat, || plat.now_ns() > t + IRQ_GRACE_NS);
+    if want == DeviceError::BusMasterOff {
+        plat.pci_write32(bdf, pci::REG_COMMAND, cmd);
+    }
+    if want == DeviceError::WriteDuringReset {
+        wait_for(plat, || regs.read(r::STATUS) & r::STATUS_RESETTING == 0);
+    }
+    c.check(latched, &format!("hostile: {name}: STATUS never showed an error"));
+    c.check(code == want as u32, &format!("hostile: {name}: expected ERR_CODE {} ({want:?}), read {code}", want as u32));
+    c.check(cause & r::INT_ERR != 0, &format!("hostile: {name}: INT_ERR not latched (INT_CAUSE {cause:#x})"));
+    Ok(seen)
+}
