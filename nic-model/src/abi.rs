@@ -793,8 +793,8 @@ id_enum! {
         /// and the driver returns without the doorbell for the packets
         /// already posted.
         DropSkipsDoorbell = 18, "drop-skips-doorbell";
-        /// One TX reclaim round per open is not reported to BQL, so the
-        /// completed bytes fall behind the bytes sent.
+        /// TX completions are reported to BQL 4 bytes (an FCS) short per
+        /// packet, so the completed bytes fall behind the bytes sent.
         BqlMiscount = 19, "bql-miscount";
     }
 }

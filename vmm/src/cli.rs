@@ -382,6 +382,8 @@ pub fn list() -> String {
                 DriverMutant::AcceptsInvalidMac => "accepts an invalid MAC",
                 DriverMutant::NoDisableAtStop => "does not disable TX/RX and interrupts at stop",
                 DriverMutant::DoorbellAfterStop => "rings the TX doorbell after stop returned",
+                DriverMutant::DropSkipsDoorbell => "no doorbell when the last skb of an xmit_more batch is dropped",
+                DriverMutant::BqlMiscount => "BQL completions counted 4 bytes short per packet",
                 // Ids added to abi after this list was written still show
                 // up (with the doc in abi.rs), and never break the build.
                 #[allow(unreachable_patterns)]

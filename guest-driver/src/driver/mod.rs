@@ -522,8 +522,40 @@ impl<'a, 'e> Nic<'a, 'e> {
         }
     }
 
-    /// `igc_tx_map` + `igc_xmit_frame_ring`. Transmit side only.
+    /// `igc_xmit_frame`: one skb, then a [`Marker::TxRing`] snapshot if
+    /// this call ends the batch (the stack will not call again before a
+    /// doorbell is due: no xmit_more, BUSY, or a stopped queue), so the
+    /// host can check that every posted descriptor got its doorbell.
     fn xmit_frame(&self, skb: SkbId, xmit_more: bool) -> NetdevTx {
+        let ret = self.xmit_frame_ring(skb, xmit_more);
+        if !xmit_more || ret == NetdevTx::Busy || self.txq.xmit_stopped() {
+            self.report_tx_ring(false);
+        }
+        ret
+    }
+
+    /// The TX ring and its BQL counters for the host's doorbell-pending
+    /// and bql-balance oracles (`Marker::TxRing`). Not in BENCH mode: a
+    /// marker is a VM exit.
+    fn report_tx_ring(&self, at_stop: bool) {
+        let Some(rg) = self.rings() else { return };
+        if self.cfg.bench {
+            return;
+        }
+        let d = self.txq.dql().snapshot();
+        let mut flags = if at_stop { abi::TX_RING_AT_STOP } else { 0 };
+        if self.txq.bql_enabled() {
+            flags |= abi::TX_RING_BQL;
+        }
+        let (prod, cons) = (rg.tx_prod.load(Ordering::Acquire), rg.tx_cons.load(Ordering::Acquire));
+        self.plat.marker(
+            Marker::TxRing,
+            &[u64::from(prod), u64::from(cons), u64::from(d.num_queued), u64::from(d.num_completed), flags],
+        );
+    }
+
+    /// `igc_tx_map` + `igc_xmit_frame_ring`. Transmit side only.
+    fn xmit_frame_ring(&self, skb: SkbId, xmit_more: bool) -> NetdevTx {
         if self.cfg.mutant == Mutant::ReclaimOnXmit {
             self.clean_tx_irq();
         }
@@ -688,7 +720,8 @@ impl<'a, 'e> Nic<'a, 'e> {
     fn drop_skb(&self, skb: SkbId, xmit_more: bool) -> NetdevTx {
         let _ = self.skbs.borrow_mut().free(skb);
         inc(&self.st.tx_dropped, 1);
-        if !xmit_more {
+        // The mutant returns as if a dropped skb had nothing to flush.
+        if !xmit_more && self.cfg.mutant != Mutant::DropSkipsDoorbell {
             self.ring_tx_doorbell();
         }
         NetdevTx::Ok
@@ -743,7 +776,10 @@ impl<'a, 'e> Nic<'a, 'e> {
             rg.tx_cons.store(cons, Ordering::Release);
         }
         let (p, c) = (&rg.tx_prod, &rg.tx_cons);
-        let woke = self.txq.completed_wake(pkts, bytes, || tx_free(size, p, c), TX_START_THRESH);
+        // The mutant counts completions 4 bytes (an FCS) short per
+        // packet: a length taken elsewhere than the one xmit reported.
+        let bql_bytes = if self.cfg.mutant == Mutant::BqlMiscount { bytes.saturating_sub(4 * pkts) } else { bytes };
+        let woke = self.txq.completed_wake(pkts, bql_bytes, || tx_free(size, p, c), TX_START_THRESH);
         if late {
             rg.tx_cons.store(cons, Ordering::Release);
         }
@@ -833,6 +869,8 @@ impl<'a, 'e> Nic<'a, 'e> {
         while !self.napi.try_disable() && self.plat.now_ns() < deadline {
             self.plat.wait_until(self.plat.now_ns() + 10_000);
         }
+        // With xmit and NAPI quiet, the ring and BQL agree with each other.
+        self.report_tx_ring(true);
         if m != Mutant::NoDisableAtStop {
             self.regs.write(r::INT_ENABLE, 0);
             self.regs.write(r::CTRL, 0);
