@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use nic_model::abi::Marker;
+use nic_model::abi::{self, Marker};
 use nic_model::events::{DmaDir, Event, EventKind};
 use nic_model::monitor;
 use serde::{Deserialize, Serialize};
@@ -91,6 +91,10 @@ struct Tally {
     dma_after_stop: u64,
     irqs_after_stop: u64,
     doorbells_after_stop: u64,
+    /// tx-ring snapshots: all, at stop entry, with BQL on.
+    tx_rings: u64,
+    tx_rings_at_stop: u64,
+    tx_rings_bql: u64,
 }
 
 fn tally(log: &[Event]) -> Tally {
@@ -130,6 +134,12 @@ fn tally(log: &[Event]) -> Tally {
             Marker::OracleFail => t.guest_oracle_fails += 1,
             Marker::Summary => t.summary = Some([1, 2, 3, 4].map(|i| arg(args, i))),
             Marker::Bql => t.bql = Some([1, 2, 3].map(|i| arg(args, i))),
+            Marker::TxRing => {
+                let flags = arg(args, 5);
+                t.tx_rings += 1;
+                t.tx_rings_at_stop += u64::from(flags & abi::TX_RING_AT_STOP != 0);
+                t.tx_rings_bql += u64::from(flags & abi::TX_RING_BQL != 0);
+            }
             _ => {}
         }
     }
@@ -175,7 +185,8 @@ const ROW_FRAMES: usize = 9;
 const ROW_AUTO_CLOSE: usize = 10;
 const ROW_MAC: usize = 11;
 const ROW_DEVICE_ERROR: usize = 12;
-const ROW_VERDICT: usize = 13;
+const ROW_DOORBELL_PENDING: usize = 13;
+const ROW_VERDICT: usize = 14;
 
 /// The row a host finding belongs to (None: the last row).
 fn finding_row(oracle: &str) -> Option<usize> {
@@ -199,6 +210,8 @@ fn finding_row(oracle: &str) -> Option<usize> {
         "auto-close" => ROW_AUTO_CLOSE,
         "mac-address" => ROW_MAC,
         "device-error" => ROW_DEVICE_ERROR,
+        "doorbell-pending" => ROW_DOORBELL_PENDING,
+        "bql-balance" => ROW_BQL,
         _ => return None,
     })
 }
@@ -254,7 +267,8 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
             ("skbs-freed", t.skb_frees),
             ("live-skbs-at-end", summary.map_or(0, |s| s[0])),
         ])),
-        ("BQL back to zero", na_unless(summary.is_some() || t.bql.is_some()), counts(&[
+        ("BQL back to zero", na_unless(summary.is_some() || t.bql.is_some() || t.tx_rings_bql > 0), counts(&[
+            ("bql-balance-checks", t.tx_rings_bql),
             ("bql-in-flight", summary.map_or(0, |s| s[3])),
             ("bql-queued", t.bql.map_or(0, |b| b[0])),
             ("bql-completed", t.bql.map_or(0, |b| b[1])),
@@ -273,6 +287,10 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
         ("registered MAC is valid", na_unless(t.probes > 0), counts(&[("probes", t.probes)])),
         ("device latched no unexpected error", na_unless(t.probes > 0 || !t.faults.is_empty()), counts(&[
             ("device-errors", t.faults.len() as u64),
+        ])),
+        ("every posted descriptor gets a doorbell", na_unless(t.tx_rings > 0), counts(&[
+            ("batch-end-checks", t.tx_rings - t.tx_rings_at_stop),
+            ("stop-entry-checks", t.tx_rings_at_stop),
         ])),
         ("guest verdict and other oracles", Status::Held, counts(&[
             ("guest-oracle-failures", t.guest_oracle_fails),
@@ -392,6 +410,7 @@ mod tests {
             marker(Marker::DmaMap, &[0x1000, 64, 0]),
             marker(Marker::SkbAlloc, &[1, 64]),
             EventKind::MmioWrite { offset: u64::from(regs::TX_TAIL), value: 1, size: 4 },
+            marker(Marker::TxRing, &[1, 0, 64, 0, abi::TX_RING_BQL]),
             dma(),
             EventKind::TxFrame { seq: 0, len: 64, hash: 0 },
             EventKind::Irq { vector: 0, masked: false },
@@ -399,6 +418,7 @@ mod tests {
             marker(Marker::SkbFree, &[1]),
             marker(Marker::DmaUnmap, &[0x1000, 64]),
             marker(Marker::StopEnter, &[]),
+            marker(Marker::TxRing, &[1, 1, 64, 64, abi::TX_RING_BQL | abi::TX_RING_AT_STOP]),
             marker(Marker::StopExit, &[]),
             marker(Marker::UnregisterEnter, &[0]),
             marker(Marker::UnregisterExit, &[]),
@@ -515,6 +535,40 @@ mod tests {
         assert_eq!(r.status, Status::Held);
         assert!(r.errors[0].ends_with(", expected"), "{:?}", r.errors);
         assert_eq!(t.iter().filter(|c| !c.errors.is_empty()).count(), 1);
+    }
+
+    #[test]
+    fn tx_ring_findings_land_in_their_rows() {
+        // One batch of 2 posted and never rung, then a stop with BQL
+        // short of the 64 bytes the device sent (from clean_life).
+        let bql = abi::TX_RING_BQL;
+        let k = clean_life()
+            .into_iter()
+            .map(|e| match &e {
+                EventKind::Marker { marker: m, args, .. } if m == Marker::TxRing.name() => match args[4] {
+                    f if f == bql => marker(Marker::TxRing, &[2, 0, 64, 0, bql]),
+                    _ => marker(Marker::TxRing, &[1, 1, 64, 60, bql | abi::TX_RING_AT_STOP]),
+                },
+                _ => e,
+            })
+            .collect();
+        let l = log(k);
+        let (o, f) = judged(&l);
+        let t = table(&l, &o, &f, false);
+        let d = row(&t, "every posted descriptor gets a doorbell");
+        assert_eq!((d.status, &d.failed_by[..]), (Status::Failed, &["doorbell-pending".to_string()][..]), "{}", render(&t));
+        assert_eq!((d.counts["batch-end-checks"], d.counts["stop-entry-checks"]), (1, 1));
+        let b = row(&t, "BQL back to zero");
+        assert_eq!((b.status, &b.failed_by[..]), (Status::Failed, &["bql-balance".to_string()][..]), "{}", render(&t));
+        assert_eq!(b.counts["bql-balance-checks"], 2);
+        assert_eq!(row(&t, "guest verdict and other oracles").status, Status::Held);
+        // Without snapshots (BENCH mode) the doorbell row has nothing to judge.
+        let quiet: Vec<EventKind> = clean_life()
+            .into_iter()
+            .filter(|e| !matches!(e, EventKind::Marker { marker: m, .. } if m == Marker::TxRing.name()))
+            .collect();
+        let t = table(&log(quiet), &Outcome::Passed, &[], false);
+        assert_eq!(row(&t, "every posted descriptor gets a doorbell").status, Status::NotApplicable);
     }
 
     #[test]
