@@ -23,8 +23,9 @@ use core::ptr::write_volatile;
 
 use super::ctx::{self, Ctx, Stack};
 use super::{Verdict, PAYLOAD};
-use crate::abi::{knob, layout, pci, regs as r, DeviceError, Marker, RunConfig, TxDesc, MAX_DESC_PER_PACKET, TXD_EOP};
+use crate::abi::{knob, layout, pci, regs as r, DeviceError, Marker, RunConfig, RxDesc, TxDesc, MAX_DESC_PER_PACKET, TXD_EOP};
 use crate::driver::dma::{DmaDir, DmaPool, DmaRegion, PAGE};
+use crate::driver::regs::Regs;
 use crate::platform::Platform;
 use crate::softnet::watchdog::DEFAULT_WATCHDOG_TIMEO_NS;
 
@@ -39,6 +40,8 @@ pub const ABUSES: &[(&str, DeviceError)] = &[
     ("bad-tail", DeviceError::BadTail),
     ("write-during-reset", DeviceError::WriteDuringReset),
     ("bus-master-off", DeviceError::BusMasterOff),
+    ("rx-buffer-too-small", DeviceError::LengthTooBig),
+    ("rx-into-bar", DeviceError::AddressInBar),
 ];
 
 /// Descriptors in the scenario's ring page.
@@ -57,13 +60,13 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> 
     let Some(&(name, want)) = ABUSES.get(variant as usize) else {
         return Verdict::fail(format!("hostile: no abuse for variant {variant}"));
     };
-    let Some(ring) = pool.alloc(PAGE) else {
-        return Verdict::fail("hostile: no DMA page for the ring");
+    let (Some(ring), Some(rx_ring)) = (pool.alloc(PAGE), pool.alloc(PAGE)) else {
+        return Verdict::fail("hostile: no DMA pages for the rings");
     };
     let stack = Stack { pool_skbs: 8, bql: false, watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS, seed_salt: 0x4057 };
     ctx::with_stack(plat, cfg, pool, stack, |mut c| {
         let seen = match c.open() {
-            Ok(()) => abuse(&mut c, name, want, ring),
+            Ok(()) => abuse(&mut c, name, want, ring, rx_ring),
             Err(e) => Err(e),
         };
         let seen = match seen {
@@ -77,6 +80,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> 
         c.check(!c.nic.is_open(), "hostile: the device is still open after unregister");
         // Stop reset the device: nothing can DMA from these any more.
         c.nic.dma.unmap(plat, ring.phys, ring.len);
+        c.nic.dma.unmap(plat, rx_ring.phys, rx_ring.len);
         c.nic.dma.unmap(plat, PAYLOAD.0, PAYLOAD_MAP);
         let busy = c.end_ledger();
         c.check(busy == 0, &format!("hostile: {busy} BUSY returns"));
@@ -114,14 +118,31 @@ fn post(c: &Ctx<'_, '_, '_, '_>, ring: &DmaRegion, tail: u32, descs: impl Iterat
     c.nic.regs().write(r::TX_TAIL, t);
 }
 
+/// Point RX at `page` (RX disabled meanwhile) with `d` in the slot the
+/// device fills next.
+fn repoint_rx(regs: &Regs<'_>, page: &DmaRegion, d: RxDesc) {
+    let ctrl = regs.read(r::CTRL);
+    regs.write(r::CTRL, ctrl & !r::CTRL_RX_EN);
+    let slot = (regs.read(r::RX_HEAD) & (RING - 1)) as usize;
+    // SAFETY: slot < RING and the page holds RING 16-byte descriptors;
+    // the page is ours (allocated before probe), 16-byte aligned.
+    unsafe { write_volatile(page.ptr.cast::<RxDesc>().add(slot), d) };
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    regs.write(r::RX_BASE_LO, page.phys as u32);
+    regs.write(r::RX_BASE_HI, (page.phys >> 32) as u32);
+    regs.write(r::RX_SIZE, RING);
+    regs.write(r::CTRL, ctrl);
+}
+
 fn desc(addr: u64, len: u16, flags: u8) -> TxDesc {
     TxDesc { addr, len, flags, ..TxDesc::default() }
 }
 
 /// Do abuse `name`; Ok(what the device showed) or Err(why it could not).
-fn abuse(c: &mut Ctx<'_, '_, '_, '_>, name: &str, want: DeviceError, ring: DmaRegion) -> Result<String, String> {
+fn abuse(c: &mut Ctx<'_, '_, '_, '_>, name: &str, want: DeviceError, ring: DmaRegion, rx_ring: DmaRegion) -> Result<String, String> {
     let plat = c.plat;
     c.nic.dma.map(plat, ring.phys, ring.len, DmaDir::Bidirectional).map_err(|e| format!("hostile: map ring: {e:?}"))?;
+    c.nic.dma.map(plat, rx_ring.phys, rx_ring.len, DmaDir::Bidirectional).map_err(|e| format!("hostile: map RX ring: {e:?}"))?;
     c.nic.dma.map(plat, PAYLOAD.0, PAYLOAD_MAP, DmaDir::ToDevice).map_err(|e| format!("hostile: map payload: {e:?}"))?;
     let nic = c.nic;
     let regs = nic.regs();
@@ -137,31 +158,37 @@ fn abuse(c: &mut Ctx<'_, '_, '_, '_>, name: &str, want: DeviceError, ring: DmaRe
     let bdf = nic.pci.bdf;
     let cmd = plat.pci_read32(bdf, pci::REG_COMMAND) & 0xffff;
     let data = PAYLOAD.0;
-    match want {
-        DeviceError::AddressOutsideRam => post(c, &ring, tail, [desc(layout::RAM_SIZE + PAGE, 64, TXD_EOP)].into_iter()),
+    match name {
+        "outside-ram" => post(c, &ring, tail, [desc(layout::RAM_SIZE + PAGE, 64, TXD_EOP)].into_iter()),
         // The device would read its own registers as frame data.
-        DeviceError::AddressInBar => post(c, &ring, tail, [desc(nic.pci.bar0, 64, TXD_EOP)].into_iter()),
-        DeviceError::ZeroLength => post(c, &ring, tail, [desc(data, 0, TXD_EOP)].into_iter()),
+        "in-bar" => post(c, &ring, tail, [desc(nic.pci.bar0, 64, TXD_EOP)].into_iter()),
+        "zero-length" => post(c, &ring, tail, [desc(data, 0, TXD_EOP)].into_iter()),
         // 2000 bytes in one packet: beyond MAX_FRAME_LEN.
-        DeviceError::FrameTooBig => post(c, &ring, tail, [desc(data, 1000, 0), desc(data, 1000, TXD_EOP)].into_iter()),
+        "frame-too-big" => post(c, &ring, tail, [desc(data, 1000, 0), desc(data, 1000, TXD_EOP)].into_iter()),
         // A chain with no end: one more fragment than a packet may have.
-        DeviceError::NoEndOfPacket => {
-            post(c, &ring, tail, (0..=MAX_DESC_PER_PACKET).map(|_| desc(data, 60, 0)))
-        }
-        DeviceError::BadRingSize => {
+        "no-eop" => post(c, &ring, tail, (0..=MAX_DESC_PER_PACKET).map(|_| desc(data, 60, 0))),
+        "bad-ring-size" => {
             regs.write(r::TX_SIZE, RING - 1);
             regs.write(r::TX_TAIL, tail);
         }
-        DeviceError::BadTail => regs.write(r::TX_TAIL, tail.wrapping_add(RING + 1)),
-        DeviceError::WriteDuringReset => {
+        "bad-tail" => regs.write(r::TX_TAIL, tail.wrapping_add(RING + 1)),
+        "write-during-reset" => {
             regs.write(r::CTRL, r::CTRL_RESET);
             regs.write(r::TX_BASE_LO, ring.phys as u32);
         }
-        DeviceError::BusMasterOff => {
+        "bus-master-off" => {
             plat.pci_write32(bdf, pci::REG_COMMAND, cmd & !u32::from(pci::CMD_BUS_MASTER));
             post(c, &ring, tail, [desc(data, 64, TXD_EOP)].into_iter());
         }
-        DeviceError::None | DeviceError::LengthTooBig => return Err(format!("hostile: no abuse provokes {want:?}")),
+        // RX abuses: the next RX buffer (in our RX page) is too small for
+        // the frame, or lies in BAR0 (the device would write its own
+        // registers); a valid 64-byte frame through loopback fills it.
+        "rx-buffer-too-small" | "rx-into-bar" => {
+            let (buf, len) = if name == "rx-into-bar" { (nic.pci.bar0, 2048) } else { (data, 16) };
+            repoint_rx(nic.regs(), &rx_ring, RxDesc { addr: buf, buf_len: len, ..RxDesc::default() });
+            post(c, &ring, tail, [desc(data, 64, TXD_EOP)].into_iter());
+        }
+        _ => return Err(format!("hostile: no abuse named {name}")),
     }
     let latched = wait_for(plat, || regs.read(r::STATUS) & r::STATUS_ERROR != 0);
     let (code, cause) = (regs.read(r::ERR_CODE), regs.read(r::INT_CAUSE));

@@ -34,6 +34,8 @@ pub const ABUSES: &[Abuse] = &[
     Abuse { variant: 6, name: "bad-tail", error: DeviceError::BadTail, blocked_rule: &[] },
     Abuse { variant: 7, name: "write-during-reset", error: DeviceError::WriteDuringReset, blocked_rule: &[] },
     Abuse { variant: 8, name: "bus-master-off", error: DeviceError::BusMasterOff, blocked_rule: &[monitor::RULE_DMA_BUS_MASTER_OFF] },
+    Abuse { variant: 9, name: "rx-buffer-too-small", error: DeviceError::LengthTooBig, blocked_rule: &[] },
+    Abuse { variant: 10, name: "rx-into-bar", error: DeviceError::AddressInBar, blocked_rule: &[monitor::RULE_DMA_INTO_BAR] },
 ];
 
 /// A reset long enough (virtual µs) for the guest's next register write
@@ -57,9 +59,9 @@ pub fn setup(scenario: Scenario, variant: u64, _seed: u64) -> Option<Setup> {
 
 /// Abuses the device answers with the wrong error today, left out of the
 /// matrix until nic-model is fixed: a DMA address inside BAR0 (in the MMIO
-/// window, not RAM) is classified `address-outside-ram` /
-/// `dma-outside-ram`, because `Device::block` tests "in RAM" before "in
-/// the BAR". The host survives it and the report names the error it got
+/// window, not RAM; TX read `in-bar` or RX write `rx-into-bar`) is
+/// classified `address-outside-ram` / `dma-outside-ram`, because
+/// `Device::block` tests "in RAM" before "in the BAR". The host survives it and the report names the error it got
 /// (tests/tests/hostile.rs checks that much).
 pub const MISCLASSIFIED_BY_DEVICE: &[DeviceError] = &[DeviceError::AddressInBar];
 
