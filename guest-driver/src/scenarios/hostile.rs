@@ -42,6 +42,9 @@ pub const ABUSES: &[(&str, DeviceError)] = &[
     ("bus-master-off", DeviceError::BusMasterOff),
     ("rx-buffer-too-small", DeviceError::LengthTooBig),
     ("rx-into-bar", DeviceError::AddressInBar),
+    ("ring-outside-ram", DeviceError::AddressOutsideRam),
+    ("ring-too-large", DeviceError::BadRingSize),
+    ("rx-bad-tail", DeviceError::BadTail),
 ];
 
 /// Descriptors in the scenario's ring page.
@@ -187,6 +190,22 @@ fn abuse(c: &mut Ctx<'_, '_, '_, '_>, name: &str, want: DeviceError, ring: DmaRe
             let (buf, len) = if name == "rx-into-bar" { (nic.pci.bar0, 2048) } else { (data, 16) };
             repoint_rx(nic.regs(), &rx_ring, RxDesc { addr: buf, buf_len: len, ..RxDesc::default() });
             post(c, &ring, tail, [desc(data, 64, TXD_EOP)].into_iter());
+        }
+        // The descriptor ring itself beyond RAM: the fetch is refused.
+        "ring-outside-ram" => {
+            regs.write(r::CTRL, ctrl & !r::CTRL_TX_EN);
+            regs.write(r::TX_BASE_LO, 0);
+            regs.write(r::TX_BASE_HI, 1); // 4 GiB, far beyond RAM_SIZE
+            regs.write(r::CTRL, ctrl);
+            regs.write(r::TX_TAIL, tail.wrapping_add(1));
+        }
+        "ring-too-large" => {
+            regs.write(r::TX_SIZE, r::MAX_RING * 2);
+            regs.write(r::TX_TAIL, tail.wrapping_add(1));
+        }
+        "rx-bad-tail" => {
+            let head = regs.read(r::RX_HEAD);
+            regs.write(r::RX_TAIL, head.wrapping_add(r::MAX_RING * 4));
         }
         _ => return Err(format!("hostile: no abuse named {name}")),
     }

@@ -36,6 +36,9 @@ pub const ABUSES: &[Abuse] = &[
     Abuse { variant: 8, name: "bus-master-off", error: DeviceError::BusMasterOff, blocked_rule: &[monitor::RULE_DMA_BUS_MASTER_OFF] },
     Abuse { variant: 9, name: "rx-buffer-too-small", error: DeviceError::LengthTooBig, blocked_rule: &[] },
     Abuse { variant: 10, name: "rx-into-bar", error: DeviceError::AddressInBar, blocked_rule: &[monitor::RULE_DMA_INTO_BAR] },
+    Abuse { variant: 11, name: "ring-outside-ram", error: DeviceError::AddressOutsideRam, blocked_rule: &[monitor::RULE_DMA_OUTSIDE_RAM] },
+    Abuse { variant: 12, name: "ring-too-large", error: DeviceError::BadRingSize, blocked_rule: &[] },
+    Abuse { variant: 13, name: "rx-bad-tail", error: DeviceError::BadTail, blocked_rule: &[] },
 ];
 
 /// A reset long enough (virtual µs) for the guest's next register write
