@@ -464,7 +464,9 @@ fn head_hash(c: &Ctx<'_, '_, '_, '_>, id: SkbId) -> Result<u64, String> {
 /// mapper fails every map while it is handed over): the driver drops it
 /// with OK, and the frames posted earlier in the batch must still get
 /// their doorbell, so they all complete. Without it they sit posted and
-/// never sent (the guest sees them never complete).
+/// never sent (the guest sees them never complete; the host's
+/// doorbell-pending oracle sees it at once, from the driver's tx-ring
+/// marker at the batch end and the last TX_TAIL write).
 fn batch_last_dropped(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let batch = c.cfg.knobs[knob::BATCH].clamp(2, 16);
     let b = c.nic.stats();
