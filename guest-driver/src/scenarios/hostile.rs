@@ -1,7 +1,8 @@
 //! The hostile guest (`abi::Scenario::Hostile`): after a normal probe and
 //! open, program the device badly through its real registers and
 //! descriptors, one abuse per knob VARIANT, and check that the device
-//! latched the named error instead of doing it.
+//! latched the named error instead of doing it. Variant [`FUZZ_VARIANT`]
+//! makes seeded register and descriptor garbage instead ([`fuzz`]).
 //!
 //! The host half (the expected error per variant, the cases) is
 //! vmm/src/scenarios/hostile.rs; its `ABUSES` table lists the same errors
@@ -57,21 +58,28 @@ const WAIT_NS: u64 = 50_000_000;
 /// lands before stop.
 const IRQ_GRACE_NS: u64 = 1_000_000;
 
+/// The variant that runs [`fuzz`] instead of one named abuse.
+pub const FUZZ_VARIANT: u64 = 100;
+/// Operations one fuzz run makes.
+const FUZZ_OPS: u32 = 48;
+
 /// Run the abuse of `cfg.knobs[VARIANT]` with DMA memory from `pool`.
 pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> Verdict {
     let variant = cfg.knobs[knob::VARIANT];
-    let Some(&(name, want)) = ABUSES.get(variant as usize) else {
+    let abuse_of = ABUSES.get(variant as usize).copied();
+    if abuse_of.is_none() && variant != FUZZ_VARIANT {
         return Verdict::fail(format!("hostile: no abuse for variant {variant}"));
-    };
+    }
     let (Some(ring), Some(rx_ring)) = (pool.alloc(PAGE), pool.alloc(PAGE)) else {
         return Verdict::fail("hostile: no DMA pages for the rings");
     };
     let stack = Stack { pool_skbs: 8, bql: false, watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS, seed_salt: 0x4057 };
     ctx::with_stack(plat, cfg, pool, stack, |mut c| {
-        let seen = match c.open() {
-            Ok(()) => abuse(&mut c, name, want, ring, rx_ring),
-            Err(e) => Err(e),
-        };
+        let mapped = c.open().and_then(|()| map_pages(&c, &ring, &rx_ring));
+        let seen = mapped.clone().and_then(|()| match abuse_of {
+            Some((name, want)) => abuse(&mut c, name, want, ring, rx_ring),
+            None => Ok(fuzz(&mut c, &ring, &rx_ring)),
+        });
         let seen = match seen {
             Ok(s) => s,
             Err(e) => {
@@ -82,9 +90,11 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> 
         c.dev.unregister();
         c.check(!c.nic.is_open(), "hostile: the device is still open after unregister");
         // Stop reset the device: nothing can DMA from these any more.
-        c.nic.dma.unmap(plat, ring.phys, ring.len);
-        c.nic.dma.unmap(plat, rx_ring.phys, rx_ring.len);
-        c.nic.dma.unmap(plat, PAYLOAD.0, PAYLOAD_MAP);
+        if mapped.is_ok() {
+            c.nic.dma.unmap(plat, ring.phys, ring.len);
+            c.nic.dma.unmap(plat, rx_ring.phys, rx_ring.len);
+            c.nic.dma.unmap(plat, PAYLOAD.0, PAYLOAD_MAP);
+        }
         let busy = c.end_ledger();
         c.check(busy == 0, &format!("hostile: {busy} BUSY returns"));
         c.verdict(|| seen)
@@ -142,11 +152,125 @@ fn desc(addr: u64, len: u16, flags: u8) -> TxDesc {
 }
 
 /// Do abuse `name`; Ok(what the device showed) or Err(why it could not).
+/// DMA-map our two ring pages and the payload the device may read.
+fn map_pages(c: &Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> Result<(), String> {
+    let (plat, dma) = (c.plat, &c.nic.dma);
+    dma.map(plat, ring.phys, ring.len, DmaDir::Bidirectional).map_err(|e| format!("hostile: map ring: {e:?}"))?;
+    dma.map(plat, rx_ring.phys, rx_ring.len, DmaDir::Bidirectional).map_err(|e| format!("hostile: map RX ring: {e:?}"))?;
+    dma.map(plat, PAYLOAD.0, PAYLOAD_MAP, DmaDir::ToDevice).map_err(|e| format!("hostile: map payload: {e:?}"))?;
+    Ok(())
+}
+
+/// Point both rings at our pages, `RING` descriptors each (TX and RX
+/// disabled meanwhile, as the register map asks).
+fn repoint_both(regs: &Regs<'_>, ring: &DmaRegion, rx_ring: &DmaRegion) {
+    let ctrl = regs.read(r::CTRL);
+    regs.write(r::CTRL, 0);
+    for (lo, hi, size, page) in [(r::TX_BASE_LO, r::TX_BASE_HI, r::TX_SIZE, ring), (r::RX_BASE_LO, r::RX_BASE_HI, r::RX_SIZE, rx_ring)] {
+        regs.write(lo, page.phys as u32);
+        regs.write(hi, (page.phys >> 32) as u32);
+        regs.write(size, RING);
+    }
+    regs.write(r::CTRL, ctrl);
+}
+
+/// Seeded register and descriptor garbage: `FUZZ_OPS` operations, each a
+/// descriptor written into one of our ring pages, a ring base, a ring
+/// size, a doorbell, any other register, a reset (with a write inside
+/// it), or bus mastering toggled. Every address the device is given is
+/// one of ours, outside RAM or in BAR0, and ring sizes stay within a
+/// page, so whatever the device does it cannot write guest memory the
+/// kernel lives in; everything else is fair game. The host must end the
+/// run normally and name every error the device latched.
+fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> String {
+    let (plat, nic) = (c.plat, c.nic);
+    let regs = nic.regs();
+    let bdf = nic.pci.bdf;
+    let cmd = plat.pci_read32(bdf, pci::REG_COMMAND) & 0xffff;
+    let targets = [PAYLOAD.0, ring.phys, rx_ring.phys, layout::RAM_SIZE + PAGE, nic.pci.bar0, 1 << 40];
+    let bases = [ring.phys, rx_ring.phys, layout::RAM_SIZE, nic.pci.bar0, 1 << 40];
+    let sizes = [RING, 2, 16, 0, 3, RING - 1, r::MAX_RING * 2, u32::MAX];
+    let others = [
+        r::CTRL, r::INT_CAUSE, r::INT_ENABLE, r::COAL_TX_FRAMES, r::COAL_TX_USECS, r::COAL_RX_FRAMES,
+        r::COAL_RX_USECS, r::ERR_CLEAR, r::TEST_COMPLETE, r::EEPROM, r::STATUS, r::TX_HEAD, 0x0ffc, pci::MSIX_PBA_OFFSET,
+    ];
+    repoint_both(regs, ring, rx_ring);
+    let mut latched = 0u32;
+    for _ in 0..FUZZ_OPS {
+        let x = c.rand();
+        let pick = |n: usize, shift: u32| (x >> shift) as usize % n;
+        let tx = x & 64 == 0;
+        match x % 7 {
+            0 => {
+                let page = if tx { ring } else { rx_ring };
+                // Near the device's head, where its walk will find it.
+                let head = regs.read(if tx { r::TX_HEAD } else { r::RX_HEAD });
+                let slot = (head.wrapping_add(pick(4, 8) as u32) & (RING - 1)) as usize;
+                let d = TxDesc { addr: targets[pick(targets.len(), 20)], len: (x >> 32) as u16 % 2048, flags: (x >> 48) as u8 & TXD_EOP, ..TxDesc::default() };
+                // SAFETY: slot < RING and the page holds RING 16-byte
+                // descriptors; the page is ours, 16-byte aligned.
+                unsafe { write_volatile(page.ptr.cast::<TxDesc>().add(slot), d) };
+            }
+            1 => {
+                let (lo, hi) = if tx { (r::TX_BASE_LO, r::TX_BASE_HI) } else { (r::RX_BASE_LO, r::RX_BASE_HI) };
+                let b = bases[pick(bases.len(), 8)];
+                regs.write(lo, b as u32);
+                regs.write(hi, (b >> 32) as u32);
+            }
+            2 => regs.write(if tx { r::TX_SIZE } else { r::RX_SIZE }, sizes[pick(sizes.len(), 8)]),
+            3 => {
+                let (head, tail) = if tx { (r::TX_HEAD, r::TX_TAIL) } else { (r::RX_HEAD, r::RX_TAIL) };
+                // Mostly a few descriptors past head (so the device walks
+                // the garbage), sometimes anything.
+                let v = if x & 3 != 0 { regs.read(head).wrapping_add(pick(24, 8) as u32) } else { (x >> 8) as u32 };
+                regs.write(tail, v);
+            }
+            // Any other register, any value, but never the reset bit
+            // here: a reset zeroes the bases (see the next arm).
+            4 => {
+                let off = others[pick(others.len(), 8)];
+                let v = (x >> 32) as u32;
+                let on = if x & 3 != 0 { r::CTRL_TX_EN | r::CTRL_RX_EN } else { 0 };
+                regs.write(off, if off == r::CTRL { (v | on) & !r::CTRL_RESET } else { v });
+            }
+            5 => {
+                regs.write(r::CTRL, r::CTRL_RESET);
+                if x & 1 == 0 {
+                    regs.write(r::TX_TAIL, (x >> 8) as u32);
+                }
+                wait_for(plat, || regs.read(r::STATUS) & r::STATUS_RESETTING == 0);
+                repoint_both(regs, ring, rx_ring);
+                regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
+            }
+            _ => {
+                let bm = if tx { cmd } else { cmd & !u32::from(pci::CMD_BUS_MASTER) };
+                plat.pci_write32(bdf, pci::REG_COMMAND, bm);
+            }
+        }
+        if regs.read(r::STATUS) & r::STATUS_ERROR != 0 {
+            latched += 1;
+            regs.write(r::ERR_CLEAR, 0);
+            // A fault stopped its ring until reset (a write during reset
+            // stops the ring for after the reset too); mostly reset, so
+            // later operations reach the device's descriptor walk again.
+            if x & 0x300 != 0x300 {
+                regs.write(r::CTRL, r::CTRL_RESET);
+                wait_for(plat, || regs.read(r::STATUS) & r::STATUS_RESETTING == 0);
+                repoint_both(regs, ring, rx_ring);
+                regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
+            }
+        }
+    }
+    plat.pci_write32(bdf, pci::REG_COMMAND, cmd);
+    let t = plat.now_ns();
+    wait_for(plat, || plat.now_ns() > t + IRQ_GRACE_NS);
+    let seen = format!("hostile fuzz: {FUZZ_OPS} operations, {latched} error latches cleared");
+    plat.marker_text(Marker::Phase, &[2, u64::from(latched)], &seen);
+    seen
+}
+
 fn abuse(c: &mut Ctx<'_, '_, '_, '_>, name: &str, want: DeviceError, ring: DmaRegion, rx_ring: DmaRegion) -> Result<String, String> {
     let plat = c.plat;
-    c.nic.dma.map(plat, ring.phys, ring.len, DmaDir::Bidirectional).map_err(|e| format!("hostile: map ring: {e:?}"))?;
-    c.nic.dma.map(plat, rx_ring.phys, rx_ring.len, DmaDir::Bidirectional).map_err(|e| format!("hostile: map RX ring: {e:?}"))?;
-    c.nic.dma.map(plat, PAYLOAD.0, PAYLOAD_MAP, DmaDir::ToDevice).map_err(|e| format!("hostile: map payload: {e:?}"))?;
     let nic = c.nic;
     let regs = nic.regs();
     // Re-point TX at our page, with TX disabled as the register map asks.
