@@ -766,13 +766,16 @@ impl Nic {
             DmaCause::RxDesc(_) | DmaCause::RxData | DmaCause::RxStatus(_) => Some(false),
             DmaCause::Poll | DmaCause::Ghost => None,
         };
-        let (code, rule) = if !in_ram {
+        // The BAR first: in a real VM it sits in the MMIO window, which is
+        // never RAM, so checking RAM first would hide every DMA aimed at the
+        // device's own registers behind "outside RAM".
+        let (code, rule) = if monitor::overlaps(addr, len, self.pci.bar0(), ids::BAR0_SIZE) {
+            (DeviceError::AddressInBar, monitor::RULE_DMA_INTO_BAR)
+        } else if !in_ram {
             (
                 DeviceError::AddressOutsideRam,
                 monitor::RULE_DMA_OUTSIDE_RAM,
             )
-        } else if monitor::overlaps(addr, len, self.pci.bar0(), ids::BAR0_SIZE) {
-            (DeviceError::AddressInBar, monitor::RULE_DMA_INTO_BAR)
         } else {
             (DeviceError::BusMasterOff, monitor::RULE_DMA_BUS_MASTER_OFF)
         };

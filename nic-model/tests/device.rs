@@ -889,6 +889,23 @@ fn hostile_address_outside_ram() {
 }
 
 #[test]
+fn hostile_address_inside_the_bar_at_its_default_place() {
+    // In a VM, BAR0 sits in the MMIO window, which is not RAM: the access
+    // must still be named for the BAR, not hidden as "outside RAM".
+    let mut h = opened(NicConfig::default());
+    let bar = layout::NIC_BAR0_DEFAULT;
+    h.write_tx_desc(
+        0,
+        abi::TxDesc { addr: bar, len: 60, flags: abi::TXD_EOP, ..Default::default() },
+    );
+    h.tx_tail = 1;
+    h.doorbell();
+    assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::AddressInBar));
+    assert!(h.rules().contains(&RULE_DMA_INTO_BAR));
+    assert!(!h.rules().contains(&RULE_DMA_OUTSIDE_RAM));
+}
+
+#[test]
 fn hostile_address_inside_the_bar() {
     // Give the device RAM that covers its BAR address, so only the BAR
     // check can refuse it: relocate BAR0 into RAM.

@@ -68,14 +68,6 @@ pub fn setup(scenario: Scenario, variant: u64, _seed: u64) -> Option<Setup> {
     Some(s)
 }
 
-/// Abuses the device answers with the wrong error today, left out of the
-/// matrix until nic-model is fixed: a DMA address inside BAR0 (in the MMIO
-/// window, not RAM; TX read `in-bar` or RX write `rx-into-bar`) is
-/// classified `address-outside-ram` / `dma-outside-ram`, because
-/// `Device::block` tests "in RAM" before "in the BAR". The host survives it and the report names the error it got
-/// (tests/tests/hostile.rs checks that much).
-pub const MISCLASSIFIED_BY_DEVICE: &[DeviceError] = &[DeviceError::AddressInBar];
-
 /// One case per abuse. Each run must end normally with the named error
 /// latched (the `device-error` check demands exactly it, and the guest's
 /// verdict too); an abuse whose DMA the device blocks is also a monitor
@@ -83,7 +75,6 @@ pub const MISCLASSIFIED_BY_DEVICE: &[DeviceError] = &[DeviceError::AddressInBar]
 pub fn cases() -> Vec<Case> {
     ABUSES
         .iter()
-        .filter(|a| !MISCLASSIFIED_BY_DEVICE.contains(&a.error))
         .map(|a| match a.blocked_rule {
             [] => Case::pass(Scenario::Hostile, a.variant),
             rule => Case { expect: Expect::Caught(rule), ..Case::pass(Scenario::Hostile, a.variant) },
@@ -102,10 +93,7 @@ mod tests {
             assert_eq!(a.variant, i as u64, "{}", a.name);
             let s = setup(Scenario::Hostile, a.variant, 1).unwrap();
             assert_eq!(s.expect_fault, Some(a.error), "{}", a.name);
-            let Some(c) = cases.iter().find(|c| c.variant == a.variant) else {
-                assert!(MISCLASSIFIED_BY_DEVICE.contains(&a.error), "{} has no case", a.name);
-                continue;
-            };
+            let c = cases.iter().find(|c| c.variant == a.variant).unwrap_or_else(|| panic!("{} has no case", a.name));
             assert_eq!(c.expect == Expect::Pass, a.blocked_rule.is_empty(), "{}", a.name);
         }
         assert_eq!(setup(Scenario::Hostile, 99, 1).unwrap().expect_fault, None);
