@@ -92,41 +92,53 @@ fn tx(c: &mut Criterion) {
 /// Monitor on and off, measured in alternation: on this shared 2-core
 /// machine criterion's back-to-back runs see different load, so the
 /// overhead ratio is taken from interleaved doorbells instead. Each round
-/// times one doorbell per mode, in alternating order (so neither mode
-/// always runs on the cache the other warmed); the headline figure is the
-/// median of the per-round on/off ratios, which cancels load that drifts
-/// slower than a round (a few tens of microseconds).
+/// times one doorbell on every device of both modes, in alternating order
+/// (so neither mode always runs on the cache the other warmed); the
+/// headline is the median of the per-round on/off ratios, which cancels
+/// load that drifts slower than a round.
+///
+/// Several devices per mode (`NICPROOF_BENCH_INSTANCES`, default 4): one
+/// device's speed depends on where its buffers landed in the address
+/// space (one device per mode gave ratios from 0.90 to 1.09 across runs
+/// of the same binary), and the sum over a few devices averages that out.
 fn paired_overhead() {
-    let rounds: usize = std::env::var("NICPROOF_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3000);
-    println!("\npaired monitor overhead ({rounds} rounds of one {BATCH}-packet doorbell per mode, order alternating)");
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let rounds = env("NICPROOF_BENCH_ROUNDS", 3000);
+    let instances = env("NICPROOF_BENCH_INSTANCES", 4).max(1);
+    println!(
+        "\npaired monitor overhead ({rounds} rounds; each round one {BATCH}-packet doorbell on each of \
+         {instances} devices per mode, order alternating)"
+    );
     println!(
         "{:<14} {:>11} {:>11} {:>11} {:>11} {:>10} {:>12}",
         "case", "off min ns", "on min ns", "off med ns", "on med ns", "med ratio", "on Mpps med"
     );
     for (frame, frags) in [(64u16, 1u16), (64, 4), (1500, 1), (1500, 4)] {
-        let mut hs = [setup(frame, frags, false), setup(frame, frags, true)];
+        // hs[mode][i]: mode 0 = monitor off, 1 = on.
+        let mut hs: [Vec<TestHelper>; 2] = [false, true]
+            .map(|on| (0..instances).map(|_| setup(frame, frags, on)).collect());
         let mut samples = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
         let mut ratios = Vec::with_capacity(rounds);
         for round in 0..rounds {
             let mut t_round = [0f64; 2];
-            for k in 0..2 {
-                let mode = if round % 2 == 0 { k } else { 1 - k };
-                let h = &mut hs[mode];
-                h.tx_tail = h.tx_tail.wrapping_add(BATCH * u32::from(frags));
-                let t = Instant::now();
-                h.doorbell();
-                t_round[mode] = t.elapsed().as_nanos() as f64 / f64::from(BATCH);
-                h.log.clear();
-                h.msi.sent.lock().unwrap().clear();
+            for i in 0..instances {
+                for k in 0..2 {
+                    let mode = if (round + i) % 2 == 0 { k } else { 1 - k };
+                    let h = &mut hs[mode][i];
+                    h.tx_tail = h.tx_tail.wrapping_add(BATCH * u32::from(frags));
+                    let t = Instant::now();
+                    h.doorbell();
+                    t_round[mode] += t.elapsed().as_nanos() as f64;
+                    h.log.clear();
+                    h.msi.sent.lock().unwrap().clear();
+                }
             }
-            samples[0].push(t_round[0]);
-            samples[1].push(t_round[1]);
+            let per_pkt = f64::from(BATCH) * instances as f64;
+            samples[0].push(t_round[0] / per_pkt);
+            samples[1].push(t_round[1] / per_pkt);
             ratios.push(t_round[1] / t_round[0]);
         }
-        for h in &hs {
+        for h in hs.iter().flatten() {
             assert!(h.rules().is_empty(), "{:?}", h.rules());
         }
         for s in samples.iter_mut().chain(std::iter::once(&mut ratios)) {
