@@ -561,11 +561,11 @@ impl RecordKind {
 }
 
 macro_rules! id_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $val:expr, $s:expr;)* }) => {
+    ($(#[$m:meta])* $name:ident { $($(#[doc = $vdoc:literal])* $var:ident = $val:expr, $s:expr;)* }) => {
         $(#[$m])*
         #[repr(u32)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($(#[$vm])* $var = $val,)* }
+        pub enum $name { $($(#[doc = $vdoc])* $var = $val,)* }
         impl $name {
             /// Every value, in id order.
             pub const ALL: &'static [$name] = &[$($name::$var,)*];
@@ -580,6 +580,11 @@ macro_rules! id_enum {
             /// Look a name up.
             pub fn from_name(s: &str) -> Option<Self> {
                 match s { $($s => Some($name::$var),)* _ => None }
+            }
+            /// The value's doc comment, one line per source line (for
+            /// `nicproof list`: one definition, here).
+            pub fn doc(self) -> &'static str {
+                match self { $($name::$var => concat!($($vdoc, "\n",)* ""),)* }
             }
         }
     };
