@@ -75,6 +75,10 @@ pub struct NicConfig {
     pub mutant: DeviceMutant,
     /// Frame sink.
     pub backend: BackendConfig,
+    /// Also write every transmitted frame to this pcap file, whatever the
+    /// backend (a tap: with loopback the capture is what the RX side got).
+    #[serde(default)]
+    pub capture: Option<String>,
     /// Log and check every DMA (the oracle). Off only for benchmarks.
     pub monitor: bool,
 }
@@ -91,6 +95,7 @@ impl Default for NicConfig {
             complete_on_request: false,
             mutant: DeviceMutant::None,
             backend: BackendConfig::Loopback,
+            capture: None,
             monitor: true,
         }
     }

@@ -15,7 +15,7 @@
 
 use crate::abi::{self, pci as ids, regs, DeviceError, DeviceMutant, Marker};
 use crate::backend::Backend;
-use crate::config::NicConfig;
+use crate::config::{BackendConfig, NicConfig};
 use crate::error::NicError;
 use crate::events::{DmaDir, EventKind, EventLog};
 use crate::monitor::{self, DmaCause, DmaMonitor, GateState, Violation};
@@ -118,6 +118,8 @@ pub struct Nic {
     timers: Timers,
     monitor: DmaMonitor,
     backend: Backend,
+    /// The `capture` tap (a pcap backend), if configured.
+    capture: Option<Backend>,
     now_ns: u64,
     /// Gather buffer, reused for every frame.
     frame: Vec<u8>,
@@ -156,6 +158,11 @@ impl Nic {
         log: EventLog,
     ) -> Result<Self, NicError> {
         let backend = Backend::open(&cfg.backend)?;
+        let capture = cfg
+            .capture
+            .as_ref()
+            .map(|path| Backend::open(&BackendConfig::Pcap(path.clone())))
+            .transpose()?;
         Ok(Self {
             monitor: DmaMonitor::new(cfg.monitor, log.clone()),
             stall_armed: cfg.stall_completions_after.is_some(),
@@ -168,6 +175,7 @@ impl Nic {
             regs: Regs::default(),
             timers: Timers::default(),
             backend,
+            capture,
             now_ns: 0,
             frame: Vec::with_capacity(abi::MAX_FRAME_LEN as usize),
             recent: VecDeque::with_capacity(RECENT_FRAMES),
@@ -917,6 +925,9 @@ impl Nic {
         keep.extend_from_slice(&self.frame);
         self.recent.push_back((seq, keep));
         self.backend.send(&self.frame, self.now_ns);
+        if let Some(tap) = &mut self.capture {
+            tap.send(&self.frame, self.now_ns);
+        }
         seq
     }
 

@@ -388,6 +388,42 @@ fn null_and_pcap_backends_do_not_touch_rx() {
     let _ = std::fs::remove_file(path);
 }
 
+#[test]
+fn capture_tap_records_what_loopback_delivers() {
+    let path = std::env::temp_dir().join(format!("nic-tap-{}.pcap", std::process::id()));
+    let mut h = opened(NicConfig {
+        capture: Some(path.to_string_lossy().into_owned()),
+        ..Default::default()
+    });
+    h.send(&[(PAY, 60)]);
+    h.send(&[(PAY + 1024, 100), (PAY + 1124, 200)]);
+    // Loopback still works behind the tap.
+    assert_eq!(h.r(regs::STAT_RX_FRAMES), 2);
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut frames = Vec::new();
+    while let Some(p) = r.next_packet() {
+        frames.push(p.unwrap().data.into_owned());
+    }
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(frames.iter().map(Vec::len).collect::<Vec<_>>(), vec![60, 300]);
+    // The bytes the fragments held in guest memory, gathered.
+    let read = |addr: u64, len: usize| {
+        let mut v = vec![0u8; len];
+        vm_memory::Bytes::read_slice(&h.mem, &mut v, vm_memory::GuestAddress(addr)).unwrap();
+        v
+    };
+    assert_eq!(frames[0], read(PAY, 60));
+    assert_eq!(frames[1], [read(PAY + 1024, 100), read(PAY + 1124, 200)].concat());
+}
+
+#[test]
+fn capture_to_a_bad_path_is_an_error_not_a_panic() {
+    let cfg = NicConfig { capture: Some("/nonexistent-dir/x.pcap".into()), ..Default::default() };
+    let log = nic_model::events::EventLog::new();
+    let r = nic_model::Nic::new(cfg, guest_memory(), std::sync::Arc::new(RecordingMsi::default()), log);
+    assert!(r.is_err());
+}
+
 // --------------------------------------------------------- coalescing
 
 #[test]
