@@ -113,6 +113,10 @@ pub struct RunArgs {
     /// Write the event log as JSON lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Write every frame the NIC transmits to FILE (pcap; timestamps are the
+    /// device clock). With loopback this is also what the RX side received.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
     /// Do not show the guest's serial output live (it is still kept for the report).
     #[arg(long)]
     pub quiet: bool,
@@ -293,6 +297,12 @@ impl RunArgs {
         o.driver_mutant = driver_mutant(&self.mutant)?;
         o.device_mutant = device_mutant(&self.device_mutant)?;
         o.quiet = self.quiet;
+        if let Some(path) = &self.pcap {
+            let Some(nic) = o.nic.as_mut() else {
+                bail!("--pcap: scenario {} has no NIC to capture from", self.scenario);
+            };
+            nic.capture = Some(path.to_string_lossy().into_owned());
+        }
         Ok(o)
     }
 }
