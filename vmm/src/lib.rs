@@ -18,6 +18,7 @@ pub mod nic;
 pub mod oracles;
 pub mod outcome;
 pub mod payload;
+pub mod replay;
 pub mod scenarios;
 pub mod serial;
 pub mod vcpu;

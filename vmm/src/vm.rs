@@ -357,6 +357,8 @@ impl Vm {
             PioRange::new(PioAddress(control::CONTROL_PORT), 8)?,
             Arc::new(Mutex::new(port)),
         )?;
+        // The run's identity first, so a saved log is all `nicproof replay` needs.
+        events.push(Source::Vmm, EventKind::Note { text: crate::replay::RunIdentity::of(opts).note() });
         // 0xcf8..0xcff stay unclaimed until the PCI bus is plugged in, so
         // every config read returns all ones: "no device here".
         events.push(
