@@ -1,101 +1,16 @@
 //! Replay: the same (scenario, seed, mutant) run twice gives the same
-//! event log in replay form, and a different seed does not.
+//! event log in replay form (vmm::replay: what is compared and why is in
+//! its module doc), and a different seed does not; `nicproof replay FILE`
+//! reruns a saved `--events` file and names the first divergence.
 //!
-//! What is compared, and why (found by diffing repeated runs' logs):
-//! - Wall time never ([`Event::canonical`] leaves `time_ns` out), nor
-//!   sequence numbers (they shift when an interrupt lands elsewhere).
-//! - `merged`: the whole timeline of every source **without device `irq`
-//!   events**. Every other device event (register access, DMA, frame,
-//!   violation) is caused synchronously by a guest register access, so
-//!   its place among the guest's markers is fixed; an interrupt is raised
-//!   by the device clock, which is wall time (vmm/src/nic.rs), so where it
-//!   lands between two guest markers depends on host scheduling.
-//! - `device`: the device's own stream in order, **with** its interrupts:
-//!   how many interrupts, and between which DMAs, must repeat.
-//! - Collapsed: consecutive identical MMIO reads (same offset, size and
-//!   value) count once. A polling loop (reset wait, ring poll) reads the
-//!   same register a number of times that depends on how long a wall-time
-//!   device delay took; a read that returns a new value, or any access in
-//!   between, is kept.
-//! - Masked: numbers before ` us` / ` pps` in guest log and verdict texts
-//!   (the guest reports its own wall-time measurements).
-//!
-//! Not claimed (so not tested here): smp (two guest CPUs interleave their
-//! markers freely) and device behaviour driven by device timers alone
-//! (the dma-after-disable / irq-after-disable mutants' ghost timers,
-//! completion coalescing timeouts, reset delays): those events race the
-//! guest in wall time. Making the device clock virtual (advanced by guest
-//! progress instead of wall time) would bring them in; it is not done.
+//! Not claimed (so not tested here): see `vmm::replay::NOT_CLAIMED`.
 
-use nic_model::events::{Event, EventKind, Source};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nic_model::events::Event;
 use nicproof_tests::*;
-
-/// One event as replay compares it (see the module doc).
-fn replay_line(e: &Event) -> String {
-    let mut e = e.clone();
-    if let EventKind::Log { text, .. } | EventKind::Verdict { text, .. } = &mut e.kind {
-        *text = mask_timings(text);
-    }
-    let c = e.canonical();
-    // canonical() starts with the sequence number.
-    c.split_once(' ')
-        .map_or(c.clone(), |(_, rest)| rest.to_string())
-}
-
-/// `in 455032 us (140 pps)` -> `in N us (N pps)`.
-fn mask_timings(text: &str) -> String {
-    let words: Vec<&str> = text.split(' ').collect();
-    let mut out = Vec::with_capacity(words.len());
-    for (i, w) in words.iter().enumerate() {
-        let digits = w.trim_start_matches('(');
-        let unit = words
-            .get(i + 1)
-            .is_some_and(|n| n.starts_with("us") || n.starts_with("pps"));
-        if unit && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-            out.push(format!("{}N", &w[..w.len() - digits.len()]));
-        } else {
-            out.push((*w).to_string());
-        }
-    }
-    out.join(" ")
-}
-
-#[derive(Debug, PartialEq)]
-struct ReplayForm {
-    merged: Vec<String>,
-    device: Vec<String>,
-}
-
-fn is_irq(e: &Event) -> bool {
-    e.source == Source::Device && matches!(e.kind, EventKind::Irq { .. })
-}
-
-fn replay_form(log: &[Event]) -> ReplayForm {
-    let mut merged: Vec<String> = Vec::new();
-    let mut device: Vec<String> = Vec::new();
-    let mut last_read: Option<&EventKind> = None;
-    for e in log {
-        // Collapse a repeated poll: same read as the device's previous
-        // event. Interrupts in between do not break a poll (they are timed
-        // by the device clock too).
-        if let EventKind::MmioRead { .. } = e.kind {
-            if last_read == Some(&e.kind) {
-                continue;
-            }
-        }
-        if e.source == Source::Device && !is_irq(e) {
-            last_read = matches!(e.kind, EventKind::MmioRead { .. }).then_some(&e.kind);
-        }
-        let line = replay_line(e);
-        if e.source == Source::Device {
-            device.push(line.clone());
-        }
-        if !is_irq(e) {
-            merged.push(line);
-        }
-    }
-    ReplayForm { merged, device }
-}
+use vmm::replay::{ReplayForm, RunIdentity};
 
 fn events_of(r: &Run) -> Vec<Event> {
     r.events
@@ -104,29 +19,24 @@ fn events_of(r: &Run) -> Vec<Event> {
         .collect()
 }
 
-/// The first difference between two replay forms, for the failure message.
-fn first_difference(a: &ReplayForm, b: &ReplayForm) -> String {
-    for (name, x, y) in [
-        ("merged", &a.merged, &b.merged),
-        ("device", &a.device, &b.device),
-    ] {
-        if let Some(i) = (0..x.len().max(y.len())).find(|&i| x.get(i) != y.get(i)) {
-            return format!(
-                "{name} stream differs at line {i} ({} vs {} lines):\n  first : {:?}\n  second: {:?}",
-                x.len(),
-                y.len(),
-                x.get(i),
-                y.get(i)
-            );
-        }
-    }
-    "identical".into()
+fn identity(r: &Run) -> RunIdentity {
+    let log = events_of(r);
+    assert!(
+        log.first().is_some_and(|e| e.seq == 0 && RunIdentity::find(&log[..1]).is_ok()),
+        "the identity note is not event 0: {:?}",
+        log.first()
+    );
+    RunIdentity::find(&log).expect("identity")
+}
+
+fn arg<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| *a == name).map(|i| args[i + 1])
 }
 
 fn run_form(args: &[&str]) -> (Run, ReplayForm) {
     let r = run(&guest_image(), args);
     assert!(!r.events.is_empty(), "no event log: {r:#?}");
-    let f = replay_form(&events_of(&r));
+    let f = ReplayForm::of(&events_of(&r));
     (r, f)
 }
 
@@ -135,11 +45,17 @@ fn replays(args: &[&str], outcome: &str) {
     let (b, fb) = run_form(args);
     assert_eq!(a.outcome(), outcome, "{:?}: {}", args, a.stdout);
     assert_eq!(b.outcome(), outcome, "{:?}: {}", args, b.stdout);
-    assert!(
-        fa == fb,
-        "{args:?} did not replay: {}",
-        first_difference(&fa, &fb)
-    );
+    if let Some(d) = fa.first_difference(&fb) {
+        panic!("{args:?} did not replay: {d}");
+    }
+    // The identity note is the first event, the same in both runs, and
+    // says what was asked for.
+    let (ia, ib) = (identity(&a), identity(&b));
+    assert_eq!(ia, ib);
+    assert_eq!(ia.seed.to_string(), arg(args, "--seed").unwrap_or("0"));
+    assert_eq!(ia.scenario.name(), arg(args, "--scenario").unwrap_or("default"));
+    assert_eq!(ia.driver_mutant.name(), arg(args, "--mutant").unwrap_or("none"));
+    assert_eq!(ia.device_mutant.name(), arg(args, "--device-mutant").unwrap_or("none"));
     assert!(
         fa.merged.len() > 100,
         "a real run logs more than {} events",
@@ -193,58 +109,140 @@ fn group_scenarios_replay() {
 fn another_seed_does_not_replay() {
     let (_, a) = run_form(&["--scenario", "default", "--seed", "0"]);
     let (_, b) = run_form(&["--scenario", "default", "--seed", "1"]);
-    let diff = first_difference(&a, &b);
-    assert_ne!(a, b, "seeds 0 and 1 gave the same log");
-    assert!(diff.contains("differs"), "{diff}");
+    let diff = a.first_difference(&b).expect("seeds 0 and 1 gave the same log");
+    assert_ne!(a, b);
+    assert!(diff.to_string().contains("differs"), "{diff}");
 }
 
-fn ev(source: Source, kind: EventKind) -> Event {
-    Event {
-        seq: 0,
-        time_ns: 0,
-        source,
-        kind,
-    }
+// ---------------------------------------------------------------------------
+// `nicproof replay FILE`
+// ---------------------------------------------------------------------------
+
+/// A scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nicproof-replay-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
 }
 
-/// Only repeated identical reads collapse; a changed value, a write or a
-/// guest marker in between keeps both; interrupts leave `merged` only.
+/// `nicproof run <args> --events FILE`, as a user saves a run.
+fn save_run(file: &Path, args: &[&str]) {
+    let st = Command::new(nicproof_bin())
+        .arg("run")
+        .arg("--guest")
+        .arg(guest_image())
+        .arg("--quiet")
+        .arg("--events")
+        .arg(file)
+        .args(args)
+        .output()
+        .expect("spawning nicproof run");
+    assert!(file.is_file(), "no events file: {}", String::from_utf8_lossy(&st.stderr));
+}
+
+/// `nicproof replay FILE`: (exit code, stdout + stderr).
+fn replay_cmd(file: &Path) -> (i32, String) {
+    let o = Command::new(nicproof_bin())
+        .arg("replay")
+        .arg(file)
+        .arg("--guest")
+        .arg(guest_image())
+        .output()
+        .expect("spawning nicproof replay");
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    (o.status.code().unwrap_or(-1), text)
+}
+
+fn read_lines(file: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(file)
+        .expect("events file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn write_lines(file: &Path, lines: &[serde_json::Value]) {
+    let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(file, text).expect("writing events");
+}
+
 #[test]
-fn replay_form_collapses_polls_only() {
-    let rd = |v| {
-        ev(
-            Source::Device,
-            EventKind::MmioRead {
-                offset: 8,
-                value: v,
-                size: 4,
-            },
-        )
-    };
-    let wr = ev(
-        Source::Device,
-        EventKind::MmioWrite {
-            offset: 0,
-            value: 1,
-            size: 4,
-        },
-    );
-    let irq = ev(
-        Source::Device,
-        EventKind::Irq {
-            vector: 0,
-            masked: false,
-        },
-    );
-    let f = replay_form(&[rd(1), rd(1), irq.clone(), rd(1), rd(2), rd(2), wr, rd(2)]);
-    assert_eq!(f.device.len(), 5, "{:#?}", f.device); // rd1 irq rd2 wr rd2
-    assert_eq!(f.merged.len(), 4, "{:#?}", f.merged);
-    assert!(
-        f.device.iter().any(|l| l.contains("Irq")) && !f.merged.iter().any(|l| l.contains("Irq"))
-    );
-    assert_eq!(
-        mask_timings("64 received in 455032 us (140 pps), 0 open/stop cycles (0 us each)"),
-        "64 received in N us (N pps), 0 open/stop cycles (N us each)"
-    );
-    assert_eq!(mask_timings("seed 7 frames 64"), "seed 7 frames 64");
+fn saved_run_replays() {
+    let d = scratch("same");
+    let a = d.join("a.jsonl");
+    save_run(&a, &["--scenario", "default", "--seed", "2"]);
+    let (code, out) = replay_cmd(&a);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("replays: identical replay form ("), "{out}");
+    assert!(out.contains("Not claimed: smp"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// One DMA address moved by 0x40 in the saved file: replay names that
+/// event (its seq and both addresses) and exits 1.
+#[test]
+fn edited_dma_address_diverges() {
+    let d = scratch("edit");
+    let a = d.join("a.jsonl");
+    save_run(&a, &["--scenario", "default", "--seed", "0"]);
+    let mut lines = read_lines(&a);
+    let e = lines
+        .iter_mut()
+        .filter(|e| e["event"] == "dma" && e["cause"] == "tx-data")
+        .nth(4)
+        .expect("a run has five tx-data DMAs");
+    let (seq, addr) = (e["seq"].as_u64().unwrap(), e["addr"].as_u64().unwrap());
+    e["addr"] = (addr + 0x40).into();
+    write_lines(&a, &lines);
+    let (code, out) = replay_cmd(&a);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not replay: merged stream differs at line"), "{out}");
+    assert!(out.contains(&format!("addr: {}, len", addr + 0x40)), "{out}");
+    assert!(out.contains(&format!("addr: {addr}, len")), "{out}");
+    assert!(out.contains(&format!("(seq {seq})")), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Seed 1's events under seed 0's identity: the replay runs seed 0 and
+/// the logs part at once.
+#[test]
+fn another_runs_identity_diverges() {
+    let d = scratch("swap");
+    let (a, b) = (d.join("a.jsonl"), d.join("b.jsonl"));
+    save_run(&a, &["--scenario", "default", "--seed", "0"]);
+    save_run(&b, &["--scenario", "default", "--seed", "1"]);
+    let mut lines = read_lines(&b);
+    lines[0] = read_lines(&a)[0].clone();
+    write_lines(&b, &lines);
+    let (code, out) = replay_cmd(&b);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("replaying run: scenario=default seed=0 "), "{out}");
+    assert!(out.contains("differs at line"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Bad input exits 7 with a reason, before any VM boots.
+#[test]
+fn bad_input_exits_7() {
+    let d = scratch("bad");
+    let report = d.join("report.json");
+    std::fs::write(&report, "{\"outcome\": \"passed\"}\n").unwrap();
+    let (code, out) = replay_cmd(&report);
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("line 1 is not a nicproof event"), "{out}");
+
+    let (code, out) = replay_cmd(&d.join("missing.jsonl"));
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("cannot read"), "{out}");
+
+    // An events file without the identity note (an older nicproof's).
+    let a = d.join("a.jsonl");
+    save_run(&a, &["--scenario", "default"]);
+    let lines = read_lines(&a);
+    write_lines(&a, &lines[1..]);
+    let (code, out) = replay_cmd(&a);
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("re-run with `nicproof run --events"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
 }

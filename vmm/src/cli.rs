@@ -1,4 +1,4 @@
-//! Command line (clap): `nicproof run`, `nicproof list`, `nicproof bench`.
+//! Command line (clap): `nicproof run`, `list`, `bench`, `matrix`, `replay`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +36,39 @@ pub enum Command {
     /// processes), judge each against its expectation, print the matrix.
     /// Exit 1 if a pass case failed or a mutant was missed.
     Matrix(MatrixArgs),
+    /// Run the (scenario, seed, mutants, knobs) of a saved `run --events`
+    /// file again and compare the two event logs in replay form.
+    /// Exit 0 identical, 1 diverged (the first difference is shown),
+    /// 6 host error, 7 bad input (no such file, not an events file, no
+    /// run identity).
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Event log written by `nicproof run --events FILE`.
+    pub file: PathBuf,
+    /// Guest kernel ELF (the one the saved run used).
+    #[arg(long, default_value = "images/nicproof-guest")]
+    pub guest: PathBuf,
+    /// Wall-clock limit of the replay run in seconds [default: the scenario's].
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Write the replay run's event log as JSON lines to OUT.
+    #[arg(long, value_name = "OUT")]
+    pub events: Option<PathBuf>,
+}
+
+impl ReplayArgs {
+    /// The replay run's options, from the file's run identity.
+    pub fn options(&self, id: &vmm::replay::RunIdentity) -> Result<RunOptions> {
+        let mut o = id.options(self.guest.clone())?;
+        if let Some(t) = self.timeout {
+            o.timeout = timeout(t)?;
+        }
+        o.quiet = true;
+        Ok(o)
+    }
 }
 
 #[derive(Args, Debug)]

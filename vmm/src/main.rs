@@ -27,14 +27,7 @@ fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<()> {
         serde_json::to_writer_pretty(BufWriter::new(f), &j)?;
     }
     if let Some(path) = &args.events {
-        let mut w = BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        for e in &res.events {
-            serde_json::to_writer(&mut w, e)?;
-            w.write_all(b"\n")?;
-        }
-        w.flush()?;
+        write_events(path, &res.events)?;
     }
     Ok(())
 }
@@ -60,6 +53,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             Ok(res.report.outcome.exit_code())
         }
         Command::Matrix(args) => matrix(args),
+        Command::Replay(args) => replay(&args),
         Command::Bench(args) if args.net => net_bench(&args),
         Command::Bench(args) => {
             let opts = args.options()?;
@@ -120,6 +114,62 @@ fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
     out(format_args!("guest {}\n", args.vm.guest.display()));
     out(format_args!("{}", vmm::bench::net_table(&plan, &figs)));
     Ok(0)
+}
+
+fn write_events(path: &std::path::Path, events: &[nic_model::events::Event]) -> Result<()> {
+    let mut w = BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    for e in events {
+        serde_json::to_writer(&mut w, e)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// `nicproof replay`: bad input is an error (exit 7); a replay run that
+/// could not start is a host error (6); otherwise 0 identical, 1 diverged.
+fn replay(args: &cli::ReplayArgs) -> Result<i32> {
+    use vmm::replay::{read_events, ReplayForm, RunIdentity, NOT_CLAIMED};
+    let saved = read_events(&args.file)?;
+    let id = RunIdentity::find(&saved).with_context(|| format!("{}", args.file.display()))?;
+    let opts = args.options(&id)?;
+    out(format_args!("replaying {} with guest {}\n", id.note(), args.guest.display()));
+    let res = vmm::run(&opts);
+    if let Some(path) = &args.events {
+        if let Err(e) = write_events(path, &res.events) {
+            eprintln!("nicproof: error: {e:#}");
+            return Ok(6);
+        }
+    }
+    if let vmm::outcome::Outcome::HostError { message } = &res.report.outcome {
+        out(format_args!("replay run could not start: {message}\n"));
+        return Ok(6);
+    }
+    let (expected, got) = (ReplayForm::of(&saved), ReplayForm::of(&res.events));
+    out(format_args!("replay run: {}\n", res.report.outcome.name()));
+    let code = match expected.first_difference(&got) {
+        None => {
+            out(format_args!(
+                "replays: identical replay form ({} events, {} device events)\n",
+                got.merged.len(),
+                got.device.len()
+            ));
+            0
+        }
+        Some(d) => {
+            out(format_args!(
+                "does not replay: {d}(expected = {}, got = the replay run{}; seqs are each log's own)\n",
+                args.file.display(),
+                args.events.as_ref().map_or(String::new(), |p| format!(", saved in {}", p.display()))
+            ));
+            if let Some(why) = id.outside_claim() {
+                out(format_args!("note: this run is outside what replay claims: {why}\n"));
+            }
+            1
+        }
+    };
+    out(format_args!("{NOT_CLAIMED}\n"));
+    Ok(code)
 }
 
 fn matrix(args: cli::MatrixArgs) -> Result<i32> {

@@ -45,7 +45,7 @@ in wall time, so such runs may differ without a bug.";
 pub const IDENTITY_PREFIX: &str = "run: ";
 
 /// Why a saved event log cannot be replayed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// The log has no identity note.
     #[error(
@@ -56,6 +56,18 @@ pub enum ReplayError {
     /// The identity note does not parse.
     #[error("bad run identity `{text}`: {why}")]
     BadIdentity { text: String, why: String },
+    /// The events file cannot be read.
+    #[error("cannot read {path}")]
+    Read { path: String, #[source] source: std::io::Error },
+    /// A line of the file is not an [`Event`].
+    #[error(
+        "{path} line {line} is not a nicproof event ({why}); replay reads the file \
+         `nicproof run --events FILE` writes"
+    )]
+    NotEvents { path: String, line: usize, why: String },
+    /// The file has no events.
+    #[error("{path} holds no events; write one with `nicproof run --events FILE`")]
+    Empty { path: String },
     /// The log was made by a VMM with another vCPU count.
     #[error("the run had {file} vCPUs; this nicproof boots {this}")]
     Ncpus { file: u32, this: u32 },
@@ -181,6 +193,27 @@ impl RunIdentity {
             _ => None,
         }
     }
+}
+
+/// Read an events file (`nicproof run --events`: one JSON [`Event`] per
+/// line; blank lines are skipped).
+pub fn read_events(path: &std::path::Path) -> Result<Vec<Event>, ReplayError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ReplayError::Read { path: shown.clone(), source })?;
+    let mut log = Vec::new();
+    for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let e = serde_json::from_str(l).map_err(|e| ReplayError::NotEvents {
+            path: shown.clone(),
+            line: i + 1,
+            why: e.to_string(),
+        })?;
+        log.push(e);
+    }
+    if log.is_empty() {
+        return Err(ReplayError::Empty { path: shown });
+    }
+    Ok(log)
 }
 
 /// One event as replay compares it (see the module doc).
@@ -371,7 +404,7 @@ impl fmt::Display for Divergence {
             self.stream, self.index, self.expected.len, self.got.len
         )?;
         for c in &self.context {
-            writeln!(f, "              {c}")?;
+            writeln!(f, "  before   : {c}")?;
         }
         for (name, s) in [("expected", &self.expected), ("got     ", &self.got)] {
             match (&s.line, s.seq) {
@@ -446,13 +479,13 @@ mod tests {
         opts.driver_mutant = DriverMutant::NoUnmapAtStop;
         opts.device_mutant = DeviceMutant::ResetIgnored;
         let id = RunIdentity::of(&opts);
-        assert_eq!(RunIdentity::parse(&id.note()), Ok(id.clone()));
+        assert_eq!(RunIdentity::parse(&id.note()).unwrap(), id);
         let log = [
             ev(0, Source::Guest, EventKind::Note { text: "run: scenario=nope".into() }),
             ev(1, Source::Vmm, EventKind::Note { text: id.note() }),
         ];
-        assert_eq!(RunIdentity::find(&log), Ok(id.clone()));
-        assert_eq!(RunIdentity::find(&log[..1]), Err(ReplayError::NoIdentity));
+        assert_eq!(RunIdentity::find(&log).unwrap(), id);
+        assert!(matches!(RunIdentity::find(&log[..1]), Err(ReplayError::NoIdentity)));
         for bad in [
             id.note().replace("seed=42", "seed=x"),
             id.note().replace("scenario=default", "scenario=nope"),
@@ -467,6 +500,22 @@ mod tests {
         let o = id.options("g".into()).unwrap();
         assert_eq!((o.seed, o.device_mutant, o.knobs[3]), (42, DeviceMutant::ResetIgnored, 16));
         assert_eq!(RunIdentity::of(&o), id);
+    }
+
+    #[test]
+    fn read_events_names_what_is_wrong() {
+        let dir = std::env::temp_dir().join(format!("nicproof-replay-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.jsonl");
+        let good = serde_json::to_string(&rd(5)).unwrap();
+        std::fs::write(&p, format!("{good}\n\n{good}\n")).unwrap();
+        assert_eq!(read_events(&p).unwrap(), vec![rd(5), rd(5)]);
+        std::fs::write(&p, format!("{good}\n{{\"outcome\": \"passed\"}}\n")).unwrap();
+        assert!(matches!(read_events(&p), Err(ReplayError::NotEvents { line: 2, .. })));
+        std::fs::write(&p, "\n").unwrap();
+        assert!(matches!(read_events(&p), Err(ReplayError::Empty { .. })));
+        assert!(matches!(read_events(&dir.join("missing")), Err(ReplayError::Read { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
