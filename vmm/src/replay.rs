@@ -38,7 +38,8 @@ use crate::vm::RunOptions;
 /// What replay does not promise, for users and the CLI.
 pub const NOT_CLAIMED: &str = "Not claimed: smp (two guest CPUs interleave their markers freely) \
 and device behaviour driven by device timers alone (the dma-after-disable / irq-after-disable \
-mutants' ghost timers, completion coalescing timeouts, reset delays): those events race the guest \
+mutants' ghost timers, completion coalescing timeouts as in busy-ownership and napi-budget-zero, \
+reset delays): those events race the guest \
 in wall time, so such runs may differ without a bug.";
 
 /// The prefix of the VMM note that carries a run's identity.
@@ -187,6 +188,9 @@ impl RunIdentity {
     pub fn outside_claim(&self) -> Option<&'static str> {
         match (self.scenario, self.device_mutant) {
             (Scenario::Smp, _) => Some("smp runs interleave two CPUs' markers freely"),
+            (Scenario::BusyOwnership | Scenario::NapiBudgetZero, _) => {
+                Some("an RX interrupt of this scenario comes from the coalescing timer")
+            }
             (_, DeviceMutant::DmaAfterDisable | DeviceMutant::IrqAfterDisable) => {
                 Some("this device mutant acts from a wall-time ghost timer")
             }
