@@ -22,7 +22,8 @@ fn events_of(r: &Run) -> Vec<Event> {
 fn identity(r: &Run) -> RunIdentity {
     let log = events_of(r);
     assert!(
-        log.first().is_some_and(|e| e.seq == 0 && RunIdentity::find(&log[..1]).is_ok()),
+        log.first()
+            .is_some_and(|e| e.seq == 0 && RunIdentity::find(&log[..1]).is_ok()),
         "the identity note is not event 0: {:?}",
         log.first()
     );
@@ -53,9 +54,18 @@ fn replays(args: &[&str], outcome: &str) {
     let (ia, ib) = (identity(&a), identity(&b));
     assert_eq!(ia, ib);
     assert_eq!(ia.seed.to_string(), arg(args, "--seed").unwrap_or("0"));
-    assert_eq!(ia.scenario.name(), arg(args, "--scenario").unwrap_or("default"));
-    assert_eq!(ia.driver_mutant.name(), arg(args, "--mutant").unwrap_or("none"));
-    assert_eq!(ia.device_mutant.name(), arg(args, "--device-mutant").unwrap_or("none"));
+    assert_eq!(
+        ia.scenario.name(),
+        arg(args, "--scenario").unwrap_or("default")
+    );
+    assert_eq!(
+        ia.driver_mutant.name(),
+        arg(args, "--mutant").unwrap_or("none")
+    );
+    assert_eq!(
+        ia.device_mutant.name(),
+        arg(args, "--device-mutant").unwrap_or("none")
+    );
     assert!(
         fa.merged.len() > 100,
         "a real run logs more than {} events",
@@ -111,7 +121,9 @@ fn group_scenarios_replay() {
 fn another_seed_does_not_replay() {
     let (_, a) = run_form(&["--scenario", "default", "--seed", "0"]);
     let (_, b) = run_form(&["--scenario", "default", "--seed", "1"]);
-    let diff = a.first_difference(&b).expect("seeds 0 and 1 gave the same log");
+    let diff = a
+        .first_difference(&b)
+        .expect("seeds 0 and 1 gave the same log");
     assert_ne!(a, b);
     assert!(diff.to_string().contains("differs"), "{diff}");
 }
@@ -139,7 +151,11 @@ fn save_run(file: &Path, args: &[&str]) {
         .args(args)
         .output()
         .expect("spawning nicproof run");
-    assert!(file.is_file(), "no events file: {}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        file.is_file(),
+        "no events file: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }
 
 /// `nicproof replay FILE`: (exit code, stdout + stderr).
@@ -156,7 +172,11 @@ fn replay_cmd_with(file: &Path, extra: &[&std::ffi::OsStr]) -> (i32, String) {
         .args(extra)
         .output()
         .expect("spawning nicproof replay");
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     (o.status.code().unwrap_or(-1), text)
 }
 
@@ -208,8 +228,14 @@ fn edited_dma_address_diverges() {
     write_lines(&a, &lines);
     let (code, out) = replay_cmd(&a);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("does not replay: merged stream differs at line"), "{out}");
-    assert!(out.contains(&format!("addr: {}, len", addr + 0x40)), "{out}");
+    assert!(
+        out.contains("does not replay: merged stream differs at line"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("addr: {}, len", addr + 0x40)),
+        "{out}"
+    );
     assert!(out.contains(&format!("addr: {addr}, len")), "{out}");
     assert!(out.contains(&format!("(seq {seq})")), "{out}");
     let _ = std::fs::remove_dir_all(&d);
@@ -228,7 +254,10 @@ fn another_runs_identity_diverges() {
     write_lines(&b, &lines);
     let (code, out) = replay_cmd(&b);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("replaying run: scenario=default seed=0 "), "{out}");
+    assert!(
+        out.contains("replaying run: scenario=default seed=0 "),
+        "{out}"
+    );
     assert!(out.contains("differs at line"), "{out}");
     let _ = std::fs::remove_dir_all(&d);
 }

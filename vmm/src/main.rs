@@ -160,7 +160,7 @@ fn replay(args: &cli::ReplayArgs) -> Result<i32> {
             out(format_args!(
                 "does not replay: {d}(expected = {}, got = the replay run{}; seqs are each log's own)\n",
                 args.file.display(),
-                args.events.as_ref().map_or(String::new(), |p| format!(", saved in {}", p.display()))
+                args.events.as_ref().map_or(", --events OUT keeps its log".into(), |p| format!(", saved in {}", p.display()))
             ));
             if let Some(why) = id.outside_claim() {
                 out(format_args!("note: this run is outside what replay claims: {why}\n"));

@@ -59,13 +59,21 @@ pub enum ReplayError {
     BadIdentity { text: String, why: String },
     /// The events file cannot be read.
     #[error("cannot read {path}")]
-    Read { path: String, #[source] source: std::io::Error },
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A line of the file is not an [`Event`].
     #[error(
         "{path} line {line} is not a nicproof event ({why}); replay reads the file \
          `nicproof run --events FILE` writes"
     )]
-    NotEvents { path: String, line: usize, why: String },
+    NotEvents {
+        path: String,
+        line: usize,
+        why: String,
+    },
     /// The file has no events.
     #[error("{path} holds no events; write one with `nicproof run --events FILE`")]
     Empty { path: String },
@@ -118,7 +126,10 @@ impl RunIdentity {
 
     /// Parse a [`Self::note`] text.
     pub fn parse(text: &str) -> Result<Self, ReplayError> {
-        let bad = |why: String| ReplayError::BadIdentity { text: text.into(), why };
+        let bad = |why: String| ReplayError::BadIdentity {
+            text: text.into(),
+            why,
+        };
         let rest = text
             .strip_prefix(IDENTITY_PREFIX)
             .ok_or_else(|| bad(format!("does not start with `{IDENTITY_PREFIX}`")))?;
@@ -128,17 +139,18 @@ impl RunIdentity {
                 .ok_or_else(|| bad(format!("no `{name}=`")))
         };
         let num = |name: &str, v: &str| {
-            v.parse::<u64>().map_err(|_| bad(format!("{name} `{v}` is not a number")))
+            v.parse::<u64>()
+                .map_err(|_| bad(format!("{name} `{v}` is not a number")))
         };
         let scenario = field("scenario")?;
-        let scenario =
-            Scenario::from_name(scenario).ok_or_else(|| bad(format!("unknown scenario `{scenario}`")))?;
+        let scenario = Scenario::from_name(scenario)
+            .ok_or_else(|| bad(format!("unknown scenario `{scenario}`")))?;
         let mutant = field("mutant")?;
-        let driver_mutant =
-            DriverMutant::from_name(mutant).ok_or_else(|| bad(format!("unknown mutant `{mutant}`")))?;
+        let driver_mutant = DriverMutant::from_name(mutant)
+            .ok_or_else(|| bad(format!("unknown mutant `{mutant}`")))?;
         let dm = field("device-mutant")?;
-        let device_mutant =
-            DeviceMutant::from_name(dm).ok_or_else(|| bad(format!("unknown device mutant `{dm}`")))?;
+        let device_mutant = DeviceMutant::from_name(dm)
+            .ok_or_else(|| bad(format!("unknown device mutant `{dm}`")))?;
         let values = field("knobs")?
             .split(',')
             .map(|v| num("knob", v))
@@ -162,7 +174,9 @@ impl RunIdentity {
         let text = log
             .iter()
             .find_map(|e| match &e.kind {
-                EventKind::Note { text } if e.source == Source::Vmm && text.starts_with(IDENTITY_PREFIX) => {
+                EventKind::Note { text }
+                    if e.source == Source::Vmm && text.starts_with(IDENTITY_PREFIX) =>
+                {
                     Some(text)
                 }
                 _ => None,
@@ -176,7 +190,10 @@ impl RunIdentity {
     /// and seed, as in the first run).
     pub fn options(&self, guest: PathBuf) -> Result<RunOptions, ReplayError> {
         if self.ncpus != layout::NCPUS {
-            return Err(ReplayError::Ncpus { file: self.ncpus, this: layout::NCPUS });
+            return Err(ReplayError::Ncpus {
+                file: self.ncpus,
+                this: layout::NCPUS,
+            });
         }
         let mut o = RunOptions::for_scenario(guest, self.scenario, self.seed, &self.knobs);
         o.driver_mutant = self.driver_mutant;
@@ -203,10 +220,16 @@ impl RunIdentity {
 /// line; blank lines are skipped).
 pub fn read_events(path: &std::path::Path) -> Result<Vec<Event>, ReplayError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ReplayError::Read { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     let mut log = Vec::new();
-    for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let e = serde_json::from_str(l).map_err(|e| ReplayError::NotEvents {
             path: shown.clone(),
             line: i + 1,
@@ -232,7 +255,8 @@ pub fn replay_line(e: &Event) -> String {
     }
     let c = e.canonical();
     // canonical() starts with the sequence number.
-    c.split_once(' ').map_or(c.clone(), |(_, rest)| rest.to_string())
+    c.split_once(' ')
+        .map_or(c.clone(), |(_, rest)| rest.to_string())
 }
 
 /// `in 455032 us (140 pps)` -> `in N us (N pps)`.
@@ -425,19 +449,47 @@ mod tests {
     use super::*;
 
     fn ev(seq: u64, source: Source, kind: EventKind) -> Event {
-        Event { seq, time_ns: seq * 7, source, kind }
+        Event {
+            seq,
+            time_ns: seq * 7,
+            source,
+            kind,
+        }
     }
 
     fn rd(v: u64) -> Event {
-        ev(0, Source::Device, EventKind::MmioRead { offset: 8, value: v, size: 4 })
+        ev(
+            0,
+            Source::Device,
+            EventKind::MmioRead {
+                offset: 8,
+                value: v,
+                size: 4,
+            },
+        )
     }
 
     /// Only repeated identical reads collapse; a changed value, a write or
     /// a guest marker in between keeps both; interrupts leave `merged`.
     #[test]
     fn replay_form_collapses_polls_only() {
-        let wr = ev(0, Source::Device, EventKind::MmioWrite { offset: 0, value: 1, size: 4 });
-        let irq = ev(0, Source::Device, EventKind::Irq { vector: 0, masked: false });
+        let wr = ev(
+            0,
+            Source::Device,
+            EventKind::MmioWrite {
+                offset: 0,
+                value: 1,
+                size: 4,
+            },
+        );
+        let irq = ev(
+            0,
+            Source::Device,
+            EventKind::Irq {
+                vector: 0,
+                masked: false,
+            },
+        );
         let f = ReplayForm::of(&[rd(1), rd(1), irq, rd(1), rd(2), rd(2), wr, rd(2)]);
         assert_eq!(f.device.len(), 5, "{:#?}", f.device); // rd1 irq rd2 wr rd2
         assert_eq!(f.merged.len(), 4, "{:#?}", f.merged);
@@ -453,16 +505,37 @@ mod tests {
     #[test]
     fn first_difference_names_stream_index_and_seqs() {
         let dma = |addr| {
-            ev(9, Source::Device, EventKind::Dma { dir: nic_model::events::DmaDir::Read, addr, len: 16, cause: "tx-desc".into() })
+            ev(
+                9,
+                Source::Device,
+                EventKind::Dma {
+                    dir: nic_model::events::DmaDir::Read,
+                    addr,
+                    len: 16,
+                    cause: "tx-desc".into(),
+                },
+            )
         };
         let a = ReplayForm::of(&[rd(1), rd(2), dma(0x1000), rd(3)]);
         let b = ReplayForm::of(&[rd(1), rd(2), dma(0x2000), rd(3)]);
         assert_eq!(a.first_difference(&a.clone()), None);
         let d = a.first_difference(&b).expect("differs");
-        assert_eq!((d.stream, d.index, d.context.len()), (StreamName::Merged, 2, 2));
+        assert_eq!(
+            (d.stream, d.index, d.context.len()),
+            (StreamName::Merged, 2, 2)
+        );
         assert_eq!(d.expected.seq, Some(9));
-        assert!(d.expected.line.as_deref().is_some_and(|l| l.contains("4096")), "{d}");
-        assert!(d.got.line.as_deref().is_some_and(|l| l.contains("8192")), "{d}");
+        assert!(
+            d.expected
+                .line
+                .as_deref()
+                .is_some_and(|l| l.contains("4096")),
+            "{d}"
+        );
+        assert!(
+            d.got.line.as_deref().is_some_and(|l| l.contains("8192")),
+            "{d}"
+        );
         // A shorter log ends early: the missing side says so.
         let c = ReplayForm::of(&[rd(1), rd(2)]);
         let d = a.first_difference(&c).expect("shorter");
@@ -485,11 +558,20 @@ mod tests {
         let id = RunIdentity::of(&opts);
         assert_eq!(RunIdentity::parse(&id.note()).unwrap(), id);
         let log = [
-            ev(0, Source::Guest, EventKind::Note { text: "run: scenario=nope".into() }),
+            ev(
+                0,
+                Source::Guest,
+                EventKind::Note {
+                    text: "run: scenario=nope".into(),
+                },
+            ),
             ev(1, Source::Vmm, EventKind::Note { text: id.note() }),
         ];
         assert_eq!(RunIdentity::find(&log).unwrap(), id);
-        assert!(matches!(RunIdentity::find(&log[..1]), Err(ReplayError::NoIdentity)));
+        assert!(matches!(
+            RunIdentity::find(&log[..1]),
+            Err(ReplayError::NoIdentity)
+        ));
         for bad in [
             id.note().replace("seed=42", "seed=x"),
             id.note().replace("scenario=default", "scenario=nope"),
@@ -499,10 +581,19 @@ mod tests {
             let e = RunIdentity::parse(&bad).unwrap_err();
             assert!(matches!(e, ReplayError::BadIdentity { .. }), "{bad}: {e}");
         }
-        let other = RunIdentity { ncpus: 9, ..id.clone() };
-        assert!(matches!(other.options("g".into()), Err(ReplayError::Ncpus { file: 9, .. })));
+        let other = RunIdentity {
+            ncpus: 9,
+            ..id.clone()
+        };
+        assert!(matches!(
+            other.options("g".into()),
+            Err(ReplayError::Ncpus { file: 9, .. })
+        ));
         let o = id.options("g".into()).unwrap();
-        assert_eq!((o.seed, o.device_mutant, o.knobs[3]), (42, DeviceMutant::ResetIgnored, 16));
+        assert_eq!(
+            (o.seed, o.device_mutant, o.knobs[3]),
+            (42, DeviceMutant::ResetIgnored, 16)
+        );
         assert_eq!(RunIdentity::of(&o), id);
     }
 
@@ -515,17 +606,26 @@ mod tests {
         std::fs::write(&p, format!("{good}\n\n{good}\n")).unwrap();
         assert_eq!(read_events(&p).unwrap(), vec![rd(5), rd(5)]);
         std::fs::write(&p, format!("{good}\n{{\"outcome\": \"passed\"}}\n")).unwrap();
-        assert!(matches!(read_events(&p), Err(ReplayError::NotEvents { line: 2, .. })));
+        assert!(matches!(
+            read_events(&p),
+            Err(ReplayError::NotEvents { line: 2, .. })
+        ));
         std::fs::write(&p, "\n").unwrap();
         assert!(matches!(read_events(&p), Err(ReplayError::Empty { .. })));
-        assert!(matches!(read_events(&dir.join("missing")), Err(ReplayError::Read { .. })));
+        assert!(matches!(
+            read_events(&dir.join("missing")),
+            Err(ReplayError::Read { .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn host_tsc_is_masked_in_notes() {
         let n = |t: &str| replay_line(&ev(0, Source::Vmm, EventKind::Note { text: t.into() }));
-        assert_eq!(n("2 cpus, tsc 2400000 kHz, seed 3"), n("2 cpus, tsc 3100000 kHz, seed 3"));
+        assert_eq!(
+            n("2 cpus, tsc 2400000 kHz, seed 3"),
+            n("2 cpus, tsc 3100000 kHz, seed 3")
+        );
         assert_ne!(n("seed 3"), n("seed 4"));
     }
 }
