@@ -317,6 +317,9 @@ pub enum DeviceError {
     WriteDuringReset = 9,
     /// DMA attempted with bus mastering off.
     BusMasterOff = 10,
+    /// A BAR0 write narrower than 4 bytes or not dword-aligned: registers
+    /// have side effects, so the device drops it (ERR_ADDR = offset).
+    BadAccess = 11,
 }
 
 impl DeviceError {
@@ -335,6 +338,7 @@ impl DeviceError {
             8 => FrameTooBig,
             9 => WriteDuringReset,
             10 => BusMasterOff,
+            11 => BadAccess,
             _ => return Option::None,
         })
     }

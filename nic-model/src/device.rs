@@ -380,8 +380,9 @@ impl Nic {
         self.monitor.flush();
     }
 
-    /// Write BAR0 at `off`. Widths 4 and 8 (low dword first) only:
-    /// registers have side effects, so partial writes are dropped.
+    /// Write BAR0 at `off`. Dword-aligned widths 4 and 8 (low dword first)
+    /// only: registers have side effects, so any other write is dropped and
+    /// latches `DeviceError::BadAccess`.
     pub fn bar_write(&mut self, off: u64, data: &[u8]) {
         let mut v = [0u8; 8];
         let n = data.len().min(8);
@@ -393,15 +394,18 @@ impl Nic {
             size: data.len() as u8,
         });
         match data.len() {
-            4 => self.dword_write(off, value as u32),
-            8 => {
+            4 if off % 4 == 0 => self.dword_write(off, value as u32),
+            8 if off % 4 == 0 => {
                 self.dword_write(off, value as u32);
                 self.dword_write(off + 4, (value >> 32) as u32);
             }
-            _ => {
+            // A driver bug, not a request: latch it so the run reports it.
+            // No ring is stopped: the write touched no ring.
+            n => {
                 self.monitor.emit(EventKind::Note {
-                    text: format!("{}-byte BAR write at {off:#x} dropped", data.len()),
+                    text: format!("{n}-byte BAR write at {off:#x} dropped"),
                 });
+                self.fault(DeviceError::BadAccess, off, None);
             }
         }
         self.monitor.flush();

@@ -880,6 +880,23 @@ fn assert_ring_stopped_with_err_irq(h: &mut TestHelper) {
 }
 
 #[test]
+fn hostile_narrow_or_misaligned_register_write() {
+    let bar = layout::NIC_BAR0_DEFAULT;
+    for (off, bytes) in [(regs::TX_TAIL, &[1u8, 0][..]), (regs::TX_TAIL, &[1u8][..]), (regs::TX_TAIL + 2, &[1u8, 0, 0, 0][..])] {
+        let mut h = opened(NicConfig::default());
+        h.root.mmio_write(bar + u64::from(off), bytes);
+        assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::BadAccess), "{off:#x} {bytes:?}");
+        assert_eq!(h.r(regs::ERR_ADDR_LO), off);
+        assert_ne!(h.r(regs::INT_CAUSE) & regs::INT_ERR, 0);
+        assert!(h.msi.vectors().contains(&ids::MSIX_MISC), "error interrupt");
+        // Dropped: the tail did not move, and no ring was stopped by it.
+        assert_eq!(h.r(regs::TX_TAIL), 0);
+        h.send(&[(PAY, 60)]);
+        assert_eq!(h.nic().frames_sent(), 1, "the TX ring still works");
+    }
+}
+
+#[test]
 fn hostile_zero_length() {
     let (mut h, c) = hostile_tx(abi::TxDesc {
         addr: PAY,
