@@ -101,6 +101,8 @@ fn tx(c: &mut Criterion) {
 /// device's speed depends on where its buffers landed in the address
 /// space (one device per mode gave ratios from 0.90 to 1.09 across runs
 /// of the same binary), and the sum over a few devices averages that out.
+// Devices are picked by (mode, index) with the mode alternating per round.
+#[allow(clippy::needless_range_loop)]
 fn paired_overhead() {
     let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let rounds = env("NICPROOF_BENCH_ROUNDS", 3000);

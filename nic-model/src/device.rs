@@ -394,8 +394,8 @@ impl Nic {
             size: data.len() as u8,
         });
         match data.len() {
-            4 if off % 4 == 0 => self.dword_write(off, value as u32),
-            8 if off % 4 == 0 => {
+            4 if off.is_multiple_of(4) => self.dword_write(off, value as u32),
+            8 if off.is_multiple_of(4) => {
                 self.dword_write(off, value as u32);
                 self.dword_write(off + 4, (value >> 32) as u32);
             }
