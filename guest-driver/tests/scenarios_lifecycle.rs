@@ -11,10 +11,10 @@ mod hostplat;
 use std::sync::atomic::Ordering;
 
 use hostplat::HostPlat;
-use nic_model::abi::{control, knob, DriverMutant, Marker, RunConfig, Scenario, NUM_KNOBS, PROTOCOL_VERSION};
+use nic_model::abi::{knob, DriverMutant, Marker, Scenario, NUM_KNOBS};
 use nic_model::events::EventKind;
 use nic_model::{InvalidMac, NicConfig};
-use nicproof_guest::scenarios::{run_with_pool, Verdict};
+use nicproof_guest::scenarios::Verdict;
 
 /// The device and knobs of `s`, as vmm/src/scenarios/lifecycle.rs sets
 /// them up for the VM (the reset delay is seeded differently, in the same
@@ -49,19 +49,7 @@ fn setup(s: Scenario, variant: u64, seed: u64) -> (NicConfig, [u64; NUM_KNOBS]) 
 /// time pass so anything a stopped device would still do shows.
 fn run(s: Scenario, variant: u64, seed: u64, mutant: DriverMutant) -> (HostPlat, Verdict) {
     let (nic, knobs) = setup(s, variant, seed);
-    let plat = HostPlat::new(nic);
-    let cfg = RunConfig {
-        magic: control::CONTROL_MAGIC,
-        version: PROTOCOL_VERSION,
-        scenario: s as u32,
-        driver_mutant: mutant as u32,
-        seed,
-        device_mutant: 0,
-        ncpus: 1,
-        tsc_khz: 1_000_000,
-        knobs,
-    };
-    let v = run_with_pool(&plat, &cfg, plat.dma_pool()).expect("a NIC scenario");
+    let (plat, v) = HostPlat::run_scenario(nic, s, seed, mutant, knobs);
     plat.settle();
     (plat, v)
 }

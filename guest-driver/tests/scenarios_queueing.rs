@@ -9,58 +9,18 @@
 
 #[path = "common/hostplat.rs"]
 mod hostplat;
+#[path = "common/queueing_setup.rs"]
+mod queueing_setup;
 
 use std::sync::atomic::Ordering;
 
 use hostplat::HostPlat;
-use nic_model::abi::{control, knob, DriverMutant, RunConfig, Scenario, NUM_KNOBS, PROTOCOL_VERSION};
-use nic_model::NicConfig;
-use nicproof_guest::scenarios::{run_with_pool, Verdict};
-
-/// The device and knobs of `s`, as vmm/src/scenarios/queueing.rs sets
-/// them up for the VM (seeded choices fixed here).
-fn setup(s: Scenario, seed: u64) -> (NicConfig, [u64; NUM_KNOBS]) {
-    let mut nic = NicConfig::default();
-    let mut knobs = [0u64; NUM_KNOBS];
-    match s {
-        Scenario::LostWake | Scenario::FalseWake => {
-            nic.complete_on_request = true;
-            knobs[knob::TX_RING] = 64;
-        }
-        Scenario::BqlRandom => {
-            knobs[knob::TX_RING] = 64;
-            knobs[knob::FRAMES] = 48;
-            knobs[knob::BATCH] = 1 + seed % 8;
-        }
-        Scenario::BatchLastDropped => knobs[knob::BATCH] = 2 + seed % 7,
-        Scenario::ClonePairs => knobs[knob::FRAMES] = 4,
-        Scenario::DroppedIrq => nic.drop_nth_tx_irq = Some(1 + seed % 3),
-        Scenario::Watchdog => {
-            nic.stall_completions_after = Some(2 + seed % 4);
-            knobs[knob::TX_RING] = 64;
-        }
-        Scenario::Soak => knobs[knob::CYCLES] = 5,
-        _ => {}
-    }
-    (nic, knobs)
-}
+use nic_model::abi::{DriverMutant, Scenario};
+use nicproof_guest::scenarios::Verdict;
 
 fn run(s: Scenario, seed: u64, mutant: DriverMutant) -> (HostPlat, Verdict) {
-    let (nic, knobs) = setup(s, seed);
-    let plat = HostPlat::new(nic);
-    let cfg = RunConfig {
-        magic: control::CONTROL_MAGIC,
-        version: PROTOCOL_VERSION,
-        scenario: s as u32,
-        driver_mutant: mutant as u32,
-        seed,
-        device_mutant: 0,
-        ncpus: 1,
-        tsc_khz: 1_000_000,
-        knobs,
-    };
-    let v = run_with_pool(&plat, &cfg, plat.dma_pool()).expect("a NIC scenario");
-    (plat, v)
+    let (nic, knobs) = queueing_setup::setup(s, seed);
+    HostPlat::run_scenario(nic, s, seed, mutant, knobs)
 }
 
 /// Every queueing scenario that runs on one CPU (lost-wake variant 1

@@ -12,12 +12,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use nic_model::abi::{layout, regs, Marker};
+use nic_model::abi::{control, layout, regs, DriverMutant, Marker, RunConfig, Scenario, NUM_KNOBS, PROTOCOL_VERSION};
 use nic_model::events::{EventKind, EventLog, Source};
 use nic_model::test_utils::{guest_memory, RecordingMsi};
 use nic_model::{Nic, NicConfig, PciRoot};
 use nicproof_guest::driver::dma::DmaPool;
 use nicproof_guest::platform::Platform;
+use nicproof_guest::scenarios::{run_with_pool, Verdict};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 /// A marker as the guest sent it.
@@ -108,6 +109,32 @@ impl HostPlat {
     pub fn advance_to(&self, t: u64) {
         let t = self.now.fetch_max(t, Ordering::SeqCst).max(t);
         self.root().nic.advance(t);
+    }
+
+    /// A fresh machine with `nic`, after running scenario `s` on one CPU
+    /// with `knobs` (the RunConfig a VM run would get); returns the machine
+    /// and the guest's verdict.
+    pub fn run_scenario(
+        nic: NicConfig,
+        s: Scenario,
+        seed: u64,
+        mutant: DriverMutant,
+        knobs: [u64; NUM_KNOBS],
+    ) -> (Self, Verdict) {
+        let plat = Self::new(nic);
+        let cfg = RunConfig {
+            magic: control::CONTROL_MAGIC,
+            version: PROTOCOL_VERSION,
+            scenario: s as u32,
+            driver_mutant: mutant as u32,
+            seed,
+            device_mutant: 0,
+            ncpus: 1,
+            tsc_khz: 1_000_000,
+            knobs,
+        };
+        let v = run_with_pool(&plat, &cfg, plat.dma_pool()).expect("a NIC scenario");
+        (plat, v)
     }
 
     /// Let a millisecond of device time pass (in 100 us steps), so
