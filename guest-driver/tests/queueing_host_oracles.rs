@@ -95,19 +95,8 @@ fn snapshots(log: &[Event]) -> (usize, usize) {
 
 #[test]
 fn correct_driver_covers_every_batch_and_balances_bql() {
-    let scenarios = [
-        Scenario::Default,
-        Scenario::LostWake,
-        Scenario::FalseWake,
-        Scenario::BqlRandom,
-        Scenario::BatchLastDropped,
-        Scenario::ClonePairs,
-        Scenario::TimelyCompletion,
-        Scenario::DroppedIrq,
-        Scenario::SmallBudget,
-        Scenario::Watchdog,
-        Scenario::Soak,
-    ];
+    // Default (xmit_more batches of 16) and every queueing scenario.
+    let scenarios = std::iter::once(Scenario::Default).chain(nicproof_guest::scenarios::queueing::SCENARIOS.iter().copied());
     for s in scenarios {
         for seed in [1, 2, 3] {
             let (plat, v) = run(s, seed, DriverMutant::None);

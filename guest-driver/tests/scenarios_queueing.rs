@@ -25,18 +25,7 @@ fn run(s: Scenario, seed: u64, mutant: DriverMutant) -> (HostPlat, Verdict) {
 
 /// Every queueing scenario that runs on one CPU (lost-wake variant 1
 /// needs the guest kernel's second CPU).
-const SINGLE_CPU: &[Scenario] = &[
-    Scenario::LostWake,
-    Scenario::FalseWake,
-    Scenario::BqlRandom,
-    Scenario::BatchLastDropped,
-    Scenario::ClonePairs,
-    Scenario::TimelyCompletion,
-    Scenario::DroppedIrq,
-    Scenario::SmallBudget,
-    Scenario::Watchdog,
-    Scenario::Soak,
-];
+const SINGLE_CPU: &[Scenario] = nicproof_guest::scenarios::queueing::SCENARIOS;
 
 #[test]
 fn correct_driver_passes_every_queueing_scenario() {
