@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nic_model::abi::{knob, BadGuest, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
+use nic_model::config::BackendConfig;
 use vmm::bench::NetPlan;
 use vmm::vm::RunOptions;
 
@@ -150,6 +151,15 @@ pub struct RunArgs {
     /// device clock). With loopback this is also what the RX side received.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Where transmitted frames go: `loopback` (back into the NIC's RX
+    /// ring), `null` (dropped; counted and logged only) or `pcap:FILE`
+    /// (written to FILE, nothing comes back) [default: the scenario's,
+    /// loopback for all of today's]. With `null` or `pcap:` no frame is
+    /// received, so scenarios that check loopback RX (`default` among
+    /// them) fail, and say so: that is the expected result, not a bug.
+    /// `nicproof replay` reruns with the scenario's backend.
+    #[arg(long, value_name = "loopback|null|pcap:FILE", value_parser = parse_backend)]
+    pub backend: Option<BackendConfig>,
     /// Do not show the guest's serial output live (it is still kept for the report).
     #[arg(long)]
     pub quiet: bool,
@@ -298,6 +308,20 @@ fn parse_knob(kv: &str, knobs: &mut [u64; NUM_KNOBS]) -> Result<()> {
     Ok(())
 }
 
+/// `--backend` values; a clap value parser, so a bad one is a usage error
+/// that shows the accepted forms.
+fn parse_backend(v: &str) -> Result<BackendConfig, String> {
+    match v {
+        "loopback" => Ok(BackendConfig::Loopback),
+        "null" => Ok(BackendConfig::Null),
+        _ => match v.strip_prefix("pcap:") {
+            Some("") => Err("pcap: needs a file name, e.g. pcap:out.pcap".into()),
+            Some(path) => Ok(BackendConfig::Pcap(path.into())),
+            None => Err("expected loopback, null or pcap:FILE".into()),
+        },
+    }
+}
+
 fn timeout(secs: f64) -> Result<Duration> {
     Duration::try_from_secs_f64(secs)
         .ok()
@@ -335,6 +359,12 @@ impl RunArgs {
                 bail!("--pcap: scenario {} has no NIC to capture from", self.scenario);
             };
             nic.capture = Some(path.to_string_lossy().into_owned());
+        }
+        if let Some(b) = &self.backend {
+            let Some(nic) = o.nic.as_mut() else {
+                bail!("--backend: scenario {} has no NIC", self.scenario);
+            };
+            nic.backend = b.clone();
         }
         Ok(o)
     }
@@ -497,6 +527,31 @@ mod tests {
         assert!(parse_knob("echo", &mut k).is_err());
         assert!(bad_guest("page-fault").is_ok() && bad_guest("x").is_err());
         assert!(list().contains("no-fence"));
+    }
+
+    #[test]
+    fn backend_is_the_scenarios_unless_given_and_bad_values_are_usage_errors() {
+        let run = |extra: &[&str]| -> Result<RunArgs, clap::Error> {
+            let mut argv = vec!["nicproof", "run"];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv)?.command {
+                Command::Run(r) => Ok(r),
+                _ => unreachable!("parsed a run command"),
+            }
+        };
+        let backend = |extra: &[&str]| run(extra).unwrap().options().unwrap().nic.unwrap().backend;
+        assert_eq!(backend(&[]), BackendConfig::Loopback);
+        assert_eq!(backend(&["--backend", "null"]), BackendConfig::Null);
+        assert_eq!(backend(&["--backend", "loopback"]), BackendConfig::Loopback);
+        assert_eq!(
+            backend(&["--backend", "pcap:/tmp/a:b.pcap"]),
+            BackendConfig::Pcap("/tmp/a:b.pcap".into())
+        );
+        for bad in ["tap", "pcap:", "Null", ""] {
+            let e = run(&["--backend", bad]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            assert!(e.to_string().contains("--backend"), "{e}");
+        }
     }
 
     #[test]
