@@ -1,5 +1,6 @@
 //! The `nicproof run` command line: `--backend` picks where transmitted
-//! frames go (and a bad value is a usage error).
+//! frames go (and a bad value is a usage error), and the report says in
+//! words which vCPUs ran.
 //!
 //! The backend runs use the `default` scenario with 4 frames: it checks
 //! that every frame comes back through loopback, so with `null` or
@@ -84,4 +85,14 @@ fn a_bad_backend_is_a_usage_error_that_shows_the_forms() {
         assert!(err.contains("--backend") && err.contains("pcap:"), "{bad}: {err}");
         assert!(out.stdout.is_empty(), "{bad}: a report was printed");
     }
+}
+
+#[test]
+fn the_report_says_which_vcpus_ran() {
+    let r = run(&guest_image(), &["--scenario", "default", "--knob", "frames=4"]);
+    assert_eq!(r.outcome(), "passed", "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("\nvCPUs: boot vCPU 0 only (the guest started no other)\n"), "{}", r.stdout);
+    let r = run(&guest_image(), &["--scenario", "boot"]);
+    assert_eq!(r.outcome(), "passed", "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("\nvCPUs: boot vCPU 0, and 1 started by the guest\n"), "{}", r.stdout);
 }

@@ -102,7 +102,9 @@ pub struct Stats {
     pub run_ms: f64,
     /// VM exits seen by userspace, per reason, all vCPUs.
     pub exits: BTreeMap<String, u64>,
-    /// CPUs that reported CpuOnline (the boot CPU counts once Ready).
+    /// Application processors (vCPUs other than the boot vCPU 0) whose
+    /// guest code reported CpuOnline, in arrival order. The boot vCPU never
+    /// sends one, so a run on the boot vCPU alone leaves this empty.
     pub cpus_online: Vec<u64>,
     /// Events in the log.
     pub events: usize,
@@ -112,6 +114,21 @@ impl Stats {
     /// Total exits.
     pub fn total_exits(&self) -> u64 {
         self.exits.values().sum()
+    }
+
+    /// Which vCPUs ran guest code, in words, for the report
+    /// (`cpus_online` alone printed `[]` for a normal one-vCPU run).
+    pub fn vcpus(&self) -> String {
+        if self.cpus_online.is_empty() {
+            // run_ms is measured from the first KVM_RUN: exactly zero
+            // means the VM never ran (a host error during set-up).
+            if self.run_ms == 0.0 {
+                return "none ran".into();
+            }
+            return "boot vCPU 0 only (the guest started no other)".into();
+        }
+        let aps: Vec<String> = self.cpus_online.iter().map(u64::to_string).collect();
+        format!("boot vCPU 0, and {} started by the guest", aps.join(", "))
     }
 }
 
@@ -210,7 +227,7 @@ impl fmt::Display for Report {
             "set-up {:.1} ms, boot-to-ready {ready}, run {:.1} ms, {} events",
             s.setup_ms, s.run_ms, s.events
         )?;
-        writeln!(f, "cpus online: {:?}", s.cpus_online)?;
+        writeln!(f, "vCPUs: {}", s.vcpus())?;
         write!(f, "vm exits: {} ({})", s.total_exits(), exits.join(", "))
     }
 }
@@ -290,6 +307,20 @@ mod tests {
         }
         codes.dedup();
         assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6], "exit codes are distinct");
+    }
+
+    #[test]
+    fn the_vcpus_line_says_who_ran() {
+        let mut s = Stats::default();
+        assert_eq!(s.vcpus(), "none ran");
+        s.run_ms = 3.0;
+        assert_eq!(s.vcpus(), "boot vCPU 0 only (the guest started no other)");
+        s.cpus_online = vec![1];
+        assert_eq!(s.vcpus(), "boot vCPU 0, and 1 started by the guest");
+        s.cpus_online = vec![1, 2];
+        assert_eq!(s.vcpus(), "boot vCPU 0, and 1, 2 started by the guest");
+        let r = Report { stats: s, ..report(Outcome::Passed) };
+        assert!(r.to_string().contains("\nvCPUs: boot vCPU 0, and 1, 2 started by the guest\n"), "{r}");
     }
 
     #[test]
