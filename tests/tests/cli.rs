@@ -24,8 +24,18 @@ fn sent(r: &Run) -> Vec<(u64, u64)> {
 /// only findings are the guest's verdict and its oracle, and the host's
 /// byte check saw nothing to check.
 fn fails_only_on_missing_rx(r: &Run) {
-    assert_eq!((r.code, r.outcome()), (1, "failed"), "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("before every frame came back"), "{}", r.stdout);
+    assert_eq!(
+        (r.code, r.outcome()),
+        (1, "failed"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("before every frame came back"),
+        "{}",
+        r.stdout
+    );
     let findings: Vec<&str> = r.report["findings"]
         .as_array()
         .expect("findings")
@@ -43,21 +53,46 @@ fn fails_only_on_missing_rx(r: &Run) {
         .iter()
         .find(|c| c["check"] == "delivered frames match sent bytes")
         .expect("the delivered-frames row");
-    assert_eq!((&rx["status"], &rx["counts"]["frames-received"]), (&"n.a.".into(), &0.into()), "{rx}");
+    assert_eq!(
+        (&rx["status"], &rx["counts"]["frames-received"]),
+        (&"n.a.".into(), &0.into()),
+        "{rx}"
+    );
 }
 
 #[test]
 fn backend_null_drops_every_frame_and_the_report_names_the_rx_failure() {
-    let r = run(&guest_image(), &["--scenario", "default", "--knob", "frames=4", "--backend", "null"]);
+    let r = run(
+        &guest_image(),
+        &[
+            "--scenario",
+            "default",
+            "--knob",
+            "frames=4",
+            "--backend",
+            "null",
+        ],
+    );
     fails_only_on_missing_rx(&r);
     assert_eq!(sent(&r).len(), 4, "{}", r.stdout);
 }
 
 #[test]
 fn backend_pcap_writes_the_transmitted_frames_and_returns_none() {
-    let path = std::env::temp_dir().join(format!("nicproof-cli-backend-{}.pcap", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("nicproof-cli-backend-{}.pcap", std::process::id()));
     let arg = format!("pcap:{}", path.display());
-    let r = run(&guest_image(), &["--scenario", "default", "--knob", "frames=4", "--backend", &arg]);
+    let r = run(
+        &guest_image(),
+        &[
+            "--scenario",
+            "default",
+            "--knob",
+            "frames=4",
+            "--backend",
+            &arg,
+        ],
+    );
     let mut got = Vec::new();
     if let Ok(f) = File::open(&path) {
         let mut reader = pcap_file::pcap::PcapReader::new(f).expect("a pcap file");
@@ -70,7 +105,10 @@ fn backend_pcap_writes_the_transmitted_frames_and_returns_none() {
     fails_only_on_missing_rx(&r);
     let sent = sent(&r);
     assert_eq!(sent.len(), 4, "{}", r.stdout);
-    assert_eq!(got, sent, "the backend file holds the transmitted frames in order");
+    assert_eq!(
+        got, sent,
+        "the backend file holds the transmitted frames in order"
+    );
 }
 
 #[test]
@@ -82,17 +120,33 @@ fn a_bad_backend_is_a_usage_error_that_shows_the_forms() {
             .expect("spawning nicproof");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(7), "{bad}: {err}");
-        assert!(err.contains("--backend") && err.contains("pcap:"), "{bad}: {err}");
+        assert!(
+            err.contains("--backend") && err.contains("pcap:"),
+            "{bad}: {err}"
+        );
         assert!(out.stdout.is_empty(), "{bad}: a report was printed");
     }
 }
 
 #[test]
 fn the_report_says_which_vcpus_ran() {
-    let r = run(&guest_image(), &["--scenario", "default", "--knob", "frames=4"]);
+    let r = run(
+        &guest_image(),
+        &["--scenario", "default", "--knob", "frames=4"],
+    );
     assert_eq!(r.outcome(), "passed", "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("\nvCPUs: boot vCPU 0 only (the guest started no other)\n"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("\nvCPUs: boot vCPU 0 only (the guest started no other)\n"),
+        "{}",
+        r.stdout
+    );
     let r = run(&guest_image(), &["--scenario", "boot"]);
     assert_eq!(r.outcome(), "passed", "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("\nvCPUs: boot vCPU 0, and 1 started by the guest\n"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("\nvCPUs: boot vCPU 0, and 1 started by the guest\n"),
+        "{}",
+        r.stdout
+    );
 }
