@@ -22,6 +22,7 @@ use crate::monitor::{self, DmaCause, DmaMonitor, GateState, Violation};
 use crate::msix::{Delivery, MsiSink, Msix};
 use crate::pci::{ConfigSpace, MSIX_CAP_DWORD};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -41,15 +42,23 @@ const DESC_SIZE: u64 = 16;
 const TXD_STATUS_OFFSET: u64 = 12;
 /// Offset of `RxDesc::len` (followed by `status`).
 const RXD_LEN_OFFSET: u64 = 10;
+/// Most TX descriptors fetched in one read burst. Like the descriptor
+/// cache of e1000-class NICs, a burst takes every posted descriptor up to
+/// this many (and up to the ring's end) in one DMA, so a small packet
+/// costs one descriptor access per burst instead of one per descriptor.
+pub const TX_PREFETCH: u32 = 64;
 
 /// One ring's registers and progress.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Ring {
     base: u64,
     size: u32,
-    /// Next descriptor to fetch (free-running); the HEAD register.
+    /// Next descriptor to process (free-running); the HEAD register.
     head: u32,
     tail: u32,
+    /// Next descriptor to fetch (TX only; `head..fetched` are in the
+    /// prefetch cache).
+    fetched: u32,
     /// First descriptor of the packet being gathered (TX only).
     pkt_start: u32,
     /// Faulted: ignores doorbells until reset.
@@ -106,6 +115,33 @@ struct Timers {
 #[derive(Debug)]
 struct Blocked;
 
+/// Packets of the current fetch burst whose completion is due: EOP
+/// indexes `first..=last` (free-running) hold `count` of them.
+#[derive(Clone, Copy, Debug, Default)]
+struct TxWriteBack {
+    first: u32,
+    last: u32,
+    count: u32,
+}
+
+impl TxWriteBack {
+    fn add(&mut self, eop: u32) {
+        if self.count == 0 {
+            self.first = eop;
+        }
+        self.last = eop;
+        self.count += 1;
+    }
+}
+
+/// Why the TX walk ended early.
+enum TxStop {
+    /// A fault to latch (code, address).
+    Fault(DeviceError, u64),
+    /// The gate refused an access (its fault is latched already).
+    Blocked,
+}
+
 /// The NIC model.
 pub struct Nic {
     cfg: NicConfig,
@@ -134,6 +170,16 @@ pub struct Nic {
     stalled: bool,
     /// TX completions held for TEST_COMPLETE (EOP slots).
     held: VecDeque<u32>,
+    /// The TX descriptors of the last fetch burst, free-running indexes
+    /// `tx_burst_start..regs.tx.fetched`, as read (the device owns them
+    /// until their packets complete).
+    /// Each descriptor as its two little-endian words: the address, then
+    /// len | flags << 16 | rsvd << 24 | status << 32 | cookie << 48.
+    tx_cache: Box<[[u64; 2]; TX_PREFETCH as usize]>,
+    tx_burst_start: u32,
+    /// Completions processed but not yet written back (see
+    /// [`Nic::write_back_tx`]).
+    tx_wb: TxWriteBack,
     ghost_dma_left: u32,
     ghost_dma_addr: u64,
     ghost_irq_left: u32,
@@ -185,6 +231,9 @@ impl Nic {
             completed: 0,
             stalled: false,
             held: VecDeque::new(),
+            tx_cache: Box::new([[0; 2]; TX_PREFETCH as usize]),
+            tx_burst_start: 0,
+            tx_wb: TxWriteBack::default(),
             ghost_dma_left: 0,
             ghost_dma_addr: 0,
             ghost_irq_left: 0,
@@ -322,6 +371,7 @@ impl Nic {
             size: n as u8,
         });
         self.pci.write(offset, data);
+        self.sync_gate_state();
         if usize::from(offset / 4) == MSIX_CAP_DWORD {
             self.msix.set_msg_ctrl(self.pci.msix_msg_ctrl());
             self.deliver_pending();
@@ -560,6 +610,7 @@ impl Nic {
         let old = self.regs.ctrl;
         let new = v & (regs::CTRL_TX_EN | regs::CTRL_RX_EN);
         self.regs.ctrl = new;
+        self.sync_gate_state();
         if old & !new != 0 {
             self.on_disable(old);
         }
@@ -607,6 +658,8 @@ impl Nic {
         }
         self.regs = Regs::default();
         self.held.clear();
+        self.tx_wb = TxWriteBack::default();
+        self.tx_burst_start = 0;
         self.frame.clear();
         self.stalled = false;
         // Mutant timers survive: that is what makes them mutants.
@@ -622,10 +675,12 @@ impl Nic {
             self.regs.resetting = true;
             self.timers.reset_done = Some(self.now_ns.saturating_add(delay));
         }
+        self.sync_gate_state();
     }
 
     fn finish_reset(&mut self) {
         self.regs.resetting = false;
+        self.sync_gate_state();
         self.monitor.emit(EventKind::ResetDone);
         self.raise_causes(regs::INT_RESET_DONE);
     }
@@ -759,14 +814,26 @@ impl Nic {
             self.block(dir, addr, len, cause, in_ram);
             return false;
         }
-        let st = GateState {
-            bus_master: true,
+        debug_assert_eq!(self.monitor.device_state(), self.gate_state(), "monitor state out of step");
+        self.monitor.check_dma(dir, addr, len, cause);
+        true
+    }
+
+    /// What the monitor judges DMAs against; reported on every change
+    /// ([`Nic::sync_gate_state`]) rather than built per access.
+    fn gate_state(&self) -> GateState {
+        GateState {
+            bus_master: self.bus_master(),
             tx_enabled: self.regs.ctrl & regs::CTRL_TX_EN != 0,
             rx_enabled: self.regs.ctrl & regs::CTRL_RX_EN != 0,
             resetting: self.regs.resetting,
-        };
-        self.monitor.check_dma(dir, addr, len, cause, st);
-        true
+        }
+    }
+
+    /// Tell the monitor the enable, reset or bus-master state changed.
+    fn sync_gate_state(&mut self) {
+        let st = self.gate_state();
+        self.monitor.set_device_state(st);
     }
 
     /// An access the device refuses: a device fault, and a violation.
@@ -832,61 +899,80 @@ impl Nic {
     }
 
     /// Walk posted TX descriptors; at most `MAX_WORK_PER_DOORBELL`.
+    ///
+    /// Descriptors are fetched in bursts ([`TX_PREFETCH`]) and completions
+    /// written back once per burst ([`Nic::write_back_tx`]), so a small
+    /// packet costs the gate one data read plus a share of two burst
+    /// accesses, as on e1000-class hardware.
     fn process_tx(&mut self) {
         if !self.tx_can_run() {
             return;
         }
+        let walked = self.walk_tx();
+        // Completions of packets sent before a fault still go out.
+        self.write_back_tx();
+        match walked {
+            Ok(()) if self.cfg.mutant == DeviceMutant::PhantomCompletion => {
+                self.phantom_completion();
+            }
+            Ok(()) | Err(TxStop::Blocked) => {}
+            Err(TxStop::Fault(code, addr)) => self.fault(code, addr, Some(true)),
+        }
+    }
+
+    fn walk_tx(&mut self) -> Result<(), TxStop> {
         let ring = self.regs.tx;
         let Some(mask) = ring.mask() else {
-            return self.fault(DeviceError::BadRingSize, u64::from(ring.size), Some(true));
+            return Err(TxStop::Fault(DeviceError::BadRingSize, u64::from(ring.size)));
         };
         if ring.tail.wrapping_sub(ring.pkt_start) > ring.size {
-            return self.fault(DeviceError::BadTail, u64::from(ring.tail), Some(true));
+            return Err(TxStop::Fault(DeviceError::BadTail, u64::from(ring.tail)));
         }
         let mut work = 0;
         while self.regs.tx.head != self.regs.tx.tail && work < abi::MAX_WORK_PER_DOORBELL {
             if self.stall_now() || self.held.len() >= regs::MAX_RING as usize {
                 break;
             }
-            work += 1;
             let idx = self.regs.tx.head;
+            let cached = self.regs.tx.fetched.wrapping_sub(self.tx_burst_start);
+            let at = idx.wrapping_sub(self.tx_burst_start);
+            if at >= cached {
+                self.fetch_tx_burst(mask, abi::MAX_WORK_PER_DOORBELL - work)?;
+            }
+            work += 1;
             let frags = idx.wrapping_sub(self.regs.tx.pkt_start);
             let daddr = ring.desc_addr(idx, mask);
             if frags >= abi::MAX_DESC_PER_PACKET {
-                return self.fault(DeviceError::NoEndOfPacket, daddr, Some(true));
+                return Err(TxStop::Fault(DeviceError::NoEndOfPacket, daddr));
             }
-            let mut raw = [0u8; DESC_SIZE as usize];
-            if self
-                .dma_read(daddr, &mut raw, DmaCause::TxDesc(idx & mask))
-                .is_err()
-            {
-                return;
-            }
-            let addr = u64::from_le_bytes(raw[0..8].try_into().unwrap_or_default());
-            let len = u16::from_le_bytes([raw[8], raw[9]]);
-            let flags = raw[10];
+            let at = idx.wrapping_sub(self.tx_burst_start) as usize;
+            let [addr, word] = self.tx_cache[at % TX_PREFETCH as usize];
+            let (len, flags) = (word as u16, (word >> 16) as u8);
             self.regs.tx.head = idx.wrapping_add(1);
             if len == 0 {
-                return self.fault(DeviceError::ZeroLength, daddr, Some(true));
+                return Err(TxStop::Fault(DeviceError::ZeroLength, daddr));
             }
             let have = self.frame.len();
             if have + usize::from(len) > abi::MAX_FRAME_LEN as usize {
-                return self.fault(DeviceError::FrameTooBig, addr, Some(true));
+                return Err(TxStop::Fault(DeviceError::FrameTooBig, addr));
             }
             self.frame.resize(have + usize::from(len), 0);
             let mut frame = std::mem::take(&mut self.frame);
             let r = self.dma_read(addr, &mut frame[have..], DmaCause::TxData);
             self.frame = frame;
-            if r.is_err() {
-                return;
-            }
+            r.map_err(|_| TxStop::Blocked)?;
             if flags & abi::TXD_EOP != 0 {
                 self.regs.tx.pkt_start = self.regs.tx.head;
                 let seq = self.transmit();
-                self.complete_or_hold(idx & mask);
+                if self.cfg.complete_on_request {
+                    self.held.push_back(idx & mask);
+                } else {
+                    self.tx_wb.add(idx);
+                }
                 // The frame arrives after its completion is written, as
                 // on a wire: TX interrupt first, then RX.
                 if matches!(self.backend, Backend::Loopback) {
+                    self.write_back_tx();
                     let frame = std::mem::take(&mut self.frame);
                     self.receive(&frame, seq);
                     self.frame = frame;
@@ -894,14 +980,47 @@ impl Nic {
                 self.frame.clear();
             }
         }
-        if self.cfg.mutant == DeviceMutant::PhantomCompletion {
-            self.phantom_completion();
+        Ok(())
+    }
+
+    /// Fetch the next burst of posted descriptors, from HEAD, in one DMA:
+    /// at most [`TX_PREFETCH`], `budget`, and the slots left before the
+    /// ring wraps (a burst is one contiguous read).
+    fn fetch_tx_burst(&mut self, mask: u32, budget: u32) -> Result<(), TxStop> {
+        // The due completions are written back from the cache: first.
+        self.write_back_tx();
+        let r = self.regs.tx;
+        let start = r.head;
+        let posted = r.tail.wrapping_sub(start);
+        if posted > r.size {
+            return Err(TxStop::Fault(DeviceError::BadTail, u64::from(r.tail)));
         }
+        let n = posted
+            .min(TX_PREFETCH)
+            .min(r.size - (start & mask))
+            .min(budget)
+            .max(1);
+        let bytes = n as usize * DESC_SIZE as usize;
+        let mut raw = [0u8; TX_PREFETCH as usize * DESC_SIZE as usize];
+        self.dma_read(
+            r.desc_addr(start, mask),
+            &mut raw[..bytes],
+            DmaCause::TxDesc(start & mask),
+        )
+        .map_err(|_| TxStop::Blocked)?;
+        for (slot, d) in self.tx_cache.iter_mut().zip(raw[..bytes].chunks_exact(16)) {
+            let w = |i: usize| u64::from_le_bytes(d[i..i + 8].try_into().unwrap_or_default());
+            *slot = [w(0), w(8)];
+        }
+        self.tx_burst_start = start;
+        self.regs.tx.fetched = start.wrapping_add(n);
+        Ok(())
     }
 
     fn stall_now(&mut self) -> bool {
         if let (true, Some(n)) = (self.stall_armed, self.cfg.stall_completions_after) {
-            if self.completed >= n {
+            // Completions not yet written back count: they will be.
+            if self.completed + u64::from(self.tx_wb.count) >= n {
                 self.stall_armed = false;
                 self.stalled = true;
                 self.monitor.emit(EventKind::Note {
@@ -935,14 +1054,61 @@ impl Nic {
         seq
     }
 
-    fn complete_or_hold(&mut self, eop_slot: u32) {
-        if self.cfg.complete_on_request {
-            self.held.push_back(eop_slot);
-        } else {
-            self.write_tx_completion(eop_slot);
+    /// Write back the due completions of the current burst as one DMA:
+    /// the descriptors from the first due EOP to the last, as fetched,
+    /// with DONE in each EOP's status (e1000-class NICs write back whole
+    /// descriptors too). Descriptor by descriptor in ring order, each as
+    /// two aligned 8-byte stores with the status in the second, so a
+    /// driver reclaiming on another vCPU never sees a DONE before the rest
+    /// of its descriptor, and no descriptor is written again once its DONE
+    /// is visible.
+    fn write_back_tx(&mut self) {
+        let wb = std::mem::take(&mut self.tx_wb);
+        if wb.count == 0 {
+            return;
+        }
+        let ring = self.regs.tx;
+        let Some(mask) = ring.mask() else { return };
+        let n = wb.last.wrapping_sub(wb.first).wrapping_add(1);
+        let addr = ring.desc_addr(wb.first, mask);
+        let len = u64::from(n) * DESC_SIZE;
+        if !self.gate(DmaDir::Write, addr, len, DmaCause::TxStatus(wb.first & mask)) {
+            return;
+        }
+        // The gate checked the range is RAM; one region unless it spans
+        // two, which a ring never should: then no write, and a fault.
+        let Ok(dst) = self.mem.get_slice(GuestAddress(addr), len as usize) else {
+            return self.fault(DeviceError::AddressOutsideRam, addr, Some(true));
+        };
+        const STATUS: u64 = 0xffff << 32;
+        let first = wb.first.wrapping_sub(self.tx_burst_start);
+        for k in 0..n {
+            let [a, mut w] = self.tx_cache[(first.wrapping_add(k) % TX_PREFETCH) as usize];
+            if (w >> 16) as u8 & abi::TXD_EOP != 0 {
+                w = w & !STATUS | u64::from(abi::TXD_STAT_DONE) << 32;
+            }
+            let off = k as usize * DESC_SIZE as usize;
+            let _ = dst.store(a, off, Ordering::Relaxed);
+            let _ = dst.store(w, off + 8, Ordering::Release);
+        }
+        for _ in 0..wb.count {
+            self.count_tx_completion();
         }
     }
 
+    /// A completion went out: count it and moderate the TX interrupt.
+    fn count_tx_completion(&mut self) {
+        self.completed += 1;
+        let r = &mut self.regs;
+        r.tx_uncoalesced += 1;
+        if r.tx_uncoalesced >= r.coal_tx_frames.max(1) {
+            self.fire_tx_irq();
+        } else if r.coal_tx_usecs > 0 && self.timers.tx_coal.is_none() {
+            self.timers.tx_coal = Some(self.now_ns + u64::from(r.coal_tx_usecs) * 1000);
+        }
+    }
+
+    /// One held completion (TEST_COMPLETE): the status word alone.
     fn write_tx_completion(&mut self, slot: u32) {
         let addr = self.regs.tx.base.wrapping_add(u64::from(slot) * DESC_SIZE) + TXD_STATUS_OFFSET;
         if self
@@ -955,14 +1121,7 @@ impl Nic {
         {
             return;
         }
-        self.completed += 1;
-        let r = &mut self.regs;
-        r.tx_uncoalesced += 1;
-        if r.tx_uncoalesced >= r.coal_tx_frames.max(1) {
-            self.fire_tx_irq();
-        } else if r.coal_tx_usecs > 0 && self.timers.tx_coal.is_none() {
-            self.timers.tx_coal = Some(self.now_ns + u64::from(r.coal_tx_usecs) * 1000);
-        }
+        self.count_tx_completion();
     }
 
     fn complete_held(&mut self) {

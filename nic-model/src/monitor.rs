@@ -48,11 +48,13 @@ pub const RULE_UNMAP_UNMAPPED: &str = "unmap-unmapped";
 /// What the DMA is for; decides which ring checks apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DmaCause {
-    /// Fetch of a TX descriptor at ring slot `.0`.
+    /// Fetch of TX descriptors from ring slot `.0` (a burst: the length
+    /// says how many).
     TxDesc(u32),
     /// Read of TX fragment data.
     TxData,
-    /// Completion write-back into TX slot `.0`.
+    /// Completion write-back from TX slot `.0`: one status word, or whole
+    /// descriptors up to the last completed EOP (the length says).
     TxStatus(u32),
     /// Fetch of an RX descriptor at slot `.0`.
     RxDesc(u32),
@@ -123,60 +125,72 @@ impl ShadowRing {
     fn mask(&self) -> Option<u32> {
         self.valid_mask
     }
-    /// If `slot` is the next one the driver posted, advance and say so.
+    /// If `n` slots from `slot` are the next ones the driver posted (and
+    /// do not wrap: a burst is one contiguous read), advance and say so.
     /// (The hot path: the message is built by `fetch_error` only on failure.)
     #[inline(always)]
-    fn fetch(&mut self, slot: u32) -> bool {
+    fn fetch(&mut self, slot: u32, n: u32) -> bool {
         let Some(m) = self.mask() else { return true };
         let posted = self.tail.wrapping_sub(self.fetched);
-        if posted == 0 || posted > self.size || slot != self.fetched & m {
+        if n == 0 || n > posted || posted > self.size || slot != self.fetched & m || slot + n > self.size {
             return false;
         }
-        self.fetched = self.fetched.wrapping_add(1);
+        self.fetched = self.fetched.wrapping_add(n);
         true
     }
-    fn fetch_error(&self, slot: u32) -> String {
+    fn fetch_error(&self, slot: u32, n: u32) -> String {
         let m = self.mask().unwrap_or(0);
         format!(
-            "fetched slot {slot}; next posted is {} with {} posted (tail {})",
+            "fetched {n} slot(s) from {slot}; next posted is {} with {} posted (tail {})",
             self.fetched & m,
             self.tail.wrapping_sub(self.fetched),
             self.tail
         )
     }
-    /// If `slot` was fetched and not yet completed, advance and say so.
+    /// If the `n` slots from `slot` were fetched and not yet completed,
+    /// advance past them and say so.
     #[inline(always)]
-    fn complete(&mut self, slot: u32) -> bool {
+    fn complete(&mut self, slot: u32, n: u32) -> bool {
         let Some(m) = self.mask() else { return true };
         let open = self.fetched.wrapping_sub(self.done);
         let d = slot.wrapping_sub(self.done & m) & m;
-        if d >= open || open > self.size {
+        if n == 0 || d.saturating_add(n) > open || open > self.size {
             return false;
         }
-        self.done = self.done.wrapping_add(d + 1);
+        self.done = self.done.wrapping_add(d + n);
         true
     }
-    fn complete_error(&self, slot: u32) -> String {
+    fn complete_error(&self, slot: u32, n: u32) -> String {
         let m = self.mask().unwrap_or(0);
         format!(
-            "completion for slot {slot}; fetched-not-completed window is {} slots from {}",
+            "completion for {n} slot(s) from {slot}; fetched-not-completed window is {} slots from {}",
             self.fetched.wrapping_sub(self.done),
             self.done & m
         )
     }
 }
 
-/// A cached map: `[start, end)` and the DMA directions it allows.
+/// A cached map range `[start, end)` (see `DmaMonitor::hits`).
 #[derive(Clone, Copy, Debug)]
 struct MapHit {
     start: u64,
     end: u64,
-    /// Bit 0: device reads allowed; bit 1: device writes allowed.
-    allow: u8,
+}
+
+/// Hit slots: the six ring and data causes, times two directions.
+const HIT_SLOTS: usize = 12;
+
+/// The hit slot of an access, if its cause has one (poll and ghost
+/// accesses always take the full check).
+#[inline(always)]
+fn hit_slot(cause: DmaCause, dir: DmaDir) -> Option<usize> {
+    let id = usize::from(cause.id());
+    (id < HIT_SLOTS / 2).then(|| id * 2 + usize::from(dir == DmaDir::Write))
 }
 
 impl MapHit {
-    const NONE: Self = Self { start: 0, end: 0, allow: 0 };
+    // start > end: contains nothing.
+    const NONE: Self = Self { start: 1, end: 0 };
     /// Map direction (0 = to device, 1 = from device, 2 = both) as bits.
     fn allow_bits(map_dir: u64) -> u8 {
         match map_dir {
@@ -194,8 +208,9 @@ fn dir_bit(dir: DmaDir) -> u8 {
     }
 }
 
-/// Device state the gate passes in for the enable checks.
-#[derive(Clone, Copy, Debug)]
+/// Device state the enable checks judge against; the device reports it
+/// with [`DmaMonitor::set_device_state`] each time it changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GateState {
     /// PCI command bus-master bit.
     pub bus_master: bool,
@@ -220,11 +235,28 @@ pub struct DmaMonitor {
     violations: Vec<Violation>,
     /// Device events of the current register access, not yet published.
     pending: Batch,
-    /// Last map hit per access class (ring accesses, data accesses): a
-    /// class nearly always hits the same map again, so this skips most
-    /// tree lookups.
-    hits: [MapHit; 2],
+    /// Per (cause, direction), the last live map that let such an access
+    /// through with every window rule met: the next access of that kind
+    /// inside it passes with two compares. Emptied whenever a map, the
+    /// stop marker or the device state changes, so a hit never hides a
+    /// rule that has since started to apply.
+    hits: [MapHit; HIT_SLOTS],
+    /// The device state last reported.
+    state: GateState,
+    /// Why a DMA would break a window rule now (`CLOSED_*` bits; 0 = the
+    /// window is open for both rings). Recomputed whenever the state or
+    /// the stop marker changes, so the per-access check is one test.
+    closed: u8,
 }
+
+/// TX is disabled (`closed` bit).
+const CLOSED_TX: u8 = 1;
+/// RX is disabled.
+const CLOSED_RX: u8 = 2;
+/// A reset is in progress.
+const CLOSED_RESET: u8 = 4;
+/// After stop-exit, before the next open.
+const CLOSED_STOPPED: u8 = 8;
 
 impl std::fmt::Debug for DmaMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -250,8 +282,32 @@ impl DmaMonitor {
             rx: ShadowRing::default(),
             violations: Vec::new(),
             pending: Batch::with_capacity(1024),
-            hits: [MapHit::NONE; 2],
+            hits: [MapHit::NONE; HIT_SLOTS],
+            state: GateState::default(),
+            closed: CLOSED_TX | CLOSED_RX,
         }
+    }
+
+    /// The device's enable bits or reset state changed.
+    pub fn set_device_state(&mut self, st: GateState) {
+        self.state = st;
+        self.update_closed();
+    }
+
+    /// The state the monitor judges against (tests assert the device
+    /// keeps it in step).
+    pub fn device_state(&self) -> GateState {
+        self.state
+    }
+
+    fn update_closed(&mut self) {
+        self.hits = [MapHit::NONE; HIT_SLOTS];
+        let st = self.state;
+        let bit = |cond: bool, b: u8| if cond { b } else { 0 };
+        self.closed = bit(!st.tx_enabled, CLOSED_TX)
+            | bit(!st.rx_enabled, CLOSED_RX)
+            | bit(st.resetting, CLOSED_RESET)
+            | bit(self.stopped_at.is_some(), CLOSED_STOPPED);
     }
 
     /// Queue a device event; [`DmaMonitor::flush`] publishes the queue.
@@ -296,7 +352,7 @@ impl DmaMonitor {
     /// Only the ones that shape the DMA window matter here.
     pub fn on_marker(&mut self, marker: Marker, args: &[u64], seq: u64) {
         let arg = |i: usize| args.get(i).copied().unwrap_or(0);
-        self.hits = [MapHit::NONE; 2];
+        self.hits = [MapHit::NONE; HIT_SLOTS];
         match marker {
             Marker::DmaMap => {
                 let (addr, len, dir) = (arg(1), arg(2), arg(3));
@@ -327,6 +383,7 @@ impl DmaMonitor {
             Marker::OpenEnter => self.stopped_at = None,
             _ => {}
         }
+        self.update_closed();
     }
 
     /// Number of live dma-map ranges.
@@ -357,31 +414,61 @@ impl DmaMonitor {
     /// Dma event first, then any violations.
     ///
     /// This runs for every access (three per small packet), so the passing
-    /// case is kept to a few compares and one 24-byte log record; building
+    /// case is kept to a few compares and one 16-byte log record; building
     /// messages is left to the out-of-line [`DmaMonitor::report_dma`].
     #[inline(always)]
-    pub fn check_dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause, st: GateState) {
+    pub fn check_dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause) {
         if !self.enabled {
             return;
         }
         // The Dma event is queued; a violation publishes it first, so each
         // Violation directly follows the access it judges.
         self.pending.dma(dir, addr, len, cause.id());
-        let ring_enabled = match cause {
-            DmaCause::Ghost => st.tx_enabled || st.rx_enabled,
-            c if c.is_tx() => st.tx_enabled,
-            _ => st.rx_enabled,
-        };
-        let map_ok = self.map_allows(cause, addr, len, dir);
+        // Ring order is state that every access advances: always checked.
         let ring_ok = match cause {
-            DmaCause::TxDesc(s) => self.tx.fetch(s),
-            DmaCause::TxStatus(s) => self.tx.complete(s),
-            DmaCause::RxDesc(s) => self.rx.fetch(s),
-            DmaCause::RxStatus(s) => self.rx.complete(s),
+            DmaCause::TxDesc(s) => self.tx.fetch(s, slots(len)),
+            DmaCause::TxStatus(s) => self.tx.complete(s, slots(len)),
+            DmaCause::RxDesc(s) => self.rx.fetch(s, slots(len)),
+            DmaCause::RxStatus(s) => self.rx.complete(s, slots(len)),
             _ => true,
         };
-        if self.stopped_at.is_some() || st.resetting || !ring_enabled || !map_ok || !ring_ok {
-            self.report_dma(dir, addr, len, cause, st, ring_enabled, ring_ok);
+        // The window and map rules: a hit means an access of this kind
+        // inside this map passed them since the last change.
+        if let (Some(slot), Some(end)) = (hit_slot(cause, dir), addr.checked_add(len)) {
+            let h = self.hits[slot];
+            if ring_ok && h.start <= addr && end <= h.end {
+                return;
+            }
+        }
+        self.check_dma_slow(dir, addr, len, cause, ring_ok);
+    }
+
+    /// The full window and map check; fills the hit slot on a pass.
+    #[inline(never)]
+    fn check_dma_slow(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause, ring_ok: bool) {
+        let window_ok = match cause {
+            // A stray access is judged against whichever ring is enabled.
+            DmaCause::Ghost => {
+                self.closed & (CLOSED_RESET | CLOSED_STOPPED) == 0
+                    && self.closed & (CLOSED_TX | CLOSED_RX) != CLOSED_TX | CLOSED_RX
+            }
+            c if c.is_tx() => self.closed & !CLOSED_RX == 0,
+            _ => self.closed & !CLOSED_TX == 0,
+        };
+        let map = addr
+            .checked_add(len)
+            .and_then(|end| self.lookup_entry(addr, end))
+            .filter(|&(_, _, d)| MapHit::allow_bits(d) & dir_bit(dir) != 0);
+        match map {
+            Some((start, end, _)) if window_ok => {
+                if let Some(slot) = hit_slot(cause, dir) {
+                    self.hits[slot] = MapHit { start, end };
+                }
+                if !ring_ok {
+                    self.report_dma(dir, addr, len, cause, ring_ok);
+                }
+            }
+            _ => self.report_dma(dir, addr, len, cause, ring_ok),
         }
     }
 
@@ -389,17 +476,20 @@ impl DmaMonitor {
     /// broken rule, in a fixed order.
     #[cold]
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     fn report_dma(
         &mut self,
         dir: DmaDir,
         addr: u64,
         len: u64,
         cause: DmaCause,
-        st: GateState,
-        ring_enabled: bool,
         ring_ok: bool,
     ) {
+        let st = self.state;
+        let ring_enabled = match cause {
+            DmaCause::Ghost => st.tx_enabled || st.rx_enabled,
+            c if c.is_tx() => st.tx_enabled,
+            _ => st.rx_enabled,
+        };
         let map = addr.checked_add(len).and_then(|end| self.lookup_map(addr, end));
         let what = || format!("{} {:?} {addr:#x}+{len}", cause.name(), dir);
         if let Some(stop) = self.stopped_at {
@@ -426,40 +516,16 @@ impl DmaMonitor {
             Some(_) => {}
         }
         if !ring_ok {
+            let n = slots(len);
             let (rule, e) = match cause {
-                DmaCause::TxDesc(s) => (RULE_DESC_UNPOSTED, self.tx.fetch_error(s)),
-                DmaCause::RxDesc(s) => (RULE_DESC_UNPOSTED, self.rx.fetch_error(s)),
-                DmaCause::TxStatus(s) => (RULE_COMPLETION_UNPOSTED, self.tx.complete_error(s)),
-                DmaCause::RxStatus(s) => (RULE_COMPLETION_UNPOSTED, self.rx.complete_error(s)),
+                DmaCause::TxDesc(s) => (RULE_DESC_UNPOSTED, self.tx.fetch_error(s, n)),
+                DmaCause::RxDesc(s) => (RULE_DESC_UNPOSTED, self.rx.fetch_error(s, n)),
+                DmaCause::TxStatus(s) => (RULE_COMPLETION_UNPOSTED, self.tx.complete_error(s, n)),
+                DmaCause::RxStatus(s) => (RULE_COMPLETION_UNPOSTED, self.rx.complete_error(s, n)),
                 _ => return,
             };
             self.violate(rule, format!("{}: {e}", what()));
         }
-    }
-
-    /// Whether a live map covers `[addr, addr+len)` and allows `dir`.
-    #[inline(always)]
-    fn map_allows(&mut self, cause: DmaCause, addr: u64, len: u64, dir: DmaDir) -> bool {
-        let class = match cause {
-            DmaCause::TxDesc(_) | DmaCause::TxStatus(_) | DmaCause::RxDesc(_) | DmaCause::RxStatus(_) => 0,
-            _ => 1,
-        };
-        let Some(end) = addr.checked_add(len) else { return false };
-        let h = self.hits[class];
-        if h.start <= addr && end <= h.end {
-            return h.allow & dir_bit(dir) != 0;
-        }
-        self.map_miss(class, addr, end, dir)
-    }
-
-    #[inline(never)]
-    fn map_miss(&mut self, class: usize, addr: u64, end: u64, dir: DmaDir) -> bool {
-        let Some((start, e, map_dir)) = self.lookup_entry(addr, end) else {
-            return false;
-        };
-        let allow = MapHit::allow_bits(map_dir);
-        self.hits[class] = MapHit { start, end: e, allow };
-        allow & dir_bit(dir) != 0
     }
 
     /// The direction of the live map covering `[addr, end)`.
@@ -500,6 +566,14 @@ impl DmaMonitor {
             );
         }
     }
+}
+
+/// How many 16-byte descriptor slots an access of `len` bytes that
+/// starts in slot `s` (of a `DmaCause` naming `s`) touches: a burst of
+/// whole descriptors, or one status word.
+#[inline(always)]
+fn slots(len: u64) -> u32 {
+    u32::try_from(len.div_ceil(16)).unwrap_or(u32::MAX)
 }
 
 /// Whether `[addr, addr+len)` overlaps `[base, base+size)`.
