@@ -36,7 +36,7 @@ pub mod test_utils;
 #[cfg(feature = "std")]
 pub use config::{BackendConfig, InvalidMac, NicConfig};
 #[cfg(feature = "std")]
-pub use device::{frame_hash, Nic};
+pub use device::{frame_hash, Nic, TX_PREFETCH};
 #[cfg(feature = "std")]
 pub use error::NicError;
 #[cfg(feature = "std")]
