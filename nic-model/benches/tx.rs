@@ -104,7 +104,12 @@ fn tx(c: &mut Criterion) {
 // Devices are picked by (mode, index) with the mode alternating per round.
 #[allow(clippy::needless_range_loop)]
 fn paired_overhead() {
-    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let rounds = env("NICPROOF_BENCH_ROUNDS", 3000);
     let instances = env("NICPROOF_BENCH_INSTANCES", 4).max(1);
     println!(
@@ -117,8 +122,8 @@ fn paired_overhead() {
     );
     for (frame, frags) in [(64u16, 1u16), (64, 4), (1500, 1), (1500, 4)] {
         // hs[mode][i]: mode 0 = monitor off, 1 = on.
-        let mut hs: [Vec<TestHelper>; 2] = [false, true]
-            .map(|on| (0..instances).map(|_| setup(frame, frags, on)).collect());
+        let mut hs: [Vec<TestHelper>; 2] =
+            [false, true].map(|on| (0..instances).map(|_| setup(frame, frags, on)).collect());
         let mut samples = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
         let mut ratios = Vec::with_capacity(rounds);
         for round in 0..rounds {

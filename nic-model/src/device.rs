@@ -814,7 +814,11 @@ impl Nic {
             self.block(dir, addr, len, cause, in_ram);
             return false;
         }
-        debug_assert_eq!(self.monitor.device_state(), self.gate_state(), "monitor state out of step");
+        debug_assert_eq!(
+            self.monitor.device_state(),
+            self.gate_state(),
+            "monitor state out of step"
+        );
         self.monitor.check_dma(dir, addr, len, cause);
         true
     }
@@ -923,7 +927,10 @@ impl Nic {
     fn walk_tx(&mut self) -> Result<(), TxStop> {
         let ring = self.regs.tx;
         let Some(mask) = ring.mask() else {
-            return Err(TxStop::Fault(DeviceError::BadRingSize, u64::from(ring.size)));
+            return Err(TxStop::Fault(
+                DeviceError::BadRingSize,
+                u64::from(ring.size),
+            ));
         };
         if ring.tail.wrapping_sub(ring.pkt_start) > ring.size {
             return Err(TxStop::Fault(DeviceError::BadTail, u64::from(ring.tail)));
@@ -1072,7 +1079,12 @@ impl Nic {
         let n = wb.last.wrapping_sub(wb.first).wrapping_add(1);
         let addr = ring.desc_addr(wb.first, mask);
         let len = u64::from(n) * DESC_SIZE;
-        if !self.gate(DmaDir::Write, addr, len, DmaCause::TxStatus(wb.first & mask)) {
+        if !self.gate(
+            DmaDir::Write,
+            addr,
+            len,
+            DmaCause::TxStatus(wb.first & mask),
+        ) {
             return;
         }
         // The gate checked the range is RAM; one region unless it spans

@@ -46,7 +46,12 @@ pub enum EventKind {
     /// `cause` is a stable name (`tx-desc`, `tx-data`, ...); it is a
     /// `Cow` so the device logs a static name without allocating on
     /// every access (compare it with `==` against a `&str`).
-    Dma { dir: DmaDir, addr: u64, len: u64, cause: Cow<'static, str> },
+    Dma {
+        dir: DmaDir,
+        addr: u64,
+        len: u64,
+        cause: Cow<'static, str>,
+    },
     /// An MSI-X message sent (or, if `masked`, latched in the PBA).
     Irq { vector: u16, masked: bool },
     /// A reset began.
@@ -73,7 +78,11 @@ pub enum EventKind {
     /// A DMA monitor check failed.
     Violation { rule: String, detail: String },
     /// A guest marker ([`crate::abi::Marker`] by name) with its arguments.
-    Marker { marker: String, args: Vec<u64>, text: String },
+    Marker {
+        marker: String,
+        args: Vec<u64>,
+        text: String,
+    },
     /// A guest log line.
     Log { level: u8, text: String },
     /// The guest's own verdict.
@@ -105,8 +114,16 @@ impl Event {
 
 /// Stable names of the device's DMA causes. A compact DMA record (see
 /// [`Batch::dma`]) stores an index into this table.
-pub const DMA_CAUSES: [&str; 8] =
-    ["tx-desc", "tx-data", "tx-status", "rx-desc", "rx-data", "rx-status", "poll", "ghost"];
+pub const DMA_CAUSES: [&str; 8] = [
+    "tx-desc",
+    "tx-data",
+    "tx-status",
+    "rx-desc",
+    "rx-data",
+    "rx-status",
+    "poll",
+    "ghost",
+];
 
 /// One stored entry. Most events of a run are device DMA accesses, and
 /// they sit on the device's hot path (three per single-descriptor packet),
@@ -118,7 +135,12 @@ pub const DMA_CAUSES: [&str; 8] =
 #[derive(Clone, Copy, Debug)]
 enum Entry {
     /// A device DMA; `cause` indexes [`DMA_CAUSES`].
-    Dma { addr: u64, len: u64, dir: DmaDir, cause: u8 },
+    Dma {
+        addr: u64,
+        len: u64,
+        dir: DmaDir,
+        cause: u8,
+    },
     /// Any other event: index into its batch's events in `Inner::others`.
     Other(usize),
 }
@@ -144,24 +166,39 @@ struct Inner {
 impl Inner {
     fn expand(&self, seq: usize, b: &BatchMark) -> Event {
         let (source, kind) = match self.entries[seq] {
-            Entry::Dma { addr, len, dir, cause } => (
+            Entry::Dma {
+                addr,
+                len,
+                dir,
+                cause,
+            } => (
                 Source::Device,
                 EventKind::Dma {
                     dir,
                     addr,
                     len,
-                    cause: Cow::Borrowed(DMA_CAUSES.get(usize::from(cause)).copied().unwrap_or("?")),
+                    cause: Cow::Borrowed(
+                        DMA_CAUSES.get(usize::from(cause)).copied().unwrap_or("?"),
+                    ),
                 },
             ),
             Entry::Other(i) => (b.source, self.others[b.others_base + i].clone()),
         };
-        Event { seq: seq as u64, time_ns: b.time_ns, source, kind }
+        Event {
+            seq: seq as u64,
+            time_ns: b.time_ns,
+            source,
+            kind,
+        }
     }
 
     /// Events `from..` in the public form.
     fn expand_from(&self, from: usize) -> Vec<Event> {
         let mut out = Vec::with_capacity(self.entries.len().saturating_sub(from));
-        let mut bi = self.batches.partition_point(|b| b.first <= from).saturating_sub(1);
+        let mut bi = self
+            .batches
+            .partition_point(|b| b.first <= from)
+            .saturating_sub(1);
         for seq in from..self.entries.len() {
             while bi + 1 < self.batches.len() && self.batches[bi + 1].first <= seq {
                 bi += 1;
@@ -172,7 +209,12 @@ impl Inner {
     }
 
     fn mark(&mut self, time_ns: u64, source: Source) {
-        let m = BatchMark { first: self.entries.len(), time_ns, source, others_base: self.others.len() };
+        let m = BatchMark {
+            first: self.entries.len(),
+            time_ns,
+            source,
+            others_base: self.others.len(),
+        };
         self.batches.push(m);
     }
 }
@@ -190,14 +232,22 @@ pub struct Batch {
 impl Batch {
     /// An empty batch with room for `n` events.
     pub fn with_capacity(n: usize) -> Self {
-        Self { entries: Vec::with_capacity(n), kinds: Vec::with_capacity(n / 4) }
+        Self {
+            entries: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n / 4),
+        }
     }
 
     /// Queue a device DMA access in compact form; `cause` indexes
     /// [`DMA_CAUSES`]. It reads back as `EventKind::Dma` from the device.
     #[inline]
     pub fn dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: u8) {
-        self.entries.push(Entry::Dma { addr, len, dir, cause });
+        self.entries.push(Entry::Dma {
+            addr,
+            len,
+            dir,
+            cause,
+        });
     }
 
     /// Queue any event.
@@ -228,7 +278,10 @@ impl Default for EventLog {
 impl EventLog {
     /// A new, empty log whose clock starts now.
     pub fn new() -> Self {
-        Self { inner: Arc::new(Mutex::new(Inner::default())), start: Instant::now() }
+        Self {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            start: Instant::now(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -268,7 +321,10 @@ impl EventLog {
     /// Append every event in `kinds` (draining it) as one batch; returns
     /// the first sequence number.
     pub fn push_batch(&self, source: Source, kinds: &mut Vec<EventKind>) -> u64 {
-        let mut b = Batch { entries: (0..kinds.len()).map(Entry::Other).collect(), kinds: std::mem::take(kinds) };
+        let mut b = Batch {
+            entries: (0..kinds.len()).map(Entry::Other).collect(),
+            kinds: std::mem::take(kinds),
+        };
         self.publish(source, &mut b)
     }
 
@@ -311,7 +367,16 @@ mod tests {
     fn sequence_numbers_are_dense_and_ordered() {
         let log = EventLog::new();
         assert_eq!(log.push(Source::Device, EventKind::ResetStart), 0);
-        assert_eq!(log.push(Source::Guest, EventKind::Log { level: 3, text: "x".into() }), 1);
+        assert_eq!(
+            log.push(
+                Source::Guest,
+                EventKind::Log {
+                    level: 3,
+                    text: "x".into()
+                }
+            ),
+            1
+        );
         let s = log.snapshot();
         assert_eq!(s.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(log.tail(1)[0].source, Source::Guest);
@@ -326,7 +391,10 @@ mod tests {
         assert!(b.is_empty());
         assert_eq!(log.push(Source::Vmm, EventKind::ResetDone), 3);
         let s = log.snapshot();
-        assert_eq!(s.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            s.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
         assert_eq!(s[2].kind, EventKind::ResetStart);
     }
 
@@ -336,19 +404,38 @@ mod tests {
         log.push(Source::Guest, EventKind::ResetStart);
         let mut b = Batch::with_capacity(4);
         b.dma(DmaDir::Read, 0x1000, 16, 0);
-        b.push(EventKind::TxFrame { seq: 0, len: 60, hash: 7 });
+        b.push(EventKind::TxFrame {
+            seq: 0,
+            len: 60,
+            hash: 7,
+        });
         b.dma(DmaDir::Write, 0x1008, 4, 2);
         assert_eq!(log.publish(Source::Device, &mut b), 1);
         assert!(b.is_empty());
         let s = log.snapshot();
         assert_eq!(s.len(), 4);
-        assert_eq!(s.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            s.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
         assert_eq!(
             s[1].kind,
-            EventKind::Dma { dir: DmaDir::Read, addr: 0x1000, len: 16, cause: "tx-desc".into() }
+            EventKind::Dma {
+                dir: DmaDir::Read,
+                addr: 0x1000,
+                len: 16,
+                cause: "tx-desc".into()
+            }
         );
         assert_eq!(s[1].source, Source::Device);
-        assert_eq!(s[2].kind, EventKind::TxFrame { seq: 0, len: 60, hash: 7 });
+        assert_eq!(
+            s[2].kind,
+            EventKind::TxFrame {
+                seq: 0,
+                len: 60,
+                hash: 7
+            }
+        );
         assert!(matches!(&s[3].kind, EventKind::Dma { cause, len: 4, .. } if cause == "tx-status"));
         assert_eq!(log.tail(2), s[2..].to_vec());
         // Batches after the first keep their own source and others.
@@ -358,13 +445,26 @@ mod tests {
         b.dma(DmaDir::Write, 8, 1, 4);
         assert_eq!(log.publish(Source::Device, &mut b), 5);
         let t = log.tail(4);
-        assert_eq!(t.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5, 6]);
-        assert_eq!((t[1].source, &t[1].kind), (Source::Vmm, &EventKind::Note { text: "n".into() }));
-        assert_eq!((t[2].source, &t[2].kind), (Source::Device, &EventKind::ResetDone));
+        assert_eq!(
+            t.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![3, 4, 5, 6]
+        );
+        assert_eq!(
+            (t[1].source, &t[1].kind),
+            (Source::Vmm, &EventKind::Note { text: "n".into() })
+        );
+        assert_eq!(
+            (t[2].source, &t[2].kind),
+            (Source::Device, &EventKind::ResetDone)
+        );
         assert!(matches!(&t[3].kind, EventKind::Dma { cause, .. } if cause == "rx-data"));
         assert_eq!(log.snapshot()[3..].to_vec(), t);
         // The point of the compact form: a DMA costs 24 bytes, not ~100.
-        assert!(std::mem::size_of::<Entry>() <= 24, "{}", std::mem::size_of::<Entry>());
+        assert!(
+            std::mem::size_of::<Entry>() <= 24,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
         log.clear();
         assert!(log.is_empty() && log.snapshot().is_empty());
     }
@@ -374,10 +474,23 @@ mod tests {
         // Event is flattened: a payload field named `seq` would collide
         // with the event's own and the JSON line would not parse back.
         for kind in [
-            EventKind::TxFrame { seq: 5, len: 60, hash: 9 },
-            EventKind::RxFrame { seq: 6, addr: 0x1000, len: 60 },
+            EventKind::TxFrame {
+                seq: 5,
+                len: 60,
+                hash: 9,
+            },
+            EventKind::RxFrame {
+                seq: 6,
+                addr: 0x1000,
+                len: 60,
+            },
         ] {
-            let e = Event { seq: 42, time_ns: 1, source: Source::Device, kind };
+            let e = Event {
+                seq: 42,
+                time_ns: 1,
+                source: Source::Device,
+                kind,
+            };
             let j = serde_json::to_string(&e).unwrap();
             assert_eq!(serde_json::from_str::<Event>(&j).unwrap(), e, "{j}");
         }
@@ -385,8 +498,16 @@ mod tests {
 
     #[test]
     fn canonical_form_ignores_wall_time() {
-        let a = Event { seq: 3, time_ns: 1, source: Source::Vmm, kind: EventKind::ResetDone };
-        let b = Event { time_ns: 999, ..a.clone() };
+        let a = Event {
+            seq: 3,
+            time_ns: 1,
+            source: Source::Vmm,
+            kind: EventKind::ResetDone,
+        };
+        let b = Event {
+            time_ns: 999,
+            ..a.clone()
+        };
         assert_eq!(a.canonical(), b.canonical());
     }
 }

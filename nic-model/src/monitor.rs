@@ -132,7 +132,12 @@ impl ShadowRing {
     fn fetch(&mut self, slot: u32, n: u32) -> bool {
         let Some(m) = self.mask() else { return true };
         let posted = self.tail.wrapping_sub(self.fetched);
-        if n == 0 || n > posted || posted > self.size || slot != self.fetched & m || slot + n > self.size {
+        if n == 0
+            || n > posted
+            || posted > self.size
+            || slot != self.fetched & m
+            || slot + n > self.size
+        {
             return false;
         }
         self.fetched = self.fetched.wrapping_add(n);
@@ -476,21 +481,16 @@ impl DmaMonitor {
     /// broken rule, in a fixed order.
     #[cold]
     #[inline(never)]
-    fn report_dma(
-        &mut self,
-        dir: DmaDir,
-        addr: u64,
-        len: u64,
-        cause: DmaCause,
-        ring_ok: bool,
-    ) {
+    fn report_dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause, ring_ok: bool) {
         let st = self.state;
         let ring_enabled = match cause {
             DmaCause::Ghost => st.tx_enabled || st.rx_enabled,
             c if c.is_tx() => st.tx_enabled,
             _ => st.rx_enabled,
         };
-        let map = addr.checked_add(len).and_then(|end| self.lookup_map(addr, end));
+        let map = addr
+            .checked_add(len)
+            .and_then(|end| self.lookup_map(addr, end));
         let what = || format!("{} {:?} {addr:#x}+{len}", cause.name(), dir);
         if let Some(stop) = self.stopped_at {
             self.violate(

@@ -405,7 +405,10 @@ fn capture_tap_records_what_loopback_delivers() {
         frames.push(p.unwrap().data.into_owned());
     }
     let _ = std::fs::remove_file(&path);
-    assert_eq!(frames.iter().map(Vec::len).collect::<Vec<_>>(), vec![60, 300]);
+    assert_eq!(
+        frames.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![60, 300]
+    );
     // The bytes the fragments held in guest memory, gathered.
     let read = |addr: u64, len: usize| {
         let mut v = vec![0u8; len];
@@ -413,14 +416,25 @@ fn capture_tap_records_what_loopback_delivers() {
         v
     };
     assert_eq!(frames[0], read(PAY, 60));
-    assert_eq!(frames[1], [read(PAY + 1024, 100), read(PAY + 1124, 200)].concat());
+    assert_eq!(
+        frames[1],
+        [read(PAY + 1024, 100), read(PAY + 1124, 200)].concat()
+    );
 }
 
 #[test]
 fn capture_to_a_bad_path_is_an_error_not_a_panic() {
-    let cfg = NicConfig { capture: Some("/nonexistent-dir/x.pcap".into()), ..Default::default() };
+    let cfg = NicConfig {
+        capture: Some("/nonexistent-dir/x.pcap".into()),
+        ..Default::default()
+    };
     let log = nic_model::events::EventLog::new();
-    let r = nic_model::Nic::new(cfg, guest_memory(), std::sync::Arc::new(RecordingMsi::default()), log);
+    let r = nic_model::Nic::new(
+        cfg,
+        guest_memory(),
+        std::sync::Arc::new(RecordingMsi::default()),
+        log,
+    );
     assert!(r.is_err());
 }
 
@@ -882,10 +896,18 @@ fn assert_ring_stopped_with_err_irq(h: &mut TestHelper) {
 #[test]
 fn hostile_narrow_or_misaligned_register_write() {
     let bar = layout::NIC_BAR0_DEFAULT;
-    for (off, bytes) in [(regs::TX_TAIL, &[1u8, 0][..]), (regs::TX_TAIL, &[1u8][..]), (regs::TX_TAIL + 2, &[1u8, 0, 0, 0][..])] {
+    for (off, bytes) in [
+        (regs::TX_TAIL, &[1u8, 0][..]),
+        (regs::TX_TAIL, &[1u8][..]),
+        (regs::TX_TAIL + 2, &[1u8, 0, 0, 0][..]),
+    ] {
         let mut h = opened(NicConfig::default());
         h.root.mmio_write(bar + u64::from(off), bytes);
-        assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::BadAccess), "{off:#x} {bytes:?}");
+        assert_eq!(
+            h.r(regs::ERR_CODE),
+            code(DeviceError::BadAccess),
+            "{off:#x} {bytes:?}"
+        );
         assert_eq!(h.r(regs::ERR_ADDR_LO), off);
         assert_ne!(h.r(regs::INT_CAUSE) & regs::INT_ERR, 0);
         assert!(h.msi.vectors().contains(&ids::MSIX_MISC), "error interrupt");
@@ -949,7 +971,12 @@ fn hostile_address_inside_the_bar_at_its_default_place() {
     let bar = layout::NIC_BAR0_DEFAULT;
     h.write_tx_desc(
         0,
-        abi::TxDesc { addr: bar, len: 60, flags: abi::TXD_EOP, ..Default::default() },
+        abi::TxDesc {
+            addr: bar,
+            len: 60,
+            flags: abi::TXD_EOP,
+            ..Default::default()
+        },
     );
     h.tx_tail = 1;
     h.doorbell();
