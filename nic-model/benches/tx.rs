@@ -9,51 +9,10 @@
 //! between iterations, outside the timed region, to keep memory flat.
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use nic_model::abi::{self, layout, regs, Marker};
-use nic_model::test_utils::TestHelper;
-use nic_model::{BackendConfig, NicConfig};
+use nic_model::test_utils::{tx_bench_device as setup, TestHelper, BENCH_BATCH};
 use std::time::{Duration, Instant};
 
-const RING: u32 = regs::MAX_RING;
-const BATCH: u32 = 256;
-
-fn setup(frame: u16, frags: u16, monitor: bool) -> TestHelper {
-    let mut h = TestHelper::new(NicConfig {
-        backend: BackendConfig::Null,
-        monitor,
-        ..Default::default()
-    });
-    h.open(RING);
-    // Interrupt every 64 completions, like a moderated NIC under load.
-    h.w(regs::COAL_TX_FRAMES, 64);
-    // One map covers every fragment the ring points at.
-    h.marker(Marker::DmaMap, &[layout::PAYLOAD_BASE, 1 << 20, 0]);
-    let frag_len = frame / frags;
-    for slot in 0..RING {
-        let k = slot % u32::from(frags);
-        let last = k + 1 == u32::from(frags);
-        let addr = layout::PAYLOAD_BASE
-            + u64::from(slot % 256) * 2048
-            + u64::from(k) * u64::from(frag_len);
-        let len = if last {
-            frame - frag_len * (frags - 1)
-        } else {
-            frag_len
-        };
-        h.fill(addr, usize::from(len));
-        let flags = if last { abi::TXD_EOP } else { 0 };
-        h.write_tx_desc(
-            slot,
-            abi::TxDesc {
-                addr,
-                len,
-                flags,
-                ..Default::default()
-            },
-        );
-    }
-    h
-}
+const BATCH: u32 = BENCH_BATCH;
 
 fn tx(c: &mut Criterion) {
     let mut g = c.benchmark_group("tx");
@@ -69,12 +28,10 @@ fn tx(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        h.tx_tail = h.tx_tail.wrapping_add(BATCH * u32::from(frags));
                         let t = Instant::now();
-                        h.doorbell();
+                        h.bench_doorbell(frags);
                         total += t.elapsed();
-                        h.log.clear();
-                        h.msi.sent.lock().unwrap().clear();
+                        h.bench_clear();
                     }
                     total
                 })
@@ -132,12 +89,10 @@ fn paired_overhead() {
                 for k in 0..2 {
                     let mode = if (round + i) % 2 == 0 { k } else { 1 - k };
                     let h = &mut hs[mode][i];
-                    h.tx_tail = h.tx_tail.wrapping_add(BATCH * u32::from(frags));
                     let t = Instant::now();
-                    h.doorbell();
+                    h.bench_doorbell(frags);
                     t_round[mode] += t.elapsed().as_nanos() as f64;
-                    h.log.clear();
-                    h.msi.sent.lock().unwrap().clear();
+                    h.bench_clear();
                 }
             }
             let per_pkt = f64::from(BATCH) * instances as f64;

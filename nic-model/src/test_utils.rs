@@ -365,3 +365,69 @@ impl TestHelper {
             .collect()
     }
 }
+
+/// Packets per doorbell in the TX benchmarks.
+pub const BENCH_BATCH: u32 = 256;
+
+/// The TX benchmarks' device (`benches/tx.rs`, `examples/tx_instructions.rs`):
+/// null backend (the host-only path), a ring of `MAX_RING` descriptors all
+/// posted once as `frame`-byte packets of `frags` fragments (the pattern
+/// repeats, so [`TestHelper::bench_doorbell`] only moves the tail), one map
+/// over every payload, an interrupt per 64 completions like a moderated
+/// NIC under load.
+pub fn tx_bench_device(frame: u16, frags: u16, monitor: bool) -> TestHelper {
+    let ring = regs::MAX_RING;
+    let mut h = TestHelper::new(NicConfig {
+        backend: crate::BackendConfig::Null,
+        monitor,
+        ..Default::default()
+    });
+    h.open(ring);
+    h.w(regs::COAL_TX_FRAMES, 64);
+    h.marker(Marker::DmaMap, &[layout::PAYLOAD_BASE, 1 << 20, 0]);
+    let frag_len = frame / frags;
+    for slot in 0..ring {
+        let k = slot % u32::from(frags);
+        let last = k + 1 == u32::from(frags);
+        let addr = layout::PAYLOAD_BASE
+            + u64::from(slot % 256) * 2048
+            + u64::from(k) * u64::from(frag_len);
+        let len = if last {
+            frame - frag_len * (frags - 1)
+        } else {
+            frag_len
+        };
+        h.fill(addr, usize::from(len));
+        let flags = if last { abi::TXD_EOP } else { 0 };
+        h.write_tx_desc(
+            slot,
+            abi::TxDesc {
+                addr,
+                len,
+                flags,
+                ..Default::default()
+            },
+        );
+    }
+    h
+}
+
+impl TestHelper {
+    /// One benchmark doorbell: [`BENCH_BATCH`] more packets of `frags`
+    /// descriptors each (see [`tx_bench_device`]).
+    pub fn bench_doorbell(&mut self, frags: u16) {
+        self.tx_tail = self.tx_tail.wrapping_add(BENCH_BATCH * u32::from(frags));
+        self.doorbell();
+    }
+
+    /// Drop the log and the sent interrupts between benchmark doorbells
+    /// (outside the timed region), so memory stays flat.
+    pub fn bench_clear(&mut self) {
+        self.log.clear();
+        self.msi
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
