@@ -58,6 +58,9 @@ bench: build
 	# on and off, interleaved in one run (nic-model/README.md, Benchmark).
 	# `cargo bench -p nic-model --bench tx` adds criterion's groups.
 	NICPROOF_BENCH_PAIRED_ONLY=1 $(CARGO) bench -p nic-model --bench tx
+	# The same cases in instructions per packet (valgrind; exact, unlike time
+	# on a shared machine). Without valgrind it says how to get it.
+	$(CARGO) run --release -q -p nic-model --example tx_instructions
 
 # The scenario matrix alone: table, JSON and JUnit under $(MATRIX_OUT).
 # MATRIX_ARGS adds options, e.g. MATRIX_ARGS="--partition 2/3" or
