@@ -126,23 +126,48 @@ pub const DMA_CAUSES: [&str; 8] = [
 ];
 
 /// One stored entry. Most events of a run are device DMA accesses, and
-/// they sit on the device's hot path (three per single-descriptor packet),
-/// so they are kept inline in 24 bytes and a batch of them is published
-/// with one copy; every other event (about 100 bytes as an [`Event`])
-/// lives in a side table. Time and source are kept once per published
-/// batch. [`EventLog::snapshot`] expands all of it into the one public
-/// form, so readers never see this.
+/// they sit on the device's hot path (one or more per packet), so they
+/// are kept inline in 16 bytes and a batch of them is published with one
+/// copy; every other event (about 100 bytes as an [`Event`]) lives in a
+/// side table. Time and source are kept once per published batch.
+/// [`EventLog::snapshot`] expands all of it into the one public form, so
+/// readers never see this.
 #[derive(Clone, Copy, Debug)]
-enum Entry {
-    /// A device DMA; `cause` indexes [`DMA_CAUSES`].
-    Dma {
-        addr: u64,
-        len: u64,
-        dir: DmaDir,
-        cause: u8,
-    },
-    /// Any other event: index into its batch's events in `Inner::others`.
-    Other(usize),
+struct Entry {
+    /// A DMA's address, or an other event's index into its batch's
+    /// events in `Inner::others`.
+    word: u64,
+    /// A DMA's length. The device's accesses are at most a frame or a
+    /// descriptor burst (its buffers are sized from 16-bit lengths), so 32
+    /// bits always hold it.
+    len: u32,
+    /// [`Entry::OTHER`], or a DMA's cause (index into [`DMA_CAUSES`]) |
+    /// [`Entry::WRITE`] for a write.
+    tag: u32,
+}
+
+impl Entry {
+    const OTHER: u32 = u32::MAX;
+    const WRITE: u32 = 1 << 8;
+
+    #[inline(always)]
+    fn dma(dir: DmaDir, addr: u64, len: u64, cause: u8) -> Self {
+        debug_assert!(len <= u64::from(u32::MAX));
+        let w = if dir == DmaDir::Write { Self::WRITE } else { 0 };
+        Self {
+            word: addr,
+            len: len as u32,
+            tag: u32::from(cause) | w,
+        }
+    }
+
+    fn other(i: usize) -> Self {
+        Self {
+            word: i as u64,
+            len: 0,
+            tag: Self::OTHER,
+        }
+    }
 }
 
 /// Where one published batch starts, when and from whom.
@@ -165,24 +190,26 @@ struct Inner {
 
 impl Inner {
     fn expand(&self, seq: usize, b: &BatchMark) -> Event {
-        let (source, kind) = match self.entries[seq] {
-            Entry::Dma {
-                addr,
-                len,
+        let e = self.entries[seq];
+        let (source, kind) = if e.tag == Entry::OTHER {
+            (
+                b.source,
+                self.others[b.others_base + e.word as usize].clone(),
+            )
+        } else {
+            let cause = (e.tag & 0xff) as usize;
+            let dir = if e.tag & Entry::WRITE != 0 {
+                DmaDir::Write
+            } else {
+                DmaDir::Read
+            };
+            let kind = EventKind::Dma {
                 dir,
-                cause,
-            } => (
-                Source::Device,
-                EventKind::Dma {
-                    dir,
-                    addr,
-                    len,
-                    cause: Cow::Borrowed(
-                        DMA_CAUSES.get(usize::from(cause)).copied().unwrap_or("?"),
-                    ),
-                },
-            ),
-            Entry::Other(i) => (b.source, self.others[b.others_base + i].clone()),
+                addr: e.word,
+                len: u64::from(e.len),
+                cause: Cow::Borrowed(DMA_CAUSES.get(cause).copied().unwrap_or("?")),
+            };
+            (Source::Device, kind)
         };
         Event {
             seq: seq as u64,
@@ -240,19 +267,14 @@ impl Batch {
 
     /// Queue a device DMA access in compact form; `cause` indexes
     /// [`DMA_CAUSES`]. It reads back as `EventKind::Dma` from the device.
-    #[inline]
+    #[inline(always)]
     pub fn dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: u8) {
-        self.entries.push(Entry::Dma {
-            addr,
-            len,
-            dir,
-            cause,
-        });
+        self.entries.push(Entry::dma(dir, addr, len, cause));
     }
 
     /// Queue any event.
     pub fn push(&mut self, kind: EventKind) {
-        self.entries.push(Entry::Other(self.kinds.len()));
+        self.entries.push(Entry::other(self.kinds.len()));
         self.kinds.push(kind);
     }
 
@@ -296,7 +318,7 @@ impl EventLog {
         let mut v = self.lock();
         let seq = v.entries.len();
         v.mark(time_ns, source);
-        v.entries.push(Entry::Other(0));
+        v.entries.push(Entry::other(0));
         v.others.push(kind);
         seq as u64
     }
@@ -322,7 +344,7 @@ impl EventLog {
     /// the first sequence number.
     pub fn push_batch(&self, source: Source, kinds: &mut Vec<EventKind>) -> u64 {
         let mut b = Batch {
-            entries: (0..kinds.len()).map(Entry::Other).collect(),
+            entries: (0..kinds.len()).map(Entry::other).collect(),
             kinds: std::mem::take(kinds),
         };
         self.publish(source, &mut b)
