@@ -250,6 +250,12 @@ pub const TXD_STAT_ERR: u16 = 1 << 1;
 
 /// A TX descriptor. One packet is 1..=[`MAX_DESC_PER_PACKET`]
 /// consecutive descriptors, the last with [`TXD_EOP`].
+///
+/// Once posted (behind TX_TAIL) a descriptor belongs to the device until
+/// its packet completes: the device fetches descriptors in bursts and
+/// does not read them again, and writes back whole descriptors (as
+/// fetched, with the EOP's `status` set), so the driver must not change a
+/// posted descriptor, `cookie` included.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxDesc {
