@@ -287,3 +287,115 @@ fn bad_input_exits_7() {
     assert!(!out.contains("panicked"), "{out}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+// ---------------------------------------------------------------------------
+// The backend is part of the identity (`nicproof run --backend`)
+// ---------------------------------------------------------------------------
+
+/// The identity note's text (event 0) of a saved events file.
+fn note_text(file: &Path) -> String {
+    read_lines(file)[0]["text"]
+        .as_str()
+        .expect("a note text")
+        .to_string()
+}
+
+/// A `--backend null` run (it fails on the missing RX, as it should)
+/// replays with the null backend; the same log under a loopback identity
+/// diverges, so the backend field is what made it replay.
+#[test]
+fn null_backend_run_replays() {
+    let d = scratch("null");
+    let a = d.join("a.jsonl");
+    let args = [
+        "--scenario",
+        "default",
+        "--knob",
+        "frames=4",
+        "--backend",
+        "null",
+    ];
+    save_run(&a, &args);
+    assert!(
+        note_text(&a).ends_with(" backend=null"),
+        "{}",
+        note_text(&a)
+    );
+    let (code, out) = replay_cmd(&a);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("replay run: failed"), "{out}");
+    assert!(out.contains("replays: identical replay form ("), "{out}");
+
+    let mut lines = read_lines(&a);
+    lines[0]["text"] = note_text(&a)
+        .replace(" backend=null", " backend=loopback")
+        .into();
+    write_lines(&a, &lines);
+    let (code, out) = replay_cmd(&a);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("differs at line"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A `--backend pcap:FILE` run replays into a scratch capture: FILE (here
+/// replaced by the user with other bytes) is left as it is, and the
+/// scratch file is gone after the replay.
+#[test]
+fn pcap_backend_run_replays_without_touching_its_capture() {
+    let d = scratch("pcap");
+    let (a, capture) = (d.join("a.jsonl"), d.join("my capture.pcap"));
+    let backend = format!("pcap:{}", capture.display());
+    save_run(
+        &a,
+        &[
+            "--scenario",
+            "default",
+            "--knob",
+            "frames=4",
+            "--backend",
+            &backend,
+        ],
+    );
+    assert!(
+        note_text(&a).ends_with(&format!(" backend={backend}")),
+        "{}",
+        note_text(&a)
+    );
+    std::fs::write(&capture, "the user's own file").unwrap();
+    let (code, out) = replay_cmd(&a);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("replays: identical replay form ("), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&capture).unwrap(),
+        "the user's own file",
+        "replay wrote over the saved run's capture: {out}"
+    );
+    let said = format!("leaves {} as it is", capture.display());
+    assert!(out.contains(&said), "{out}");
+    let tmp = out
+        .split("this replay writes them to ")
+        .nth(1)
+        .and_then(|r| r.split(" (removed after the run)").next())
+        .unwrap_or_else(|| panic!("no scratch file named: {out}"));
+    assert!(!Path::new(tmp).exists(), "{tmp} left behind");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A log from before the backend was recorded replays with the
+/// scenario's backend, and says so.
+#[test]
+fn identity_without_backend_replays_with_the_scenarios() {
+    let d = scratch("old");
+    let a = d.join("a.jsonl");
+    save_run(&a, &["--scenario", "default", "--seed", "2"]);
+    let mut lines = read_lines(&a);
+    let old = note_text(&a).replace(" backend=loopback", "");
+    assert_ne!(old, note_text(&a), "the note names its backend");
+    lines[0]["text"] = old.into();
+    write_lines(&a, &lines);
+    let (code, out) = replay_cmd(&a);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("names no backend"), "{out}");
+    assert!(out.contains("replays: identical replay form ("), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -61,14 +61,21 @@ pub struct ReplayArgs {
 }
 
 impl ReplayArgs {
-    /// The replay run's options, from the file's run identity.
+    /// The replay run's options, from the file's run identity (a `pcap:`
+    /// backend writes to [`Self::pcap_scratch`]).
     pub fn options(&self, id: &vmm::replay::RunIdentity) -> Result<RunOptions> {
-        let mut o = id.options(self.guest.clone())?;
+        let mut o = id.options(self.guest.clone(), &self.pcap_scratch())?;
         if let Some(t) = self.timeout {
             o.timeout = timeout(t)?;
         }
         o.quiet = true;
         Ok(o)
+    }
+
+    /// Where the replay of a `pcap:` run writes its frames: a file of its
+    /// own in the temp dir, never the saved run's capture.
+    pub fn pcap_scratch(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("nicproof-replay-{}.pcap", std::process::id()))
     }
 }
 
@@ -157,7 +164,9 @@ pub struct RunArgs {
     /// loopback for all of today's]. With `null` or `pcap:` no frame is
     /// received, so scenarios that check loopback RX (`default` among
     /// them) fail, and say so: that is the expected result, not a bug.
-    /// `nicproof replay` reruns with the scenario's backend.
+    /// The backend is part of the run identity in `--events`, so
+    /// `nicproof replay` reruns with it (a `pcap:` run's replay writes to a
+    /// temporary file, not FILE).
     #[arg(long, value_name = "loopback|null|pcap:FILE", value_parser = parse_backend)]
     pub backend: Option<BackendConfig>,
     /// Do not show the guest's serial output live (it is still kept for the report).

@@ -131,10 +131,31 @@ fn write_events(path: &std::path::Path, events: &[nic_model::events::Event]) -> 
 fn replay(args: &cli::ReplayArgs) -> Result<i32> {
     use vmm::replay::{read_events, ReplayForm, RunIdentity, NOT_CLAIMED};
     let saved = read_events(&args.file)?;
-    let id = RunIdentity::find(&saved).with_context(|| format!("{}", args.file.display()))?;
+    let note = RunIdentity::find_note(&saved).with_context(|| format!("{}", args.file.display()))?;
+    let id = RunIdentity::parse(note).with_context(|| format!("{}", args.file.display()))?;
     let opts = args.options(&id)?;
     out(format_args!("replaying {} with guest {}\n", id.note(), args.guest.display()));
+    if RunIdentity::note_lacks_backend(note) {
+        out(format_args!(
+            "note: the saved identity names no backend (an older nicproof's); replaying with the scenario's, {}\n",
+            vmm::replay::backend_text(&id.backend)
+        ));
+    }
+    let scratch = args.pcap_scratch();
+    let pcap = matches!(id.backend, nic_model::config::BackendConfig::Pcap(_));
+    if let nic_model::config::BackendConfig::Pcap(saved_to) = &id.backend {
+        out(format_args!(
+            "backend pcap: the saved run wrote its frames to {saved_to}; this replay writes them to {} \
+             (removed after the run) and leaves {saved_to} as it is\n",
+            scratch.display()
+        ));
+    }
     let res = vmm::run(&opts);
+    if pcap {
+        // The replay's frames are in its event log; the scratch capture
+        // only kept the backend the same.
+        let _ = std::fs::remove_file(&scratch);
+    }
     if let Some(path) = &args.events {
         if let Err(e) = write_events(path, &res.events) {
             eprintln!("nicproof: error: {e:#}");

@@ -23,13 +23,19 @@
 //! - Masked: numbers before ` us` / ` pps` in guest log and verdict texts
 //!   (the guest reports its own wall-time measurements), and before ` kHz`
 //!   in VMM notes (the host's TSC frequency).
+//! - The identity note is compared as parsed, not as text: an older note
+//!   without `backend=` equals one naming the scenario's backend, and a
+//!   `pcap:` backend's file name is left out (a replay writes its frames
+//!   to a scratch file, never over the saved run's capture; which file the
+//!   frames went to changes no event).
 //!
 //! Not claimed: see [`NOT_CLAIMED`].
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use nic_model::abi::{DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
+use nic_model::abi::{knob, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
+use nic_model::config::BackendConfig;
 use nic_model::events::{Event, EventKind, Source};
 
 use crate::arch::x86_64::layout;
@@ -94,7 +100,37 @@ pub struct RunIdentity {
     /// command line's), so `variant` and `bad-guest` are in here too.
     pub knobs: [u64; NUM_KNOBS],
     pub ncpus: u32,
+    /// Where the run's transmitted frames went (`nicproof run --backend`):
+    /// with `null` or `pcap:` nothing comes back, so the run's events differ
+    /// from a loopback run's.
+    pub backend: BackendConfig,
 }
+
+/// The `--backend` text of a backend: `loopback`, `null`, `pcap:FILE`.
+pub fn backend_text(b: &BackendConfig) -> String {
+    match b {
+        BackendConfig::Loopback => "loopback".into(),
+        BackendConfig::Null => "null".into(),
+        BackendConfig::Pcap(path) => format!("pcap:{path}"),
+    }
+}
+
+/// Parse a [`backend_text`] (the forms `nicproof run --backend` takes).
+pub fn parse_backend(v: &str) -> Result<BackendConfig, String> {
+    match v {
+        "loopback" => Ok(BackendConfig::Loopback),
+        "null" => Ok(BackendConfig::Null),
+        _ => match v.strip_prefix("pcap:") {
+            Some("") => Err("pcap: needs a file name, e.g. pcap:out.pcap".into()),
+            Some(path) => Ok(BackendConfig::Pcap(path.into())),
+            None => Err("expected loopback, null or pcap:FILE".into()),
+        },
+    }
+}
+
+/// The note's backend field. It comes last and runs to the end of the
+/// note, so a pcap file name may hold spaces.
+const BACKEND_FIELD: &str = " backend=";
 
 impl RunIdentity {
     /// The identity of a run about to start.
@@ -106,22 +142,42 @@ impl RunIdentity {
             device_mutant: opts.device_mutant,
             knobs: opts.knobs,
             ncpus: layout::NCPUS,
+            backend: opts
+                .nic
+                .as_ref()
+                .map(|n| n.backend.clone())
+                .unwrap_or_default(),
         }
     }
 
     /// The note text: `run: scenario=.. seed=.. mutant=.. device-mutant=..
-    /// ncpus=.. knobs=k0,k1,..` (all knobs, in `abi::knob` order).
+    /// ncpus=.. knobs=k0,k1,.. backend=..` (all knobs, in `abi::knob`
+    /// order; the backend as `--backend` takes it, last).
     pub fn note(&self) -> String {
         let knobs: Vec<String> = self.knobs.iter().map(u64::to_string).collect();
         format!(
-            "{IDENTITY_PREFIX}scenario={} seed={} mutant={} device-mutant={} ncpus={} knobs={}",
+            "{IDENTITY_PREFIX}scenario={} seed={} mutant={} device-mutant={} ncpus={} knobs={}{BACKEND_FIELD}{}",
             self.scenario.name(),
             self.seed,
             self.driver_mutant.name(),
             self.device_mutant.name(),
             self.ncpus,
-            knobs.join(",")
+            knobs.join(","),
+            backend_text(&self.backend)
         )
+    }
+
+    /// The note as replay compares it: a pcap backend's file name left
+    /// out (see the module doc).
+    fn compared_note(&self) -> String {
+        match self.backend {
+            BackendConfig::Pcap(_) => Self {
+                backend: BackendConfig::Pcap("FILE".into()),
+                ..self.clone()
+            }
+            .note(),
+            _ => self.note(),
+        }
     }
 
     /// Parse a [`Self::note`] text.
@@ -133,6 +189,14 @@ impl RunIdentity {
         let rest = text
             .strip_prefix(IDENTITY_PREFIX)
             .ok_or_else(|| bad(format!("does not start with `{IDENTITY_PREFIX}`")))?;
+        // The backend runs to the end (the other fields hold no spaces).
+        let (rest, backend) = match rest.split_once(BACKEND_FIELD) {
+            Some((r, b)) => (
+                r,
+                Some(parse_backend(b).map_err(|why| bad(format!("backend: {why}")))?),
+            ),
+            None => (rest, None),
+        };
         let field = |name: &str| {
             rest.split(' ')
                 .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
@@ -159,36 +223,53 @@ impl RunIdentity {
             .try_into()
             .map_err(|v: Vec<u64>| bad(format!("{} knobs, expected {NUM_KNOBS}", v.len())))?;
         let ncpus = num("ncpus", field("ncpus")?)?;
+        let seed = num("seed", field("seed")?)?;
+        // A note from before the backend was recorded: those runs could
+        // only use the scenario's.
+        let backend = backend.unwrap_or_else(|| {
+            crate::scenarios::setup(scenario, knobs[knob::VARIANT], seed)
+                .nic
+                .backend
+        });
         Ok(Self {
             scenario,
-            seed: num("seed", field("seed")?)?,
+            seed,
             driver_mutant,
             device_mutant,
             knobs,
             ncpus: u32::try_from(ncpus).map_err(|_| bad(format!("ncpus {ncpus}")))?,
+            backend,
         })
     }
 
-    /// The identity in a run's log: its first VMM note with the prefix.
-    pub fn find(log: &[Event]) -> Result<Self, ReplayError> {
-        let text = log
-            .iter()
+    /// The identity note's text in a run's log: its first VMM note with
+    /// the prefix, as written.
+    pub fn find_note(log: &[Event]) -> Result<&str, ReplayError> {
+        log.iter()
             .find_map(|e| match &e.kind {
-                EventKind::Note { text }
-                    if e.source == Source::Vmm && text.starts_with(IDENTITY_PREFIX) =>
-                {
-                    Some(text)
-                }
+                EventKind::Note { text } if is_identity(e.source, text) => Some(text.as_str()),
                 _ => None,
             })
-            .ok_or(ReplayError::NoIdentity)?;
-        Self::parse(text)
+            .ok_or(ReplayError::NoIdentity)
+    }
+
+    /// The identity in a run's log (see [`Self::find_note`]).
+    pub fn find(log: &[Event]) -> Result<Self, ReplayError> {
+        Self::parse(Self::find_note(log)?)
+    }
+
+    /// True if a note `text` names no backend (an older nicproof's: the
+    /// parsed identity then has the scenario's).
+    pub fn note_lacks_backend(text: &str) -> bool {
+        !text.contains(BACKEND_FIELD)
     }
 
     /// Options that run this identity again with `guest` (the scenario's
     /// own timeout; the device set-up follows from scenario, variant knob
-    /// and seed, as in the first run).
-    pub fn options(&self, guest: PathBuf) -> Result<RunOptions, ReplayError> {
+    /// and seed, as in the first run; the backend is the run's, except
+    /// that a `pcap:` backend writes to `pcap_scratch`, so the saved run's
+    /// capture is never overwritten).
+    pub fn options(&self, guest: PathBuf, pcap_scratch: &Path) -> Result<RunOptions, ReplayError> {
         if self.ncpus != layout::NCPUS {
             return Err(ReplayError::Ncpus {
                 file: self.ncpus,
@@ -198,6 +279,14 @@ impl RunIdentity {
         let mut o = RunOptions::for_scenario(guest, self.scenario, self.seed, &self.knobs);
         o.driver_mutant = self.driver_mutant;
         o.device_mutant = self.device_mutant;
+        if let Some(nic) = o.nic.as_mut() {
+            nic.backend = match &self.backend {
+                BackendConfig::Pcap(_) => {
+                    BackendConfig::Pcap(pcap_scratch.to_string_lossy().into_owned())
+                }
+                b => b.clone(),
+            };
+        }
         Ok(o)
     }
 
@@ -214,6 +303,10 @@ impl RunIdentity {
             _ => None,
         }
     }
+}
+
+fn is_identity(source: Source, text: &str) -> bool {
+    source == Source::Vmm && text.starts_with(IDENTITY_PREFIX)
 }
 
 /// Read an events file (`nicproof run --events`: one JSON [`Event`] per
@@ -249,6 +342,12 @@ pub fn replay_line(e: &Event) -> String {
     match &mut e.kind {
         EventKind::Log { text, .. } | EventKind::Verdict { text, .. } => {
             *text = mask_numbers(text, &["us", "pps"]);
+        }
+        EventKind::Note { text } if is_identity(e.source, text) => {
+            // A note that does not parse is compared as written.
+            if let Ok(id) = RunIdentity::parse(text) {
+                *text = id.compared_note();
+            }
         }
         EventKind::Note { text } => *text = mask_numbers(text, &["kHz"]),
         _ => {}
@@ -586,15 +685,88 @@ mod tests {
             ..id.clone()
         };
         assert!(matches!(
-            other.options("g".into()),
+            other.options("g".into(), Path::new("s.pcap")),
             Err(ReplayError::Ncpus { file: 9, .. })
         ));
-        let o = id.options("g".into()).unwrap();
+        let o = id.options("g".into(), Path::new("s.pcap")).unwrap();
         assert_eq!(
             (o.seed, o.device_mutant, o.knobs[3]),
             (42, DeviceMutant::ResetIgnored, 16)
         );
         assert_eq!(RunIdentity::of(&o), id);
+    }
+
+    /// The backend is in the note and comes back from it; a note without
+    /// one (an older nicproof's) means the scenario's; a pcap run replays
+    /// into the scratch file, and its file name is not compared.
+    #[test]
+    fn identity_carries_the_backend() {
+        let mut opts = RunOptions::for_scenario("g".into(), Scenario::Default, 7, &[0; NUM_KNOBS]);
+        let id = |o: &RunOptions| RunIdentity::of(o);
+        assert_eq!(id(&opts).backend, BackendConfig::Loopback);
+        assert!(
+            id(&opts).note().ends_with(" backend=loopback"),
+            "{}",
+            id(&opts).note()
+        );
+        for b in [
+            BackendConfig::Null,
+            BackendConfig::Pcap("/tmp/my run backend=x.pcap".into()),
+        ] {
+            opts.nic.as_mut().unwrap().backend = b.clone();
+            let i = id(&opts);
+            assert_eq!(RunIdentity::parse(&i.note()).unwrap(), i, "{}", i.note());
+            assert_eq!(parse_backend(&backend_text(&b)), Ok(b));
+        }
+        // The pcap run: the replay writes to the scratch file only.
+        let pcap = id(&opts);
+        let o = pcap
+            .options("g".into(), Path::new("/scratch.pcap"))
+            .unwrap();
+        assert_eq!(
+            o.nic.unwrap().backend,
+            BackendConfig::Pcap("/scratch.pcap".into())
+        );
+        let note = |text: String| ev(0, Source::Vmm, EventKind::Note { text });
+        let other_file = RunIdentity {
+            backend: BackendConfig::Pcap("elsewhere.pcap".into()),
+            ..pcap.clone()
+        };
+        assert_eq!(
+            replay_line(&note(pcap.note())),
+            replay_line(&note(other_file.note()))
+        );
+        let null = RunIdentity {
+            backend: BackendConfig::Null,
+            ..pcap.clone()
+        };
+        assert_ne!(
+            replay_line(&note(pcap.note())),
+            replay_line(&note(null.note()))
+        );
+        // An older note: the scenario's backend, and it compares equal to
+        // the note naming it.
+        let loopback = id(&RunOptions::for_scenario(
+            "g".into(),
+            Scenario::Default,
+            7,
+            &[0; NUM_KNOBS],
+        ));
+        let old = loopback.note().replace(" backend=loopback", "");
+        assert!(
+            RunIdentity::note_lacks_backend(&old)
+                && !RunIdentity::note_lacks_backend(&loopback.note())
+        );
+        assert_eq!(RunIdentity::parse(&old).unwrap(), loopback);
+        assert_eq!(replay_line(&note(old)), replay_line(&note(loopback.note())));
+        for bad in ["tap", "pcap:", ""] {
+            let e = RunIdentity::parse(&format!(
+                "{} backend={bad}",
+                loopback.note().replace(" backend=loopback", "")
+            ))
+            .unwrap_err();
+            assert!(e.to_string().contains("backend:"), "{bad}: {e}");
+        }
     }
 
     #[test]
