@@ -1087,11 +1087,9 @@ impl Nic {
         ) {
             return;
         }
-        // The gate checked the range is RAM; one region unless it spans
-        // two, which a ring never should: then no write, and a fault.
-        let Ok(dst) = self.mem.get_slice(GuestAddress(addr), len as usize) else {
-            return self.fault(DeviceError::AddressOutsideRam, addr, Some(true));
-        };
+        // Aligned 8-byte stores where the ring allows; a misaligned ring
+        // (or one across two RAM regions) gets plain copies, same order.
+        let dst = self.mem.get_slice(GuestAddress(addr), len as usize).ok();
         const STATUS: u64 = 0xffff << 32;
         let first = wb.first.wrapping_sub(self.tx_burst_start);
         for k in 0..n {
@@ -1100,8 +1098,15 @@ impl Nic {
                 w = w & !STATUS | u64::from(abi::TXD_STAT_DONE) << 32;
             }
             let off = k as usize * DESC_SIZE as usize;
-            let _ = dst.store(a, off, Ordering::Relaxed);
-            let _ = dst.store(w, off + 8, Ordering::Release);
+            let stored = dst.as_ref().is_some_and(|d| {
+                d.store(a, off, Ordering::Relaxed).is_ok()
+                    && d.store(w, off + 8, Ordering::Release).is_ok()
+            });
+            if !stored {
+                let at = addr + off as u64;
+                let _ = self.mem.write_slice(&a.to_le_bytes(), GuestAddress(at));
+                let _ = self.mem.write_slice(&w.to_le_bytes(), GuestAddress(at + 8));
+            }
         }
         for _ in 0..wb.count {
             self.count_tx_completion();
