@@ -141,7 +141,8 @@ pub mod regs {
     pub const TX_BASE_HI: u32 = 0x014;
     /// TX ring size in descriptors (RW): a power of two, 2..=[`MAX_RING`].
     pub const TX_SIZE: u32 = 0x018;
-    /// TX head (RO): next descriptor the device will fetch.
+    /// TX head (RO): next descriptor the device will process (it may have
+    /// fetched a few more: descriptors are fetched in bursts).
     pub const TX_HEAD: u32 = 0x01c;
     /// TX tail (RW, doorbell): one past the last descriptor posted.
     /// Indexes are free-running modulo 2^32; the slot is `idx & (size-1)`.
