@@ -319,16 +319,10 @@ fn parse_knob(kv: &str, knobs: &mut [u64; NUM_KNOBS]) -> Result<()> {
 
 /// `--backend` values; a clap value parser, so a bad one is a usage error
 /// that shows the accepted forms.
+/// The `--backend` forms; the same parser reads a run identity's
+/// `backend=` field, so what `run` accepts, `replay` reads back.
 fn parse_backend(v: &str) -> Result<BackendConfig, String> {
-    match v {
-        "loopback" => Ok(BackendConfig::Loopback),
-        "null" => Ok(BackendConfig::Null),
-        _ => match v.strip_prefix("pcap:") {
-            Some("") => Err("pcap: needs a file name, e.g. pcap:out.pcap".into()),
-            Some(path) => Ok(BackendConfig::Pcap(path.into())),
-            None => Err("expected loopback, null or pcap:FILE".into()),
-        },
-    }
+    vmm::replay::parse_backend(v)
 }
 
 fn timeout(secs: f64) -> Result<Duration> {
