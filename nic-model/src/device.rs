@@ -172,8 +172,8 @@ pub struct Nic {
     held: VecDeque<u32>,
     /// The TX descriptors of the last fetch burst, free-running indexes
     /// `tx_burst_start..regs.tx.fetched`, as read (the device owns them
-    /// until their packets complete).
-    /// Each descriptor as its two little-endian words: the address, then
+    /// until their packets complete). Each is kept as its two
+    /// little-endian words: the address, then
     /// len | flags << 16 | rsvd << 24 | status << 32 | cookie << 48.
     tx_cache: Box<[[u64; 2]; TX_PREFETCH as usize]>,
     tx_burst_start: u32,
@@ -924,6 +924,8 @@ impl Nic {
         }
     }
 
+    /// The descriptor walk of [`Nic::process_tx`]; completions it makes
+    /// due are left in `tx_wb` for the caller to write back.
     fn walk_tx(&mut self) -> Result<(), TxStop> {
         let ring = self.regs.tx;
         let Some(mask) = ring.mask() else {
@@ -942,8 +944,7 @@ impl Nic {
             }
             let idx = self.regs.tx.head;
             let cached = self.regs.tx.fetched.wrapping_sub(self.tx_burst_start);
-            let at = idx.wrapping_sub(self.tx_burst_start);
-            if at >= cached {
+            if idx.wrapping_sub(self.tx_burst_start) >= cached {
                 self.fetch_tx_burst(mask, abi::MAX_WORK_PER_DOORBELL - work)?;
             }
             work += 1;
@@ -998,10 +999,9 @@ impl Nic {
         self.write_back_tx();
         let r = self.regs.tx;
         let start = r.head;
+        // At most the ring: `walk_tx` checked the tail against the packet
+        // start, and HEAD is at or past it.
         let posted = r.tail.wrapping_sub(start);
-        if posted > r.size {
-            return Err(TxStop::Fault(DeviceError::BadTail, u64::from(r.tail)));
-        }
         let n = posted
             .min(TX_PREFETCH)
             .min(r.size - (start & mask))
