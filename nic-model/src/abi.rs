@@ -462,6 +462,10 @@ pub mod knob {
     /// Scenario variant (e.g. invalid-mac: 0 zero, 1 multicast,
     /// 2 broadcast, 3 valid; unregister: 0 up, 1 down, 2 repeated).
     pub const VARIANT: usize = 7;
+    /// How long the default scenario waits for its frames to come back,
+    /// in ms (0 = 10 s + 50 ms per frame). Runs whose frames cannot come
+    /// back (a null or pcap backend) use it to fail fast.
+    pub const DEADLINE_MS: usize = 8;
 }
 
 /// Deliberately bad guests, for testing the VMM's outcome reporting.

@@ -69,6 +69,9 @@ fn backend_null_drops_every_frame_and_the_report_names_the_rx_failure() {
             "default",
             "--knob",
             "frames=4",
+            "--knob",
+            // Nothing comes back: fail after 1 s, not the default 10 s.
+            "deadline-ms=1000",
             "--backend",
             "null",
         ],
@@ -89,6 +92,9 @@ fn backend_pcap_writes_the_transmitted_frames_and_returns_none() {
             "default",
             "--knob",
             "frames=4",
+            "--knob",
+            // Nothing comes back: fail after 1 s, not the default 10 s.
+            "deadline-ms=1000",
             "--backend",
             &arg,
         ],

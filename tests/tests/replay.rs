@@ -312,6 +312,9 @@ fn null_backend_run_replays() {
         "default",
         "--knob",
         "frames=4",
+        "--knob",
+        // Nothing comes back: fail after 1 s, not the default 10 s.
+        "deadline-ms=1000",
         "--backend",
         "null",
     ];
@@ -352,6 +355,9 @@ fn pcap_backend_run_replays_without_touching_its_capture() {
             "default",
             "--knob",
             "frames=4",
+            "--knob",
+            // Nothing comes back: fail after 1 s, not the default 10 s.
+            "deadline-ms=1000",
             "--backend",
             &backend,
         ],

@@ -242,6 +242,11 @@ pub const KNOBS: &[(&str, usize, &str)] = &[
         knob::ECHO,
         "value the guest echoes back in a Marker::Echo record",
     ),
+    (
+        "deadline-ms",
+        knob::DEADLINE_MS,
+        "ms the default scenario waits for its frames (0 = 10 s + 50 ms per frame)",
+    ),
 ];
 
 fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {

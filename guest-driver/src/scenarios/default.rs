@@ -129,7 +129,11 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     let mut shapes = Shapes(cfg.seed ^ 0x5eed);
     let mut frags = [Frag::default(); MAX_SKB_FRAGS as usize];
     let mut made = 0u64;
-    let deadline = plat.now_ns() + 10_000_000_000 + frames * 50_000_000;
+    let deadline = plat.now_ns()
+        + match cfg.knobs[knob::DEADLINE_MS] {
+            0 => 10_000_000_000 + frames * 50_000_000,
+            ms => ms.saturating_mul(1_000_000),
+        };
     let mut timed_out = false;
     let t_start = plat.now_ns();
     let (mut lost_wakes, mut stuck_checks) = (0u32, 0u32);
