@@ -832,5 +832,9 @@ id_enum! {
         ResetIgnored = 3, "reset-ignored";
         /// Writes a completion for a descriptor never posted.
         PhantomCompletion = 4, "phantom-completion";
+        /// Its descriptor cache reads a whole burst whatever TX_TAIL says,
+        /// so it fetches slots the driver has not posted (and later sends
+        /// what they held then).
+        PrefetchPastTail = 5, "prefetch-past-tail";
     }
 }

@@ -1001,7 +1001,10 @@ impl Nic {
         let start = r.head;
         // At most the ring: `walk_tx` checked the tail against the packet
         // start, and HEAD is at or past it.
-        let posted = r.tail.wrapping_sub(start);
+        let mut posted = r.tail.wrapping_sub(start);
+        if self.cfg.mutant == DeviceMutant::PrefetchPastTail {
+            posted = TX_PREFETCH;
+        }
         let n = posted
             .min(TX_PREFETCH)
             .min(r.size - (start & mask))

@@ -785,6 +785,12 @@ fn mutant_reset_ignored_shows_in_ring_state_on_reopen() {
 }
 
 #[test]
+fn mutant_prefetch_past_tail_is_caught() {
+    let r = mutant_rules(DeviceMutant::PrefetchPastTail);
+    assert!(r.contains(&RULE_DESC_UNPOSTED), "{r:?}");
+}
+
+#[test]
 fn mutant_phantom_completion_is_caught() {
     let r = mutant_rules(DeviceMutant::PhantomCompletion);
     assert!(r.contains(&RULE_COMPLETION_UNPOSTED), "{r:?}");

@@ -488,6 +488,7 @@ pub fn list() -> String {
                 DeviceMutant::IrqAfterDisable => "raises an interrupt after being disabled",
                 DeviceMutant::ResetIgnored => "ignores reset",
                 DeviceMutant::PhantomCompletion => "completes a descriptor never posted",
+                DeviceMutant::PrefetchPastTail => "fetches TX descriptors past the tail",
                 #[allow(unreachable_patterns)]
                 _ => &fallback,
             },
