@@ -536,6 +536,7 @@ fn device_mutants_are_caught_with_the_correct_driver() {
         (DeviceMutant::IrqAfterDisable, "irq-"),
         (DeviceMutant::ResetIgnored, "reset-ineffective"),
         (DeviceMutant::PhantomCompletion, "completion-unposted"),
+        (DeviceMutant::PrefetchPastTail, "desc-unposted"),
     ];
     assert_eq!(expected.len() + 1, DeviceMutant::ALL.len(), "a device mutant without a test");
     for (m, rule) in expected {
