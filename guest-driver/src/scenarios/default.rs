@@ -137,6 +137,9 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     let mut timed_out = false;
     let t_start = plat.now_ns();
     let (mut lost_wakes, mut stuck_checks) = (0u32, 0u32);
+    // Free descriptors of the empty ring (nothing is posted yet).
+    let empty_ring_free = nic.tx_free();
+    let (mut bql_leak, mut leak_checks) = (false, 0u32);
     let stop_napi = AtomicBool::new(false);
     let mut traffic = || loop {
         while made < frames && q.len() < QDISC_LEN {
@@ -175,6 +178,22 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
                 lost_wakes += 1;
                 plat.marker_text(Marker::OracleFail, &[u64::from(nic.tx_free())], "lost wake: queue stopped with a free ring");
             }
+            // BQL bytes in flight with every descriptor reclaimed can never
+            // come back: a completion was miscounted (the leak that ends in
+            // a queue held by BQL for good). Seen across a whole idle wait,
+            // report it and end the traffic instead of waiting out the
+            // deadline. Single CPU only: with NAPI elsewhere a reclaim may
+            // sit between its ring update and its BQL completion.
+            let leak = !smp
+                && txq.bql_enabled()
+                && txq.dql().inflight() > 0
+                && nic.tx_free() == empty_ring_free
+                && !napi.is_scheduled();
+            leak_checks = if leak { leak_checks + 1 } else { 0 };
+            if leak_checks == 2 {
+                bql_leak = true;
+                break;
+            }
             plat.wait_until(plat.now_ns() + if smp { IDLE_WAIT_NS / 4 } else { IDLE_WAIT_NS });
         }
     };
@@ -196,7 +215,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     // Up/down cycles (knob CYCLES): each must leave nothing behind.
     let cycles = cfg.knobs[knob::CYCLES].min(10_000);
     let (mut cycle_ns, mut cycle_fail) = (0, false);
-    if cycles != 0 && !timed_out {
+    if cycles != 0 && !timed_out && !bql_leak {
         plat.marker_text(Marker::Phase, &[1], "open/stop cycles");
         let pages = nic.dma_pages_used();
         let t0 = plat.now_ns();
@@ -230,6 +249,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     plat.marker(Marker::Summary, &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)]);
     let checks = [
         (lost_wakes != 0, "lost wake: a stopped queue with a free ring was not woken"),
+        (bql_leak, "bql: bytes in flight with every descriptor reclaimed (a completion miscounted)"),
         (timed_out, "timed out before every frame came back"),
         (cycle_fail, "open/stop cycles failed or leaked DMA memory"),
         (nic.is_open(), "auto-close: the device is still open after unregister"),
