@@ -109,8 +109,9 @@ pub fn cases() -> Vec<Case> {
         // frames that never complete). Named alone so the host must catch it.
         Case::driver(BatchLastDropped, 0, Drv::DropSkipsDoorbell, &["doorbell-pending"]),
         // Completions reported to BQL 4 bytes short per packet: at stop the
-        // ring is empty but BQL completed less than the device sent. Only
-        // the host sees it: stop resets BQL before the guest's end check.
+        // ring is empty but BQL completed less than the device sent. The
+        // guest's leak check (scenarios/default.rs) sees it too, at its
+        // first idle wait; named alone so the host must catch it.
         Case::driver(BqlRandom, 0, Drv::BqlMiscount, &["bql-balance"]),
     ]);
     v
