@@ -418,9 +418,11 @@ impl DmaMonitor {
     /// Judge one DMA that the device's own checks let through. Logs the
     /// Dma event first, then any violations.
     ///
-    /// This runs for every access (three per small packet), so the passing
-    /// case is kept to a few compares and one 16-byte log record; building
-    /// messages is left to the out-of-line [`DmaMonitor::report_dma`].
+    /// This runs for every access (one data read per small packet, plus a
+    /// share of the TX bursts), so the passing case is one 16-byte log
+    /// record, the ring-order check of ring causes and, on a hit, two
+    /// compares; the full check and the messages are out of line
+    /// ([`DmaMonitor::check_dma_slow`], [`DmaMonitor::report_dma`]).
     #[inline(always)]
     pub fn check_dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause) {
         if !self.enabled {
