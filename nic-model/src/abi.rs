@@ -369,7 +369,7 @@ pub const fn splitmix64(x: u64) -> u64 {
 /// guest → host typed records.
 ///
 /// Protocol (all accesses are 32-bit):
-/// - `in CONTROL_PORT` returns [`CONTROL_MAGIC`] under nicproof (an
+/// - `in CONTROL_PORT` returns [`control::CONTROL_MAGIC`] under nicproof (an
 ///   absent port reads all ones, e.g. under QEMU).
 /// - `out CONFIG_PORT, gpa`: the host writes a [`RunConfig`] at `gpa`.
 /// - `out CONTROL_PORT, gpa`: the host reads the [`Record`] at `gpa`
@@ -534,23 +534,23 @@ const _: () = assert!(core::mem::size_of::<Record>() == 64);
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
-    /// A log line: args[0] = level (1 error .. 5 trace), text = line.
+    /// A log line: `args[0]` = level (1 error .. 5 trace), text = line.
     Log = 1,
-    /// A driver/softnet marker: args[0] = [`Marker`], args[1..] per marker.
+    /// A driver/softnet marker: `args[0]` = [`Marker`], `args[1..]` per marker.
     Marker = 2,
-    /// The guest's own verdict: args[0] = 1 pass / 0 fail, text = reason.
+    /// The guest's own verdict: `args[0]` = 1 pass / 0 fail, text = reason.
     Verdict = 3,
-    /// A panic: text = message, args[0] = line, args[1] = column,
-    /// args[2]/args[3] = file name pointer/length.
+    /// A panic: text = message, `args[0]` = line, `args[1]` = column,
+    /// `args[2]`/`args[3]` = file name pointer/length.
     Panic = 4,
     /// A CPU exception: args = vector, error code, rip, cr2, cpu.
     Exception = 5,
-    /// Power off: args[0] = exit code.
+    /// Power off: `args[0]` = exit code.
     PowerOff = 6,
     /// Start an application processor: args = cpu, entry, stack top.
     /// The VMM enters it in 64-bit mode with rdi = boot info, rsi = cpu.
     StartCpu = 7,
-    /// An application processor is running: args[0] = cpu.
+    /// An application processor is running: `args[0]` = cpu.
     CpuOnline = 8,
     /// The guest finished boot and read its configuration.
     Ready = 9,
@@ -606,17 +606,17 @@ macro_rules! id_enum {
 }
 
 id_enum! {
-    /// Markers the driver and softnet core report (args[0] of a
-    /// [`RecordKind::Marker`] record). Arguments follow in args[1..].
+    /// Markers the driver and softnet core report (`args[0]` of a
+    /// [`RecordKind::Marker`] record). Arguments follow in `args[1..]`.
     Marker {
         /// Probe started.
         ProbeEnter = 1, "probe-enter";
-        /// Probe finished: args[1] = 0 ok / errno, args[2] = MAC as u64,
-        /// args[3] = addr_assign_type (0 permanent, 1 random).
+        /// Probe finished: `args[1]` = 0 ok / errno, `args[2]` = MAC as u64,
+        /// `args[3]` = addr_assign_type (0 permanent, 1 random).
         ProbeExit = 2, "probe-exit";
         /// ndo_open entry.
         OpenEnter = 3, "open-enter";
-        /// ndo_open exit: args[1] = 0 ok / errno.
+        /// ndo_open exit: `args[1]` = 0 ok / errno.
         OpenExit = 4, "open-exit";
         /// ndo_stop entry.
         StopEnter = 5, "stop-enter";
@@ -624,50 +624,50 @@ id_enum! {
         StopExit = 6, "stop-exit";
         /// register_netdev.
         Register = 7, "register";
-        /// unregister_netdev entry: args[1] = 1 if the device was UP.
+        /// unregister_netdev entry: `args[1]` = 1 if the device was UP.
         UnregisterEnter = 8, "unregister-enter";
         /// unregister_netdev exit.
         UnregisterExit = 9, "unregister-exit";
-        /// dma_map: args[1] = addr, args[2] = len, args[3] = direction
+        /// dma_map: `args[1]` = addr, `args[2]` = len, `args[3]` = direction
         /// (0 to device, 1 from device, 2 both).
         DmaMap = 10, "dma-map";
-        /// dma_unmap: args[1] = addr, args[2] = len.
+        /// dma_unmap: `args[1]` = addr, `args[2]` = len.
         DmaUnmap = 11, "dma-unmap";
-        /// Queue stopped: args[1] = [`QueueReason`].
+        /// Queue stopped: `args[1]` = [`QueueReason`].
         QueueStop = 12, "queue-stop";
-        /// Queue woken or restarted: args[1] = [`QueueReason`].
+        /// Queue woken or restarted: `args[1]` = [`QueueReason`].
         QueueWake = 13, "queue-wake";
-        /// skb allocated: args[1] = skb id, args[2] = len.
+        /// skb allocated: `args[1]` = skb id, `args[2]` = len.
         SkbAlloc = 14, "skb-alloc";
-        /// skb cloned: args[1] = new id, args[2] = original id.
+        /// skb cloned: `args[1]` = new id, `args[2]` = original id.
         SkbClone = 15, "skb-clone";
-        /// skb freed: args[1] = skb id.
+        /// skb freed: `args[1]` = skb id.
         SkbFree = 16, "skb-free";
-        /// start_xmit returned BUSY: args[1] = skb id.
+        /// start_xmit returned BUSY: `args[1]` = skb id.
         XmitBusy = 17, "xmit-busy";
-        /// A frame was delivered to the stack: args[1] = buffer addr,
-        /// args[2] = len, args[3] = TX sequence it should match. The host
+        /// A frame was delivered to the stack: `args[1]` = buffer addr,
+        /// `args[2]` = len, `args[3]` = TX sequence it should match. The host
         /// compares the bytes with what the device transmitted.
         RxDeliver = 18, "rx-deliver";
-        /// ndo_tx_timeout was called: args[1] = queue.
+        /// ndo_tx_timeout was called: `args[1]` = queue.
         TxTimeout = 19, "tx-timeout";
-        /// BQL snapshot: args[1] = queued, args[2] = completed, args[3] = limit.
+        /// BQL snapshot: `args[1]` = queued, `args[2]` = completed, `args[3]` = limit.
         Bql = 20, "bql";
         /// A guest-side oracle failed: text says which and why.
         OracleFail = 21, "oracle-fail";
-        /// Control-port round trip: args[1] = the ECHO knob.
+        /// Control-port round trip: `args[1]` = the ECHO knob.
         Echo = 22, "echo";
-        /// A scenario phase began: args[1] = phase number, text = name.
+        /// A scenario phase began: `args[1]` = phase number, text = name.
         Phase = 23, "phase";
-        /// Counters at the end: args[1] = live skbs, args[2] = live maps,
-        /// args[3] = BUSY returns, args[4] = BQL in flight.
+        /// Counters at the end: `args[1]` = live skbs, `args[2]` = live maps,
+        /// `args[3]` = BUSY returns, `args[4]` = BQL in flight.
         Summary = 24, "summary";
         /// TX ring snapshot (not in BENCH mode), when start_xmit ends a
         /// batch (xmit_more false, BUSY, or the queue stopped) and at
-        /// ndo_stop entry: args[1] = free-running index of the next
-        /// descriptor to post, args[2] = next descriptor to reclaim,
-        /// args[3] = BQL bytes queued, args[4] = BQL bytes completed,
-        /// args[5] = [`TX_RING_AT_STOP`] | [`TX_RING_BQL`] flags. The host
+        /// ndo_stop entry: `args[1]` = free-running index of the next
+        /// descriptor to post, `args[2]` = next descriptor to reclaim,
+        /// `args[3]` = BQL bytes queued, `args[4]` = BQL bytes completed,
+        /// `args[5]` = [`TX_RING_AT_STOP`] | [`TX_RING_BQL`] flags. The host
         /// checks it against the TX_TAIL writes and frames it saw.
         TxRing = 25, "tx-ring";
     }
@@ -678,7 +678,7 @@ pub const TX_RING_AT_STOP: u64 = 1 << 0;
 /// [`Marker::TxRing`] flag: BQL accounting is on for the queue.
 pub const TX_RING_BQL: u64 = 1 << 1;
 
-/// Why a queue changed state (args[1] of QueueStop/QueueWake).
+/// Why a queue changed state (`args[1]` of QueueStop/QueueWake).
 #[repr(u64)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueReason {

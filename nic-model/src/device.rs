@@ -8,7 +8,7 @@
 //! synchronous: a TX doorbell transmits inside the MMIO write (as QEMU's
 //! e1000 does), so a run depends only on its inputs and the times given.
 //!
-//! Every guest-memory access goes through [`Nic::dma`]: the one gate.
+//! Every guest-memory access goes through one gate (`Nic::gate`, via `dma_read`/`dma_write`).
 //! It blocks accesses no hardware could make (outside RAM, into the
 //! device's own BAR, bus mastering off), latching a device fault, and
 //! hands the rest to the [`DmaMonitor`] to log and judge.

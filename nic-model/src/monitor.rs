@@ -422,7 +422,7 @@ impl DmaMonitor {
     /// share of the TX bursts), so the passing case is one 16-byte log
     /// record, the ring-order check of ring causes and, on a hit, two
     /// compares; the full check and the messages are out of line
-    /// ([`DmaMonitor::check_dma_slow`], [`DmaMonitor::report_dma`]).
+    /// (`check_dma_slow`, `report_dma`).
     #[inline(always)]
     pub fn check_dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause) {
         if !self.enabled {
