@@ -105,6 +105,22 @@ impl Run {
     }
 }
 
+/// `nicproof run` arguments for a short `default` run whose frames cannot
+/// come back (`backend` is `null` or `pcap:FILE`): 4 frames, and a 1 s wait
+/// for them instead of the scenario's 10 s.
+pub fn no_rx_args(backend: &str) -> [&str; 8] {
+    [
+        "--scenario",
+        "default",
+        "--knob",
+        "frames=4",
+        "--knob",
+        "deadline-ms=1000",
+        "--backend",
+        backend,
+    ]
+}
+
 /// Run `nicproof run <args> --quiet --json .. --events ..` with `guest`.
 pub fn run(guest: &Path, args: &[&str]) -> Run {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

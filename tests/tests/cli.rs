@@ -62,20 +62,7 @@ fn fails_only_on_missing_rx(r: &Run) {
 
 #[test]
 fn backend_null_drops_every_frame_and_the_report_names_the_rx_failure() {
-    let r = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "default",
-            "--knob",
-            "frames=4",
-            "--knob",
-            // Nothing comes back: fail after 1 s, not the default 10 s.
-            "deadline-ms=1000",
-            "--backend",
-            "null",
-        ],
-    );
+    let r = run(&guest_image(), &no_rx_args("null"));
     fails_only_on_missing_rx(&r);
     assert_eq!(sent(&r).len(), 4, "{}", r.stdout);
 }
@@ -85,20 +72,7 @@ fn backend_pcap_writes_the_transmitted_frames_and_returns_none() {
     let path =
         std::env::temp_dir().join(format!("nicproof-cli-backend-{}.pcap", std::process::id()));
     let arg = format!("pcap:{}", path.display());
-    let r = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "default",
-            "--knob",
-            "frames=4",
-            "--knob",
-            // Nothing comes back: fail after 1 s, not the default 10 s.
-            "deadline-ms=1000",
-            "--backend",
-            &arg,
-        ],
-    );
+    let r = run(&guest_image(), &no_rx_args(&arg));
     let mut got = Vec::new();
     if let Ok(f) = File::open(&path) {
         let mut reader = pcap_file::pcap::PcapReader::new(f).expect("a pcap file");

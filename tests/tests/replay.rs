@@ -307,17 +307,7 @@ fn note_text(file: &Path) -> String {
 fn null_backend_run_replays() {
     let d = scratch("null");
     let a = d.join("a.jsonl");
-    let args = [
-        "--scenario",
-        "default",
-        "--knob",
-        "frames=4",
-        "--knob",
-        // Nothing comes back: fail after 1 s, not the default 10 s.
-        "deadline-ms=1000",
-        "--backend",
-        "null",
-    ];
+    let args = no_rx_args("null");
     save_run(&a, &args);
     assert!(
         note_text(&a).ends_with(" backend=null"),
@@ -348,20 +338,7 @@ fn pcap_backend_run_replays_without_touching_its_capture() {
     let d = scratch("pcap");
     let (a, capture) = (d.join("a.jsonl"), d.join("my capture.pcap"));
     let backend = format!("pcap:{}", capture.display());
-    save_run(
-        &a,
-        &[
-            "--scenario",
-            "default",
-            "--knob",
-            "frames=4",
-            "--knob",
-            // Nothing comes back: fail after 1 s, not the default 10 s.
-            "deadline-ms=1000",
-            "--backend",
-            &backend,
-        ],
-    );
+    save_run(&a, &no_rx_args(&backend));
     assert!(
         note_text(&a).ends_with(&format!(" backend={backend}")),
         "{}",
