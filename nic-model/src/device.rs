@@ -1120,11 +1120,15 @@ impl Nic {
     fn count_tx_completion(&mut self) {
         self.completed += 1;
         let r = &mut self.regs;
-        r.tx_uncoalesced += 1;
-        if r.tx_uncoalesced >= r.coal_tx_frames.max(1) {
+        let (frames, usecs) = (r.coal_tx_frames, r.coal_tx_usecs);
+        if moderate(
+            &mut r.tx_uncoalesced,
+            frames,
+            usecs,
+            &mut self.timers.tx_coal,
+            self.now_ns,
+        ) {
             self.fire_tx_irq();
-        } else if r.coal_tx_usecs > 0 && self.timers.tx_coal.is_none() {
-            self.timers.tx_coal = Some(self.now_ns + u64::from(r.coal_tx_usecs) * 1000);
         }
     }
 
@@ -1244,11 +1248,15 @@ impl Nic {
             len: u32::from(len),
         });
         let r = &mut self.regs;
-        r.rx_uncoalesced += 1;
-        if r.rx_uncoalesced >= r.coal_rx_frames.max(1) {
+        let (frames, usecs) = (r.coal_rx_frames, r.coal_rx_usecs);
+        if moderate(
+            &mut r.rx_uncoalesced,
+            frames,
+            usecs,
+            &mut self.timers.rx_coal,
+            self.now_ns,
+        ) {
             self.fire_rx_irq();
-        } else if r.coal_rx_usecs > 0 && self.timers.rx_coal.is_none() {
-            self.timers.rx_coal = Some(self.now_ns + u64::from(r.coal_rx_usecs) * 1000);
         }
     }
 
@@ -1301,6 +1309,27 @@ impl Nic {
             self.timers.ghost_irq = Some(self.now_ns + GHOST_PERIOD_NS);
         }
     }
+}
+
+/// Interrupt moderation for one more completed (TX) or received (RX)
+/// frame: true if the interrupt is due now (`frames` since the last one,
+/// 0 or 1 = each); otherwise arm the `usecs` timer if it is set and not
+/// running yet.
+fn moderate(
+    count: &mut u32,
+    frames: u32,
+    usecs: u32,
+    timer: &mut Option<u64>,
+    now_ns: u64,
+) -> bool {
+    *count += 1;
+    if *count >= frames.max(1) {
+        return true;
+    }
+    if usecs > 0 && timer.is_none() {
+        *timer = Some(now_ns + u64::from(usecs) * 1000);
+    }
+    false
 }
 
 /// The hash logged with every `TxFrame`: 8 bytes per step, so hashing a
