@@ -23,10 +23,21 @@ fn main() {
         .file("csrc/upstream/lib/dynamic_queue_limits.c")
         .file("csrc/shim.c")
         .compile("linuxref_dql");
-    base().file("csrc/glue.c").define("CONFIG_BQL", "1").define("REF_PREFIX", "ref_bql_").compile("linuxref_bql");
+    base()
+        .file("csrc/glue.c")
+        .define("CONFIG_BQL", "1")
+        .define("REF_PREFIX", "ref_bql_")
+        .compile("linuxref_bql");
     // The same glue a second time, as its own object.
-    base().file("csrc/glue.c").define("REF_PREFIX", "ref_nobql_").out_dir(out_sub("nobql")).compile("linuxref_nobql");
-    println!("cargo:rustc-link-search=native={}", out_sub("nobql").display());
+    base()
+        .file("csrc/glue.c")
+        .define("REF_PREFIX", "ref_nobql_")
+        .out_dir(out_sub("nobql"))
+        .compile("linuxref_nobql");
+    println!(
+        "cargo:rustc-link-search=native={}",
+        out_sub("nobql").display()
+    );
 }
 
 fn out_sub(name: &str) -> std::path::PathBuf {
