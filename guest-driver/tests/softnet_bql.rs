@@ -115,7 +115,7 @@ proptest! {
 
 #[test]
 fn starved_queue_grows_its_limit() {
-    let d = Dql::new(250, 0);
+    let d = Dql::new(100, 0);
     d.queued(1000, 0).unwrap();
     assert!(d.avail() < 0);
     d.completed(1000, 1).unwrap();
@@ -153,7 +153,7 @@ fn oversized_object_is_refused() {
 
 #[test]
 fn limits_above_dql_max_limit_are_refused_like_sysfs() {
-    let d = Dql::new(250, 0);
+    let d = Dql::new(100, 0);
     assert_eq!(d.set_limit_max(DQL_MAX_LIMIT + 1), Err(BqlError::LimitAboveMax(DQL_MAX_LIMIT + 1)));
     assert_eq!(BqlError::LimitAboveMax(0).errno(), Some(22));
     assert_eq!(d.set_limit_min(DQL_MAX_LIMIT), Ok(()));
@@ -168,18 +168,18 @@ fn limits_above_dql_max_limit_are_refused_like_sysfs() {
 
 #[test]
 fn stall_thrs_takes_4_to_128_jiffies_in_ms() {
-    let d = Dql::new(250, 0);
-    // HZ 250: 4 ms a jiffy, rounded up.
-    assert_eq!(d.set_stall_thrs_ms(12, 0), Err(BqlError::StallThrsOutOfRange(3)));
-    assert_eq!(d.set_stall_thrs_ms(513, 0), Err(BqlError::StallThrsOutOfRange(129)));
-    assert_eq!(d.set_stall_thrs_ms(512, 0), Ok(()));
+    let d = Dql::new(100, 0);
+    // HZ 100: 10 ms a jiffy, rounded up.
+    assert_eq!(d.set_stall_thrs_ms(30, 0), Err(BqlError::StallThrsOutOfRange(3)));
+    assert_eq!(d.set_stall_thrs_ms(1281, 0), Err(BqlError::StallThrsOutOfRange(129)));
+    assert_eq!(d.set_stall_thrs_ms(1280, 0), Ok(()));
     assert_eq!(d.snapshot().stall_thrs, 128);
     assert_eq!(d.set_stall_thrs_ms(0, 0), Ok(()));
 }
 
 #[test]
 fn reset_keeps_adj_limit_like_linux() {
-    let d = Dql::new(250, 0);
+    let d = Dql::new(100, 0);
     d.queued(100, 0).unwrap();
     d.completed(100, 0).unwrap();
     let adj = d.snapshot().adj_limit;
@@ -193,7 +193,7 @@ fn reset_keeps_adj_limit_like_linux() {
 #[test]
 fn a_completion_that_retires_exactly_the_previous_queue_is_all_prev_completed() {
     // The issue-17 reproducer: Linux's AFTER_EQ (>= 0), not POSDIFF (> 0).
-    let d = Dql::new(250, 0);
+    let d = Dql::new(100, 0);
     d.queued(100, 0).unwrap();
     d.completed(50, 0).unwrap();
     d.queued(10, 0).unwrap();
@@ -207,7 +207,7 @@ fn a_stall_is_reported_at_the_late_completion() {
     let env = RecEnv::leaked();
     let q = TxQueue::new(3, true, SoftnetMutants::NONE, env);
     const MS: u64 = 1_000_000;
-    q.dql().set_stall_thrs_ms(100, 0).unwrap(); // 25 jiffies
+    q.dql().set_stall_thrs_ms(100, 0).unwrap(); // 10 jiffies
     // Prompt completions: no stall.
     for _ in 0..5 {
         q.sent_queue(1000).unwrap();
@@ -222,9 +222,9 @@ fn a_stall_is_reported_at_the_late_completion() {
     q.completed_queue(1, 1000).unwrap();
     let stalls: Vec<_> = env.markers().into_iter().filter(|(m, _)| *m == Marker::BqlStall).collect();
     assert_eq!(stalls.len(), 1, "{stalls:?}");
-    // queue 3, 150 ms = 37 or 38 jiffies, threshold 25, first stall.
+    // queue 3, 150 ms = 15 or 16 jiffies, threshold 10, first stall.
     let a = &stalls[0].1;
-    assert_eq!((a[0], a[2], a[3]), (3, 25, 1));
-    assert!((37..=38).contains(&a[1]), "{a:?}");
+    assert_eq!((a[0], a[2], a[3]), (3, 10, 1));
+    assert!((15..=16).contains(&a[1]), "{a:?}");
     assert_eq!(q.dql().snapshot().stall_cnt, 1);
 }

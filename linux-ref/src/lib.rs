@@ -19,8 +19,8 @@ use std::os::raw::{c_int, c_long, c_uint, c_ulong};
 /// What a BUG_ON in `dql_completed` returns through the glue (the kernel
 /// would have died; nothing changed).
 pub const REF_BUG: i32 = -1000;
-/// Linux's HZ in this build (Debian's CONFIG_HZ_250).
-pub const HZ: u64 = 250;
+/// Linux's HZ in this build (CONFIG_HZ_100, as the guest's softnet core).
+pub const HZ: u64 = 100;
 
 /// Every field of `struct dql` and the queue, widened to u64.
 #[repr(C)]

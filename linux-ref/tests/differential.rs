@@ -324,8 +324,8 @@ fn run_sequence(seed: u64, steps: u64, tally: &mut Tally) -> Result<(), String> 
     let c = LinuxQueue::new(bql, HZ as u32);
     let q = TxQueue::new(0, bql, SoftnetMutants::NONE, env);
     if bql && r.chance(50) {
-        // The stall detector on from the start (16..=512 ms).
-        let ms = 16 + r.below(497) as u32;
+        // The stall detector on from the start (40..=1280 ms).
+        let ms = 40 + r.below(1241) as u32;
         let lr = c.store(SysfsFile::StallThrs, ms);
         let rr = q.dql().set_stall_thrs_ms(ms, jiffies);
         assert!(

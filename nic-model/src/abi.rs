@@ -823,11 +823,11 @@ id_enum! {
         /// TX completions are reported to BQL 4 bytes (an FCS) short per
         /// packet, so the completed bytes fall behind the bytes sent.
         BqlMiscount = 19, "bql-miscount";
-        /// TX reclaim runs only from a coalescing timer armed with
-        /// stmmac's default tx_coal_timer (1000 us) taken as milliseconds:
-        /// completions reach BQL a second late, and BQL's stall detector
-        /// (armed at 500 ms) sees the queue stalled.
-        ReclaimTimerMs = 20, "reclaim-timer-ms";
+        /// TX reclaim runs only from a periodic service task (every 2 s),
+        /// not from the completion poll: completions reach BQL up to 2 s
+        /// late, and BQL's stall detector (armed at 1280 ms on
+        /// bql-random) sees the queue stalled.
+        ReclaimInServiceTask = 20, "reclaim-in-service-task";
     }
 }
 

@@ -260,7 +260,7 @@ pub struct Nic<'a, 'e> {
     /// Test hook (lost-wake scenario): reclaim this many more times in
     /// the stop window, see [`Nic::inject_reclaim_in_stop_window`].
     stop_window_reclaims: AtomicU32,
-    /// `reclaim-timer-ms` mutant: when its (too slow) reclaim timer fires.
+    /// `reclaim-in-service-task` mutant: when its service task next runs.
     slow_reclaim_due_ns: AtomicU64,
 }
 
@@ -792,15 +792,16 @@ impl<'a, 'e> Nic<'a, 'e> {
         pkts
     }
 
-    /// The `reclaim-timer-ms` mutant's reclaim: only from a coalescing
-    /// timer armed with stmmac's default tx_coal_timer (1000 us) taken as
-    /// milliseconds, so completions reach BQL a second late.
+    /// The `reclaim-in-service-task` mutant's reclaim: only from a
+    /// periodic service task (every 2 s, a watchdog-style timer), never
+    /// from the completion interrupt's poll, so completions reach BQL up
+    /// to two seconds late.
     fn clean_tx_on_slow_timer(&self) {
-        const TX_COAL_TIMER_US: u64 = 1000;
+        const SERVICE_PERIOD_NS: u64 = 2_000_000_000;
         let now = self.plat.now_ns();
         let due = self.slow_reclaim_due_ns.load(Ordering::Relaxed);
         if due == 0 {
-            self.slow_reclaim_due_ns.store(now + TX_COAL_TIMER_US * 1_000_000, Ordering::Relaxed);
+            self.slow_reclaim_due_ns.store(now + SERVICE_PERIOD_NS, Ordering::Relaxed);
         } else if now >= due {
             self.slow_reclaim_due_ns.store(0, Ordering::Relaxed);
             self.clean_tx_irq();
@@ -1052,7 +1053,7 @@ impl NapiHandler for NapiSide<'_, '_, '_> {
         // poll would cost more than the whole reclaim.
         match self.0.cfg.mutant {
             Mutant::ReclaimOnXmit => {}
-            Mutant::ReclaimTimerMs => self.0.clean_tx_on_slow_timer(),
+            Mutant::ReclaimInServiceTask => self.0.clean_tx_on_slow_timer(),
             _ => {
                 self.0.clean_tx_irq();
             }

@@ -66,7 +66,6 @@ pub(crate) fn with_stack(
     let env = PlatformEnv(plat);
     let skbs = SkbCell::new(SkbPool::new(stack.pool_skbs, &env));
     let txq = TxQueue::new(0, stack.bql, SoftnetMutants::from_driver_mutant(mutant), &env);
-    super::arm_bql_stall_detector(&txq);
     let napi = Napi::new(NAPI_POLL_WEIGHT);
     let nic = match Nic::probe(plat, pool, DriverConfig::from_run(cfg), &skbs, &txq, &napi) {
         Ok(n) => n,

@@ -24,15 +24,18 @@
 //!   posted and refuses to reset with any (the virtio-net bug: their
 //!   completions would later exceed what is queued). Linux resets anyway.
 //! - Time comes in as jiffies from the caller ([`ns_to_jiffies`] of the
-//!   guest clock, [`HZ`] = 250 as in Debian's kernels), not from a global.
+//!   guest clock, [`HZ`] = 100, `CONFIG_HZ_100`), not from a global.
 
 use super::sync::{
     AtomicU32, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
 
-/// Ticks per second of the jiffies clock (Debian's `CONFIG_HZ_250`).
-pub const HZ: u64 = 250;
+/// Ticks per second of the jiffies clock (`CONFIG_HZ_100`): the coarsest
+/// Linux offers, so sysfs's 128-jiffy ceiling on `stall_thrs` is 1.28 s,
+/// room enough for this slow guest's own reclaim (see
+/// `scenarios::BQL_STALL_THRS_MS`).
+pub const HZ: u64 = 100;
 /// Nanoseconds per jiffy.
 pub const NS_PER_JIFFY: u64 = 1_000_000_000 / HZ;
 /// Default `max_limit` (Linux `DQL_MAX_LIMIT`).
@@ -59,7 +62,7 @@ pub fn ns_to_jiffies(ns: u64) -> u64 {
     ns / NS_PER_JIFFY
 }
 
-/// `msecs_to_jiffies` for HZ = 250: round up; negative as `int` is
+/// `msecs_to_jiffies` for HZ = 100: round up; negative as `int` is
 /// "infinite" (`MAX_JIFFY_OFFSET`).
 pub fn msecs_to_jiffies(ms: u32) -> u64 {
     if (ms as i32) < 0 {
@@ -68,7 +71,7 @@ pub fn msecs_to_jiffies(ms: u32) -> u64 {
     u64::from(ms).div_ceil(1000 / HZ)
 }
 
-/// `jiffies_to_msecs` for HZ = 250 (an `unsigned int`: truncates).
+/// `jiffies_to_msecs` for HZ = 100 (an `unsigned int`: truncates).
 pub fn jiffies_to_msecs(j: u64) -> u32 {
     ((1000 / HZ).wrapping_mul(j)) as u32
 }
@@ -488,7 +491,7 @@ impl Dql {
     }
 
     /// sysfs `stall_thrs` in milliseconds at jiffies `now`: 0 turns the
-    /// detector off; otherwise 4..=128 jiffies (16..=512 ms at HZ 250),
+    /// detector off; otherwise 4..=128 jiffies (40..=1280 ms at HZ 100),
     /// else ERANGE. Turning it on starts the reap clock at `now`.
     pub fn set_stall_thrs_ms(&self, ms: u32, now: u64) -> Result<(), BqlError> {
         let value = msecs_to_jiffies(ms) as u32;

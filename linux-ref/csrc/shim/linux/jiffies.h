@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* jiffies as a variable the test sets, HZ = 250 (Debian's CONFIG_HZ), and
+/* jiffies as a variable the test sets, HZ = 100 (CONFIG_HZ_100, as the guest), and
  * the comparisons and conversions of include/linux/jiffies.h and
  * kernel/time/time.c for that HZ (typecheck() left out). */
 #ifndef REF_SHIM_JIFFIES_H
 #define REF_SHIM_JIFFIES_H
 #include <linux/types.h>
-#define HZ 250
+#define HZ 100
 #define MSEC_PER_SEC 1000L
 #define MAX_JIFFY_OFFSET ((LONG_MAX >> 1) - 1)
 extern unsigned long jiffies;
