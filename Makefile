@@ -61,6 +61,9 @@ bench: build
 	# The same cases in instructions per packet (valgrind; exact, unlike time
 	# on a shared machine). Without valgrind it says how to get it.
 	$(CARGO) run --release -q -p nic-model --example tx_instructions
+	# The DMA monitor's cost per access and per map/unmap with 16, 256 and
+	# 4096 live maps (valgrind; target 4096/16 <= 1.5).
+	$(CARGO) run --release -q -p nic-model --example monitor_scaling
 
 # The scenario matrix alone: table, JSON and JUnit under $(MATRIX_OUT).
 # MATRIX_ARGS adds options, e.g. MATRIX_ARGS="--partition 2/3" or

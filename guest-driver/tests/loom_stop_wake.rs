@@ -62,7 +62,8 @@ impl Ring {
 fn check(m: Model) {
     loom::model(move || {
         let q = Arc::new(TxQueue::new(0, m.bql, m.mutants, &ENV));
-        q.dql().set_bounds(m.bql_min_limit, u32::MAX / 4);
+        q.dql().set_limit_min(m.bql_min_limit).unwrap();
+        q.dql().set_limit_max(u32::MAX / 4).unwrap();
         let r = Arc::new(Ring {
             prod: AtomicU32::new(0),
             cons: AtomicU32::new(0),

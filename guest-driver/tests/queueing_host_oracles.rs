@@ -7,7 +7,10 @@
 //!   the device saw;
 //! - `bql-miscount` on bql-random: the host's `bql-balance` oracle
 //!   compares the snapshot's BQL counters with the bytes of the frames the
-//!   device sent since its last reset.
+//!   device sent since its last reset;
+//! - `reclaim-in-service-task` on bql-random: the host's `bql-stall` oracle
+//!   reports each `Marker::BqlStall` the guest's BQL stall detector
+//!   (Linux's, armed at 1280 ms on bql-random) raises.
 //!
 //! guest-driver cannot depend on the vmm crate, so [`uncovered`] and
 //! [`unbalanced`] restate those two rules over this run's event log (the
@@ -108,6 +111,26 @@ fn correct_driver_covers_every_batch_and_balances_bql() {
             assert!(n > at_stop && at_stop >= 1, "{what}: {n} snapshots, {at_stop} at stop");
             assert_eq!(uncovered(&log), None, "{what}: doorbell-pending");
             assert_eq!(unbalanced(&log), None, "{what}: bql-balance");
+            assert_eq!(plat.count(Marker::BqlStall), 0, "{what}: bql-stall");
+        }
+    }
+}
+
+#[test]
+fn reclaim_in_service_task_is_caught_by_bql_stall() {
+    for seed in [1, 2, 3] {
+        let (plat, _v) = run(Scenario::BqlRandom, seed, DriverMutant::ReclaimInServiceTask);
+        let what = format!("seed {seed}");
+        let stalls: Vec<Vec<u64>> =
+            plat.markers().into_iter().filter(|r| r.marker == Marker::BqlStall).map(|r| r.args).collect();
+        assert!(!stalls.is_empty(), "{what}: no stall reported");
+        // args: queue, len, thrs, count, ns per jiffy. Every stall is at
+        // least the threshold, 128 jiffies (1280 ms), and the count runs
+        // 1, 2, ...
+        for (i, a) in stalls.iter().enumerate() {
+            assert_eq!(a[2], 128, "{what}: {a:?}");
+            assert!(a[1] >= a[2], "{what}: stall shorter than stall_thrs: {a:?}");
+            assert_eq!(a[3], i as u64 + 1, "{what}: {a:?}");
         }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 
 use common::RecEnv;
 use nicproof_guest::softnet::bql::{BqlError, Dql, DQL_MAX_LIMIT, DQL_MAX_OBJECT};
+use nicproof_guest::abi::Marker;
 use nicproof_guest::softnet::queue::{TxQueue, STACK_XOFF};
 use nicproof_guest::softnet::SoftnetMutants;
 use proptest::prelude::*;
@@ -42,7 +43,7 @@ proptest! {
     fn dql_invariants_hold(ops in prop::collection::vec(op(), 1..200), min in 0u32..3000) {
         let env = RecEnv::leaked();
         let q = TxQueue::new(0, true, SoftnetMutants::NONE, env);
-        q.dql().set_bounds(min, DQL_MAX_LIMIT);
+        q.dql().set_limit_min(min).unwrap();
         let mut fifo: VecDeque<u32> = VecDeque::new();
         // Linux clamps the limit at completion (and our reset), not when
         // the bounds are set.
@@ -114,8 +115,8 @@ proptest! {
 
 #[test]
 fn starved_queue_grows_its_limit() {
-    let d = Dql::new(1_000_000_000, 0);
-    d.queued(1000).unwrap();
+    let d = Dql::new(100, 0);
+    d.queued(1000, 0).unwrap();
     assert!(d.avail() < 0);
     d.completed(1000, 1).unwrap();
     let s = d.snapshot();
@@ -127,17 +128,16 @@ fn starved_queue_grows_its_limit() {
 #[test]
 fn busy_queue_shrinks_after_the_slack_hold_time() {
     let d = Dql::new(1_000, 0);
-    d.set_bounds(0, DQL_MAX_LIMIT);
     // Grow the limit first.
-    d.queued(10_000).unwrap();
+    d.queued(10_000, 0).unwrap();
     d.completed(10_000, 1).unwrap();
     let grown = d.snapshot().limit;
     assert_eq!(grown, 10_000);
     // Stay busy (never drained) with little completed per interval.
     let mut t = 2;
     for _ in 0..5 {
-        d.queued(1_000).unwrap();
-        d.queued(1_000).unwrap();
+        d.queued(1_000, 0).unwrap();
+        d.queued(1_000, 0).unwrap();
         d.completed(1_000, t).unwrap();
         t += 600;
     }
@@ -147,6 +147,84 @@ fn busy_queue_shrinks_after_the_slack_hold_time() {
 #[test]
 fn oversized_object_is_refused() {
     let d = Dql::new(1_000, 0);
-    assert_eq!(d.queued(DQL_MAX_OBJECT + 1), Err(BqlError::ObjectTooBig(DQL_MAX_OBJECT + 1)));
+    assert_eq!(d.queued(DQL_MAX_OBJECT + 1, 0), Err(BqlError::ObjectTooBig(DQL_MAX_OBJECT + 1)));
     assert_eq!(d.inflight(), 0);
+}
+
+#[test]
+fn limits_above_dql_max_limit_are_refused_like_sysfs() {
+    let d = Dql::new(100, 0);
+    assert_eq!(d.set_limit_max(DQL_MAX_LIMIT + 1), Err(BqlError::LimitAboveMax(DQL_MAX_LIMIT + 1)));
+    assert_eq!(BqlError::LimitAboveMax(0).errno(), Some(22));
+    assert_eq!(d.set_limit_min(DQL_MAX_LIMIT), Ok(()));
+    assert_eq!(d.set_limit(5000), Ok(()));
+    assert_eq!(d.snapshot().limit, 5000);
+    // Linux clamps only at a completion; with min above max, max wins.
+    d.set_limit_max(100).unwrap();
+    d.queued(10, 0).unwrap();
+    d.completed(10, 0).unwrap();
+    assert_eq!(d.snapshot().limit, 100);
+}
+
+#[test]
+fn stall_thrs_takes_4_to_128_jiffies_in_ms() {
+    let d = Dql::new(100, 0);
+    // HZ 100: 10 ms a jiffy, rounded up.
+    assert_eq!(d.set_stall_thrs_ms(30, 0), Err(BqlError::StallThrsOutOfRange(3)));
+    assert_eq!(d.set_stall_thrs_ms(1281, 0), Err(BqlError::StallThrsOutOfRange(129)));
+    assert_eq!(d.set_stall_thrs_ms(1280, 0), Ok(()));
+    assert_eq!(d.snapshot().stall_thrs, 128);
+    assert_eq!(d.set_stall_thrs_ms(0, 0), Ok(()));
+}
+
+#[test]
+fn reset_keeps_adj_limit_like_linux() {
+    let d = Dql::new(100, 0);
+    d.queued(100, 0).unwrap();
+    d.completed(100, 0).unwrap();
+    let adj = d.snapshot().adj_limit;
+    assert_ne!(adj, 0);
+    d.reset(0, 5).unwrap();
+    let s = d.snapshot();
+    assert_eq!((s.num_queued, s.limit, s.adj_limit), (0, 0, adj), "dql_reset leaves adj_limit");
+    assert_eq!(d.avail() as u32, adj, "so the first send after a reset is not over the limit");
+}
+
+#[test]
+fn a_completion_that_retires_exactly_the_previous_queue_is_all_prev_completed() {
+    // The issue-17 reproducer: Linux's AFTER_EQ (>= 0), not POSDIFF (> 0).
+    let d = Dql::new(100, 0);
+    d.queued(100, 0).unwrap();
+    d.completed(50, 0).unwrap();
+    d.queued(10, 0).unwrap();
+    d.completed(50, 0).unwrap();
+    let s = d.snapshot();
+    assert_eq!((s.limit, s.adj_limit, s.prev_ovlimit, d.avail()), (100, 200, 0, 90));
+}
+
+#[test]
+fn a_stall_is_reported_at_the_late_completion() {
+    let env = RecEnv::leaked();
+    let q = TxQueue::new(3, true, SoftnetMutants::NONE, env);
+    const MS: u64 = 1_000_000;
+    q.dql().set_stall_thrs_ms(100, 0).unwrap(); // 10 jiffies
+    // Prompt completions: no stall.
+    for _ in 0..5 {
+        q.sent_queue(1000).unwrap();
+        env.advance(MS);
+        q.completed_queue(1, 1000).unwrap();
+    }
+    assert_eq!(env.count(Marker::BqlStall), 0);
+    // Queued, then nothing completes for 150 ms.
+    env.advance(20 * MS);
+    q.sent_queue(1000).unwrap();
+    env.advance(150 * MS);
+    q.completed_queue(1, 1000).unwrap();
+    let stalls: Vec<_> = env.markers().into_iter().filter(|(m, _)| *m == Marker::BqlStall).collect();
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    // queue 3, 150 ms = 15 or 16 jiffies, threshold 10, first stall.
+    let a = &stalls[0].1;
+    assert_eq!((a[0], a[2], a[3]), (3, 10, 1));
+    assert!((15..=16).contains(&a[1]), "{a:?}");
+    assert_eq!(q.dql().snapshot().stall_cnt, 1);
 }

@@ -238,3 +238,27 @@ fn bql_snapshot_marker_carries_the_counters() {
     q.report_bql();
     assert_eq!(env.markers(), vec![(Marker::Bql, vec![300, 300, 300, 0])]);
 }
+
+#[test]
+fn bql_restart_does_not_reschedule_a_queue_the_driver_stopped() {
+    // netif_schedule_queue skips a queue with an XOFF bit still set.
+    let (q, env) = queue(true, SoftnetMutants::NONE);
+    q.sent_queue(100).unwrap(); // limit 0: STACK_XOFF
+    q.stop(QueueReason::RingLow);
+    q.completed_queue(1, 100).unwrap();
+    assert_eq!(q.state(), DRV_XOFF, "STACK_XOFF cleared, DRV_XOFF kept");
+    assert_eq!(env.schedules.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // The driver's wake reschedules it.
+    assert!(q.wake(QueueReason::Reclaim));
+    assert_eq!(env.schedules.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_frozen_queue_is_not_stopped_but_gets_no_xmit() {
+    let (q, _env) = queue(true, SoftnetMutants::NONE);
+    q.freeze();
+    assert!(!q.stopped() && !q.xmit_stopped());
+    assert!(q.xmit_frozen_or_stopped() && q.xmit_frozen_or_drv_stopped());
+    q.unfreeze();
+    assert!(!q.xmit_frozen_or_stopped());
+}

@@ -670,6 +670,13 @@ id_enum! {
         /// `args[5]` = [`TX_RING_AT_STOP`] | [`TX_RING_BQL`] flags. The host
         /// checks it against the TX_TAIL writes and frames it saw.
         TxRing = 25, "tx-ring";
+        /// BQL's stall detector (Linux `dql_check_stall`) fired at a TX
+        /// completion: no completion for at least `stall_thrs` jiffies
+        /// although TX was queued in the first half of that time.
+        /// `args[1]` = queue, `args[2]` = stall length and `args[3]` =
+        /// `stall_thrs` (jiffies), `args[4]` = stalls so far on the queue,
+        /// `args[5]` = ns per jiffy.
+        BqlStall = 26, "bql-stall";
     }
 }
 
@@ -816,6 +823,11 @@ id_enum! {
         /// TX completions are reported to BQL 4 bytes (an FCS) short per
         /// packet, so the completed bytes fall behind the bytes sent.
         BqlMiscount = 19, "bql-miscount";
+        /// TX reclaim runs only from a periodic service task (every 2 s),
+        /// not from the completion poll: completions reach BQL up to 2 s
+        /// late, and BQL's stall detector (armed at 1280 ms on
+        /// bql-random) sees the queue stalled.
+        ReclaimInServiceTask = 20, "reclaim-in-service-task";
     }
 }
 

@@ -24,6 +24,8 @@ pub mod device;
 #[cfg(feature = "std")]
 pub mod error;
 #[cfg(feature = "std")]
+mod intervals;
+#[cfg(feature = "std")]
 pub mod monitor;
 #[cfg(feature = "std")]
 pub mod msix;

@@ -14,7 +14,7 @@
 
 use crate::abi::{regs, Marker};
 use crate::events::{Batch, DmaDir, EventKind, EventLog, Source, DMA_CAUSES};
-use std::collections::BTreeMap;
+use crate::intervals::{MapEntry, MapTree};
 
 /// A DMA after the driver's stop-exit marker, before the next open.
 pub const RULE_DMA_AFTER_STOP: &str = "dma-after-stop";
@@ -231,8 +231,9 @@ pub struct GateState {
 pub struct DmaMonitor {
     enabled: bool,
     log: EventLog,
-    /// start -> (end exclusive, direction, count) of live dma-maps.
-    mapped: BTreeMap<u64, (u64, u64, u32)>,
+    /// Live dma-maps by start: an interval tree, so a lookup is O(log n)
+    /// whether it finds a map or not.
+    mapped: MapTree,
     /// Sequence number of the stop-exit marker while the window is shut.
     stopped_at: Option<u64>,
     tx: ShadowRing,
@@ -267,7 +268,7 @@ impl std::fmt::Debug for DmaMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DmaMonitor")
             .field("enabled", &self.enabled)
-            .field("mapped", &self.mapped)
+            .field("mapped", &self.mapped.entries())
             .field("stopped_at", &self.stopped_at)
             .field("violations", &self.violations)
             .finish()
@@ -281,7 +282,7 @@ impl DmaMonitor {
         Self {
             enabled,
             log,
-            mapped: BTreeMap::new(),
+            mapped: MapTree::default(),
             stopped_at: None,
             tx: ShadowRing::default(),
             rx: ShadowRing::default(),
@@ -361,27 +362,16 @@ impl DmaMonitor {
         match marker {
             Marker::DmaMap => {
                 let (addr, len, dir) = (arg(1), arg(2), arg(3));
-                let end = addr.saturating_add(len);
-                self.mapped
-                    .entry(addr)
-                    .and_modify(|e| {
-                        // Same start mapped again: keep the wider range.
-                        e.0 = e.0.max(end);
-                        e.2 += 1;
-                    })
-                    .or_insert((end, dir, 1));
+                // Same start mapped again: the wider range, counted twice.
+                self.mapped.map(addr, addr.saturating_add(len), dir);
             }
             Marker::DmaUnmap => {
                 let (addr, len) = (arg(1), arg(2));
-                match self.mapped.get_mut(&addr) {
-                    Some(e) if e.2 > 1 => e.2 -= 1,
-                    Some(_) => {
-                        self.mapped.remove(&addr);
-                    }
-                    None => self.violate(
+                if !self.mapped.unmap(addr) {
+                    self.violate(
                         RULE_UNMAP_UNMAPPED,
                         format!("dma-unmap {addr:#x}+{len} at seq {seq} matches no live map"),
-                    ),
+                    );
                 }
             }
             Marker::StopExit => self.stopped_at = Some(seq),
@@ -393,7 +383,7 @@ impl DmaMonitor {
 
     /// Number of live dma-map ranges.
     pub fn live_maps(&self) -> usize {
-        self.mapped.values().map(|e| e.2 as usize).sum()
+        self.mapped.live()
     }
 
     /// A register write the device accepted; feeds the ring shadows.
@@ -462,37 +452,46 @@ impl DmaMonitor {
             c if c.is_tx() => self.closed & !CLOSED_RX == 0,
             _ => self.closed & !CLOSED_TX == 0,
         };
+        // One lookup serves the pass and, passed on, the report.
         let map = addr
             .checked_add(len)
-            .and_then(|end| self.lookup_entry(addr, end))
-            .filter(|&(_, _, d)| MapHit::allow_bits(d) & dir_bit(dir) != 0);
+            .and_then(|end| self.mapped.covering(addr, end));
         match map {
-            Some((start, end, _)) if window_ok => {
+            Some(e) if window_ok && MapHit::allow_bits(e.dir) & dir_bit(dir) != 0 => {
                 if let Some(slot) = hit_slot(cause, dir) {
-                    self.hits[slot] = MapHit { start, end };
+                    self.hits[slot] = MapHit {
+                        start: e.start,
+                        end: e.end,
+                    };
                 }
                 if !ring_ok {
-                    self.report_dma(dir, addr, len, cause, ring_ok);
+                    self.report_dma(dir, addr, len, cause, ring_ok, map);
                 }
             }
-            _ => self.report_dma(dir, addr, len, cause, ring_ok),
+            _ => self.report_dma(dir, addr, len, cause, ring_ok, map),
         }
     }
 
     /// The failing half of [`DmaMonitor::check_dma`]: one violation per
-    /// broken rule, in a fixed order.
+    /// broken rule, in a fixed order. `map` is the check's own lookup.
     #[cold]
     #[inline(never)]
-    fn report_dma(&mut self, dir: DmaDir, addr: u64, len: u64, cause: DmaCause, ring_ok: bool) {
+    fn report_dma(
+        &mut self,
+        dir: DmaDir,
+        addr: u64,
+        len: u64,
+        cause: DmaCause,
+        ring_ok: bool,
+        map: Option<MapEntry>,
+    ) {
         let st = self.state;
         let ring_enabled = match cause {
             DmaCause::Ghost => st.tx_enabled || st.rx_enabled,
             c if c.is_tx() => st.tx_enabled,
             _ => st.rx_enabled,
         };
-        let map = addr
-            .checked_add(len)
-            .and_then(|end| self.lookup_map(addr, end));
+        let map = map.map(|e| e.dir);
         let what = || format!("{} {:?} {addr:#x}+{len}", cause.name(), dir);
         if let Some(stop) = self.stopped_at {
             self.violate(
@@ -528,22 +527,6 @@ impl DmaMonitor {
             };
             self.violate(rule, format!("{}: {e}", what()));
         }
-    }
-
-    /// The direction of the live map covering `[addr, end)`.
-    fn lookup_map(&self, addr: u64, end: u64) -> Option<u64> {
-        self.lookup_entry(addr, end).map(|e| e.2)
-    }
-
-    /// The live map covering `[addr, end)`: (start, end, direction).
-    fn lookup_entry(&self, addr: u64, end: u64) -> Option<(u64, u64, u64)> {
-        // Maps rarely overlap, so the nearest start below `addr` is almost
-        // always the answer; keep looking only if it is too short.
-        self.mapped
-            .range(..=addr)
-            .rev()
-            .find(|(_, e)| e.0 >= end)
-            .map(|(&start, &(e, dir, _))| (start, e, dir))
     }
 
     /// Judge an interrupt the device raised: `enabled` says whether its

@@ -95,6 +95,8 @@ struct Tally {
     tx_rings: u64,
     tx_rings_at_stop: u64,
     tx_rings_bql: u64,
+    /// BQL stall-detector reports.
+    bql_stalls: u64,
 }
 
 fn tally(log: &[Event]) -> Tally {
@@ -134,6 +136,7 @@ fn tally(log: &[Event]) -> Tally {
             Marker::OracleFail => t.guest_oracle_fails += 1,
             Marker::Summary => t.summary = Some([1, 2, 3, 4].map(|i| arg(args, i))),
             Marker::Bql => t.bql = Some([1, 2, 3].map(|i| arg(args, i))),
+            Marker::BqlStall => t.bql_stalls += 1,
             Marker::TxRing => {
                 let flags = arg(args, 5);
                 t.tx_rings += 1;
@@ -211,7 +214,7 @@ fn finding_row(oracle: &str) -> Option<usize> {
         "mac-address" => ROW_MAC,
         "device-error" => ROW_DEVICE_ERROR,
         "doorbell-pending" => ROW_DOORBELL_PENDING,
-        "bql-balance" => ROW_BQL,
+        "bql-balance" | "bql-stall" => ROW_BQL,
         _ => return None,
     })
 }
@@ -272,6 +275,7 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
             ("bql-in-flight", summary.map_or(0, |s| s[3])),
             ("bql-queued", t.bql.map_or(0, |b| b[0])),
             ("bql-completed", t.bql.map_or(0, |b| b[1])),
+            ("bql-stalls", t.bql_stalls),
         ])),
         ("BUSY returned zero times", na_unless(!allow_busy && (t.probes > 0 || summary.is_some())), counts(&[
             ("busy-returns", t.busy.max(summary.map_or(0, |s| s[2]))),

@@ -469,6 +469,7 @@ pub fn list() -> String {
                 DriverMutant::DoorbellAfterStop => "rings the TX doorbell after stop returned",
                 DriverMutant::DropSkipsDoorbell => "no doorbell when the last skb of an xmit_more batch is dropped",
                 DriverMutant::BqlMiscount => "BQL completions counted 4 bytes short per packet",
+                DriverMutant::ReclaimInServiceTask => "TX reclaim only from a 2 s service task, not the completion poll",
                 // Ids added to abi after this list was written show their
                 // doc comment, and never break the build.
                 #[allow(unreachable_patterns)]

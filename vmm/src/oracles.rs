@@ -43,6 +43,7 @@ pub const ORACLES: &[&str] = &[
     "doorbell-after-stop",
     "doorbell-pending",
     "bql-balance",
+    "bql-stall",
     "skb-ledger",
     "dma-maps",
     "auto-close",
@@ -61,6 +62,7 @@ pub fn check_all(log: &[Event], expect_no_busy: bool) -> Vec<Finding> {
     f.extend(doorbell_after_stop(log));
     f.extend(doorbell_pending(log));
     f.extend(bql_balance(log));
+    f.extend(bql_stall(log));
     f.extend(skb_ledger(log));
     f.extend(dma_maps(log));
     f.extend(auto_close(log));
@@ -230,6 +232,32 @@ pub fn bql_balance(log: &[Event]) -> Vec<Finding> {
             continue;
         };
         out.push(Finding { oracle: "bql-balance", seq: e.seq, detail });
+    }
+    out
+}
+
+/// No queue stalls with TX completions pending (softnet.md §2, the stall
+/// detector of 6025b9135f7a): every `Marker::BqlStall` the guest's BQL
+/// (Linux's `dql_check_stall`, bit for bit) reported is a finding. Its
+/// rule: at a TX completion, `stall_thrs` jiffies or more had passed since
+/// the previous one while TX queued in the first half of that time was
+/// still pending. The watchdog only sees stopped queues; this sees a
+/// running queue whose completions come late.
+pub fn bql_stall(log: &[Event]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for e in log {
+        let Some((Marker::BqlStall, args, _)) = marker_of(e) else { continue };
+        let (queue, len, thrs, count, ns) = (arg(args, 1), arg(args, 2), arg(args, 3), arg(args, 4), arg(args, 5));
+        let ms = |j: u64| j.saturating_mul(ns) / 1_000_000;
+        out.push(Finding {
+            oracle: "bql-stall",
+            seq: e.seq,
+            detail: format!(
+                "TX queue {queue}: no completion for {len} jiffies ({} ms) with TX pending, over stall_thrs {thrs} ({} ms); stall {count} on this queue",
+                ms(len),
+                ms(thrs)
+            ),
+        });
     }
     out
 }
@@ -567,6 +595,16 @@ mod tests {
         let f = doorbell_after_stop(&l);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].seq, 1);
+    }
+
+    #[test]
+    fn bql_stall_reports_each_stall_marker() {
+        assert!(bql_stall(&log(&[(Marker::Bql, &[1, 1, 0, 0])])).is_empty());
+        // queue 0, 50 jiffies, thrs 25, first stall, 4 ms a jiffy.
+        let f = bql_stall(&log(&[(Marker::Bql, &[1, 1, 0, 0]), (Marker::BqlStall, &[0, 50, 25, 1, 4_000_000])]));
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].oracle, f[0].seq), ("bql-stall", 1));
+        assert!(f[0].detail.contains("50 jiffies (200 ms)") && f[0].detail.contains("stall_thrs 25 (100 ms)"), "{}", f[0].detail);
     }
 
     #[test]

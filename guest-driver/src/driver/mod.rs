@@ -260,6 +260,8 @@ pub struct Nic<'a, 'e> {
     /// Test hook (lost-wake scenario): reclaim this many more times in
     /// the stop window, see [`Nic::inject_reclaim_in_stop_window`].
     stop_window_reclaims: AtomicU32,
+    /// `reclaim-in-service-task` mutant: when its service task next runs.
+    slow_reclaim_due_ns: AtomicU64,
 }
 
 // SAFETY: shared state is atomic, locked, or (rings) replaced only while
@@ -317,6 +319,7 @@ impl<'a, 'e> Nic<'a, 'e> {
             wire_base: AtomicU64::new(0),
             st: Counters::default(),
             stop_window_reclaims: AtomicU32::new(0),
+            slow_reclaim_due_ns: AtomicU64::new(0),
         };
         // A known state whatever the firmware (or a previous owner) left.
         if !nic.reset_and_wait() {
@@ -789,6 +792,22 @@ impl<'a, 'e> Nic<'a, 'e> {
         pkts
     }
 
+    /// The `reclaim-in-service-task` mutant's reclaim: only from a
+    /// periodic service task (every 2 s, a watchdog-style timer), never
+    /// from the completion interrupt's poll, so completions reach BQL up
+    /// to two seconds late.
+    fn clean_tx_on_slow_timer(&self) {
+        const SERVICE_PERIOD_NS: u64 = 2_000_000_000;
+        let now = self.plat.now_ns();
+        let due = self.slow_reclaim_due_ns.load(Ordering::Relaxed);
+        if due == 0 {
+            self.slow_reclaim_due_ns.store(now + SERVICE_PERIOD_NS, Ordering::Relaxed);
+        } else if now >= due {
+            self.slow_reclaim_due_ns.store(0, Ordering::Relaxed);
+            self.clean_tx_irq();
+        }
+    }
+
     /// `igc_clean_rx_irq`: deliver up to `budget` frames, refill. NAPI
     /// side only.
     pub fn clean_rx_irq(&self, budget: u32) -> u32 {
@@ -1032,8 +1051,12 @@ impl NapiHandler for NapiSide<'_, '_, '_> {
         // No INT_CAUSE acknowledge here: the device sends an MSI for every
         // cause it raises, latched or not, and two register exits per
         // poll would cost more than the whole reclaim.
-        if self.0.cfg.mutant != Mutant::ReclaimOnXmit {
-            self.0.clean_tx_irq();
+        match self.0.cfg.mutant {
+            Mutant::ReclaimOnXmit => {}
+            Mutant::ReclaimInServiceTask => self.0.clean_tx_on_slow_timer(),
+            _ => {
+                self.0.clean_tx_irq();
+            }
         }
     }
 

@@ -101,6 +101,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
         skbs.borrow_mut().set_markers(false);
     }
     let txq = TxQueue::new(0, true, SoftnetMutants::from_driver_mutant(mutant), &env);
+    super::arm_bql_stall_detector(&txq, cfg);
     let napi = Napi::new(NAPI_POLL_WEIGHT);
     let smp = matches!(mode, Mode::Smp(_));
     let mut dcfg = DriverConfig::from_run(cfg);

@@ -3,10 +3,12 @@
 //! - [`skb`]: socket buffers from a fixed pool (linear head + page frags,
 //!   clones sharing data with a reference count, `cow_head`), with a
 //!   ledger that knows the live skbs and refuses double frees.
-//! - [`queue`]: `netdev_queue` state (DRV_XOFF, STACK_XOFF) and the
+//! - [`queue`]: `netdev_queue` state (DRV_XOFF, STACK_XOFF, FROZEN) and the
 //!   `include/net/netdev_queues.h` macros with their exact return values
 //!   and full fences, plus the BQL hooks of `netdevice.h`.
-//! - [`bql`]: `lib/dynamic_queue_limits.c` (dql).
+//! - [`bql`]: `lib/dynamic_queue_limits.c` (dql) with its stall detector,
+//!   bit for bit (the `linux-ref` crate's differential test checks it
+//!   against Linux's C).
 //! - [`napi`]: NAPI scheduling state and the budgeted poll contract.
 //! - [`watchdog`]: `dev_watchdog`: tx_timeout for a stopped queue that
 //!   makes no progress.
@@ -41,10 +43,18 @@ use crate::platform::Platform;
 pub trait SoftnetEnv {
     /// Monotonic time in nanoseconds.
     fn now_ns(&self) -> u64;
+    /// Linux's `jiffies` ([`bql::HZ`] per second) for BQL: derived from
+    /// [`Self::now_ns`]; a test may run its own (wrapping) clock.
+    fn jiffies(&self) -> u64 {
+        bql::ns_to_jiffies(self.now_ns())
+    }
     /// Report a marker to the host (or record it in a test).
     fn marker(&self, marker: Marker, args: &[u64]);
-    /// `netif_schedule_queue`: a stopped queue was woken; make sure the
-    /// transmitter runs again (e.g. kick the CPU that sleeps in xmit).
+    /// `__netif_schedule` of the queue's qdisc: a stopped queue was woken;
+    /// make sure the transmitter runs again (e.g. kick the CPU that
+    /// sleeps in xmit). The queue calls it as Linux does: on every wake
+    /// that cleared DRV_XOFF, and after a BQL restart only if no XOFF bit
+    /// is left (`netif_schedule_queue`).
     fn netif_schedule(&self, _queue: u32) {}
 }
 

@@ -276,9 +276,10 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
 
     /// One skb through `ndo_start_xmit`, as `dev_hard_start_xmit` does.
     /// Refused (BUSY without calling the driver) if the device is not UP
-    /// or the queue is stopped: the stack never calls xmit then.
+    /// or the queue is stopped or frozen: the stack never calls xmit then
+    /// (`netif_xmit_frozen_or_stopped`).
     pub fn xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
-        if !self.is_up() || self.queue.xmit_stopped() {
+        if !self.is_up() || self.queue.xmit_frozen_or_stopped() {
             return NetdevTx::Busy;
         }
         let r = self.ops.start_xmit(skb, xmit_more);
@@ -299,10 +300,10 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
     pub fn qdisc_run(&mut self, q: &mut Qdisc, batch: u32) -> QdiscRun {
         let batch = batch.max(1) as usize;
         let mut run = QdiscRun::default();
-        while self.is_up() && !q.is_empty() && !self.queue.xmit_stopped() {
+        while self.is_up() && !q.is_empty() && !self.queue.xmit_frozen_or_stopped() {
             let n = batch.min(q.len());
             for i in 0..n {
-                if self.queue.xmit_stopped() {
+                if self.queue.xmit_frozen_or_stopped() {
                     return run;
                 }
                 let Some(skb) = q.q.pop_front() else {
@@ -331,7 +332,10 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
                 let txq = self.queue.index();
                 self.env
                     .marker(Marker::TxTimeout, &[u64::from(txq), stall]);
+                // dev_watchdog freezes the queues around ndo_tx_timeout.
+                self.queue.freeze();
                 self.ops.tx_timeout(txq);
+                self.queue.unfreeze();
                 true
             }
             None => false,

@@ -11,7 +11,7 @@
 //! Callers must store their ring index *before* calling the macros, and
 //! `get_desc` must read fresh values each time (it may be called twice).
 
-use super::bql::{BqlError, Dql, DEFAULT_SLACK_HOLD_NS};
+use super::bql::{BqlError, Dql, StallReport, DEFAULT_SLACK_HOLD};
 use super::sync::{fence, AtomicU32, AtomicU64, Ordering};
 use super::{SoftnetEnv, SoftnetMutants};
 use crate::abi::{Marker, QueueReason};
@@ -20,6 +20,9 @@ use crate::abi::{Marker, QueueReason};
 pub const DRV_XOFF: u32 = 1 << 0;
 /// Queue state bit: stopped by BQL (`__QUEUE_STATE_STACK_XOFF`).
 pub const STACK_XOFF: u32 = 1 << 1;
+/// Queue state bit: frozen by the stack (`__QUEUE_STATE_FROZEN`), e.g.
+/// around `ndo_tx_timeout`; the qdisc does not call xmit on it.
+pub const FROZEN: u32 = 1 << 2;
 
 /// One transmit queue.
 pub struct TxQueue<'e> {
@@ -43,7 +46,7 @@ impl<'e> TxQueue<'e> {
         Self {
             state: AtomicU32::new(0),
             trans_start: AtomicU64::new(env.now_ns()),
-            dql: Dql::new(DEFAULT_SLACK_HOLD_NS, env.now_ns()),
+            dql: Dql::new(DEFAULT_SLACK_HOLD, env.jiffies()),
             bql_enabled,
             index,
             mutants,
@@ -76,7 +79,7 @@ impl<'e> TxQueue<'e> {
         self.bql_enabled
     }
 
-    /// Raw state bits ([`DRV_XOFF`], [`STACK_XOFF`]).
+    /// Raw state bits ([`DRV_XOFF`], [`STACK_XOFF`], [`FROZEN`]).
     pub fn state(&self) -> u32 {
         self.state.load(Ordering::Acquire)
     }
@@ -90,6 +93,35 @@ impl<'e> TxQueue<'e> {
     /// xmit on such a queue.
     pub fn xmit_stopped(&self) -> bool {
         self.state() & (DRV_XOFF | STACK_XOFF) != 0
+    }
+
+    /// `netif_xmit_frozen_or_stopped`: what the qdisc checks before xmit.
+    pub fn xmit_frozen_or_stopped(&self) -> bool {
+        self.state() & (DRV_XOFF | STACK_XOFF | FROZEN) != 0
+    }
+
+    /// `netif_xmit_frozen_or_drv_stopped`.
+    pub fn xmit_frozen_or_drv_stopped(&self) -> bool {
+        self.state() & (DRV_XOFF | FROZEN) != 0
+    }
+
+    /// `netif_freeze_queues` for this queue: no xmit until unfrozen.
+    pub fn freeze(&self) {
+        self.state.fetch_or(FROZEN, Ordering::AcqRel);
+    }
+
+    /// `netif_unfreeze_queues` for this queue. Like Linux it does not
+    /// reschedule: the caller (the watchdog) runs the qdisc again itself.
+    pub fn unfreeze(&self) {
+        self.state.fetch_and(!FROZEN, Ordering::AcqRel);
+    }
+
+    /// `netif_schedule_queue`: reschedule the qdisc unless an XOFF bit is
+    /// still set (the driver's stop outlives a BQL restart).
+    pub fn schedule(&self) {
+        if !self.xmit_stopped() {
+            self.env.netif_schedule(self.index);
+        }
     }
 
     /// Time of the last stop or successful transmit (ns).
@@ -230,14 +262,16 @@ impl<'e> TxQueue<'e> {
     }
 
     /// `netdev_tx_sent_queue`: account `bytes` and set STACK_XOFF if over
-    /// the limit (re-checked after a full fence).
+    /// the limit (re-checked after a full fence). An object too big for
+    /// BQL is not accounted (Linux WARNs) but, as in Linux, the limit is
+    /// still checked; the error says what was ignored.
     pub fn sent_queue(&self, bytes: u32) -> Result<(), BqlError> {
         if !self.bql_enabled {
             return Ok(());
         }
-        self.dql.queued(bytes)?;
+        let queued = self.dql.queued(bytes, self.env.jiffies());
         if self.dql.avail() >= 0 {
-            return Ok(());
+            return queued;
         }
         self.set_xoff(STACK_XOFF);
         // Pairs with the fence in completed_queue.
@@ -249,17 +283,18 @@ impl<'e> TxQueue<'e> {
         } else {
             self.report(Marker::QueueStop, QueueReason::Bql);
         }
-        Ok(())
+        queued
     }
 
     /// `__netdev_tx_sent_queue`: with `xmit_more` only account and return
     /// whether the driver stopped the queue; otherwise the full
     /// [`Self::sent_queue`], returning true. The result says whether to
-    /// ring the doorbell now. Call maybe_stop *before* this.
+    /// ring the doorbell now. Call maybe_stop *before* this. An object
+    /// too big for BQL gives its error instead (the state is Linux's).
     pub fn sent_queue_more(&self, bytes: u32, xmit_more: bool) -> Result<bool, BqlError> {
         if xmit_more {
             if self.bql_enabled {
-                self.dql.queued(bytes)?;
+                self.dql.queued(bytes, self.env.jiffies())?;
             }
             return Ok(self.stopped());
         }
@@ -268,12 +303,16 @@ impl<'e> TxQueue<'e> {
     }
 
     /// `netdev_tx_completed_queue`: account a completion, fence, and
-    /// clear STACK_XOFF (rescheduling) if back under the limit.
+    /// clear STACK_XOFF (rescheduling unless the driver's stop remains)
+    /// if back under the limit. A stall the BQL detector found on the
+    /// way is reported as `Marker::BqlStall`.
     pub fn completed_queue(&self, _pkts: u32, bytes: u32) -> Result<(), BqlError> {
         if !self.bql_enabled || bytes == 0 {
             return Ok(());
         }
-        self.dql.completed(bytes, self.env.now_ns())?;
+        if let Some(stall) = self.dql.completed(bytes, self.env.jiffies())? {
+            self.report_stall(&stall);
+        }
         // Pairs with the fence in sent_queue and in try_stop.
         if !self.mutants.no_fence {
             fence(Ordering::SeqCst);
@@ -284,15 +323,34 @@ impl<'e> TxQueue<'e> {
         let was = self.state.fetch_and(!STACK_XOFF, Ordering::AcqRel);
         if was & STACK_XOFF != 0 {
             self.report(Marker::QueueWake, QueueReason::Bql);
-            self.env.netif_schedule(self.index);
+            self.schedule();
         }
         Ok(())
+    }
+
+    /// `Marker::BqlStall`: queue, stall length and threshold (jiffies),
+    /// stalls so far, ns per jiffy.
+    fn report_stall(&self, s: &StallReport) {
+        self.env.marker(
+            Marker::BqlStall,
+            &[
+                u64::from(self.index),
+                u64::from(s.len),
+                u64::from(s.thrs),
+                s.count,
+                super::bql::NS_PER_JIFFY,
+            ],
+        );
     }
 
     /// `netdev_tx_reset_queue`: clear STACK_XOFF and reset the dql; only
     /// with an empty ring (`ring_inflight` packets still posted).
     pub fn reset_queue(&self, ring_inflight: u32) -> Result<(), BqlError> {
-        self.dql.reset(ring_inflight, self.env.now_ns())?;
+        if !self.bql_enabled {
+            // As a kernel without CONFIG_BQL: nothing to reset.
+            return Ok(());
+        }
+        self.dql.reset(ring_inflight, self.env.jiffies())?;
         self.state.fetch_and(!STACK_XOFF, Ordering::AcqRel);
         Ok(())
     }

@@ -113,6 +113,11 @@ pub fn cases() -> Vec<Case> {
         // guest's leak check (scenarios/default.rs) sees it too, at its
         // first idle wait; named alone so the host must catch it.
         Case::driver(BqlRandom, 0, Drv::BqlMiscount, &["bql-balance"]),
+        // TX reclaim only from a 2 s service task: completions reach BQL
+        // up to 2 s after their packets, past the 1280 ms stall_thrs the
+        // guest arms on bql-random. Named alone so the stall report must
+        // catch it.
+        Case::driver(BqlRandom, 0, Drv::ReclaimInServiceTask, &["bql-stall"]),
     ]);
     v
 }
