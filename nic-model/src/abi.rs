@@ -327,6 +327,10 @@ pub enum DeviceError {
     /// A BAR0 write narrower than 4 bytes or not dword-aligned: registers
     /// have side effects, so the device drops it (ERR_ADDR = offset).
     BadAccess = 11,
+    /// An MSI-X message address outside the local APIC window
+    /// 0xFEE00000-0xFEEFFFFF (or with a non-zero high dword): the message
+    /// is not sent and its PBA bit stays set (ERR_ADDR = the address).
+    BadMsiAddress = 12,
 }
 
 impl DeviceError {
@@ -346,6 +350,7 @@ impl DeviceError {
             9 => WriteDuringReset,
             10 => BusMasterOff,
             11 => BadAccess,
+            12 => BadMsiAddress,
             _ => return Option::None,
         })
     }

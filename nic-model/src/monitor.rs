@@ -42,6 +42,9 @@ pub const RULE_IRQ_AFTER_STOP: &str = "irq-after-stop";
 pub const RULE_IRQ_WHILE_DISABLED: &str = "irq-while-disabled";
 /// A reset that did not return the device to its reset state.
 pub const RULE_RESET_INEFFECTIVE: &str = "reset-ineffective";
+/// An MSI-X message aimed outside the local APIC window (the device
+/// refuses to send it).
+pub const RULE_MSI_BAD_ADDRESS: &str = "msi-bad-address";
 /// A dma-unmap of a range that is not mapped.
 pub const RULE_UNMAP_UNMAPPED: &str = "unmap-unmapped";
 
