@@ -403,9 +403,13 @@ impl Nic {
     // ----------------------------------------------------------------
 
     /// Read BAR0 at `off`. Widths 4 and 8 (two dwords) are native;
-    /// 1 and 2 return bytes of the containing dword; others read ones.
+    /// 1 and 2 return bytes of the containing dword; others read ones,
+    /// as does any access not wholly inside BAR0 (whatever `off` is).
     pub fn bar_read(&mut self, off: u64, data: &mut [u8]) {
         let value: u64 = match data.len() {
+            // Beyond the BAR (an offset the caller did not bound): ones,
+            // and no offset arithmetic that could wrap onto a register.
+            n if !in_bar(off, n) => u64::MAX,
             8 => u64::from(self.dword_read(off)) | u64::from(self.dword_read(off + 4)) << 32,
             1 | 2 | 4 => {
                 let d = self.dword_read(off & !3);
@@ -432,7 +436,8 @@ impl Nic {
 
     /// Write BAR0 at `off`. Dword-aligned widths 4 and 8 (low dword first)
     /// only: registers have side effects, so any other write is dropped and
-    /// latches `DeviceError::BadAccess`.
+    /// latches `DeviceError::BadAccess`, as does any write not wholly
+    /// inside BAR0 (whatever `off` is).
     pub fn bar_write(&mut self, off: u64, data: &[u8]) {
         let mut v = [0u8; 8];
         let n = data.len().min(8);
@@ -444,6 +449,12 @@ impl Nic {
             size: data.len() as u8,
         });
         match data.len() {
+            n if !in_bar(off, n) => {
+                self.monitor.emit(EventKind::Note {
+                    text: format!("{n}-byte BAR write at {off:#x} is outside BAR0"),
+                });
+                self.fault(DeviceError::BadAccess, off, None);
+            }
             4 if off.is_multiple_of(4) => self.dword_write(off, value as u32),
             8 if off.is_multiple_of(4) => {
                 self.dword_write(off, value as u32);
@@ -1309,6 +1320,12 @@ impl Nic {
             self.timers.ghost_irq = Some(self.now_ns + GHOST_PERIOD_NS);
         }
     }
+}
+
+/// Whether `len` bytes at BAR offset `off` lie inside BAR0.
+fn in_bar(off: u64, len: usize) -> bool {
+    off.checked_add(len as u64)
+        .is_some_and(|end| end <= ids::BAR0_SIZE)
 }
 
 /// Interrupt moderation for one more completed (TX) or received (RX)
