@@ -170,6 +170,10 @@ pub struct Nic {
     stalled: bool,
     /// TX completions held for TEST_COMPLETE (EOP slots).
     held: VecDeque<u32>,
+    /// First descriptor (free-running) of the oldest held packet: its
+    /// slots stay the device's until TEST_COMPLETE, so the tail check
+    /// counts from here while `held` is not empty.
+    held_from: u32,
     /// The TX descriptors of the last fetch burst, free-running indexes
     /// `tx_burst_start..regs.tx.fetched`, as read (the device owns them
     /// until their packets complete). Each is kept as its two
@@ -231,6 +235,7 @@ impl Nic {
             completed: 0,
             stalled: false,
             held: VecDeque::new(),
+            held_from: 0,
             tx_cache: Box::new([[0; 2]; TX_PREFETCH as usize]),
             tx_burst_start: 0,
             tx_wb: TxWriteBack::default(),
@@ -945,7 +950,18 @@ impl Nic {
                 u64::from(ring.size),
             ));
         };
-        if ring.tail.wrapping_sub(ring.pkt_start) > ring.size {
+        // The tail must lie between HEAD and the oldest slot the device
+        // still owns (the packet being gathered, or held completions) plus
+        // the ring. Behind HEAD (moved back into a half-gathered packet),
+        // HEAD would never meet it again and the walk would run on
+        // through unposted slots.
+        let owned_from = if self.held.is_empty() {
+            ring.pkt_start
+        } else {
+            self.held_from
+        };
+        let posted = ring.tail.wrapping_sub(owned_from);
+        if posted > ring.size || posted < ring.head.wrapping_sub(owned_from) {
             return Err(TxStop::Fault(DeviceError::BadTail, u64::from(ring.tail)));
         }
         let mut work = 0;
@@ -981,9 +997,13 @@ impl Nic {
             self.frame = frame;
             r.map_err(|_| TxStop::Blocked)?;
             if flags & abi::TXD_EOP != 0 {
+                let pkt_start = self.regs.tx.pkt_start;
                 self.regs.tx.pkt_start = self.regs.tx.head;
                 let seq = self.transmit();
                 if self.cfg.complete_on_request {
+                    if self.held.is_empty() {
+                        self.held_from = pkt_start;
+                    }
                     self.held.push_back(idx & mask);
                 } else {
                     self.tx_wb.add(idx);
