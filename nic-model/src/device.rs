@@ -863,7 +863,7 @@ impl Nic {
         let ring = match cause {
             DmaCause::TxDesc(_) | DmaCause::TxData | DmaCause::TxStatus(_) => Some(true),
             DmaCause::RxDesc(_) | DmaCause::RxData | DmaCause::RxStatus(_) => Some(false),
-            DmaCause::Poll | DmaCause::Ghost => None,
+            DmaCause::Poll { .. } | DmaCause::Ghost => None,
         };
         // The BAR first: in a real VM it sits in the MMIO window, which is
         // never RAM, so checking RAM first would hide every DMA aimed at the
@@ -1301,14 +1301,15 @@ impl Nic {
             return;
         }
         let mut raw = [0u8; DESC_SIZE as usize];
-        for (bit, ring) in [
-            (regs::CTRL_TX_EN, self.regs.tx),
-            (regs::CTRL_RX_EN, self.regs.rx),
+        for (bit, ring, tx) in [
+            (regs::CTRL_TX_EN, self.regs.tx, true),
+            (regs::CTRL_RX_EN, self.regs.rx, false),
         ] {
             if let (true, Some(mask), false) =
                 (self.regs.ctrl & bit != 0, ring.mask(), ring.stopped)
             {
-                let _ = self.dma_read(ring.desc_addr(ring.head, mask), &mut raw, DmaCause::Poll);
+                let addr = ring.desc_addr(ring.head, mask);
+                let _ = self.dma_read(addr, &mut raw, DmaCause::Poll { tx });
             }
         }
         if self.enabled() {
