@@ -19,7 +19,7 @@ use crate::config::{BackendConfig, NicConfig};
 use crate::error::NicError;
 use crate::events::{DmaDir, EventKind, EventLog};
 use crate::monitor::{self, DmaCause, DmaMonitor, GateState, Violation};
-use crate::msix::{Delivery, MsiSink, Msix};
+use crate::msix::{self, Delivery, MsiSink, Msix};
 use crate::pci::{ConfigSpace, MSIX_CAP_DWORD};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -375,10 +375,14 @@ impl Nic {
             value: u32::from_le_bytes(v),
             size: n as u8,
         });
+        let bus_master = self.bus_master();
         self.pci.write(offset, data);
         self.sync_gate_state();
         if usize::from(offset / 4) == MSIX_CAP_DWORD {
             self.msix.set_msg_ctrl(self.pci.msix_msg_ctrl());
+            self.deliver_pending();
+        } else if self.bus_master() && !bus_master {
+            // Messages held while bus mastering was off go out now.
             self.deliver_pending();
         }
         self.monitor.flush();
@@ -771,32 +775,79 @@ impl Nic {
                 return;
             }
         }
-        let d = self.msix.raise(vector, self.msi.as_ref());
+        let d = if self.bus_master() {
+            self.msix.raise(vector, self.msi.as_ref())
+        } else {
+            // An MSI is a memory write: held in the PBA until bus
+            // mastering returns (`config_write` delivers it then).
+            self.msix.hold(vector)
+        };
         let seq = match d {
             Delivery::Disabled => self.monitor.push(EventKind::Note {
                 text: format!("vector {vector} not sent: MSI-X disabled"),
             }),
             _ => self.monitor.push(EventKind::Irq {
                 vector,
-                masked: d == Delivery::Pending,
+                masked: !matches!(d, Delivery::Sent(_)),
             }),
         };
         self.monitor
             .check_irq(vector, cause_enabled, matches!(d, Delivery::Sent(_)), seq);
+        if let Delivery::Refused(addr) = d {
+            self.refuse_msi(vector, addr);
+        }
     }
 
-    /// Send vectors whose pending bit may now go out.
+    /// Send vectors whose pending bit may now go out (never with bus
+    /// mastering off, never outside the MSI window: those stay pending).
     fn deliver_pending(&mut self) {
+        if !self.bus_master() {
+            return;
+        }
         for vector in self.msix.take_deliverable() {
             let e = self.msix.table[usize::from(vector)];
-            self.msi
-                .signal(u64::from(e.addr_hi) << 32 | u64::from(e.addr_lo), e.data);
+            if !msix::MSI_WINDOW.contains(&e.addr()) {
+                self.msix.pba |= 1 << vector;
+                self.refuse_msi(vector, e.addr());
+                continue;
+            }
+            self.msi.signal(e.addr(), e.data);
             let seq = self.monitor.push(EventKind::Irq {
                 vector,
                 masked: false,
             });
             self.monitor.check_irq(vector, true, true, seq);
         }
+    }
+
+    /// Vector `vector`'s message address `addr` is outside the MSI window:
+    /// the message was not sent (its PBA bit stays set). A violation, and
+    /// a device fault with the error interrupt, unless the refused vector
+    /// is the error vector itself (then the fault is latched silently:
+    /// raising it again would only be refused again).
+    #[cold]
+    fn refuse_msi(&mut self, vector: u16, addr: u64) {
+        if self.monitor.enabled() {
+            self.monitor.violate(
+                monitor::RULE_MSI_BAD_ADDRESS,
+                format!(
+                    "vector {vector} message address {addr:#x} is outside 0xfee00000-0xfeefffff: not sent, PBA bit kept"
+                ),
+            );
+        }
+        if vector != ids::MSIX_MISC {
+            return self.fault(DeviceError::BadMsiAddress, addr, None);
+        }
+        self.monitor.emit(EventKind::DeviceFault {
+            code: DeviceError::BadMsiAddress as u32,
+            addr,
+        });
+        let r = &mut self.regs;
+        if r.err_code == 0 {
+            r.err_code = DeviceError::BadMsiAddress as u32;
+            r.err_addr = addr;
+        }
+        r.int_cause |= regs::INT_ERR;
     }
 
     fn fire_tx_irq(&mut self) {
