@@ -207,3 +207,20 @@ fn held_completions_count_against_the_ring() {
     let r = h.rules();
     assert!(!r.contains(&RULE_COMPLETION_UNPOSTED), "{r:?}");
 }
+
+#[test]
+fn virtual_time_near_u64_max_does_not_overflow_a_timer() {
+    // Found by the fuzzer (fuzz/regressions/nic/timer-overflow): the
+    // poll timer re-armed at now + period overflowed.
+    let mut h = opened(NicConfig {
+        dma_until_disabled: true,
+        ..Default::default()
+    });
+    h.w(regs::COAL_TX_FRAMES, 4);
+    h.w(regs::COAL_TX_USECS, u32::MAX);
+    h.advance(u64::MAX - 10);
+    h.send(&[(PAY, 60)]);
+    h.nic().advance(u64::MAX);
+    assert_eq!(h.nic().now_ns(), u64::MAX);
+    assert_eq!(h.nic().frames_sent(), 1);
+}
