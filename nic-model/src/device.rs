@@ -641,7 +641,7 @@ impl Nic {
             self.on_disable(old);
         }
         if new & !old != 0 && self.cfg.dma_until_disabled && self.timers.poll.is_none() {
-            self.timers.poll = Some(self.now_ns + POLL_PERIOD_NS);
+            self.timers.poll = Some(self.now_ns.saturating_add(POLL_PERIOD_NS));
         }
         if new & !old & regs::CTRL_TX_EN != 0 {
             // Descriptors posted while disabled are picked up now.
@@ -660,7 +660,7 @@ impl Nic {
             };
             self.ghost_dma_addr = ring.desc_addr(ring.head, ring.mask().unwrap_or(0));
             self.ghost_dma_left = GHOST_COUNT;
-            self.timers.ghost_dma = Some(self.now_ns + GHOST_PERIOD_NS);
+            self.timers.ghost_dma = Some(self.now_ns.saturating_add(GHOST_PERIOD_NS));
         }
         self.arm_ghost_irq();
     }
@@ -668,7 +668,7 @@ impl Nic {
     fn arm_ghost_irq(&mut self) {
         if self.cfg.mutant == DeviceMutant::IrqAfterDisable {
             self.ghost_irq_left = GHOST_COUNT;
-            self.timers.ghost_irq = Some(self.now_ns + GHOST_PERIOD_NS);
+            self.timers.ghost_irq = Some(self.now_ns.saturating_add(GHOST_PERIOD_NS));
         }
     }
 
@@ -1370,7 +1370,7 @@ impl Nic {
             }
         }
         if self.enabled() {
-            self.timers.poll = Some(self.now_ns + POLL_PERIOD_NS);
+            self.timers.poll = Some(self.now_ns.saturating_add(POLL_PERIOD_NS));
         }
     }
 
@@ -1382,7 +1382,7 @@ impl Nic {
         let mut raw = [0u8; DESC_SIZE as usize];
         let _ = self.dma_read(self.ghost_dma_addr, &mut raw, DmaCause::Ghost);
         if self.ghost_dma_left > 0 {
-            self.timers.ghost_dma = Some(self.now_ns + GHOST_PERIOD_NS);
+            self.timers.ghost_dma = Some(self.now_ns.saturating_add(GHOST_PERIOD_NS));
         }
     }
 
@@ -1395,7 +1395,7 @@ impl Nic {
         let enabled = self.regs.int_enable & regs::INT_TX != 0;
         self.raise_vector(ids::MSIX_TX, enabled);
         if self.ghost_irq_left > 0 {
-            self.timers.ghost_irq = Some(self.now_ns + GHOST_PERIOD_NS);
+            self.timers.ghost_irq = Some(self.now_ns.saturating_add(GHOST_PERIOD_NS));
         }
     }
 }
@@ -1422,7 +1422,7 @@ fn moderate(
         return true;
     }
     if usecs > 0 && timer.is_none() {
-        *timer = Some(now_ns + u64::from(usecs) * 1000);
+        *timer = Some(now_ns.saturating_add(u64::from(usecs) * 1000));
     }
     false
 }
