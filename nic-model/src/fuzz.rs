@@ -492,7 +492,12 @@ impl Harness {
     ) -> Result<(), Finding> {
         let nic = &self.root.nic;
         let n = self.log.len() - first;
-        let fail = |what: String| Err(Finding(format!("op {i}: {what}")));
+        // The last events before the finding say what led to it.
+        let log = self.log.clone();
+        let fail = |what: String| {
+            let recent: Vec<String> = log.tail(40).iter().map(|e| e.canonical()).collect();
+            Err(Finding(format!("op {i}: {what}\nlast events:\n  {}", recent.join("\n  "))))
+        };
         if n > MAX_EVENTS_PER_OP {
             return fail(format!("{n} events in one operation"));
         }

@@ -224,3 +224,21 @@ fn virtual_time_near_u64_max_does_not_overflow_a_timer() {
     assert_eq!(h.nic().now_ns(), u64::MAX);
     assert_eq!(h.nic().frames_sent(), 1);
 }
+
+#[test]
+fn held_completions_are_not_written_while_tx_is_disabled() {
+    // Found by the fuzzer (fuzz/regressions/nic/held-completion-after-disable).
+    let mut h = opened(NicConfig {
+        complete_on_request: true,
+        ..Default::default()
+    });
+    let a = h.send(&[(PAY, 60)]);
+    h.w(regs::CTRL, regs::CTRL_RX_EN);
+    h.w(regs::TEST_COMPLETE, 1);
+    assert_eq!(h.tx_status(a), 0, "no completion DMA with TX disabled");
+    assert!(h.rules().is_empty(), "{:?}", h.nic().violations());
+    h.w(regs::CTRL, regs::CTRL_TX_EN | regs::CTRL_RX_EN);
+    h.w(regs::TEST_COMPLETE, 1);
+    assert_eq!(h.tx_status(a), abi::TXD_STAT_DONE, "held until TX is back");
+    assert!(h.rules().is_empty(), "{:?}", h.nic().violations());
+}
