@@ -1236,11 +1236,14 @@ impl Nic {
         self.count_tx_completion();
     }
 
+    /// TEST_COMPLETE: write every held completion, but only while TX is
+    /// enabled (a disabled ring makes no DMA; they stay held until TX is
+    /// back) and no reset is running.
     fn complete_held(&mut self) {
+        if self.regs.ctrl & regs::CTRL_TX_EN == 0 || self.regs.resetting {
+            return;
+        }
         while let Some(slot) = self.held.pop_front() {
-            if self.regs.resetting {
-                break;
-            }
             self.write_tx_completion(slot);
         }
     }

@@ -496,7 +496,10 @@ impl Harness {
         let log = self.log.clone();
         let fail = |what: String| {
             let recent: Vec<String> = log.tail(40).iter().map(|e| e.canonical()).collect();
-            Err(Finding(format!("op {i}: {what}\nlast events:\n  {}", recent.join("\n  "))))
+            Err(Finding(format!(
+                "op {i}: {what}\nlast events:\n  {}",
+                recent.join("\n  ")
+            )))
         };
         if n > MAX_EVENTS_PER_OP {
             return fail(format!("{n} events in one operation"));
