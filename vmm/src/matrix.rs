@@ -958,4 +958,42 @@ mod tests {
         );
         assert!(!j.contains("<b>"));
     }
+
+    #[test]
+    fn junit_names_are_stable_outcomes_are_messages_and_host_errors_are_errors() {
+        let r = |name: &str, status, outcome: &str, expect: &str| JobResult {
+            name: name.into(),
+            scenario: "default".into(),
+            variant: 0,
+            driver_mutant: "none".into(),
+            device_mutant: "none".into(),
+            seed: 0,
+            expect: expect.into(),
+            status,
+            outcome: outcome.into(),
+            matched: vec!["dma-maps".into()],
+            reasons: vec!["why".into()],
+            secs: 0.5,
+        };
+        let s = Summary {
+            jobs: 1,
+            wall_secs: 1.0,
+            results: vec![
+                r("default:no-unmap-at-stop:none#0", Status::Caught, "failed", "caught by dma-maps"),
+                r("default:none:none#0", Status::Failed, "host-error", "pass"),
+                r("smp:none:none#0", Status::Failed, "no-report", "pass"),
+                r("default:none:none#1", Status::Failed, "failed", "pass"),
+            ],
+            loom: BTreeMap::new(),
+            uncovered: vec![],
+        };
+        let j = s.junit();
+        for name in ["default:no-unmap-at-stop:none#0", "default:none:none#0", "smp:none:none#0"] {
+            assert!(j.contains(&format!("name=\"{name}\"")), "stable name {name}: {j}");
+        }
+        assert!(!j.contains("name=\"default:no-unmap-at-stop:none#0 ("), "{j}");
+        assert!(j.contains("failures=\"1\" errors=\"2\""), "{j}");
+        assert_eq!(j.matches("<error ").count(), 2, "{j}");
+        assert!(j.contains("caught by dma-maps"), "the outcome is in the message: {j}");
+    }
 }
