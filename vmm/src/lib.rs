@@ -12,6 +12,7 @@ pub mod arch;
 pub mod bench;
 pub mod checks;
 pub mod control;
+pub mod guest_image;
 pub mod irq;
 pub mod matrix;
 pub mod nic;
