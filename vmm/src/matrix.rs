@@ -664,11 +664,17 @@ impl Summary {
 
     /// JUnit XML: one testcase per job, failure message = its reasons.
     pub fn junit(&self) -> String {
-        let bad = self.results.iter().filter(|r| r.status.is_bad()).count();
+        // A job whose host failed (no VM, no report) is an error, not a
+        // failure of the case: CI tells "nicproof broke" from "the driver
+        // broke". Names are the job names alone, so a case keeps its
+        // history whatever it did; what happened goes in the message.
+        let host_error = |r: &JobResult| matches!(r.outcome.as_str(), "host-error" | "no-report");
+        let errors = self.results.iter().filter(|r| r.status.is_bad() && host_error(r)).count();
+        let failures = self.results.iter().filter(|r| r.status.is_bad()).count() - errors;
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
             x,
-            "<testsuites><testsuite name=\"nicproof-matrix\" tests=\"{}\" failures=\"{bad}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
+            "<testsuites><testsuite name=\"nicproof-matrix\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{}\" time=\"{:.3}\">",
             self.results.len(),
             self.count(Status::SkippedUnimplemented),
             self.wall_secs
@@ -678,18 +684,20 @@ impl Summary {
                 x,
                 "  <testcase classname=\"matrix.{}\" name=\"{}\" time=\"{:.3}\">",
                 xml(&r.scenario),
-                xml(&format!("{} ({})", r.name, r.expect)),
+                xml(&r.name),
                 r.secs
             );
             let body = xml(&r.reasons.join("\n"));
             match r.status {
                 Status::Failed | Status::Missed => {
                     let first = r.reasons.first().map_or("", String::as_str);
+                    let tag = if host_error(r) { "error" } else { "failure" };
                     let _ = write!(
                         x,
-                        "<failure message=\"{} ({}): {}\" type=\"{}\">{body}</failure>",
+                        "<{tag} message=\"{} ({}), expected {}: {}\" type=\"{}\">{body}</{tag}>",
                         r.status.name(),
                         r.outcome,
+                        xml(&r.expect),
                         xml(first),
                         r.status.name()
                     );
@@ -701,13 +709,12 @@ impl Summary {
                     );
                 }
                 Status::Passed | Status::Caught => {
-                    if !r.matched.is_empty() {
-                        let _ = write!(
-                            x,
-                            "<system-out>caught by {}</system-out>",
-                            xml(&r.matched.join(", "))
-                        );
-                    }
+                    let what = if r.matched.is_empty() {
+                        format!("{} ({}), expected {}", r.status.name(), r.outcome, r.expect)
+                    } else {
+                        format!("{} ({}): caught by {}", r.status.name(), r.outcome, r.matched.join(", "))
+                    };
+                    let _ = write!(x, "<system-out>{}</system-out>", xml(&what));
                 }
             }
             x.push_str("</testcase>\n");
