@@ -268,3 +268,23 @@ fn list_and_descriptions_carry_no_internal_numbers_or_stale_claims() {
         "stale README gap"
     );
 }
+
+#[test]
+fn a_capture_that_fills_up_mid_run_is_a_host_error_naming_it() {
+    // The pcap header fits the 1 KiB file-size limit, the frames do not:
+    // the writes fail mid-run (EFBIG), which must end the run as a host
+    // error naming the file, not a pass with a truncated capture.
+    let dir = scratch("fsize");
+    let pcap = dir.join("cap.pcap");
+    let script = format!(
+        "ulimit -f 1; exec '{}' run --guest '{}' --quiet --knob frames=32 --pcap '{}'",
+        nicproof_bin().display(),
+        guest_image().display(),
+        pcap.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().expect("sh");
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(HOST_ERROR), "{all}");
+    assert!(all.contains(pcap.to_str().unwrap()), "{all}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
