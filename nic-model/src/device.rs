@@ -184,6 +184,9 @@ pub struct Nic {
     /// Completions processed but not yet written back (see
     /// [`Nic::write_back_tx`]).
     tx_wb: TxWriteBack,
+    /// The first frame that could not be written to a pcap file (the
+    /// backend or the capture tap), as a message naming the file.
+    output_error: Option<String>,
     ghost_dma_left: u32,
     ghost_dma_addr: u64,
     ghost_irq_left: u32,
@@ -239,6 +242,7 @@ impl Nic {
             tx_cache: Box::new([[0; 2]; TX_PREFETCH as usize]),
             tx_burst_start: 0,
             tx_wb: TxWriteBack::default(),
+            output_error: None,
             ghost_dma_left: 0,
             ghost_dma_addr: 0,
             ghost_irq_left: 0,
@@ -284,6 +288,12 @@ impl Nic {
     /// The current virtual time.
     pub fn now_ns(&self) -> u64 {
         self.now_ns
+    }
+
+    /// The first frame that could not be written to a pcap file (backend
+    /// or capture), naming the file: the run must report it.
+    pub fn output_error(&self) -> Option<&str> {
+        self.output_error.as_deref()
     }
 
     /// Register `off` as a guest read would return it, without logging
@@ -1129,6 +1139,19 @@ impl Nic {
         self.stalled
     }
 
+    /// Keep the first pcap write failure (later frames fail the same way).
+    #[cold]
+    fn record_output_error(&mut self, path: String, e: pcap_file::PcapError) {
+        if self.output_error.is_none() {
+            self.monitor.emit(EventKind::Note {
+                text: format!("pcap {path}: write failed: {e}"),
+            });
+            self.output_error = Some(format!(
+                "cannot write {path}: {e} (the capture is incomplete)"
+            ));
+        }
+    }
+
     /// Log the gathered frame, keep a copy by seq and hand it to a
     /// non-loopback backend. Returns its sequence number.
     fn transmit(&mut self) -> u64 {
@@ -1145,9 +1168,14 @@ impl Nic {
         keep.clear();
         keep.extend_from_slice(&self.frame);
         self.recent.push_back((seq, keep));
-        self.backend.send(&self.frame, self.now_ns);
+        let sent = self.backend.send(&self.frame, self.now_ns);
+        if let (Err(e), BackendConfig::Pcap(path)) = (sent, &self.cfg.backend) {
+            self.record_output_error(path.clone(), e);
+        }
         if let Some(tap) = &mut self.capture {
-            tap.send(&self.frame, self.now_ns);
+            if let (Err(e), Some(path)) = (tap.send(&self.frame, self.now_ns), &self.cfg.capture) {
+                self.record_output_error(path.clone(), e);
+            }
         }
         seq
     }

@@ -276,6 +276,13 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
 }
 
 fn main() -> ExitCode {
+    // A file-size limit must fail the write (EFBIG, reported naming the
+    // file), not kill the process with no report.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no handler to
+    // race with; it happens before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
