@@ -7,7 +7,7 @@
 //! softnet core run unchanged under `cargo test`.
 //!
 //! Keeping `cli`/`sti`, `hlt`, MSRs and EOI behind this trait also keeps a
-//! later move of the data path to CPL3 cheap (shared/design.md).
+//! later move of the data path to CPL3 cheap.
 
 use crate::abi::Marker;
 

@@ -2,7 +2,7 @@
 //! queue code (`TxQueue::maybe_stop` / `completed_wake`), with loom.
 //!
 //! Run: RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p guest-driver
-//!      --release --test loom_stop_wake --target-dir /work/target-softnet-loom
+//!      --release --test loom_stop_wake --target-dir target/loom (as make test does)
 //!
 //! Producer (xmit): accounts BQL, stores `prod`, then maybe_stop, the
 //! order the Linux driver doc prescribes. Consumer (NAPI): reclaims,

@@ -1,4 +1,4 @@
-//! BQL (dql) invariants from notes/softnet.md §2, over random sequences
+//! BQL (Linux dql) invariants, over random sequences
 //! of sends, completions, resets and time, against a FIFO model of the
 //! packets in flight.
 mod common;

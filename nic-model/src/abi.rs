@@ -327,6 +327,10 @@ pub enum DeviceError {
     /// A BAR0 write narrower than 4 bytes or not dword-aligned: registers
     /// have side effects, so the device drops it (ERR_ADDR = offset).
     BadAccess = 11,
+    /// An MSI-X message address outside the local APIC window
+    /// 0xFEE00000-0xFEEFFFFF (or with a non-zero high dword): the message
+    /// is not sent and its PBA bit stays set (ERR_ADDR = the address).
+    BadMsiAddress = 12,
 }
 
 impl DeviceError {
@@ -346,6 +350,7 @@ impl DeviceError {
             9 => WriteDuringReset,
             10 => BusMasterOff,
             11 => BadAccess,
+            12 => BadMsiAddress,
             _ => return Option::None,
         })
     }
@@ -466,6 +471,117 @@ pub mod knob {
     /// in ms (0 = 10 s + 50 ms per frame). Runs whose frames cannot come
     /// back (a null or pcap backend) use it to fail fast.
     pub const DEADLINE_MS: usize = 8;
+
+    /// One knob as the command line sets it: its name, its index in
+    /// `RunConfig::knobs`, the values it accepts and what it does. [`ALL`]
+    /// is the one catalogue: `--knob` parsing, range checks and
+    /// `nicproof list` all iterate it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct KnobSpec {
+        /// Name on the command line (`--knob NAME=VALUE`).
+        pub name: &'static str,
+        /// Index into `RunConfig::knobs`.
+        pub index: usize,
+        /// Smallest accepted value besides 0 (0 always means the default
+        /// or off).
+        pub min: u64,
+        /// Largest accepted value.
+        pub max: u64,
+        /// Only powers of two are accepted (besides 0).
+        pub pow2: bool,
+        /// What it does (one line).
+        pub doc: &'static str,
+    }
+
+    impl KnobSpec {
+        /// Whether `v` is a value this knob accepts.
+        pub const fn accepts(&self, v: u64) -> bool {
+            v == 0 || (v >= self.min && v <= self.max && (!self.pow2 || v.is_power_of_two()))
+        }
+    }
+
+    const fn spec(
+        name: &'static str,
+        index: usize,
+        min: u64,
+        max: u64,
+        doc: &'static str,
+    ) -> KnobSpec {
+        KnobSpec {
+            name,
+            index,
+            min,
+            max,
+            pow2: false,
+            doc,
+        }
+    }
+
+    /// Every knob the command line sets (`bad-guest` is normally set with
+    /// `--bad-guest`). Ranges are what the guest honours: beyond them it
+    /// used to clamp or fall back silently.
+    pub const ALL: &[KnobSpec] = &[
+        spec(
+            "frames",
+            FRAMES,
+            0,
+            100_000,
+            "frames the scenario sends (0 = default)",
+        ),
+        spec(
+            "bad-guest",
+            BAD_GUEST,
+            0,
+            4,
+            "bad-guest switch (use --bad-guest)",
+        ),
+        KnobSpec {
+            pow2: true,
+            ..spec(
+                "tx-ring",
+                TX_RING,
+                64,
+                super::regs::MAX_RING as u64,
+                "TX ring size (0 = driver default; else a power of two from 64)",
+            )
+        },
+        spec(
+            "batch",
+            BATCH,
+            0,
+            64,
+            "xmit_more batch size (0 or 1 = none)",
+        ),
+        spec("cycles", CYCLES, 0, 10_000, "up/down cycles for the soak"),
+        spec(
+            "bench",
+            BENCH,
+            0,
+            1,
+            "1 = benchmark mode: no per-packet markers",
+        ),
+        spec(
+            "variant",
+            VARIANT,
+            0,
+            u64::MAX,
+            "scenario variant (which ones: nicproof list)",
+        ),
+        spec(
+            "echo",
+            ECHO,
+            0,
+            u64::MAX,
+            "value the guest echoes back in a Marker::Echo record",
+        ),
+        spec(
+            "deadline-ms",
+            DEADLINE_MS,
+            0,
+            3_600_000,
+            "ms the default scenario waits for its frames (0 = 10 s + 50 ms per frame)",
+        ),
+    ];
 }
 
 /// Deliberately bad guests, for testing the VMM's outcome reporting.
@@ -711,60 +827,61 @@ id_enum! {
         /// Boot and exercise the control port and both vCPUs.
         Boot = 1, "boot";
         /// Probe, open, send mixed frames through loopback, check, stop,
-        /// unregister.
+        /// Unregister.
         Default = 2, "default";
         /// The default scenario with transmit on CPU 0 and NAPI on CPU 1.
         Smp = 3, "smp";
-        // The scenario matrix (shared/notes/softnet.md section 5; issue 6).
+        // The scenario matrix.
         // Lifecycle group: guest-driver/src/scenarios/lifecycle.rs,
         // vmm/src/scenarios/lifecycle.rs.
-        /// 1: the EEPROM MAC is zero, multicast, broadcast or valid (knob VARIANT 0..=3).
+        /// The EEPROM MAC is zero, multicast, broadcast or valid (knob VARIANT 0..=3).
         InvalidMac = 10, "invalid-mac";
-        /// 2: ndo_stop under a TX+RX flood.
+        /// ndo_stop under a TX+RX flood.
         StopUnderFlood = 11, "stop-under-flood";
-        /// 3: the reset takes a random 0-5 ms.
+        /// The reset takes a random 0-5 ms.
         SlowReset = 12, "slow-reset";
-        /// 4: the device keeps DMAing until its enable bit is cleared (r8169).
+        /// The device keeps DMAing until its enable bit is cleared (r8169).
         DmaUntilDisabled = 13, "dma-until-disabled";
-        /// 5: packets in flight at stop; the device completes nothing.
+        /// Packets in flight at stop; the device completes nothing.
         InflightAtStop = 14, "inflight-at-stop";
-        /// 6: unregister while UP, while DOWN, after repeated cycles.
+        /// Unregister while UP, while DOWN, after repeated cycles.
         Unregister = 15, "unregister";
-        /// 7: fill the ring with max-fragment skbs.
+        /// Fill the ring with max-fragment skbs.
         MaxFragsFill = 16, "max-frags-fill";
-        /// 17: a full ring at xmit entry: BUSY keeps no reference, frees nothing.
+        /// A full ring at xmit entry: BUSY keeps no reference, frees nothing.
         BusyOwnership = 17, "busy-ownership";
-        /// 18: map failure: the skb is dropped, freed once, OK returned.
+        /// Map failure: the skb is dropped, freed once, OK returned.
         MapFailure = 18, "map-failure";
-        /// 20: NAPI poll with budget 0: TX reclaim only.
+        /// NAPI poll with budget 0: TX reclaim only.
         NapiBudgetZero = 19, "napi-budget-zero";
-        /// Extra: RX frames arriving after stop are never DMAed.
+        /// RX frames arriving after stop are never DMAed.
         RxAfterStop = 20, "rx-after-stop";
-        /// Extra: MSI-X masked at stop; no pending interrupt fires later.
+        /// MSI-X masked at stop; no pending interrupt fires later.
         MsixMaskedAtStop = 21, "msix-masked-at-stop";
-        /// Extra: stop racing a completion interrupt.
+        /// Stop racing a completion interrupt.
         StopRacesIrq = 22, "stop-races-irq";
         // Queueing group: guest-driver/src/scenarios/queueing.rs,
         // vmm/src/scenarios/queueing.rs.
-        /// 8: the lost-wake window on two vCPUs.
+        /// The lost-wake window: one vCPU (variant 1: transmit and NAPI on
+        /// two).
         LostWake = 30, "lost-wake";
-        /// 10: complete exactly when the producer restarts (false wakes).
+        /// Complete exactly when the producer restarts (false wakes).
         FalseWake = 31, "false-wake";
-        /// 11: BQL with random sizes and xmit_more batches.
+        /// BQL with random sizes and xmit_more batches.
         BqlRandom = 32, "bql-random";
-        /// 12: the last packet of an xmit_more batch dropped (map error).
+        /// The last packet of an xmit_more batch dropped (map error).
         BatchLastDropped = 33, "batch-last-dropped";
-        /// 13: clone pairs: shared head and frags never written.
+        /// Clone pairs: shared head and frags never written.
         ClonePairs = 34, "clone-pairs";
-        /// 14: fewer packets than the coalescing threshold, then idle.
+        /// Fewer packets than the coalescing threshold, then idle.
         TimelyCompletion = 35, "timely-completion";
-        /// 15: the device drops one completion interrupt.
+        /// The device drops one completion interrupt.
         DroppedIrq = 36, "dropped-irq";
-        /// 16: a sender with a small send budget (SNDBUF-like).
+        /// A sender with a small send budget (SNDBUF-like).
         SmallBudget = 37, "small-budget";
-        /// 19: the device stops completing: the watchdog must fire.
+        /// The device stops completing: the watchdog must fire.
         Watchdog = 38, "watchdog";
-        /// 21: up/down cycles under load (knob CYCLES).
+        /// Up/down cycles under load (knob CYCLES).
         Soak = 39, "soak";
         // Hostile guest: guest-driver/src/scenarios/hostile.rs,
         // vmm/src/scenarios/hostile.rs.

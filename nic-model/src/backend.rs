@@ -51,16 +51,15 @@ impl Backend {
     }
 
     /// Hand the sink one frame (loopback is the device's job, so a no-op
-    /// here). A write error is logged and
-    /// the frame counted as sent: the wire does not report back.
-    pub fn send(&mut self, frame: &[u8], now_ns: u64) {
+    /// here). A write error is returned: the device records the first
+    /// and the run reports its capture as incomplete.
+    pub fn send(&mut self, frame: &[u8], now_ns: u64) -> Result<(), pcap_file::PcapError> {
         if let Self::Pcap(w) = self {
             // Frames are at most MAX_FRAME_LEN, so the cast is exact.
             let pkt = PcapPacket::new(Duration::from_nanos(now_ns), frame.len() as u32, frame);
-            if let Err(e) = w.write_packet(&pkt) {
-                tracing::warn!("pcap backend: {e}");
-            }
+            w.write_packet(&pkt)?;
         }
+        Ok(())
     }
 }
 
@@ -74,8 +73,8 @@ mod tests {
         let p = path.to_string_lossy().into_owned();
         {
             let mut b = Backend::open(&BackendConfig::Pcap(p.clone())).unwrap();
-            b.send(&[1, 2, 3, 4], 1_000);
-            b.send(&[5; 60], 2_000);
+            b.send(&[1, 2, 3, 4], 1_000).expect("write frame");
+            b.send(&[5; 60], 2_000).expect("write frame");
         }
         let mut r = pcap_file::pcap::PcapReader::new(File::open(&path).unwrap()).unwrap();
         let a = r.next_packet().unwrap().unwrap();

@@ -19,7 +19,7 @@ use crate::config::{BackendConfig, NicConfig};
 use crate::error::NicError;
 use crate::events::{DmaDir, EventKind, EventLog};
 use crate::monitor::{self, DmaCause, DmaMonitor, GateState, Violation};
-use crate::msix::{Delivery, MsiSink, Msix};
+use crate::msix::{self, Delivery, MsiSink, Msix};
 use crate::pci::{ConfigSpace, MSIX_CAP_DWORD};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -170,6 +170,10 @@ pub struct Nic {
     stalled: bool,
     /// TX completions held for TEST_COMPLETE (EOP slots).
     held: VecDeque<u32>,
+    /// First descriptor (free-running) of the oldest held packet: its
+    /// slots stay the device's until TEST_COMPLETE, so the tail check
+    /// counts from here while `held` is not empty.
+    held_from: u32,
     /// The TX descriptors of the last fetch burst, free-running indexes
     /// `tx_burst_start..regs.tx.fetched`, as read (the device owns them
     /// until their packets complete). Each is kept as its two
@@ -180,6 +184,9 @@ pub struct Nic {
     /// Completions processed but not yet written back (see
     /// [`Nic::write_back_tx`]).
     tx_wb: TxWriteBack,
+    /// The first frame that could not be written to a pcap file (the
+    /// backend or the capture tap), as a message naming the file.
+    output_error: Option<String>,
     ghost_dma_left: u32,
     ghost_dma_addr: u64,
     ghost_irq_left: u32,
@@ -231,9 +238,11 @@ impl Nic {
             completed: 0,
             stalled: false,
             held: VecDeque::new(),
+            held_from: 0,
             tx_cache: Box::new([[0; 2]; TX_PREFETCH as usize]),
             tx_burst_start: 0,
             tx_wb: TxWriteBack::default(),
+            output_error: None,
             ghost_dma_left: 0,
             ghost_dma_addr: 0,
             ghost_irq_left: 0,
@@ -279,6 +288,18 @@ impl Nic {
     /// The current virtual time.
     pub fn now_ns(&self) -> u64 {
         self.now_ns
+    }
+
+    /// The first frame that could not be written to a pcap file (backend
+    /// or capture), naming the file: the run must report it.
+    pub fn output_error(&self) -> Option<&str> {
+        self.output_error.as_deref()
+    }
+
+    /// Register `off` as a guest read would return it, without logging
+    /// the read (for checkers such as the fuzz harness).
+    pub fn register(&self, off: u32) -> u32 {
+        self.dword_read(u64::from(off))
     }
 
     /// The DMA window is open for business: TX or RX enabled (used by
@@ -370,10 +391,14 @@ impl Nic {
             value: u32::from_le_bytes(v),
             size: n as u8,
         });
+        let bus_master = self.bus_master();
         self.pci.write(offset, data);
         self.sync_gate_state();
         if usize::from(offset / 4) == MSIX_CAP_DWORD {
             self.msix.set_msg_ctrl(self.pci.msix_msg_ctrl());
+            self.deliver_pending();
+        } else if self.bus_master() && !bus_master {
+            // Messages held while bus mastering was off go out now.
             self.deliver_pending();
         }
         self.monitor.flush();
@@ -403,9 +428,13 @@ impl Nic {
     // ----------------------------------------------------------------
 
     /// Read BAR0 at `off`. Widths 4 and 8 (two dwords) are native;
-    /// 1 and 2 return bytes of the containing dword; others read ones.
+    /// 1 and 2 return bytes of the containing dword; others read ones,
+    /// as does any access not wholly inside BAR0 (whatever `off` is).
     pub fn bar_read(&mut self, off: u64, data: &mut [u8]) {
         let value: u64 = match data.len() {
+            // Beyond the BAR (an offset the caller did not bound): ones,
+            // and no offset arithmetic that could wrap onto a register.
+            n if !in_bar(off, n) => u64::MAX,
             8 => u64::from(self.dword_read(off)) | u64::from(self.dword_read(off + 4)) << 32,
             1 | 2 | 4 => {
                 let d = self.dword_read(off & !3);
@@ -432,7 +461,8 @@ impl Nic {
 
     /// Write BAR0 at `off`. Dword-aligned widths 4 and 8 (low dword first)
     /// only: registers have side effects, so any other write is dropped and
-    /// latches `DeviceError::BadAccess`.
+    /// latches `DeviceError::BadAccess`, as does any write not wholly
+    /// inside BAR0 (whatever `off` is).
     pub fn bar_write(&mut self, off: u64, data: &[u8]) {
         let mut v = [0u8; 8];
         let n = data.len().min(8);
@@ -444,6 +474,12 @@ impl Nic {
             size: data.len() as u8,
         });
         match data.len() {
+            n if !in_bar(off, n) => {
+                self.monitor.emit(EventKind::Note {
+                    text: format!("{n}-byte BAR write at {off:#x} is outside BAR0"),
+                });
+                self.fault(DeviceError::BadAccess, off, None);
+            }
             4 if off.is_multiple_of(4) => self.dword_write(off, value as u32),
             8 if off.is_multiple_of(4) => {
                 self.dword_write(off, value as u32);
@@ -615,7 +651,7 @@ impl Nic {
             self.on_disable(old);
         }
         if new & !old != 0 && self.cfg.dma_until_disabled && self.timers.poll.is_none() {
-            self.timers.poll = Some(self.now_ns + POLL_PERIOD_NS);
+            self.timers.poll = Some(self.now_ns.saturating_add(POLL_PERIOD_NS));
         }
         if new & !old & regs::CTRL_TX_EN != 0 {
             // Descriptors posted while disabled are picked up now.
@@ -634,7 +670,7 @@ impl Nic {
             };
             self.ghost_dma_addr = ring.desc_addr(ring.head, ring.mask().unwrap_or(0));
             self.ghost_dma_left = GHOST_COUNT;
-            self.timers.ghost_dma = Some(self.now_ns + GHOST_PERIOD_NS);
+            self.timers.ghost_dma = Some(self.now_ns.saturating_add(GHOST_PERIOD_NS));
         }
         self.arm_ghost_irq();
     }
@@ -642,7 +678,7 @@ impl Nic {
     fn arm_ghost_irq(&mut self) {
         if self.cfg.mutant == DeviceMutant::IrqAfterDisable {
             self.ghost_irq_left = GHOST_COUNT;
-            self.timers.ghost_irq = Some(self.now_ns + GHOST_PERIOD_NS);
+            self.timers.ghost_irq = Some(self.now_ns.saturating_add(GHOST_PERIOD_NS));
         }
     }
 
@@ -755,32 +791,79 @@ impl Nic {
                 return;
             }
         }
-        let d = self.msix.raise(vector, self.msi.as_ref());
+        let d = if self.bus_master() {
+            self.msix.raise(vector, self.msi.as_ref())
+        } else {
+            // An MSI is a memory write: held in the PBA until bus
+            // mastering returns (`config_write` delivers it then).
+            self.msix.hold(vector)
+        };
         let seq = match d {
             Delivery::Disabled => self.monitor.push(EventKind::Note {
                 text: format!("vector {vector} not sent: MSI-X disabled"),
             }),
             _ => self.monitor.push(EventKind::Irq {
                 vector,
-                masked: d == Delivery::Pending,
+                masked: !matches!(d, Delivery::Sent(_)),
             }),
         };
         self.monitor
             .check_irq(vector, cause_enabled, matches!(d, Delivery::Sent(_)), seq);
+        if let Delivery::Refused(addr) = d {
+            self.refuse_msi(vector, addr);
+        }
     }
 
-    /// Send vectors whose pending bit may now go out.
+    /// Send vectors whose pending bit may now go out (never with bus
+    /// mastering off, never outside the MSI window: those stay pending).
     fn deliver_pending(&mut self) {
+        if !self.bus_master() {
+            return;
+        }
         for vector in self.msix.take_deliverable() {
             let e = self.msix.table[usize::from(vector)];
-            self.msi
-                .signal(u64::from(e.addr_hi) << 32 | u64::from(e.addr_lo), e.data);
+            if !msix::MSI_WINDOW.contains(&e.addr()) {
+                self.msix.pba |= 1 << vector;
+                self.refuse_msi(vector, e.addr());
+                continue;
+            }
+            self.msi.signal(e.addr(), e.data);
             let seq = self.monitor.push(EventKind::Irq {
                 vector,
                 masked: false,
             });
             self.monitor.check_irq(vector, true, true, seq);
         }
+    }
+
+    /// Vector `vector`'s message address `addr` is outside the MSI window:
+    /// the message was not sent (its PBA bit stays set). A violation, and
+    /// a device fault with the error interrupt, unless the refused vector
+    /// is the error vector itself (then the fault is latched silently:
+    /// raising it again would only be refused again).
+    #[cold]
+    fn refuse_msi(&mut self, vector: u16, addr: u64) {
+        if self.monitor.enabled() {
+            self.monitor.violate(
+                monitor::RULE_MSI_BAD_ADDRESS,
+                format!(
+                    "vector {vector} message address {addr:#x} is outside 0xfee00000-0xfeefffff: not sent, PBA bit kept"
+                ),
+            );
+        }
+        if vector != ids::MSIX_MISC {
+            return self.fault(DeviceError::BadMsiAddress, addr, None);
+        }
+        self.monitor.emit(EventKind::DeviceFault {
+            code: DeviceError::BadMsiAddress as u32,
+            addr,
+        });
+        let r = &mut self.regs;
+        if r.err_code == 0 {
+            r.err_code = DeviceError::BadMsiAddress as u32;
+            r.err_addr = addr;
+        }
+        r.int_cause |= regs::INT_ERR;
     }
 
     fn fire_tx_irq(&mut self) {
@@ -847,7 +930,7 @@ impl Nic {
         let ring = match cause {
             DmaCause::TxDesc(_) | DmaCause::TxData | DmaCause::TxStatus(_) => Some(true),
             DmaCause::RxDesc(_) | DmaCause::RxData | DmaCause::RxStatus(_) => Some(false),
-            DmaCause::Poll | DmaCause::Ghost => None,
+            DmaCause::Poll { .. } | DmaCause::Ghost => None,
         };
         // The BAR first: in a real VM it sits in the MMIO window, which is
         // never RAM, so checking RAM first would hide every DMA aimed at the
@@ -934,7 +1017,18 @@ impl Nic {
                 u64::from(ring.size),
             ));
         };
-        if ring.tail.wrapping_sub(ring.pkt_start) > ring.size {
+        // The tail must lie between HEAD and the oldest slot the device
+        // still owns (the packet being gathered, or held completions) plus
+        // the ring. Behind HEAD (moved back into a half-gathered packet),
+        // HEAD would never meet it again and the walk would run on
+        // through unposted slots.
+        let owned_from = if self.held.is_empty() {
+            ring.pkt_start
+        } else {
+            self.held_from
+        };
+        let posted = ring.tail.wrapping_sub(owned_from);
+        if posted > ring.size || posted < ring.head.wrapping_sub(owned_from) {
             return Err(TxStop::Fault(DeviceError::BadTail, u64::from(ring.tail)));
         }
         let mut work = 0;
@@ -970,9 +1064,13 @@ impl Nic {
             self.frame = frame;
             r.map_err(|_| TxStop::Blocked)?;
             if flags & abi::TXD_EOP != 0 {
+                let pkt_start = self.regs.tx.pkt_start;
                 self.regs.tx.pkt_start = self.regs.tx.head;
                 let seq = self.transmit();
                 if self.cfg.complete_on_request {
+                    if self.held.is_empty() {
+                        self.held_from = pkt_start;
+                    }
                     self.held.push_back(idx & mask);
                 } else {
                     self.tx_wb.add(idx);
@@ -1041,6 +1139,19 @@ impl Nic {
         self.stalled
     }
 
+    /// Keep the first pcap write failure (later frames fail the same way).
+    #[cold]
+    fn record_output_error(&mut self, path: String, e: pcap_file::PcapError) {
+        if self.output_error.is_none() {
+            self.monitor.emit(EventKind::Note {
+                text: format!("pcap {path}: write failed: {e}"),
+            });
+            self.output_error = Some(format!(
+                "cannot write {path}: {e} (the capture is incomplete)"
+            ));
+        }
+    }
+
     /// Log the gathered frame, keep a copy by seq and hand it to a
     /// non-loopback backend. Returns its sequence number.
     fn transmit(&mut self) -> u64 {
@@ -1057,9 +1168,14 @@ impl Nic {
         keep.clear();
         keep.extend_from_slice(&self.frame);
         self.recent.push_back((seq, keep));
-        self.backend.send(&self.frame, self.now_ns);
+        let sent = self.backend.send(&self.frame, self.now_ns);
+        if let (Err(e), BackendConfig::Pcap(path)) = (sent, &self.cfg.backend) {
+            self.record_output_error(path.clone(), e);
+        }
         if let Some(tap) = &mut self.capture {
-            tap.send(&self.frame, self.now_ns);
+            if let (Err(e), Some(path)) = (tap.send(&self.frame, self.now_ns), &self.cfg.capture) {
+                self.record_output_error(path.clone(), e);
+            }
         }
         seq
     }
@@ -1154,11 +1270,14 @@ impl Nic {
         self.count_tx_completion();
     }
 
+    /// TEST_COMPLETE: write every held completion, but only while TX is
+    /// enabled (a disabled ring makes no DMA; they stay held until TX is
+    /// back) and no reset is running.
     fn complete_held(&mut self) {
+        if self.regs.ctrl & regs::CTRL_TX_EN == 0 || self.regs.resetting {
+            return;
+        }
         while let Some(slot) = self.held.pop_front() {
-            if self.regs.resetting {
-                break;
-            }
             self.write_tx_completion(slot);
         }
     }
@@ -1280,18 +1399,19 @@ impl Nic {
             return;
         }
         let mut raw = [0u8; DESC_SIZE as usize];
-        for (bit, ring) in [
-            (regs::CTRL_TX_EN, self.regs.tx),
-            (regs::CTRL_RX_EN, self.regs.rx),
+        for (bit, ring, tx) in [
+            (regs::CTRL_TX_EN, self.regs.tx, true),
+            (regs::CTRL_RX_EN, self.regs.rx, false),
         ] {
             if let (true, Some(mask), false) =
                 (self.regs.ctrl & bit != 0, ring.mask(), ring.stopped)
             {
-                let _ = self.dma_read(ring.desc_addr(ring.head, mask), &mut raw, DmaCause::Poll);
+                let addr = ring.desc_addr(ring.head, mask);
+                let _ = self.dma_read(addr, &mut raw, DmaCause::Poll { tx });
             }
         }
         if self.enabled() {
-            self.timers.poll = Some(self.now_ns + POLL_PERIOD_NS);
+            self.timers.poll = Some(self.now_ns.saturating_add(POLL_PERIOD_NS));
         }
     }
 
@@ -1303,7 +1423,7 @@ impl Nic {
         let mut raw = [0u8; DESC_SIZE as usize];
         let _ = self.dma_read(self.ghost_dma_addr, &mut raw, DmaCause::Ghost);
         if self.ghost_dma_left > 0 {
-            self.timers.ghost_dma = Some(self.now_ns + GHOST_PERIOD_NS);
+            self.timers.ghost_dma = Some(self.now_ns.saturating_add(GHOST_PERIOD_NS));
         }
     }
 
@@ -1316,9 +1436,15 @@ impl Nic {
         let enabled = self.regs.int_enable & regs::INT_TX != 0;
         self.raise_vector(ids::MSIX_TX, enabled);
         if self.ghost_irq_left > 0 {
-            self.timers.ghost_irq = Some(self.now_ns + GHOST_PERIOD_NS);
+            self.timers.ghost_irq = Some(self.now_ns.saturating_add(GHOST_PERIOD_NS));
         }
     }
+}
+
+/// Whether `len` bytes at BAR offset `off` lie inside BAR0.
+fn in_bar(off: u64, len: usize) -> bool {
+    off.checked_add(len as u64)
+        .is_some_and(|end| end <= ids::BAR0_SIZE)
 }
 
 /// Interrupt moderation for one more completed (TX) or received (RX)
@@ -1337,7 +1463,7 @@ fn moderate(
         return true;
     }
     if usecs > 0 && timer.is_none() {
-        *timer = Some(now_ns + u64::from(usecs) * 1000);
+        *timer = Some(now_ns.saturating_add(u64::from(usecs) * 1000));
     }
     false
 }

@@ -24,6 +24,9 @@ pub mod device;
 #[cfg(feature = "std")]
 pub mod error;
 #[cfg(feature = "std")]
+#[doc(hidden)]
+pub mod fuzz;
+#[cfg(feature = "std")]
 mod intervals;
 #[cfg(feature = "std")]
 pub mod monitor;

@@ -42,6 +42,9 @@ pub const RULE_IRQ_AFTER_STOP: &str = "irq-after-stop";
 pub const RULE_IRQ_WHILE_DISABLED: &str = "irq-while-disabled";
 /// A reset that did not return the device to its reset state.
 pub const RULE_RESET_INEFFECTIVE: &str = "reset-ineffective";
+/// An MSI-X message aimed outside the local APIC window (the device
+/// refuses to send it).
+pub const RULE_MSI_BAD_ADDRESS: &str = "msi-bad-address";
 /// A dma-unmap of a range that is not mapped.
 pub const RULE_UNMAP_UNMAPPED: &str = "unmap-unmapped";
 
@@ -62,8 +65,13 @@ pub enum DmaCause {
     RxData,
     /// Length/status write-back into RX slot `.0`.
     RxStatus(u32),
-    /// An r8169-style descriptor poll (knob `dma_until_disabled`).
-    Poll,
+    /// An r8169-style descriptor poll (knob `dma_until_disabled`) of the
+    /// TX ring (`tx: true`) or the RX ring: judged against that ring's
+    /// enable bit.
+    Poll {
+        /// The TX ring (else RX).
+        tx: bool,
+    },
     /// A mutant's stray access.
     Ghost,
 }
@@ -82,12 +90,15 @@ impl DmaCause {
             Self::RxDesc(_) => 3,
             Self::RxData => 4,
             Self::RxStatus(_) => 5,
-            Self::Poll => 6,
+            Self::Poll { .. } => 6,
             Self::Ghost => 7,
         }
     }
     fn is_tx(self) -> bool {
-        matches!(self, Self::TxDesc(_) | Self::TxData | Self::TxStatus(_))
+        matches!(
+            self,
+            Self::TxDesc(_) | Self::TxData | Self::TxStatus(_) | Self::Poll { tx: true }
+        )
     }
 }
 

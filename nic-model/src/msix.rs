@@ -60,11 +60,16 @@ impl Default for MsixEntry {
     }
 }
 
+/// The local APIC's MSI window: x86 interrupt messages are writes to
+/// 0xFEExxxxx; anything else would be a DMA write somewhere else.
+pub const MSI_WINDOW: std::ops::RangeInclusive<u64> = 0xfee0_0000..=0xfeef_ffff;
+
 impl MsixEntry {
     fn masked(&self) -> bool {
         self.ctrl & VECTOR_CTRL_MASK != 0
     }
-    fn addr(&self) -> u64 {
+    /// The 64-bit message address.
+    pub fn addr(&self) -> u64 {
         u64::from(self.addr_hi) << 32 | u64::from(self.addr_lo)
     }
 }
@@ -78,6 +83,9 @@ pub enum Delivery {
     Pending,
     /// MSI-X is disabled: nothing happened (the NIC has no INTx).
     Disabled,
+    /// The entry's address (`.0`) is outside [`MSI_WINDOW`]: nothing was
+    /// sent and the PBA bit is set (the caller latches the fault).
+    Refused(u64),
 }
 
 /// The MSI-X state of one function.
@@ -106,11 +114,27 @@ impl Msix {
             self.pba |= 1 << vector;
             return Delivery::Pending;
         }
+        if !MSI_WINDOW.contains(&e.addr()) {
+            self.pba |= 1 << vector;
+            return Delivery::Refused(e.addr());
+        }
         Delivery::Sent(sink.signal(e.addr(), e.data))
     }
 
+    /// Hold `vector` in the PBA without sending it (bus mastering is off:
+    /// an MSI is a memory write, which PCI forbids then); it goes out from
+    /// [`Msix::take_deliverable`] once sending is allowed again.
+    pub fn hold(&mut self, vector: u16) -> Delivery {
+        if !self.enabled || usize::from(vector) >= self.table.len() {
+            return Delivery::Disabled;
+        }
+        self.pba |= 1 << vector;
+        Delivery::Pending
+    }
+
     /// Vectors whose pending bit is set and which may now be delivered;
-    /// clears their bits. Called after any mask or enable change.
+    /// clears their bits. Called after any mask, enable or bus-master
+    /// change. The caller checks each address (see [`MSI_WINDOW`]).
     pub fn take_deliverable(&mut self) -> Vec<u16> {
         if !self.enabled || self.function_masked || self.pba == 0 {
             return Vec::new();
@@ -239,6 +263,19 @@ mod tests {
         assert_eq!(m.take_deliverable(), vec![0, 2]);
         assert_eq!(m.raise(2, &sink), Delivery::Sent(true));
         assert_eq!(sink.0.lock().unwrap().as_slice(), &[(0xfee0_0000, 0x42)]);
+    }
+
+    #[test]
+    fn addresses_outside_the_lapic_window_are_refused_and_stay_pending() {
+        let sink = Rec::default();
+        let mut m = programmed();
+        m.table_write(12, 0);
+        m.table_write(4, 1); // 0x1_fee00000
+        assert_eq!(m.raise(0, &sink), Delivery::Refused(0x1_fee0_0000));
+        assert_eq!(m.pba, 1);
+        assert!(sink.0.lock().unwrap().is_empty());
+        assert_eq!(m.hold(1), Delivery::Pending);
+        assert_eq!(m.pba, 0b11);
     }
 
     #[test]

@@ -205,7 +205,8 @@ fn finding_row(oracle: &str) -> Option<usize> {
         | RULE_DESC_UNPOSTED
         | RULE_COMPLETION_UNPOSTED
         | RULE_IRQ_WHILE_DISABLED
-        | RULE_RESET_INEFFECTIVE => ROW_DEVICE,
+        | RULE_RESET_INEFFECTIVE
+        | RULE_MSI_BAD_ADDRESS => ROW_DEVICE,
         "dma-maps" | "device-live-maps" | RULE_UNMAP_UNMAPPED => ROW_MAPS,
         "skb-ledger" => ROW_SKB,
         "no-busy" => ROW_BUSY,

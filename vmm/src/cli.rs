@@ -1,9 +1,9 @@
 //! Command line (clap): `nicproof run`, `list`, `bench`, `matrix`, `replay`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use nic_model::abi::{knob, BadGuest, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
 use nic_model::config::BackendConfig;
@@ -13,6 +13,57 @@ use vmm::vm::RunOptions;
 const EXIT_CODES: &str = "Exit codes: 0 passed, 1 failed (reasons listed), 2 guest panic, \
 3 CPU exception, 4 triple fault, 5 timeout, 6 host error (no KVM, bad guest image, KVM failure), \
 7 bad command line.";
+
+/// The guest image's usual place, relative to the workspace.
+pub const DEFAULT_GUEST: &str = "images/nicproof-guest";
+
+/// Failures of the host rather than of the command line: exit 6, as a
+/// run's `host-error` outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// An output file (`--json`, `--events`, `--pcap`, `--junit`) could
+    /// not be written fully.
+    #[error("cannot write {}", path.display())]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No guest image where nicproof looked.
+    #[error("no guest image: looked at {looked}; build it with make guest, or name it with --guest or NICPROOF_GUEST")]
+    GuestNotFound { looked: String },
+}
+
+/// The guest image: `--guest` as given (the run reports it if it is
+/// missing or unusable), else `$NICPROOF_GUEST`, else [`DEFAULT_GUEST`] in
+/// the current folder or in the workspace the binary was built in
+/// (`<workspace>/target/<profile>/nicproof`); the first that exists.
+pub fn resolve_guest(arg: Option<&Path>) -> Result<PathBuf, HostError> {
+    let env = std::env::var_os("NICPROOF_GUEST");
+    let candidates: Vec<(PathBuf, &str)> = match (arg, &env) {
+        (Some(p), _) => return Ok(p.to_path_buf()),
+        (None, Some(p)) => vec![(PathBuf::from(p), "NICPROOF_GUEST")],
+        (None, None) => {
+            let mut v = vec![(PathBuf::from(DEFAULT_GUEST), "current folder")];
+            let exe = std::env::current_exe().ok();
+            if let Some(ws) = exe.as_deref().and_then(|e| e.ancestors().nth(3)) {
+                v.push((ws.join(DEFAULT_GUEST), "the binary's workspace"));
+            }
+            v
+        }
+    };
+    let mut looked = Vec::new();
+    for (p, from) in candidates {
+        if p.is_file() {
+            return Ok(p);
+        }
+        looked.push(format!("{} ({from})", p.display()));
+    }
+    if env.is_none() {
+        looked.push("NICPROOF_GUEST (unset)".into());
+    }
+    Err(HostError::GuestNotFound { looked: looked.join(", ") })
+}
 
 /// nicproof: boot a guest NIC driver on a minimal KVM VMM with an emulated
 /// PCI NIC, and judge every DMA and interrupt against the driver's life.
@@ -49,9 +100,11 @@ pub enum Command {
 pub struct ReplayArgs {
     /// Event log written by `nicproof run --events FILE`.
     pub file: PathBuf,
-    /// Guest kernel ELF (the one the saved run used).
-    #[arg(long, default_value = "images/nicproof-guest")]
-    pub guest: PathBuf,
+    /// Guest kernel ELF (the one the saved run used) [default:
+    /// $NICPROOF_GUEST, else images/nicproof-guest in the current folder or
+    /// in the binary's workspace].
+    #[arg(long)]
+    pub guest: Option<PathBuf>,
     /// Wall-clock limit of the replay run in seconds [default: the scenario's].
     #[arg(long)]
     pub timeout: Option<f64>,
@@ -64,12 +117,17 @@ impl ReplayArgs {
     /// The replay run's options, from the file's run identity (a `pcap:`
     /// backend writes to [`Self::pcap_scratch`]).
     pub fn options(&self, id: &vmm::replay::RunIdentity) -> Result<RunOptions> {
-        let mut o = id.options(self.guest.clone(), &self.pcap_scratch())?;
+        let mut o = id.options(self.guest()?, &self.pcap_scratch())?;
         if let Some(t) = self.timeout {
             o.timeout = timeout(t)?;
         }
         o.quiet = true;
         Ok(o)
+    }
+
+    /// The guest image (see [`resolve_guest`]).
+    pub fn guest(&self) -> Result<PathBuf, HostError> {
+        resolve_guest(self.guest.as_deref())
     }
 
     /// Where the replay of a `pcap:` run writes its frames: a file of its
@@ -81,9 +139,11 @@ impl ReplayArgs {
 
 #[derive(Args, Debug)]
 pub struct MatrixArgs {
-    /// Guest kernel ELF (built by `make guest`).
-    #[arg(long, default_value = "images/nicproof-guest")]
-    pub guest: PathBuf,
+    /// Guest kernel ELF (built by `make guest`) [default: $NICPROOF_GUEST,
+    /// else images/nicproof-guest in the current folder or in the binary's
+    /// workspace].
+    #[arg(long)]
+    pub guest: Option<PathBuf>,
     /// VMs at a time [default: number of CPUs].
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -98,6 +158,10 @@ pub struct MatrixArgs {
     /// Print the selected job names, one a line, and run nothing.
     #[arg(long)]
     pub list: bool,
+    /// Selecting no job at all is not an error (without it, a --filter or
+    /// --partition that selects nothing is: a typo would hide every job).
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Run every selected job this many times (to find flaky cases; each
     /// cell then shows good/runs).
     #[arg(long, default_value_t = 1)]
@@ -117,11 +181,14 @@ pub struct MatrixArgs {
 
 #[derive(Args, Debug)]
 pub struct VmArgs {
-    /// Guest kernel ELF (built by `make guest`).
-    #[arg(long, default_value = "images/nicproof-guest")]
-    pub guest: PathBuf,
-    /// Seed for every guest-side random choice and the payload pattern.
-    #[arg(long, default_value_t = 0)]
+    /// Guest kernel ELF (built by `make guest`) [default: $NICPROOF_GUEST,
+    /// else images/nicproof-guest in the current folder or in the binary's
+    /// workspace].
+    #[arg(long)]
+    pub guest: Option<PathBuf>,
+    /// Seed for every guest-side random choice and the payload pattern
+    /// (decimal or 0x-hex).
+    #[arg(long, default_value = "0", value_parser = parse_seed)]
     pub seed: u64,
     /// Wall-clock limit in seconds; the run ends as `timeout` after it
     /// [default: the scenario's, 60 s for most].
@@ -208,47 +275,6 @@ pub struct BenchArgs {
     pub vm: VmArgs,
 }
 
-/// Knob names accepted by `--knob`, with their RunConfig index.
-pub const KNOBS: &[(&str, usize, &str)] = &[
-    (
-        "frames",
-        knob::FRAMES,
-        "frames the scenario sends (0 = default)",
-    ),
-    (
-        "bad-guest",
-        knob::BAD_GUEST,
-        "bad-guest switch (use --bad-guest)",
-    ),
-    (
-        "tx-ring",
-        knob::TX_RING,
-        "TX ring size (0 = driver default)",
-    ),
-    ("batch", knob::BATCH, "xmit_more batch size"),
-    ("cycles", knob::CYCLES, "up/down cycles for the soak"),
-    (
-        "bench",
-        knob::BENCH,
-        "1 = benchmark mode: no per-packet markers (see abi.rs knob::BENCH)",
-    ),
-    (
-        "variant",
-        knob::VARIANT,
-        "scenario variant (see abi.rs knob::VARIANT)",
-    ),
-    (
-        "echo",
-        knob::ECHO,
-        "value the guest echoes back in a Marker::Echo record",
-    ),
-    (
-        "deadline-ms",
-        knob::DEADLINE_MS,
-        "ms the default scenario waits for its frames (0 = 10 s + 50 ms per frame)",
-    ),
-];
-
 fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
     all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", ")
 }
@@ -300,25 +326,43 @@ fn bad_guest(s: &str) -> Result<BadGuest> {
         })
 }
 
-fn parse_u64(v: &str) -> Result<u64> {
+fn parse_u64(v: &str) -> Result<u64, String> {
     match v.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16),
         None => v.parse(),
     }
-    .with_context(|| format!("`{v}` is not a number"))
+    .map_err(|_| format!("`{v}` is not a number (decimal or 0x-hex)"))
+}
+
+/// `--seed`: decimal or 0x-hex, like the knobs.
+fn parse_seed(v: &str) -> Result<u64, String> {
+    parse_u64(v)
+}
+
+/// The values `k` accepts, in words.
+fn knob_range(k: &knob::KnobSpec) -> String {
+    match (k.pow2, k.max) {
+        (true, max) => format!("0, or a power of two {}..={max}", k.min),
+        (false, u64::MAX) => "any".into(),
+        (false, max) => format!("0..={max}"),
+    }
 }
 
 fn parse_knob(kv: &str, knobs: &mut [u64; NUM_KNOBS]) -> Result<()> {
     let Some((name, value)) = kv.split_once('=') else {
         bail!("--knob wants NAME=VALUE, got `{kv}`")
     };
-    let Some(&(_, idx, _)) = KNOBS.iter().find(|k| k.0 == name) else {
+    let Some(k) = knob::ALL.iter().find(|k| k.name == name) else {
         bail!(
             "unknown knob `{name}`; known: {}",
-            KNOBS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
+            knob::ALL.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
         )
     };
-    knobs[idx] = parse_u64(value)?;
+    let v = parse_u64(value).map_err(|e| anyhow!("knob {name}: {e}"))?;
+    if !k.accepts(v) {
+        bail!("knob {name}={value} is out of range: {name} takes {}", knob_range(k));
+    }
+    knobs[k.index] = v;
     Ok(())
 }
 
@@ -337,9 +381,21 @@ fn timeout(secs: f64) -> Result<Duration> {
         .ok_or_else(|| anyhow!("--timeout must be a positive number of seconds"))
 }
 
+impl MatrixArgs {
+    /// The guest image (see [`resolve_guest`]).
+    pub fn guest(&self) -> Result<PathBuf, HostError> {
+        resolve_guest(self.guest.as_deref())
+    }
+}
+
 impl VmArgs {
+    /// The guest image (see [`resolve_guest`]).
+    pub fn guest(&self) -> Result<PathBuf, HostError> {
+        resolve_guest(self.guest.as_deref())
+    }
+
     fn options(&self, scenario: Scenario, knobs: &[u64; NUM_KNOBS]) -> Result<RunOptions> {
-        let mut o = RunOptions::for_scenario(self.guest.clone(), scenario, self.seed, knobs);
+        let mut o = RunOptions::for_scenario(self.guest()?, scenario, self.seed, knobs);
         if let Some(t) = self.timeout {
             o.timeout = timeout(t)?;
         }
@@ -358,9 +414,18 @@ impl RunArgs {
         if bg != BadGuest::None {
             knobs[knob::BAD_GUEST] = bg as u64;
         }
-        let mut o = self.vm.options(scenario(&self.scenario)?, &knobs)?;
-        o.driver_mutant = driver_mutant(&self.mutant)?;
-        o.device_mutant = device_mutant(&self.device_mutant)?;
+        let sc = scenario(&self.scenario)?;
+        if let Some(ok) = vmm::scenarios::variants(sc) {
+            let v = knobs[knob::VARIANT];
+            if !ok.contains(&v) {
+                let list = ok.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+                bail!("knob variant={v} is out of range: scenario {} takes variant {list}", sc.name());
+            }
+        }
+        let (dm, devm) = (driver_mutant(&self.mutant)?, device_mutant(&self.device_mutant)?);
+        let mut o = self.vm.options(sc, &knobs)?;
+        o.driver_mutant = dm;
+        o.device_mutant = devm;
         o.quiet = self.quiet;
         if let Some(path) = &self.pcap {
             let Some(nic) = o.nic.as_mut() else {
@@ -510,8 +575,8 @@ pub fn list() -> String {
         );
     }
     s.push_str("knobs (--knob NAME=VALUE):\n");
-    for (name, _, d) in KNOBS {
-        desc(&mut s, name, d);
+    for k in knob::ALL {
+        desc(&mut s, k.name, &format!("{} [{}]", k.doc, knob_range(k)));
     }
     s
 }
@@ -519,6 +584,37 @@ pub fn list() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file that exists, to stand for the guest image where only the
+    /// options are built (the test binary itself).
+    fn any_file() -> &'static str {
+        static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        EXE.get_or_init(|| std::env::current_exe().expect("test exe").display().to_string())
+    }
+
+    #[test]
+    fn knob_ranges_come_from_the_catalogue_and_the_seed_takes_hex() {
+        let mut k = [0; NUM_KNOBS];
+        for bad in ["tx-ring=3", "tx-ring=100000", "tx-ring=0x100000000", "bench=2", "frames=100001"] {
+            let e = parse_knob(bad, &mut k).unwrap_err().to_string();
+            assert!(e.contains("out of range") && e.contains(bad.split('=').next().unwrap()), "{e}");
+        }
+        assert!(parse_knob("frames=abc", &mut k).unwrap_err().to_string().contains("knob frames"));
+        parse_knob("tx-ring=0x400", &mut k).unwrap();
+        assert_eq!(k[knob::TX_RING], 1024);
+        parse_knob("tx-ring=0", &mut k).unwrap();
+        assert_eq!(parse_seed("0x10"), Ok(16));
+        assert!(list().contains("tx-ring") && list().contains("power of two 64..=4096"));
+        let hostile = |v: &str| {
+            let argv = ["nicproof", "run", "--guest", any_file(), "--scenario", "hostile", "--knob", v];
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Run(r) => r.options().map(|_| ()),
+                _ => unreachable!("parsed a run command"),
+            }
+        };
+        assert!(hostile("variant=13").is_ok() && hostile("variant=100").is_ok());
+        assert!(hostile("variant=14").unwrap_err().to_string().contains("13, 100"));
+    }
 
     #[test]
     fn unknown_names_list_the_known_ones() {
@@ -542,7 +638,7 @@ mod tests {
     #[test]
     fn backend_is_the_scenarios_unless_given_and_bad_values_are_usage_errors() {
         let run = |extra: &[&str]| -> Result<RunArgs, clap::Error> {
-            let mut argv = vec!["nicproof", "run"];
+            let mut argv = vec!["nicproof", "run", "--guest", any_file()];
             argv.extend_from_slice(extra);
             match Cli::try_parse_from(argv)?.command {
                 Command::Run(r) => Ok(r),
@@ -567,7 +663,7 @@ mod tests {
     #[test]
     fn net_bench_plan_is_validated_and_runs_default_in_bench_mode() {
         let parse = |extra: &[&str]| {
-            let mut argv = vec!["nicproof", "bench", "--net"];
+            let mut argv = vec!["nicproof", "bench", "--net", "--guest", any_file()];
             argv.extend_from_slice(extra);
             match Cli::try_parse_from(argv).unwrap().command {
                 Command::Bench(b) => b.net_options(),

@@ -1,6 +1,6 @@
 //! Interrupt delivery for devices: MSI messages through `KVM_SIGNAL_MSI`
 //! on the in-kernel irqchip (no routing table needed; measured as fast
-//! as an irqfd here, notes/kvm-limits.md).
+//! as an irqfd on the development machine).
 
 use std::sync::Arc;
 

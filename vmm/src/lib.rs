@@ -12,6 +12,7 @@ pub mod arch;
 pub mod bench;
 pub mod checks;
 pub mod control;
+pub mod guest_image;
 pub mod irq;
 pub mod matrix;
 pub mod nic;
@@ -124,6 +125,11 @@ pub fn run(opts: &RunOptions) -> RunResult {
                 let eeprom = opts.nic.as_ref().map(|c| c.eeprom_mac());
                 (o, findings) =
                     judge_with_oracles(o, &log, eeprom, handle.live_maps(), opts.allow_busy, opts.expect_fault);
+                // A capture that lost frames is a host failure, whatever
+                // the run showed: nothing lost silently.
+                if let Some(message) = handle.output_error() {
+                    o = Outcome::HostError { message };
+                }
             }
             if matches!(o, Outcome::Failed { .. }) {
                 findings.splice(0..0, log_findings(&log));

@@ -4,12 +4,16 @@ mod cli;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use cli::{Cli, Command};
+use cli::{Cli, Command, HostError};
 use vmm::outcome::EXIT_USAGE;
+
+/// The exit code of a host error, as a run's `host-error` outcome.
+const EXIT_HOST_ERROR: i32 = 6;
 
 /// The JSON report: the report's fields plus the table of checks (an
 /// extra key, so readers of `Report` parse it unchanged).
@@ -20,14 +24,38 @@ struct JsonReport<'a> {
     checks: &'a [vmm::checks::Check],
 }
 
-fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<()> {
+/// Write `path` in full with `fill`, or fail as a host error naming it
+/// (a `BufWriter` dropped unflushed would lose its error).
+fn write_file(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), HostError> {
+    let fail = |source| HostError::Output { path: path.to_path_buf(), source };
+    let mut w = BufWriter::new(File::create(path).map_err(fail)?);
+    fill(&mut w).map_err(fail)?;
+    w.into_inner().map_err(|e| fail(e.into_error()))?.sync_data().or_else(ignore_unsyncable).map_err(fail)
+}
+
+/// `sync_data` on a pipe or character device is not an error.
+fn ignore_unsyncable(e: std::io::Error) -> std::io::Result<()> {
+    if e.raw_os_error() == Some(libc::EINVAL) {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), HostError> {
+    write_file(path, |w| serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::from))
+}
+
+fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<(), HostError> {
     if let Some(path) = &args.json {
-        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let j = JsonReport { report: &res.report, checks: &res.checks };
-        serde_json::to_writer_pretty(BufWriter::new(f), &j)?;
+        write_json(path, &JsonReport { report: &res.report, checks: &res.checks })?;
     }
     if let Some(path) = &args.events {
-        write_events(path, &res.events)?;
+        // A run that never started has no events: leave no empty file.
+        let never_ran = res.events.is_empty() && matches!(res.report.outcome, vmm::outcome::Outcome::HostError { .. });
+        if !never_ran {
+            write_events(path, &res.events)?;
+        }
     }
     Ok(())
 }
@@ -47,9 +75,9 @@ fn real_main(cli: Cli) -> Result<i32> {
         Command::Run(args) => {
             let opts = args.options()?;
             let res = vmm::run(&opts);
-            write_outputs(&args, &res)?;
             out(format_args!("{}\n", res.report));
             out(format_args!("{}", vmm::checks::render(&res.checks)));
+            write_outputs(&args, &res)?;
             Ok(res.report.outcome.exit_code())
         }
         Command::Matrix(args) => matrix(args),
@@ -66,11 +94,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 }
                 stats.push(res.report.stats);
             }
-            out(format_args!(
-                "scenario {}, guest {}\n",
-                args.scenario,
-                args.vm.guest.display()
-            ));
+            out(format_args!("scenario {}, guest {}\n", args.scenario, opts.guest.display()));
             out(format_args!("{}", vmm::bench::table(&stats)));
             Ok(0)
         }
@@ -107,23 +131,21 @@ fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
         figs.push(vmm::bench::net_figures(&plan, &samples));
     }
     if let Some(path) = &args.json {
-        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let j = serde_json::json!({ "plan": plan, "repetitions": figs });
-        serde_json::to_writer_pretty(BufWriter::new(f), &j)?;
+        write_json(path, &serde_json::json!({ "plan": plan, "repetitions": figs }))?;
     }
-    out(format_args!("guest {}\n", args.vm.guest.display()));
+    out(format_args!("guest {}\n", args.vm.guest()?.display()));
     out(format_args!("{}", vmm::bench::net_table(&plan, &figs)));
     Ok(0)
 }
 
-fn write_events(path: &std::path::Path, events: &[nic_model::events::Event]) -> Result<()> {
-    let mut w = BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?);
-    for e in events {
-        serde_json::to_writer(&mut w, e)?;
-        w.write_all(b"\n")?;
-    }
-    w.flush()?;
-    Ok(())
+fn write_events(path: &Path, events: &[nic_model::events::Event]) -> Result<(), HostError> {
+    write_file(path, |w| {
+        for e in events {
+            serde_json::to_writer(&mut *w, e)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
 }
 
 /// `nicproof replay`: bad input is an error (exit 7); a replay run that
@@ -134,7 +156,7 @@ fn replay(args: &cli::ReplayArgs) -> Result<i32> {
     let note = RunIdentity::find_note(&saved).with_context(|| format!("{}", args.file.display()))?;
     let id = RunIdentity::parse(note).with_context(|| format!("{}", args.file.display()))?;
     let opts = args.options(&id)?;
-    out(format_args!("replaying {} with guest {}\n", id.note(), args.guest.display()));
+    out(format_args!("replaying {} with guest {}\n", id.note(), opts.guest.display()));
     if RunIdentity::note_lacks_backend(note) {
         out(format_args!(
             "note: the saved identity names no backend (an older nicproof's); replaying with the scenario's, {}\n",
@@ -157,10 +179,7 @@ fn replay(args: &cli::ReplayArgs) -> Result<i32> {
         let _ = std::fs::remove_file(&scratch);
     }
     if let Some(path) = &args.events {
-        if let Err(e) = write_events(path, &res.events) {
-            eprintln!("nicproof: error: {e:#}");
-            return Ok(6);
-        }
+        write_events(path, &res.events)?;
     }
     if let vmm::outcome::Outcome::HostError { message } = &res.report.outcome {
         out(format_args!("replay run could not start: {message}\n"));
@@ -207,6 +226,14 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
     if args.repeat == 0 {
         anyhow::bail!("--repeat must be at least 1");
     }
+    if jobs.is_empty() && !args.allow_empty {
+        anyhow::bail!(
+            "no job selected (--filter {:?}, --partition {:?}): nothing would run; \
+             `nicproof matrix --list` shows the job names, --allow-empty accepts an empty selection",
+            args.filter.as_deref().unwrap_or(""),
+            args.partition.as_deref().unwrap_or("")
+        );
+    }
     jobs = matrix::repeated(jobs, args.repeat);
     if args.list {
         for j in &jobs {
@@ -216,7 +243,7 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
     }
     let opts = matrix::Options {
         bin: std::env::current_exe().context("finding the nicproof binary")?,
-        guest: args.guest.clone(),
+        guest: args.guest()?,
         jobs: args
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
@@ -226,7 +253,8 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
         anyhow::bail!("--jobs must be at least 1");
     }
     if !opts.guest.is_file() {
-        anyhow::bail!("guest image {} not found (build it with `make guest`)", opts.guest.display());
+        // Every job would fail the same way: say it once.
+        return Err(HostError::GuestNotFound { looked: format!("{} (--guest)", opts.guest.display()) }.into());
     }
     let total = jobs.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
@@ -238,17 +266,23 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
     let mut summary = summary;
     summary.uncovered = matrix::uncovered(&cases);
     if let Some(path) = &args.json {
-        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(BufWriter::new(f), &summary)?;
+        write_json(path, &summary)?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, summary.junit()).with_context(|| format!("writing {}", path.display()))?;
+        write_file(path, |w| w.write_all(summary.junit().as_bytes()))?;
     }
     out(format_args!("{}", summary.human()));
     Ok(if summary.ok() { 0 } else { 1 })
 }
 
 fn main() -> ExitCode {
+    // A file-size limit must fail the write (EFBIG, reported naming the
+    // file), not kill the process with no report.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no handler to
+    // race with; it happens before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
@@ -262,7 +296,13 @@ fn main() -> ExitCode {
     };
     let code = real_main(cli).unwrap_or_else(|e| {
         eprintln!("nicproof: error: {e:#}");
-        EXIT_USAGE
+        // Host failures (an output file, the guest image) share the
+        // host-error code of a run; anything else is the command line.
+        if e.downcast_ref::<HostError>().is_some() {
+            EXIT_HOST_ERROR
+        } else {
+            EXIT_USAGE
+        }
     });
     ExitCode::from(code as u8)
 }

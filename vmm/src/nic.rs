@@ -60,6 +60,11 @@ impl NicHandle {
     pub fn live_maps(&self) -> usize {
         self.lock().nic.live_maps()
     }
+
+    /// The first frame a pcap file could not take, naming the file.
+    pub fn output_error(&self) -> Option<String> {
+        self.lock().nic.output_error().map(str::to_string)
+    }
 }
 
 struct PciPorts(NicHandle);

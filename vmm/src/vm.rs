@@ -1,7 +1,6 @@
 //! The VM: KVM handles, guest memory, the I/O buses, the event log, and
 //! the run controller that starts vCPUs and decides the outcome.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -137,7 +136,7 @@ pub enum VmError {
     #[error("guest memory: {0}")]
     Memory(String),
     /// The guest image is missing or unusable.
-    #[error("guest image {path}: {reason} (run `make guest` to build it)")]
+    #[error("guest image {path}: {reason}")]
     GuestImage { path: String, reason: String },
     /// Boot structures could not be written.
     #[error(transparent)]
@@ -211,7 +210,9 @@ fn load_guest(mem: &GuestMemoryMmap, path: &std::path::Path) -> Result<u64, VmEr
         path: path.display().to_string(),
         reason,
     };
-    let mut file = File::open(path).map_err(|e| bad(e.to_string()))?;
+    let image = std::fs::read(path).map_err(|e| bad(format!("{e}: {}", crate::guest_image::NEEDS)))?;
+    crate::guest_image::check(&image).map_err(bad)?;
+    let mut file = std::io::Cursor::new(image);
     let res =
         Elf::load(mem, None, &mut file, Some(GuestAddress(1 << 20))).map_err(|e| match e {
             linux_loader::loader::Error::Elf(

@@ -1,6 +1,6 @@
 //! TSC time base: ticks <-> nanoseconds by multiply and shift.
 //!
-//! Every guest instruction costs about 1 µs here (shared/notes/kvm-limits.md),
+//! Every guest instruction costs about 1 µs on a software KVM backend,
 //! so the scale factors are computed once and each conversion is one 64x64
 //! multiply and a shift (no 128-bit division).
 

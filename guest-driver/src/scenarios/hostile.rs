@@ -177,7 +177,12 @@ fn repoint_both(regs: &Regs<'_>, ring: &DmaRegion, rx_ring: &DmaRegion) {
 /// Seeded register and descriptor garbage: `FUZZ_OPS` operations, each a
 /// descriptor written into one of our ring pages, a ring base, a ring
 /// size, a doorbell, any other register, a reset (with a write inside
-/// it), or bus mastering toggled. Every address the device is given is
+/// it), bus mastering toggled, an MSI-X table entry aimed anywhere (the
+/// LAPIC window, guest RAM, the device's own BAR and table, the IOAPIC, a
+/// high dword), a doorbell rung with bus mastering off around it, or the
+/// TX tail moved back behind HEAD. The MSI-X table is put back as it was
+/// at the end, masked while it is rewritten so a message that waited in
+/// the PBA goes out to a good address. Every address the device is given is
 /// one of ours, outside RAM or in BAR0, and ring sizes stay within a
 /// page, so whatever the device does it cannot write guest memory the
 /// kernel lives in; everything else is fair game. The host must end the
@@ -195,12 +200,20 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
         r::COAL_RX_USECS, r::ERR_CLEAR, r::TEST_COMPLETE, r::EEPROM, r::STATUS, r::TX_HEAD, 0x0ffc, pci::MSIX_PBA_OFFSET,
     ];
     repoint_both(regs, ring, rx_ring);
+    let table = |v: u16, field: u32| pci::MSIX_TABLE_OFFSET + u32::from(v) * 16 + field;
+    let mut saved = [[0u32; 4]; pci::MSIX_VECTORS as usize];
+    for (v, e) in (0..).zip(saved.iter_mut()) {
+        for (f, d) in (0..).zip(e.iter_mut()) {
+            *d = regs.read(table(v, f * 4));
+        }
+    }
+    let msi_targets = [0xfee0_0000u64, 0xfee0_1000, ring.phys, nic.pci.bar0, nic.pci.bar0 + u64::from(pci::MSIX_TABLE_OFFSET), 0xfec0_0000, 1 << 32 | 0xfee0_0000];
     let mut latched = 0u32;
     for _ in 0..FUZZ_OPS {
         let x = c.rand();
         let pick = |n: usize, shift: u32| (x >> shift) as usize % n;
         let tx = x & 64 == 0;
-        match x % 7 {
+        match x % 10 {
             0 => {
                 let page = if tx { ring } else { rx_ring };
                 // Near the device's head, where its walk will find it.
@@ -242,9 +255,43 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
                 repoint_both(regs, ring, rx_ring);
                 regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
             }
-            _ => {
+            6 => {
                 let bm = if tx { cmd } else { cmd & !u32::from(pci::CMD_BUS_MASTER) };
                 plat.pci_write32(bdf, pci::REG_COMMAND, bm);
+            }
+            // An MSI-X entry aimed anywhere, or masked/unmasked.
+            7 => {
+                let v = pick(pci::MSIX_VECTORS as usize, 8) as u16;
+                let a = msi_targets[pick(msi_targets.len(), 12)];
+                match pick(3, 20) {
+                    0 => {
+                        regs.write(table(v, 0), a as u32);
+                        regs.write(table(v, 4), (a >> 32) as u32);
+                        // A reset clears INT_ENABLE: the error cause (the
+                        // driver has no handler of its own for it) makes
+                        // the next fault raise the misc vector.
+                        regs.write(r::INT_ENABLE, r::INT_ERR);
+                    }
+                    1 => regs.write(table(v, 8), (x >> 32) as u32),
+                    _ => regs.write(table(v, 12), (x >> 32) as u32 & 1),
+                }
+            }
+            // A doorbell rung with bus mastering off around it.
+            8 => {
+                plat.pci_write32(bdf, pci::REG_COMMAND, cmd & !u32::from(pci::CMD_BUS_MASTER));
+                let head = regs.read(r::TX_HEAD);
+                regs.write(r::TX_TAIL, head.wrapping_add(1 + pick(4, 8) as u32));
+                if x & 0x100 == 0 {
+                    plat.pci_write32(bdf, pci::REG_COMMAND, cmd);
+                }
+            }
+            // The TX tail moved back behind HEAD, after some fragments
+            // without end-of-packet (a half-gathered packet).
+            _ => {
+                let head = regs.read(r::TX_HEAD);
+                let frags = 1 + pick(3, 8) as u32;
+                post(c, ring, head, (0..frags).map(|_| desc(PAYLOAD.0, 60, 0)));
+                regs.write(r::TX_TAIL, head.wrapping_add(frags).wrapping_sub(1 + pick(frags as usize + 1, 12) as u32));
             }
         }
         if regs.read(r::STATUS) & r::STATUS_ERROR != 0 {
@@ -262,6 +309,12 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
         }
     }
     plat.pci_write32(bdf, pci::REG_COMMAND, cmd);
+    for (v, e) in (0..).zip(saved) {
+        regs.write(table(v, 12), 1);
+        for (f, d) in (0..).zip(e) {
+            regs.write(table(v, f * 4), d);
+        }
+    }
     let t = plat.now_ns();
     wait_for(plat, || plat.now_ns() > t + IRQ_GRACE_NS);
     let seen = format!("hostile fuzz: {FUZZ_OPS} operations, {latched} error latches cleared");

@@ -49,6 +49,12 @@ pub const ABUSES: &[Abuse] = &[
 /// error.
 pub const FUZZ_VARIANT: u64 = 100;
 
+/// The hostile scenario's variants: one per abuse, and the fuzz variant.
+pub fn variants(scenario: Scenario) -> Option<Vec<u64>> {
+    (scenario == Scenario::Hostile)
+        .then(|| ABUSES.iter().map(|a| a.variant).chain([FUZZ_VARIANT]).collect())
+}
+
 /// A reset long enough (virtual µs) for the guest's next register write
 /// to land inside it (write-during-reset).
 const SLOW_RESET_US: u64 = 2_000;

@@ -55,6 +55,12 @@ pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Setup {
     s
 }
 
+/// The variants `scenario` declares, if it declares them (its guest
+/// refuses any other); None: any variant runs (unknown ones as 0).
+pub fn variants(scenario: Scenario) -> Option<Vec<u64>> {
+    hostile::variants(scenario)
+}
+
 /// What a case of the matrix must show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {

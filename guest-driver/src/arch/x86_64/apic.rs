@@ -1,6 +1,6 @@
 //! x2APIC: enable, EOI, IPIs, and the timer behind `wait_until`.
 //!
-//! KVM emulates x2APIC regardless of the host (shared/notes/guest.md §4),
+//! KVM emulates x2APIC regardless of the host CPU,
 //! and its registers are MSRs: no MMIO exit per access. The timer uses
 //! TSC-deadline mode when CPUID offers it, else one-shot mode counting at
 //! KVM's 1 GHz APIC bus (1 count = 1 ns).

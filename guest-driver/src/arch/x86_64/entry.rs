@@ -1,6 +1,6 @@
 //! Entry points, the GDT, the PVH note and the interrupt stubs.
 //!
-//! One ELF, two ways in (shared/notes/guest.md §1.4):
+//! One ELF, two ways in:
 //! - `_start` (the ELF entry): the nicproof VMM enters here in 64-bit
 //!   mode with its own page tables (0..4 GiB identity), rdi = boot info,
 //!   rsi = CPU index, IF = 0.
