@@ -43,6 +43,31 @@ pub enum Command {
     /// 6 host error, 7 bad input (no such file, not an events file, no
     /// run identity).
     Replay(ReplayArgs),
+    /// Explain a saved `run --events` log: its first cause (or event SEQ)
+    /// with the history that leads to it, decoded. Exit 0 explained,
+    /// 7 bad input (missing, empty, truncated or foreign file; SEQ past
+    /// the end).
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Event log written by `nicproof run --events FILE`.
+    pub file: PathBuf,
+    /// Explain this event instead of the first cause.
+    #[arg(long, value_name = "SEQ")]
+    pub at: Option<u64>,
+    /// Print the whole log decoded instead (one line per event; with
+    /// --json, one JSON object per line).
+    #[arg(long)]
+    pub log: bool,
+    /// With --log: decoded JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the log as a timeline (Chrome trace-event JSON, for
+    /// ui.perfetto.dev or chrome://tracing) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +179,12 @@ pub struct RunArgs {
     /// Write the event log as JSON lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Write the run's timeline to FILE (Chrome trace-event JSON: open it
+    /// in ui.perfetto.dev): driver markers and lifecycle spans, the
+    /// device's TX/RX engines, DMA, interrupts, resets, violations, and
+    /// counters for ring occupancy, queue state and BQL.
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<PathBuf>,
     /// Write every frame the NIC transmits to FILE (pcap; timestamps are the
     /// device clock). With loopback this is also what the RX side received.
     #[arg(long, value_name = "FILE")]
@@ -208,46 +239,7 @@ pub struct BenchArgs {
     pub vm: VmArgs,
 }
 
-/// Knob names accepted by `--knob`, with their RunConfig index.
-pub const KNOBS: &[(&str, usize, &str)] = &[
-    (
-        "frames",
-        knob::FRAMES,
-        "frames the scenario sends (0 = default)",
-    ),
-    (
-        "bad-guest",
-        knob::BAD_GUEST,
-        "bad-guest switch (use --bad-guest)",
-    ),
-    (
-        "tx-ring",
-        knob::TX_RING,
-        "TX ring size (0 = driver default)",
-    ),
-    ("batch", knob::BATCH, "xmit_more batch size"),
-    ("cycles", knob::CYCLES, "up/down cycles for the soak"),
-    (
-        "bench",
-        knob::BENCH,
-        "1 = benchmark mode: no per-packet markers (see abi.rs knob::BENCH)",
-    ),
-    (
-        "variant",
-        knob::VARIANT,
-        "scenario variant (see abi.rs knob::VARIANT)",
-    ),
-    (
-        "echo",
-        knob::ECHO,
-        "value the guest echoes back in a Marker::Echo record",
-    ),
-    (
-        "deadline-ms",
-        knob::DEADLINE_MS,
-        "ms the default scenario waits for its frames (0 = 10 s + 50 ms per frame)",
-    ),
-];
+pub use vmm::knobs::KNOBS;
 
 fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
     all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", ")

@@ -18,16 +18,22 @@ struct JsonReport<'a> {
     #[serde(flatten)]
     report: &'a vmm::outcome::Report,
     checks: &'a [vmm::checks::Check],
+    /// The process exit code of the run.
+    exit_code: i32,
 }
 
 fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<()> {
     if let Some(path) = &args.json {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let j = JsonReport { report: &res.report, checks: &res.checks };
+        let j = JsonReport { report: &res.report, checks: &res.checks, exit_code: res.report.outcome.exit_code() };
         serde_json::to_writer_pretty(BufWriter::new(f), &j)?;
     }
     if let Some(path) = &args.events {
         write_events(path, &res.events)?;
+    }
+    if let Some(path) = &args.perfetto {
+        let trace = vmm::perfetto::trace(&res.events);
+        std::fs::write(path, serde_json::to_vec(&trace)?).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -54,6 +60,7 @@ fn real_main(cli: Cli) -> Result<i32> {
         }
         Command::Matrix(args) => matrix(args),
         Command::Replay(args) => replay(&args),
+        Command::Explain(args) => explain(&args),
         Command::Bench(args) if args.net => net_bench(&args),
         Command::Bench(args) => {
             let opts = args.options()?;
@@ -191,6 +198,45 @@ fn replay(args: &cli::ReplayArgs) -> Result<i32> {
     };
     out(format_args!("{NOT_CLAIMED}\n"));
     Ok(code)
+}
+
+/// `nicproof explain`: bad input is a one-line error and exit 7.
+fn explain(args: &cli::ExplainArgs) -> Result<i32> {
+    use vmm::explain::{explain_at, findings_of, first_cause, read_log, ExplainError};
+    let log = read_log(&args.file)?;
+    if let Some(path) = &args.perfetto {
+        let trace = vmm::perfetto::trace(&log);
+        std::fs::write(path, serde_json::to_vec(&trace)?).with_context(|| format!("writing {}", path.display()))?;
+        out(format_args!("timeline: {} (open it in ui.perfetto.dev)\n", path.display()));
+    }
+    if args.log {
+        for e in &log {
+            if args.json {
+                out(format_args!("{}\n", vmm::decode::json(e)));
+            } else {
+                out(format_args!("{}\n", vmm::decode::line(e)));
+            }
+        }
+        return Ok(0);
+    }
+    let findings = findings_of(&log);
+    let text = match args.at {
+        Some(seq) => {
+            let last = log.last().map_or(0, |e| e.seq);
+            if !log.iter().any(|e| e.seq == seq) {
+                let path = args.file.display().to_string();
+                return Err(ExplainError::PastEnd { seq, path, last }.into());
+            }
+            explain_at(&log, seq, findings.iter().find(|f| f.seq == seq))
+        }
+        None => match first_cause(&findings) {
+            Some(f) => explain_at(&log, f.seq, Some(f)),
+            None if args.perfetto.is_some() => String::new(),
+            None => "no finding in this log: the run broke no rule the host checks (explain one event with --at SEQ)\n".into(),
+        },
+    };
+    out(format_args!("{text}"));
+    Ok(0)
 }
 
 fn matrix(args: cli::MatrixArgs) -> Result<i32> {

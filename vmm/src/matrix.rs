@@ -781,6 +781,8 @@ mod tests {
                 })
                 .collect(),
             serial: String::new(),
+            locations: vec![],
+            settings: Default::default(),
         }
     }
 

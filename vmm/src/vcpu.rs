@@ -23,6 +23,9 @@ use crate::outcome::RegsDump;
 /// VM exits per reason.
 pub type ExitCounts = BTreeMap<String, u64>;
 
+/// Each vCPU's rip when its thread stopped running it, by vCPU index.
+pub type FinalRips = Arc<std::sync::Mutex<BTreeMap<u32, u64>>>;
+
 thread_local! {
     // The kvm_run page of the vCPU this thread runs, for the kick handler.
     static KVM_RUN_PTR: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
@@ -64,6 +67,7 @@ pub struct VcpuCtx {
     pub io: Arc<IoManager>,
     pub stop: Arc<AtomicBool>,
     pub tx: Sender<VmEvent>,
+    pub rips: FinalRips,
 }
 
 enum Action {
@@ -203,6 +207,9 @@ pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
             Action::End(e) => break Some(e),
         }
     };
+    if let Ok(r) = fd.get_regs() {
+        ctx.rips.lock().unwrap_or_else(|e| e.into_inner()).insert(ctx.cpu, r.rip);
+    }
     if let Some(e) = end {
         ctx.stop.store(true, Ordering::SeqCst);
         let _ = ctx.tx.send(VmEvent::End(e));

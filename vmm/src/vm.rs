@@ -175,6 +175,9 @@ pub struct Vm {
     tx: Sender<VmEvent>,
     rx: Receiver<VmEvent>,
     timeout: Duration,
+    /// Each vCPU's rip when its thread ended (the report names where
+    /// every vCPU was at a timeout).
+    rips: vcpu::FinalRips,
     // Keeps /dev/kvm open for the VM's lifetime.
     _kvm: Kvm,
 }
@@ -386,6 +389,7 @@ impl Vm {
             tx,
             rx,
             timeout: opts.timeout,
+            rips: vcpu::FinalRips::default(),
             _kvm: kvm_sys,
         })
     }
@@ -420,6 +424,7 @@ impl Vm {
             io: io.clone(),
             stop: self.stop.clone(),
             tx: self.tx.clone(),
+            rips: self.rips.clone(),
         };
         std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))
@@ -511,6 +516,7 @@ impl Vm {
         stats.run_ms = start.elapsed().as_secs_f64() * 1e3;
         self.stop.store(true, Ordering::SeqCst);
         let stuck = stop_threads(threads, &mut stats);
+        stats.vcpu_rips = self.rips.lock().unwrap_or_else(|e| e.into_inner()).clone();
         stats.events = self.events.len();
         let mut outcome = match end {
             End::Timeout => Outcome::Timeout {
