@@ -179,7 +179,7 @@ mod tests {
         let mac = [0x02, 0, 0, 0, 0, 7];
         let h = head(mac, 0x1_0005, 4096, 42, 100);
         let mut frame = h.to_vec();
-        frame.extend(core::iter::repeat(0xab).take(100));
+        frame.extend(core::iter::repeat_n(0xab, 100));
         let p = parse(&frame).unwrap();
         assert_eq!(
             p,
