@@ -203,6 +203,11 @@ pub struct RunArgs {
     /// Do not show the guest's serial output live (it is still kept for the report).
     #[arg(long)]
     pub quiet: bool,
+    /// Wait for gdb on 127.0.0.1:PORT before the guest's first instruction
+    /// (`target remote :PORT` with the guest ELF): registers, memory,
+    /// breakpoints, single step on the boot vCPU. Give --timeout room.
+    #[arg(long, value_name = "PORT")]
+    pub gdb: Option<u16>,
     #[command(flatten)]
     pub vm: VmArgs,
 }
@@ -354,6 +359,7 @@ impl RunArgs {
         o.driver_mutant = driver_mutant(&self.mutant)?;
         o.device_mutant = device_mutant(&self.device_mutant)?;
         o.quiet = self.quiet;
+        o.gdb = self.gdb;
         if let Some(path) = &self.pcap {
             let Some(nic) = o.nic.as_mut() else {
                 bail!("--pcap: scenario {} has no NIC to capture from", self.scenario);

@@ -14,6 +14,7 @@ pub mod checks;
 pub mod control;
 pub mod decode;
 pub mod explain;
+pub mod gdb;
 pub mod irq;
 pub mod knobs;
 pub mod matrix;

@@ -53,6 +53,8 @@ pub struct RunOptions {
     /// The device error the scenario provokes on purpose (see
     /// `scenarios::Setup`); any other latched error fails the run.
     pub expect_fault: Option<nic_model::abi::DeviceError>,
+    /// `--gdb PORT`: the boot vCPU waits for gdb on 127.0.0.1:PORT.
+    pub gdb: Option<u16>,
 }
 
 impl RunOptions {
@@ -99,6 +101,7 @@ impl Default for RunOptions {
             nic: Some(nic_model::config::NicConfig::default()),
             allow_busy: false,
             expect_fault: None,
+            gdb: None,
         }
     }
 }
@@ -142,6 +145,9 @@ pub enum VmError {
     /// Boot structures could not be written.
     #[error(transparent)]
     Regs(#[from] regs::RegsError),
+    /// `--gdb PORT` cannot listen (the port is in use, say).
+    #[error(transparent)]
+    Gdb(#[from] crate::gdb::GdbError),
     /// The NIC could not be built.
     #[error("NIC: {0}")]
     Device(String),
@@ -178,6 +184,8 @@ pub struct Vm {
     /// Each vCPU's rip when its thread ended (the report names where
     /// every vCPU was at a timeout).
     rips: vcpu::FinalRips,
+    /// `--gdb`: where the boot vCPU waits for gdb.
+    gdb: Option<std::net::TcpListener>,
     // Keeps /dev/kvm open for the VM's lifetime.
     _kvm: Kvm,
 }
@@ -390,6 +398,7 @@ impl Vm {
             rx,
             timeout: opts.timeout,
             rips: vcpu::FinalRips::default(),
+            gdb: opts.gdb.map(crate::gdb::listen).transpose()?,
             _kvm: kvm_sys,
         })
     }
@@ -425,6 +434,7 @@ impl Vm {
             stop: self.stop.clone(),
             tx: self.tx.clone(),
             rips: self.rips.clone(),
+            gdb: if cpu == 0 { self.gdb.take().map(|l| (l, self.mem.clone())) } else { None },
         };
         std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))
