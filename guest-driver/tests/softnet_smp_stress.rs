@@ -4,7 +4,9 @@
 //! consumer, polling continuously, never wakes; a bounded wait turns that
 //! into a failure instead of a hang. loom proves the protocol; this runs
 //! the same code at speed on the host's CPUs, where a missing fence lets
-//! the consumer's index store pass its load of the stop bit.
+//! the consumer's index store pass its load of the stop bit. Whether this
+//! machine ever shows that reordering is timing, so no test here claims
+//! to catch the no-fence mutant: loom_stop_wake.rs does, by construction.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
@@ -123,16 +125,5 @@ fn real_threads_never_lose_a_wake() {
 fn real_threads_never_lose_a_wake_with_bql() {
     let st = run(true, SoftnetMutants::NONE).unwrap();
     eprintln!("bql: {PACKETS} packets: {st:?}");
-}
-
-/// Whether the hardware exposes the missing fence is timing: measure it
-/// with `NICPROOF_PROBE=1` (a report, not a verdict; loom is the proof).
-#[test]
-fn probe_no_fence_at_speed() {
-    let Some(runs) = std::env::var("NICPROOF_PROBE").ok().and_then(|v| v.parse::<u32>().ok()) else {
-        return;
-    };
-    let mutants = SoftnetMutants { no_fence: true, ..SoftnetMutants::NONE };
-    let caught = (0..runs).filter(|_| run(false, mutants).is_err()).count();
-    eprintln!("no-fence at speed: lost a wake in {caught} of {runs} runs of {PACKETS} packets");
+    assert!(st.stops > 0, "the ring must fill for the test to mean anything");
 }

@@ -1134,7 +1134,13 @@ impl Nic {
 
     /// One held completion (TEST_COMPLETE): the status word alone.
     fn write_tx_completion(&mut self, slot: u32) {
-        let addr = self.regs.tx.base.wrapping_add(u64::from(slot) * DESC_SIZE) + TXD_STATUS_OFFSET;
+        // The base is guest-written: wrap like the hardware's address adder.
+        let addr = self
+            .regs
+            .tx
+            .base
+            .wrapping_add(u64::from(slot) * DESC_SIZE)
+            .wrapping_add(TXD_STATUS_OFFSET);
         if self
             .dma_write(
                 addr,
@@ -1166,7 +1172,7 @@ impl Nic {
             return;
         }
         let slot = ring.tail & mask;
-        let addr = ring.desc_addr(slot, mask) + TXD_STATUS_OFFSET;
+        let addr = ring.desc_addr(slot, mask).wrapping_add(TXD_STATUS_OFFSET);
         let _ = self.dma_write(
             addr,
             &abi::TXD_STAT_DONE.to_le_bytes(),
@@ -1235,7 +1241,11 @@ impl Nic {
         wb[..2].copy_from_slice(&len.to_le_bytes());
         wb[2..].copy_from_slice(&abi::RXD_STAT_DONE.to_le_bytes());
         if self
-            .dma_write(daddr + RXD_LEN_OFFSET, &wb, DmaCause::RxStatus(slot))
+            .dma_write(
+                daddr.wrapping_add(RXD_LEN_OFFSET),
+                &wb,
+                DmaCause::RxStatus(slot),
+            )
             .is_err()
         {
             return;

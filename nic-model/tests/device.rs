@@ -1173,3 +1173,22 @@ fn config_round_trips_through_json_with_mutant_names() {
     assert_eq!(d, NicConfig::default());
     assert!(serde_json::from_str::<NicConfig>(r#"{"mutant":"nope"}"#).is_err());
 }
+
+/// A TX base rewritten near 2^64 while completions are held: the status
+/// address wraps instead of overflowing (a debug-build panic before), and
+/// the write is refused as outside RAM like any wild address.
+#[test]
+fn held_completion_with_tx_base_near_the_top_never_overflows() {
+    let mut h = opened(NicConfig {
+        complete_on_request: true,
+        ..Default::default()
+    });
+    h.send(&[(PAY, 60)]);
+    h.w(regs::TX_BASE_LO, 0xffff_fffc);
+    h.w(regs::TX_BASE_HI, 0xffff_ffff);
+    h.w(regs::TEST_COMPLETE, 1);
+    assert!(
+        !h.rules().is_empty() || !h.faults().is_empty(),
+        "the wild status write is refused and reported"
+    );
+}

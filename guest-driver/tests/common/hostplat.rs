@@ -150,6 +150,12 @@ impl HostPlat {
         self.root().nic.violations().iter().map(|v| format!("{v:?}")).collect()
     }
 
+    /// The monitor rule each violation names, in order (the typed field,
+    /// not its Debug text).
+    pub fn violation_rules(&self) -> Vec<&'static str> {
+        self.root().nic.violations().iter().map(|v| v.rule).collect()
+    }
+
     /// Device events (DMA, IRQ, doorbell) after the last stop-exit.
     pub fn activity_after_stop(&self) -> Vec<String> {
         let events = self.log.snapshot();
