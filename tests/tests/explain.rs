@@ -120,7 +120,9 @@ fn a_failed_report_leads_with_its_first_cause_and_groups_repeats() {
     // No line is a screen wider than the cut (plus its pointer to --json).
     let widest = r.stdout.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(widest < 260, "a {widest}-character line:\n{}", r.stdout);
-    assert!(r.stdout.contains("--json FILE"), "{}", r.stdout);
+    // (Whether a line needs cutting depends on how many device errors the
+    // early reset latched; the cut and its --json pointer are unit-tested
+    // in explain.rs and checks.rs.)
     // The JSON report carries what reproduces the run.
     assert_eq!(r.report["knobs"]["variant"], 1);
     assert_eq!(r.report["backend"], "loopback");
