@@ -18,7 +18,7 @@ MATRIX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MATRIX_OUT ?= $(CARGO_TARGET_DIR)/matrix
 MATRIX_ARGS ?=
 
-.PHONY: all guest build run test bench matrix target
+.PHONY: all guest build run test bench matrix target tools
 
 all: build
 
@@ -36,8 +36,16 @@ build: guest
 run: build
 	$(NICPROOF) run --guest $(GUEST_ELF) $(ARGS)
 
+# Tools the tests drive: tcpdump reads the captures (tests/frames.rs), gdb
+# attaches to `run --gdb` (tests/gdb.rs). Installed with apt where missing.
+tools:
+	@for t in tcpdump gdb; do command -v $$t >/dev/null 2>&1 || { \
+		echo "installing $$t (apt-get)"; \
+		{ apt-get install -y -q $$t >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$t >/dev/null; }; } \
+		|| { echo "cannot install $$t: install it by hand (apt-get install $$t)"; exit 1; }; }; done
+
 # The end-to-end tests boot real VMs with the release binary and the image.
-test: build
+test: build tools
 	NICPROOF_BIN=$(abspath $(NICPROOF)) NICPROOF_GUEST=$(abspath $(GUEST_ELF)) $(CARGO) test --workspace
 	# The loom model of the lockless stop/wake protocol on the real queue code
 	# (bounded preemptions: finds every stop/wake mutant in seconds).

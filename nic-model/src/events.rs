@@ -89,6 +89,14 @@ pub enum EventKind {
     Verdict { pass: bool, text: String },
     /// Anything else the VMM wants on the timeline (vCPU start, exits).
     Note { text: String },
+    /// A finding of the run's judgement (a host oracle, a monitor rule,
+    /// the guest's verdict), appended by the VMM after the run so that
+    /// the log alone says what failed; `at` is the event that shows it.
+    Finding {
+        oracle: String,
+        at: u64,
+        detail: String,
+    },
 }
 
 /// One entry of the log.

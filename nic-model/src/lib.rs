@@ -11,6 +11,7 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 
 pub mod abi;
+pub mod udp;
 
 #[cfg(feature = "std")]
 pub mod events;

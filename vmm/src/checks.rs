@@ -364,6 +364,9 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
         .collect()
 }
 
+/// Characters of evidence a row of the human table shows.
+pub const MAX_EVIDENCE: usize = 110;
+
 /// The human table.
 pub fn render(checks: &[Check]) -> String {
     use std::fmt::Write as _;
@@ -379,7 +382,9 @@ pub fn render(checks: &[Check]) -> String {
             ev.push(format!("failed by: {}", c.failed_by.join(", ")));
         }
         ev.extend(c.errors.iter().cloned());
-        let _ = writeln!(out, "{:<w$}  {:<6}  {}", c.check, c.status.to_string(), ev.join(", "));
+        // A row lists every latched error; past a screen's width the rest is in --json.
+        let ev = crate::explain::cut(&ev.join(", "), MAX_EVIDENCE);
+        let _ = writeln!(out, "{:<w$}  {:<6}  {}", c.check, c.status.to_string(), ev);
     }
     out
 }
@@ -534,6 +539,12 @@ mod tests {
         assert_eq!((r.status, &r.failed_by[..]), (Status::Failed, &["device-error".to_string()][..]));
         assert_eq!(r.errors, vec!["address-outside-ram (code 3) at 0x4001000, event #5, unexpected"]);
         assert!(render(&t).contains("address-outside-ram"));
+        // Fifteen latched errors do not make a row 1,000 characters wide.
+        let many: Vec<EventKind> = (0..15).map(|i| EventKind::DeviceFault { code: 9, addr: i * 4 }).collect();
+        let t = table(&log(many), &o, &[], false);
+        let wide = render(&t).lines().map(str::len).max().unwrap();
+        assert!(wide < 240, "{}", render(&t));
+        assert!(render(&t).contains("--json"));
         // Expected: no finding, the row holds and still names the error.
         let t = table(&l, &Outcome::Passed, &[], false);
         let r = row(&t, "device latched no unexpected error");

@@ -94,6 +94,31 @@ pub enum Command {
     /// 6 host error, 7 bad input (no such file, not an events file, no
     /// run identity).
     Replay(ReplayArgs),
+    /// Explain a saved `run --events` log: its first cause (or event SEQ)
+    /// with the history that leads to it, decoded. Exit 0 explained,
+    /// 7 bad input (missing, empty, truncated or foreign file; SEQ past
+    /// the end).
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Event log written by `nicproof run --events FILE`.
+    pub file: PathBuf,
+    /// Explain this event instead of the first cause.
+    #[arg(long, value_name = "SEQ")]
+    pub at: Option<u64>,
+    /// Print the whole log decoded instead (one line per event; with
+    /// --json, one JSON object per line).
+    #[arg(long)]
+    pub log: bool,
+    /// With --log: decoded JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the log as a timeline (Chrome trace-event JSON, for
+    /// ui.perfetto.dev or chrome://tracing) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -221,6 +246,12 @@ pub struct RunArgs {
     /// Write the event log as JSON lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Write the run's timeline to FILE (Chrome trace-event JSON: open it
+    /// in ui.perfetto.dev): driver markers and lifecycle spans, the
+    /// device's TX/RX engines, DMA, interrupts, resets, violations, and
+    /// counters for ring occupancy, queue state and BQL.
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<PathBuf>,
     /// Write every frame the NIC transmits to FILE (pcap; timestamps are the
     /// device clock). With loopback this is also what the RX side received.
     #[arg(long, value_name = "FILE")]
@@ -239,6 +270,11 @@ pub struct RunArgs {
     /// Do not show the guest's serial output live (it is still kept for the report).
     #[arg(long)]
     pub quiet: bool,
+    /// Wait for gdb on 127.0.0.1:PORT before the guest's first instruction
+    /// (`target remote :PORT` with the guest ELF): registers, memory,
+    /// breakpoints, single step on the boot vCPU. Give --timeout room.
+    #[arg(long, value_name = "PORT")]
+    pub gdb: Option<u16>,
     #[command(flatten)]
     pub vm: VmArgs,
 }
@@ -427,6 +463,7 @@ impl RunArgs {
         o.driver_mutant = dm;
         o.device_mutant = devm;
         o.quiet = self.quiet;
+        o.gdb = self.gdb;
         if let Some(path) = &self.pcap {
             let Some(nic) = o.nic.as_mut() else {
                 bail!("--pcap: scenario {} has no NIC to capture from", self.scenario);

@@ -12,6 +12,9 @@ pub mod arch;
 pub mod bench;
 pub mod checks;
 pub mod control;
+pub mod decode;
+pub mod explain;
+pub mod gdb;
 pub mod guest_image;
 pub mod irq;
 pub mod matrix;
@@ -19,9 +22,12 @@ pub mod nic;
 pub mod oracles;
 pub mod outcome;
 pub mod payload;
+pub mod perfetto;
 pub mod replay;
+pub mod rules;
 pub mod scenarios;
 pub mod serial;
+pub mod symbols;
 pub mod vcpu;
 pub mod vm;
 
@@ -96,6 +102,38 @@ pub struct RunResult {
     pub checks: Vec<checks::Check>,
 }
 
+/// The run's findings as `finding` events at the end of its log, so a
+/// saved log says on its own what failed (`nicproof explain`).
+fn append_findings(events: &mut Vec<Event>, findings: &[Finding]) {
+    let (mut seq, time_ns) = events.last().map_or((0, 0), |e| (e.seq + 1, e.time_ns));
+    for f in findings {
+        events.push(Event {
+            seq,
+            time_ns,
+            source: nic_model::events::Source::Vmm,
+            kind: EventKind::Finding { oracle: f.oracle.clone(), at: f.seq, detail: f.detail.clone() },
+        });
+        seq += 1;
+    }
+}
+
+/// The knobs, backend and clock of a run, for its report.
+fn settings(opts: &RunOptions) -> outcome::RunSettings {
+    let knobs = opts
+        .knobs
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0)
+        .map(|(i, v)| (nic_model::abi::knob::ALL.iter().find(|k| k.index == i).map_or_else(|| format!("knob{i}"), |k| k.name.to_string()), *v))
+        .collect();
+    outcome::RunSettings {
+        knobs,
+        backend: opts.nic.as_ref().map(|n| replay::backend_text(&n.backend)).unwrap_or_default(),
+        // Device time is host wall time (vmm/src/nic.rs's clock thread).
+        clock: "wall".into(),
+    }
+}
+
 /// Build and run one VM. Never panics on anything the guest does;
 /// set-up failures become a `host-error` outcome.
 pub fn run(opts: &RunOptions) -> RunResult {
@@ -154,7 +192,7 @@ pub fn run(opts: &RunOptions) -> RunResult {
             Vec::new(),
         ),
     };
-    let report = Report {
+    let mut report = Report {
         scenario: opts.scenario.name().into(),
         seed: opts.seed,
         driver_mutant: opts.driver_mutant.name().into(),
@@ -163,6 +201,11 @@ pub fn run(opts: &RunOptions) -> RunResult {
         stats,
         findings,
         serial,
+        locations: Vec::new(),
+        settings: settings(opts),
     };
+    report.locations = symbols::locate_all(&opts.guest, &report.addresses());
+    let mut events = events;
+    append_findings(&mut events, &report.findings);
     RunResult { report, events, checks }
 }

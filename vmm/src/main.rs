@@ -22,6 +22,8 @@ struct JsonReport<'a> {
     #[serde(flatten)]
     report: &'a vmm::outcome::Report,
     checks: &'a [vmm::checks::Check],
+    /// The process exit code of the run.
+    exit_code: i32,
 }
 
 /// Write `path` in full with `fill`, or fail as a host error naming it
@@ -46,9 +48,15 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), HostErro
     write_file(path, |w| serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::from))
 }
 
+/// Large machine-read files (the timeline) are written without indentation.
+fn write_compact_json(path: &Path, value: &impl serde::Serialize) -> Result<(), HostError> {
+    write_file(path, |w| serde_json::to_writer(&mut *w, value).map_err(std::io::Error::from))
+}
+
 fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<(), HostError> {
     if let Some(path) = &args.json {
-        write_json(path, &JsonReport { report: &res.report, checks: &res.checks })?;
+        let j = JsonReport { report: &res.report, checks: &res.checks, exit_code: res.report.outcome.exit_code() };
+        write_json(path, &j)?;
     }
     if let Some(path) = &args.events {
         // A run that never started has no events: leave no empty file.
@@ -56,6 +64,9 @@ fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<(), HostEr
         if !never_ran {
             write_events(path, &res.events)?;
         }
+    }
+    if let Some(path) = &args.perfetto {
+        write_compact_json(path, &vmm::perfetto::trace(&res.events))?;
     }
     Ok(())
 }
@@ -82,6 +93,7 @@ fn real_main(cli: Cli) -> Result<i32> {
         }
         Command::Matrix(args) => matrix(args),
         Command::Replay(args) => replay(&args),
+        Command::Explain(args) => explain(&args),
         Command::Bench(args) if args.net => net_bench(&args),
         Command::Bench(args) => {
             let opts = args.options()?;
@@ -210,6 +222,44 @@ fn replay(args: &cli::ReplayArgs) -> Result<i32> {
     };
     out(format_args!("{NOT_CLAIMED}\n"));
     Ok(code)
+}
+
+/// `nicproof explain`: bad input is a one-line error and exit 7.
+fn explain(args: &cli::ExplainArgs) -> Result<i32> {
+    use vmm::explain::{explain_at, findings_of, first_cause, read_log, ExplainError};
+    let log = read_log(&args.file)?;
+    if let Some(path) = &args.perfetto {
+        write_compact_json(path, &vmm::perfetto::trace(&log))?;
+        out(format_args!("timeline: {} (open it in ui.perfetto.dev)\n", path.display()));
+    }
+    if args.log {
+        for e in &log {
+            if args.json {
+                out(format_args!("{}\n", vmm::decode::json(e)));
+            } else {
+                out(format_args!("{}\n", vmm::decode::line(e)));
+            }
+        }
+        return Ok(0);
+    }
+    let findings = findings_of(&log);
+    let text = match args.at {
+        Some(seq) => {
+            let last = log.last().map_or(0, |e| e.seq);
+            if !log.iter().any(|e| e.seq == seq) {
+                let path = args.file.display().to_string();
+                return Err(ExplainError::PastEnd { seq, path, last }.into());
+            }
+            explain_at(&log, seq, findings.iter().find(|f| f.seq == seq))
+        }
+        None => match first_cause(&findings) {
+            Some(f) => explain_at(&log, f.seq, Some(f)),
+            None if args.perfetto.is_some() => String::new(),
+            None => "no finding in this log: the run broke no rule the host checks (explain one event with --at SEQ)\n".into(),
+        },
+    };
+    out(format_args!("{text}"));
+    Ok(0)
 }
 
 fn matrix(args: cli::MatrixArgs) -> Result<i32> {

@@ -788,6 +788,8 @@ mod tests {
                 })
                 .collect(),
             serial: String::new(),
+            locations: vec![],
+            settings: Default::default(),
         }
     }
 

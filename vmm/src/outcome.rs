@@ -7,6 +7,8 @@ use std::fmt;
 use nic_model::events::Event;
 use serde::{Deserialize, Serialize};
 
+use crate::symbols::CodeLocation;
+
 /// General-purpose registers and control state at a triple fault.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegsDump {
@@ -108,6 +110,10 @@ pub struct Stats {
     pub cpus_online: Vec<u64>,
     /// Events in the log.
     pub events: usize,
+    /// Each vCPU's rip when the run stopped it, by vCPU index (a
+    /// timeout's report names where every vCPU was).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vcpu_rips: BTreeMap<u32, u64>,
 }
 
 impl Stats {
@@ -164,6 +170,72 @@ pub struct Report {
     /// Everything the guest wrote to COM1.
     #[serde(default)]
     pub serial: String,
+    /// The guest addresses the outcome names (an exception's rip, a
+    /// triple fault's, each vCPU's at a timeout) with function and
+    /// file:line from the guest's symbols.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<CodeLocation>,
+    /// The rest of what picks the run (with scenario, seed and mutants
+    /// above), so a saved report says how to run it again.
+    #[serde(flatten, default)]
+    pub settings: RunSettings,
+}
+
+/// The settings of a run beyond scenario, seed and mutants.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Knobs the guest got that are not zero, by `--knob` name (the
+    /// scenario's own set-up merged with the command line's).
+    #[serde(default)]
+    pub knobs: BTreeMap<String, u64>,
+    /// Where transmitted frames went, as `--backend` takes it (empty: no NIC).
+    #[serde(default)]
+    pub backend: String,
+    /// What the device's clock is: `wall` (host wall time).
+    #[serde(default)]
+    pub clock: String,
+}
+
+impl RunSettings {
+    /// The `nicproof run` command line that runs `r` again (with
+    /// `extra` arguments appended, e.g. `--events FILE`).
+    pub fn command(r: &Report, extra: &str) -> String {
+        let mut c = format!("nicproof run --scenario {} --seed {}", r.scenario, r.seed);
+        if r.driver_mutant != "none" {
+            c += &format!(" --mutant {}", r.driver_mutant);
+        }
+        if r.device_mutant != "none" {
+            c += &format!(" --device-mutant {}", r.device_mutant);
+        }
+        for (k, v) in &r.settings.knobs {
+            c += &format!(" --knob {k}={v}");
+        }
+        if !r.settings.backend.is_empty() && r.settings.backend != "loopback" {
+            c += &format!(" --backend {}", r.settings.backend);
+        }
+        if !extra.is_empty() {
+            c += " ";
+            c += extra;
+        }
+        c
+    }
+}
+
+impl Report {
+    /// The guest addresses worth symbolizing for this outcome, named.
+    pub fn addresses(&self) -> Vec<(String, u64)> {
+        match &self.outcome {
+            Outcome::CpuException { rip, cpu, .. } => vec![(format!("cpu {cpu} rip"), *rip)],
+            Outcome::TripleFault { cpu, regs } => vec![(format!("cpu {cpu} rip"), regs.rip)],
+            Outcome::Timeout { .. } => self
+                .stats
+                .vcpu_rips
+                .iter()
+                .map(|(cpu, rip)| (format!("cpu {cpu} rip at the deadline"), *rip))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl fmt::Display for Report {
@@ -181,11 +253,7 @@ impl fmt::Display for Report {
         )?;
         match &self.outcome {
             Outcome::Passed => {}
-            Outcome::Failed { reasons } => {
-                for r in reasons {
-                    writeln!(f, "  reason: {r}")?;
-                }
-            }
+            Outcome::Failed { reasons } => crate::explain::render_failed(f, self, reasons)?,
             Outcome::GuestPanic { message, location } => writeln!(f, "  panic at {location}: {message}")?,
             Outcome::CpuException { vector, error_code, rip, cr2, cpu } => writeln!(
                 f,
@@ -212,10 +280,13 @@ impl fmt::Display for Report {
                     writeln!(f, "  serial| {l}")?;
                 }
                 for e in last_events {
-                    writeln!(f, "  event | {}", e.canonical())?;
+                    writeln!(f, "  event | {}", crate::decode::line(e))?;
                 }
             }
             Outcome::HostError { message } => writeln!(f, "  {message}")?,
+        }
+        for l in &self.locations {
+            writeln!(f, "  {l}")?;
         }
         let s = &self.stats;
         let ready = s
@@ -258,6 +329,8 @@ mod tests {
             },
             findings: vec![],
             serial: "[cpu0 INFO ] hi\n".into(),
+            locations: vec![],
+            settings: RunSettings::default(),
         }
     }
 

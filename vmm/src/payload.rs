@@ -37,9 +37,37 @@ pub fn fill_at(seed: u64, first_word: u64, buf: &mut [u8]) {
     }
 }
 
+/// Check one transmitted frame of the default scenario
+/// (`nic_model::udp`): its headers and checksum, that it carries `seed`,
+/// and that every byte after the head is the pool's pattern at the
+/// offset it names. Returns the frame's sequence number.
+pub fn check_frame(frame: &[u8], seed: u64) -> Result<u32, String> {
+    use nic_model::udp;
+    let f = udp::parse(frame).map_err(|e| format!("not a nicproof UDP frame: {e:?}"))?;
+    if f.seed != seed {
+        return Err(format!("frame {} carries seed {}, the run's is {seed}", f.seq, f.seed));
+    }
+    if bytes(seed, u64::from(f.pool_off), f.frags_len) != frame[udp::HEAD_LEN..] {
+        return Err(format!("frame {}: payload differs from the pool at offset {:#x}", f.seq, f.pool_off));
+    }
+    Ok(f.seq)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_is_checked_against_its_seed_and_pool_offset() {
+        let head = nic_model::udp::head([2, 0, 0, 0, 0, 1], 9, 100, 5, 40);
+        let mut f = head.to_vec();
+        f.extend(bytes(5, 100, 40));
+        assert_eq!(check_frame(&f, 5), Ok(9));
+        assert!(check_frame(&f, 6).unwrap_err().contains("seed 5"));
+        let last = f.len() - 1;
+        f[last] ^= 1;
+        assert!(check_frame(&f, 5).unwrap_err().contains("payload differs"));
+    }
 
     #[test]
     fn any_slice_can_be_recomputed_and_seeds_differ() {

@@ -23,6 +23,9 @@ use crate::outcome::RegsDump;
 /// VM exits per reason.
 pub type ExitCounts = BTreeMap<String, u64>;
 
+/// Each vCPU's rip when its thread stopped running it, by vCPU index.
+pub type FinalRips = Arc<std::sync::Mutex<BTreeMap<u32, u64>>>;
+
 thread_local! {
     // The kvm_run page of the vCPU this thread runs, for the kick handler.
     static KVM_RUN_PTR: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
@@ -64,15 +67,19 @@ pub struct VcpuCtx {
     pub io: Arc<IoManager>,
     pub stop: Arc<AtomicBool>,
     pub tx: Sender<VmEvent>,
+    pub rips: FinalRips,
+    /// `--gdb`: the boot vCPU waits for gdb on this listener and runs
+    /// under it (guest memory for gdb's reads and breakpoints).
+    pub gdb: Option<(std::net::TcpListener, vm_memory::GuestMemoryMmap)>,
 }
 
-enum Action {
+pub(crate) enum Action {
     Continue,
     Shutdown,
     End(End),
 }
 
-fn dispatch(exit: VcpuExit<'_>, io: &IoManager) -> (&'static str, Action) {
+pub(crate) fn dispatch(exit: VcpuExit<'_>, io: &IoManager) -> (&'static str, Action) {
     match exit {
         VcpuExit::IoIn(port, data) => {
             // Unclaimed ports read all ones (a PCI scan needs vendor 0xffff).
@@ -126,7 +133,7 @@ fn dispatch(exit: VcpuExit<'_>, io: &IoManager) -> (&'static str, Action) {
     }
 }
 
-fn regs_dump(fd: &VcpuFd) -> RegsDump {
+pub(crate) fn regs_dump(fd: &VcpuFd) -> RegsDump {
     let mut d = RegsDump::default();
     if let Ok(r) = fd.get_regs() {
         (
@@ -169,13 +176,19 @@ pub fn run_catching(fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
 }
 
 /// Run `fd` until the run stops or this vCPU ends it; return its exits.
-pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
+pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
     let mut counts = ExitCounts::new();
     KVM_RUN_PTR.with(|p| p.set(fd.get_kvm_run()));
     // Declared after `fd` is owned, so it drops first: the pointer is gone
     // before the kvm_run page is unmapped, even when a device panics.
     let _clear = ClearKvmRunPtr;
-    let end = loop {
+    // `--gdb`: the gdb session runs this vCPU until gdb detaches (the
+    // loop below then goes on) or the run ends under it.
+    let gdb_end = ctx
+        .gdb
+        .take()
+        .and_then(|(listener, mem)| crate::gdb::serve(&mut fd, &ctx, mem, listener, &mut counts));
+    let end = if gdb_end.is_some() { gdb_end } else { loop {
         if ctx.stop.load(Ordering::SeqCst) {
             break None;
         }
@@ -202,7 +215,10 @@ pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
             }
             Action::End(e) => break Some(e),
         }
-    };
+    } };
+    if let Ok(r) = fd.get_regs() {
+        ctx.rips.lock().unwrap_or_else(|e| e.into_inner()).insert(ctx.cpu, r.rip);
+    }
     if let Some(e) = end {
         ctx.stop.store(true, Ordering::SeqCst);
         let _ = ctx.tx.send(VmEvent::End(e));

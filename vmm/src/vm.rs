@@ -52,6 +52,8 @@ pub struct RunOptions {
     /// The device error the scenario provokes on purpose (see
     /// `scenarios::Setup`); any other latched error fails the run.
     pub expect_fault: Option<nic_model::abi::DeviceError>,
+    /// `--gdb PORT`: the boot vCPU waits for gdb on 127.0.0.1:PORT.
+    pub gdb: Option<u16>,
 }
 
 impl RunOptions {
@@ -98,6 +100,7 @@ impl Default for RunOptions {
             nic: Some(nic_model::config::NicConfig::default()),
             allow_busy: false,
             expect_fault: None,
+            gdb: None,
         }
     }
 }
@@ -141,6 +144,9 @@ pub enum VmError {
     /// Boot structures could not be written.
     #[error(transparent)]
     Regs(#[from] regs::RegsError),
+    /// `--gdb PORT` cannot listen (the port is in use, say).
+    #[error(transparent)]
+    Gdb(#[from] crate::gdb::GdbError),
     /// The NIC could not be built.
     #[error("NIC: {0}")]
     Device(String),
@@ -174,6 +180,11 @@ pub struct Vm {
     tx: Sender<VmEvent>,
     rx: Receiver<VmEvent>,
     timeout: Duration,
+    /// Each vCPU's rip when its thread ended (the report names where
+    /// every vCPU was at a timeout).
+    rips: vcpu::FinalRips,
+    /// `--gdb`: where the boot vCPU waits for gdb.
+    gdb: Option<std::net::TcpListener>,
     // Keeps /dev/kvm open for the VM's lifetime.
     _kvm: Kvm,
 }
@@ -387,6 +398,8 @@ impl Vm {
             tx,
             rx,
             timeout: opts.timeout,
+            rips: vcpu::FinalRips::default(),
+            gdb: opts.gdb.map(crate::gdb::listen).transpose()?,
             _kvm: kvm_sys,
         })
     }
@@ -421,6 +434,8 @@ impl Vm {
             io: io.clone(),
             stop: self.stop.clone(),
             tx: self.tx.clone(),
+            rips: self.rips.clone(),
+            gdb: if cpu == 0 { self.gdb.take().map(|l| (l, self.mem.clone())) } else { None },
         };
         std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))
@@ -512,6 +527,7 @@ impl Vm {
         stats.run_ms = start.elapsed().as_secs_f64() * 1e3;
         self.stop.store(true, Ordering::SeqCst);
         let stuck = stop_threads(threads, &mut stats);
+        stats.vcpu_rips = self.rips.lock().unwrap_or_else(|e| e.into_inner()).clone();
         stats.events = self.events.len();
         let mut outcome = match end {
             End::Timeout => Outcome::Timeout {

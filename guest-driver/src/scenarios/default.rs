@@ -6,6 +6,7 @@ use alloc::format;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::abi::{knob, DriverMutant, Marker, RunConfig, MAX_SKB_FRAGS};
+use nic_model::udp;
 use crate::driver::dma::DmaPool;
 use crate::driver::sync::SkbCell;
 use crate::driver::{splitmix64, DriverConfig, NapiSide, Nic, NicOps, TX_START_THRESH};
@@ -23,6 +24,11 @@ use super::{Verdict, PAYLOAD};
 pub const DEFAULT_FRAMES: u64 = 64;
 /// skbs the qdisc holds at once (and the skb pool's headroom).
 const QDISC_LEN: usize = 64;
+/// Frames carry Ethernet/IPv4/UDP heads (`nic_model::udp`). Only in the
+/// real guest: under the host tests (`tests/common/hostplat.rs`) an skb's
+/// linear head lives in host memory, which the emulated device cannot
+/// reach, so those runs send bare pool bytes.
+const UDP_FRAMES: bool = cfg!(target_os = "none");
 /// Idle wait between polls when nothing moved (an interrupt ends it early).
 const IDLE_WAIT_NS: u64 = 1_000_000;
 
@@ -64,15 +70,17 @@ impl Shapes {
     }
 
     /// Fragments of frame `i`: 1..=MAX_SKB_FRAGS pieces of the payload
-    /// pool, 60..=1514 bytes in all (mixed: small, mid and full frames).
-    fn frame(&mut self, frags: &mut [Frag; MAX_SKB_FRAGS as usize]) -> usize {
+    /// pool, 60..=1514 bytes in all with a `head_len`-byte head (mixed:
+    /// small, mid and full frames). Returns (fragments, their bytes).
+    fn frame(&mut self, frags: &mut [Frag; MAX_SKB_FRAGS as usize], head_len: u32) -> (usize, u32) {
         let r = self.next();
         let len = match r % 4 {
             0 => 60 + (r >> 8) % 68,
             1 => 128 + (r >> 8) % 512,
             _ => 640 + (r >> 8) % 875,
         } as u32;
-        let nfrags = (1 + (r >> 24) % u64::from(MAX_SKB_FRAGS)).min(u64::from(len / 4)) as usize;
+        let len = len.saturating_sub(head_len).max(2);
+        let nfrags = (1 + (r >> 24) % u64::from(MAX_SKB_FRAGS)).min(u64::from(len / 4)).max(1) as usize;
         let base = PAYLOAD.0 + (r >> 32) % (PAYLOAD.1 - 4096);
         let (mut off, mut left) = (0u64, len);
         for (k, f) in frags.iter_mut().take(nfrags).enumerate() {
@@ -81,7 +89,7 @@ impl Shapes {
             off += u64::from(this);
             left -= this;
         }
-        nfrags
+        (nfrags, len)
     }
 }
 
@@ -144,8 +152,15 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     let stop_napi = AtomicBool::new(false);
     let mut traffic = || loop {
         while made < frames && q.len() < QDISC_LEN {
-            let n = shapes.frame(&mut frags);
-            match skbs.borrow_mut().alloc(&[], &frags[..n]) {
+            // Real Ethernet/IPv4/UDP frames (a 58-byte head the driver
+            // maps, then pool bytes); benchmarks keep bare pool bytes, as
+            // a head is one more map marker (a VM exit) per packet.
+            let heads = UDP_FRAMES && !bench;
+            let (n, len) = shapes.frame(&mut frags, if heads { udp::HEAD_LEN as u32 } else { 0 });
+            let off = (frags[0].addr - PAYLOAD.0) as u32;
+            let head = udp::head(nic.mac, made as u32, off, cfg.seed, len as u16);
+            let head: &[u8] = if heads { &head } else { &[] };
+            match skbs.borrow_mut().alloc(head, &frags[..n]) {
                 Ok(id) => q.enqueue(id).expect("qdisc has room"),
                 Err(_) => break,
             }
