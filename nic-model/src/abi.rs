@@ -670,6 +670,11 @@ id_enum! {
         /// `args[5]` = [`TX_RING_AT_STOP`] | [`TX_RING_BQL`] flags. The host
         /// checks it against the TX_TAIL writes and frames it saw.
         TxRing = 25, "tx-ring";
+        /// A NAPI poll ended in `napi_complete_done` (it used less than its
+        /// budget and released SCHED): `args[1]` = RX frames it processed,
+        /// `args[2]` = its budget. The driver has re-enabled the interrupt
+        /// causes it masked by now; the host checks INT_ENABLE.
+        NapiComplete = 26, "napi-complete";
     }
 }
 
@@ -816,6 +821,10 @@ id_enum! {
         /// TX completions are reported to BQL 4 bytes (an FCS) short per
         /// packet, so the completed bytes fall behind the bytes sent.
         BqlMiscount = 19, "bql-miscount";
+        /// The poll's `napi_complete_done` path does not re-enable the TX
+        /// and RX causes the MSI handler masked: after its first poll the
+        /// driver takes no more completion or RX interrupts.
+        IrqNotReenabled = 20, "irq-not-reenabled";
     }
 }
 

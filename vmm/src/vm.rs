@@ -53,6 +53,9 @@ pub struct RunOptions {
     /// The device error the scenario provokes on purpose (see
     /// `scenarios::Setup`); any other latched error fails the run.
     pub expect_fault: Option<nic_model::abi::DeviceError>,
+    /// The scenario provokes `ndo_tx_timeout` on purpose (see
+    /// `scenarios::Setup`); otherwise a call is the `tx-timeout` finding.
+    pub expect_tx_timeout: bool,
 }
 
 impl RunOptions {
@@ -80,6 +83,7 @@ impl RunOptions {
             nic: Some(s.nic),
             allow_busy: s.allow_busy,
             expect_fault: s.expect_fault,
+            expect_tx_timeout: s.expect_tx_timeout,
             ..Default::default()
         }
     }
@@ -99,6 +103,7 @@ impl Default for RunOptions {
             nic: Some(nic_model::config::NicConfig::default()),
             allow_busy: false,
             expect_fault: None,
+            expect_tx_timeout: false,
         }
     }
 }

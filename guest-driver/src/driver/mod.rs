@@ -260,6 +260,10 @@ pub struct Nic<'a, 'e> {
     /// Test hook (lost-wake scenario): reclaim this many more times in
     /// the stop window, see [`Nic::inject_reclaim_in_stop_window`].
     stop_window_reclaims: AtomicU32,
+    /// The causes INT_ENABLE holds while open and no poll is pending
+    /// (0 when closed): what the MSI handler masks from and
+    /// `napi_complete_done` restores.
+    int_enable: AtomicU32,
 }
 
 // SAFETY: shared state is atomic, locked, or (rings) replaced only while
@@ -317,6 +321,7 @@ impl<'a, 'e> Nic<'a, 'e> {
             wire_base: AtomicU64::new(0),
             st: Counters::default(),
             stop_window_reclaims: AtomicU32::new(0),
+            int_enable: AtomicU32::new(0),
         };
         // A known state whatever the firmware (or a previous owner) left.
         if !nic.reset_and_wait() {
@@ -370,8 +375,19 @@ impl<'a, 'e> Nic<'a, 'e> {
                 inc(&self.st.reset_timeouts, 1);
                 return false;
             }
-            self.plat.wait_until(now + pause);
+            self.wait_until(now + pause);
             pause = (pause * 2).min(500_000);
+        }
+    }
+
+    /// Sleep until an interrupt or `deadline_ns`, then run the MSI
+    /// handler for what this CPU took ([`Self::handle_irq`]): the kernel
+    /// takes interrupts only inside the wait, so this is where they land.
+    /// On a CPU the NIC's MSI-X entries do not target, only the wait.
+    pub fn wait_until(&self, deadline_ns: u64) {
+        self.plat.wait_until(deadline_ns);
+        if self.plat.cpu_id() == self.cfg.irq_cpu {
+            self.handle_irq();
         }
     }
 
@@ -840,6 +856,68 @@ impl<'a, 'e> Nic<'a, 'e> {
         }
     }
 
+    /// The NIC's MSI-X handler (igc_msix_ring), for every vector that
+    /// fired since the last look: TX or RX schedules NAPI, which masks
+    /// both causes (igc's auto-mask) and acknowledges them; completions
+    /// after the acknowledge latch again and fire when the poll, done
+    /// under budget, re-enables the causes (`NapiSide::irq_enable`). The
+    /// misc vector (error latch, reset done) needs no work here: the
+    /// paths that wait for those read STATUS. Runs where the interrupt
+    /// was taken, on the CPU its MSI-X entry targets: the kernel takes
+    /// interrupts only inside the platform's wait, so calling this after
+    /// each wait handles every interrupt where it landed. Returns whether
+    /// it scheduled a poll. A disabled NAPI (stop under way or done)
+    /// refuses the schedule and the handler touches nothing.
+    pub fn handle_irq(&self) -> bool {
+        let base = pci::NIC_VECTOR_BASE;
+        let mut ring = self.plat.take_irq(base + abi::pci::MSIX_TX as u8);
+        ring |= self.plat.take_irq(base + abi::pci::MSIX_RX as u8);
+        let _ = self.plat.take_irq(base + abi::pci::MSIX_MISC as u8);
+        if !ring || !self.napi.schedule() {
+            return false;
+        }
+        let ie = self.int_enable.load(Ordering::Acquire) & !(r::INT_TX | r::INT_RX);
+        self.regs.write(r::INT_ENABLE, ie);
+        self.regs.write(r::INT_CAUSE, r::INT_TX | r::INT_RX);
+        true
+    }
+
+    /// `net_rx_action` for this driver's NAPI: up to `max_rounds` polls
+    /// of the weight while the context stays scheduled (the caller owns
+    /// SCHED: the MSI handler set it, or an earlier poll used its whole
+    /// budget). Each poll that ends in `napi_complete_done` is reported
+    /// to the host ([`Marker::NapiComplete`], not in BENCH mode), which
+    /// checks that the causes are enabled again by then. Returns RX
+    /// frames processed.
+    pub fn napi_poll(&self, max_rounds: u32) -> u32 {
+        let mut rx = 0;
+        for _ in 0..max_rounds {
+            let w = self.napi.weight();
+            let res = self.napi.poll(w, &mut NapiSide(self));
+            rx += res.rx_done;
+            if res.completed && !self.cfg.bench {
+                self.plat.marker(Marker::NapiComplete, &[u64::from(res.rx_done), u64::from(w)]);
+            }
+            if !res.repoll {
+                break;
+            }
+        }
+        rx
+    }
+
+    /// The interrupt exit path on a CPU that runs NAPI: the MSI handler
+    /// for whatever fired, then the NET_RX softirq if a poll is
+    /// scheduled (one scheduled earlier and left over budget too).
+    /// Returns RX frames processed.
+    pub fn run_irq_work(&self) -> u32 {
+        self.handle_irq();
+        if self.napi.is_scheduled() {
+            self.napi_poll(4)
+        } else {
+            0
+        }
+    }
+
     /// `igc_up`: rings, NAPI, interrupts, enable, start the queue.
     /// Transmit side, with NAPI still disabled.
     fn up(&self) -> Result<(), i32> {
@@ -850,7 +928,9 @@ impl<'a, 'e> Nic<'a, 'e> {
         unsafe { self.set_rings(Some(rings)) };
         self.napi.enable();
         self.ack_irq();
-        self.regs.write(r::INT_ENABLE, r::INT_TX | r::INT_RX | r::INT_ERR);
+        let causes = r::INT_TX | r::INT_RX | r::INT_ERR;
+        self.int_enable.store(causes, Ordering::Release);
+        self.regs.write(r::INT_ENABLE, causes);
         self.regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
         fence(Ordering::Release);
         self.regs.write(r::RX_TAIL, rx_tail);
@@ -859,7 +939,10 @@ impl<'a, 'e> Nic<'a, 'e> {
     }
 
     /// `igc_down` + `igc_free_all_tx/rx_resources`. Transmit side.
-    fn down(&self) {
+    /// `napi_here`: NAPI runs on this CPU, so a poll an interrupt
+    /// scheduled and that has not run yet is ours to run (in Linux the
+    /// softirq would run it while napi_disable sleeps).
+    fn down(&self, napi_here: bool) {
         let m = self.cfg.mutant;
         // netif_tx_disable: the stack calls no xmit from here.
         self.txq.stop(QueueReason::Lifecycle);
@@ -867,10 +950,16 @@ impl<'a, 'e> Nic<'a, 'e> {
         // on another CPU finishes quickly).
         let deadline = self.plat.now_ns() + RESET_TIMEOUT_NS;
         while !self.napi.try_disable() && self.plat.now_ns() < deadline {
-            self.plat.wait_until(self.plat.now_ns() + 10_000);
+            if napi_here {
+                // Sees DISABLE pending and gives SCHED up.
+                self.napi_poll(1);
+            } else {
+                self.plat.wait_until(self.plat.now_ns() + 10_000);
+            }
         }
         // With xmit and NAPI quiet, the ring and BQL agree with each other.
         self.report_tx_ring(true);
+        self.int_enable.store(0, Ordering::Release);
         if m != Mutant::NoDisableAtStop {
             self.regs.write(r::INT_ENABLE, 0);
             self.regs.write(r::CTRL, 0);
@@ -941,7 +1030,7 @@ impl<'a, 'e> Nic<'a, 'e> {
         inc(&self.st.tx_timeouts, 1);
         let reclaimed = if napi_here { self.clean_tx_irq() } else { 0 };
         if reclaimed == 0 && self.is_open() {
-            self.down();
+            self.down(napi_here);
             if self.up().is_err() {
                 self.plat.marker_text(Marker::OracleFail, &[], "tx_timeout: could not reopen after reset");
             }
@@ -972,7 +1061,7 @@ impl NetDeviceOps for Nic<'_, '_> {
 
     /// `__igc_close`.
     fn stop(&mut self) {
-        self.down();
+        self.down(true);
     }
 
     fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
@@ -993,7 +1082,9 @@ impl NapiHandler for Nic<'_, '_> {
         self.clean_rx_irq(budget)
     }
 
-    fn irq_enable(&mut self) {}
+    fn irq_enable(&mut self) {
+        NapiSide(self).irq_enable()
+    }
 }
 
 /// The driver as the netdev's ops through a shared reference, so that
@@ -1012,7 +1103,7 @@ impl NetDeviceOps for NicOps<'_, '_, '_> {
     }
 
     fn stop(&mut self) {
-        self.nic.down();
+        self.nic.down(self.napi_here);
     }
 
     fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
@@ -1042,7 +1133,11 @@ impl NapiHandler for NapiSide<'_, '_, '_> {
     }
 
     fn irq_enable(&mut self) {
-        // Causes stay enabled in INT_ENABLE; MSI-X is edge-triggered and
-        // nothing was masked, so there is nothing to undo.
+        // Undo the MSI handler's mask (igc_ring_irq_enable). Causes that
+        // latched meanwhile fire at once. The mutant forgets: after its
+        // first poll the driver takes no more TX or RX interrupts.
+        if self.0.cfg.mutant != Mutant::IrqNotReenabled {
+            self.0.regs.write(r::INT_ENABLE, self.0.int_enable.load(Ordering::Acquire));
+        }
     }
 }

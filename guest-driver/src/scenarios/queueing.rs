@@ -17,7 +17,7 @@
 use alloc::format;
 use alloc::string::String;
 
-use super::ctx::{self, Ctx, Stack, POLL_NS};
+use super::ctx::{self, Ctx, Stack};
 use super::{default, Verdict};
 use crate::abi::regs as r;
 use crate::abi::{knob, DriverMutant, RunConfig, Scenario, MAX_SKB_FRAGS};
@@ -140,8 +140,9 @@ impl Queueing for Ctx<'_, '_, '_, '_> {
             if self.plat.now_ns() > deadline {
                 return false;
             }
-            if moved == 0 {
-                self.plat.wait_until(self.plat.now_ns() + POLL_NS);
+            if moved == 0 && !self.napi.is_scheduled() {
+                // Until the next interrupt (a completion, a frame back).
+                self.nic.wait_until(deadline + 1);
             }
         }
     }
@@ -162,9 +163,9 @@ impl Queueing for Ctx<'_, '_, '_, '_> {
     /// complete-on-request device: complete everything fetched, and give
     /// the device clock time to write it back.
     fn complete_now(&self) {
-        self.plat.wait_until(self.plat.now_ns() + 500_000);
+        self.nic.wait_until(self.plat.now_ns() + 500_000);
         self.nic.regs().write(r::TEST_COMPLETE, 1);
-        self.plat.wait_until(self.plat.now_ns() + 500_000);
+        self.nic.wait_until(self.plat.now_ns() + 500_000);
     }
 
     /// Every frame posted so far completed and came back (loopback).
@@ -392,7 +393,7 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         if c.mutant != DriverMutant::NoWatchdog && c.dev.watchdog_tick() {
             fired_at = Some(now);
         }
-        c.plat.wait_until(c.plat.now_ns() + tick);
+        c.nic.wait_until(c.plat.now_ns() + tick);
     }
     let Some(t_stop) = stopped_at else {
         return Err(String::from("watchdog: the queue never stopped while the device stalled"));
@@ -519,7 +520,7 @@ fn soak(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         let batch = 1 + (c.rand() % 4) as u32;
         c.send(&mut q, batch);
         for _ in 0..c.rand() % 3 {
-            c.poll();
+            c.wait_and_poll(2_000_000);
         }
         for id in q.drain() {
             let _ = c.skbs.borrow_mut().free(id);
