@@ -742,6 +742,12 @@ id_enum! {
         MsixMaskedAtStop = 21, "msix-masked-at-stop";
         /// Extra: stop racing a completion interrupt.
         StopRacesIrq = 22, "stop-races-irq";
+        /// Extra: an interrupt forced at every point of the stop (knob
+        /// VARIANT 0; 2: with a 300 us reset, so stop takes it inside) or
+        /// open (1) sequence, one point per open/stop cycle (the device's
+        /// `irq_in_window` knob); the handler must leave a down device
+        /// alone and every reopen must work.
+        IrqWindow = 23, "irq-window";
         // Queueing group: guest-driver/src/scenarios/queueing.rs,
         // vmm/src/scenarios/queueing.rs.
         /// 8: the lost-wake window on two vCPUs.
@@ -825,6 +831,15 @@ id_enum! {
         /// and RX causes the MSI handler masked: after its first poll the
         /// driver takes no more completion or RX interrupts.
         IrqNotReenabled = 20, "irq-not-reenabled";
+        /// TX interrupt moderation by frame count alone (tx-usecs 0), as
+        /// mvneta before 01b23da3607d: fewer completions than the frame
+        /// threshold never raise the TX interrupt.
+        CoalFramesOnly = 21, "coal-frames-only";
+        /// The MSI handler masks and acknowledges before asking NAPI, and
+        /// masks by writing a constant (INT_ENABLE = INT_ERR) instead of
+        /// the causes it holds: an interrupt handled while the device is
+        /// down turns the error cause back on.
+        IrqMaskUnconditional = 22, "irq-mask-unconditional";
     }
 }
 

@@ -518,7 +518,8 @@ impl<'a, 'e> Nic<'a, 'e> {
         w(r::RX_BASE_HI, (rx_mem.phys >> 32) as u32);
         w(r::RX_SIZE, rs);
         w(r::COAL_TX_FRAMES, COAL_FRAMES);
-        w(r::COAL_TX_USECS, COAL_USECS);
+        // The mutant leaves TX moderation without its deadline.
+        w(r::COAL_TX_USECS, if self.cfg.mutant == Mutant::CoalFramesOnly { 0 } else { COAL_USECS });
         w(r::COAL_RX_FRAMES, COAL_FRAMES);
         w(r::COAL_RX_USECS, COAL_USECS);
         Ok(rings)
@@ -873,6 +874,11 @@ impl<'a, 'e> Nic<'a, 'e> {
         let mut ring = self.plat.take_irq(base + abi::pci::MSIX_TX as u8);
         ring |= self.plat.take_irq(base + abi::pci::MSIX_RX as u8);
         let _ = self.plat.take_irq(base + abi::pci::MSIX_MISC as u8);
+        if ring && self.cfg.mutant == Mutant::IrqMaskUnconditional {
+            self.regs.write(r::INT_ENABLE, r::INT_ERR);
+            self.regs.write(r::INT_CAUSE, r::INT_TX | r::INT_RX);
+            return self.napi.schedule();
+        }
         if !ring || !self.napi.schedule() {
             return false;
         }

@@ -40,6 +40,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::RxAfterStop,
     Scenario::MsixMaskedAtStop,
     Scenario::StopRacesIrq,
+    Scenario::IrqWindow,
 ];
 
 /// Frames a flood sends when the FRAMES knob is 0.
@@ -72,6 +73,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, po
             Scenario::BusyOwnership => busy_ownership(&mut c),
             Scenario::MapFailure => map_failure(&mut c),
             Scenario::NapiBudgetZero => napi_budget_zero(&mut c),
+            Scenario::IrqWindow => irq_window(&mut c),
             s => Err(format!("scenario {} is not a lifecycle scenario", s.name())),
         };
         if let Err(e) = body {
@@ -221,6 +223,28 @@ fn flood_then_stop(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<(), Strin
     }
     c.close_and_check();
     c.phase(3, "reopen");
+    c.open()?;
+    c.traffic(4)?;
+    c.close_and_check();
+    Ok(())
+}
+
+/// Interrupts forced into every window (issue 14): the device raises
+/// TX and RX at the n-th register write after the n-th stop-enter
+/// (VARIANT 0 and 2) or open-enter (1), so CYCLES open/traffic/stop cycles
+/// sweep one interrupt across the whole sequence. Wherever it lands, a
+/// handler running after napi_disable must leave the device alone
+/// (close_and_check: nothing enabled after stop; the host: no cause
+/// enabled after stop-exit, no DMA or interrupt after it), and each
+/// reopen must carry traffic.
+fn irq_window(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
+    let cycles = c.cfg.knobs[knob::CYCLES].clamp(1, 64);
+    for i in 0..cycles {
+        c.phase(1 + i, "cycle");
+        c.open()?;
+        c.traffic(2)?;
+        c.close_and_check();
+    }
     c.open()?;
     c.traffic(4)?;
     c.close_and_check();
