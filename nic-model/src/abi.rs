@@ -241,6 +241,14 @@ pub const MIN_FRAME_LEN: u32 = 14;
 /// bounds the work one MMIO exit can cause.
 pub const MAX_WORK_PER_DOORBELL: u32 = 2 * regs::MAX_RING;
 
+/// The stop threshold of the softnet rule (driver.rst's sample
+/// `netif_txq_maybe_stop(txq, avail, MAX_SKB_FRAGS + 1, ...)`): the queue
+/// stops once fewer TX descriptors than a worst-case packet are free.
+pub const TX_STOP_THRESH: u32 = MAX_DESC_PER_PACKET;
+/// The start threshold (`2 * MAX_SKB_FRAGS`): a stopped queue is woken
+/// only once this many descriptors are free again.
+pub const TX_START_THRESH: u32 = 2 * MAX_SKB_FRAGS;
+
 /// TX descriptor flag: last descriptor of a packet.
 pub const TXD_EOP: u8 = 1 << 0;
 /// TX descriptor status (written by the device on the EOP descriptor):
@@ -675,6 +683,16 @@ id_enum! {
         /// `args[2]` = its budget. The driver has re-enabled the interrupt
         /// causes it masked by now; the host checks INT_ENABLE.
         NapiComplete = 26, "napi-complete";
+        /// The driver's TX ring at a stop or wake of its queue:
+        /// `args[1]` = 0 stopped by its ring check (after maybe_stop), 1
+        /// woken by reclaim (completed_wake), `args[2]` = the free
+        /// descriptors that check read. The host compares them with
+        /// [`TX_STOP_THRESH`] and [`TX_START_THRESH`].
+        QueueFree = 27, "queue-free";
+        /// The driver's own ndo_stop was entered (reported by the driver,
+        /// where stop-enter is the core's): the host counts these inside
+        /// unregister.
+        NdoStop = 28, "ndo-stop";
     }
 }
 
@@ -728,7 +746,8 @@ id_enum! {
         InflightAtStop = 14, "inflight-at-stop";
         /// 6: unregister while UP, while DOWN, after repeated cycles.
         Unregister = 15, "unregister";
-        /// 7: fill the ring with max-fragment skbs.
+        /// 7: fill the ring with max-fragment skbs (knob VARIANT 1: reclaim
+        /// leaves one descriptor short of the start threshold).
         MaxFragsFill = 16, "max-frags-fill";
         /// 17: a full ring at xmit entry: BUSY keeps no reference, frees nothing.
         BusyOwnership = 17, "busy-ownership";
@@ -840,6 +859,15 @@ id_enum! {
         /// the causes it holds: an interrupt handled while the device is
         /// down turns the error cause back on.
         IrqMaskUnconditional = 22, "irq-mask-unconditional";
+        /// Reclaim wakes the queue one descriptor early (start threshold
+        /// - 1): a wake with less room than the rule's start threshold.
+        WakeEarly = 23, "wake-early";
+        /// The ring check stops the queue while a worst-case packet still
+        /// fits (stop threshold = start threshold + 1).
+        StopEarly = 24, "stop-early";
+        /// The driver's stop runs its close routine twice (a teardown path
+        /// that closes again): two ndo_stop entries for one dev_close.
+        StopTwice = 25, "stop-twice";
     }
 }
 

@@ -214,7 +214,7 @@ fn finding_row(oracle: &str) -> Option<usize> {
         | RULE_RESET_INEFFECTIVE => ROW_DEVICE,
         "dma-maps" | "device-live-maps" | RULE_UNMAP_UNMAPPED => ROW_MAPS,
         "skb-ledger" => ROW_SKB,
-        "no-busy" => ROW_BUSY,
+        "no-busy" | "queue-thresholds" => ROW_BUSY,
         "rx-content" => ROW_FRAMES,
         "auto-close" => ROW_AUTO_CLOSE,
         "mac-address" => ROW_MAC,

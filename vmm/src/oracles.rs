@@ -54,6 +54,7 @@ pub const ORACLES: &[&str] = &[
     "irq-reenable",
     "irq-enabled-after-stop",
     "tx-timeout",
+    "queue-thresholds",
 ];
 
 /// Run every oracle. `expect_busy_free` is false for scenarios that
@@ -74,7 +75,32 @@ pub fn check_all(log: &[Event], expect_no_busy: bool) -> Vec<Finding> {
     f.extend(reset_wait(log));
     f.extend(irq_reenable(log));
     f.extend(irq_enabled_after_stop(log));
+    f.extend(queue_thresholds(log));
     f
+}
+
+/// The stop and wake rule itself, not only its outcome: the driver's
+/// ring check stops the queue only with fewer than
+/// [`abi::TX_STOP_THRESH`] descriptors free (a worst-case packet no longer
+/// fits), and reclaim wakes it only with at least
+/// [`abi::TX_START_THRESH`] free (the 894d7508316e class: a wake one
+/// descriptor early passes every outcome check). From the driver's
+/// `queue-free` markers.
+pub fn queue_thresholds(log: &[Event]) -> Vec<Finding> {
+    log.iter()
+        .filter_map(|e| {
+            let (Marker::QueueFree, args, _) = marker_of(e)? else { return None };
+            let (woke, free) = (arg(args, 1) == 1, arg(args, 2));
+            let detail = if woke && free < u64::from(abi::TX_START_THRESH) {
+                format!("queue woken with {free} descriptors free, below the start threshold {}", abi::TX_START_THRESH)
+            } else if !woke && free >= u64::from(abi::TX_STOP_THRESH) {
+                format!("queue stopped with {free} descriptors free, a worst-case packet ({}) still fits", abi::TX_STOP_THRESH)
+            } else {
+                return None;
+            };
+            Some(Finding { oracle: "queue-thresholds", seq: e.seq, detail })
+        })
+        .collect()
 }
 
 /// The causes a NAPI poll masks and `napi_complete_done` restores.
@@ -426,30 +452,43 @@ pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
 }
 
 /// unregister of an UP device calls stop exactly once; of a DOWN device
-/// never.
+/// never. Counted twice: the core's stop-enter markers (the stack called
+/// ndo_stop) and, when the driver reports them, its own ndo-stop entries
+/// (the driver's stop ran), so a driver that closes twice is seen too.
 pub fn auto_close(log: &[Event]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut inside: Option<(u64, bool, u32)> = None; // (seq, was_up, stops seen)
+    let driver_reports = log.iter().any(|e| matches!(marker_of(e), Some((Marker::NdoStop, _, _))));
+    // (seq, was_up, core stop calls, driver stop entries)
+    let mut inside: Option<(u64, bool, u32, u32)> = None;
     for e in log {
         let Some((m, args, _)) = marker_of(e) else { continue };
         match m {
-            Marker::UnregisterEnter => inside = Some((e.seq, arg(args, 1) == 1, 0)),
+            Marker::UnregisterEnter => inside = Some((e.seq, arg(args, 1) == 1, 0, 0)),
             Marker::StopEnter => {
-                if let Some((_, _, n)) = inside.as_mut() {
+                if let Some((_, _, n, _)) = inside.as_mut() {
                     *n += 1;
                 }
             }
+            Marker::NdoStop => {
+                if let Some((_, _, _, d)) = inside.as_mut() {
+                    *d += 1;
+                }
+            }
             Marker::UnregisterExit => {
-                if let Some((at, up, n)) = inside.take() {
+                if let Some((at, up, n, d)) = inside.take() {
                     let want = u32::from(up);
+                    let state = if up { "UP" } else { "DOWN" };
                     if n != want {
                         out.push(Finding {
                             oracle: "auto-close",
                             seq: e.seq,
-                            detail: format!(
-                                "unregister of a {} device (#{at}) called stop {n} times, expected {want}",
-                                if up { "UP" } else { "DOWN" }
-                            ),
+                            detail: format!("unregister of a {state} device (#{at}) called stop {n} times, expected {want}"),
+                        });
+                    } else if driver_reports && d != want {
+                        out.push(Finding {
+                            oracle: "auto-close",
+                            seq: e.seq,
+                            detail: format!("unregister of a {state} device (#{at}) entered the driver's ndo_stop {d} times, expected {want}"),
                         });
                     }
                 }
@@ -818,6 +857,42 @@ mod tests {
         let f = irq_enabled_after_stop(&late);
         assert_eq!((f.len(), f[0].seq), (1, 2), "{f:?}");
         assert!(f[0].detail.contains("after stop-exit #1"), "{}", f[0].detail);
+    }
+
+    #[test]
+    fn auto_close_counts_the_drivers_own_stops() {
+        let once = log(&[
+            (Marker::UnregisterEnter, &[1]),
+            (Marker::StopEnter, &[]),
+            (Marker::NdoStop, &[]),
+            (Marker::StopExit, &[]),
+            (Marker::UnregisterExit, &[]),
+        ]);
+        assert!(auto_close(&once).is_empty());
+        let twice = log(&[
+            (Marker::UnregisterEnter, &[1]),
+            (Marker::StopEnter, &[]),
+            (Marker::NdoStop, &[]),
+            (Marker::NdoStop, &[]),
+            (Marker::StopExit, &[]),
+            (Marker::UnregisterExit, &[]),
+        ]);
+        let f = auto_close(&twice);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].detail.contains("ndo_stop 2 times"), "{}", f[0].detail);
+    }
+
+    #[test]
+    fn queue_thresholds_judge_each_stop_and_wake() {
+        let (stop, start) = (u64::from(abi::TX_STOP_THRESH), u64::from(abi::TX_START_THRESH));
+        let ok = log(&[(Marker::QueueFree, &[0, stop - 1]), (Marker::QueueFree, &[1, start])]);
+        assert!(queue_thresholds(&ok).is_empty());
+        let early_wake = log(&[(Marker::QueueFree, &[1, start - 1])]);
+        let f = queue_thresholds(&early_wake);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].detail.contains("below the start threshold"), "{}", f[0].detail);
+        let early_stop = log(&[(Marker::QueueFree, &[0, stop])]);
+        assert!(queue_thresholds(&early_stop)[0].detail.contains("still fits"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::abi::{
     self, regs as r, DriverMutant as Mutant, Marker, QueueReason, RxDesc, TxDesc, MAX_DESC_PER_PACKET,
-    MAX_SKB_FRAGS, RXD_STAT_DONE, RXD_STAT_ERR, TXD_EOP, TXD_STAT_DONE,
+    RXD_STAT_DONE, RXD_STAT_ERR, TXD_EOP, TXD_STAT_DONE,
 };
 use crate::platform::Platform;
 use crate::softnet::errno::{ENODEV, ENOMEM};
@@ -46,9 +46,9 @@ pub const DEFAULT_RX_RING: u32 = 256;
 /// Size of one RX buffer: a whole frame fits (abi::MAX_FRAME_LEN).
 pub const RX_BUF_LEN: u32 = 2048;
 /// Stop the queue when fewer descriptors than a worst-case packet remain.
-pub const TX_STOP_THRESH: u32 = MAX_DESC_PER_PACKET;
+pub const TX_STOP_THRESH: u32 = abi::TX_STOP_THRESH;
 /// Restart it once this many are free again (softnet.md §0).
-pub const TX_START_THRESH: u32 = 2 * MAX_SKB_FRAGS;
+pub const TX_START_THRESH: u32 = abi::TX_START_THRESH;
 /// Bound on the reset wait (e1000e/hermit style: never unbounded).
 pub const RESET_TIMEOUT_NS: u64 = 100_000_000;
 /// Bound on one EEPROM word read.
@@ -692,8 +692,12 @@ impl<'a, 'e> Nic<'a, 'e> {
     fn maybe_stop_tx(&self, rg: &Rings) -> i32 {
         let size = rg.tx.size;
         let first = core::cell::Cell::new(true);
+        let seen = core::cell::Cell::new(None);
         let get_desc = || {
             let free = tx_free(size, &rg.tx_prod, &rg.tx_cons);
+            if seen.get().is_none() {
+                seen.set(Some(free));
+            }
             // The lost-wake window, forced: the stop macro has read a
             // low free count and not yet set the stop bit when a NAPI
             // poll (as an interrupt would run it here) reclaims and sees
@@ -703,7 +707,13 @@ impl<'a, 'e> Nic<'a, 'e> {
             }
             free
         };
-        self.txq.maybe_stop(get_desc, TX_STOP_THRESH, TX_START_THRESH)
+        let stop_thrs = if self.cfg.mutant == Mutant::StopEarly { TX_START_THRESH + 1 } else { TX_STOP_THRESH };
+        let r = self.txq.maybe_stop(get_desc, stop_thrs, TX_START_THRESH);
+        if r == 0 && !self.cfg.bench {
+            // Stopped: the free count the stop decision read.
+            self.plat.marker(Marker::QueueFree, &[0, u64::from(seen.get().unwrap_or(0))]);
+        }
+        r
     }
 
     /// Test hook for the lost-wake scenario: the next `times` stops of
@@ -796,7 +806,18 @@ impl<'a, 'e> Nic<'a, 'e> {
         // The mutant counts completions 4 bytes (an FCS) short per
         // packet: a length taken elsewhere than the one xmit reported.
         let bql_bytes = if self.cfg.mutant == Mutant::BqlMiscount { bytes.saturating_sub(4 * pkts) } else { bytes };
-        let woke = self.txq.completed_wake(pkts, bql_bytes, || tx_free(size, p, c), TX_START_THRESH);
+        let start_thrs = if self.cfg.mutant == Mutant::WakeEarly { TX_START_THRESH - 1 } else { TX_START_THRESH };
+        let seen = core::cell::Cell::new(0);
+        let get_desc = || {
+            let free = tx_free(size, p, c);
+            seen.set(free);
+            free
+        };
+        let woke = self.txq.completed_wake(pkts, bql_bytes, get_desc, start_thrs);
+        if woke == Ok(0) && !self.cfg.bench {
+            // Woken: the free count the wake decision read.
+            self.plat.marker(Marker::QueueFree, &[1, u64::from(seen.get())]);
+        }
         if late {
             rg.tx_cons.store(cons, Ordering::Release);
         }
@@ -1018,6 +1039,18 @@ impl<'a, 'e> Nic<'a, 'e> {
         }
     }
 
+    /// `ndo_stop` body (shared by the trait impls): reports its entry
+    /// ([`Marker::NdoStop`], so the host counts the driver's own stops,
+    /// not only the core's calls), then `down`. The `stop-twice` mutant
+    /// closes again, as a second teardown path would.
+    pub fn ndo_stop(&self, napi_here: bool) {
+        let times = if self.cfg.mutant == Mutant::StopTwice { 2 } else { 1 };
+        for _ in 0..times {
+            self.plat.marker(Marker::NdoStop, &[]);
+            self.down(napi_here);
+        }
+    }
+
     /// `ndo_open` body (shared by the trait impls).
     pub fn ndo_open(&self) -> Result<(), i32> {
         // dev_open validated the address already; the driver checks
@@ -1067,7 +1100,7 @@ impl NetDeviceOps for Nic<'_, '_> {
 
     /// `__igc_close`.
     fn stop(&mut self) {
-        self.down(true);
+        self.ndo_stop(true);
     }
 
     fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
@@ -1109,7 +1142,7 @@ impl NetDeviceOps for NicOps<'_, '_, '_> {
     }
 
     fn stop(&mut self) {
-        self.nic.down(self.napi_here);
+        self.nic.ndo_stop(self.napi_here);
     }
 
     fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {

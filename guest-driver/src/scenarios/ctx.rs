@@ -158,12 +158,26 @@ impl Ctx<'_, '_, '_, '_> {
                 return true;
             }
             if self.plat.now_ns() > deadline {
-                return false;
+                return self.last_chance() && done(self);
             }
             if !self.napi.is_scheduled() {
                 self.nic.wait_until(deadline + 1);
             }
         }
+    }
+
+    /// At a deadline: open the interrupt window once (a wait of at most
+    /// 100 us, which ends at once if an interrupt is pending; shorter
+    /// ones can expire before the platform enables interrupts, at ~1 us
+    /// per CPL0 instruction here) and run a poll point, so an interrupt
+    /// that arrived in time but was not taken (a loaded host descheduled
+    /// the vCPU across the deadline, and a wait whose deadline has passed
+    /// returns without enabling interrupts) is handled before the caller
+    /// gives up. Returns true (for `&&` chains).
+    pub(crate) fn last_chance(&self) -> bool {
+        self.nic.wait_until(self.plat.now_ns() + 100_000);
+        self.poll();
+        true
     }
 
     /// The end-of-run ledger (after unregister): the Summary marker, then

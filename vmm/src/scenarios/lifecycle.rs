@@ -121,8 +121,18 @@ pub fn cases() -> Vec<Case> {
         Case::driver(InflightAtStop, 0, Drv::NoUnmapAtStop, &["dma-maps", "guest:dma-maps"]),
         Case::driver(Unregister, 0, Drv::UnregisterNoStop, &["auto-close", "guest:auto-close"]),
         Case::driver(Unregister, 2, Drv::UnregisterNoStop, &["auto-close", "guest:auto-close"]),
+        // The driver's own stop runs twice: the core called it once, so
+        // only the driver's ndo-stop markers show it. Named alone.
+        Case::driver(Unregister, 0, Drv::StopTwice, &["auto-close"]),
         Case::driver(MaxFragsFill, 0, Drv::NoStopInAdvance, &["guest:stop-early"]),
         Case::driver(MaxFragsFill, 0, Drv::ThresholdOffByOne, &["guest:stuck-stopped"]),
+        // The rule, not its outcome (host alone): variant 1 leaves reclaim
+        // one descriptor short of the start threshold, where a wake is
+        // early; any ring-low stop with a worst-case packet's room left
+        // is early too.
+        Case::pass(MaxFragsFill, 1),
+        Case::driver(MaxFragsFill, 1, Drv::WakeEarly, &["queue-thresholds"]),
+        Case::driver(MaxFragsFill, 0, Drv::StopEarly, &["queue-thresholds"]),
         Case::driver(BusyOwnership, 0, Drv::BusyFrees, &["guest:busy-ownership"]),
         Case::driver(BusyOwnership, 0, Drv::BusyKeepsRef, &["guest:busy-ownership"]),
         Case::device(StopUnderFlood, 0, Dev::DmaAfterDisable, &["dma-device-disabled", "dma-after-stop"]).seeds(3),
