@@ -371,7 +371,8 @@ impl Nic {
             let since = if tx { self.tx_unsignalled_since } else { self.rx_unsignalled_since };
             let Some(t) = since.filter(|_| enabled) else { continue };
             let late = now.saturating_sub(t) >= SIGNAL_BOUND_NS;
-            if !late && !(at_stop && timer.is_none()) {
+            let never = at_stop && timer.is_none();
+            if !(late || never) {
                 continue;
             }
             let (what, frames, usecs) = if tx {
