@@ -18,7 +18,7 @@ MATRIX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MATRIX_OUT ?= $(CARGO_TARGET_DIR)/matrix
 MATRIX_ARGS ?=
 
-.PHONY: all guest build run test bench matrix target tools
+.PHONY: all guest build run test bench matrix target tools mutants
 
 all: build
 
@@ -111,20 +111,4 @@ qemu: guest
 		*) echo "qemu: exit status $$status"; exit 1;; \
 	esac
 
-# The in-tree fuzzer (cargo-fuzz/libFuzzer on the stable toolchain:
-# RUSTC_BOOTSTRAP lets cargo-fuzz pass its -Z flags; --sanitizer none, so
-# no nightly is needed; debug assertions on). It drives the NIC model
-# through nic_model::fuzz::run for FUZZ_SECONDS, from the committed corpus
-# (fuzz/corpus/nic, read only) into a scratch corpus under target/.
-# A finding is saved under fuzz/artifacts/nic/; once fixed, copy it to
-# fuzz/regressions/nic/ so `make test` replays it (nic-model/tests/fuzz_corpus.rs).
-FUZZ_SECONDS ?= 120
-FUZZ_ARGS ?=
-.PHONY: fuzz
-fuzz:
-	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
-	@mkdir -p $(CARGO_TARGET_DIR)/fuzz-corpus
-	cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(abspath $(CARGO_TARGET_DIR))/fuzz \
-		$(CARGO) fuzz run --sanitizer none --debug-assertions nic \
-		$(abspath $(CARGO_TARGET_DIR))/fuzz-corpus corpus/nic -- \
-		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1 $(FUZZ_ARGS)
+.PHONY: all guest build run test bench matrix target tools mutants

@@ -34,4 +34,12 @@ pub trait Platform {
     fn marker_text(&self, marker: Marker, args: &[u64], text: &str);
     /// The APIC ID of the CPU running this code.
     fn cpu_id(&self) -> u32;
+    /// Clear device vector `vector`'s pending bit and say whether it was
+    /// set: an MSI arrived since the last look. The kernel's interrupt
+    /// entry sets these bits (`kernel::irq::raise`); interrupts are taken
+    /// only inside [`Self::wait_until`], so a driver that looks here after
+    /// each wait handles every interrupt at the point the CPU took it.
+    fn take_irq(&self, vector: u8) -> bool {
+        crate::kernel::irq::take(vector)
+    }
 }

@@ -11,9 +11,9 @@ mod hostplat;
 use std::sync::atomic::Ordering;
 
 use hostplat::HostPlat;
-use nic_model::abi::{knob, DriverMutant, Marker, Scenario, NUM_KNOBS};
+use nic_model::abi::{knob, regs, DriverMutant, Marker, Scenario, NUM_KNOBS};
 use nic_model::events::EventKind;
-use nic_model::{InvalidMac, NicConfig};
+use nic_model::{InvalidMac, IrqWindow, NicConfig, WindowStart};
 use nicproof_guest::scenarios::Verdict;
 
 /// The device and knobs of `s`, as vmm/src/scenarios/lifecycle.rs sets
@@ -40,6 +40,12 @@ fn setup(s: Scenario, variant: u64, seed: u64) -> (NicConfig, [u64; NUM_KNOBS]) 
             nic.complete_on_request = true;
             knobs[knob::TX_RING] = 64;
         }
+        Scenario::IrqWindow => {
+            let start = if variant == 1 { WindowStart::OpenEnter } else { WindowStart::StopEnter };
+            nic.irq_in_window = Some(IrqWindow { start, causes: regs::INT_TX | regs::INT_RX });
+            nic.reset_delay_us = if variant == 2 { 300 } else { 0 };
+            knobs[knob::CYCLES] = if variant == 1 { 18 } else { 8 };
+        }
         _ => {}
     }
     (nic, knobs)
@@ -62,6 +68,7 @@ fn correct_driver_passes_every_lifecycle_scenario() {
         let variants = match s {
             Scenario::InvalidMac => 4,
             Scenario::Unregister => 3,
+            Scenario::IrqWindow => 3,
             _ => 1,
         };
         for variant in 0..variants {
@@ -93,6 +100,7 @@ fn each_driver_mutant_trips_the_guest_oracle_the_matrix_names() {
         (Scenario::MaxFragsFill, 0, DriverMutant::ThresholdOffByOne, "stuck-stopped:"),
         (Scenario::BusyOwnership, 0, DriverMutant::BusyFrees, "busy-ownership:"),
         (Scenario::BusyOwnership, 0, DriverMutant::BusyKeepsRef, "busy-ownership:"),
+        (Scenario::IrqWindow, 0, DriverMutant::IrqMaskUnconditional, "quiesce:"),
     ];
     for (s, variant, m, prefix) in cases {
         for seed in [1, 2, 3] {

@@ -241,6 +241,14 @@ pub const MIN_FRAME_LEN: u32 = 14;
 /// bounds the work one MMIO exit can cause.
 pub const MAX_WORK_PER_DOORBELL: u32 = 2 * regs::MAX_RING;
 
+/// The stop threshold of the softnet rule (driver.rst's sample
+/// `netif_txq_maybe_stop(txq, avail, MAX_SKB_FRAGS + 1, ...)`): the queue
+/// stops once fewer TX descriptors than a worst-case packet are free.
+pub const TX_STOP_THRESH: u32 = MAX_DESC_PER_PACKET;
+/// The start threshold (`2 * MAX_SKB_FRAGS`): a stopped queue is woken
+/// only once this many descriptors are free again.
+pub const TX_START_THRESH: u32 = 2 * MAX_SKB_FRAGS;
+
 /// TX descriptor flag: last descriptor of a packet.
 pub const TXD_EOP: u8 = 1 << 0;
 /// TX descriptor status (written by the device on the EOP descriptor):
@@ -793,6 +801,21 @@ id_enum! {
         /// `stall_thrs` (jiffies), `args[4]` = stalls so far on the queue,
         /// `args[5]` = ns per jiffy.
         BqlStall = 26, "bql-stall";
+        /// A NAPI poll ended in `napi_complete_done` (it used less than its
+        /// budget and released SCHED): `args[1]` = RX frames it processed,
+        /// `args[2]` = its budget. The driver has re-enabled the interrupt
+        /// causes it masked by now; the host checks INT_ENABLE.
+        NapiComplete = 27, "napi-complete";
+        /// The driver's TX ring at a stop or wake of its queue:
+        /// `args[1]` = 0 stopped by its ring check (after maybe_stop), 1
+        /// woken by reclaim (completed_wake), `args[2]` = the free
+        /// descriptors that check read. The host compares them with
+        /// [`TX_STOP_THRESH`] and [`TX_START_THRESH`].
+        QueueFree = 28, "queue-free";
+        /// The driver's own ndo_stop was entered (reported by the driver,
+        /// where stop-enter is the core's): the host counts these inside
+        /// unregister.
+        NdoStop = 29, "ndo-stop";
     }
 }
 
@@ -846,7 +869,8 @@ id_enum! {
         InflightAtStop = 14, "inflight-at-stop";
         /// Unregister while UP, while DOWN, after repeated cycles.
         Unregister = 15, "unregister";
-        /// Fill the ring with max-fragment skbs.
+        /// Fill the ring with max-fragment skbs (knob VARIANT 1: reclaim
+        /// leaves one descriptor short of the start threshold).
         MaxFragsFill = 16, "max-frags-fill";
         /// A full ring at xmit entry: BUSY keeps no reference, frees nothing.
         BusyOwnership = 17, "busy-ownership";
@@ -860,6 +884,12 @@ id_enum! {
         MsixMaskedAtStop = 21, "msix-masked-at-stop";
         /// Stop racing a completion interrupt.
         StopRacesIrq = 22, "stop-races-irq";
+        /// Extra: an interrupt forced at every point of the stop (knob
+        /// VARIANT 0; 2: with a 300 us reset, so stop takes it inside) or
+        /// open (1) sequence, one point per open/stop cycle (the device's
+        /// `irq_in_window` knob); the handler must leave a down device
+        /// alone and every reopen must work.
+        IrqWindow = 23, "irq-window";
         // Queueing group: guest-driver/src/scenarios/queueing.rs,
         // vmm/src/scenarios/queueing.rs.
         /// The lost-wake window: one vCPU (variant 1: transmit and NAPI on
@@ -945,6 +975,28 @@ id_enum! {
         /// late, and BQL's stall detector (armed at 1280 ms on
         /// bql-random) sees the queue stalled.
         ReclaimInServiceTask = 20, "reclaim-in-service-task";
+        /// The poll's `napi_complete_done` path does not re-enable the TX
+        /// and RX causes the MSI handler masked: after its first poll the
+        /// driver takes no more completion or RX interrupts.
+        IrqNotReenabled = 21, "irq-not-reenabled";
+        /// TX interrupt moderation by frame count alone (tx-usecs 0), as
+        /// mvneta before 01b23da3607d: fewer completions than the frame
+        /// threshold never raise the TX interrupt.
+        CoalFramesOnly = 22, "coal-frames-only";
+        /// The MSI handler masks and acknowledges before asking NAPI, and
+        /// masks by writing a constant (INT_ENABLE = INT_ERR) instead of
+        /// the causes it holds: an interrupt handled while the device is
+        /// down turns the error cause back on.
+        IrqMaskUnconditional = 23, "irq-mask-unconditional";
+        /// Reclaim wakes the queue one descriptor early (start threshold
+        /// - 1): a wake with less room than the rule's start threshold.
+        WakeEarly = 24, "wake-early";
+        /// The ring check stops the queue while a worst-case packet still
+        /// fits (stop threshold = start threshold + 1).
+        StopEarly = 25, "stop-early";
+        /// The driver's stop runs its close routine twice (a teardown path
+        /// that closes again): two ndo_stop entries for one dev_close.
+        StopTwice = 26, "stop-twice";
     }
 }
 

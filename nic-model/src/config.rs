@@ -48,6 +48,32 @@ pub enum BackendConfig {
     Pcap(String),
 }
 
+/// Where [`NicConfig::irq_in_window`] counts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowStart {
+    /// The guest's stop-enter marker (ndo_stop entry).
+    StopEnter,
+    /// The guest's open-enter marker (ndo_open entry).
+    OpenEnter,
+}
+
+/// Interrupts forced into a window (issue 14): after the n-th `start`
+/// marker of the run (n from 0), the device latches `causes` at the n-th
+/// BAR0 register write after it (n = 0: at the marker itself), as if a
+/// completion had just been written back, and sends the vectors of the
+/// enabled ones. A run of N open/stop cycles thus sweeps the interrupt
+/// over the first N writes of the stop (or open) sequence. Nothing is
+/// raised while a reset is running (a real device completes nothing
+/// then).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IrqWindow {
+    /// The marker the count starts from.
+    pub start: WindowStart,
+    /// `regs::INT_*` causes to latch.
+    pub causes: u32,
+}
+
 /// Everything that makes one run's device differ from another's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -70,6 +96,10 @@ pub struct NicConfig {
     /// Write TX completions only when the driver writes `TEST_COMPLETE`
     /// (scenario 10).
     pub complete_on_request: bool,
+    /// Force an interrupt into the stop or open sequence (see
+    /// [`IrqWindow`]).
+    #[serde(default)]
+    pub irq_in_window: Option<IrqWindow>,
     /// The deliberately broken behaviour, if any.
     #[serde(serialize_with = "ser_mutant", deserialize_with = "de_mutant")]
     pub mutant: DeviceMutant,
@@ -93,6 +123,7 @@ impl Default for NicConfig {
             drop_nth_tx_irq: None,
             dma_until_disabled: false,
             complete_on_request: false,
+            irq_in_window: None,
             mutant: DeviceMutant::None,
             backend: BackendConfig::Loopback,
             capture: None,

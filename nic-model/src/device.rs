@@ -15,7 +15,7 @@
 
 use crate::abi::{self, pci as ids, regs, DeviceError, DeviceMutant, Marker};
 use crate::backend::Backend;
-use crate::config::{BackendConfig, NicConfig};
+use crate::config::{BackendConfig, NicConfig, WindowStart};
 use crate::error::NicError;
 use crate::events::{DmaDir, EventKind, EventLog};
 use crate::monitor::{self, DmaCause, DmaMonitor, GateState, Violation};
@@ -190,7 +190,21 @@ pub struct Nic {
     ghost_dma_left: u32,
     ghost_dma_addr: u64,
     ghost_irq_left: u32,
+    /// Device time of the oldest TX completion / RX frame written back
+    /// since its cause was last latched (`completion-unsignalled`).
+    tx_unsignalled_since: Option<u64>,
+    rx_unsignalled_since: Option<u64>,
+    /// `irq_in_window` knob: window starts seen, and register writes
+    /// left before the forced interrupt of the current window.
+    window_starts: u64,
+    window_left: Option<u64>,
 }
+
+/// How long a TX completion or RX frame may wait for its interrupt cause
+/// while the device is enabled (device time): 10 times the nicproof
+/// driver's 200 us coalescing deadline. Linux asks for "finite time";
+/// the bound makes it checkable.
+pub const SIGNAL_BOUND_NS: u64 = 2_000_000;
 
 impl std::fmt::Debug for Nic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -246,6 +260,10 @@ impl Nic {
             ghost_dma_left: 0,
             ghost_dma_addr: 0,
             ghost_irq_left: 0,
+            tx_unsignalled_since: None,
+            rx_unsignalled_since: None,
+            window_starts: 0,
+            window_left: None,
         })
     }
 
@@ -318,6 +336,83 @@ impl Nic {
         self.monitor.flush();
         let seq = (self.log.len() as u64).saturating_sub(1);
         self.monitor.on_marker(marker, args, seq);
+        self.check_signalled(marker == Marker::StopEnter);
+        if let Some(w) = self.cfg.irq_in_window {
+            let start = match w.start {
+                WindowStart::StopEnter => Marker::StopEnter,
+                WindowStart::OpenEnter => Marker::OpenEnter,
+            };
+            if marker == start {
+                let n = self.window_starts;
+                self.window_starts += 1;
+                self.window_left = Some(n);
+                self.window_write();
+            }
+        }
+    }
+
+    /// One step of the `irq_in_window` count (a register write, or the
+    /// window's start): raise the causes when the count reaches zero.
+    fn window_write(&mut self) {
+        let Some(left) = self.window_left else { return };
+        if left > 0 {
+            self.window_left = Some(left - 1);
+            return;
+        }
+        self.window_left = None;
+        let Some(w) = self.cfg.irq_in_window else { return };
+        let n = self.window_starts - 1;
+        let text = if self.regs.resetting {
+            format!("knob: interrupt {:#x} not forced at write {n} (resetting)", w.causes)
+        } else {
+            format!("knob: interrupt {:#x} forced at write {n} after {:?}", w.causes, w.start)
+        };
+        self.monitor.emit(EventKind::Note { text });
+        if !self.regs.resetting {
+            self.raise_causes(w.causes);
+        }
+        self.monitor.flush();
+    }
+
+    /// `completion-unsignalled`: while TX (RX) is enabled, a completion
+    /// (frame) written back must get its cause latched within
+    /// [`SIGNAL_BOUND_NS`]; and when stop begins, one still waiting with
+    /// no coalescing timer armed would never be signalled without more
+    /// traffic. Reported once per episode.
+    fn check_signalled(&mut self, at_stop: bool) {
+        if !self.monitor.enabled() {
+            return;
+        }
+        let now = self.now_ns;
+        let ctrl = self.regs.ctrl;
+        for (tx, enabled, timer) in [
+            (true, ctrl & regs::CTRL_TX_EN != 0, self.timers.tx_coal),
+            (false, ctrl & regs::CTRL_RX_EN != 0, self.timers.rx_coal),
+        ] {
+            let since = if tx { self.tx_unsignalled_since } else { self.rx_unsignalled_since };
+            let Some(t) = since.filter(|_| enabled) else { continue };
+            let late = now.saturating_sub(t) >= SIGNAL_BOUND_NS;
+            let never = at_stop && timer.is_none();
+            if !(late || never) {
+                continue;
+            }
+            let (what, frames, usecs) = if tx {
+                self.tx_unsignalled_since = None;
+                ("TX completion", self.regs.coal_tx_frames, self.regs.coal_tx_usecs)
+            } else {
+                self.rx_unsignalled_since = None;
+                ("RX frame", self.regs.coal_rx_frames, self.regs.coal_rx_usecs)
+            };
+            let why = if late {
+                format!("not signalled {} us later", (now - t) / 1000)
+            } else {
+                "still unsignalled at stop with no coalescing timer armed".to_string()
+            };
+            self.monitor.violate(
+                monitor::RULE_COMPLETION_UNSIGNALLED,
+                format!("{what} written back at {} us {why} (coalescing: {frames} frames, {usecs} us)", t / 1000),
+            );
+        }
     }
 
     /// The earliest virtual time at which [`Nic::advance`] has work.
@@ -369,6 +464,7 @@ impl Nic {
             }
         }
         self.now_ns = target;
+        self.check_signalled(false);
         self.monitor.flush();
     }
 
@@ -495,6 +591,7 @@ impl Nic {
             }
         }
         self.monitor.flush();
+        self.window_write();
     }
 
     fn dword_read(&self, off: u64) -> u32 {
@@ -693,6 +790,8 @@ impl Nic {
             self.on_disable(old);
         }
         self.regs = Regs::default();
+        self.tx_unsignalled_since = None;
+        self.rx_unsignalled_since = None;
         self.held.clear();
         self.tx_wb = TxWriteBack::default();
         self.tx_burst_start = 0;
@@ -867,12 +966,14 @@ impl Nic {
     }
 
     fn fire_tx_irq(&mut self) {
+        self.tx_unsignalled_since = None;
         self.timers.tx_coal = None;
         self.regs.tx_uncoalesced = 0;
         self.raise_causes(regs::INT_TX);
     }
 
     fn fire_rx_irq(&mut self) {
+        self.rx_unsignalled_since = None;
         self.timers.rx_coal = None;
         self.regs.rx_uncoalesced = 0;
         self.raise_causes(regs::INT_RX);
@@ -1245,6 +1346,8 @@ impl Nic {
             self.now_ns,
         ) {
             self.fire_tx_irq();
+        } else if self.tx_unsignalled_since.is_none() {
+            self.tx_unsignalled_since = Some(self.now_ns);
         }
     }
 
@@ -1386,6 +1489,8 @@ impl Nic {
             self.now_ns,
         ) {
             self.fire_rx_irq();
+        } else if self.rx_unsignalled_since.is_none() {
+            self.rx_unsignalled_since = Some(self.now_ns);
         }
     }
 

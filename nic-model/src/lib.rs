@@ -40,7 +40,7 @@ pub mod pci;
 pub mod test_utils;
 
 #[cfg(feature = "std")]
-pub use config::{BackendConfig, InvalidMac, NicConfig};
+pub use config::{BackendConfig, InvalidMac, IrqWindow, NicConfig, WindowStart};
 #[cfg(feature = "std")]
 pub use device::{frame_hash, Nic, TX_PREFETCH};
 #[cfg(feature = "std")]

@@ -47,6 +47,12 @@ pub const RULE_RESET_INEFFECTIVE: &str = "reset-ineffective";
 pub const RULE_MSI_BAD_ADDRESS: &str = "msi-bad-address";
 /// A dma-unmap of a range that is not mapped.
 pub const RULE_UNMAP_UNMAPPED: &str = "unmap-unmapped";
+/// A TX completion or RX frame written back while the device was enabled
+/// whose interrupt cause was not latched within
+/// [`crate::device::SIGNAL_BOUND_NS`], or that stop found pending with
+/// no coalescing timer to ever signal it (interrupt moderation by frame
+/// count alone: the mvneta 01b23da3607d hang).
+pub const RULE_COMPLETION_UNSIGNALLED: &str = "completion-unsignalled";
 
 /// What the DMA is for; decides which ring checks apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -483,6 +483,24 @@ fn coalescing_frames_without_timer_holds_the_interrupt() {
         abi::TXD_STAT_DONE,
         "the completion is still written"
     );
+    // ...and the monitor says so once the bound has passed.
+    assert_eq!(h.rules(), vec![RULE_COMPLETION_UNSIGNALLED]);
+}
+
+#[test]
+fn a_completion_pending_at_stop_without_a_timer_is_unsignalled() {
+    for (usecs, want) in [(0, true), (200, false)] {
+        let mut h = opened(NicConfig::default());
+        h.w(regs::COAL_TX_FRAMES, 16);
+        h.w(regs::COAL_TX_USECS, usecs);
+        h.w(regs::CTRL, regs::CTRL_TX_EN);
+        h.send(&[(PAY, 60)]);
+        h.advance(100_000);
+        assert!(h.rules().is_empty(), "within the bound");
+        h.marker(Marker::StopEnter, &[]);
+        let found = h.rules().contains(&RULE_COMPLETION_UNSIGNALLED);
+        assert_eq!(found, want, "tx-usecs {usecs}: {:?}", h.rules());
+    }
 }
 
 // ---------------------------------------------------------- MSI-X

@@ -39,9 +39,15 @@ fn lost_wake_restarts_from_the_recheck_and_from_the_reclaim() {
 fn watchdog_fires_on_the_stalled_device_and_traffic_resumes() {
     let r = passed("watchdog", &[]);
     assert_eq!(r.notes("knob: TX stalled"), 1, "the device never stalled");
-    assert_eq!(r.markers("tx-timeout").len(), 1, "one ndo_tx_timeout");
-    // The reset inside tx_timeout, then traffic completes again.
-    let t = r.markers("tx-timeout")[0]["seq"].as_u64().unwrap();
+    // At least one ndo_tx_timeout. Completions are reclaimed only when
+    // their interrupt is taken, so on a loaded host (a vCPU descheduled
+    // for longer than the 5 ms watchdog_timeo) a BQL stop can time out
+    // before the stall too; its reclaim then finds the completions and
+    // does not reset, and the stall's own timeout follows.
+    let timeouts = r.markers("tx-timeout");
+    assert!(!timeouts.is_empty(), "no ndo_tx_timeout");
+    // The reset inside the last tx_timeout, then traffic completes again.
+    let t = timeouts.last().unwrap()["seq"].as_u64().unwrap();
     let freed_after = r.markers("skb-free").iter().filter(|m| m["seq"].as_u64().unwrap() > t).count();
     assert!(freed_after > 0, "nothing freed after the timeout");
 }

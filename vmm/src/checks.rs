@@ -97,6 +97,9 @@ struct Tally {
     tx_rings_bql: u64,
     /// BQL stall-detector reports.
     bql_stalls: u64,
+    napi_completes: u64,
+    tx_timeouts: u64,
+    int_enable_writes: u64,
 }
 
 fn tally(log: &[Event]) -> Tally {
@@ -116,6 +119,9 @@ fn tally(log: &[Event]) -> Tally {
             EventKind::TxFrame { .. } => t.tx_frames += 1,
             EventKind::RxFrame { .. } => t.rx_frames += 1,
             EventKind::DeviceFault { code, addr } => t.faults.push((e.seq, *code, *addr)),
+            EventKind::MmioWrite { offset, .. } if *offset == u64::from(abi::regs::INT_ENABLE) => {
+                t.int_enable_writes += 1
+            }
             _ => {}
         }
         if doorbell(e).is_some() {
@@ -133,6 +139,8 @@ fn tally(log: &[Event]) -> Tally {
             Marker::StopExit => t.stop_exits += 1,
             Marker::UnregisterExit => t.unregisters += 1,
             Marker::ProbeExit => t.probes += 1,
+            Marker::NapiComplete => t.napi_completes += 1,
+            Marker::TxTimeout => t.tx_timeouts += 1,
             Marker::OracleFail => t.guest_oracle_fails += 1,
             Marker::Summary => t.summary = Some([1, 2, 3, 4].map(|i| arg(args, i))),
             Marker::Bql => t.bql = Some([1, 2, 3].map(|i| arg(args, i))),
@@ -189,7 +197,8 @@ const ROW_AUTO_CLOSE: usize = 10;
 const ROW_MAC: usize = 11;
 const ROW_DEVICE_ERROR: usize = 12;
 const ROW_DOORBELL_PENDING: usize = 13;
-const ROW_VERDICT: usize = 14;
+const ROW_IRQ: usize = 14;
+const ROW_VERDICT: usize = 15;
 
 /// The row a host finding belongs to (None: the last row).
 fn finding_row(oracle: &str) -> Option<usize> {
@@ -209,13 +218,14 @@ fn finding_row(oracle: &str) -> Option<usize> {
         | RULE_MSI_BAD_ADDRESS => ROW_DEVICE,
         "dma-maps" | "device-live-maps" | RULE_UNMAP_UNMAPPED => ROW_MAPS,
         "skb-ledger" => ROW_SKB,
-        "no-busy" => ROW_BUSY,
+        "no-busy" | "queue-thresholds" => ROW_BUSY,
         "rx-content" => ROW_FRAMES,
         "auto-close" => ROW_AUTO_CLOSE,
         "mac-address" => ROW_MAC,
         "device-error" => ROW_DEVICE_ERROR,
         "doorbell-pending" => ROW_DOORBELL_PENDING,
         "bql-balance" | "bql-stall" => ROW_BQL,
+        "irq-reenable" | "irq-enabled-after-stop" | "tx-timeout" | RULE_COMPLETION_UNSIGNALLED => ROW_IRQ,
         _ => return None,
     })
 }
@@ -296,6 +306,11 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
         ("every posted descriptor gets a doorbell", na_unless(t.tx_rings > 0), counts(&[
             ("batch-end-checks", t.tx_rings - t.tx_rings_at_stop),
             ("stop-entry-checks", t.tx_rings_at_stop),
+        ])),
+        ("interrupts re-armed by NAPI, off at stop", na_unless(t.probes > 0), counts(&[
+            ("napi-completes", t.napi_completes),
+            ("int-enable-writes", t.int_enable_writes),
+            ("tx-timeouts", t.tx_timeouts),
         ])),
         ("guest verdict and other oracles", Status::Held, counts(&[
             ("guest-oracle-failures", t.guest_oracle_fails),

@@ -46,6 +46,7 @@ fn judge_with_oracles(
     live_maps: usize,
     allow_busy: bool,
     expect_fault: Option<nic_model::abi::DeviceError>,
+    expect_tx_timeout: bool,
 ) -> (Outcome, Vec<Finding>) {
     let mut reasons = match outcome {
         Outcome::Passed => Vec::new(),
@@ -55,6 +56,7 @@ fn judge_with_oracles(
     let mut named = Vec::new();
     let mut findings = oracles::check_all(log, !allow_busy);
     findings.extend(oracles::device_error(log, expect_fault));
+    findings.extend(oracles::tx_timeout(log, expect_tx_timeout));
     if let Some(mac) = eeprom {
         findings.extend(oracles::mac_address(log, mac));
     }
@@ -162,7 +164,15 @@ pub fn run(opts: &RunOptions) -> RunResult {
                 let _ = clock.join();
                 let eeprom = opts.nic.as_ref().map(|c| c.eeprom_mac());
                 (o, findings) =
-                    judge_with_oracles(o, &log, eeprom, handle.live_maps(), opts.allow_busy, opts.expect_fault);
+                    judge_with_oracles(
+                    o,
+                    &log,
+                    eeprom,
+                    handle.live_maps(),
+                    opts.allow_busy,
+                    opts.expect_fault,
+                    opts.expect_tx_timeout,
+                );
                 // A capture that lost frames is a host failure, whatever
                 // the run showed: nothing lost silently.
                 if let Some(message) = handle.output_error() {

@@ -52,6 +52,10 @@ pub const ORACLES: &[&str] = &[
     "guest-oracles",
     "reset-wait",
     "device-error",
+    "irq-reenable",
+    "irq-enabled-after-stop",
+    "tx-timeout",
+    "queue-thresholds",
 ];
 
 /// Run every oracle. `expect_busy_free` is false for scenarios that
@@ -71,7 +75,130 @@ pub fn check_all(log: &[Event], expect_no_busy: bool) -> Vec<Finding> {
     }
     f.extend(guest_oracles(log));
     f.extend(reset_wait(log));
+    f.extend(irq_reenable(log));
+    f.extend(irq_enabled_after_stop(log));
+    f.extend(queue_thresholds(log));
     f
+}
+
+/// The stop and wake rule itself, not only its outcome: the driver's
+/// ring check stops the queue only with fewer than
+/// [`abi::TX_STOP_THRESH`] descriptors free (a worst-case packet no longer
+/// fits), and reclaim wakes it only with at least
+/// [`abi::TX_START_THRESH`] free (the 894d7508316e class: a wake one
+/// descriptor early passes every outcome check). From the driver's
+/// `queue-free` markers.
+pub fn queue_thresholds(log: &[Event]) -> Vec<Finding> {
+    log.iter()
+        .filter_map(|e| {
+            let (Marker::QueueFree, args, _) = marker_of(e)? else { return None };
+            let (woke, free) = (arg(args, 1) == 1, arg(args, 2));
+            let detail = if woke && free < u64::from(abi::TX_START_THRESH) {
+                format!("queue woken with {free} descriptors free, below the start threshold {}", abi::TX_START_THRESH)
+            } else if !woke && free >= u64::from(abi::TX_STOP_THRESH) {
+                format!("queue stopped with {free} descriptors free, a worst-case packet ({}) still fits", abi::TX_STOP_THRESH)
+            } else {
+                return None;
+            };
+            Some(Finding { oracle: "queue-thresholds", seq: e.seq, detail })
+        })
+        .collect()
+}
+
+/// The causes a NAPI poll masks and `napi_complete_done` restores.
+const NAPI_CAUSES: u64 = (abi::regs::INT_TX | abi::regs::INT_RX) as u64;
+
+/// INT_ENABLE as the device holds it after event `e`, given its value
+/// before: a BAR0 write sets it, a reset clears it. (A write the device
+/// refuses during a reset is taken as made: the register log alone does
+/// not say, and the device latches that error for `device-error`.)
+fn int_enable_after(e: &Event, before: u64) -> u64 {
+    match &e.kind {
+        EventKind::MmioWrite { offset, value, .. } if *offset == u64::from(abi::regs::INT_ENABLE) => *value,
+        EventKind::ResetStart => 0,
+        _ => before,
+    }
+}
+
+/// After a NAPI poll that finished under budget (`napi-complete`), the
+/// TX and RX causes its interrupt masked are enabled again: otherwise the
+/// device can never signal the next completion or frame, and the TX ring
+/// hangs with nothing to reclaim it (the hung-completion class of
+/// softnet.md: mvneta, bnxt). Checked at the marker, which the driver
+/// sends as its poll returns, before the CPU can idle.
+pub fn irq_reenable(log: &[Event]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut ie = 0u64;
+    for e in log {
+        ie = int_enable_after(e, ie);
+        if let Some((Marker::NapiComplete, _, _)) = marker_of(e) {
+            if ie & NAPI_CAUSES != NAPI_CAUSES {
+                out.push(Finding {
+                    oracle: "irq-reenable",
+                    seq: e.seq,
+                    detail: format!("a NAPI poll completed under budget with INT_ENABLE {ie:#x}: TX/RX causes left masked"),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// After stop returns, no interrupt cause is enabled: INT_ENABLE is 0 at
+/// stop-exit and nothing sets a cause again before the next open (an
+/// interrupt handler that masks by writing a fixed value, say, turns
+/// causes back on for a device that is down).
+pub fn irq_enabled_after_stop(log: &[Event]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut ie = 0u64;
+    let mut down_since: Option<u64> = None;
+    for e in log {
+        let before = ie;
+        ie = int_enable_after(e, ie);
+        match marker_of(e) {
+            Some((Marker::StopExit, _, _)) => {
+                down_since = Some(e.seq);
+                if ie != 0 {
+                    out.push(Finding {
+                        oracle: "irq-enabled-after-stop",
+                        seq: e.seq,
+                        detail: format!("stop returned with INT_ENABLE {ie:#x}"),
+                    });
+                }
+            }
+            Some((Marker::OpenEnter, _, _)) => down_since = None,
+            _ => {
+                if let (Some(at), true) = (down_since, ie != 0 && ie != before) {
+                    out.push(Finding {
+                        oracle: "irq-enabled-after-stop",
+                        seq: e.seq,
+                        detail: format!("INT_ENABLE set to {ie:#x} after stop-exit #{at}, before any open"),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `ndo_tx_timeout` is the watchdog's last resort: in a run that does
+/// not provoke it on purpose (`expected` false), any call is a finding:
+/// completions stalled long enough to stop the queue for the whole
+/// watchdog period.
+pub fn tx_timeout(log: &[Event], expected: bool) -> Vec<Finding> {
+    if expected {
+        return Vec::new();
+    }
+    log.iter()
+        .filter_map(|e| match marker_of(e) {
+            Some((Marker::TxTimeout, args, _)) => Some(Finding {
+                oracle: "tx-timeout",
+                seq: e.seq,
+                detail: format!("ndo_tx_timeout on queue {} after a {} ms stall", arg(args, 1), arg(args, 2) / 1_000_000),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Stop waits for its reset (softnet.md scenario 3): nothing is unmapped
@@ -353,30 +480,43 @@ pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
 }
 
 /// unregister of an UP device calls stop exactly once; of a DOWN device
-/// never.
+/// never. Counted twice: the core's stop-enter markers (the stack called
+/// ndo_stop) and, when the driver reports them, its own ndo-stop entries
+/// (the driver's stop ran), so a driver that closes twice is seen too.
 pub fn auto_close(log: &[Event]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut inside: Option<(u64, bool, u32)> = None; // (seq, was_up, stops seen)
+    let driver_reports = log.iter().any(|e| matches!(marker_of(e), Some((Marker::NdoStop, _, _))));
+    // (seq, was_up, core stop calls, driver stop entries)
+    let mut inside: Option<(u64, bool, u32, u32)> = None;
     for e in log {
         let Some((m, args, _)) = marker_of(e) else { continue };
         match m {
-            Marker::UnregisterEnter => inside = Some((e.seq, arg(args, 1) == 1, 0)),
+            Marker::UnregisterEnter => inside = Some((e.seq, arg(args, 1) == 1, 0, 0)),
             Marker::StopEnter => {
-                if let Some((_, _, n)) = inside.as_mut() {
+                if let Some((_, _, n, _)) = inside.as_mut() {
                     *n += 1;
                 }
             }
+            Marker::NdoStop => {
+                if let Some((_, _, _, d)) = inside.as_mut() {
+                    *d += 1;
+                }
+            }
             Marker::UnregisterExit => {
-                if let Some((at, up, n)) = inside.take() {
+                if let Some((at, up, n, d)) = inside.take() {
                     let want = u32::from(up);
+                    let state = if up { "UP" } else { "DOWN" };
                     if n != want {
                         out.push(Finding {
                             oracle: "auto-close",
                             seq: e.seq,
-                            detail: format!(
-                                "unregister of a {} device (#{at}) called stop {n} times, expected {want}",
-                                if up { "UP" } else { "DOWN" }
-                            ),
+                            detail: format!("unregister of a {state} device (#{at}) called stop {n} times, expected {want}"),
+                        });
+                    } else if driver_reports && d != want {
+                        out.push(Finding {
+                            oracle: "auto-close",
+                            seq: e.seq,
+                            detail: format!("unregister of a {state} device (#{at}) entered the driver's ndo_stop {d} times, expected {want}"),
                         });
                     }
                 }
@@ -711,5 +851,94 @@ mod tests {
         let f = reset_wait(&early);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].detail.contains("0x1000+64 unmapped"), "{}", f[0].detail);
+    }
+
+    fn int_enable(seq: u64, v: u64) -> Event {
+        dev(seq, EventKind::MmioWrite { offset: u64::from(abi::regs::INT_ENABLE), value: v, size: 4 })
+    }
+
+    fn at(mut e: Vec<Event>, seq: u64) -> Event {
+        let mut e = e.remove(0);
+        e.seq = seq;
+        e
+    }
+
+    #[test]
+    fn irq_reenable_wants_the_napi_causes_back_at_napi_complete() {
+        let done = || log(&[(Marker::NapiComplete, &[3, 64])]);
+        let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
+        let err = u64::from(abi::regs::INT_ERR);
+        // Masked by the handler, restored by the poll: held.
+        let ok = vec![int_enable(0, all), int_enable(1, err), int_enable(2, all), at(done(), 3)];
+        assert!(irq_reenable(&ok).is_empty());
+        // Left masked: found at the marker.
+        let bad = vec![int_enable(0, all), int_enable(1, err), at(done(), 2)];
+        let f = irq_reenable(&bad);
+        assert_eq!((f.len(), f[0].seq), (1, 2), "{f:?}");
+        assert!(f[0].detail.contains("0x4"), "{}", f[0].detail);
+        // A reset clears INT_ENABLE too.
+        let reset = vec![int_enable(0, all), dev(1, EventKind::ResetStart), at(done(), 2)];
+        assert_eq!(irq_reenable(&reset).len(), 1);
+    }
+
+    #[test]
+    fn irq_enabled_after_stop_wants_zero_until_the_next_open() {
+        let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
+        let m = |seq, mk: Marker| at(log(&[(mk, &[])]), seq);
+        let ok = vec![int_enable(0, all), int_enable(1, 0), m(2, Marker::StopExit), m(3, Marker::OpenEnter), int_enable(4, all)];
+        assert!(irq_enabled_after_stop(&ok).is_empty());
+        // Stop returned with causes on.
+        let f = irq_enabled_after_stop(&[int_enable(0, all), m(1, Marker::StopExit)]);
+        assert_eq!((f.len(), f[0].seq), (1, 1), "{f:?}");
+        // Turned back on after stop (a handler masking with a constant).
+        let late = vec![int_enable(0, 0), m(1, Marker::StopExit), int_enable(2, u64::from(abi::regs::INT_ERR))];
+        let f = irq_enabled_after_stop(&late);
+        assert_eq!((f.len(), f[0].seq), (1, 2), "{f:?}");
+        assert!(f[0].detail.contains("after stop-exit #1"), "{}", f[0].detail);
+    }
+
+    #[test]
+    fn auto_close_counts_the_drivers_own_stops() {
+        let once = log(&[
+            (Marker::UnregisterEnter, &[1]),
+            (Marker::StopEnter, &[]),
+            (Marker::NdoStop, &[]),
+            (Marker::StopExit, &[]),
+            (Marker::UnregisterExit, &[]),
+        ]);
+        assert!(auto_close(&once).is_empty());
+        let twice = log(&[
+            (Marker::UnregisterEnter, &[1]),
+            (Marker::StopEnter, &[]),
+            (Marker::NdoStop, &[]),
+            (Marker::NdoStop, &[]),
+            (Marker::StopExit, &[]),
+            (Marker::UnregisterExit, &[]),
+        ]);
+        let f = auto_close(&twice);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].detail.contains("ndo_stop 2 times"), "{}", f[0].detail);
+    }
+
+    #[test]
+    fn queue_thresholds_judge_each_stop_and_wake() {
+        let (stop, start) = (u64::from(abi::TX_STOP_THRESH), u64::from(abi::TX_START_THRESH));
+        let ok = log(&[(Marker::QueueFree, &[0, stop - 1]), (Marker::QueueFree, &[1, start])]);
+        assert!(queue_thresholds(&ok).is_empty());
+        let early_wake = log(&[(Marker::QueueFree, &[1, start - 1])]);
+        let f = queue_thresholds(&early_wake);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].detail.contains("below the start threshold"), "{}", f[0].detail);
+        let early_stop = log(&[(Marker::QueueFree, &[0, stop])]);
+        assert!(queue_thresholds(&early_stop)[0].detail.contains("still fits"));
+    }
+
+    #[test]
+    fn tx_timeout_is_a_finding_unless_expected() {
+        let l = log(&[(Marker::TxTimeout, &[0, 5_000_000_000])]);
+        let f = tx_timeout(&l, false);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].detail.contains("5000 ms"), "{}", f[0].detail);
+        assert!(tx_timeout(&l, true).is_empty());
     }
 }

@@ -54,6 +54,9 @@ pub struct RunOptions {
     pub expect_fault: Option<nic_model::abi::DeviceError>,
     /// `--gdb PORT`: the boot vCPU waits for gdb on 127.0.0.1:PORT.
     pub gdb: Option<u16>,
+    /// The scenario provokes `ndo_tx_timeout` on purpose (see
+    /// `scenarios::Setup`); otherwise a call is the `tx-timeout` finding.
+    pub expect_tx_timeout: bool,
 }
 
 impl RunOptions {
@@ -81,6 +84,7 @@ impl RunOptions {
             nic: Some(s.nic),
             allow_busy: s.allow_busy,
             expect_fault: s.expect_fault,
+            expect_tx_timeout: s.expect_tx_timeout,
             ..Default::default()
         }
     }
@@ -101,6 +105,7 @@ impl Default for RunOptions {
             allow_busy: false,
             expect_fault: None,
             gdb: None,
+            expect_tx_timeout: false,
         }
     }
 }

@@ -24,7 +24,7 @@ use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::abi::{
     self, regs as r, DriverMutant as Mutant, Marker, QueueReason, RxDesc, TxDesc, MAX_DESC_PER_PACKET,
-    MAX_SKB_FRAGS, RXD_STAT_DONE, RXD_STAT_ERR, TXD_EOP, TXD_STAT_DONE,
+    RXD_STAT_DONE, RXD_STAT_ERR, TXD_EOP, TXD_STAT_DONE,
 };
 use crate::platform::Platform;
 use crate::softnet::errno::{ENODEV, ENOMEM};
@@ -46,9 +46,9 @@ pub const DEFAULT_RX_RING: u32 = 256;
 /// Size of one RX buffer: a whole frame fits (abi::MAX_FRAME_LEN).
 pub const RX_BUF_LEN: u32 = 2048;
 /// Stop the queue when fewer descriptors than a worst-case packet remain.
-pub const TX_STOP_THRESH: u32 = MAX_DESC_PER_PACKET;
+pub const TX_STOP_THRESH: u32 = abi::TX_STOP_THRESH;
 /// Restart it once this many are free again (softnet.md §0).
-pub const TX_START_THRESH: u32 = 2 * MAX_SKB_FRAGS;
+pub const TX_START_THRESH: u32 = abi::TX_START_THRESH;
 /// Bound on the reset wait (e1000e/hermit style: never unbounded).
 pub const RESET_TIMEOUT_NS: u64 = 100_000_000;
 /// Bound on one EEPROM word read.
@@ -262,6 +262,10 @@ pub struct Nic<'a, 'e> {
     stop_window_reclaims: AtomicU32,
     /// `reclaim-in-service-task` mutant: when its service task next runs.
     slow_reclaim_due_ns: AtomicU64,
+    /// The causes INT_ENABLE holds while open and no poll is pending
+    /// (0 when closed): what the MSI handler masks from and
+    /// `napi_complete_done` restores.
+    int_enable: AtomicU32,
 }
 
 // SAFETY: shared state is atomic, locked, or (rings) replaced only while
@@ -320,6 +324,7 @@ impl<'a, 'e> Nic<'a, 'e> {
             st: Counters::default(),
             stop_window_reclaims: AtomicU32::new(0),
             slow_reclaim_due_ns: AtomicU64::new(0),
+            int_enable: AtomicU32::new(0),
         };
         // A known state whatever the firmware (or a previous owner) left.
         if !nic.reset_and_wait() {
@@ -373,8 +378,19 @@ impl<'a, 'e> Nic<'a, 'e> {
                 inc(&self.st.reset_timeouts, 1);
                 return false;
             }
-            self.plat.wait_until(now + pause);
+            self.wait_until(now + pause);
             pause = (pause * 2).min(500_000);
+        }
+    }
+
+    /// Sleep until an interrupt or `deadline_ns`, then run the MSI
+    /// handler for what this CPU took ([`Self::handle_irq`]): the kernel
+    /// takes interrupts only inside the wait, so this is where they land.
+    /// On a CPU the NIC's MSI-X entries do not target, only the wait.
+    pub fn wait_until(&self, deadline_ns: u64) {
+        self.plat.wait_until(deadline_ns);
+        if self.plat.cpu_id() == self.cfg.irq_cpu {
+            self.handle_irq();
         }
     }
 
@@ -505,7 +521,8 @@ impl<'a, 'e> Nic<'a, 'e> {
         w(r::RX_BASE_HI, (rx_mem.phys >> 32) as u32);
         w(r::RX_SIZE, rs);
         w(r::COAL_TX_FRAMES, COAL_FRAMES);
-        w(r::COAL_TX_USECS, COAL_USECS);
+        // The mutant leaves TX moderation without its deadline.
+        w(r::COAL_TX_USECS, if self.cfg.mutant == Mutant::CoalFramesOnly { 0 } else { COAL_USECS });
         w(r::COAL_RX_FRAMES, COAL_FRAMES);
         w(r::COAL_RX_USECS, COAL_USECS);
         Ok(rings)
@@ -678,8 +695,12 @@ impl<'a, 'e> Nic<'a, 'e> {
     fn maybe_stop_tx(&self, rg: &Rings) -> i32 {
         let size = rg.tx.size;
         let first = core::cell::Cell::new(true);
+        let seen = core::cell::Cell::new(None);
         let get_desc = || {
             let free = tx_free(size, &rg.tx_prod, &rg.tx_cons);
+            if seen.get().is_none() {
+                seen.set(Some(free));
+            }
             // The lost-wake window, forced: the stop macro has read a
             // low free count and not yet set the stop bit when a NAPI
             // poll (as an interrupt would run it here) reclaims and sees
@@ -689,7 +710,13 @@ impl<'a, 'e> Nic<'a, 'e> {
             }
             free
         };
-        self.txq.maybe_stop(get_desc, TX_STOP_THRESH, TX_START_THRESH)
+        let stop_thrs = if self.cfg.mutant == Mutant::StopEarly { TX_START_THRESH + 1 } else { TX_STOP_THRESH };
+        let r = self.txq.maybe_stop(get_desc, stop_thrs, TX_START_THRESH);
+        if r == 0 && !self.cfg.bench {
+            // Stopped: the free count the stop decision read.
+            self.plat.marker(Marker::QueueFree, &[0, u64::from(seen.get().unwrap_or(0))]);
+        }
+        r
     }
 
     /// Test hook for the lost-wake scenario: the next `times` stops of
@@ -782,7 +809,18 @@ impl<'a, 'e> Nic<'a, 'e> {
         // The mutant counts completions 4 bytes (an FCS) short per
         // packet: a length taken elsewhere than the one xmit reported.
         let bql_bytes = if self.cfg.mutant == Mutant::BqlMiscount { bytes.saturating_sub(4 * pkts) } else { bytes };
-        let woke = self.txq.completed_wake(pkts, bql_bytes, || tx_free(size, p, c), TX_START_THRESH);
+        let start_thrs = if self.cfg.mutant == Mutant::WakeEarly { TX_START_THRESH - 1 } else { TX_START_THRESH };
+        let seen = core::cell::Cell::new(0);
+        let get_desc = || {
+            let free = tx_free(size, p, c);
+            seen.set(free);
+            free
+        };
+        let woke = self.txq.completed_wake(pkts, bql_bytes, get_desc, start_thrs);
+        if woke == Ok(0) && !self.cfg.bench {
+            // Woken: the free count the wake decision read.
+            self.plat.marker(Marker::QueueFree, &[1, u64::from(seen.get())]);
+        }
         if late {
             rg.tx_cons.store(cons, Ordering::Release);
         }
@@ -859,6 +897,73 @@ impl<'a, 'e> Nic<'a, 'e> {
         }
     }
 
+    /// The NIC's MSI-X handler (igc_msix_ring), for every vector that
+    /// fired since the last look: TX or RX schedules NAPI, which masks
+    /// both causes (igc's auto-mask) and acknowledges them; completions
+    /// after the acknowledge latch again and fire when the poll, done
+    /// under budget, re-enables the causes (`NapiSide::irq_enable`). The
+    /// misc vector (error latch, reset done) needs no work here: the
+    /// paths that wait for those read STATUS. Runs where the interrupt
+    /// was taken, on the CPU its MSI-X entry targets: the kernel takes
+    /// interrupts only inside the platform's wait, so calling this after
+    /// each wait handles every interrupt where it landed. Returns whether
+    /// it scheduled a poll. A disabled NAPI (stop under way or done)
+    /// refuses the schedule and the handler touches nothing.
+    pub fn handle_irq(&self) -> bool {
+        let base = pci::NIC_VECTOR_BASE;
+        let mut ring = self.plat.take_irq(base + abi::pci::MSIX_TX as u8);
+        ring |= self.plat.take_irq(base + abi::pci::MSIX_RX as u8);
+        let _ = self.plat.take_irq(base + abi::pci::MSIX_MISC as u8);
+        if ring && self.cfg.mutant == Mutant::IrqMaskUnconditional {
+            self.regs.write(r::INT_ENABLE, r::INT_ERR);
+            self.regs.write(r::INT_CAUSE, r::INT_TX | r::INT_RX);
+            return self.napi.schedule();
+        }
+        if !ring || !self.napi.schedule() {
+            return false;
+        }
+        let ie = self.int_enable.load(Ordering::Acquire) & !(r::INT_TX | r::INT_RX);
+        self.regs.write(r::INT_ENABLE, ie);
+        self.regs.write(r::INT_CAUSE, r::INT_TX | r::INT_RX);
+        true
+    }
+
+    /// `net_rx_action` for this driver's NAPI: up to `max_rounds` polls
+    /// of the weight while the context stays scheduled (the caller owns
+    /// SCHED: the MSI handler set it, or an earlier poll used its whole
+    /// budget). Each poll that ends in `napi_complete_done` is reported
+    /// to the host ([`Marker::NapiComplete`], not in BENCH mode), which
+    /// checks that the causes are enabled again by then. Returns RX
+    /// frames processed.
+    pub fn napi_poll(&self, max_rounds: u32) -> u32 {
+        let mut rx = 0;
+        for _ in 0..max_rounds {
+            let w = self.napi.weight();
+            let res = self.napi.poll(w, &mut NapiSide(self));
+            rx += res.rx_done;
+            if res.completed && !self.cfg.bench {
+                self.plat.marker(Marker::NapiComplete, &[u64::from(res.rx_done), u64::from(w)]);
+            }
+            if !res.repoll {
+                break;
+            }
+        }
+        rx
+    }
+
+    /// The interrupt exit path on a CPU that runs NAPI: the MSI handler
+    /// for whatever fired, then the NET_RX softirq if a poll is
+    /// scheduled (one scheduled earlier and left over budget too).
+    /// Returns RX frames processed.
+    pub fn run_irq_work(&self) -> u32 {
+        self.handle_irq();
+        if self.napi.is_scheduled() {
+            self.napi_poll(4)
+        } else {
+            0
+        }
+    }
+
     /// `igc_up`: rings, NAPI, interrupts, enable, start the queue.
     /// Transmit side, with NAPI still disabled.
     fn up(&self) -> Result<(), i32> {
@@ -869,7 +974,9 @@ impl<'a, 'e> Nic<'a, 'e> {
         unsafe { self.set_rings(Some(rings)) };
         self.napi.enable();
         self.ack_irq();
-        self.regs.write(r::INT_ENABLE, r::INT_TX | r::INT_RX | r::INT_ERR);
+        let causes = r::INT_TX | r::INT_RX | r::INT_ERR;
+        self.int_enable.store(causes, Ordering::Release);
+        self.regs.write(r::INT_ENABLE, causes);
         self.regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
         fence(Ordering::Release);
         self.regs.write(r::RX_TAIL, rx_tail);
@@ -878,7 +985,10 @@ impl<'a, 'e> Nic<'a, 'e> {
     }
 
     /// `igc_down` + `igc_free_all_tx/rx_resources`. Transmit side.
-    fn down(&self) {
+    /// `napi_here`: NAPI runs on this CPU, so a poll an interrupt
+    /// scheduled and that has not run yet is ours to run (in Linux the
+    /// softirq would run it while napi_disable sleeps).
+    fn down(&self, napi_here: bool) {
         let m = self.cfg.mutant;
         // netif_tx_disable: the stack calls no xmit from here.
         self.txq.stop(QueueReason::Lifecycle);
@@ -886,10 +996,16 @@ impl<'a, 'e> Nic<'a, 'e> {
         // on another CPU finishes quickly).
         let deadline = self.plat.now_ns() + RESET_TIMEOUT_NS;
         while !self.napi.try_disable() && self.plat.now_ns() < deadline {
-            self.plat.wait_until(self.plat.now_ns() + 10_000);
+            if napi_here {
+                // Sees DISABLE pending and gives SCHED up.
+                self.napi_poll(1);
+            } else {
+                self.plat.wait_until(self.plat.now_ns() + 10_000);
+            }
         }
         // With xmit and NAPI quiet, the ring and BQL agree with each other.
         self.report_tx_ring(true);
+        self.int_enable.store(0, Ordering::Release);
         if m != Mutant::NoDisableAtStop {
             self.regs.write(r::INT_ENABLE, 0);
             self.regs.write(r::CTRL, 0);
@@ -942,6 +1058,18 @@ impl<'a, 'e> Nic<'a, 'e> {
         }
     }
 
+    /// `ndo_stop` body (shared by the trait impls): reports its entry
+    /// ([`Marker::NdoStop`], so the host counts the driver's own stops,
+    /// not only the core's calls), then `down`. The `stop-twice` mutant
+    /// closes again, as a second teardown path would.
+    pub fn ndo_stop(&self, napi_here: bool) {
+        let times = if self.cfg.mutant == Mutant::StopTwice { 2 } else { 1 };
+        for _ in 0..times {
+            self.plat.marker(Marker::NdoStop, &[]);
+            self.down(napi_here);
+        }
+    }
+
     /// `ndo_open` body (shared by the trait impls).
     pub fn ndo_open(&self) -> Result<(), i32> {
         // dev_open validated the address already; the driver checks
@@ -960,7 +1088,7 @@ impl<'a, 'e> Nic<'a, 'e> {
         inc(&self.st.tx_timeouts, 1);
         let reclaimed = if napi_here { self.clean_tx_irq() } else { 0 };
         if reclaimed == 0 && self.is_open() {
-            self.down();
+            self.down(napi_here);
             if self.up().is_err() {
                 self.plat.marker_text(Marker::OracleFail, &[], "tx_timeout: could not reopen after reset");
             }
@@ -991,7 +1119,7 @@ impl NetDeviceOps for Nic<'_, '_> {
 
     /// `__igc_close`.
     fn stop(&mut self) {
-        self.down();
+        self.ndo_stop(true);
     }
 
     fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
@@ -1012,7 +1140,9 @@ impl NapiHandler for Nic<'_, '_> {
         self.clean_rx_irq(budget)
     }
 
-    fn irq_enable(&mut self) {}
+    fn irq_enable(&mut self) {
+        NapiSide(self).irq_enable()
+    }
 }
 
 /// The driver as the netdev's ops through a shared reference, so that
@@ -1031,7 +1161,7 @@ impl NetDeviceOps for NicOps<'_, '_, '_> {
     }
 
     fn stop(&mut self) {
-        self.nic.down();
+        self.nic.ndo_stop(self.napi_here);
     }
 
     fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
@@ -1065,7 +1195,11 @@ impl NapiHandler for NapiSide<'_, '_, '_> {
     }
 
     fn irq_enable(&mut self) {
-        // Causes stay enabled in INT_ENABLE; MSI-X is edge-triggered and
-        // nothing was masked, so there is nothing to undo.
+        // Undo the MSI handler's mask (igc_ring_irq_enable). Causes that
+        // latched meanwhile fire at once. The mutant forgets: after its
+        // first poll the driver takes no more TX or RX interrupts.
+        if self.0.cfg.mutant != Mutant::IrqNotReenabled {
+            self.0.regs.write(r::INT_ENABLE, self.0.int_enable.load(Ordering::Acquire));
+        }
     }
 }

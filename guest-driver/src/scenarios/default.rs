@@ -9,7 +9,7 @@ use crate::abi::{knob, DriverMutant, Marker, RunConfig, MAX_SKB_FRAGS};
 use nic_model::udp;
 use crate::driver::dma::DmaPool;
 use crate::driver::sync::SkbCell;
-use crate::driver::{splitmix64, DriverConfig, NapiSide, Nic, NicOps, TX_START_THRESH};
+use crate::driver::{splitmix64, DriverConfig, Nic, NicOps, TX_START_THRESH};
 use crate::platform::Platform;
 use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
 use crate::softnet::netdev::{NetDevice, Qdisc};
@@ -46,17 +46,20 @@ pub enum Mode<'x> {
 /// Returns false (running neither) if there is no other CPU.
 pub type Par<'x> = &'x dyn Fn(&(dyn Fn() + Sync), &mut dyn FnMut()) -> bool;
 
-/// NAPI service loop for a CPU of its own: poll when there is work,
-/// sleep until the next interrupt otherwise, until `stop` is set.
+/// NAPI service loop for a CPU of its own (the one the NIC's MSI-X
+/// entries target): handle the interrupts, run the poll they scheduled,
+/// sleep until the next interrupt otherwise, until `stop` is set. A poll
+/// still scheduled then (over budget) runs to completion first, so the
+/// transmit CPU's napi_disable does not wait for a CPU that left.
 pub fn napi_loop(plat: &(dyn Platform + Sync), nic: &Nic<'_, '_>, napi: &Napi, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
-        let mut rx = 0;
-        if napi.schedule() {
-            rx = napi.run(&mut NapiSide(nic), 4);
-        }
-        if rx == 0 {
+        nic.run_irq_work();
+        if !napi.is_scheduled() {
             plat.wait_until(plat.now_ns() + IDLE_WAIT_NS / 4);
         }
+    }
+    while napi.is_scheduled() {
+        nic.napi_poll(4);
     }
 }
 
@@ -168,8 +171,8 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
         }
         let sent = dev.qdisc_run(&mut q, batch).sent;
         let mut rx = 0;
-        if !smp && napi.schedule() {
-            rx = napi.run(&mut NapiSide(nic), 4);
+        if !smp {
+            rx = nic.run_irq_work();
         }
         if mutant != DriverMutant::NoWatchdog {
             dev.watchdog_tick();
@@ -210,7 +213,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
                 bql_leak = true;
                 break;
             }
-            plat.wait_until(plat.now_ns() + if smp { IDLE_WAIT_NS / 4 } else { IDLE_WAIT_NS });
+            nic.wait_until(plat.now_ns() + if smp { IDLE_WAIT_NS / 4 } else { IDLE_WAIT_NS });
         }
     };
     match mode {

@@ -17,7 +17,7 @@
 use alloc::format;
 use alloc::string::String;
 
-use super::ctx::{self, Ctx, Stack, POLL_NS};
+use super::ctx::{self, Ctx, Stack};
 use super::{default, Verdict};
 use crate::abi::regs as r;
 use crate::abi::{knob, DriverMutant, RunConfig, Scenario, MAX_SKB_FRAGS};
@@ -138,10 +138,11 @@ impl Queueing for Ctx<'_, '_, '_, '_> {
                 return true;
             }
             if self.plat.now_ns() > deadline {
-                return false;
+                return self.last_chance() && q.is_empty() && done(self);
             }
-            if moved == 0 {
-                self.plat.wait_until(self.plat.now_ns() + POLL_NS);
+            if moved == 0 && !self.napi.is_scheduled() {
+                // Until the next interrupt (a completion, a frame back).
+                self.nic.wait_until(deadline + 1);
             }
         }
     }
@@ -162,9 +163,9 @@ impl Queueing for Ctx<'_, '_, '_, '_> {
     /// complete-on-request device: complete everything fetched, and give
     /// the device clock time to write it back.
     fn complete_now(&self) {
-        self.plat.wait_until(self.plat.now_ns() + 500_000);
+        self.nic.wait_until(self.plat.now_ns() + 500_000);
         self.nic.regs().write(r::TEST_COMPLETE, 1);
-        self.plat.wait_until(self.plat.now_ns() + 500_000);
+        self.nic.wait_until(self.plat.now_ns() + 500_000);
     }
 
     /// Every frame posted so far completed and came back (loopback).
@@ -376,6 +377,8 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let deadline = c.plat.now_ns() + WAIT_NS;
     let mut stopped_at = None;
     let mut fired_at = None;
+    // The last tick that ran while the queue was stopped and did not fire.
+    let mut quiet_tick = None;
     while fired_at.is_none() && c.plat.now_ns() < deadline {
         c.send(&mut q, 1);
         c.poll();
@@ -391,8 +394,10 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         // The fire time is the tick's start (the reset inside takes long).
         if c.mutant != DriverMutant::NoWatchdog && c.dev.watchdog_tick() {
             fired_at = Some(now);
+        } else if stopped_at.is_some() {
+            quiet_tick = Some(now);
         }
-        c.plat.wait_until(c.plat.now_ns() + tick);
+        c.nic.wait_until(c.plat.now_ns() + tick);
     }
     let Some(t_stop) = stopped_at else {
         return Err(String::from("watchdog: the queue never stopped while the device stalled"));
@@ -400,21 +405,49 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let Some(t_fire) = fired_at else {
         return Err(format!("watchdog: no ndo_tx_timeout within {} ms of a stopped queue", WAIT_NS / 1_000_000));
     };
-    // The stall began at the last trans_start <= the stop; fired must be
-    // no later than stop + timeo + a tick (+ one poll's slack).
+    // The stall began at the last trans_start <= the stop; no tick later
+    // than stop + timeo + a tick (+ one poll's slack) may pass without
+    // firing. Judged by the ticks that ran, not by when the fire came: a
+    // loaded host can deschedule the vCPU between two ticks for longer
+    // than the whole bound.
     let late = t_fire.saturating_sub(t_stop);
+    let quiet = quiet_tick.map_or(0, |t: u64| t.saturating_sub(t_stop));
     c.check(
-        late <= WATCHDOG_TIMEO_NS + 2 * tick + TIMELY_EPSILON_NS,
-        &format!("watchdog: ndo_tx_timeout {} us after the stop (timeo {} us)", late / 1000, WATCHDOG_TIMEO_NS / 1000),
+        quiet <= WATCHDOG_TIMEO_NS + 2 * tick + TIMELY_EPSILON_NS,
+        &format!(
+            "watchdog: a tick {} us after the stop did not fire (timeo {} us; fired at {} us)",
+            quiet / 1000,
+            WATCHDOG_TIMEO_NS / 1000,
+            late / 1000
+        ),
     );
     c.check(c.dev.carrier(), "watchdog: a timeout fired with carrier off");
     c.phase(2, "recovered");
     // Recovery: the reset aborted what was in flight; the rest goes out.
-    if !c.poll_until(WAIT_NS, |c| !c.txq.stopped()) {
-        return Err(String::from("watchdog: the queue stayed stopped after the reset"));
-    }
-    if !c.pump(&mut q, 1, 4 * WAIT_NS, |c| c.all_back()) {
-        return Err(format!("watchdog: traffic did not recover after the reset ({:?})", c.nic.stats()));
+    // The watchdog keeps running, as in Linux: a timeout whose own reclaim
+    // found completions whose interrupt had not been taken yet (the
+    // mlx5e lost-interrupt path) does not reset, and if the device is
+    // still stuck the next period's timeout does.
+    let deadline = c.plat.now_ns() + 4 * WAIT_NS;
+    let mut ran_again = false;
+    loop {
+        c.send(&mut q, 1);
+        c.poll();
+        ran_again |= !c.txq.stopped();
+        if q.is_empty() && c.all_back() {
+            break;
+        }
+        if c.plat.now_ns() > deadline {
+            return Err(if ran_again {
+                format!("watchdog: traffic did not recover after the reset ({:?})", c.nic.stats())
+            } else {
+                String::from("watchdog: the queue stayed stopped after the reset")
+            });
+        }
+        if c.mutant != DriverMutant::NoWatchdog {
+            c.dev.watchdog_tick();
+        }
+        c.nic.wait_until(c.plat.now_ns() + tick);
     }
     let s = c.nic.stats();
     Ok(format!("timeout {} us after the stop, {} aborted by the reset, {} completed after", late / 1000, s.tx_aborted, s.tx_completed))
@@ -519,7 +552,7 @@ fn soak(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         let batch = 1 + (c.rand() % 4) as u32;
         c.send(&mut q, batch);
         for _ in 0..c.rand() % 3 {
-            c.poll();
+            c.wait_and_poll(2_000_000);
         }
         for id in q.drain() {
             let _ = c.skbs.borrow_mut().free(id);

@@ -43,7 +43,9 @@ pub trait NapiHandler {
 pub struct PollResult {
     /// RX frames processed.
     pub rx_done: u32,
-    /// Whether `napi_complete_done` ran and released SCHED.
+    /// Whether `napi_complete_done` ran and released SCHED (then the
+    /// driver's `irq_enable` ran too). A poll that gave SCHED up to a
+    /// pending `napi_disable` did neither.
     pub completed: bool,
     /// Whether the poll must run again (budget used up or an IRQ was
     /// missed); SCHED is still held.
@@ -156,7 +158,7 @@ impl Napi {
                 .fetch_and(!(NAPI_SCHED | NAPI_MISSED), Ordering::AcqRel);
             return PollResult {
                 rx_done,
-                completed: true,
+                completed: false,
                 repoll: false,
             };
         }

@@ -10,11 +10,12 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use nic_model::abi::{control, layout, regs, DriverMutant, Marker, RunConfig, Scenario, NUM_KNOBS, PROTOCOL_VERSION};
 use nic_model::events::{EventKind, EventLog, Source};
-use nic_model::test_utils::{guest_memory, RecordingMsi};
+use nic_model::msix::MsiSink;
+use nic_model::test_utils::guest_memory;
 use nic_model::{Nic, NicConfig, PciRoot};
 use nicproof_guest::driver::dma::DmaPool;
 use nicproof_guest::platform::Platform;
@@ -38,8 +39,49 @@ pub enum Wait {
     YieldFirst,
 }
 
+/// This machine's interrupt controller, as the guest kernel sees it. An
+/// MSI (data = vector) first sits in `irr` (the local APIC's request
+/// register: the CPU runs with interrupts off); the CPU takes it at its
+/// next wait, where it becomes a pending bit the driver takes
+/// (`kernel::irq` in the guest), and the wait ends.
+#[derive(Debug, Default)]
+pub struct PendingIrqs {
+    irr: [AtomicU64; 4],
+    pending: [AtomicU64; 4],
+    /// MSI messages delivered, in all.
+    pub delivered: AtomicU64,
+}
+
+impl PendingIrqs {
+    /// Take every requested interrupt (sti): true if there was one.
+    pub fn accept(&self) -> bool {
+        let mut any = false;
+        for (irr, p) in self.irr.iter().zip(&self.pending) {
+            let w = irr.swap(0, Ordering::SeqCst);
+            p.fetch_or(w, Ordering::SeqCst);
+            any |= w != 0;
+        }
+        any
+    }
+    pub fn take(&self, vector: u8) -> bool {
+        let bit = 1u64 << (vector & 63);
+        self.pending[usize::from(vector >> 6)].fetch_and(!bit, Ordering::SeqCst) & bit != 0
+    }
+}
+
+impl MsiSink for PendingIrqs {
+    fn signal(&self, _addr: u64, data: u32) -> bool {
+        let v = (data & 0xff) as u8;
+        self.irr[usize::from(v >> 6)].fetch_or(1u64 << (v & 63), Ordering::SeqCst);
+        self.delivered.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+}
+
 /// The machine: the NIC on a PCI root, guest memory, virtual time.
 pub struct HostPlat {
+    /// Interrupts the NIC sent and the driver has not taken.
+    pub irqs: Arc<PendingIrqs>,
     pub root: Mutex<PciRoot>,
     pub mem: GuestMemoryMmap,
     pub log: EventLog,
@@ -68,8 +110,10 @@ impl HostPlat {
         let pattern: Vec<u8> = (0..layout::PAYLOAD_SIZE).map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8).collect();
         mem.write_slice(&pattern, GuestAddress(layout::PAYLOAD_BASE)).expect("payload pool");
         let log = EventLog::new();
-        let nic = Nic::new(cfg, mem.clone(), std::sync::Arc::new(RecordingMsi::default()), log.clone()).expect("nic");
+        let irqs = Arc::new(PendingIrqs::default());
+        let nic = Nic::new(cfg, mem.clone(), irqs.clone(), log.clone()).expect("nic");
         Self {
+            irqs,
             root: Mutex::new(PciRoot::new(nic)),
             mem,
             log,
@@ -215,10 +259,16 @@ impl Platform for HostPlat {
         if self.wait == Wait::YieldFirst {
             std::thread::yield_now();
         }
+        // An interrupt requested while the CPU ran ends the wait at once
+        // (sti; hlt).
+        if self.irqs.accept() {
+            return;
+        }
         // Sleep until the device's next event (an interrupt) or the deadline.
         let now = self.now.load(Ordering::SeqCst);
         let next = self.root().nic.next_deadline().filter(|&d| d > now && d < deadline_ns);
         self.advance_to(next.unwrap_or(deadline_ns));
+        self.irqs.accept();
     }
     fn marker(&self, marker: Marker, args: &[u64]) {
         self.marker_text(marker, args, "")
@@ -242,6 +292,9 @@ impl Platform for HostPlat {
     }
     fn cpu_id(&self) -> u32 {
         0
+    }
+    fn take_irq(&self, vector: u8) -> bool {
+        self.irqs.take(vector)
     }
 }
 

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::{Case, Setup};
 use nic_model::abi::{knob, splitmix64, DeviceMutant as Dev, DriverMutant as Drv, Scenario};
-use nic_model::config::{InvalidMac, NicConfig};
+use nic_model::abi::regs;
+use nic_model::config::{InvalidMac, IrqWindow, NicConfig, WindowStart};
 
 /// Wall-clock limit of one run: each scenario takes well under a second
 /// of guest time; the rest is boot and a loaded 2-core host.
@@ -56,6 +57,19 @@ pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Option<Setup> {
             s.allow_busy = true;
         }
         Scenario::MapFailure | Scenario::NapiBudgetZero => {}
+        // One forced interrupt per cycle, at write n of cycle n. Variant
+        // 0: into stop (about 4 writes; counting runs on into the next
+        // open), taken after stop returns. Variant 2: the same with a
+        // 300 us reset, so stop waits and takes it inside. Variant 1:
+        // into open (about 16 writes).
+        Scenario::IrqWindow => {
+            let (start, cycles) = if variant == 1 { (WindowStart::OpenEnter, 18) } else { (WindowStart::StopEnter, 8) };
+            nic.irq_in_window = Some(IrqWindow { start, causes: regs::INT_TX | regs::INT_RX });
+            if variant == 2 {
+                nic.reset_delay_us = 300;
+            }
+            s.knobs[knob::CYCLES] = cycles;
+        }
         _ => return None,
     }
     Some(s)
@@ -78,9 +92,12 @@ pub fn cases() -> Vec<Case> {
         RxAfterStop,
         MsixMaskedAtStop,
         StopRacesIrq,
+        IrqWindow,
     ] {
         v.push(Case::pass(s, 0));
     }
+    v.push(Case::pass(IrqWindow, 1));
+    v.push(Case::pass(IrqWindow, 2));
     // Seeded timing: a few seeds each for the scenarios whose moment of
     // stop or reset length depends on the seed.
     for c in v.iter_mut() {
@@ -104,8 +121,18 @@ pub fn cases() -> Vec<Case> {
         Case::driver(InflightAtStop, 0, Drv::NoUnmapAtStop, &["dma-maps", "guest:dma-maps"]),
         Case::driver(Unregister, 0, Drv::UnregisterNoStop, &["auto-close", "guest:auto-close"]),
         Case::driver(Unregister, 2, Drv::UnregisterNoStop, &["auto-close", "guest:auto-close"]),
+        // The driver's own stop runs twice: the core called it once, so
+        // only the driver's ndo-stop markers show it. Named alone.
+        Case::driver(Unregister, 0, Drv::StopTwice, &["auto-close"]),
         Case::driver(MaxFragsFill, 0, Drv::NoStopInAdvance, &["guest:stop-early"]),
         Case::driver(MaxFragsFill, 0, Drv::ThresholdOffByOne, &["guest:stuck-stopped"]),
+        // The rule, not its outcome (host alone): variant 1 leaves reclaim
+        // one descriptor short of the start threshold, where a wake is
+        // early; any ring-low stop with a worst-case packet's room left
+        // is early too.
+        Case::pass(MaxFragsFill, 1),
+        Case::driver(MaxFragsFill, 1, Drv::WakeEarly, &["queue-thresholds"]),
+        Case::driver(MaxFragsFill, 0, Drv::StopEarly, &["queue-thresholds"]),
         Case::driver(BusyOwnership, 0, Drv::BusyFrees, &["guest:busy-ownership"]),
         Case::driver(BusyOwnership, 0, Drv::BusyKeepsRef, &["guest:busy-ownership"]),
         Case::device(StopUnderFlood, 0, Dev::DmaAfterDisable, &["dma-device-disabled", "dma-after-stop"]).seeds(3),
@@ -122,6 +149,13 @@ pub fn cases() -> Vec<Case> {
         Case::device(MsixMaskedAtStop, 0, Dev::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]).seeds(3),
         Case::device(StopRacesIrq, 0, Dev::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]).seeds(3),
         Case::device(InflightAtStop, 0, Dev::PhantomCompletion, &["completion-unposted"]).seeds(3),
+        // A handler that masks with a constant before asking NAPI: the
+        // interrupt forced into stop is handled after napi_disable and
+        // turns INT_ERR back on. Named alone so the host must see it.
+        Case::driver(IrqWindow, 0, Drv::IrqMaskUnconditional, &["irq-enabled-after-stop"]),
+        // Taken inside stop, during its reset: the handler's register
+        // writes hit a resetting device, which latches the error.
+        Case::driver(IrqWindow, 2, Drv::IrqMaskUnconditional, &["device-error", "irq-enabled-after-stop"]),
     ]);
     v
 }
@@ -146,6 +180,7 @@ mod tests {
             Scenario::RxAfterStop,
             Scenario::MsixMaskedAtStop,
             Scenario::StopRacesIrq,
+            Scenario::IrqWindow,
         ];
         let cases = cases();
         for s in ours {

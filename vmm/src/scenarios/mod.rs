@@ -30,6 +30,10 @@ pub struct Setup {
     /// The scenario provokes this device error on purpose (hostile
     /// guests): the `device-error` check then demands exactly it.
     pub expect_fault: Option<nic_model::abi::DeviceError>,
+    /// The scenario stalls the device on purpose so that the watchdog
+    /// calls `ndo_tx_timeout`; in any other run a call is a finding
+    /// (`tx-timeout`): progress must come from interrupts.
+    pub expect_tx_timeout: bool,
 }
 
 impl Default for Setup {
@@ -40,6 +44,7 @@ impl Default for Setup {
             timeout: Duration::from_secs(60),
             allow_busy: false,
             expect_fault: None,
+            expect_tx_timeout: false,
         }
     }
 }
