@@ -21,6 +21,7 @@ pub mod payload;
 pub mod replay;
 pub mod scenarios;
 pub mod serial;
+pub mod sim;
 pub mod vcpu;
 pub mod vm;
 
@@ -120,7 +121,9 @@ pub fn run(opts: &RunOptions) -> RunResult {
             let has_nic = nic.is_some();
             if let Some((handle, clock)) = nic {
                 // The clock thread ends on the VM's stop flag, set by run().
-                let _ = clock.join();
+                if let Some(clock) = clock {
+                    let _ = clock.join();
+                }
                 let eeprom = opts.nic.as_ref().map(|c| c.eeprom_mac());
                 (o, findings) =
                     judge_with_oracles(o, &log, eeprom, handle.live_maps(), opts.allow_busy, opts.expect_fault);

@@ -246,6 +246,16 @@ fn reasons_of(o: &Outcome) -> Vec<String> {
         Outcome::TripleFault { cpu, regs } => {
             vec![format!("cpu {cpu} triple fault at rip {:#x}", regs.rip)]
         }
+        Outcome::Deadlock { cpus } => {
+            let at: Vec<String> = cpus
+                .iter()
+                .map(|c| format!("cpu {} at rip {:#x}", c.cpu, c.rip))
+                .collect();
+            vec![format!(
+                "scheduler deadlock: every vCPU idles with no deadline ({})",
+                at.join(", ")
+            )]
+        }
         Outcome::Timeout {
             limit_secs,
             last_serial,
@@ -328,6 +338,8 @@ pub struct Options {
     /// Children at a time.
     pub jobs: usize,
     pub skip_unimplemented: bool,
+    /// The clock every child runs with (`nicproof run --clock`).
+    pub clock: crate::sim::ClockMode,
 }
 
 /// A private scratch directory for the children's reports, removed on drop.
@@ -371,6 +383,7 @@ fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
         .and_then(|err| {
             Command::new(&opts.bin)
                 .args(job.run_args(&opts.guest, &json))
+                .args(["--clock", opts.clock.name()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(err)

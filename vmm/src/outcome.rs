@@ -57,6 +57,16 @@ pub enum Outcome {
     },
     /// The host could not run the VM (set-up error, KVM error, bad input).
     HostError { message: String },
+    /// Deterministic mode: every vCPU waited (idle with no deadline) and
+    /// no device timer was due, so nothing could ever run again.
+    Deadlock { cpus: Vec<IdleCpu> },
+}
+
+/// A vCPU waiting at a scheduler deadlock: where it asked to idle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleCpu {
+    pub cpu: u32,
+    pub rip: u64,
 }
 
 impl Outcome {
@@ -70,6 +80,7 @@ impl Outcome {
             Outcome::TripleFault { .. } => 4,
             Outcome::Timeout { .. } => 5,
             Outcome::HostError { .. } => 6,
+            Outcome::Deadlock { .. } => 8,
         }
     }
 
@@ -83,6 +94,7 @@ impl Outcome {
             Outcome::TripleFault { .. } => "triple-fault",
             Outcome::Timeout { .. } => "timeout",
             Outcome::HostError { .. } => "host-error",
+            Outcome::Deadlock { .. } => "deadlock",
         }
     }
 }
@@ -108,9 +120,39 @@ pub struct Stats {
     pub cpus_online: Vec<u64>,
     /// Events in the log.
     pub events: usize,
+    /// Which clock ran: `wall` or `virtual` (`sim::ClockMode`).
+    #[serde(default)]
+    pub clock: String,
+    /// Deterministic mode: virtual time at the end, in ms.
+    #[serde(default)]
+    pub virtual_ms: Option<f64>,
+    /// Deterministic mode: idle jumps and the virtual ms they skipped.
+    #[serde(default)]
+    pub idle_jumps: u64,
+    #[serde(default)]
+    pub skipped_ms: f64,
+    /// Deterministic mode: scheduler choices between two or more vCPUs,
+    /// and priority changes among them.
+    #[serde(default)]
+    pub sched_choices: u64,
+    #[serde(default)]
+    pub sched_switches: u64,
 }
 
 impl Stats {
+    /// The report's clock line.
+    pub fn clock_line(&self) -> String {
+        match self.virtual_ms {
+            Some(v) => format!(
+                "virtual ({v:.3} ms of virtual time; {} idle jumps skipped {:.3} ms; \
+                 one vCPU at a time, {} scheduler choices, {} priority changes)",
+                self.idle_jumps, self.skipped_ms, self.sched_choices, self.sched_switches
+            ),
+            None if self.clock.is_empty() => "wall".into(),
+            None => self.clock.clone(),
+        }
+    }
+
     /// Total exits.
     pub fn total_exits(&self) -> u64 {
         self.exits.values().sum()
@@ -173,6 +215,7 @@ impl fmt::Display for Report {
             "nicproof report: scenario {} seed {} driver-mutant {} device-mutant {}",
             self.scenario, self.seed, self.driver_mutant, self.device_mutant
         )?;
+        writeln!(f, "clock: {}", self.stats.clock_line())?;
         writeln!(
             f,
             "outcome: {} (exit code {})",
@@ -216,6 +259,12 @@ impl fmt::Display for Report {
                 }
             }
             Outcome::HostError { message } => writeln!(f, "  {message}")?,
+            Outcome::Deadlock { cpus } => {
+                writeln!(f, "  every vCPU waits with no deadline and no device timer is due")?;
+                for c in cpus {
+                    writeln!(f, "  cpu {} idle at rip {:#x}", c.cpu, c.rip)?;
+                }
+            }
         }
         let s = &self.stats;
         let ready = s
@@ -294,6 +343,12 @@ mod tests {
             Outcome::HostError {
                 message: "no kvm".into(),
             },
+            Outcome::Deadlock {
+                cpus: vec![IdleCpu {
+                    cpu: 1,
+                    rip: 0x20_1000,
+                }],
+            },
         ];
         let mut codes = Vec::new();
         for o in cases {
@@ -306,7 +361,7 @@ mod tests {
             assert!(!r.to_string().is_empty());
         }
         codes.dedup();
-        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6], "exit codes are distinct");
+        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6, 8], "exit codes are distinct");
     }
 
     #[test]

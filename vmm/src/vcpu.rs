@@ -19,6 +19,8 @@ use vm_device::device_manager::{IoManager, MmioManager, PioManager};
 
 use crate::control::{End, VmEvent};
 use crate::outcome::RegsDump;
+use crate::sim::{Request, Sim};
+use nic_model::abi::sched;
 
 /// VM exits per reason.
 pub type ExitCounts = BTreeMap<String, u64>;
@@ -64,6 +66,8 @@ pub struct VcpuCtx {
     pub io: Arc<IoManager>,
     pub stop: Arc<AtomicBool>,
     pub tx: Sender<VmEvent>,
+    /// Deterministic mode: the scheduler this vCPU runs under.
+    pub sim: Option<Arc<Sim>>,
 }
 
 enum Action {
@@ -168,6 +172,32 @@ pub fn run_catching(fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
     })
 }
 
+/// A scheduling request (`abi::sched`) from `cpu`, as its 32-bit word.
+fn sched_request(sim: &Sim, cpu: u32, data: &[u8], tx: &Sender<VmEvent>) -> Request {
+    let word = data.try_into().map(u32::from_le_bytes).unwrap_or(u32::MAX);
+    match word & 0xff {
+        _ if data.len() != 4 => {
+            let _ = tx.send(VmEvent::ProtocolError(format!(
+                "{}-byte write to the scheduling port; use 32-bit out",
+                data.len()
+            )));
+            Request::Continue
+        }
+        w if w == sched::IDLE => Request::Idle(sim.idle_deadline(cpu)),
+        w if w == sched::YIELD => Request::Yield,
+        w if w == sched::IPI => {
+            sim.send_ipi((word >> 16) & 0xff, (word >> 8) as u8);
+            Request::Continue
+        }
+        _ => {
+            let _ = tx.send(VmEvent::ProtocolError(format!(
+                "unknown scheduling request {word:#x}"
+            )));
+            Request::Continue
+        }
+    }
+}
+
 /// Run `fd` until the run stops or this vCPU ends it; return its exits.
 pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
     let mut counts = ExitCounts::new();
@@ -175,11 +205,25 @@ pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
     // Declared after `fd` is owned, so it drops first: the pointer is gone
     // before the kvm_run page is unmapped, even when a device panics.
     let _clear = ClearKvmRunPtr;
+    if let Some(sim) = &ctx.sim {
+        if !sim.wait_turn(ctx.cpu) {
+            return counts;
+        }
+    }
     let end = loop {
         if ctx.stop.load(Ordering::SeqCst) {
             break None;
         }
+        if let Some(sim) = &ctx.sim {
+            sim.publish_clock();
+        }
+        let mut req = Request::Continue;
         let (name, action) = match fd.run() {
+            Ok(VcpuExit::IoOut(port, data)) if port == sched::SCHED_PORT && ctx.sim.is_some() => {
+                let sim = ctx.sim.as_deref().expect("checked in the guard");
+                req = sched_request(sim, ctx.cpu, data, &ctx.tx);
+                ("sched", Action::Continue)
+            }
             Ok(exit) => dispatch(exit, &ctx.io),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 fd.set_kvm_immediate_exit(0);
@@ -192,7 +236,21 @@ pub fn run(mut fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
         };
         *counts.entry(name.to_string()).or_insert(0) += 1;
         match action {
-            Action::Continue => {}
+            // A signal (the stop kick) is no guest progress: no time, no
+            // scheduling point.
+            Action::Continue if name == "interrupted" => {}
+            Action::Continue => {
+                if let Some(sim) = &ctx.sim {
+                    sim.charge(name);
+                    let rip = match req {
+                        Request::Idle(_) => fd.get_regs().map(|r| r.rip).unwrap_or(0),
+                        _ => 0,
+                    };
+                    if !sim.schedule(ctx.cpu, req, rip) {
+                        break None;
+                    }
+                }
+            }
             // Never re-enter KVM_RUN after a shutdown.
             Action::Shutdown => {
                 break Some(End::TripleFault {
