@@ -171,9 +171,14 @@ fn replay(args: &cli::ReplayArgs) -> Result<i32> {
     let code = match expected.first_difference(&got) {
         None => {
             out(format_args!(
-                "replays: identical replay form ({} events, {} device events)\n",
+                "replays: identical replay form ({} events, {} device events{})\n",
                 got.merged.len(),
-                got.device.len()
+                got.device.len(),
+                if id.clock == vmm::sim::ClockMode::Virtual {
+                    "; virtual clock: every event compared, interrupts and virtual times included"
+                } else {
+                    "; wall clock: interrupts compared in the device stream only"
+                }
             ));
             0
         }

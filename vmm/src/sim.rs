@@ -471,6 +471,38 @@ mod tests {
         assert_ne!(x, z);
     }
 
+    fn sim(ncpus: u32) -> (Sim, std::sync::mpsc::Receiver<VmEvent>) {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let now = Arc::new(AtomicU64::new(0));
+        (
+            Sim::new(ncpus, 1, now, mem, Arc::new(AtomicBool::new(false)), tx),
+            rx,
+        )
+    }
+
+    #[test]
+    fn idle_with_a_deadline_jumps_time_and_without_one_is_a_deadlock() {
+        let (s, rx) = sim(2);
+        s.charge("io-out");
+        assert_eq!(s.now(), EXIT_COST_NS);
+        // Alone and idle until 5 ms: time jumps there and it runs again.
+        assert!(s.schedule(0, Request::Idle(5_000_000), 0x1000));
+        assert_eq!(s.now(), 5_000_000);
+        assert_eq!(s.stats().jumps, 1);
+        // An interrupt pending: idle ends at once, no jump.
+        s.interrupt_sent(0);
+        assert!(s.schedule(0, Request::Idle(u64::MAX), 0x1000));
+        assert_eq!((s.now(), s.stats().jumps), (5_000_000, 1));
+        // Idle for ever with nothing due: a deadlock naming its rip.
+        assert!(!s.schedule(0, Request::Idle(u64::MAX), 0x2345));
+        match rx.try_recv() {
+            Ok(VmEvent::End(End::Deadlock { cpus })) => assert_eq!(cpus, vec![(0, 0x2345)]),
+            e => panic!("{e:?}"),
+        }
+        assert!(s.stop.load(Ordering::SeqCst));
+    }
+
     #[test]
     fn clock_names_round_trip() {
         for m in [ClockMode::Wall, ClockMode::Virtual] {
