@@ -332,6 +332,15 @@ impl Sim {
     /// and block until `cpu` is picked again. False if the run is over.
     pub fn schedule(&self, cpu: u32, req: Request, rip: u64) -> bool {
         let mut s = self.lock();
+        // A terminal record (power-off, panic) ended the run during this
+        // exit: nothing may happen after it, device timers included
+        // (whether the controller has already shut the scheduler down is
+        // host timing).
+        if self.stop.load(Ordering::SeqCst) || s.ended {
+            drop(s);
+            self.turn.notify_all();
+            return false;
+        }
         let me = cpu as usize;
         let mut yielded = false;
         match req {
