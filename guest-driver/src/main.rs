@@ -31,7 +31,7 @@ mod boot {
     use linked_list_allocator::LockedHeap;
     use log::{error, info, warn};
     use nicproof_guest::abi::{
-        knob, layout, BadGuest, BootInfo, Marker, RunConfig, Scenario, BAD_GUEST_FAULT_ADDR,
+        knob, layout, sched, BadGuest, BootInfo, Marker, RunConfig, Scenario, BAD_GUEST_FAULT_ADDR,
         BAD_GUEST_PANIC_MSG, BOOT_INFO_MAGIC, PROTOCOL_VERSION, PVH_START_MAGIC,
     };
     use nicproof_guest::abi::control::CONTROL_MAGIC;
@@ -117,7 +117,21 @@ mod boot {
     static NCPUS: AtomicU32 = AtomicU32::new(1);
 
     fn kick(cpu: u32) {
-        apic::send_ipi(cpu, VECTOR_WAKE);
+        if platform::virtual_clock() {
+            platform::ipi_request(cpu, VECTOR_WAKE);
+        } else {
+            apic::send_ipi(cpu, VECTOR_WAKE);
+        }
+    }
+
+    /// smp's spin-wait hook: under the VMM's scheduler only one CPU runs,
+    /// so a spinning CPU must hand over to the one it waits for.
+    fn relax() {
+        if platform::virtual_clock() {
+            platform::yield_request();
+        } else {
+            core::hint::spin_loop();
+        }
     }
 
     /// smp's start hook. Under nicproof: ask the VMM (StartCpu) to enter
@@ -171,6 +185,7 @@ mod boot {
         let clock = tsc_khz.and_then(TscClock::new);
         CLOCK_GUESSED.store(clock.is_none(), Ordering::Relaxed);
         platform::set_clock(clock.or(TscClock::new(1_000_000)).expect("1 GHz is a valid TSC rate"));
+        platform::set_virtual_clock(cfg.as_ref().is_ok_and(|c| port && c.clock == sched::CLOCK_VIRTUAL));
         apic::probe();
         apic::init_cpu();
         apic::mask_pic();
@@ -180,14 +195,16 @@ mod boot {
         logger::init(log::LevelFilter::Info);
         let ncpus = if info_cpus != 0 { info_cpus } else { cfg.as_ref().map(|c| c.ncpus).unwrap_or(1) };
         NCPUS.store(ncpus.max(1), Ordering::Relaxed);
-        smp::install_hooks(smp::Hooks { kick, current: percpu::cpu_id, start: start_cpu });
+        smp::install_hooks(smp::Hooks { kick, current: percpu::cpu_id, start: start_cpu, relax });
         if CLOCK_GUESSED.load(Ordering::Relaxed) {
             warn!("TSC rate unknown: assuming 1 GHz");
         }
 
         let pvh = matches!(source, BootSource::Pvh { .. });
         let scenario = cfg.as_ref().map(|c| c.scenario as u64).unwrap_or(u64::MAX);
-        control::send(&record::ready(scenario, tsc_khz.unwrap_or(0), pvh, cpu::rdtsc()));
+        // The TSC is wall time: in deterministic mode send the virtual time.
+        let stamp = if platform::virtual_clock() { KernelPlatform.now_ns() } else { cpu::rdtsc() };
+        control::send(&record::ready(scenario, tsc_khz.unwrap_or(0), pvh, stamp));
 
         let p = KernelPlatform;
         let cfg = match cfg {
@@ -302,7 +319,9 @@ mod boot {
         if slept < 2_000_000 {
             return Err("boot: wait_until gave up before the deadline");
         }
-        if apic::available() && fired == 0 {
+        // In deterministic mode the VMM's scheduler wakes the idle CPU
+        // at its deadline: no timer interrupt is involved.
+        if apic::available() && !platform::virtual_clock() && fired == 0 {
             return Err("boot: the x2APIC timer never fired");
         }
 
@@ -405,7 +424,11 @@ mod boot {
             // IF is 0 here: a kick that arrives after this check stays
             // pending and ends the hlt below.
             if !smp::run_pending(cpu) {
-                cpu::sti_hlt_cli();
+                if platform::virtual_clock() {
+                    platform::idle_request(u64::MAX);
+                } else {
+                    cpu::sti_hlt_cli();
+                }
             }
         }
     }

@@ -34,6 +34,7 @@ fn run_config(mutant: DriverMutant, frames: u64, batch: u64, tx_ring: u64) -> Ru
         ncpus: 1,
         tsc_khz: 1_000_000,
         knobs,
+        clock: 0,
     }
 }
 

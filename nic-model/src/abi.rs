@@ -68,6 +68,10 @@ pub mod layout {
     pub const MMIO_WINDOW_SIZE: u64 = 0x1000_0000;
     /// Default address of the NIC's BAR0 if the driver leaves it.
     pub const NIC_BAR0_DEFAULT: u64 = MMIO_WINDOW_BASE;
+    /// The virtual clock page (deterministic mode, [`super::sched`]): the
+    /// VMM writes the virtual time here before every guest entry, and
+    /// each CPU writes its idle deadline into its slot.
+    pub const CLOCK_PAGE: u64 = 0x5000;
 }
 
 // ---------------------------------------------------------------------------
@@ -402,6 +406,40 @@ pub mod control {
     pub const MAX_TEXT: u32 = 1024;
 }
 
+/// Deterministic mode ([`RunConfig::clock`] = [`sched::CLOCK_VIRTUAL`]):
+/// the VMM owns time and runs one vCPU at a time. The guest reads the
+/// time from [`layout::CLOCK_PAGE`] (no exit) and asks the VMM's
+/// scheduler, with one 32-bit `out` to [`sched::SCHED_PORT`], to idle,
+/// to let the other CPU run, or to interrupt another CPU.
+pub mod sched {
+    /// [`super::RunConfig::clock`]: wall time (TSC, x2APIC timer, vCPUs in parallel).
+    pub const CLOCK_WALL: u64 = 0;
+    /// [`super::RunConfig::clock`]: the VMM's virtual clock and scheduler.
+    pub const CLOCK_VIRTUAL: u64 = 1;
+    /// The scheduling port (32-bit `out`; the command in the low byte).
+    pub const SCHED_PORT: u16 = 0x608;
+    /// Idle until the deadline in this CPU's slot of the clock page, or
+    /// until an interrupt for it is pending (slot = `u64::MAX`: no
+    /// deadline). The guest sends it with `sti` just before, so a
+    /// pending interrupt is taken right after the `out`.
+    pub const IDLE: u32 = 1;
+    /// Spin-wait: let another CPU run first.
+    pub const YIELD: u32 = 2;
+    /// Send interrupt `vector` (bits 8..16) to CPU `cpu` (bits 16..24):
+    /// the wake IPI, delivered by the VMM so it can wake an idle CPU.
+    pub const IPI: u32 = 3;
+    /// Offset in the clock page of the virtual time in ns (u64).
+    pub const NOW: u64 = 0;
+    /// Offset in the clock page of CPU `cpu`'s idle deadline (u64).
+    pub const fn deadline_slot(cpu: u32) -> u64 {
+        64 + 8 * cpu as u64
+    }
+    /// The command word of an [`IPI`].
+    pub const fn ipi(cpu: u32, vector: u8) -> u32 {
+        IPI | (vector as u32) << 8 | (cpu & 0xff) << 16
+    }
+}
+
 /// Magic of [`BootInfo`].
 pub const BOOT_INFO_MAGIC: u32 = 0x4e50_4249; // "NPBI"
 /// Magic of a PVH `hvm_start_info`.
@@ -447,10 +485,12 @@ pub struct RunConfig {
     pub tsc_khz: u64,
     /// Scenario knobs; meaning per [`knob`] index.
     pub knobs: [u64; NUM_KNOBS],
+    /// Which clock runs: [`sched::CLOCK_WALL`] or [`sched::CLOCK_VIRTUAL`].
+    pub clock: u64,
 }
 
 /// Current control protocol version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Indexes into [`RunConfig::knobs`].
 pub mod knob {

@@ -2,11 +2,13 @@
 //! write, and that every oracle reads.
 //!
 //! Each event has a sequence number on one clock. `time_ns` is wall time
-//! since the run started and is for humans only: replay compares the
-//! [`Event::canonical`] form, which leaves it out.
+//! since the run started ([`EventLog::new`]), or the VMM's virtual time in
+//! deterministic mode ([`EventLog::with_clock`]), where it repeats run
+//! after run and replay compares it.
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -296,7 +298,16 @@ impl Batch {
 #[derive(Clone)]
 pub struct EventLog {
     inner: Arc<Mutex<Inner>>,
-    start: Instant,
+    clock: LogClock,
+}
+
+/// Where an event's `time_ns` comes from.
+#[derive(Clone, Debug)]
+enum LogClock {
+    /// Wall time since the log was created.
+    Wall(Instant),
+    /// A virtual clock in ns, owned by someone else (the VMM).
+    Shared(Arc<AtomicU64>),
 }
 
 impl Default for EventLog {
@@ -310,7 +321,22 @@ impl EventLog {
     pub fn new() -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner::default())),
-            start: Instant::now(),
+            clock: LogClock::Wall(Instant::now()),
+        }
+    }
+
+    /// A new, empty log whose events carry the time in `clock` (ns).
+    pub fn with_clock(clock: Arc<AtomicU64>) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            clock: LogClock::Shared(clock),
+        }
+    }
+
+    fn time_ns(&self) -> u64 {
+        match &self.clock {
+            LogClock::Wall(start) => start.elapsed().as_nanos() as u64,
+            LogClock::Shared(c) => c.load(Ordering::Acquire),
         }
     }
 
@@ -322,7 +348,7 @@ impl EventLog {
 
     /// Append an event and return its sequence number.
     pub fn push(&self, source: Source, kind: EventKind) -> u64 {
-        let time_ns = self.start.elapsed().as_nanos() as u64;
+        let time_ns = self.time_ns();
         let mut v = self.lock();
         let seq = v.entries.len();
         v.mark(time_ns, source);
@@ -335,7 +361,7 @@ impl EventLog {
     /// clock read; returns the first sequence number. Compact DMA records
     /// are device events whatever `source` says.
     pub fn publish(&self, source: Source, batch: &mut Batch) -> u64 {
-        let time_ns = self.start.elapsed().as_nanos() as u64;
+        let time_ns = self.time_ns();
         let mut v = self.lock();
         let first = v.entries.len() as u64;
         if batch.entries.is_empty() {

@@ -3,7 +3,9 @@
 //! its module doc), and a different seed does not; `nicproof replay FILE`
 //! reruns a saved `--events` file and names the first divergence.
 //!
-//! Not claimed (so not tested here): see `vmm::replay::NOT_CLAIMED`.
+//! With the virtual clock (the default) every matrix case replays whole:
+//! [`every_matrix_case_replays`]. For `--clock wall` runs, not claimed
+//! (so not tested here): see `vmm::replay::NOT_CLAIMED`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -202,7 +204,7 @@ fn saved_run_replays() {
     let (code, out) = replay_cmd_with(&a, &["--events".as_ref(), b.as_os_str()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("replays: identical replay form ("), "{out}");
-    assert!(out.contains("Not claimed: smp"), "{out}");
+    assert!(out.contains("not claimed: smp"), "{out}");
     // The replay's own log carries the same identity and replays too.
     assert_eq!(read_lines(&b)[0]["text"], read_lines(&a)[0]["text"]);
     let (code, out) = replay_cmd(&b);
@@ -285,6 +287,71 @@ fn bad_input_exits_7() {
     assert_eq!(code, 7, "{out}");
     assert!(out.contains("re-run with `nicproof run --events"), "{out}");
     assert!(!out.contains("panicked"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Every case of the matrix (its first seed), smp and the device-timer
+/// mutants included: `nicproof run --events FILE`, then `nicproof replay
+/// FILE` must say identical, comparing every event with its virtual time
+/// and the interrupts in the merged stream. Two at a time.
+#[test]
+fn every_matrix_case_replays() {
+    let d = scratch("matrix");
+    let jobs: Vec<vmm::matrix::Job> = vmm::matrix::jobs(&vmm::scenarios::cases())
+        .into_iter()
+        .filter(|j| j.seed == 0)
+        .collect();
+    assert!(jobs.len() > 50, "{} matrix cases", jobs.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let irq_lines = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let (file, json) = (d.join(format!("{i}.jsonl")), d.join(format!("{i}.json")));
+                let st = Command::new(nicproof_bin())
+                    .args(job.run_args(&guest_image(), &json))
+                    .arg("--events")
+                    .arg(&file)
+                    .output()
+                    .expect("spawning nicproof run");
+                if !file.is_file() {
+                    failures.lock().unwrap().push(format!(
+                        "{}: no events file ({})",
+                        job.name(),
+                        String::from_utf8_lossy(&st.stderr)
+                    ));
+                    continue;
+                }
+                let form = ReplayForm::of(&vmm::replay::read_events(&file).expect("events"));
+                let irqs = form.merged.lines.iter().filter(|l| l.contains("Irq {")).count();
+                irq_lines.fetch_add(irqs, std::sync::atomic::Ordering::Relaxed);
+                let (code, out) = replay_cmd(&file);
+                if code != 0 || !out.contains("replays: identical replay form (") {
+                    failures.lock().unwrap().push(format!("{}: exit {code}\n{out}", job.name()));
+                }
+                let _ = std::fs::remove_file(&file);
+                let _ = std::fs::remove_file(&json);
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{} of {} cases did not replay:\n{}", failures.len(), jobs.len(), failures.join("\n"));
+    assert!(irq_lines.into_inner() > 100, "interrupts are in the compared merged stream");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A wall-clock run says which clock ran and replays with it.
+#[test]
+fn wall_clock_run_names_its_clock() {
+    let d = scratch("wall");
+    let a = d.join("a.jsonl");
+    save_run(&a, &["--scenario", "default", "--seed", "2", "--clock", "wall"]);
+    assert!(note_text(&a).contains(" clock=wall "), "{}", note_text(&a));
+    let (code, out) = replay_cmd(&a);
+    assert_eq!(code, 0, "{out}");
     let _ = std::fs::remove_dir_all(&d);
 }
 

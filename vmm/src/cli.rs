@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use nic_model::abi::{knob, BadGuest, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
 use nic_model::config::BackendConfig;
 use vmm::bench::NetPlan;
+use vmm::sim::ClockMode;
 use vmm::vm::RunOptions;
 
 const EXIT_CODES: &str = "Exit codes: 0 passed, 1 failed (reasons listed), 2 guest panic, \
@@ -202,6 +203,9 @@ pub struct MatrixArgs {
     /// failing them.
     #[arg(long)]
     pub skip_unimplemented: bool,
+    /// The clock every job runs with (see `nicproof run --clock`).
+    #[arg(long, default_value = "virtual", value_name = "wall|virtual", value_parser = parse_clock)]
+    pub clock: ClockMode,
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +223,16 @@ pub struct VmArgs {
     /// [default: the scenario's, 60 s for most].
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// `virtual`: the VMM's virtual clock, one vCPU at a time under a
+    /// scheduler seeded by --seed, idle time skipped: the same run every
+    /// time. `wall`: wall time, the x2APIC timer, vCPUs in parallel
+    /// [default: virtual; wall with `run --gdb`].
+    #[arg(long, value_name = "wall|virtual", value_parser = parse_clock)]
+    pub clock: Option<ClockMode>,
+}
+
+fn parse_clock(v: &str) -> Result<ClockMode, String> {
+    ClockMode::from_name(v).ok_or_else(|| "expected wall or virtual".into())
 }
 
 #[derive(Args, Debug)]
@@ -435,6 +449,7 @@ impl VmArgs {
         if let Some(t) = self.timeout {
             o.timeout = timeout(t)?;
         }
+        o.clock = self.clock.unwrap_or_default();
         Ok(o)
     }
 }
@@ -464,6 +479,14 @@ impl RunArgs {
         o.device_mutant = devm;
         o.quiet = self.quiet;
         o.gdb = self.gdb;
+        if self.gdb.is_some() {
+            // The stub runs the boot vCPU itself, outside the virtual-time
+            // scheduler, so a gdb session runs on the wall clock.
+            if self.vm.clock == Some(ClockMode::Virtual) {
+                bail!("--gdb runs on the wall clock: drop --clock virtual (or use --clock wall)");
+            }
+            o.clock = ClockMode::Wall;
+        }
         if let Some(path) = &self.pcap {
             let Some(nic) = o.nic.as_mut() else {
                 bail!("--pcap: scenario {} has no NIC to capture from", self.scenario);

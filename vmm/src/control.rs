@@ -40,6 +40,9 @@ pub enum End {
     Timeout,
     /// The guest broke a host limit; the run fails with this reason.
     Failed(String),
+    /// Deterministic mode: every vCPU idles with no deadline and no device
+    /// timer is due: (cpu, rip of its idle request).
+    Deadlock { cpus: Vec<(u32, u64)> },
 }
 
 /// Called with every guest marker of a known kind, after it is in the
@@ -85,6 +88,7 @@ pub fn encode_run_config(c: &RunConfig) -> Vec<u8> {
     for k in c.knobs {
         b.extend_from_slice(&k.to_le_bytes());
     }
+    b.extend_from_slice(&c.clock.to_le_bytes());
     b
 }
 
@@ -139,6 +143,8 @@ pub struct ControlPort {
     stop: Arc<AtomicBool>,
     records: u64,
     hooks: MarkerHooks,
+    /// Deterministic mode's scheduler (learns of started CPUs).
+    sim: Option<Arc<crate::sim::Sim>>,
 }
 
 impl ControlPort {
@@ -161,7 +167,14 @@ impl ControlPort {
             stop,
             records: 0,
             hooks,
+            sim: None,
         }
+    }
+
+    /// Tell `sim` when the guest starts a CPU (deterministic mode).
+    pub fn with_sim(mut self, sim: Option<Arc<crate::sim::Sim>>) -> Self {
+        self.sim = sim;
+        self
     }
 
     fn send(&self, e: VmEvent) {
@@ -309,6 +322,9 @@ impl ControlPort {
                     "start-cpu {} entry {:#x} stack {:#x}",
                     a[0], a[1], a[2]
                 ));
+                if let Some(sim) = &self.sim {
+                    sim.start_cpu(a[0]);
+                }
                 self.send(VmEvent::StartCpu {
                     cpu: a[0],
                     entry: a[1],

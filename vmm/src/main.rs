@@ -202,9 +202,14 @@ fn replay(args: &cli::ReplayArgs) -> Result<i32> {
     let code = match expected.first_difference(&got) {
         None => {
             out(format_args!(
-                "replays: identical replay form ({} events, {} device events)\n",
+                "replays: identical replay form ({} events, {} device events{})\n",
                 got.merged.len(),
-                got.device.len()
+                got.device.len(),
+                if id.clock == vmm::sim::ClockMode::Virtual {
+                    "; virtual clock: every event compared, interrupts and virtual times included"
+                } else {
+                    "; wall clock: interrupts compared in the device stream only"
+                }
             ));
             0
         }
@@ -298,6 +303,7 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         skip_unimplemented: args.skip_unimplemented,
+        clock: args.clock,
     };
     if opts.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");

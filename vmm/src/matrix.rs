@@ -206,6 +206,24 @@ pub struct JobResult {
     pub reasons: Vec<String>,
     /// Wall time of the child, seconds.
     pub secs: f64,
+    /// [`report_digest`] of the child's report (empty: no report).
+    #[serde(default)]
+    pub digest: String,
+}
+
+/// A digest of a report without its wall-time figures (set-up, boot and
+/// run times): with the virtual clock, repeats of one job give the same
+/// digest (`nicproof matrix --repeat`). FNV-1a over the report's JSON.
+pub fn report_digest(r: &Report) -> String {
+    let mut r = r.clone();
+    (r.stats.setup_ms, r.stats.boot_to_ready_ms, r.stats.run_ms) = (0.0, None, 0.0);
+    // Signals that kicked a vCPU out of KVM_RUN at the end are host timing.
+    r.stats.exits.remove("interrupted");
+    let json = serde_json::to_string(&r).unwrap_or_default();
+    let h = json
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{h:016x}")
 }
 
 fn expect_text(e: &Expect) -> String {
@@ -245,6 +263,16 @@ fn reasons_of(o: &Outcome) -> Vec<String> {
         )],
         Outcome::TripleFault { cpu, regs } => {
             vec![format!("cpu {cpu} triple fault at rip {:#x}", regs.rip)]
+        }
+        Outcome::Deadlock { cpus } => {
+            let at: Vec<String> = cpus
+                .iter()
+                .map(|c| format!("cpu {} at rip {:#x}", c.cpu, c.rip))
+                .collect();
+            vec![format!(
+                "scheduler deadlock: every vCPU idles with no deadline ({})",
+                at.join(", ")
+            )]
         }
         Outcome::Timeout {
             limit_secs,
@@ -328,6 +356,8 @@ pub struct Options {
     /// Children at a time.
     pub jobs: usize,
     pub skip_unimplemented: bool,
+    /// The clock every child runs with (`nicproof run --clock`).
+    pub clock: crate::sim::ClockMode,
 }
 
 /// A private scratch directory for the children's reports, removed on drop.
@@ -371,6 +401,7 @@ fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
         .and_then(|err| {
             Command::new(&opts.bin)
                 .args(job.run_args(&opts.guest, &json))
+                .args(["--clock", opts.clock.name()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(err)
@@ -397,6 +428,7 @@ fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
             .map_err(|e| format!("child exited {status}; report unreadable: {e}"))
     });
     let c = &job.case;
+    let digest = report.as_ref().map(report_digest).unwrap_or_default();
     let (status, outcome, matched, reasons) = match report {
         Ok(r) => {
             let (s, m, why) = judge(&c.expect, &r, opts.skip_unimplemented);
@@ -426,6 +458,7 @@ fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
         matched,
         reasons,
         secs,
+        digest,
     }
 }
 
@@ -520,6 +553,38 @@ impl Summary {
 
     /// The matrix (scenario rows x mutant columns), the jobs with their
     /// times, the reasons of every bad job, and the totals.
+    /// With `--repeat`: whether every job's repeats gave the same report
+    /// digest, naming the jobs whose did not. `None` without repeats.
+    pub fn repeat_digests(&self) -> Option<String> {
+        let mut by_job: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for r in &self.results {
+            let base = r.name.split('~').next().unwrap_or(&r.name);
+            by_job.entry(base).or_default().push(&r.digest);
+        }
+        let runs = by_job.values().map(Vec::len).max().unwrap_or(0);
+        if runs < 2 {
+            return None;
+        }
+        let differ: Vec<&str> = by_job
+            .iter()
+            .filter(|(_, d)| d.iter().any(|x| x.is_empty() || *x != d[0]))
+            .map(|(n, _)| *n)
+            .collect();
+        Some(if differ.is_empty() {
+            format!(
+                "report digests: all {} jobs gave identical reports in each of their {runs} runs",
+                by_job.len()
+            )
+        } else {
+            format!(
+                "report digests: {} of {} jobs differ between runs: {}",
+                differ.len(),
+                by_job.len(),
+                differ.join(", ")
+            )
+        })
+    }
+
     pub fn human(&self) -> String {
         let mut out = String::new();
         // Columns: `none`, then each mutant present (driver, then device),
@@ -639,6 +704,14 @@ impl Summary {
                 "\nper-job wall time: min {min:.2} s, median {med:.2} s, max {max:.2} s; whole matrix {:.1} s with {} jobs at a time",
                 self.wall_secs, self.jobs
             );
+            let mut by_time: Vec<&JobResult> = self.results.iter().collect();
+            by_time.sort_by(|a, b| b.secs.total_cmp(&a.secs));
+            let longest: Vec<String> =
+                by_time.iter().take(3).map(|r| format!("{} {:.2} s", r.name, r.secs)).collect();
+            let _ = writeln!(out, "longest jobs: {}", longest.join(", "));
+        }
+        if let Some(line) = self.repeat_digests() {
+            let _ = writeln!(out, "{line}");
         }
         if !self.uncovered.is_empty() {
             let _ = writeln!(
@@ -930,6 +1003,7 @@ mod tests {
             matched: vec![],
             reasons: vec!["a <b> & \"c\"".into()],
             secs: 0.5,
+            digest: String::new(),
         };
         let s = Summary {
             jobs: 2,

@@ -4,10 +4,13 @@
 //! every delivered frame's bytes, and a clock thread for the device's
 //! timers (reset delay, coalescing, fault knobs).
 //!
-//! Device time is wall time since the run started, in ns: every MMIO or
-//! PIO access first moves the device to "now", and the clock thread
-//! sleeps until the device's next deadline. A device access never blocks
-//! on anything but the device lock.
+//! Device time is in ns: every MMIO or PIO access first moves the device
+//! to "now". With the wall clock, now is wall time since the run started
+//! and the clock thread sleeps until the device's next deadline. In
+//! deterministic mode (`sim`), now is the VMM's virtual time and the
+//! scheduler runs the device's timers (there is no clock thread); its
+//! interrupts tell the scheduler which vCPU they woke. A device access
+//! never blocks on anything but the device lock.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +21,7 @@ use nic_model::abi::{layout, pci, Marker};
 use nic_model::config::NicConfig;
 use nic_model::device::Nic;
 use nic_model::events::{EventKind, EventLog, Source};
+use nic_model::msix::MsiSink;
 use nic_model::pci::PciRoot;
 use vm_device::bus::{MmioAddress, MmioRange, PioAddress, PioRange};
 use vm_device::device_manager::{MmioManager, PioManager};
@@ -25,6 +29,7 @@ use vm_device::{MutDeviceMmio, MutDevicePio};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::irq::KvmMsi;
+use crate::sim::{DeviceClock, Sim, SimMsi};
 use crate::vm::{Vm, VmError};
 
 /// Longest the clock thread sleeps between checks of the stop flag.
@@ -34,7 +39,14 @@ const CLOCK_MAX_SLEEP: Duration = Duration::from_millis(2);
 #[derive(Clone)]
 pub struct NicHandle {
     root: Arc<Mutex<PciRoot>>,
-    start: Instant,
+    clock: DeviceTime,
+}
+
+/// Where the device's "now" comes from.
+#[derive(Clone)]
+enum DeviceTime {
+    Wall(Instant),
+    Virtual(Arc<Sim>),
 }
 
 impl NicHandle {
@@ -45,7 +57,10 @@ impl NicHandle {
     }
 
     fn now_ns(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
+        match &self.clock {
+            DeviceTime::Wall(start) => start.elapsed().as_nanos() as u64,
+            DeviceTime::Virtual(sim) => sim.now(),
+        }
     }
 
     /// Lock the root with the device's clock moved to now.
@@ -125,13 +140,30 @@ fn check_delivery(mem: &GuestMemoryMmap, root: &PciRoot, log: &EventLog, args: &
     }
 }
 
-/// Build the NIC and plug it into `vm`. Returns the handle and the clock
-/// thread (which ends when the VM's stop flag is set).
-pub fn attach(vm: &mut Vm, cfg: NicConfig) -> Result<(NicHandle, JoinHandle<()>), VmError> {
-    let msi = Arc::new(KvmMsi(vm.vm_fd.clone()));
+impl DeviceClock for NicHandle {
+    fn next_deadline(&self) -> Option<u64> {
+        self.lock().nic.next_deadline()
+    }
+    fn advance(&self, now_ns: u64) {
+        self.lock().nic.advance(now_ns);
+    }
+}
+
+/// Build the NIC and plug it into `vm`. Returns the handle and, with the
+/// wall clock, the clock thread (which ends when the VM's stop flag is
+/// set).
+pub fn attach(vm: &mut Vm, cfg: NicConfig) -> Result<(NicHandle, Option<JoinHandle<()>>), VmError> {
+    let kvm_msi: Arc<dyn MsiSink> = Arc::new(KvmMsi(vm.vm_fd.clone()));
+    let (msi, clock) = match &vm.sim {
+        None => (kvm_msi, DeviceTime::Wall(Instant::now())),
+        Some(sim) => (
+            Arc::new(SimMsi { inner: kvm_msi, sim: sim.clone() }) as Arc<dyn MsiSink>,
+            DeviceTime::Virtual(sim.clone()),
+        ),
+    };
     let nic = Nic::new(cfg, vm.mem.clone(), msi, vm.events.clone())
         .map_err(|e| VmError::Device(e.to_string()))?;
-    let handle = NicHandle { root: Arc::new(Mutex::new(PciRoot::new(nic))), start: Instant::now() };
+    let handle = NicHandle { root: Arc::new(Mutex::new(PciRoot::new(nic))), clock };
 
     vm.io.register_pio(
         PioRange::new(PioAddress(pci::CONFIG_ADDRESS_PORT), 8)?,
@@ -158,6 +190,10 @@ pub fn attach(vm: &mut Vm, cfg: NicConfig) -> Result<(NicHandle, JoinHandle<()>)
         }
     }));
 
+    if let Some(sim) = &vm.sim {
+        sim.set_device(Arc::new(handle.clone()));
+        return Ok((handle, None));
+    }
     let (h, stop) = (handle.clone(), vm.stop.clone());
     let clock = std::thread::Builder::new()
         .name("nic-clock".into())
@@ -172,5 +208,5 @@ pub fn attach(vm: &mut Vm, cfg: NicConfig) -> Result<(NicHandle, JoinHandle<()>)
             }
         })
         .map_err(|e| VmError::Device(format!("spawning the clock thread: {e}")))?;
-    Ok((handle, clock))
+    Ok((handle, Some(clock)))
 }

@@ -59,6 +59,16 @@ pub enum Outcome {
     },
     /// The host could not run the VM (set-up error, KVM error, bad input).
     HostError { message: String },
+    /// Deterministic mode: every vCPU waited (idle with no deadline) and
+    /// no device timer was due, so nothing could ever run again.
+    Deadlock { cpus: Vec<IdleCpu> },
+}
+
+/// A vCPU waiting at a scheduler deadlock: where it asked to idle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleCpu {
+    pub cpu: u32,
+    pub rip: u64,
 }
 
 impl Outcome {
@@ -72,6 +82,7 @@ impl Outcome {
             Outcome::TripleFault { .. } => 4,
             Outcome::Timeout { .. } => 5,
             Outcome::HostError { .. } => 6,
+            Outcome::Deadlock { .. } => 8,
         }
     }
 
@@ -85,6 +96,7 @@ impl Outcome {
             Outcome::TripleFault { .. } => "triple-fault",
             Outcome::Timeout { .. } => "timeout",
             Outcome::HostError { .. } => "host-error",
+            Outcome::Deadlock { .. } => "deadlock",
         }
     }
 }
@@ -114,9 +126,39 @@ pub struct Stats {
     /// timeout's report names where every vCPU was).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vcpu_rips: BTreeMap<u32, u64>,
+    /// Which clock ran: `wall` or `virtual` (`sim::ClockMode`).
+    #[serde(default)]
+    pub clock: String,
+    /// Deterministic mode: virtual time at the end, in ms.
+    #[serde(default)]
+    pub virtual_ms: Option<f64>,
+    /// Deterministic mode: idle jumps and the virtual ms they skipped.
+    #[serde(default)]
+    pub idle_jumps: u64,
+    #[serde(default)]
+    pub skipped_ms: f64,
+    /// Deterministic mode: scheduler choices between two or more vCPUs,
+    /// and priority changes among them.
+    #[serde(default)]
+    pub sched_choices: u64,
+    #[serde(default)]
+    pub sched_switches: u64,
 }
 
 impl Stats {
+    /// The report's clock line.
+    pub fn clock_line(&self) -> String {
+        match self.virtual_ms {
+            Some(v) => format!(
+                "virtual ({v:.3} ms of virtual time; {} idle jumps skipped {:.3} ms; \
+                 one vCPU at a time, {} scheduler choices, {} priority changes)",
+                self.idle_jumps, self.skipped_ms, self.sched_choices, self.sched_switches
+            ),
+            None if self.clock.is_empty() => "wall".into(),
+            None => self.clock.clone(),
+        }
+    }
+
     /// Total exits.
     pub fn total_exits(&self) -> u64 {
         self.exits.values().sum()
@@ -191,7 +233,8 @@ pub struct RunSettings {
     /// Where transmitted frames went, as `--backend` takes it (empty: no NIC).
     #[serde(default)]
     pub backend: String,
-    /// What the device's clock is: `wall` (host wall time).
+    /// Which clock the device and guest ran on: `virtual` (the VMM's,
+    /// deterministic) or `wall` (host wall time); `--clock` takes it.
     #[serde(default)]
     pub clock: String,
 }
@@ -245,6 +288,7 @@ impl fmt::Display for Report {
             "nicproof report: scenario {} seed {} driver-mutant {} device-mutant {}",
             self.scenario, self.seed, self.driver_mutant, self.device_mutant
         )?;
+        writeln!(f, "clock: {}", self.stats.clock_line())?;
         writeln!(
             f,
             "outcome: {} (exit code {})",
@@ -284,6 +328,12 @@ impl fmt::Display for Report {
                 }
             }
             Outcome::HostError { message } => writeln!(f, "  {message}")?,
+            Outcome::Deadlock { cpus } => {
+                writeln!(f, "  every vCPU waits with no deadline and no device timer is due")?;
+                for c in cpus {
+                    writeln!(f, "  cpu {} idle at rip {:#x}", c.cpu, c.rip)?;
+                }
+            }
         }
         for l in &self.locations {
             writeln!(f, "  {l}")?;
@@ -367,6 +417,12 @@ mod tests {
             Outcome::HostError {
                 message: "no kvm".into(),
             },
+            Outcome::Deadlock {
+                cpus: vec![IdleCpu {
+                    cpu: 1,
+                    rip: 0x20_1000,
+                }],
+            },
         ];
         let mut codes = Vec::new();
         for o in cases {
@@ -379,7 +435,7 @@ mod tests {
             assert!(!r.to_string().is_empty());
         }
         codes.dedup();
-        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6], "exit codes are distinct");
+        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6, 8], "exit codes are distinct");
     }
 
     #[test]

@@ -4,7 +4,15 @@
 //! [`RunIdentity`] is the run's parameters, written into every event log
 //! as one VMM note (so a saved `--events` file is all a replay needs).
 //!
-//! What is compared, and why (found by diffing repeated runs' logs):
+//! A run with the virtual clock (the default, `sim`) is compared whole
+//! and strictly: every event in order with its sequence number and its
+//! virtual time, interrupts in the merged stream, no collapsing and no
+//! masking (only the identity note is compared as parsed, and the host's
+//! TSC frequency in the `vm ready` note is masked). The rest of this doc
+//! is the looser form kept for `--clock wall` runs.
+//!
+//! What is compared for a wall-clock run, and why (found by diffing
+//! repeated runs' logs):
 //! - Wall time never ([`Event::canonical`] leaves `time_ns` out), nor
 //!   sequence numbers (they shift when an interrupt lands elsewhere).
 //! - `merged`: the whole timeline of every source **without device `irq`
@@ -39,10 +47,12 @@ use nic_model::config::BackendConfig;
 use nic_model::events::{Event, EventKind, Source};
 
 use crate::arch::x86_64::layout;
+use crate::sim::ClockMode;
 use crate::vm::RunOptions;
 
 /// What replay does not promise, for users and the CLI.
-pub const NOT_CLAIMED: &str = "Not claimed: smp (two guest CPUs interleave their markers freely) \
+pub const NOT_CLAIMED: &str = "Runs with the virtual clock (the default) replay whole: every event, \
+interrupts and virtual times included. For --clock wall runs, not claimed: smp (two guest CPUs interleave their markers freely) \
 and device behaviour driven by device timers alone (the dma-after-disable / irq-after-disable \
 mutants' ghost timers, completion coalescing timeouts as in busy-ownership and napi-budget-zero, \
 reset delays): those events race the guest \
@@ -104,6 +114,8 @@ pub struct RunIdentity {
     /// with `null` or `pcap:` nothing comes back, so the run's events differ
     /// from a loopback run's.
     pub backend: BackendConfig,
+    /// Which clock ran (a note without `clock=` is an older, wall-clock run).
+    pub clock: ClockMode,
 }
 
 /// The `--backend` text of a backend: `loopback`, `null`, `pcap:FILE`.
@@ -147,6 +159,7 @@ impl RunIdentity {
                 .as_ref()
                 .map(|n| n.backend.clone())
                 .unwrap_or_default(),
+            clock: opts.clock,
         }
     }
 
@@ -156,12 +169,13 @@ impl RunIdentity {
     pub fn note(&self) -> String {
         let knobs: Vec<String> = self.knobs.iter().map(u64::to_string).collect();
         format!(
-            "{IDENTITY_PREFIX}scenario={} seed={} mutant={} device-mutant={} ncpus={} knobs={}{BACKEND_FIELD}{}",
+            "{IDENTITY_PREFIX}scenario={} seed={} mutant={} device-mutant={} ncpus={} clock={} knobs={}{BACKEND_FIELD}{}",
             self.scenario.name(),
             self.seed,
             self.driver_mutant.name(),
             self.device_mutant.name(),
             self.ncpus,
+            self.clock.name(),
             knobs.join(","),
             backend_text(&self.backend)
         )
@@ -223,6 +237,11 @@ impl RunIdentity {
             .try_into()
             .map_err(|v: Vec<u64>| bad(format!("{} knobs, expected {NUM_KNOBS}", v.len())))?;
         let ncpus = num("ncpus", field("ncpus")?)?;
+        // Before the virtual clock existed every run was a wall-clock run.
+        let clock = match field("clock") {
+            Ok(c) => ClockMode::from_name(c).ok_or_else(|| bad(format!("unknown clock `{c}`")))?,
+            Err(_) => ClockMode::Wall,
+        };
         let seed = num("seed", field("seed")?)?;
         // A note from before the backend was recorded: those runs could
         // only use the scenario's.
@@ -239,6 +258,7 @@ impl RunIdentity {
             knobs,
             ncpus: u32::try_from(ncpus).map_err(|_| bad(format!("ncpus {ncpus}")))?,
             backend,
+            clock,
         })
     }
 
@@ -279,6 +299,7 @@ impl RunIdentity {
         let mut o = RunOptions::for_scenario(guest, self.scenario, self.seed, &self.knobs);
         o.driver_mutant = self.driver_mutant;
         o.device_mutant = self.device_mutant;
+        o.clock = self.clock;
         if let Some(nic) = o.nic.as_mut() {
             nic.backend = match &self.backend {
                 BackendConfig::Pcap(_) => {
@@ -292,6 +313,9 @@ impl RunIdentity {
 
     /// Why this run is outside what replay claims, if it is.
     pub fn outside_claim(&self) -> Option<&'static str> {
+        if self.clock == ClockMode::Virtual {
+            return None;
+        }
         match (self.scenario, self.device_mutant) {
             (Scenario::Smp, _) => Some("smp runs interleave two CPUs' markers freely"),
             (Scenario::BusyOwnership | Scenario::NapiBudgetZero, _) => {
@@ -334,6 +358,22 @@ pub fn read_events(path: &std::path::Path) -> Result<Vec<Event>, ReplayError> {
         return Err(ReplayError::Empty { path: shown });
     }
     Ok(log)
+}
+
+/// One event of a virtual-clock run as replay compares it: all of it,
+/// virtual time included (see the module doc).
+pub fn strict_line(e: &Event) -> String {
+    let mut e = e.clone();
+    match &mut e.kind {
+        EventKind::Note { text } if is_identity(e.source, text) => {
+            if let Ok(id) = RunIdentity::parse(text) {
+                *text = id.compared_note();
+            }
+        }
+        EventKind::Note { text } => *text = mask_numbers(text, &["kHz"]),
+        _ => {}
+    }
+    format!("t={} {}", e.time_ns, e.canonical())
 }
 
 /// One event as replay compares it (see the module doc).
@@ -453,8 +493,21 @@ fn is_irq(e: &Event) -> bool {
 const CONTEXT: usize = 3;
 
 impl ReplayForm {
-    /// The replay form of a log.
+    /// The replay form of a log: strict for a virtual-clock run (its
+    /// identity note says so), loose for a wall-clock one.
     pub fn of(log: &[Event]) -> Self {
+        let virtual_clock = RunIdentity::find(log).is_ok_and(|id| id.clock == ClockMode::Virtual);
+        if virtual_clock {
+            let mut f = Self::default();
+            for e in log {
+                let line = strict_line(e);
+                if e.source == Source::Device {
+                    f.device.push(e.seq, line.clone());
+                }
+                f.merged.push(e.seq, line);
+            }
+            return f;
+        }
         let mut f = Self::default();
         let mut last_read: Option<&EventKind> = None;
         for e in log {
@@ -662,6 +715,11 @@ mod tests {
         opts.device_mutant = DeviceMutant::ResetIgnored;
         let id = RunIdentity::of(&opts);
         assert_eq!(RunIdentity::parse(&id.note()).unwrap(), id);
+        // The clock is in the note; a note without it is a wall-clock run.
+        assert!(id.note().contains(" clock=virtual "), "{}", id.note());
+        let old = RunIdentity::parse(&id.note().replace(" clock=virtual", "")).unwrap();
+        assert_eq!(old, RunIdentity { clock: ClockMode::Wall, ..id.clone() });
+        assert!(RunIdentity::parse(&id.note().replace("clock=virtual", "clock=tsc")).is_err());
         let log = [
             ev(
                 0,

@@ -19,6 +19,8 @@ use vm_device::device_manager::{IoManager, MmioManager, PioManager};
 
 use crate::control::{End, VmEvent};
 use crate::outcome::RegsDump;
+use crate::sim::{Request, Sim};
+use nic_model::abi::sched;
 
 /// VM exits per reason.
 pub type ExitCounts = BTreeMap<String, u64>;
@@ -71,6 +73,8 @@ pub struct VcpuCtx {
     /// `--gdb`: the boot vCPU waits for gdb on this listener and runs
     /// under it (guest memory for gdb's reads and breakpoints).
     pub gdb: Option<(std::net::TcpListener, vm_memory::GuestMemoryMmap)>,
+    /// Deterministic mode: the scheduler this vCPU runs under.
+    pub sim: Option<Arc<Sim>>,
 }
 
 pub(crate) enum Action {
@@ -175,6 +179,32 @@ pub fn run_catching(fd: VcpuFd, ctx: VcpuCtx) -> ExitCounts {
     })
 }
 
+/// A scheduling request (`abi::sched`) from `cpu`, as its 32-bit word.
+fn sched_request(sim: &Sim, cpu: u32, data: &[u8], tx: &Sender<VmEvent>) -> Request {
+    let word = data.try_into().map(u32::from_le_bytes).unwrap_or(u32::MAX);
+    match word & 0xff {
+        _ if data.len() != 4 => {
+            let _ = tx.send(VmEvent::ProtocolError(format!(
+                "{}-byte write to the scheduling port; use 32-bit out",
+                data.len()
+            )));
+            Request::Continue
+        }
+        w if w == sched::IDLE => Request::Idle(sim.idle_deadline(cpu)),
+        w if w == sched::YIELD => Request::Yield,
+        w if w == sched::IPI => {
+            sim.send_ipi((word >> 16) & 0xff, (word >> 8) as u8);
+            Request::Continue
+        }
+        _ => {
+            let _ = tx.send(VmEvent::ProtocolError(format!(
+                "unknown scheduling request {word:#x}"
+            )));
+            Request::Continue
+        }
+    }
+}
+
 /// Run `fd` until the run stops or this vCPU ends it; return its exits.
 pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
     let mut counts = ExitCounts::new();
@@ -182,8 +212,14 @@ pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
     // Declared after `fd` is owned, so it drops first: the pointer is gone
     // before the kvm_run page is unmapped, even when a device panics.
     let _clear = ClearKvmRunPtr;
-    // `--gdb`: the gdb session runs this vCPU until gdb detaches (the
-    // loop below then goes on) or the run ends under it.
+    if let Some(sim) = &ctx.sim {
+        if !sim.wait_turn(ctx.cpu) {
+            return counts;
+        }
+    }
+    // `--gdb` (wall clock only: the stub runs this vCPU outside the
+    // scheduler): the gdb session runs it until gdb detaches (the loop
+    // below then goes on) or the run ends under it.
     let gdb_end = ctx
         .gdb
         .take()
@@ -192,7 +228,16 @@ pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
         if ctx.stop.load(Ordering::SeqCst) {
             break None;
         }
+        if let Some(sim) = &ctx.sim {
+            sim.publish_clock();
+        }
+        let mut req = Request::Continue;
         let (name, action) = match fd.run() {
+            Ok(VcpuExit::IoOut(port, data)) if port == sched::SCHED_PORT && ctx.sim.is_some() => {
+                let sim = ctx.sim.as_deref().expect("checked in the guard");
+                req = sched_request(sim, ctx.cpu, data, &ctx.tx);
+                ("sched", Action::Continue)
+            }
             Ok(exit) => dispatch(exit, &ctx.io),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 fd.set_kvm_immediate_exit(0);
@@ -205,7 +250,21 @@ pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
         };
         *counts.entry(name.to_string()).or_insert(0) += 1;
         match action {
-            Action::Continue => {}
+            // A signal (the stop kick) is no guest progress: no time, no
+            // scheduling point.
+            Action::Continue if name == "interrupted" => {}
+            Action::Continue => {
+                if let Some(sim) = &ctx.sim {
+                    sim.charge(name);
+                    let rip = match req {
+                        Request::Idle(_) => fd.get_regs().map(|r| r.rip).unwrap_or(0),
+                        _ => 0,
+                    };
+                    if !sim.schedule(ctx.cpu, req, rip) {
+                        break None;
+                    }
+                }
+            }
             // Never re-enter KVM_RUN after a shutdown.
             Action::Shutdown => {
                 break Some(End::TripleFault {

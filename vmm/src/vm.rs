@@ -2,7 +2,7 @@
 //! the run controller that starts vCPUs and decides the outcome.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,6 +27,7 @@ use crate::arch::x86_64::{cpuid, layout, msr, regs};
 use crate::control::{ControlPort, End, MarkerHook, MarkerHooks, VmEvent};
 use crate::outcome::{Outcome, Stats};
 use crate::serial::{SerialDevice, SerialLog, COM1, COM1_LEN};
+use crate::sim::{ClockMode, Sim};
 use crate::vcpu::{self, ExitCounts, VcpuCtx};
 
 /// What to run.
@@ -57,6 +58,8 @@ pub struct RunOptions {
     /// The scenario provokes `ndo_tx_timeout` on purpose (see
     /// `scenarios::Setup`); otherwise a call is the `tx-timeout` finding.
     pub expect_tx_timeout: bool,
+    /// Which clock runs (`sim`): virtual (deterministic) by default.
+    pub clock: ClockMode,
 }
 
 impl RunOptions {
@@ -106,6 +109,7 @@ impl Default for RunOptions {
             expect_fault: None,
             gdb: None,
             expect_tx_timeout: false,
+            clock: ClockMode::default(),
         }
     }
 }
@@ -177,6 +181,8 @@ pub struct Vm {
     pub io: IoManager,
     /// Set when the run is over; no vCPU re-enters the guest after it.
     pub stop: Arc<AtomicBool>,
+    /// Deterministic mode's clock and scheduler (`None`: wall clock).
+    pub sim: Option<Arc<Sim>>,
     hooks: MarkerHooks,
     /// Boot CPU first, then the parked APs.
     vcpus: Vec<Option<VcpuFd>>,
@@ -268,7 +274,7 @@ impl Vm {
     /// payload pool, serial and control port.
     pub fn new(opts: &RunOptions) -> Result<Self, VmError> {
         let kvm_sys = open_kvm()?;
-        let vm_fd = kvm_sys.create_vm().map_err(kvm("KVM_CREATE_VM"))?;
+        let vm_fd = Arc::new(kvm_sys.create_vm().map_err(kvm("KVM_CREATE_VM"))?);
         let mem =
             GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), layout::RAM_SIZE as usize)])
                 .map_err(|e| VmError::Memory(e.to_string()))?;
@@ -350,10 +356,27 @@ impl Vm {
             ncpus: layout::NCPUS,
             tsc_khz,
             knobs: opts.knobs,
+            clock: opts.clock.abi(),
         };
-        let events = EventLog::new();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
+        let (events, sim) = match opts.clock {
+            ClockMode::Wall => (EventLog::new(), None),
+            ClockMode::Virtual => {
+                let now = Arc::new(AtomicU64::new(0));
+                let sim = Arc::new(Sim::new(
+                    layout::NCPUS,
+                    opts.seed,
+                    now.clone(),
+                    mem.clone(),
+                    stop.clone(),
+                    tx.clone(),
+                ));
+                sim.set_msi(Arc::new(crate::irq::KvmMsi(vm_fd.clone())));
+                sim.publish_clock();
+                (EventLog::with_clock(now), Some(sim))
+            }
+        };
         let serial = SerialLog::default();
         let mut io = IoManager::new();
         io.register_pio(
@@ -369,7 +392,8 @@ impl Vm {
             tx.clone(),
             stop.clone(),
             hooks.clone(),
-        );
+        )
+        .with_sim(sim.clone());
         io.register_pio(
             PioRange::new(PioAddress(control::CONTROL_PORT), 8)?,
             Arc::new(Mutex::new(port)),
@@ -391,11 +415,12 @@ impl Vm {
             },
         );
         Ok(Self {
-            vm_fd: Arc::new(vm_fd),
+            vm_fd,
             mem,
             events,
             io,
             stop,
+            sim,
             hooks,
             vcpus,
             entry,
@@ -441,6 +466,7 @@ impl Vm {
             tx: self.tx.clone(),
             rips: self.rips.clone(),
             gdb: if cpu == 0 { self.gdb.take().map(|l| (l, self.mem.clone())) } else { None },
+            sim: self.sim.clone(),
         };
         std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))
@@ -531,8 +557,26 @@ impl Vm {
         };
         stats.run_ms = start.elapsed().as_secs_f64() * 1e3;
         self.stop.store(true, Ordering::SeqCst);
+        stats.clock = if self.sim.is_some() {
+            "virtual"
+        } else {
+            "wall"
+        }
+        .into();
+        if let Some(sim) = &self.sim {
+            sim.shutdown();
+        }
         let stuck = stop_threads(threads, &mut stats);
         stats.vcpu_rips = self.rips.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(sim) = &self.sim {
+            // After the vCPU threads ended: the last exit is charged.
+            let s = sim.stats();
+            stats.virtual_ms = Some(s.virtual_ns as f64 / 1e6);
+            stats.idle_jumps = s.jumps;
+            stats.skipped_ms = s.skipped_ns as f64 / 1e6;
+            stats.sched_choices = s.choices;
+            stats.sched_switches = s.switches;
+        }
         stats.events = self.events.len();
         let mut outcome = match end {
             End::Timeout => Outcome::Timeout {
@@ -603,6 +647,12 @@ pub fn judge(end: End, events: &EventLog, protocol_errors: &[String]) -> Outcome
         },
         End::Failed(reason) => Outcome::Failed {
             reasons: vec![reason],
+        },
+        End::Deadlock { cpus } => Outcome::Deadlock {
+            cpus: cpus
+                .into_iter()
+                .map(|(cpu, rip)| crate::outcome::IdleCpu { cpu, rip })
+                .collect(),
         },
         End::PowerOff(code) => {
             let mut reasons = Vec::new();

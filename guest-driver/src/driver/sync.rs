@@ -24,10 +24,11 @@ impl<T> SpinLock<T> {
         Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
     }
 
-    /// Take the lock.
+    /// Take the lock. Each failed try runs `kernel::smp::relax`, which
+    /// yields to the holder when the VMM runs one vCPU at a time.
     pub fn lock(&self) -> SpinGuard<'_, T> {
         while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            core::hint::spin_loop();
+            crate::kernel::smp::relax();
         }
         SpinGuard { lock: self }
     }

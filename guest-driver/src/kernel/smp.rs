@@ -96,6 +96,8 @@ static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static START: AtomicUsize = AtomicUsize::new(0);
 /// CPUs whose start was requested (each is requested once).
 static REQUESTED: AtomicU32 = AtomicU32::new(0);
+/// `fn()` run by every spin-wait iteration ([`relax`]); 0 = none.
+static RELAX: AtomicUsize = AtomicUsize::new(0);
 
 /// The kernel's side of SMP, installed once by the boot CPU.
 #[derive(Clone, Copy, Debug)]
@@ -106,6 +108,10 @@ pub struct Hooks {
     pub current: fn() -> u32,
     /// Ask for `cpu` to be started (StartCpu record); false if it cannot be.
     pub start: fn(u32) -> bool,
+    /// One spin-wait iteration: `pause`, or, when the VMM runs one vCPU
+    /// at a time (deterministic mode), a yield request, since the CPU
+    /// being waited for cannot run while this one spins.
+    pub relax: fn(),
 }
 
 /// Install the kernel's hooks (boot CPU, once, before any AP starts).
@@ -113,6 +119,21 @@ pub fn install_hooks(h: Hooks) {
     KICK.store(h.kick as usize, Ordering::Release);
     CURRENT.store(h.current as usize, Ordering::Release);
     START.store(h.start as usize, Ordering::Release);
+    RELAX.store(h.relax as usize, Ordering::Release);
+}
+
+/// One iteration of a spin-wait (a lock held by another CPU): the
+/// kernel's hook, else `core::hint::spin_loop`.
+#[inline]
+pub fn relax() {
+    let r = RELAX.load(Ordering::Acquire);
+    if r == 0 {
+        core::hint::spin_loop();
+    } else {
+        // SAFETY: RELAX holds 0 or a `fn()` stored by `install_hooks`.
+        let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(r) };
+        f();
+    }
 }
 
 /// Start `cpu` if it is not online yet and wait up to `timeout_ns` for it
@@ -364,7 +385,7 @@ mod tests {
     #[test]
     fn start_requests_once_and_waits_for_online() {
         let p = HostPlatform(Instant::now());
-        install_hooks(Hooks { kick: no_kick, current: cpu0, start: spawn_ap });
+        install_hooks(Hooks { kick: no_kick, current: cpu0, start: spawn_ap, relax: core::hint::spin_loop });
         assert_eq!(start(&p, 3, 1_000_000), Err(SmpError::CannotStart(3)));
         assert_eq!(start(&p, 3, 1_000_000), Err(SmpError::CannotStart(3)));
         assert_eq!(start(&p, 4, 5_000_000_000), Ok(()));

@@ -176,6 +176,7 @@ impl HostPlat {
             ncpus: 1,
             tsc_khz: 1_000_000,
             knobs,
+            clock: 0,
         };
         let v = run_with_pool(&plat, &cfg, plat.dma_pool()).expect("a NIC scenario");
         (plat, v)

@@ -122,6 +122,18 @@ pub fn sti_hlt_cli() {
     unsafe { asm!("sti", "hlt", "cli", options(nostack)) }
 }
 
+/// Deterministic mode's idle request: `sti; out; cli`. `sti` delays
+/// interrupts by one instruction, so none is taken before the `out`
+/// (the VMM's scheduler then runs another CPU or moves time on); one
+/// that is pending when the VMM re-enters this CPU is taken right after
+/// the `out`, before `cli`: the same no-lost-wake-up rule as
+/// [`sti_hlt_cli`].
+#[inline(always)]
+pub fn sti_out_cli(port: u16, value: u32) {
+    // SAFETY: handlers run and return here; memory may change (not nomem).
+    unsafe { asm!("sti", "out dx, eax", "cli", in("dx") port, in("eax") value, options(nostack)) }
+}
+
 /// Stop this CPU for good (IF=0, so nothing wakes it but NMI/INIT).
 pub fn halt_forever() -> ! {
     loop {

@@ -4,15 +4,24 @@
 //! (clock factors, control-port presence) or per CPU (GS base), so the
 //! same value works on every CPU and can be shared with jobs run through
 //! `kernel::smp`.
+//!
+//! Two clocks (abi `RunConfig::clock`):
+//! - wall: the TSC, and `wait_until` sleeps in `hlt` with the x2APIC
+//!   timer armed;
+//! - virtual (deterministic mode, `abi::sched`): the VMM's virtual time,
+//!   read from the clock page without an exit, and `wait_until` is an
+//!   "idle until T" request to the VMM's scheduler. No timer, no TSC:
+//!   nothing the guest does depends on wall time.
 
 use super::{apic, control, cpu, percpu, serial};
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 use nicproof_guest::abi::pci::{CONFIG_ADDRESS_PORT, CONFIG_DATA_PORT};
-use nicproof_guest::abi::Marker;
+use nicproof_guest::abi::{layout, sched, Marker};
+use nicproof_guest::driver::sync::SpinLock;
 use nicproof_guest::kernel::record;
 use nicproof_guest::kernel::time::TscClock;
 use nicproof_guest::platform::Platform;
-use spin::Mutex;
 
 /// Longest single sleep in `wait_until`: callers loop on their condition,
 /// so a bounded sleep keeps a bad deadline from hanging a CPU.
@@ -26,7 +35,51 @@ static CLOCK: ClockCell = ClockCell(UnsafeCell::new(None));
 
 /// PCI configuration mechanism #1 is two ports: keep CPUs from mixing
 /// their address and data accesses.
-static PCI_LOCK: Mutex<()> = Mutex::new(());
+static PCI_LOCK: SpinLock<()> = SpinLock::new(());
+
+/// Deterministic mode: time and idling belong to the VMM.
+static VIRTUAL: AtomicBool = AtomicBool::new(false);
+
+/// Use the VMM's virtual clock and scheduler (boot CPU, before any
+/// other CPU starts or anything reads the time).
+pub fn set_virtual_clock(on: bool) {
+    VIRTUAL.store(on, Ordering::Relaxed);
+}
+
+/// Whether the VMM's virtual clock runs (deterministic mode).
+#[inline(always)]
+pub fn virtual_clock() -> bool {
+    VIRTUAL.load(Ordering::Relaxed)
+}
+
+#[inline(always)]
+fn virtual_now() -> u64 {
+    // SAFETY: the clock page is guest RAM below 4 GiB (identity mapped),
+    // reserved for it in abi::layout; the VMM writes it between entries,
+    // so a volatile read sees the value of the last entry.
+    unsafe { core::ptr::read_volatile((layout::CLOCK_PAGE + sched::NOW) as *const u64) }
+}
+
+/// Deterministic mode: ask the VMM to idle this CPU until `deadline_ns`
+/// (`u64::MAX`: until an interrupt) or an interrupt for it.
+pub fn idle_request(deadline_ns: u64) {
+    let slot = layout::CLOCK_PAGE + sched::deadline_slot(percpu::cpu_id());
+    // SAFETY: this CPU's own slot of the clock page (see virtual_now);
+    // the VMM reads it during the `out` exit below.
+    unsafe { core::ptr::write_volatile(slot as *mut u64, deadline_ns) };
+    cpu::sti_out_cli(sched::SCHED_PORT, sched::IDLE);
+}
+
+/// Deterministic mode: a spin-wait iteration lets the other CPU run.
+pub fn yield_request() {
+    cpu::outl(sched::SCHED_PORT, sched::YIELD);
+}
+
+/// Deterministic mode: interrupt `cpu` with `vector` through the VMM
+/// (which then knows the CPU may leave its idle wait).
+pub fn ipi_request(cpu: u32, vector: u8) {
+    cpu::outl(sched::SCHED_PORT, sched::ipi(cpu, vector));
+}
 
 /// Install the TSC clock. Boot CPU only, before anything reads the time.
 pub fn set_clock(c: TscClock) {
@@ -75,6 +128,9 @@ impl Platform for KernelPlatform {
     }
 
     fn now_ns(&self) -> u64 {
+        if virtual_clock() {
+            return virtual_now();
+        }
         match clock() {
             Some(c) => c.ticks_to_ns(cpu::rdtsc()),
             None => 0,
@@ -82,6 +138,14 @@ impl Platform for KernelPlatform {
     }
 
     fn wait_until(&self, deadline_ns: u64) {
+        if virtual_clock() {
+            // No cap (MAX_SLEEP_NS): a wait without an end must be seen
+            // as such, so a deadlock ends the run instead of spinning.
+            if virtual_now() < deadline_ns {
+                idle_request(deadline_ns);
+            }
+            return;
+        }
         let Some(c) = clock() else { return };
         let now = c.ticks_to_ns(cpu::rdtsc());
         if now >= deadline_ns {

@@ -3,12 +3,12 @@
 //! whole string without a guest loop per byte.
 
 use core::arch::asm;
-use spin::Mutex;
+use nicproof_guest::driver::sync::SpinLock;
 
 const COM1: u16 = 0x3f8;
 
 /// Keeps lines from two CPUs from interleaving.
-static LOCK: Mutex<()> = Mutex::new(());
+static LOCK: SpinLock<()> = SpinLock::new(());
 
 fn put(bytes: &[u8]) {
     if bytes.is_empty() {
