@@ -1057,6 +1057,7 @@ mod tests {
             matched: vec!["dma-maps".into()],
             reasons: vec!["why".into()],
             secs: 0.5,
+            digest: String::new(),
         };
         let s = Summary {
             jobs: 1,
