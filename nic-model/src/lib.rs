@@ -6,11 +6,12 @@
 //!
 //! Entry points: [`Nic`] (the device core), [`PciRoot`] (configuration
 //! mechanism #1 and MMIO routing), [`NicConfig`] (knobs, mutant,
-//! backend), [`MsiSink`] (how interrupts leave), and the rule names in
-//! [`monitor`].
+//! backend), [`MsiSink`] (how interrupts leave), and the one catalogue of
+//! rules in [`rules`].
 #![cfg_attr(not(feature = "std"), no_std)]
 
 pub mod abi;
+pub mod rules;
 pub mod udp;
 
 #[cfg(feature = "std")]

@@ -11,48 +11,50 @@
 //! `EventKind::Violation { rule, detail }` right after the access it
 //! judges; the access itself is not blocked (the oracle watches, the
 //! device decides). Rule names are stable: tests and reports match them.
+//! The `RULE_*` names are the catalogue's ([`crate::rules::Rule`]).
 
 use crate::abi::{regs, Marker};
 use crate::events::{Batch, DmaDir, EventKind, EventLog, Source, DMA_CAUSES};
 use crate::intervals::{MapEntry, MapTree};
+use crate::rules::Rule;
 
 /// A DMA after the driver's stop-exit marker, before the next open.
-pub const RULE_DMA_AFTER_STOP: &str = "dma-after-stop";
+pub const RULE_DMA_AFTER_STOP: &str = Rule::DmaAfterStop.name();
 /// A DMA outside every range the driver has mapped.
-pub const RULE_DMA_UNMAPPED: &str = "dma-unmapped";
+pub const RULE_DMA_UNMAPPED: &str = Rule::DmaUnmapped.name();
 /// A device write into a to-device mapping, or a read of a from-device one.
-pub const RULE_DMA_WRONG_DIRECTION: &str = "dma-wrong-direction";
+pub const RULE_DMA_WRONG_DIRECTION: &str = Rule::DmaWrongDirection.name();
 /// A DMA attempted with bus mastering off (the device blocks it).
-pub const RULE_DMA_BUS_MASTER_OFF: &str = "dma-bus-master-off";
+pub const RULE_DMA_BUS_MASTER_OFF: &str = Rule::DmaBusMasterOff.name();
 /// A DMA for a ring whose enable bit is clear.
-pub const RULE_DMA_DEVICE_DISABLED: &str = "dma-device-disabled";
+pub const RULE_DMA_DEVICE_DISABLED: &str = Rule::DmaDeviceDisabled.name();
 /// A DMA while a reset is in progress.
-pub const RULE_DMA_DURING_RESET: &str = "dma-during-reset";
+pub const RULE_DMA_DURING_RESET: &str = Rule::DmaDuringReset.name();
 /// A DMA address outside guest RAM (the device blocks it).
-pub const RULE_DMA_OUTSIDE_RAM: &str = "dma-outside-ram";
+pub const RULE_DMA_OUTSIDE_RAM: &str = Rule::DmaOutsideRam.name();
 /// A DMA address inside the device's own BAR (the device blocks it).
-pub const RULE_DMA_INTO_BAR: &str = "dma-into-bar";
+pub const RULE_DMA_INTO_BAR: &str = Rule::DmaIntoBar.name();
 /// A descriptor fetched out of order or beyond what the driver posted.
-pub const RULE_DESC_UNPOSTED: &str = "desc-unposted";
+pub const RULE_DESC_UNPOSTED: &str = Rule::DescUnposted.name();
 /// A completion written for a descriptor the device never fetched.
-pub const RULE_COMPLETION_UNPOSTED: &str = "completion-unposted";
+pub const RULE_COMPLETION_UNPOSTED: &str = Rule::CompletionUnposted.name();
 /// An interrupt message delivered after stop-exit.
-pub const RULE_IRQ_AFTER_STOP: &str = "irq-after-stop";
+pub const RULE_IRQ_AFTER_STOP: &str = Rule::IrqAfterStop.name();
 /// An interrupt raised for a cause the driver has not enabled.
-pub const RULE_IRQ_WHILE_DISABLED: &str = "irq-while-disabled";
+pub const RULE_IRQ_WHILE_DISABLED: &str = Rule::IrqWhileDisabled.name();
 /// A reset that did not return the device to its reset state.
-pub const RULE_RESET_INEFFECTIVE: &str = "reset-ineffective";
+pub const RULE_RESET_INEFFECTIVE: &str = Rule::ResetIneffective.name();
 /// An MSI-X message aimed outside the local APIC window (the device
 /// refuses to send it).
-pub const RULE_MSI_BAD_ADDRESS: &str = "msi-bad-address";
+pub const RULE_MSI_BAD_ADDRESS: &str = Rule::MsiBadAddress.name();
 /// A dma-unmap of a range that is not mapped.
-pub const RULE_UNMAP_UNMAPPED: &str = "unmap-unmapped";
+pub const RULE_UNMAP_UNMAPPED: &str = Rule::UnmapUnmapped.name();
 /// A TX completion or RX frame written back while the device was enabled
 /// whose interrupt cause was not latched within
 /// [`crate::device::SIGNAL_BOUND_NS`], or that stop found pending with
 /// no coalescing timer to ever signal it (interrupt moderation by frame
 /// count alone: the mvneta 01b23da3607d hang).
-pub const RULE_COMPLETION_UNSIGNALLED: &str = "completion-unsignalled";
+pub const RULE_COMPLETION_UNSIGNALLED: &str = Rule::CompletionUnsignalled.name();
 
 /// What the DMA is for; decides which ring checks apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
