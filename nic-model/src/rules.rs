@@ -469,6 +469,14 @@ impl core::fmt::Display for Rule {
     }
 }
 
+/// A rule serializes as its stable name.
+#[cfg(feature = "std")]
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

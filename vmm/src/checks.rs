@@ -1,5 +1,7 @@
-//! The report's table of checks (issue 5): one row per rule the host
-//! asserts, with its status and the evidence the event log holds for it.
+//! The report's table of checks (issue 5): one row per
+//! `nic_model::rules::Row`, with its status and the evidence the event
+//! log holds for it. Which row a finding fails is its rule's, from the
+//! catalogue (`nic_model::rules::Rule::row`).
 //!
 //! The verdict is not decided here: `lib.rs` judges the run (the guest's
 //! verdict, the device monitor, `oracles`) and this module only lays the
@@ -14,7 +16,7 @@ use std::fmt;
 
 use nic_model::abi::{self, Marker};
 use nic_model::events::{DmaDir, Event, EventKind};
-use nic_model::monitor;
+use nic_model::rules::{Row, Rule};
 use serde::{Deserialize, Serialize};
 
 use crate::oracles::{self, after_stop, arg, doorbell, marker_of};
@@ -167,67 +169,17 @@ fn tally(log: &[Event]) -> Tally {
     t
 }
 
-/// Guest oracle texts that belong to a specific row (the guest's
-/// `OracleFail` texts start with the rule's name).
-fn guest_text_row(detail: &str) -> Option<usize> {
-    const PREFIXES: &[(&str, usize)] = &[
-        ("bql", ROW_BQL),
-        ("skb ledger", ROW_SKB),
-        ("skb-ledger", ROW_SKB),
-        ("xmit returned BUSY", ROW_BUSY),
-        ("stop-early", ROW_BUSY),
-        ("auto-close", ROW_AUTO_CLOSE),
-        ("dma:", ROW_MAPS),
-        ("dma-maps", ROW_MAPS),
-    ];
-    PREFIXES.iter().find(|(p, _)| detail.starts_with(p)).map(|&(_, r)| r)
-}
-
-const ROW_DMA_AFTER_STOP: usize = 0;
-const ROW_IRQ_AFTER_STOP: usize = 1;
-const ROW_DOORBELL_AFTER_STOP: usize = 2;
-const ROW_DMA_MAPPED: usize = 3;
-const ROW_DEVICE: usize = 4;
-const ROW_MAPS: usize = 5;
-const ROW_SKB: usize = 6;
-const ROW_BQL: usize = 7;
-const ROW_BUSY: usize = 8;
-const ROW_FRAMES: usize = 9;
-const ROW_AUTO_CLOSE: usize = 10;
-const ROW_MAC: usize = 11;
-const ROW_DEVICE_ERROR: usize = 12;
-const ROW_DOORBELL_PENDING: usize = 13;
-const ROW_IRQ: usize = 14;
-const ROW_VERDICT: usize = 15;
-
-/// The row a host finding belongs to (None: the last row).
-fn finding_row(oracle: &str) -> Option<usize> {
-    use monitor::*;
-    Some(match oracle {
-        RULE_DMA_AFTER_STOP => ROW_DMA_AFTER_STOP,
-        RULE_IRQ_AFTER_STOP => ROW_IRQ_AFTER_STOP,
-        "doorbell-after-stop" => ROW_DOORBELL_AFTER_STOP,
-        RULE_DMA_UNMAPPED | RULE_DMA_WRONG_DIRECTION | RULE_DMA_OUTSIDE_RAM | RULE_DMA_INTO_BAR => ROW_DMA_MAPPED,
-        RULE_DMA_BUS_MASTER_OFF
-        | RULE_DMA_DEVICE_DISABLED
-        | RULE_DMA_DURING_RESET
-        | RULE_DESC_UNPOSTED
-        | RULE_COMPLETION_UNPOSTED
-        | RULE_IRQ_WHILE_DISABLED
-        | RULE_RESET_INEFFECTIVE
-        | RULE_MSI_BAD_ADDRESS => ROW_DEVICE,
-        "dma-maps" | "device-live-maps" | RULE_UNMAP_UNMAPPED => ROW_MAPS,
-        "skb-ledger" => ROW_SKB,
-        "no-busy" | "queue-thresholds" => ROW_BUSY,
-        "rx-content" => ROW_FRAMES,
-        "auto-close" => ROW_AUTO_CLOSE,
-        "mac-address" => ROW_MAC,
-        "device-error" => ROW_DEVICE_ERROR,
-        "doorbell-pending" => ROW_DOORBELL_PENDING,
-        "bql-balance" | "bql-stall" => ROW_BQL,
-        "irq-reenable" | "irq-enabled-after-stop" | "tx-timeout" | RULE_COMPLETION_UNSIGNALLED => ROW_IRQ,
-        _ => return None,
-    })
+/// The row a finding fails besides the verdict row: its rule's (from
+/// the catalogue), or for the guest's own findings the rule their text
+/// names. None: only the verdict row.
+fn finding_row(f: &Finding) -> (Option<Row>, bool) {
+    match f.rule().map(Rule::row) {
+        Some(Row::Verdict) | None => {
+            let guest = Rule::of_guest_text(&f.detail).map(Rule::row).filter(|&r| r != Row::Verdict);
+            (guest, true)
+        }
+        Some(r) => (Some(r), false),
+    }
 }
 
 fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
@@ -247,72 +199,72 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
     let summary = t.summary;
     let na_unless = |cond: bool| if cond { Status::Held } else { Status::NotApplicable };
     let rows = vec![
-        ("no DMA after stop-exit", na_unless(stopped), counts(&[
+        (Row::DmaAfterStop, na_unless(stopped), counts(&[
             ("dma-accesses", t.dma),
             ("dma-after-stop", t.dma_after_stop),
             ("stop-exits", t.stop_exits),
         ])),
-        ("no interrupt after stop-exit", na_unless(stopped), counts(&[
+        (Row::IrqAfterStop, na_unless(stopped), counts(&[
             ("interrupts", t.irqs),
             ("interrupts-after-stop", t.irqs_after_stop),
         ])),
-        ("no doorbell after stop-exit", na_unless(stopped), counts(&[
+        (Row::DoorbellAfterStop, na_unless(stopped), counts(&[
             ("doorbells", t.doorbells),
             ("doorbells-after-stop", t.doorbells_after_stop),
         ])),
-        ("every DMA inside a mapped range", na_unless(t.dma > 0), counts(&[
+        (Row::DmaMapped, na_unless(t.dma > 0), counts(&[
             ("dma-checked", t.dma),
             ("dma-reads", t.dma_reads),
             ("dma-writes", t.dma_writes),
             ("dma-bytes", t.dma_bytes),
         ])),
-        ("device obeys enable, reset and posting", na_unless(t.probes > 0), counts(&[
+        (Row::Device, na_unless(t.probes > 0), counts(&[
             ("resets", t.resets),
             ("interrupts", t.irqs),
         ])),
-        ("every DMA map unmapped once", na_unless(t.maps > 0 || summary.is_some()), counts(&[
+        (Row::Maps, na_unless(t.maps > 0 || summary.is_some()), counts(&[
             ("maps", t.maps),
             ("unmaps", t.unmaps),
             ("live-maps-at-end", summary.map_or(0, |s| s[1])),
         ])),
-        ("every skb freed exactly once", na_unless(t.skb_allocs > 0 || summary.is_some()), counts(&[
+        (Row::Skb, na_unless(t.skb_allocs > 0 || summary.is_some()), counts(&[
             ("skbs-allocated", t.skb_allocs),
             ("skbs-cloned", t.skb_clones),
             ("skbs-freed", t.skb_frees),
             ("live-skbs-at-end", summary.map_or(0, |s| s[0])),
         ])),
-        ("BQL back to zero", na_unless(summary.is_some() || t.bql.is_some() || t.tx_rings_bql > 0), counts(&[
+        (Row::Bql, na_unless(summary.is_some() || t.bql.is_some() || t.tx_rings_bql > 0), counts(&[
             ("bql-balance-checks", t.tx_rings_bql),
             ("bql-in-flight", summary.map_or(0, |s| s[3])),
             ("bql-queued", t.bql.map_or(0, |b| b[0])),
             ("bql-completed", t.bql.map_or(0, |b| b[1])),
             ("bql-stalls", t.bql_stalls),
         ])),
-        ("BUSY returned zero times", na_unless(!allow_busy && (t.probes > 0 || summary.is_some())), counts(&[
+        (Row::Busy, na_unless(!allow_busy && (t.probes > 0 || summary.is_some())), counts(&[
             ("busy-returns", t.busy.max(summary.map_or(0, |s| s[2]))),
         ])),
-        ("delivered frames match sent bytes", na_unless(t.rx_delivered > 0), counts(&[
+        (Row::Frames, na_unless(t.rx_delivered > 0), counts(&[
             ("frames-sent", t.tx_frames),
             ("frames-received", t.rx_frames),
             ("frames-byte-checked", t.rx_delivered),
         ])),
-        ("unregister stops an UP device once", na_unless(t.unregisters > 0), counts(&[
+        (Row::AutoClose, na_unless(t.unregisters > 0), counts(&[
             ("unregisters", t.unregisters),
         ])),
-        ("registered MAC is valid", na_unless(t.probes > 0), counts(&[("probes", t.probes)])),
-        ("device latched no unexpected error", na_unless(t.probes > 0 || !t.faults.is_empty()), counts(&[
+        (Row::Mac, na_unless(t.probes > 0), counts(&[("probes", t.probes)])),
+        (Row::DeviceError, na_unless(t.probes > 0 || !t.faults.is_empty()), counts(&[
             ("device-errors", t.faults.len() as u64),
         ])),
-        ("every posted descriptor gets a doorbell", na_unless(t.tx_rings > 0), counts(&[
+        (Row::DoorbellPending, na_unless(t.tx_rings > 0), counts(&[
             ("batch-end-checks", t.tx_rings - t.tx_rings_at_stop),
             ("stop-entry-checks", t.tx_rings_at_stop),
         ])),
-        ("interrupts re-armed by NAPI, off at stop", na_unless(t.probes > 0), counts(&[
+        (Row::Irq, na_unless(t.probes > 0), counts(&[
             ("napi-completes", t.napi_completes),
             ("int-enable-writes", t.int_enable_writes),
             ("tx-timeouts", t.tx_timeouts),
         ])),
-        ("guest verdict and other oracles", Status::Held, counts(&[
+        (Row::Verdict, Status::Held, counts(&[
             ("guest-oracle-failures", t.guest_oracle_fails),
         ])),
     ];
@@ -323,37 +275,35 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
         }
     }
     for f in findings {
-        match finding_row(&f.oracle) {
-            Some(r) => claim(&mut failed_by, r, &f.oracle),
-            None => {
-                // Guest oracle texts name their rule; they count there too.
-                if let Some(r) = guest_text_row(&f.detail) {
-                    claim(&mut failed_by, r, &f.oracle);
-                }
-                claim(&mut failed_by, ROW_VERDICT, &f.oracle);
-            }
+        // Guest oracle texts name their rule; they count there too.
+        let (row, verdict) = finding_row(f);
+        if let Some(r) = row {
+            claim(&mut failed_by, r.index(), &f.oracle);
+        }
+        if verdict {
+            claim(&mut failed_by, Row::Verdict.index(), &f.oracle);
         }
     }
     // The guest's end-of-run summary: the guest fails its verdict on the
     // same values, so these agree with the outcome.
     if let Some([skbs, maps, busy, bql]) = summary {
         if skbs != 0 {
-            claim(&mut failed_by, ROW_SKB, "guest-summary");
+            claim(&mut failed_by, Row::Skb.index(), "guest-summary");
         }
         if maps != 0 {
-            claim(&mut failed_by, ROW_MAPS, "guest-summary");
+            claim(&mut failed_by, Row::Maps.index(), "guest-summary");
         }
         if bql != 0 {
-            claim(&mut failed_by, ROW_BQL, "guest-summary");
+            claim(&mut failed_by, Row::Bql.index(), "guest-summary");
         }
         if busy != 0 && !allow_busy {
-            claim(&mut failed_by, ROW_BUSY, "guest-summary");
+            claim(&mut failed_by, Row::Busy.index(), "guest-summary");
         }
     }
     // A failed run whose reasons carry no finding (e.g. a protocol error
     // or a bad power-off code) still shows FAILED somewhere.
     if matches!(outcome, Outcome::Failed { .. }) && failed_by.iter().all(Vec::is_empty) {
-        claim(&mut failed_by, ROW_VERDICT, "outcome");
+        claim(&mut failed_by, Row::Verdict.index(), "outcome");
     }
     // Each latched error by name; those a device-error finding names
     // are the unexpected ones (the rest the scenario provoked on purpose).
@@ -361,7 +311,7 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
         .faults
         .iter()
         .map(|&(seq, code, addr)| {
-            let bad = findings.iter().any(|f| f.oracle == "device-error" && f.seq == seq);
+            let bad = findings.iter().any(|f| f.rule() == Some(Rule::DeviceError) && f.seq == seq);
             let how = if bad { "unexpected" } else { "expected" };
             format!("{} (code {code}) at {addr:#x}, event #{seq}, {how}", oracles::device_error_name(code))
         })
@@ -369,12 +319,12 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
     rows.into_iter()
         .zip(failed_by)
         .enumerate()
-        .map(|(i, ((check, status, counts), failed_by))| Check {
-            check: check.to_string(),
+        .map(|(i, ((row, status, counts), failed_by))| Check {
+            check: row.title().to_string(),
             status: if failed_by.is_empty() { status } else { Status::Failed },
             counts,
             failed_by,
-            errors: if i == ROW_DEVICE_ERROR { errors.clone() } else { Vec::new() },
+            errors: if i == Row::DeviceError.index() { errors.clone() } else { Vec::new() },
         })
         .collect()
 }
@@ -456,7 +406,7 @@ mod tests {
     fn judged(log: &[Event]) -> (Outcome, Vec<Finding>) {
         let f: Vec<Finding> = oracles::check_all(log, true)
             .into_iter()
-            .map(|f| Finding { oracle: f.oracle.into(), seq: f.seq, detail: f.detail })
+            .map(|f| Finding { oracle: f.oracle.name().into(), seq: f.seq, detail: f.detail })
             .collect();
         if f.is_empty() {
             (Outcome::Passed, f)
@@ -476,6 +426,9 @@ mod tests {
         assert_eq!(o, Outcome::Passed);
         let t = table(&l, &o, &f, false);
         assert!(t.iter().all(|c| c.status == Status::Held), "{}", render(&t));
+        // One row per row of the catalogue, in its order.
+        let titles: Vec<&str> = t.iter().map(|c| c.check.as_str()).collect();
+        assert_eq!(titles, Row::ALL.iter().map(|r| r.title()).collect::<Vec<_>>());
         let dma = row(&t, "every DMA inside a mapped range");
         assert_eq!(dma.counts["dma-checked"], 1);
         let skb = row(&t, "every skb freed exactly once");
@@ -510,7 +463,7 @@ mod tests {
         let l = log(k);
         let (o, mut f) = judged(&l);
         // The device monitor's live violation, as lib.rs names it.
-        f.push(Finding { oracle: monitor::RULE_DMA_AFTER_STOP.into(), seq: 1, detail: String::new() });
+        f.push(Finding { oracle: Rule::DmaAfterStop.name().into(), seq: 1, detail: String::new() });
         let t = table(&l, &o, &f, false);
         let d = row(&t, "no DMA after stop-exit");
         assert_eq!((d.status, d.counts["dma-after-stop"]), (Status::Failed, 1));
@@ -546,7 +499,7 @@ mod tests {
         // Unexpected: the oracle's finding fails the row, which names it.
         let f: Vec<Finding> = oracles::device_error(&l, None)
             .into_iter()
-            .map(|f| Finding { oracle: f.oracle.into(), seq: f.seq, detail: f.detail })
+            .map(|f| Finding { oracle: f.oracle.name().into(), seq: f.seq, detail: f.detail })
             .collect();
         let o = Outcome::Failed { reasons: vec!["x".into()] };
         let t = table(&l, &o, &f, false);

@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use nic_model::abi::{knob, BadGuest, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
 use nic_model::config::BackendConfig;
+use nic_model::rules::Rule;
 use vmm::bench::NetPlan;
 use vmm::sim::ClockMode;
 use vmm::vm::RunOptions;
@@ -80,7 +81,7 @@ pub enum Command {
     /// Boot one VM for (scenario, seed, mutants) and print its report.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
-    /// List scenarios, driver mutants, device mutants, bad guests and knobs.
+    /// List scenarios, driver mutants, device mutants, bad guests, knobs and rules.
     List,
     /// Boot the same VM several times; print boot-to-ready time, run time
     /// and VM exits per reason (min / median / max).
@@ -638,6 +639,11 @@ pub fn list() -> String {
     for k in knob::ALL {
         desc(&mut s, k.name, &format!("{} [{}]", k.doc, knob_range(k)));
     }
+    // From the one catalogue of rules (nic_model::rules).
+    s.push_str("rules (judged by; report row):\n");
+    for r in Rule::ALL {
+        desc(&mut s, r.name(), &format!("{} ({}; {})", r.statement(), r.judge().name(), r.row().title()));
+    }
     s
 }
 
@@ -693,6 +699,9 @@ mod tests {
         assert!(parse_knob("echo", &mut k).is_err());
         assert!(bad_guest("page-fault").is_ok() && bad_guest("x").is_err());
         assert!(list().contains("no-fence"));
+        for r in Rule::ALL {
+            assert!(list().contains(&format!("  {:<22} {}", r.name(), r.statement())), "{r}");
+        }
     }
 
     #[test]

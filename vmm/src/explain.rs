@@ -14,6 +14,7 @@ use crate::decode;
 use crate::oracles::{arg, marker_of};
 use crate::outcome::{Finding, Report, RunSettings};
 use crate::rules;
+use nic_model::rules::Rule;
 
 /// How wide a line of findings may get before it is cut (the whole text
 /// is in the JSON report).
@@ -124,8 +125,8 @@ pub fn rule_lines(oracle: &str, detail: &str) -> Vec<String> {
     let Some(r) = rules::rule_for(oracle, detail) else {
         return Vec::new();
     };
-    let mut v = vec![format!("rule: {}", r.sentence)];
-    if let Some(q) = r.quote {
+    let mut v = vec![format!("rule: {}", r.statement())];
+    if let Some(q) = r.quote() {
         v.push(format!(
             "Softnet Driver Issues, {}: \"{}\"",
             q.section, q.text
@@ -257,7 +258,7 @@ pub fn findings_of(log: &[Event]) -> Vec<Finding> {
                 detail: detail.clone(),
             }),
             EventKind::Verdict { pass: false, text } => Some(Finding {
-                oracle: "guest-verdict".into(),
+                oracle: Rule::GuestVerdict.name().into(),
                 seq: e.seq,
                 detail: text.clone(),
             }),
@@ -268,7 +269,7 @@ pub fn findings_of(log: &[Event]) -> Vec<Finding> {
         crate::oracles::check_all(log, true)
             .into_iter()
             .map(|o| Finding {
-                oracle: o.oracle.into(),
+                oracle: o.oracle.name().into(),
                 seq: o.seq,
                 detail: o.detail,
             }),

@@ -33,6 +33,7 @@ pub mod vcpu;
 pub mod vm;
 
 use nic_model::events::{Event, EventKind};
+use nic_model::rules::Rule;
 use outcome::{Finding, Outcome, Report, Stats};
 use nic_model::config::NicConfig;
 use vm::{RunOptions, Vm};
@@ -66,13 +67,13 @@ fn judge_with_oracles(
         if !reasons.contains(&r) {
             reasons.push(r);
         }
-        named.push(Finding { oracle: f.oracle.into(), seq: f.seq, detail: f.detail });
+        named.push(Finding { oracle: f.oracle.name().into(), seq: f.seq, detail: f.detail });
     }
     if live_maps > 0 && reasons.iter().all(|r| !r.contains("still mapped")) {
         let detail = format!("{live_maps} DMA range(s) still mapped at the end");
         reasons.push(format!("device monitor: {detail}"));
         let seq = log.last().map_or(0, |e| e.seq);
-        named.push(Finding { oracle: "device-live-maps".into(), seq, detail });
+        named.push(Finding { oracle: Rule::DeviceLiveMaps.name().into(), seq, detail });
     }
     if reasons.is_empty() {
         (Outcome::Passed, named)
@@ -90,7 +91,7 @@ fn log_findings(log: &[Event]) -> Vec<Finding> {
                 Some(Finding { oracle: rule.clone(), seq: e.seq, detail: detail.clone() })
             }
             EventKind::Verdict { pass: false, text } => {
-                Some(Finding { oracle: "guest-verdict".into(), seq: e.seq, detail: text.clone() })
+                Some(Finding { oracle: Rule::GuestVerdict.name().into(), seq: e.seq, detail: text.clone() })
             }
             _ => None,
         })

@@ -8,9 +8,9 @@
 //! case only, not the matrix. A child that outlives its scenario's
 //! timeout by [`GRACE`] is killed and reported as a miss.
 //!
-//! Judging (see [`judge`]): a `Pass` case must pass; a `Caught(names)`
+//! Judging (see [`judge`]): a `Pass` case must pass; a `Caught(rules)`
 //! case must end `failed` with at least one [`Finding`] naming one of
-//! `names` (a host oracle, a device monitor rule, or `guest:<prefix>` for
+//! `rules` of the catalogue (a host oracle, a device monitor rule, or `guest:<prefix>` for
 //! the guest's own oracle texts and its failing verdict). Anything else,
 //! including a timeout or panic, is a miss, with the run's reasons.
 
@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nic_model::abi::{DeviceMutant, DriverMutant};
+use nic_model::rules::Rule;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Finding, Outcome, Report};
@@ -229,19 +230,26 @@ pub fn report_digest(r: &Report) -> String {
 fn expect_text(e: &Expect) -> String {
     match e {
         Expect::Pass => "pass".into(),
-        Expect::Caught(by) => format!("caught by {}", by.join("|")),
+        Expect::Caught(by) => format!("caught by {}", rule_names(by)),
     }
 }
 
-/// Whether `f` is what the expected oracle `name` reports.
-pub fn names(name: &str, f: &Finding) -> bool {
-    match name.strip_prefix("guest:") {
+/// Whether `f` is a finding of the expected `rule`: one named by it, or
+/// for a guest rule (`guest:<prefix>`) a guest finding whose text starts
+/// with its prefix.
+pub fn names(rule: Rule, f: &Finding) -> bool {
+    match rule.guest_prefix() {
         Some(prefix) => {
-            (f.oracle == "guest-oracles" || f.oracle == "guest-verdict")
+            (f.oracle == Rule::GuestOracles.name() || f.oracle == Rule::GuestVerdict.name())
                 && f.detail.starts_with(prefix)
         }
-        None => f.oracle == name,
+        None => f.oracle == rule.name(),
     }
+}
+
+/// The expected rules as the matrix prints them: `a|b`.
+fn rule_names(by: &[Rule]) -> String {
+    by.iter().map(|r| r.name()).collect::<Vec<_>>().join("|")
 }
 
 fn reasons_of(o: &Outcome) -> Vec<String> {
@@ -305,7 +313,7 @@ pub fn judge(
     let stub = report
         .findings
         .iter()
-        .any(|f| f.oracle == "guest-verdict" && f.detail.contains(UNIMPLEMENTED));
+        .any(|f| f.oracle == Rule::GuestVerdict.name() && f.detail.contains(UNIMPLEMENTED));
     match expect {
         Expect::Pass if report.outcome == Outcome::Passed => (Status::Passed, vec![], vec![]),
         Expect::Pass if stub && skip_unimplemented => {
@@ -316,8 +324,8 @@ pub fn judge(
             let failed = matches!(report.outcome, Outcome::Failed { .. });
             let matched: Vec<String> = by
                 .iter()
-                .filter(|n| failed && report.findings.iter().any(|f| names(n, f)))
-                .map(|n| n.to_string())
+                .filter(|&&r| failed && report.findings.iter().any(|f| names(r, f)))
+                .map(|r| r.name().to_string())
                 .collect();
             if !matched.is_empty() {
                 return (Status::Caught, matched, reasons);
@@ -333,7 +341,7 @@ pub fn judge(
                     found.dedup();
                     format!(
                         "failed, but no finding names {}: found [{}]",
-                        by.join("|"),
+                        rule_names(by),
                         found.join(", ")
                     )
                 }
@@ -875,7 +883,7 @@ mod tests {
     #[test]
     fn pass_and_caught_are_judged_by_outcome_and_oracle_name() {
         let pass = Expect::Pass;
-        let by = Expect::Caught(&["dma-maps", "guest:bql:"]);
+        let by = Expect::Caught(&[Rule::DmaMaps, Rule::GuestBql]);
         assert_eq!(
             judge(&pass, &report(Outcome::Passed, &[]), false).0,
             Status::Passed
@@ -913,7 +921,7 @@ mod tests {
         let (s, _, why) = judge(&by, &report(failed(), &[("no-busy", "busy")]), false);
         assert_eq!(s, Status::Missed);
         assert!(
-            why[0].contains("no finding names dma-maps|guest:bql:") && why[0].contains("no-busy"),
+            why[0].contains("no finding names dma-maps|guest:bql") && why[0].contains("no-busy"),
             "{why:?}"
         );
         assert_eq!(
@@ -945,7 +953,7 @@ mod tests {
             Status::SkippedUnimplemented
         );
         assert_eq!(
-            judge(&Expect::Caught(&["dma-maps"]), &stub, true).0,
+            judge(&Expect::Caught(&[Rule::DmaMaps]), &stub, true).0,
             Status::SkippedUnimplemented
         );
         let real = report(failed(), &[("guest-verdict", "lost wake")]);

@@ -8,13 +8,14 @@
 
 use nic_model::abi::{self, Marker};
 use nic_model::events::{Event, EventKind};
+use nic_model::rules::Rule;
 use std::collections::BTreeMap;
 
 /// One broken rule, with the sequence number of the event that shows it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
-    /// Stable name of the oracle.
-    pub oracle: &'static str,
+    /// The rule broken (its name is the finding's stable name).
+    pub oracle: Rule,
     /// Sequence number of the offending event (or of the last event).
     pub seq: u64,
     /// What went wrong, for humans.
@@ -37,26 +38,6 @@ pub fn marker_of(e: &Event) -> Option<(Marker, &[u64], &str)> {
 pub fn arg(args: &[u64], i: usize) -> u64 {
     i.checked_sub(1).and_then(|i| args.get(i)).copied().unwrap_or(0)
 }
-
-/// Names of every oracle, in report order.
-pub const ORACLES: &[&str] = &[
-    "doorbell-after-stop",
-    "doorbell-pending",
-    "bql-balance",
-    "bql-stall",
-    "skb-ledger",
-    "dma-maps",
-    "auto-close",
-    "no-busy",
-    "mac-address",
-    "guest-oracles",
-    "reset-wait",
-    "device-error",
-    "irq-reenable",
-    "irq-enabled-after-stop",
-    "tx-timeout",
-    "queue-thresholds",
-];
 
 /// Run every oracle. `expect_busy_free` is false for scenarios that
 /// provoke BUSY on purpose (their own guest oracle judges ownership).
@@ -100,7 +81,7 @@ pub fn queue_thresholds(log: &[Event]) -> Vec<Finding> {
             } else {
                 return None;
             };
-            Some(Finding { oracle: "queue-thresholds", seq: e.seq, detail })
+            Some(Finding { oracle: Rule::QueueThresholds, seq: e.seq, detail })
         })
         .collect()
 }
@@ -134,7 +115,7 @@ pub fn irq_reenable(log: &[Event]) -> Vec<Finding> {
         if let Some((Marker::NapiComplete, _, _)) = marker_of(e) {
             if ie & NAPI_CAUSES != NAPI_CAUSES {
                 out.push(Finding {
-                    oracle: "irq-reenable",
+                    oracle: Rule::IrqReenable,
                     seq: e.seq,
                     detail: format!("a NAPI poll completed under budget with INT_ENABLE {ie:#x}: TX/RX causes left masked"),
                 });
@@ -160,7 +141,7 @@ pub fn irq_enabled_after_stop(log: &[Event]) -> Vec<Finding> {
                 down_since = Some(e.seq);
                 if ie != 0 {
                     out.push(Finding {
-                        oracle: "irq-enabled-after-stop",
+                        oracle: Rule::IrqEnabledAfterStop,
                         seq: e.seq,
                         detail: format!("stop returned with INT_ENABLE {ie:#x}"),
                     });
@@ -170,7 +151,7 @@ pub fn irq_enabled_after_stop(log: &[Event]) -> Vec<Finding> {
             _ => {
                 if let (Some(at), true) = (down_since, ie != 0 && ie != before) {
                     out.push(Finding {
-                        oracle: "irq-enabled-after-stop",
+                        oracle: Rule::IrqEnabledAfterStop,
                         seq: e.seq,
                         detail: format!("INT_ENABLE set to {ie:#x} after stop-exit #{at}, before any open"),
                     });
@@ -192,7 +173,7 @@ pub fn tx_timeout(log: &[Event], expected: bool) -> Vec<Finding> {
     log.iter()
         .filter_map(|e| match marker_of(e) {
             Some((Marker::TxTimeout, args, _)) => Some(Finding {
-                oracle: "tx-timeout",
+                oracle: Rule::TxTimeout,
                 seq: e.seq,
                 detail: format!("ndo_tx_timeout on queue {} after a {} ms stall", arg(args, 1), arg(args, 2) / 1_000_000),
             }),
@@ -222,25 +203,11 @@ pub fn reset_wait(log: &[Event]) -> Vec<Finding> {
                     Some((Marker::StopExit, _, _)) => format!("stop returned while the reset started at #{at} was still running"),
                     _ => continue,
                 };
-                out.push(Finding { oracle: "reset-wait", seq: e.seq, detail: what });
+                out.push(Finding { oracle: Rule::ResetWait, seq: e.seq, detail: what });
             }
         }
     }
     out
-}
-
-/// Violations the device's DMA gate recorded live.
-pub fn device_monitor(log: &[Event]) -> Vec<Finding> {
-    log.iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Violation { rule, detail } => Some(Finding {
-                oracle: "device-monitor",
-                seq: e.seq,
-                detail: format!("{rule}: {detail}"),
-            }),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The events between a stop-exit and the next open-enter: the window in
@@ -274,7 +241,7 @@ pub fn doorbell_after_stop(log: &[Event]) -> Vec<Finding> {
         .filter_map(|e| {
             let (off, value) = doorbell(e)?;
             Some(Finding {
-                oracle: "doorbell-after-stop",
+                oracle: Rule::DoorbellAfterStop,
                 seq: e.seq,
                 detail: format!("doorbell write {value:#x} to {off:#x} after stop-exit"),
             })
@@ -311,7 +278,7 @@ pub fn doorbell_pending(log: &[Event]) -> Vec<Finding> {
                         "when start_xmit ended its batch"
                     };
                     out.push(Finding {
-                        oracle: "doorbell-pending",
+                        oracle: Rule::DoorbellPending,
                         seq: e.seq,
                         detail: format!(
                             "{pending} descriptor(s) posted up to index {posted:#x} but the last TX doorbell wrote {tail:#x} {when}"
@@ -358,7 +325,7 @@ pub fn bql_balance(log: &[Event]) -> Vec<Finding> {
         } else {
             continue;
         };
-        out.push(Finding { oracle: "bql-balance", seq: e.seq, detail });
+        out.push(Finding { oracle: Rule::BqlBalance, seq: e.seq, detail });
     }
     out
 }
@@ -377,7 +344,7 @@ pub fn bql_stall(log: &[Event]) -> Vec<Finding> {
         let (queue, len, thrs, count, ns) = (arg(args, 1), arg(args, 2), arg(args, 3), arg(args, 4), arg(args, 5));
         let ms = |j: u64| j.saturating_mul(ns) / 1_000_000;
         out.push(Finding {
-            oracle: "bql-stall",
+            oracle: Rule::BqlStall,
             seq: e.seq,
             detail: format!(
                 "TX queue {queue}: no completion for {len} jiffies ({} ms) with TX pending, over stall_thrs {thrs} ({} ms); stall {count} on this queue",
@@ -404,7 +371,7 @@ pub fn skb_ledger(log: &[Event]) -> Vec<Finding> {
                 let id = arg(args, 1);
                 if live.insert(id, e.seq).is_some() {
                     out.push(Finding {
-                        oracle: "skb-ledger",
+                        oracle: Rule::SkbLedger,
                         seq: e.seq,
                         detail: format!("skb {id} allocated while still live"),
                     });
@@ -414,7 +381,7 @@ pub fn skb_ledger(log: &[Event]) -> Vec<Finding> {
                 let id = arg(args, 1);
                 if live.remove(&id).is_none() {
                     out.push(Finding {
-                        oracle: "skb-ledger",
+                        oracle: Rule::SkbLedger,
                         seq: e.seq,
                         detail: format!("skb {id} freed but not live (double free?)"),
                     });
@@ -426,7 +393,7 @@ pub fn skb_ledger(log: &[Event]) -> Vec<Finding> {
     let last = log.last().map_or(0, |e| e.seq);
     for (id, at) in live {
         out.push(Finding {
-            oracle: "skb-ledger",
+            oracle: Rule::SkbLedger,
             seq: last,
             detail: format!("skb {id} (allocated at #{at}) never freed"),
         });
@@ -446,7 +413,7 @@ pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
                 let addr = arg(args, 1);
                 if live.insert(addr, (arg(args, 2), e.seq)).is_some() {
                     out.push(Finding {
-                        oracle: "dma-maps",
+                        oracle: Rule::DmaMaps,
                         seq: e.seq,
                         detail: format!("{addr:#x} mapped twice"),
                     });
@@ -454,12 +421,12 @@ pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
             }
             Marker::DmaUnmap => match live.remove(&arg(args, 1)) {
                 None => out.push(Finding {
-                    oracle: "dma-maps",
+                    oracle: Rule::DmaMaps,
                     seq: e.seq,
                     detail: format!("unmap of {:#x} which is not mapped", arg(args, 1)),
                 }),
                 Some((len, _)) if len != arg(args, 2) => out.push(Finding {
-                    oracle: "dma-maps",
+                    oracle: Rule::DmaMaps,
                     seq: e.seq,
                     detail: format!("unmap of {:#x} with length {} mapped as {len}", arg(args, 1), arg(args, 2)),
                 }),
@@ -471,7 +438,7 @@ pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
     let last = log.last().map_or(0, |e| e.seq);
     for (addr, (len, at)) in live {
         out.push(Finding {
-            oracle: "dma-maps",
+            oracle: Rule::DmaMaps,
             seq: last,
             detail: format!("{addr:#x}+{len} (mapped at #{at}) still mapped at the end"),
         });
@@ -508,13 +475,13 @@ pub fn auto_close(log: &[Event]) -> Vec<Finding> {
                     let state = if up { "UP" } else { "DOWN" };
                     if n != want {
                         out.push(Finding {
-                            oracle: "auto-close",
+                            oracle: Rule::AutoClose,
                             seq: e.seq,
                             detail: format!("unregister of a {state} device (#{at}) called stop {n} times, expected {want}"),
                         });
                     } else if driver_reports && d != want {
                         out.push(Finding {
-                            oracle: "auto-close",
+                            oracle: Rule::AutoClose,
                             seq: e.seq,
                             detail: format!("unregister of a {state} device (#{at}) entered the driver's ndo_stop {d} times, expected {want}"),
                         });
@@ -532,7 +499,7 @@ pub fn no_busy(log: &[Event]) -> Vec<Finding> {
     log.iter()
         .filter_map(|e| match marker_of(e) {
             Some((Marker::XmitBusy, args, _)) => Some(Finding {
-                oracle: "no-busy",
+                oracle: Rule::NoBusy,
                 seq: e.seq,
                 detail: format!("start_xmit returned BUSY for skb {}", arg(args, 1)),
             }),
@@ -574,7 +541,7 @@ pub fn mac_address(log: &[Event], eeprom: [u8; 6]) -> Vec<Finding> {
             None
         };
         if let Some(detail) = bad {
-            out.push(Finding { oracle: "mac-address", seq: e.seq, detail });
+            out.push(Finding { oracle: Rule::MacAddress, seq: e.seq, detail });
         }
     }
     out
@@ -585,7 +552,7 @@ pub fn guest_oracles(log: &[Event]) -> Vec<Finding> {
     log.iter()
         .filter_map(|e| match marker_of(e) {
             Some((Marker::OracleFail, _, text)) => Some(Finding {
-                oracle: "guest-oracles",
+                oracle: Rule::GuestOracles,
                 seq: e.seq,
                 detail: text.to_string(),
             }),
@@ -624,14 +591,14 @@ pub fn device_error(log: &[Event], expected: Option<abi::DeviceError>) -> Vec<Fi
         }
         let also = want.map_or(String::new(), |w| format!(" (expected {})", device_error_name(w)));
         out.push(Finding {
-            oracle: "device-error",
+            oracle: Rule::DeviceError,
             seq: e.seq,
             detail: format!("device latched {} (code {code}) at {addr:#x}{also}", device_error_name(code)),
         });
     }
     if let (Some(w), false) = (want, seen_expected) {
         out.push(Finding {
-            oracle: "device-error",
+            oracle: Rule::DeviceError,
             seq: log.last().map_or(0, |e| e.seq),
             detail: format!("expected the device to latch {} (code {w}); it did not", device_error_name(w)),
         });
@@ -661,7 +628,7 @@ mod device_error_tests {
         let log = [fault(7, DeviceError::AddressOutsideRam)];
         let f = device_error(&log, None);
         assert_eq!(f.len(), 1);
-        assert_eq!((f[0].oracle, f[0].seq), ("device-error", 7));
+        assert_eq!((f[0].oracle, f[0].seq), (Rule::DeviceError, 7));
         assert!(f[0].detail.contains("address-outside-ram (code 3) at 0x40001000"), "{}", f[0].detail);
         assert!(device_error(&log, Some(DeviceError::AddressOutsideRam)).is_empty());
         let wrong = device_error(&log, Some(DeviceError::ZeroLength));
@@ -743,7 +710,7 @@ mod tests {
         // queue 0, 50 jiffies, thrs 25, first stall, 4 ms a jiffy.
         let f = bql_stall(&log(&[(Marker::Bql, &[1, 1, 0, 0]), (Marker::BqlStall, &[0, 50, 25, 1, 4_000_000])]));
         assert_eq!(f.len(), 1);
-        assert_eq!((f[0].oracle, f[0].seq), ("bql-stall", 1));
+        assert_eq!((f[0].oracle, f[0].seq), (Rule::BqlStall, 1));
         assert!(f[0].detail.contains("50 jiffies (200 ms)") && f[0].detail.contains("stall_thrs 25 (100 ms)"), "{}", f[0].detail);
     }
 

@@ -185,14 +185,22 @@ impl Stats {
 /// parsing the human reason texts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// A host oracle (`oracles::ORACLES`), a device monitor rule
-    /// (`nic_model::monitor::RULE_*`), `guest-verdict` (the guest's failing
-    /// verdict, detail = its text) or `device-live-maps`.
+    /// The name of the rule broken (`nic_model::rules::Rule::name`): a
+    /// host oracle, a device monitor rule, `guest-verdict` (the guest's
+    /// failing verdict, detail = its text) or `device-live-maps`.
     pub oracle: String,
     /// Sequence number of the event that shows it.
     pub seq: u64,
     /// What went wrong, for humans (guest oracles: the guest's text).
     pub detail: String,
+}
+
+impl Finding {
+    /// The catalogue's rule this finding names (None: a name the
+    /// catalogue lacks, e.g. from a report of another version).
+    pub fn rule(&self) -> Option<nic_model::rules::Rule> {
+        nic_model::rules::Rule::from_name(&self.oracle)
+    }
 }
 
 /// Everything a run reports.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{Case, Expect, Setup};
 use nic_model::abi::{DeviceError, Scenario};
-use nic_model::monitor;
+use nic_model::rules::Rule;
 
 /// One abuse: its variant number, name, the error the device must latch
 /// and the monitor rule of the DMA it blocks (empty: nothing blocked).
@@ -17,7 +17,7 @@ pub struct Abuse {
     pub variant: u64,
     pub name: &'static str,
     pub error: DeviceError,
-    pub blocked_rule: &'static [&'static str],
+    pub blocked_rule: &'static [Rule],
 }
 
 /// Every abuse, by variant. The guest's table
@@ -25,18 +25,18 @@ pub struct Abuse {
 /// errors in the same order; the guest fails its verdict and the host its
 /// `device-error` check if the device latches anything else.
 pub const ABUSES: &[Abuse] = &[
-    Abuse { variant: 0, name: "outside-ram", error: DeviceError::AddressOutsideRam, blocked_rule: &[monitor::RULE_DMA_OUTSIDE_RAM] },
-    Abuse { variant: 1, name: "in-bar", error: DeviceError::AddressInBar, blocked_rule: &[monitor::RULE_DMA_INTO_BAR] },
+    Abuse { variant: 0, name: "outside-ram", error: DeviceError::AddressOutsideRam, blocked_rule: &[Rule::DmaOutsideRam] },
+    Abuse { variant: 1, name: "in-bar", error: DeviceError::AddressInBar, blocked_rule: &[Rule::DmaIntoBar] },
     Abuse { variant: 2, name: "zero-length", error: DeviceError::ZeroLength, blocked_rule: &[] },
     Abuse { variant: 3, name: "frame-too-big", error: DeviceError::FrameTooBig, blocked_rule: &[] },
     Abuse { variant: 4, name: "no-eop", error: DeviceError::NoEndOfPacket, blocked_rule: &[] },
     Abuse { variant: 5, name: "bad-ring-size", error: DeviceError::BadRingSize, blocked_rule: &[] },
     Abuse { variant: 6, name: "bad-tail", error: DeviceError::BadTail, blocked_rule: &[] },
     Abuse { variant: 7, name: "write-during-reset", error: DeviceError::WriteDuringReset, blocked_rule: &[] },
-    Abuse { variant: 8, name: "bus-master-off", error: DeviceError::BusMasterOff, blocked_rule: &[monitor::RULE_DMA_BUS_MASTER_OFF] },
+    Abuse { variant: 8, name: "bus-master-off", error: DeviceError::BusMasterOff, blocked_rule: &[Rule::DmaBusMasterOff] },
     Abuse { variant: 9, name: "rx-buffer-too-small", error: DeviceError::LengthTooBig, blocked_rule: &[] },
-    Abuse { variant: 10, name: "rx-into-bar", error: DeviceError::AddressInBar, blocked_rule: &[monitor::RULE_DMA_INTO_BAR] },
-    Abuse { variant: 11, name: "ring-outside-ram", error: DeviceError::AddressOutsideRam, blocked_rule: &[monitor::RULE_DMA_OUTSIDE_RAM] },
+    Abuse { variant: 10, name: "rx-into-bar", error: DeviceError::AddressInBar, blocked_rule: &[Rule::DmaIntoBar] },
+    Abuse { variant: 11, name: "ring-outside-ram", error: DeviceError::AddressOutsideRam, blocked_rule: &[Rule::DmaOutsideRam] },
     Abuse { variant: 12, name: "ring-too-large", error: DeviceError::BadRingSize, blocked_rule: &[] },
     Abuse { variant: 13, name: "rx-bad-tail", error: DeviceError::BadTail, blocked_rule: &[] },
 ];

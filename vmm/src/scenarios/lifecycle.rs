@@ -6,6 +6,7 @@ use super::{Case, Setup};
 use nic_model::abi::{knob, splitmix64, DeviceMutant as Dev, DriverMutant as Drv, Scenario};
 use nic_model::abi::regs;
 use nic_model::config::{InvalidMac, IrqWindow, NicConfig, WindowStart};
+use nic_model::rules::Rule;
 
 /// Wall-clock limit of one run: each scenario takes well under a second
 /// of guest time; the rest is boot and a loaded 2-core host.
@@ -106,56 +107,56 @@ pub fn cases() -> Vec<Case> {
         }
     }
     for var in 0..3 {
-        v.push(Case::driver(InvalidMac, var, Drv::AcceptsInvalidMac, &["mac-address", "guest:mac-address"]));
+        v.push(Case::driver(InvalidMac, var, Drv::AcceptsInvalidMac, &[Rule::MacAddress, Rule::GuestMacAddress]));
     }
     // Seeds: the stop moment and reset length are seeded, and the device
     // mutants act on wall-time device timers; every case below was caught
     // on 8 of 8 seeds by hand (0.1-0.5 s per VM), so 3 is a margin, not
     // a need.
     v.extend([
-        Case::driver(StopUnderFlood, 0, Drv::NoUnmapAtStop, &["dma-maps", "guest:dma-maps"]),
-        Case::driver(StopUnderFlood, 0, Drv::NoDisableAtStop, &["guest:quiesce", "dma-after-stop", "irq-after-stop"]).seeds(3),
+        Case::driver(StopUnderFlood, 0, Drv::NoUnmapAtStop, &[Rule::DmaMaps, Rule::GuestDmaMaps]),
+        Case::driver(StopUnderFlood, 0, Drv::NoDisableAtStop, &[Rule::GuestQuiesce, Rule::DmaAfterStop, Rule::IrqAfterStop]).seeds(3),
         Case::pass(SlowReset, 1),
-        Case::driver(SlowReset, 1, Drv::NoResetPoll, &["reset-wait", "guest:reset-poll"]).seeds(3),
-        Case::driver(DmaUntilDisabled, 0, Drv::NoDisableAtStop, &["dma-after-stop", "dma-unmapped"]).seeds(3),
-        Case::driver(InflightAtStop, 0, Drv::NoUnmapAtStop, &["dma-maps", "guest:dma-maps"]),
-        Case::driver(Unregister, 0, Drv::UnregisterNoStop, &["auto-close", "guest:auto-close"]),
-        Case::driver(Unregister, 2, Drv::UnregisterNoStop, &["auto-close", "guest:auto-close"]),
+        Case::driver(SlowReset, 1, Drv::NoResetPoll, &[Rule::ResetWait, Rule::GuestResetPoll]).seeds(3),
+        Case::driver(DmaUntilDisabled, 0, Drv::NoDisableAtStop, &[Rule::DmaAfterStop, Rule::DmaUnmapped]).seeds(3),
+        Case::driver(InflightAtStop, 0, Drv::NoUnmapAtStop, &[Rule::DmaMaps, Rule::GuestDmaMaps]),
+        Case::driver(Unregister, 0, Drv::UnregisterNoStop, &[Rule::AutoClose, Rule::GuestAutoClose]),
+        Case::driver(Unregister, 2, Drv::UnregisterNoStop, &[Rule::AutoClose, Rule::GuestAutoClose]),
         // The driver's own stop runs twice: the core called it once, so
         // only the driver's ndo-stop markers show it. Named alone.
-        Case::driver(Unregister, 0, Drv::StopTwice, &["auto-close"]),
-        Case::driver(MaxFragsFill, 0, Drv::NoStopInAdvance, &["guest:stop-early"]),
-        Case::driver(MaxFragsFill, 0, Drv::ThresholdOffByOne, &["guest:stuck-stopped"]),
+        Case::driver(Unregister, 0, Drv::StopTwice, &[Rule::AutoClose]),
+        Case::driver(MaxFragsFill, 0, Drv::NoStopInAdvance, &[Rule::GuestStopEarly]),
+        Case::driver(MaxFragsFill, 0, Drv::ThresholdOffByOne, &[Rule::GuestStuckStopped]),
         // The rule, not its outcome (host alone): variant 1 leaves reclaim
         // one descriptor short of the start threshold, where a wake is
         // early; any ring-low stop with a worst-case packet's room left
         // is early too.
         Case::pass(MaxFragsFill, 1),
-        Case::driver(MaxFragsFill, 1, Drv::WakeEarly, &["queue-thresholds"]),
-        Case::driver(MaxFragsFill, 0, Drv::StopEarly, &["queue-thresholds"]),
-        Case::driver(BusyOwnership, 0, Drv::BusyFrees, &["guest:busy-ownership"]),
-        Case::driver(BusyOwnership, 0, Drv::BusyKeepsRef, &["guest:busy-ownership"]),
-        Case::device(StopUnderFlood, 0, Dev::DmaAfterDisable, &["dma-device-disabled", "dma-after-stop"]).seeds(3),
-        Case::device(StopUnderFlood, 0, Dev::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]).seeds(3),
-        Case::device(StopUnderFlood, 0, Dev::ResetIgnored, &["reset-ineffective"]).seeds(3),
-        Case::device(StopUnderFlood, 0, Dev::PhantomCompletion, &["completion-unposted"]).seeds(3),
+        Case::driver(MaxFragsFill, 1, Drv::WakeEarly, &[Rule::QueueThresholds]),
+        Case::driver(MaxFragsFill, 0, Drv::StopEarly, &[Rule::QueueThresholds]),
+        Case::driver(BusyOwnership, 0, Drv::BusyFrees, &[Rule::GuestBusyOwnership]),
+        Case::driver(BusyOwnership, 0, Drv::BusyKeepsRef, &[Rule::GuestBusyOwnership]),
+        Case::device(StopUnderFlood, 0, Dev::DmaAfterDisable, &[Rule::DmaDeviceDisabled, Rule::DmaAfterStop]).seeds(3),
+        Case::device(StopUnderFlood, 0, Dev::IrqAfterDisable, &[Rule::IrqWhileDisabled, Rule::IrqAfterStop]).seeds(3),
+        Case::device(StopUnderFlood, 0, Dev::ResetIgnored, &[Rule::ResetIneffective]).seeds(3),
+        Case::device(StopUnderFlood, 0, Dev::PhantomCompletion, &[Rule::CompletionUnposted]).seeds(3),
         // Here, not under `default`: its stale descriptors stall the
         // default scenario until its 10 s traffic deadline.
-        Case::device(StopUnderFlood, 0, Dev::PrefetchPastTail, &["desc-unposted"]),
+        Case::device(StopUnderFlood, 0, Dev::PrefetchPastTail, &[Rule::DescUnposted]),
         // The extras, each with the device mutant it exists for: RX DMA
         // after stop, an interrupt at or after stop, a completion the
         // aborted ring never posted.
-        Case::device(RxAfterStop, 0, Dev::DmaAfterDisable, &["dma-after-stop", "dma-device-disabled"]).seeds(3),
-        Case::device(MsixMaskedAtStop, 0, Dev::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]).seeds(3),
-        Case::device(StopRacesIrq, 0, Dev::IrqAfterDisable, &["irq-while-disabled", "irq-after-stop"]).seeds(3),
-        Case::device(InflightAtStop, 0, Dev::PhantomCompletion, &["completion-unposted"]).seeds(3),
+        Case::device(RxAfterStop, 0, Dev::DmaAfterDisable, &[Rule::DmaAfterStop, Rule::DmaDeviceDisabled]).seeds(3),
+        Case::device(MsixMaskedAtStop, 0, Dev::IrqAfterDisable, &[Rule::IrqWhileDisabled, Rule::IrqAfterStop]).seeds(3),
+        Case::device(StopRacesIrq, 0, Dev::IrqAfterDisable, &[Rule::IrqWhileDisabled, Rule::IrqAfterStop]).seeds(3),
+        Case::device(InflightAtStop, 0, Dev::PhantomCompletion, &[Rule::CompletionUnposted]).seeds(3),
         // A handler that masks with a constant before asking NAPI: the
         // interrupt forced into stop is handled after napi_disable and
         // turns INT_ERR back on. Named alone so the host must see it.
-        Case::driver(IrqWindow, 0, Drv::IrqMaskUnconditional, &["irq-enabled-after-stop"]),
+        Case::driver(IrqWindow, 0, Drv::IrqMaskUnconditional, &[Rule::IrqEnabledAfterStop]),
         // Taken inside stop, during its reset: the handler's register
         // writes hit a resetting device, which latches the error.
-        Case::driver(IrqWindow, 2, Drv::IrqMaskUnconditional, &["device-error", "irq-enabled-after-stop"]),
+        Case::driver(IrqWindow, 2, Drv::IrqMaskUnconditional, &[Rule::DeviceError, Rule::IrqEnabledAfterStop]),
     ]);
     v
 }

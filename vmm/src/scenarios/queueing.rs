@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::{Case, Setup};
 use nic_model::abi::{knob, splitmix64, DriverMutant as Drv, Scenario};
+use nic_model::rules::Rule;
 
 /// Wall-clock limit of one run: each scenario takes well under a second
 /// of guest time; the rest is boot and a loaded 2-core host.
@@ -94,42 +95,42 @@ pub fn cases() -> Vec<Case> {
         // The forced windows catch these on every seed (deterministic: the
         // device completes only on request; 20/20 seeds by hand, ~0.3 s
         // each); 3 seeds in the matrix show it does not hang on one.
-        Case::driver(LostWake, 0, Drv::NoRecheck, &["guest:stuck-stopped"]).seeds(3),
-        Case::driver(LostWake, 0, Drv::ThresholdOffByOne, &["guest:stuck-stopped"]).seeds(3),
-        Case::driver(LostWake, 0, Drv::WakeInverted, &["guest:stuck-stopped"]).seeds(3),
-        Case::driver(LostWake, 0, Drv::ConsIndexLate, &["guest:stuck-stopped"]).seeds(3),
-        Case::driver(TimelyCompletion, 0, Drv::ReclaimOnXmit, &["guest:timely"]),
-        Case::driver(SmallBudget, 0, Drv::ReclaimOnXmit, &["guest:small-budget"]),
+        Case::driver(LostWake, 0, Drv::NoRecheck, &[Rule::GuestStuckStopped]).seeds(3),
+        Case::driver(LostWake, 0, Drv::ThresholdOffByOne, &[Rule::GuestStuckStopped]).seeds(3),
+        Case::driver(LostWake, 0, Drv::WakeInverted, &[Rule::GuestStuckStopped]).seeds(3),
+        Case::driver(LostWake, 0, Drv::ConsIndexLate, &[Rule::GuestStuckStopped]).seeds(3),
+        Case::driver(TimelyCompletion, 0, Drv::ReclaimOnXmit, &[Rule::GuestTimely]),
+        Case::driver(SmallBudget, 0, Drv::ReclaimOnXmit, &[Rule::GuestSmallBudget]),
         // NAPI runs only when the NIC's interrupt schedules it: a driver
         // that leaves its causes masked after its first poll takes no
         // more interrupts, so the sender blocks (under `default` the same
         // mutant waits out the 13 s traffic deadline and the watchdog).
         // Named alone so the host must see it, at that poll's napi-complete.
-        Case::driver(SmallBudget, 0, Drv::IrqNotReenabled, &["irq-reenable"]),
+        Case::driver(SmallBudget, 0, Drv::IrqNotReenabled, &[Rule::IrqReenable]),
         // TX moderation without its deadline: the k < 32 completions are
         // never signalled. The looped-back frames' RX interrupts reclaim
         // them anyway, so the guest's timely check passes; the device's
         // completion-unsignalled rule sees it at stop.
-        Case::driver(TimelyCompletion, 0, Drv::CoalFramesOnly, &["completion-unsignalled"]),
-        Case::driver(ClonePairs, 0, Drv::WritesClonedHead, &["guest:clone-head"]),
-        Case::driver(Watchdog, 0, Drv::NoWatchdog, &["guest:watchdog"]),
+        Case::driver(TimelyCompletion, 0, Drv::CoalFramesOnly, &[Rule::CompletionUnsignalled]),
+        Case::driver(ClonePairs, 0, Drv::WritesClonedHead, &[Rule::GuestCloneHead]),
+        Case::driver(Watchdog, 0, Drv::NoWatchdog, &[Rule::GuestWatchdog]),
         // Growth across cycles: maps left behind by each stop.
-        Case::driver(Soak, 0, Drv::NoUnmapAtStop, &["guest:soak", "dma-maps"]),
+        Case::driver(Soak, 0, Drv::NoUnmapAtStop, &[Rule::GuestSoak, Rule::DmaMaps]),
         // The batch's packets sit posted with no TX_TAIL write covering
         // them when start_xmit returns: the host sees it from the tx-ring
         // marker and the doorbells (the guest's doorbell: oracle only sees
         // frames that never complete). Named alone so the host must catch it.
-        Case::driver(BatchLastDropped, 0, Drv::DropSkipsDoorbell, &["doorbell-pending"]),
+        Case::driver(BatchLastDropped, 0, Drv::DropSkipsDoorbell, &[Rule::DoorbellPending]),
         // Completions reported to BQL 4 bytes short per packet: at stop the
         // ring is empty but BQL completed less than the device sent. The
         // guest's leak check (scenarios/default.rs) sees it too, at its
         // first idle wait; named alone so the host must catch it.
-        Case::driver(BqlRandom, 0, Drv::BqlMiscount, &["bql-balance"]),
+        Case::driver(BqlRandom, 0, Drv::BqlMiscount, &[Rule::BqlBalance]),
         // TX reclaim only from a 2 s service task: completions reach BQL
         // up to 2 s after their packets, past the 1280 ms stall_thrs the
         // guest arms on bql-random. Named alone so the stall report must
         // catch it.
-        Case::driver(BqlRandom, 0, Drv::ReclaimInServiceTask, &["bql-stall"]),
+        Case::driver(BqlRandom, 0, Drv::ReclaimInServiceTask, &[Rule::BqlStall]),
     ]);
     v
 }
