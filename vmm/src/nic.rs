@@ -23,6 +23,7 @@ use nic_model::device::Nic;
 use nic_model::events::{EventKind, EventLog, Source};
 use nic_model::msix::MsiSink;
 use nic_model::pci::PciRoot;
+use nic_model::rules::Rule;
 use vm_device::bus::{MmioAddress, MmioRange, PioAddress, PioRange};
 use vm_device::device_manager::{MmioManager, PioManager};
 use vm_device::{MutDeviceMmio, MutDevicePio};
@@ -117,7 +118,7 @@ fn check_delivery(mem: &GuestMemoryMmap, root: &PciRoot, log: &EventLog, args: &
     let fail = |detail: String| {
         log.push(
             Source::Vmm,
-            EventKind::Violation { rule: "rx-content".into(), detail },
+            EventKind::Violation { rule: Rule::RxContent.name().into(), detail },
         );
     };
     let Some(sent) = root.nic.tx_frame(seq) else {
