@@ -206,6 +206,9 @@ pub struct MatrixArgs {
     /// The clock every job runs with (see `nicproof run --clock`).
     #[arg(long, default_value = "virtual", value_name = "wall|virtual", value_parser = parse_clock)]
     pub clock: ClockMode,
+    /// Privilege level of every job's driver task (see `nicproof run --cpl`).
+    #[arg(long, default_value = "0", value_name = "0|3", value_parser = parse_cpl)]
+    pub cpl: u64,
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +232,19 @@ pub struct VmArgs {
     /// [default: virtual; wall with `run --gdb`].
     #[arg(long, value_name = "wall|virtual", value_parser = parse_clock)]
     pub clock: Option<ClockMode>,
+    /// Privilege level of the guest's driver task: 0 (in the kernel) or 3
+    /// (a user task; boot and interrupt entry stay at CPL0). Sets the knob
+    /// `cpl` [default: 0].
+    #[arg(long, value_name = "0|3", value_parser = parse_cpl)]
+    pub cpl: Option<u64>,
+}
+
+fn parse_cpl(v: &str) -> Result<u64, String> {
+    match v {
+        "0" => Ok(0),
+        "3" => Ok(3),
+        _ => Err("expected 0 or 3".into()),
+    }
 }
 
 fn parse_clock(v: &str) -> Result<ClockMode, String> {
@@ -446,6 +462,9 @@ impl VmArgs {
 
     fn options(&self, scenario: Scenario, knobs: &[u64; NUM_KNOBS]) -> Result<RunOptions> {
         let mut o = RunOptions::for_scenario(self.guest()?, scenario, self.seed, knobs);
+        if let Some(cpl) = self.cpl {
+            o.knobs[knob::CPL] = cpl;
+        }
         if let Some(t) = self.timeout {
             o.timeout = timeout(t)?;
         }

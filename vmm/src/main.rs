@@ -304,6 +304,7 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         skip_unimplemented: args.skip_unimplemented,
         clock: args.clock,
+        cpl: args.cpl,
     };
     if opts.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");

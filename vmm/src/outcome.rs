@@ -288,7 +288,12 @@ impl fmt::Display for Report {
             "nicproof report: scenario {} seed {} driver-mutant {} device-mutant {}",
             self.scenario, self.seed, self.driver_mutant, self.device_mutant
         )?;
-        writeln!(f, "clock: {}", self.stats.clock_line())?;
+        // Which privilege level the guest's driver task ran at (knob cpl).
+        let cpl = match self.settings.knobs.get("cpl") {
+            Some(3) => "CPL3 (user task)",
+            _ => "CPL0 (kernel)",
+        };
+        writeln!(f, "clock: {}; driver at {cpl}", self.stats.clock_line())?;
         writeln!(
             f,
             "outcome: {} (exit code {})",
