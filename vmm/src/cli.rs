@@ -337,6 +337,11 @@ pub struct BenchArgs {
     /// Write the figures as JSON to FILE (--net).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// --net: run every repetition's five runs with the driver task at
+    /// CPL0 and then at CPL3, side by side, and print both tables and the
+    /// CPL3/CPL0 ratios (--cpl is then ignored).
+    #[arg(long)]
+    pub compare_cpl: bool,
     #[command(flatten)]
     pub vm: VmArgs,
 }
@@ -534,8 +539,8 @@ impl BenchArgs {
     }
 
     /// The loopback bench's plan and one run's options per entry of
-    /// `bench::net_runs` (quiet).
-    pub fn net_options(&self) -> Result<(NetPlan, Vec<(String, RunOptions)>)> {
+    /// `bench::net_runs` (quiet); `cpl` overrides `--cpl`.
+    pub fn net_options(&self, cpl: Option<u64>) -> Result<(NetPlan, Vec<(String, RunOptions)>)> {
         if self.runs == 0 {
             bail!("--runs must be at least 1");
         }
@@ -555,6 +560,9 @@ impl BenchArgs {
             .into_iter()
             .map(|(name, knobs)| {
                 let mut o = self.vm.options(Scenario::Default, &knobs)?;
+                if let Some(cpl) = cpl {
+                    o.knobs[knob::CPL] = cpl;
+                }
                 o.quiet = true;
                 Ok((name, o))
             })
@@ -745,7 +753,7 @@ mod tests {
             let mut argv = vec!["nicproof", "bench", "--net", "--guest", any_file()];
             argv.extend_from_slice(extra);
             match Cli::try_parse_from(argv).unwrap().command {
-                Command::Bench(b) => b.net_options(),
+                Command::Bench(b) => b.net_options(None),
                 _ => unreachable!("parsed a bench command"),
             }
         };
