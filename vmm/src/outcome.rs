@@ -250,8 +250,13 @@ impl RunSettings {
         if r.device_mutant != "none" {
             c += &format!(" --device-mutant {}", r.device_mutant);
         }
-        for (k, v) in &r.settings.knobs {
+        // The driver's privilege level is --cpl (default 3); a report
+        // without the knob ran at CPL0.
+        for (k, v) in r.settings.knobs.iter().filter(|(k, _)| k.as_str() != "cpl") {
             c += &format!(" --knob {k}={v}");
+        }
+        if !r.settings.knobs.contains_key("cpl") {
+            c += " --cpl 0";
         }
         if !r.settings.backend.is_empty() && r.settings.backend != "loopback" {
             c += &format!(" --backend {}", r.settings.backend);
