@@ -59,14 +59,17 @@ bench: build
 	$(NICPROOF) bench --guest $(GUEST_ELF) --scenario empty --runs $(RUNS)
 	# Loopback in a VM: packets/s and VM exits per packet with xmit_more
 	# batches of 16 vs none, and the cost of one open/stop cycle; wall clock, then virtual.
+	# Each repetition runs the driver task at CPL0 and then at CPL3 (--compare-cpl):
+	# both tables, then the CPL3/CPL0 ratios.
 	@for c in wall virtual; do echo "loopback, --clock $$c:"; \
-		$(NICPROOF) bench --net --clock $$c --guest $(GUEST_ELF) --runs $(NET_RUNS) \
+		$(NICPROOF) bench --net --compare-cpl --clock $$c --guest $(GUEST_ELF) --runs $(NET_RUNS) \
 			--json $(CARGO_TARGET_DIR)/bench-net-$$c.json || exit 1; done
 	@mkdir -p $(MATRIX_OUT)
-	@for c in wall virtual; do echo "whole matrix, --clock $$c, $(MATRIX_JOBS) VMs at a time:"; \
-		$(NICPROOF) matrix --clock $$c --guest $(GUEST_ELF) --jobs $(MATRIX_JOBS) --skip-unimplemented \
-			--json $(MATRIX_OUT)/bench-$$c.json 2>/dev/null | grep -E '^(per-job|longest|NOT IN|matrix:)'; \
-	done
+	@for c in wall virtual; do for cpl in 0 3; do \
+		echo "whole matrix, --clock $$c --cpl $$cpl, $(MATRIX_JOBS) VMs at a time:"; \
+		$(NICPROOF) matrix --clock $$c --cpl $$cpl --guest $(GUEST_ELF) --jobs $(MATRIX_JOBS) --skip-unimplemented \
+			--json $(MATRIX_OUT)/bench-$$c-cpl$$cpl.json 2>/dev/null | grep -E '^(per-job|longest|NOT IN|matrix:)'; \
+	done; done
 	# The NIC model alone (no KVM): TX work per packet with the DMA monitor
 	# on and off, interleaved in one run (nic-model/README.md, Benchmark).
 	# `cargo bench -p nic-model --bench tx` adds criterion's groups.

@@ -519,6 +519,13 @@ pub mod knob {
     /// in ms (0 = 10 s + 50 ms per frame). Runs whose frames cannot come
     /// back (a null or pcap backend) use it to fail fast.
     pub const DEADLINE_MS: usize = 8;
+    /// Privilege level of the guest's driver task: 0 runs the scenarios,
+    /// the softnet core and the driver at CPL0 with the kernel; 3 runs
+    /// them in a CPL3 task on each vCPU (boot, interrupt entry and
+    /// exceptions stay at CPL0). This machine's software KVM emulates CPL0
+    /// code at about 1 us per instruction and runs CPL3 code natively, so
+    /// `nicproof` sets 3 unless `--cpl 0` (or `--gdb`) says otherwise.
+    pub const CPL: usize = 9;
 
     /// One knob as the command line sets it: its name, its index in
     /// `RunConfig::knobs`, the values it accepts and what it does. [`ALL`]
@@ -628,6 +635,13 @@ pub mod knob {
             0,
             3_600_000,
             "ms the default scenario waits for its frames (0 = 10 s + 50 ms per frame)",
+        ),
+        spec(
+            "cpl",
+            CPL,
+            3,
+            3,
+            "privilege level of the driver task: 0 (kernel) or 3 (user task); set it with --cpl",
         ),
     ];
 }

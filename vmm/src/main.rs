@@ -114,39 +114,59 @@ fn real_main(cli: Cli) -> Result<i32> {
 }
 
 /// `nicproof bench --net`: every repetition runs the five configurations
-/// back to back; a run that does not pass ends the bench with its report.
+/// back to back (with `--compare-cpl`: at CPL0, then at CPL3); a run that
+/// does not pass ends the bench with its report.
 fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
-    let (plan, runs) = args.net_options()?;
-    let mut figs = Vec::new();
+    let levels: Vec<Option<u64>> = if args.compare_cpl { vec![Some(0), Some(3)] } else { vec![None] };
+    let mut plans = Vec::new();
+    for cpl in &levels {
+        plans.push(args.net_options(*cpl)?);
+    }
+    let plan = plans[0].0;
+    let mut figs: Vec<Vec<vmm::bench::NetFigures>> = vec![Vec::new(); levels.len()];
     for rep in 0..args.runs {
-        let mut samples = Vec::new();
-        for (name, opts) in &runs {
-            let res = vmm::run(opts);
-            if res.report.outcome.exit_code() != 0 {
-                out(format_args!("repetition {rep}, run {name} did not pass:\n{}\n", res.report));
-                return Ok(res.report.outcome.exit_code());
+        for (level, (_, runs)) in plans.iter().enumerate() {
+            let mut samples = Vec::new();
+            for (name, opts) in runs {
+                let res = vmm::run(opts);
+                if res.report.outcome.exit_code() != 0 {
+                    out(format_args!("repetition {rep}, run {name} did not pass:\n{}\n", res.report));
+                    return Ok(res.report.outcome.exit_code());
+                }
+                let verdict = res
+                    .events
+                    .iter()
+                    .rev()
+                    .find_map(|e| match &e.kind {
+                        nic_model::events::EventKind::Verdict { text, .. } => Some(text.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let cpl = opts.knobs[nic_model::abi::knob::CPL];
+                eprintln!("[{}/{}] cpl {cpl} {name}: {:.0} ms, {} exits", rep + 1, args.runs, res.report.stats.run_ms, res.report.stats.total_exits());
+                samples.push(vmm::bench::NetSample { stats: res.report.stats, verdict });
             }
-            let verdict = res
-                .events
-                .iter()
-                .rev()
-                .find_map(|e| match &e.kind {
-                    nic_model::events::EventKind::Verdict { text, .. } => Some(text.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            eprintln!("[{}/{}] {name}: {:.0} ms, {} exits", rep + 1, args.runs, res.report.stats.run_ms, res.report.stats.total_exits());
-            samples.push(vmm::bench::NetSample { stats: res.report.stats, verdict });
+            let samples: [vmm::bench::NetSample; 5] =
+                samples.try_into().map_err(|_| anyhow::anyhow!("net_runs must give five runs"))?;
+            figs[level].push(vmm::bench::net_figures(&plan, &samples));
         }
-        let samples: [vmm::bench::NetSample; 5] =
-            samples.try_into().map_err(|_| anyhow::anyhow!("net_runs must give five runs"))?;
-        figs.push(vmm::bench::net_figures(&plan, &samples));
     }
     if let Some(path) = &args.json {
-        write_json(path, &serde_json::json!({ "plan": plan, "repetitions": figs }))?;
+        let v = if args.compare_cpl {
+            serde_json::json!({ "plan": plan, "cpl0": figs[0], "cpl3": figs[1] })
+        } else {
+            serde_json::json!({ "plan": plan, "repetitions": figs[0] })
+        };
+        write_json(path, &v)?;
     }
     out(format_args!("guest {}\n", args.vm.guest()?.display()));
-    out(format_args!("{}", vmm::bench::net_table(&plan, &figs)));
+    if args.compare_cpl {
+        out(format_args!("driver task at CPL0:\n{}", vmm::bench::net_table(&plan, &figs[0])));
+        out(format_args!("driver task at CPL3:\n{}", vmm::bench::net_table(&plan, &figs[1])));
+        out(format_args!("{}", vmm::bench::cpl_table(&plan, &figs[0], &figs[1])));
+    } else {
+        out(format_args!("{}", vmm::bench::net_table(&plan, &figs[0])));
+    }
     Ok(0)
 }
 
@@ -304,6 +324,7 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         skip_unimplemented: args.skip_unimplemented,
         clock: args.clock,
+        cpl: args.cpl,
     };
     if opts.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");

@@ -358,6 +358,8 @@ pub struct Options {
     pub skip_unimplemented: bool,
     /// The clock every child runs with (`nicproof run --clock`).
     pub clock: crate::sim::ClockMode,
+    /// The driver task's privilege level in every child (`--cpl`).
+    pub cpl: u64,
 }
 
 /// A private scratch directory for the children's reports, removed on drop.
@@ -402,6 +404,7 @@ fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
             Command::new(&opts.bin)
                 .args(job.run_args(&opts.guest, &json))
                 .args(["--clock", opts.clock.name()])
+                .args(["--cpl", &opts.cpl.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(err)

@@ -67,7 +67,11 @@ pub fn idle_request(deadline_ns: u64) {
     // SAFETY: this CPU's own slot of the clock page (see virtual_now);
     // the VMM reads it during the `out` exit below.
     unsafe { core::ptr::write_volatile(slot as *mut u64, deadline_ns) };
-    cpu::sti_out_cli(sched::SCHED_PORT, sched::IDLE);
+    if super::user::at_cpl3() {
+        super::user::syscall(super::user::op::STI_OUT_CLI, sched::SCHED_PORT as u64, sched::IDLE as u64);
+    } else {
+        cpu::sti_out_cli(sched::SCHED_PORT, sched::IDLE);
+    }
 }
 
 /// Deterministic mode: a spin-wait iteration lets the other CPU run.
@@ -157,6 +161,11 @@ impl Platform for KernelPlatform {
             while c.ticks_to_ns(cpu::rdtsc()) < now + left {
                 core::hint::spin_loop();
             }
+            return;
+        }
+        if super::user::at_cpl3() {
+            // The same arm, sti; hlt; cli and disarm, in the kernel.
+            super::user::syscall(super::user::op::WAIT_WALL, c.ns_to_ticks(now + left), left);
             return;
         }
         apic::arm(c.ns_to_ticks(now + left), left);
