@@ -247,7 +247,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "none")]
     pub device_mutant: String,
     /// Make the guest misbehave, to test outcome reporting:
-    /// none, panic, page-fault, triple-fault, endless-loop.
+    /// none, panic, page-fault, triple-fault, endless-loop, deadlock.
     #[arg(long, default_value = "none")]
     pub bad_guest: String,
     /// Set a scenario knob, NAME=VALUE (repeatable; names in `nicproof list`;
@@ -356,12 +356,13 @@ fn device_mutant(s: &str) -> Result<DeviceMutant> {
     })
 }
 
-const BAD_GUESTS: [BadGuest; 5] = [
+const BAD_GUESTS: [BadGuest; 6] = [
     BadGuest::None,
     BadGuest::Panic,
     BadGuest::PageFault,
     BadGuest::TripleFault,
     BadGuest::EndlessLoop,
+    BadGuest::Deadlock,
 ];
 
 fn bad_guest(s: &str) -> Result<BadGuest> {
@@ -631,6 +632,9 @@ pub fn list() -> String {
                 BadGuest::PageFault => "read an unmapped address (outcome cpu-exception, #PF)",
                 BadGuest::TripleFault => "fault with an empty IDT (outcome triple-fault)",
                 BadGuest::EndlessLoop => "spin with interrupts off (outcome timeout)",
+                BadGuest::Deadlock => {
+                    "both CPUs wait for each other, no deadline (outcome deadlock; --clock wall: timeout)"
+                }
             },
         );
     }

@@ -106,7 +106,7 @@ pub fn jobs(cases: &[Case]) -> Vec<Job> {
     cases
         .iter()
         .flat_map(|c| {
-            (0..c.seeds.max(1)).map(move |seed| Job {
+            (c.first_seed..c.first_seed + c.seeds.max(1)).map(move |seed| Job {
                 case: c.clone(),
                 seed,
                 repeat: 0,
