@@ -935,7 +935,7 @@ id_enum! {
         MsixMaskedAtStop = 21, "msix-masked-at-stop";
         /// Stop racing a completion interrupt.
         StopRacesIrq = 22, "stop-races-irq";
-        /// Extra: an interrupt forced at every point of the stop (knob
+        /// An interrupt forced at every point of the stop (knob
         /// VARIANT 0; 2: with a 300 us reset, so stop takes it inside) or
         /// open (1) sequence, one point per open/stop cycle (the device's
         /// `irq_in_window` knob); the handler must leave a down device

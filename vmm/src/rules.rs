@@ -112,6 +112,41 @@ pub const RULES: &[Rule] = &[
         quote: Some(FREE),
     },
     Rule {
+        names: &["bql-stall"],
+        sentence: "TX completions reach BQL in time: no completion arrives stall_thrs or more after the previous one while TX queued since is still pending.",
+        quote: Some(FREE),
+    },
+    Rule {
+        names: &["irq-reenable"],
+        sentence: "A NAPI poll that finished under budget re-enables the interrupt causes its handler masked before the CPU idles.",
+        quote: Some(HANG),
+    },
+    Rule {
+        names: &[monitor::RULE_COMPLETION_UNSIGNALLED],
+        sentence: "A TX completion or received frame written back while its cause is enabled raises an interrupt within the coalescing bound.",
+        quote: Some(HANG),
+    },
+    Rule {
+        names: &["irq-enabled-after-stop"],
+        sentence: "After ndo_stop returns no interrupt cause is enabled until the next open.",
+        quote: Some(QUIESCE),
+    },
+    Rule {
+        names: &["tx-timeout"],
+        sentence: "ndo_tx_timeout is never needed in normal operation: completions are reclaimed before the watchdog fires.",
+        quote: Some(HANG),
+    },
+    Rule {
+        names: &["queue-thresholds"],
+        sentence: "The ring check stops the queue only when a worst-case packet no longer fits, and reclaim wakes it only with the start threshold free.",
+        quote: Some(QUEUE),
+    },
+    Rule {
+        names: &[monitor::RULE_MSI_BAD_ADDRESS],
+        sentence: "The device signals MSI-X only to an address in the interrupt window (0xFEE00000-0xFEEFFFFF); any other is refused and latched as a device error.",
+        quote: None,
+    },
+    Rule {
         names: &["bql-balance", "guest:bql"],
         sentence: "The bytes completed to BQL equal the bytes sent, so BQL is back to zero when the ring is empty.",
         quote: None,
@@ -272,6 +307,8 @@ mod tests {
         monitor::RULE_IRQ_WHILE_DISABLED,
         monitor::RULE_RESET_INEFFECTIVE,
         monitor::RULE_UNMAP_UNMAPPED,
+        monitor::RULE_MSI_BAD_ADDRESS,
+        monitor::RULE_COMPLETION_UNSIGNALLED,
     ];
 
     #[test]

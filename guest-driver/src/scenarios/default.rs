@@ -177,6 +177,9 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
         if mutant != DriverMutant::NoWatchdog {
             dev.watchdog_tick();
         }
+        if !smp {
+            nic.service_timer();
+        }
         let s = nic.stats();
         let sent_all = made == frames && q.is_empty();
         if sent_all && s.tx_completed + s.tx_aborted >= s.tx_packets && s.rx_packets + s.tx_aborted >= s.tx_packets {
