@@ -206,6 +206,13 @@ pub struct MatrixArgs {
     /// The clock every job runs with (see `nicproof run --clock`).
     #[arg(long, default_value = "virtual", value_name = "wall|virtual", value_parser = parse_clock)]
     pub clock: ClockMode,
+    /// Run the whole selection ROUNDS times under each clock, alternating
+    /// (wall, virtual, wall, ...), and print the two side by side with
+    /// their ratio (--clock is ignored). The exit status is the virtual
+    /// clock's: a race the seeded scheduler finds may be missed by the
+    /// wall clock, and that is a figure, not a failure.
+    #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
+    pub compare_clocks: u32,
 }
 
 #[derive(Args, Debug)]
@@ -321,6 +328,11 @@ pub struct BenchArgs {
     /// Write the figures as JSON to FILE (--net).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// --net: run every run with `--clock wall` and then the default
+    /// virtual clock, interleaved run by run, and print both side by side
+    /// with their ratio (--clock is ignored).
+    #[arg(long)]
+    pub compare_clocks: bool,
     #[command(flatten)]
     pub vm: VmArgs,
 }

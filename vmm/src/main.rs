@@ -116,37 +116,67 @@ fn real_main(cli: Cli) -> Result<i32> {
 /// `nicproof bench --net`: every repetition runs the five configurations
 /// back to back; a run that does not pass ends the bench with its report.
 fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
+    use vmm::sim::ClockMode;
     let (plan, runs) = args.net_options()?;
-    let mut figs = Vec::new();
+    // One clock, or both interleaved run by run so that load on the
+    // machine hits them alike.
+    let clocks: Vec<Option<ClockMode>> = if args.compare_clocks {
+        vec![Some(ClockMode::Wall), Some(ClockMode::Virtual)]
+    } else {
+        vec![None]
+    };
+    let mut figs: Vec<Vec<vmm::bench::NetFigures>> = vec![Vec::new(); clocks.len()];
     for rep in 0..args.runs {
-        let mut samples = Vec::new();
+        let mut samples: Vec<Vec<vmm::bench::NetSample>> = vec![Vec::new(); clocks.len()];
         for (name, opts) in &runs {
-            let res = vmm::run(opts);
-            if res.report.outcome.exit_code() != 0 {
-                out(format_args!("repetition {rep}, run {name} did not pass:\n{}\n", res.report));
-                return Ok(res.report.outcome.exit_code());
+            for (c, clock) in clocks.iter().enumerate() {
+                let mut opts = opts.clone();
+                if let Some(clock) = clock {
+                    opts.clock = *clock;
+                }
+                let res = vmm::run(&opts);
+                if res.report.outcome.exit_code() != 0 {
+                    out(format_args!("repetition {rep}, run {name} did not pass:\n{}\n", res.report));
+                    return Ok(res.report.outcome.exit_code());
+                }
+                let verdict = res
+                    .events
+                    .iter()
+                    .rev()
+                    .find_map(|e| match &e.kind {
+                        nic_model::events::EventKind::Verdict { text, .. } => Some(text.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                eprintln!(
+                    "[{}/{}] {name} --clock {}: {:.0} ms, {} exits",
+                    rep + 1,
+                    args.runs,
+                    opts.clock.name(),
+                    res.report.stats.run_ms,
+                    res.report.stats.total_exits()
+                );
+                samples[c].push(vmm::bench::NetSample { stats: res.report.stats, verdict });
             }
-            let verdict = res
-                .events
-                .iter()
-                .rev()
-                .find_map(|e| match &e.kind {
-                    nic_model::events::EventKind::Verdict { text, .. } => Some(text.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            eprintln!("[{}/{}] {name}: {:.0} ms, {} exits", rep + 1, args.runs, res.report.stats.run_ms, res.report.stats.total_exits());
-            samples.push(vmm::bench::NetSample { stats: res.report.stats, verdict });
         }
-        let samples: [vmm::bench::NetSample; 5] =
-            samples.try_into().map_err(|_| anyhow::anyhow!("net_runs must give five runs"))?;
-        figs.push(vmm::bench::net_figures(&plan, &samples));
-    }
-    if let Some(path) = &args.json {
-        write_json(path, &serde_json::json!({ "plan": plan, "repetitions": figs }))?;
+        for (c, s) in samples.into_iter().enumerate() {
+            let s: [vmm::bench::NetSample; 5] =
+                s.try_into().map_err(|_| anyhow::anyhow!("net_runs must give five runs"))?;
+            figs[c].push(vmm::bench::net_figures(&plan, &s));
+        }
     }
     out(format_args!("guest {}\n", args.vm.guest()?.display()));
-    out(format_args!("{}", vmm::bench::net_table(&plan, &figs)));
+    if args.compare_clocks {
+        if let Some(path) = &args.json {
+            write_json(path, &serde_json::json!({ "plan": plan, "wall": figs[0], "virtual": figs[1] }))?;
+        }
+        out(format_args!("{}", vmm::bench::net_clock_table(&plan, &figs[0], &figs[1])));
+    } else {
+        if let Some(path) = &args.json {
+            write_json(path, &serde_json::json!({ "plan": plan, "repetitions": figs[0] }))?;
+        }
+        out(format_args!("{}", vmm::bench::net_table(&plan, &figs[0])));
+    }
     Ok(0)
 }
 
@@ -311,6 +341,26 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
     if !opts.guest.is_file() {
         // Every job would fail the same way: say it once.
         return Err(HostError::GuestNotFound { looked: format!("{} (--guest)", opts.guest.display()) }.into());
+    }
+    if args.compare_clocks > 0 {
+        use vmm::sim::ClockMode;
+        let mut runs = Vec::new();
+        for round in 0..args.compare_clocks {
+            for clock in [ClockMode::Wall, ClockMode::Virtual] {
+                eprintln!("round {}, --clock {}: {} jobs", round + 1, clock.name(), jobs.len());
+                let o = matrix::Options { clock, ..opts.clone() };
+                let s = matrix::run(&o, &jobs, &|_| {}).context("running the matrix")?;
+                eprintln!("  {:.1} s", s.wall_secs);
+                runs.push((clock, s));
+            }
+        }
+        if let Some(path) = &args.json {
+            let named: Vec<_> = runs.iter().map(|(c, s)| serde_json::json!({ "clock": c.name(), "summary": s })).collect();
+            write_json(path, &named)?;
+        }
+        out(format_args!("{}", matrix::clock_comparison(&runs)));
+        let ok = runs.iter().filter(|(c, _)| *c == ClockMode::Virtual).all(|(_, s)| s.ok());
+        return Ok(if ok { 0 } else { 1 });
     }
     let total = jobs.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
