@@ -101,7 +101,7 @@ mod boot {
                     }
                 }
                 "bad-guest" => {
-                    if let Some(b) = (0..=4).filter_map(BadGuest::from_u64).find(|b| b.name() == v) {
+                    if let Some(b) = (0..=5).filter_map(BadGuest::from_u64).find(|b| b.name() == v) {
                         cfg.knobs[knob::BAD_GUEST] = b as u64;
                     }
                 }
@@ -426,7 +426,40 @@ mod boot {
                     core::hint::spin_loop();
                 }
             }
+            Some(BadGuest::Deadlock) => deadlock(),
         }
+    }
+
+    /// Set by CPU 0 once it saw CPU 1's flag, and the other way round:
+    /// each waits for the other's first, so neither is ever set.
+    static DEADLOCK_FLAGS: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+    /// One side of the circular wait: wait (no deadline) for the other
+    /// CPU's flag, then set ours.
+    fn wait_for_the_other(me: usize) {
+        let p = KernelPlatform;
+        while !DEADLOCK_FLAGS[1 - me].load(Ordering::Acquire) {
+            p.wait_until(u64::MAX);
+        }
+        DEADLOCK_FLAGS[me].store(true, Ordering::Release);
+    }
+
+    fn deadlock_job(_: usize) {
+        wait_for_the_other(1);
+    }
+
+    /// The deadlock bad guest: CPU 1 and CPU 0 each wait for the other
+    /// with no deadline. The virtual clock's scheduler ends the run as a
+    /// deadlock naming both rips; the wall clock's waits wake every
+    /// 100 ms and loop until the run's timeout.
+    fn deadlock() {
+        warn!("bad guest: both CPUs wait for each other");
+        let p = KernelPlatform;
+        if smp::start(&p, 1, 2_000_000_000).is_err() || smp::post(1, deadlock_job, 0).is_err() {
+            panic!("bad guest deadlock: cannot start CPU 1");
+        }
+        wait_for_the_other(0);
+        error!("bad guest: the circular wait ended");
     }
 
     /// Application processor entry (from `nicproof_ap_entry`).

@@ -428,6 +428,12 @@ pub mod sched {
     /// Send interrupt `vector` (bits 8..16) to CPU `cpu` (bits 16..24):
     /// the wake IPI, delivered by the VMM so it can wake an idle CPU.
     pub const IPI: u32 = 3;
+    /// A scheduling point: the scheduler may switch CPUs here as at any
+    /// exit. The guest sends it inside a lockless protocol's window (the
+    /// TX queue's try_stop, between the free-space read and the stop
+    /// bit), only with a second CPU online: one vCPU at a time switches
+    /// only at exits, and that window holds none otherwise.
+    pub const POINT: u32 = 4;
     /// Offset in the clock page of the virtual time in ns (u64).
     pub const NOW: u64 = 0;
     /// Offset in the clock page of CPU `cpu`'s idle deadline (u64).
@@ -587,7 +593,7 @@ pub mod knob {
             "bad-guest",
             BAD_GUEST,
             0,
-            4,
+            5,
             "bad-guest switch (use --bad-guest)",
         ),
         KnobSpec {
@@ -660,6 +666,9 @@ pub enum BadGuest {
     TripleFault = 3,
     /// Spin forever with interrupts off.
     EndlessLoop = 4,
+    /// Both CPUs wait for each other with no deadline (a circular wait):
+    /// under the virtual clock, outcome deadlock with both rips.
+    Deadlock = 5,
 }
 
 impl BadGuest {
@@ -671,6 +680,7 @@ impl BadGuest {
             2 => Self::PageFault,
             3 => Self::TripleFault,
             4 => Self::EndlessLoop,
+            5 => Self::Deadlock,
             _ => return None,
         })
     }
@@ -682,6 +692,7 @@ impl BadGuest {
             Self::PageFault => "page-fault",
             Self::TripleFault => "triple-fault",
             Self::EndlessLoop => "endless-loop",
+            Self::Deadlock => "deadlock",
         }
     }
 }

@@ -257,6 +257,46 @@ pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> Strin
     out
 }
 
+/// The loopback bench under both clocks (`--compare-clocks`): the median
+/// of each figure over the repetitions, wall then virtual, and their
+/// ratio. Host figures are wall time either way; the guest clock's are
+/// wall time under `--clock wall` and virtual time under the default.
+pub fn net_clock_table(p: &NetPlan, wall: &[NetFigures], virt: &[NetFigures]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<44} {:>12} {:>12} {:>14}",
+        format!("loopback, BENCH=1 (median of {})", wall.len().min(virt.len())),
+        "--clock wall",
+        "virtual",
+        "virtual/wall"
+    );
+    let mut row = |name: String, f: fn(&NetFigures) -> f64, prec: usize| {
+        let med = |figs: &[NetFigures]| {
+            let mut v: Vec<f64> = figs.iter().map(f).collect();
+            min_med_max(&mut v).1
+        };
+        let (w, v) = (med(wall), med(virt));
+        let _ = writeln!(out, "{name:<44} {w:>12.prec$} {v:>12.prec$} {:>14.2}", v / w);
+    };
+    let b = p.batch;
+    row("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0);
+    row(format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0);
+    row("packets/s, batch 1 (guest clock)".into(), |f| f.guest_pps_unbatched, 0);
+    row(format!("packets/s, batch {b} (guest clock)"), |f| f.guest_pps_batched, 0);
+    row("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3);
+    row(format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3);
+    row("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2);
+    row("open/stop cycle, us (guest clock)".into(), |f| f.guest_cycle_us, 0);
+    row("open/stop cycle, vm exits".into(), |f| f.cycle_exits, 1);
+    let _ = writeln!(
+        out,
+        "each run under both clocks, interleaved; marginal = (long run - short run) / difference: frames {} vs {}, cycles {} vs 0",
+        p.frames_hi, p.frames_lo, p.cycles
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

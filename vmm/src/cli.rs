@@ -209,6 +209,13 @@ pub struct MatrixArgs {
     /// Privilege level of every job's driver task (see `nicproof run --cpl`).
     #[arg(long, default_value_t = DEFAULT_CPL, value_name = "0|3", value_parser = parse_cpl)]
     pub cpl: u64,
+    /// Run the whole selection ROUNDS times under each clock, alternating
+    /// (wall, virtual, wall, ...), and print the two side by side with
+    /// their ratio (--clock is ignored). The exit status is the virtual
+    /// clock's: a race the seeded scheduler finds may be missed by the
+    /// wall clock, and that is a figure, not a failure.
+    #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
+    pub compare_clocks: u32,
 }
 
 #[derive(Args, Debug)]
@@ -268,7 +275,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "none")]
     pub device_mutant: String,
     /// Make the guest misbehave, to test outcome reporting:
-    /// none, panic, page-fault, triple-fault, endless-loop.
+    /// none, panic, page-fault, triple-fault, endless-loop, deadlock.
     #[arg(long, default_value = "none")]
     pub bad_guest: String,
     /// Set a scenario knob, NAME=VALUE (repeatable; names in `nicproof list`;
@@ -347,6 +354,11 @@ pub struct BenchArgs {
     /// CPL3/CPL0 ratios (--cpl is then ignored).
     #[arg(long)]
     pub compare_cpl: bool,
+    /// --net: run every run with `--clock wall` and then the default
+    /// virtual clock, interleaved run by run, and print both side by side
+    /// with their ratio (--clock is ignored).
+    #[arg(long)]
+    pub compare_clocks: bool,
     #[command(flatten)]
     pub vm: VmArgs,
 }
@@ -382,12 +394,13 @@ fn device_mutant(s: &str) -> Result<DeviceMutant> {
     })
 }
 
-const BAD_GUESTS: [BadGuest; 5] = [
+const BAD_GUESTS: [BadGuest; 6] = [
     BadGuest::None,
     BadGuest::Panic,
     BadGuest::PageFault,
     BadGuest::TripleFault,
     BadGuest::EndlessLoop,
+    BadGuest::Deadlock,
 ];
 
 fn bad_guest(s: &str) -> Result<BadGuest> {
@@ -667,6 +680,9 @@ pub fn list() -> String {
                 BadGuest::PageFault => "read an unmapped address (outcome cpu-exception, #PF)",
                 BadGuest::TripleFault => "fault with an empty IDT (outcome triple-fault)",
                 BadGuest::EndlessLoop => "spin with interrupts off (outcome timeout)",
+                BadGuest::Deadlock => {
+                    "both CPUs wait for each other, no deadline (outcome deadlock; --clock wall: timeout)"
+                }
             },
         );
     }

@@ -435,49 +435,75 @@ pub fn skb_ledger(log: &[Event]) -> Vec<Finding> {
 }
 
 /// Every DMA map is unmapped exactly once, with the length it was
-/// mapped with, and nothing stays mapped at the end.
+/// mapped with, and nothing stays mapped at the end. The same address may
+/// be mapped to the device more than once at a time (two in-flight frames
+/// whose fragments start at the same payload byte): Linux's dma-debug
+/// allows overlapping `DMA_TO_DEVICE` mappings (`active_cacheline_insert`
+/// ignores them) and flags overlapping mappings the device may write.
+/// An unmap takes the live mapping of its address with its length, else
+/// the oldest one.
 pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
-    let mut live: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    // Live mappings of one address: (length, direction, seq of the map).
+    let mut live: BTreeMap<u64, Vec<(u64, u64, u64)>> = BTreeMap::new();
     let mut out = Vec::new();
     for e in log {
         let Some((m, args, _)) = marker_of(e) else { continue };
         match m {
             Marker::DmaMap => {
-                let addr = arg(args, 1);
-                if live.insert(addr, (arg(args, 2), e.seq)).is_some() {
+                let (addr, len, dir) = (arg(args, 1), arg(args, 2), arg(args, 3));
+                let maps = live.entry(addr).or_default();
+                if maps.iter().any(|&(_, d, _)| d != DMA_TO_DEVICE) || (!maps.is_empty() && dir != DMA_TO_DEVICE) {
                     out.push(Finding {
                         oracle: "dma-maps",
                         seq: e.seq,
                         detail: format!("{addr:#x} mapped twice"),
                     });
                 }
+                maps.push((len, dir, e.seq));
             }
-            Marker::DmaUnmap => match live.remove(&arg(args, 1)) {
-                None => out.push(Finding {
-                    oracle: "dma-maps",
-                    seq: e.seq,
-                    detail: format!("unmap of {:#x} which is not mapped", arg(args, 1)),
-                }),
-                Some((len, _)) if len != arg(args, 2) => out.push(Finding {
-                    oracle: "dma-maps",
-                    seq: e.seq,
-                    detail: format!("unmap of {:#x} with length {} mapped as {len}", arg(args, 1), arg(args, 2)),
-                }),
-                _ => {}
-            },
+            Marker::DmaUnmap => {
+                let (addr, len) = (arg(args, 1), arg(args, 2));
+                let maps = live.entry(addr).or_default();
+                let taken = match maps.iter().position(|&(l, _, _)| l == len) {
+                    Some(i) => Some(maps.remove(i)),
+                    None if !maps.is_empty() => Some(maps.remove(0)),
+                    None => None,
+                };
+                if maps.is_empty() {
+                    live.remove(&addr);
+                }
+                match taken {
+                    None => out.push(Finding {
+                        oracle: "dma-maps",
+                        seq: e.seq,
+                        detail: format!("unmap of {addr:#x} which is not mapped"),
+                    }),
+                    Some((mapped, _, _)) if mapped != len => out.push(Finding {
+                        oracle: "dma-maps",
+                        seq: e.seq,
+                        detail: format!("unmap of {addr:#x} with length {len} mapped as {mapped}"),
+                    }),
+                    _ => {}
+                }
+            }
             _ => {}
         }
     }
     let last = log.last().map_or(0, |e| e.seq);
-    for (addr, (len, at)) in live {
-        out.push(Finding {
-            oracle: "dma-maps",
-            seq: last,
-            detail: format!("{addr:#x}+{len} (mapped at #{at}) still mapped at the end"),
-        });
+    for (addr, maps) in live {
+        for (len, _, at) in maps {
+            out.push(Finding {
+                oracle: "dma-maps",
+                seq: last,
+                detail: format!("{addr:#x}+{len} (mapped at #{at}) still mapped at the end"),
+            });
+        }
     }
     out
 }
+
+/// `Marker::DmaMap`'s direction: to the device.
+const DMA_TO_DEVICE: u64 = 0;
 
 /// unregister of an UP device calls stop exactly once; of a DOWN device
 /// never. Counted twice: the core's stop-enter markers (the stack called
@@ -709,6 +735,20 @@ mod tests {
         assert_eq!(dma_maps(&leak).len(), 1);
         let wrong_len = log(&[(Marker::DmaMap, &[0x1000, 64, 0]), (Marker::DmaUnmap, &[0x1000, 32])]);
         assert!(dma_maps(&wrong_len)[0].detail.contains("length"));
+        // Two frames' fragments at the same byte, both to the device, in
+        // flight together and unmapped in either order: fine.
+        let shared = log(&[
+            (Marker::DmaMap, &[0x1000, 22, 0]),
+            (Marker::DmaMap, &[0x1000, 40, 0]),
+            (Marker::DmaUnmap, &[0x1000, 22]),
+            (Marker::DmaUnmap, &[0x1000, 40]),
+        ]);
+        assert!(dma_maps(&shared).is_empty(), "{:?}", dma_maps(&shared));
+        // A buffer the device may write, mapped twice: flagged.
+        let rx_twice = log(&[(Marker::DmaMap, &[0x1000, 64, 1]), (Marker::DmaMap, &[0x1000, 64, 1])]);
+        assert!(dma_maps(&rx_twice)[0].detail.contains("mapped twice"));
+        let double_unmap = log(&[(Marker::DmaMap, &[0x1000, 64, 0]), (Marker::DmaUnmap, &[0x1000, 64]), (Marker::DmaUnmap, &[0x1000, 64])]);
+        assert!(dma_maps(&double_unmap)[0].detail.contains("not mapped"));
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct Case {
     pub device_mutant: DeviceMutant,
     /// Seeds to run (race cases need several to be caught every time).
     pub seeds: u64,
+    /// The first of them: `first_seed..first_seed + seeds`.
+    pub first_seed: u64,
     pub expect: Expect,
 }
 
@@ -100,6 +102,7 @@ impl Case {
             driver_mutant: DriverMutant::None,
             device_mutant: DeviceMutant::None,
             seeds: 1,
+            first_seed: 0,
             expect: Expect::Pass,
         }
     }
@@ -117,6 +120,12 @@ impl Case {
     /// Run it over `n` seeds.
     pub fn seeds(self, n: u64) -> Self {
         Self { seeds: n, ..self }
+    }
+
+    /// Run it over seeds `first..first + n`: a race that the seeded
+    /// scheduler exposes only on some seeds, named by the ones that do.
+    pub fn seed_range(self, first: u64, n: u64) -> Self {
+        Self { seeds: n, first_seed: first, ..self }
     }
 
     /// A short name: scenario[/variant] x driver-mutant x device-mutant.

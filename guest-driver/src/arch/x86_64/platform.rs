@@ -20,6 +20,7 @@ use nicproof_guest::abi::pci::{CONFIG_ADDRESS_PORT, CONFIG_DATA_PORT};
 use nicproof_guest::abi::{layout, sched, Marker};
 use nicproof_guest::driver::sync::SpinLock;
 use nicproof_guest::kernel::record;
+use nicproof_guest::kernel::smp;
 use nicproof_guest::kernel::time::TscClock;
 use nicproof_guest::platform::Platform;
 
@@ -83,6 +84,12 @@ pub fn yield_request() {
 /// (which then knows the CPU may leave its idle wait).
 pub fn ipi_request(cpu: u32, vector: u8) {
     cpu::outl(sched::SCHED_PORT, sched::ipi(cpu, vector));
+}
+
+/// Deterministic mode: a scheduling point (`abi::sched::POINT`), the
+/// other CPU may run here.
+pub fn point_request() {
+    cpu::outl(sched::SCHED_PORT, sched::POINT);
 }
 
 /// Install the TSC clock. Boot CPU only, before anything reads the time.
@@ -190,5 +197,13 @@ impl Platform for KernelPlatform {
 
     fn cpu_id(&self) -> u32 {
         percpu::cpu_id()
+    }
+
+    fn sched_point(&self) {
+        // Wall clock: the CPUs run in parallel, every instruction is a
+        // point. Virtual clock with one CPU: nobody to switch to.
+        if virtual_clock() && smp::is_online(1) {
+            point_request();
+        }
     }
 }
