@@ -328,6 +328,23 @@ fn napi_irq_while_polling_forces_another_round() {
     assert!(!napi.is_scheduled());
 }
 
+/// Two IRQs while a poll holds SCHED are still one missed IRQ: MISSED is set,
+/// never toggled (napi.rs `cur | NAPI_MISSED`; with `^` the second IRQ
+/// cleared the first's MISSED and the poll completed with work pending).
+#[test]
+fn napi_two_irqs_while_polling_still_force_another_round() {
+    let napi = Napi::new(64);
+    napi.enable();
+    assert!(napi.schedule());
+    assert!(!napi.schedule());
+    assert!(!napi.schedule(), "a second IRQ while scheduled");
+    assert_ne!(napi.state() & NAPI_MISSED, 0, "MISSED survives a second IRQ");
+    let mut p = Poller::default();
+    let r = napi.poll(64, &mut p);
+    assert!(r.repoll && !r.completed, "missed IRQs: poll again");
+    assert_eq!(p.irq_enables, 0);
+}
+
 #[test]
 fn napi_disable_waits_for_the_running_poll() {
     let napi = Napi::new(4);
