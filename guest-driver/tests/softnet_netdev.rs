@@ -345,6 +345,40 @@ fn napi_two_irqs_while_polling_still_force_another_round() {
     assert_eq!(p.irq_enables, 0);
 }
 
+/// `Napi::run` sums the RX work of every round and stops at the first
+/// round that does not ask for another (napi.rs:178 `rx +=` -> `-=`/`*=`,
+/// :179 `!r.repoll` -> `r.repoll` survived the host tests).
+#[test]
+fn napi_run_sums_every_round_until_the_poll_completes() {
+    let napi = Napi::new(4);
+    napi.enable();
+    assert!(napi.schedule());
+    let mut p = Poller { rx_pending: 10, ..Poller::default() };
+    assert_eq!(napi.run(&mut p, 8), 10, "4 + 4 + 2 frames over three rounds");
+    assert_eq!(p.rx_calls, [4, 4, 4], "the third round completed, no fourth");
+    assert_eq!(p.irq_enables, 1);
+    assert!(!napi.is_scheduled());
+}
+
+/// While a poll holds SCHED, every napi_disable attempt (not only the
+/// first, which sets DISABLE) must report "not yet" (napi.rs:194 `&&` ->
+/// `||` claimed the context disabled on the second try, with the poll
+/// still running).
+#[test]
+fn napi_disable_stays_pending_on_every_try_while_a_poll_holds_sched() {
+    let napi = Napi::new(4);
+    napi.enable();
+    assert!(napi.schedule());
+    for i in 0..3 {
+        assert!(!napi.try_disable(), "try {i}: a poll holds SCHED");
+        assert!(!napi.is_disabled());
+    }
+    let mut p = Poller::default();
+    assert!(!napi.poll(4, &mut p).repoll);
+    assert!(napi.try_disable() && napi.is_disabled());
+    assert!(napi.try_disable(), "disabled stays disabled");
+}
+
 #[test]
 fn napi_disable_waits_for_the_running_poll() {
     let napi = Napi::new(4);

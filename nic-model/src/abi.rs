@@ -856,6 +856,13 @@ id_enum! {
         /// where stop-enter is the core's): the host counts these inside
         /// unregister.
         NdoStop = 29, "ndo-stop";
+        /// The driver's NAPI context changed: `args[1]` = 1 when
+        /// `napi_disable` returned in stop (no poll runs and no schedule
+        /// succeeds from here), 0 when open enabled it again. In between,
+        /// an interrupt handler must leave the device alone (host oracle
+        /// `irq-after-napi-disable`); the `irq_in_window` knob can count
+        /// from here.
+        NapiDisable = 30, "napi-disable";
     }
 }
 

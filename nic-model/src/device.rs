@@ -341,8 +341,11 @@ impl Nic {
             let start = match w.start {
                 WindowStart::StopEnter => Marker::StopEnter,
                 WindowStart::OpenEnter => Marker::OpenEnter,
+                WindowStart::NapiDisable => Marker::NapiDisable,
             };
-            if marker == start {
+            // napi-disable counts only when NAPI went off (args[1] = 1).
+            let starts = marker == start && (start != Marker::NapiDisable || args.get(1) == Some(&1));
+            if starts {
                 let n = self.window_starts;
                 self.window_starts += 1;
                 self.window_left = Some(n);

@@ -157,6 +157,36 @@ pub const RULES: &[Rule] = &[
         quote: Some(HANG),
     },
     Rule {
+        names: &["bql-stall"],
+        sentence: "TX completions reach BQL in time: no completion gap longer than the stall threshold while TX is queued.",
+        quote: Some(FREE),
+    },
+    Rule {
+        names: &["irq-reenable"],
+        sentence: "A NAPI poll that completes under budget re-enables the interrupt causes its handler masked.",
+        quote: None,
+    },
+    Rule {
+        names: &["irq-enabled-after-stop"],
+        sentence: "No interrupt cause is enabled from ndo_stop's return until the next open.",
+        quote: Some(QUIESCE),
+    },
+    Rule {
+        names: &["irq-after-napi-disable"],
+        sentence: "Once napi_disable returned in stop, an interrupt handler leaves the device alone until open enables NAPI again.",
+        quote: Some(QUIESCE),
+    },
+    Rule {
+        names: &["tx-timeout"],
+        sentence: "Completions come from interrupts: ndo_tx_timeout fires only where a scenario stalls the device on purpose.",
+        quote: Some(HANG),
+    },
+    Rule {
+        names: &["queue-thresholds"],
+        sentence: "The driver stops its queue only when a worst-case packet no longer fits, and wakes it only at the start threshold.",
+        quote: Some(QUEUE),
+    },
+    Rule {
         names: &["guest:napi-budget"],
         sentence: "A NAPI poll with budget 0 reclaims TX only: no RX, no napi_complete_done.",
         quote: None,
