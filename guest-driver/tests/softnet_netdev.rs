@@ -351,6 +351,9 @@ fn napi_two_irqs_while_polling_still_force_another_round() {
 #[test]
 fn napi_run_sums_every_round_until_the_poll_completes() {
     let napi = Napi::new(4);
+    // The driver's napi_poll budgets each poll with weight() (napi.rs:72
+    // `weight -> 1` survived: budget 1 still moves every frame, slowly).
+    assert_eq!(napi.weight(), 4);
     napi.enable();
     assert!(napi.schedule());
     let mut p = Poller { rx_pending: 10, ..Poller::default() };
