@@ -5,7 +5,7 @@ mod common;
 use common::RecEnv;
 use nicproof_guest::abi::{Marker, QueueReason};
 use nicproof_guest::softnet::errno::{EADDRNOTAVAIL, ENOMEM};
-use nicproof_guest::softnet::napi::{Napi, NapiHandler, NAPI_MISSED};
+use nicproof_guest::softnet::napi::{Napi, NapiHandler, NAPI_DISABLE, NAPI_MISSED, NAPI_SCHED};
 use nicproof_guest::softnet::netdev::{
     is_valid_ether_addr, random_ether_addr, AddrAssignType, DevState, NetDevice, NetDeviceOps,
     NetdevTx, Qdisc,
@@ -380,6 +380,31 @@ fn napi_disable_stays_pending_on_every_try_while_a_poll_holds_sched() {
     assert!(!napi.poll(4, &mut p).repoll);
     assert!(napi.try_disable() && napi.is_disabled());
     assert!(napi.try_disable(), "disabled stays disabled");
+}
+
+/// A disabled context holds SCHED and DISABLE (so it is not "scheduled"
+/// and refuses every schedule), whether napi_disable found it idle or had
+/// to wait for a poll (napi.rs:199 `cur | NAPI_DISABLE` -> `&`/`^`, and
+/// `NAPI_DISABLE | NAPI_SCHED` -> `&`, dropped DISABLE or SCHED).
+#[test]
+fn napi_disabled_refuses_schedules_and_is_not_scheduled() {
+    let check = |napi: &Napi, how: &str| {
+        assert!(napi.is_disabled(), "{how}");
+        assert_eq!(napi.state() & (NAPI_SCHED | NAPI_DISABLE), NAPI_SCHED | NAPI_DISABLE, "{how}");
+        assert!(!napi.is_scheduled(), "{how}: disabled is not a pending poll");
+        assert!(!napi.schedule(), "{how}: an IRQ after napi_disable schedules nothing");
+    };
+    let idle = Napi::new(4);
+    idle.enable();
+    assert!(idle.try_disable(), "idle: disabled at once");
+    check(&idle, "idle");
+    let busy = Napi::new(4);
+    busy.enable();
+    assert!(busy.schedule());
+    assert!(!busy.try_disable());
+    assert!(!busy.poll(4, &mut Poller::default()).repoll);
+    assert!(busy.try_disable(), "after the poll gave SCHED up");
+    check(&busy, "after a poll");
 }
 
 #[test]
