@@ -375,6 +375,9 @@ fn napi_disable_stays_pending_on_every_try_while_a_poll_holds_sched() {
     for i in 0..3 {
         assert!(!napi.try_disable(), "try {i}: a poll holds SCHED");
         assert!(!napi.is_disabled());
+        // DISABLE stays set on every try (napi.rs:201 `|` -> `^` toggled it off).
+        assert_ne!(napi.state() & NAPI_DISABLE, 0, "try {i}");
+        assert!(!napi.schedule(), "try {i}: no schedule while disable is pending");
     }
     let mut p = Poller::default();
     assert!(!napi.poll(4, &mut p).repoll);
