@@ -931,11 +931,11 @@ id_enum! {
         MsixMaskedAtStop = 21, "msix-masked-at-stop";
         /// Stop racing a completion interrupt.
         StopRacesIrq = 22, "stop-races-irq";
-        /// Extra: an interrupt forced at every point of the stop (knob
-        /// VARIANT 0; 2: with a 300 us reset, so stop takes it inside) or
-        /// open (1) sequence, one point per open/stop cycle (the device's
-        /// `irq_in_window` knob); the handler must leave a down device
-        /// alone and every reopen must work.
+        /// An interrupt forced at every point of the stop (knob VARIANT 0;
+        /// 2: with a 300 us reset, so stop takes it inside), open (1) or
+        /// post-napi_disable (3) sequence, one point per open/stop cycle
+        /// (the device's `irq_in_window` knob); the handler must leave a
+        /// down device alone and every reopen must work.
         IrqWindow = 23, "irq-window";
         // Queueing group: guest-driver/src/scenarios/queueing.rs,
         // vmm/src/scenarios/queueing.rs.
