@@ -881,6 +881,13 @@ id_enum! {
         /// where stop-enter is the core's): the host counts these inside
         /// unregister.
         NdoStop = 29, "ndo-stop";
+        /// The driver's NAPI context changed: `args[1]` = 1 when
+        /// `napi_disable` returned in stop (no poll runs and no schedule
+        /// succeeds from here), 0 when open enabled it again. In between,
+        /// an interrupt handler must leave the device alone (host oracle
+        /// `irq-after-napi-disable`); the `irq_in_window` knob can count
+        /// from here.
+        NapiDisable = 30, "napi-disable";
     }
 }
 
@@ -949,11 +956,11 @@ id_enum! {
         MsixMaskedAtStop = 21, "msix-masked-at-stop";
         /// Stop racing a completion interrupt.
         StopRacesIrq = 22, "stop-races-irq";
-        /// An interrupt forced at every point of the stop (knob
-        /// VARIANT 0; 2: with a 300 us reset, so stop takes it inside) or
-        /// open (1) sequence, one point per open/stop cycle (the device's
-        /// `irq_in_window` knob); the handler must leave a down device
-        /// alone and every reopen must work.
+        /// An interrupt forced at every point of the stop (knob VARIANT 0;
+        /// 2: with a 300 us reset, so stop takes it inside), open (1) or
+        /// post-napi_disable (3) sequence, one point per open/stop cycle
+        /// (the device's `irq_in_window` knob); the handler must leave a
+        /// down device alone and every reopen must work.
         IrqWindow = 23, "irq-window";
         // Queueing group: guest-driver/src/scenarios/queueing.rs,
         // vmm/src/scenarios/queueing.rs.

@@ -225,7 +225,7 @@ fn finding_row(oracle: &str) -> Option<usize> {
         "device-error" => ROW_DEVICE_ERROR,
         "doorbell-pending" => ROW_DOORBELL_PENDING,
         "bql-balance" | "bql-stall" => ROW_BQL,
-        "irq-reenable" | "irq-enabled-after-stop" | "tx-timeout" | RULE_COMPLETION_UNSIGNALLED => ROW_IRQ,
+        "irq-reenable" | "irq-enabled-after-stop" | "irq-after-napi-disable" | "tx-timeout" | RULE_COMPLETION_UNSIGNALLED => ROW_IRQ,
         _ => return None,
     })
 }

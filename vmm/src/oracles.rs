@@ -54,6 +54,7 @@ pub const ORACLES: &[&str] = &[
     "device-error",
     "irq-reenable",
     "irq-enabled-after-stop",
+    "irq-after-napi-disable",
     "tx-timeout",
     "queue-thresholds",
 ];
@@ -77,6 +78,7 @@ pub fn check_all(log: &[Event], expect_no_busy: bool) -> Vec<Finding> {
     f.extend(reset_wait(log));
     f.extend(irq_reenable(log));
     f.extend(irq_enabled_after_stop(log));
+    f.extend(irq_after_napi_disable(log));
     f.extend(queue_thresholds(log));
     f
 }
@@ -177,6 +179,39 @@ pub fn irq_enabled_after_stop(log: &[Event]) -> Vec<Finding> {
                 }
             }
         }
+    }
+    out
+}
+
+/// Once the driver's `napi_disable` returned in stop (`napi-disable`
+/// with 1) and until open enables NAPI again (`napi-disable` with 0), an
+/// interrupt handler must refuse the schedule and touch nothing: its
+/// acknowledge (an INT_CAUSE write) or its mask (an INT_ENABLE write
+/// other than stop's 0) would act on a device being torn down, with the
+/// poll it asks for aimed at rings stop frees. Stop itself writes only
+/// INT_ENABLE 0, CTRL and the reset in that window.
+pub fn irq_after_napi_disable(log: &[Event]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut disabled_at: Option<u64> = None;
+    for e in log {
+        if let Some((Marker::NapiDisable, args, _)) = marker_of(e) {
+            disabled_at = (arg(args, 1) == 1).then_some(e.seq);
+            continue;
+        }
+        let Some(at) = disabled_at else { continue };
+        let EventKind::MmioWrite { offset, value, .. } = &e.kind else { continue };
+        let what = if *offset == u64::from(abi::regs::INT_CAUSE) {
+            "INT_CAUSE"
+        } else if *offset == u64::from(abi::regs::INT_ENABLE) && *value != 0 {
+            "INT_ENABLE"
+        } else {
+            continue;
+        };
+        out.push(Finding {
+            oracle: "irq-after-napi-disable",
+            seq: e.seq,
+            detail: format!("{what} written with {value:#x} after napi_disable returned (napi-disable #{at}): an interrupt handled while NAPI is off"),
+        });
     }
     out
 }
@@ -935,6 +970,23 @@ mod tests {
         let f = irq_enabled_after_stop(&late);
         assert_eq!((f.len(), f[0].seq), (1, 2), "{f:?}");
         assert!(f[0].detail.contains("after stop-exit #1"), "{}", f[0].detail);
+    }
+
+    #[test]
+    fn irq_after_napi_disable_wants_the_device_left_alone_until_napi_enable() {
+        let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
+        let napi = |seq, on: u64| at(log(&[(Marker::NapiDisable, &[on])]), seq);
+        let cause = |seq| dev(seq, EventKind::MmioWrite { offset: u64::from(abi::regs::INT_CAUSE), value: 3, size: 4 });
+        // Stop's own INT_ENABLE 0, then open's acknowledge and enable after napi_enable.
+        let ok = vec![napi(0, 1), int_enable(1, 0), napi(2, 0), cause(3), int_enable(4, all)];
+        assert!(irq_after_napi_disable(&ok).is_empty());
+        // A handler's acknowledge and mask between disable and enable.
+        let bad = vec![cause(0), napi(1, 1), int_enable(2, u64::from(abi::regs::INT_ERR)), cause(3), int_enable(4, 0), napi(5, 0)];
+        let f = irq_after_napi_disable(&bad);
+        assert_eq!(f.iter().map(|f| f.seq).collect::<Vec<_>>(), [2, 3], "{f:?}");
+        assert!(f[0].detail.contains("napi-disable #1"), "{}", f[0].detail);
+        // A napi_disable that did not finish (args 0) opens no window.
+        assert!(irq_after_napi_disable(&[napi(0, 0), cause(1)]).is_empty());
     }
 
     #[test]

@@ -112,34 +112,9 @@ pub const RULES: &[Rule] = &[
         quote: Some(FREE),
     },
     Rule {
-        names: &["bql-stall"],
-        sentence: "TX completions reach BQL in time: no completion arrives stall_thrs or more after the previous one while TX queued since is still pending.",
-        quote: Some(FREE),
-    },
-    Rule {
-        names: &["irq-reenable"],
-        sentence: "A NAPI poll that finished under budget re-enables the interrupt causes its handler masked before the CPU idles.",
-        quote: Some(HANG),
-    },
-    Rule {
         names: &[monitor::RULE_COMPLETION_UNSIGNALLED],
         sentence: "A TX completion or received frame written back while its cause is enabled raises an interrupt within the coalescing bound.",
         quote: Some(HANG),
-    },
-    Rule {
-        names: &["irq-enabled-after-stop"],
-        sentence: "After ndo_stop returns no interrupt cause is enabled until the next open.",
-        quote: Some(QUIESCE),
-    },
-    Rule {
-        names: &["tx-timeout"],
-        sentence: "ndo_tx_timeout is never needed in normal operation: completions are reclaimed before the watchdog fires.",
-        quote: Some(HANG),
-    },
-    Rule {
-        names: &["queue-thresholds"],
-        sentence: "The ring check stops the queue only when a worst-case packet no longer fits, and reclaim wakes it only with the start threshold free.",
-        quote: Some(QUEUE),
     },
     Rule {
         names: &[monitor::RULE_MSI_BAD_ADDRESS],
@@ -190,6 +165,36 @@ pub const RULES: &[Rule] = &[
         names: &["guest:watchdog", "guest:tx_timeout"],
         sentence: "A TX queue stuck longer than the watchdog timeout gets ndo_tx_timeout and recovers.",
         quote: Some(HANG),
+    },
+    Rule {
+        names: &["bql-stall"],
+        sentence: "TX completions reach BQL in time: no completion gap longer than the stall threshold while TX is queued.",
+        quote: Some(FREE),
+    },
+    Rule {
+        names: &["irq-reenable"],
+        sentence: "A NAPI poll that completes under budget re-enables the interrupt causes its handler masked.",
+        quote: None,
+    },
+    Rule {
+        names: &["irq-enabled-after-stop"],
+        sentence: "No interrupt cause is enabled from ndo_stop's return until the next open.",
+        quote: Some(QUIESCE),
+    },
+    Rule {
+        names: &["irq-after-napi-disable"],
+        sentence: "Once napi_disable returned in stop, an interrupt handler leaves the device alone until open enables NAPI again.",
+        quote: Some(QUIESCE),
+    },
+    Rule {
+        names: &["tx-timeout"],
+        sentence: "Completions come from interrupts: ndo_tx_timeout fires only where a scenario stalls the device on purpose.",
+        quote: Some(HANG),
+    },
+    Rule {
+        names: &["queue-thresholds"],
+        sentence: "The driver stops its queue only when a worst-case packet no longer fits, and wakes it only at the start threshold.",
+        quote: Some(QUEUE),
     },
     Rule {
         names: &["guest:napi-budget"],

@@ -983,6 +983,9 @@ impl<'a, 'e> Nic<'a, 'e> {
         // looks at the rings.
         unsafe { self.set_rings(Some(rings)) };
         self.napi.enable();
+        if !self.cfg.bench {
+            self.plat.marker(Marker::NapiDisable, &[0]);
+        }
         self.ack_irq();
         let causes = r::INT_TX | r::INT_RX | r::INT_ERR;
         self.int_enable.store(causes, Ordering::Release);
@@ -1012,6 +1015,12 @@ impl<'a, 'e> Nic<'a, 'e> {
             } else {
                 self.plat.wait_until(self.plat.now_ns() + 10_000);
             }
+        }
+        // From here an interrupt handler must leave the device alone (the
+        // host's irq-after-napi-disable; the irq_in_window knob can force
+        // interrupts counted from this marker).
+        if !self.cfg.bench {
+            self.plat.marker(Marker::NapiDisable, &[u64::from(self.napi.is_disabled())]);
         }
         // With xmit and NAPI quiet, the ring and BQL agree with each other.
         self.report_tx_ring(true);
