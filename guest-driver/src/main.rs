@@ -25,7 +25,7 @@ mod boot {
     use crate::arch::x86_64::logger::FmtBuf;
     use alloc::string::String;
     use crate::arch::x86_64::platform::{self, KernelPlatform};
-    use crate::arch::x86_64::{apic, control, cpu, entry, idt, logger, percpu, pit, serial};
+    use crate::arch::x86_64::{apic, control, cpu, entry, idt, logger, percpu, pit, serial, user};
     use core::fmt::Write;
     use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
     use linked_list_allocator::LockedHeap;
@@ -101,7 +101,7 @@ mod boot {
                     }
                 }
                 "bad-guest" => {
-                    if let Some(b) = (0..=4).filter_map(BadGuest::from_u64).find(|b| b.name() == v) {
+                    if let Some(b) = (0..=5).filter_map(BadGuest::from_u64).find(|b| b.name() == v) {
                         cfg.knobs[knob::BAD_GUEST] = b as u64;
                     }
                 }
@@ -120,7 +120,11 @@ mod boot {
         if platform::virtual_clock() {
             platform::ipi_request(cpu, VECTOR_WAKE);
         } else {
-            apic::send_ipi(cpu, VECTOR_WAKE);
+            if user::at_cpl3() {
+                user::syscall(user::op::IPI, cpu as u64, VECTOR_WAKE as u64);
+            } else {
+                apic::send_ipi(cpu, VECTOR_WAKE);
+            }
         }
     }
 
@@ -226,6 +230,12 @@ mod boot {
             );
             info!("{}", b.as_str());
         }
+        if cfg.knobs[knob::CPL] == 3 {
+            // From here on this CPU runs the task at CPL3 (user.rs); CPUs
+            // started later follow (ap_main).
+            TASK_CPL3.store(true, Ordering::Relaxed);
+            user::enter(0);
+        }
         bad_guest(cfg.knobs[knob::BAD_GUEST]);
         let (pass, reason) = run_scenario(&p, &cfg, NCPUS.load(Ordering::Relaxed));
         finish(pass, reason.as_str())
@@ -277,6 +287,10 @@ mod boot {
             }
         }
     }
+
+    /// Set (boot CPU, before any other starts) when the driver task runs
+    /// at CPL3 (`abi::knob::CPL`).
+    static TASK_CPL3: AtomicBool = AtomicBool::new(false);
 
     /// Set when the TSC rate is a guess (see kmain).
     static CLOCK_GUESSED: AtomicBool = AtomicBool::new(false);
@@ -393,19 +407,59 @@ mod boot {
             }
             Some(BadGuest::TripleFault) => {
                 warn!("bad guest: triple fault");
-                idt::load_empty();
+                if user::at_cpl3() {
+                    user::syscall(user::op::LOAD_EMPTY_IDT, 0, 0);
+                } else {
+                    idt::load_empty();
+                }
                 // SAFETY: on purpose: with an empty IDT, #UD escalates to
                 // #GP, #DF and a triple fault (the VMM sees a shutdown).
                 unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
             }
             Some(BadGuest::EndlessLoop) => {
                 warn!("bad guest: endless loop with interrupts off");
-                cpu::cli();
+                // The CPL3 task already runs with IF = 0 (and may not cli).
+                if !user::at_cpl3() {
+                    cpu::cli();
+                }
                 loop {
                     core::hint::spin_loop();
                 }
             }
+            Some(BadGuest::Deadlock) => deadlock(),
         }
+    }
+
+    /// Set by CPU 0 once it saw CPU 1's flag, and the other way round:
+    /// each waits for the other's first, so neither is ever set.
+    static DEADLOCK_FLAGS: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+    /// One side of the circular wait: wait (no deadline) for the other
+    /// CPU's flag, then set ours.
+    fn wait_for_the_other(me: usize) {
+        let p = KernelPlatform;
+        while !DEADLOCK_FLAGS[1 - me].load(Ordering::Acquire) {
+            p.wait_until(u64::MAX);
+        }
+        DEADLOCK_FLAGS[me].store(true, Ordering::Release);
+    }
+
+    fn deadlock_job(_: usize) {
+        wait_for_the_other(1);
+    }
+
+    /// The deadlock bad guest: CPU 1 and CPU 0 each wait for the other
+    /// with no deadline. The virtual clock's scheduler ends the run as a
+    /// deadlock naming both rips; the wall clock's waits wake every
+    /// 100 ms and loop until the run's timeout.
+    fn deadlock() {
+        warn!("bad guest: both CPUs wait for each other");
+        let p = KernelPlatform;
+        if smp::start(&p, 1, 2_000_000_000).is_err() || smp::post(1, deadlock_job, 0).is_err() {
+            panic!("bad guest deadlock: cannot start CPU 1");
+        }
+        wait_for_the_other(0);
+        error!("bad guest: the circular wait ended");
     }
 
     /// Application processor entry (from `nicproof_ap_entry`).
@@ -419,6 +473,9 @@ mod boot {
         idt::load();
         apic::init_cpu();
         control::send(&record::cpu_online(cpu as u64));
+        if TASK_CPL3.load(Ordering::Relaxed) {
+            user::enter(cpu);
+        }
         smp::set_online(cpu);
         loop {
             // IF is 0 here: a kick that arrives after this check stays
@@ -426,6 +483,8 @@ mod boot {
             if !smp::run_pending(cpu) {
                 if platform::virtual_clock() {
                     platform::idle_request(u64::MAX);
+                } else if user::at_cpl3() {
+                    user::syscall(user::op::HLT, 0, 0);
                 } else {
                     cpu::sti_hlt_cli();
                 }

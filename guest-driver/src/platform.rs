@@ -42,4 +42,8 @@ pub trait Platform {
     fn take_irq(&self, vector: u8) -> bool {
         crate::kernel::irq::take(vector)
     }
+    /// A scheduling point before a shared access of a lockless protocol
+    /// (`abi::sched::POINT`): under the VMM's one-vCPU-at-a-time
+    /// scheduler another CPU may run here. Nothing elsewhere.
+    fn sched_point(&self) {}
 }

@@ -41,9 +41,13 @@ fn setup(s: Scenario, variant: u64, seed: u64) -> (NicConfig, [u64; NUM_KNOBS]) 
             knobs[knob::TX_RING] = 64;
         }
         Scenario::IrqWindow => {
-            let start = if variant == 1 { WindowStart::OpenEnter } else { WindowStart::StopEnter };
+            let start = match variant {
+                1 => WindowStart::OpenEnter,
+                3 => WindowStart::NapiDisable,
+                _ => WindowStart::StopEnter,
+            };
             nic.irq_in_window = Some(IrqWindow { start, causes: regs::INT_TX | regs::INT_RX });
-            nic.reset_delay_us = if variant == 2 { 300 } else { 0 };
+            nic.reset_delay_us = if variant == 2 || variant == 3 { 300 } else { 0 };
             knobs[knob::CYCLES] = if variant == 1 { 18 } else { 8 };
         }
         _ => {}
@@ -68,7 +72,7 @@ fn correct_driver_passes_every_lifecycle_scenario() {
         let variants = match s {
             Scenario::InvalidMac => 4,
             Scenario::Unregister => 3,
-            Scenario::IrqWindow => 3,
+            Scenario::IrqWindow => 4,
             _ => 1,
         };
         for variant in 0..variants {

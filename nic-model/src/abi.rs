@@ -428,6 +428,12 @@ pub mod sched {
     /// Send interrupt `vector` (bits 8..16) to CPU `cpu` (bits 16..24):
     /// the wake IPI, delivered by the VMM so it can wake an idle CPU.
     pub const IPI: u32 = 3;
+    /// A scheduling point: the scheduler may switch CPUs here as at any
+    /// exit. The guest sends it inside a lockless protocol's window (the
+    /// TX queue's try_stop, between the free-space read and the stop
+    /// bit), only with a second CPU online: one vCPU at a time switches
+    /// only at exits, and that window holds none otherwise.
+    pub const POINT: u32 = 4;
     /// Offset in the clock page of the virtual time in ns (u64).
     pub const NOW: u64 = 0;
     /// Offset in the clock page of CPU `cpu`'s idle deadline (u64).
@@ -519,6 +525,13 @@ pub mod knob {
     /// in ms (0 = 10 s + 50 ms per frame). Runs whose frames cannot come
     /// back (a null or pcap backend) use it to fail fast.
     pub const DEADLINE_MS: usize = 8;
+    /// Privilege level of the guest's driver task: 0 runs the scenarios,
+    /// the softnet core and the driver at CPL0 with the kernel; 3 runs
+    /// them in a CPL3 task on each vCPU (boot, interrupt entry and
+    /// exceptions stay at CPL0). This machine's software KVM emulates CPL0
+    /// code at about 1 us per instruction and runs CPL3 code natively, so
+    /// `nicproof` sets 3 unless `--cpl 0` (or `--gdb`) says otherwise.
+    pub const CPL: usize = 9;
 
     /// One knob as the command line sets it: its name, its index in
     /// `RunConfig::knobs`, the values it accepts and what it does. [`ALL`]
@@ -580,7 +593,7 @@ pub mod knob {
             "bad-guest",
             BAD_GUEST,
             0,
-            4,
+            5,
             "bad-guest switch (use --bad-guest)",
         ),
         KnobSpec {
@@ -629,6 +642,13 @@ pub mod knob {
             3_600_000,
             "ms the default scenario waits for its frames (0 = 10 s + 50 ms per frame)",
         ),
+        spec(
+            "cpl",
+            CPL,
+            3,
+            3,
+            "privilege level of the driver task: 0 (kernel) or 3 (user task); set it with --cpl",
+        ),
     ];
 }
 
@@ -646,6 +666,9 @@ pub enum BadGuest {
     TripleFault = 3,
     /// Spin forever with interrupts off.
     EndlessLoop = 4,
+    /// Both CPUs wait for each other with no deadline (a circular wait):
+    /// under the virtual clock, outcome deadlock with both rips.
+    Deadlock = 5,
 }
 
 impl BadGuest {
@@ -657,6 +680,7 @@ impl BadGuest {
             2 => Self::PageFault,
             3 => Self::TripleFault,
             4 => Self::EndlessLoop,
+            5 => Self::Deadlock,
             _ => return None,
         })
     }
@@ -668,6 +692,7 @@ impl BadGuest {
             Self::PageFault => "page-fault",
             Self::TripleFault => "triple-fault",
             Self::EndlessLoop => "endless-loop",
+            Self::Deadlock => "deadlock",
         }
     }
 }
@@ -856,6 +881,13 @@ id_enum! {
         /// where stop-enter is the core's): the host counts these inside
         /// unregister.
         NdoStop = 29, "ndo-stop";
+        /// The driver's NAPI context changed: `args[1]` = 1 when
+        /// `napi_disable` returned in stop (no poll runs and no schedule
+        /// succeeds from here), 0 when open enabled it again. In between,
+        /// an interrupt handler must leave the device alone (host oracle
+        /// `irq-after-napi-disable`); the `irq_in_window` knob can count
+        /// from here.
+        NapiDisable = 30, "napi-disable";
     }
 }
 
@@ -924,11 +956,11 @@ id_enum! {
         MsixMaskedAtStop = 21, "msix-masked-at-stop";
         /// Stop racing a completion interrupt.
         StopRacesIrq = 22, "stop-races-irq";
-        /// Extra: an interrupt forced at every point of the stop (knob
-        /// VARIANT 0; 2: with a 300 us reset, so stop takes it inside) or
-        /// open (1) sequence, one point per open/stop cycle (the device's
-        /// `irq_in_window` knob); the handler must leave a down device
-        /// alone and every reopen must work.
+        /// An interrupt forced at every point of the stop (knob VARIANT 0;
+        /// 2: with a 300 us reset, so stop takes it inside), open (1) or
+        /// post-napi_disable (3) sequence, one point per open/stop cycle
+        /// (the device's `irq_in_window` knob); the handler must leave a
+        /// down device alone and every reopen must work.
         IrqWindow = 23, "irq-window";
         // Queueing group: guest-driver/src/scenarios/queueing.rs,
         // vmm/src/scenarios/queueing.rs.

@@ -56,6 +56,9 @@ pub enum WindowStart {
     StopEnter,
     /// The guest's open-enter marker (ndo_open entry).
     OpenEnter,
+    /// The driver's napi-disable marker (`args[1]` = 1: its
+    /// napi_disable in stop returned).
+    NapiDisable,
 }
 
 /// Interrupts forced into a window (issue 14): after the n-th `start`

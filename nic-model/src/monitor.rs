@@ -50,8 +50,8 @@ pub const RULE_MSI_BAD_ADDRESS: &str = Rule::MsiBadAddress.name();
 /// A dma-unmap of a range that is not mapped.
 pub const RULE_UNMAP_UNMAPPED: &str = Rule::UnmapUnmapped.name();
 /// A TX completion or RX frame written back while the device was enabled
-/// whose interrupt cause was not latched within
-/// [`crate::device::SIGNAL_BOUND_NS`], or that stop found pending with
+/// whose interrupt cause was not latched within the bound its coalescing
+/// settings give ([`crate::device::signal_bound_ns`]), or that waits with
 /// no coalescing timer to ever signal it (interrupt moderation by frame
 /// count alone: the mvneta 01b23da3607d hang).
 pub const RULE_COMPLETION_UNSIGNALLED: &str = Rule::CompletionUnsignalled.name();

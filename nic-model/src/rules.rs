@@ -370,6 +370,9 @@ catalogue! {
     /// An interrupt cause enabled after stop-exit, before the next open.
     IrqEnabledAfterStop = "irq-enabled-after-stop", HostOracle, Irq,
         "No interrupt cause is enabled from the return of ndo_stop until the next open.", Some(QUIESCE);
+    /// The interrupt handler touched the device while NAPI was disabled.
+    IrqAfterNapiDisable = "irq-after-napi-disable", HostOracle, Irq,
+        "Once napi_disable returned in stop, an interrupt handler leaves the device alone until open enables NAPI again.", Some(QUIESCE);
     /// ndo_tx_timeout was called in a run that does not provoke it.
     TxTimeout = "tx-timeout", HostOracle, Irq,
         "Completions never stall a TX queue for a whole watchdog period (no ndo_tx_timeout unless provoked).", Some(HANG);

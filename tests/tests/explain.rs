@@ -54,7 +54,9 @@ fn a_failed_report_leads_with_its_first_cause_and_groups_repeats() {
         .map(|f| f["seq"].as_u64().unwrap())
         .min()
         .unwrap();
-    let lines: Vec<&str> = r.stdout.lines().collect();
+    // The second line says which clock ran; the outcome follows it.
+    assert!(r.stdout.lines().nth(1).is_some_and(|l| l.starts_with("clock: virtual")), "{}", r.stdout);
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| !l.starts_with("clock: ")).collect();
     assert!(lines[1].starts_with("outcome: FAILED"), "{}", r.stdout);
     // The line after the outcome is the earliest finding, with its rule
     // and the document's words, and how to see it again.
@@ -126,7 +128,7 @@ fn a_failed_report_leads_with_its_first_cause_and_groups_repeats() {
     // The JSON report carries what reproduces the run.
     assert_eq!(r.report["knobs"]["variant"], 1);
     assert_eq!(r.report["backend"], "loopback");
-    assert_eq!(r.report["clock"], "wall");
+    assert_eq!(r.report["clock"], "virtual");
     assert_eq!(r.report["exit_code"], 1);
     // The findings are in the event log too, each pointing at its event.
     let in_log: Vec<&Value> = r

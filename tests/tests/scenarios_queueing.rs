@@ -35,6 +35,27 @@ fn lost_wake_restarts_from_the_recheck_and_from_the_reclaim() {
     assert_eq!(reasons(&r, "queue-stop").iter().filter(|&&x| x == 1).count(), 2);
 }
 
+/// Variant 1 has no forced window: transmit on CPU 0, NAPI on CPU 1, and
+/// the seeded scheduler alone decides where CPU 1 runs. On seed 35 it
+/// switches to NAPI inside try_stop's window (between the free-space
+/// read and the stop bit) with completions ready: the correct driver's
+/// re-check restarts the queue (Raced = 3), and without the re-check the
+/// same interleaving leaves it stopped on a free ring. Seed 1 takes no
+/// such switch (the window is not hit on every seed).
+#[test]
+fn the_seeded_scheduler_alone_finds_the_missing_recheck_on_two_vcpus() {
+    let seed = ["--knob", "variant=1", "--seed", "35"];
+    let ok = run(&guest_image(), &[&["--scenario", "lost-wake"][..], &seed].concat());
+    assert_eq!(ok.outcome(), "passed", "{}", ok.stdout);
+    assert!(reasons(&ok, "queue-wake").contains(&3), "no restart by the re-check: {:?}", reasons(&ok, "queue-wake"));
+    let bad = run(&guest_image(), &[&["--scenario", "lost-wake", "--mutant", "no-recheck"][..], &seed].concat());
+    assert_eq!(bad.outcome(), "failed", "{}", bad.stdout);
+    assert!(bad.stdout.contains("lost wake: queue stopped with a free ring"), "{}", bad.stdout);
+    let other = run(&guest_image(), &["--scenario", "lost-wake", "--knob", "variant=1", "--seed", "1"]);
+    assert_eq!(other.outcome(), "passed", "{}", other.stdout);
+    assert!(!reasons(&other, "queue-wake").contains(&3), "{:?}", reasons(&other, "queue-wake"));
+}
+
 #[test]
 fn watchdog_fires_on_the_stalled_device_and_traffic_resumes() {
     let r = passed("watchdog", &[]);

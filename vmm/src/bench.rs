@@ -220,9 +220,108 @@ pub fn net_table(p: &NetPlan, figs: &[NetFigures]) -> String {
     out
 }
 
+/// CPL0 against CPL3 (`bench --net --compare-cpl`): the host-clock
+/// figures' medians and the median of each repetition's CPL3/CPL0 ratio
+/// (the two levels of one repetition ran one after the other, so load on
+/// the machine hits them alike). Guest-clock figures are left out: under
+/// the virtual clock they are the same at both levels by construction.
+pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> String {
+    let mut out = String::new();
+    if cpl0.is_empty() || cpl0.len() != cpl3.len() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<44} {:>10} {:>10} {:>12}",
+        format!("CPL0 vs CPL3 ({} repetitions, medians)", cpl0.len()),
+        "CPL0",
+        "CPL3",
+        "CPL3/CPL0"
+    );
+    let mut row = |name: String, f: fn(&NetFigures) -> f64, prec: usize| {
+        let med = |v: &[NetFigures]| {
+            let mut x: Vec<f64> = v.iter().map(f).collect();
+            min_med_max(&mut x).1
+        };
+        let mut ratios: Vec<f64> = cpl0.iter().zip(cpl3).map(|(a, b)| f(b) / f(a)).collect();
+        let (_, r, _) = min_med_max(&mut ratios);
+        let (a, b) = (med(cpl0), med(cpl3));
+        let _ = writeln!(out, "{name:<44} {a:>10.prec$} {b:>10.prec$} {r:>12.2}");
+    };
+    let b = p.batch;
+    row("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0);
+    row(format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0);
+    row("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2);
+    row("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3);
+    row(format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3);
+    out
+}
+
+/// The loopback bench under both clocks (`--compare-clocks`): the median
+/// of each figure over the repetitions, wall then virtual, and their
+/// ratio. Host figures are wall time either way; the guest clock's are
+/// wall time under `--clock wall` and virtual time under the default.
+pub fn net_clock_table(p: &NetPlan, wall: &[NetFigures], virt: &[NetFigures]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<44} {:>12} {:>12} {:>14}",
+        format!("loopback, BENCH=1 (median of {})", wall.len().min(virt.len())),
+        "--clock wall",
+        "virtual",
+        "virtual/wall"
+    );
+    let mut row = |name: String, f: fn(&NetFigures) -> f64, prec: usize| {
+        let med = |figs: &[NetFigures]| {
+            let mut v: Vec<f64> = figs.iter().map(f).collect();
+            min_med_max(&mut v).1
+        };
+        let (w, v) = (med(wall), med(virt));
+        let _ = writeln!(out, "{name:<44} {w:>12.prec$} {v:>12.prec$} {:>14.2}", v / w);
+    };
+    let b = p.batch;
+    row("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0);
+    row(format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0);
+    row("packets/s, batch 1 (guest clock)".into(), |f| f.guest_pps_unbatched, 0);
+    row(format!("packets/s, batch {b} (guest clock)"), |f| f.guest_pps_batched, 0);
+    row("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3);
+    row(format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3);
+    row("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2);
+    row("open/stop cycle, us (guest clock)".into(), |f| f.guest_cycle_us, 0);
+    row("open/stop cycle, vm exits".into(), |f| f.cycle_exits, 1);
+    let _ = writeln!(
+        out,
+        "each run under both clocks, interleaved; marginal = (long run - short run) / difference: frames {} vs {}, cycles {} vs 0",
+        p.frames_hi, p.frames_lo, p.cycles
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpl_table_gives_medians_and_the_median_of_per_repetition_ratios() {
+        let f = |pps: f64| NetFigures {
+            pps_unbatched: pps,
+            pps_batched: 2.0 * pps,
+            guest_pps_unbatched: 0.0,
+            guest_pps_batched: 0.0,
+            exits_per_packet_unbatched: 1.0,
+            exits_per_packet_batched: 0.25,
+            cycle_ms: 1.0,
+            cycle_exits: 0.0,
+            guest_cycle_us: 0.0,
+        };
+        let (k, u) = ([f(100.0), f(200.0), f(400.0)], [f(1000.0), f(1000.0), f(8000.0)]);
+        let t = cpl_table(&NetPlan::default(), &k, &u);
+        // Medians 200 and 1000; ratios 10, 5, 20: median 10 (not 1000/200).
+        let row = t.lines().find(|l| l.starts_with("packets/s, batch 1 ")).unwrap();
+        assert_eq!(row.split_whitespace().rev().take(3).collect::<Vec<_>>(), ["10.00", "1000", "200"]);
+        assert!(t.contains("vm exits/packet, batch 16"), "{t}");
+        assert_eq!(cpl_table(&NetPlan::default(), &k, &u[..2]), "", "unpaired repetitions");
+    }
 
     fn sample(run_ms: f64, exits: u64, verdict: &str) -> NetSample {
         let mut stats = Stats { run_ms, ..Default::default() };

@@ -207,6 +207,16 @@ pub struct MatrixArgs {
     /// The clock every job runs with (see `nicproof run --clock`).
     #[arg(long, default_value = "virtual", value_name = "wall|virtual", value_parser = parse_clock)]
     pub clock: ClockMode,
+    /// Privilege level of every job's driver task (see `nicproof run --cpl`).
+    #[arg(long, default_value_t = DEFAULT_CPL, value_name = "0|3", value_parser = parse_cpl)]
+    pub cpl: u64,
+    /// Run the whole selection ROUNDS times under each clock, alternating
+    /// (wall, virtual, wall, ...), and print the two side by side with
+    /// their ratio (--clock is ignored). The exit status is the virtual
+    /// clock's: a race the seeded scheduler finds may be missed by the
+    /// wall clock, and that is a figure, not a failure.
+    #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
+    pub compare_clocks: u32,
 }
 
 #[derive(Args, Debug)]
@@ -230,6 +240,24 @@ pub struct VmArgs {
     /// [default: virtual; wall with `run --gdb`].
     #[arg(long, value_name = "wall|virtual", value_parser = parse_clock)]
     pub clock: Option<ClockMode>,
+    /// Privilege level of the guest's driver task: 0 (in the kernel) or 3
+    /// (a user task; boot and interrupt entry stay at CPL0). Sets the knob
+    /// `cpl` [default: 3, the faster on this machine's KVM; 0 with `run --gdb`].
+    #[arg(long, value_name = "0|3", value_parser = parse_cpl)]
+    pub cpl: Option<u64>,
+}
+
+/// The driver task's privilege level when `--cpl` is not given: CPL3,
+/// whose code this machine's software KVM runs natively (CPL0 code is
+/// emulated at about 1 us per instruction).
+pub const DEFAULT_CPL: u64 = 3;
+
+fn parse_cpl(v: &str) -> Result<u64, String> {
+    match v {
+        "0" => Ok(0),
+        "3" => Ok(3),
+        _ => Err("expected 0 or 3".into()),
+    }
 }
 
 fn parse_clock(v: &str) -> Result<ClockMode, String> {
@@ -248,7 +276,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "none")]
     pub device_mutant: String,
     /// Make the guest misbehave, to test outcome reporting:
-    /// none, panic, page-fault, triple-fault, endless-loop.
+    /// none, panic, page-fault, triple-fault, endless-loop, deadlock.
     #[arg(long, default_value = "none")]
     pub bad_guest: String,
     /// Set a scenario knob, NAME=VALUE (repeatable; names in `nicproof list`;
@@ -322,6 +350,16 @@ pub struct BenchArgs {
     /// Write the figures as JSON to FILE (--net).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// --net: run every repetition's five runs with the driver task at
+    /// CPL0 and then at CPL3, side by side, and print both tables and the
+    /// CPL3/CPL0 ratios (--cpl is then ignored).
+    #[arg(long)]
+    pub compare_cpl: bool,
+    /// --net: run every run with `--clock wall` and then the default
+    /// virtual clock, interleaved run by run, and print both side by side
+    /// with their ratio (--clock is ignored).
+    #[arg(long)]
+    pub compare_clocks: bool,
     #[command(flatten)]
     pub vm: VmArgs,
 }
@@ -357,12 +395,13 @@ fn device_mutant(s: &str) -> Result<DeviceMutant> {
     })
 }
 
-const BAD_GUESTS: [BadGuest; 5] = [
+const BAD_GUESTS: [BadGuest; 6] = [
     BadGuest::None,
     BadGuest::Panic,
     BadGuest::PageFault,
     BadGuest::TripleFault,
     BadGuest::EndlessLoop,
+    BadGuest::Deadlock,
 ];
 
 fn bad_guest(s: &str) -> Result<BadGuest> {
@@ -447,6 +486,7 @@ impl VmArgs {
 
     fn options(&self, scenario: Scenario, knobs: &[u64; NUM_KNOBS]) -> Result<RunOptions> {
         let mut o = RunOptions::for_scenario(self.guest()?, scenario, self.seed, knobs);
+        o.knobs[knob::CPL] = self.cpl.unwrap_or(DEFAULT_CPL);
         if let Some(t) = self.timeout {
             o.timeout = timeout(t)?;
         }
@@ -487,6 +527,12 @@ impl RunArgs {
                 bail!("--gdb runs on the wall clock: drop --clock virtual (or use --clock wall)");
             }
             o.clock = ClockMode::Wall;
+            // This KVM backend ignores the debug registers for CPL3 code:
+            // breakpoints in the driver would never hit.
+            if self.vm.cpl == Some(3) {
+                bail!("--gdb debugs the driver at CPL0: drop --cpl 3 (breakpoints do not hit CPL3 code on this KVM)");
+            }
+            o.knobs[knob::CPL] = 0;
         }
         if let Some(path) = &self.pcap {
             let Some(nic) = o.nic.as_mut() else {
@@ -516,8 +562,8 @@ impl BenchArgs {
     }
 
     /// The loopback bench's plan and one run's options per entry of
-    /// `bench::net_runs` (quiet).
-    pub fn net_options(&self) -> Result<(NetPlan, Vec<(String, RunOptions)>)> {
+    /// `bench::net_runs` (quiet); `cpl` overrides `--cpl`.
+    pub fn net_options(&self, cpl: Option<u64>) -> Result<(NetPlan, Vec<(String, RunOptions)>)> {
         if self.runs == 0 {
             bail!("--runs must be at least 1");
         }
@@ -537,6 +583,9 @@ impl BenchArgs {
             .into_iter()
             .map(|(name, knobs)| {
                 let mut o = self.vm.options(Scenario::Default, &knobs)?;
+                if let Some(cpl) = cpl {
+                    o.knobs[knob::CPL] = cpl;
+                }
                 o.quiet = true;
                 Ok((name, o))
             })
@@ -632,6 +681,9 @@ pub fn list() -> String {
                 BadGuest::PageFault => "read an unmapped address (outcome cpu-exception, #PF)",
                 BadGuest::TripleFault => "fault with an empty IDT (outcome triple-fault)",
                 BadGuest::EndlessLoop => "spin with interrupts off (outcome timeout)",
+                BadGuest::Deadlock => {
+                    "both CPUs wait for each other, no deadline (outcome deadlock; --clock wall: timeout)"
+                }
             },
         );
     }
@@ -735,7 +787,7 @@ mod tests {
             let mut argv = vec!["nicproof", "bench", "--net", "--guest", any_file()];
             argv.extend_from_slice(extra);
             match Cli::try_parse_from(argv).unwrap().command {
-                Command::Bench(b) => b.net_options(),
+                Command::Bench(b) => b.net_options(None),
                 _ => unreachable!("parsed a bench command"),
             }
         };

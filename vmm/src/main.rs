@@ -114,39 +114,102 @@ fn real_main(cli: Cli) -> Result<i32> {
 }
 
 /// `nicproof bench --net`: every repetition runs the five configurations
-/// back to back; a run that does not pass ends the bench with its report.
+/// back to back, once per (clock, privilege level) compared
+/// (`--compare-clocks`: wall then virtual; `--compare-cpl`: CPL0 then
+/// CPL3), interleaved run by run so that load on the machine hits them
+/// alike; a run that does not pass ends the bench with its report.
 fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
-    let (plan, runs) = args.net_options()?;
-    let mut figs = Vec::new();
-    for rep in 0..args.runs {
-        let mut samples = Vec::new();
-        for (name, opts) in &runs {
-            let res = vmm::run(opts);
-            if res.report.outcome.exit_code() != 0 {
-                out(format_args!("repetition {rep}, run {name} did not pass:\n{}\n", res.report));
-                return Ok(res.report.outcome.exit_code());
-            }
-            let verdict = res
-                .events
-                .iter()
-                .rev()
-                .find_map(|e| match &e.kind {
-                    nic_model::events::EventKind::Verdict { text, .. } => Some(text.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            eprintln!("[{}/{}] {name}: {:.0} ms, {} exits", rep + 1, args.runs, res.report.stats.run_ms, res.report.stats.total_exits());
-            samples.push(vmm::bench::NetSample { stats: res.report.stats, verdict });
+    use vmm::sim::ClockMode;
+    let clocks: Vec<Option<ClockMode>> =
+        if args.compare_clocks { vec![Some(ClockMode::Wall), Some(ClockMode::Virtual)] } else { vec![None] };
+    let levels: Vec<Option<u64>> = if args.compare_cpl { vec![Some(0), Some(3)] } else { vec![None] };
+    // (clock, level) configurations, clock-major: index = clock * levels + level.
+    let mut configs = Vec::new();
+    for clock in &clocks {
+        for cpl in &levels {
+            let (plan, runs) = args.net_options(*cpl)?;
+            configs.push((*clock, *cpl, plan, runs));
         }
-        let samples: [vmm::bench::NetSample; 5] =
-            samples.try_into().map_err(|_| anyhow::anyhow!("net_runs must give five runs"))?;
-        figs.push(vmm::bench::net_figures(&plan, &samples));
+    }
+    let plan = configs[0].2;
+    let mut figs: Vec<Vec<vmm::bench::NetFigures>> = vec![Vec::new(); configs.len()];
+    for rep in 0..args.runs {
+        let mut samples: Vec<Vec<vmm::bench::NetSample>> = vec![Vec::new(); configs.len()];
+        for run in 0..configs[0].3.len() {
+            for (c, (clock, _, _, runs)) in configs.iter().enumerate() {
+                let (name, opts) = &runs[run];
+                let mut opts = opts.clone();
+                if let Some(clock) = clock {
+                    opts.clock = *clock;
+                }
+                let res = vmm::run(&opts);
+                if res.report.outcome.exit_code() != 0 {
+                    out(format_args!("repetition {rep}, run {name} did not pass:\n{}\n", res.report));
+                    return Ok(res.report.outcome.exit_code());
+                }
+                let verdict = res
+                    .events
+                    .iter()
+                    .rev()
+                    .find_map(|e| match &e.kind {
+                        nic_model::events::EventKind::Verdict { text, .. } => Some(text.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let cpl = opts.knobs[nic_model::abi::knob::CPL];
+                eprintln!(
+                    "[{}/{}] {name} --clock {} --cpl {cpl}: {:.0} ms, {} exits",
+                    rep + 1,
+                    args.runs,
+                    opts.clock.name(),
+                    res.report.stats.run_ms,
+                    res.report.stats.total_exits()
+                );
+                samples[c].push(vmm::bench::NetSample { stats: res.report.stats, verdict });
+            }
+        }
+        for (c, s) in samples.into_iter().enumerate() {
+            let s: [vmm::bench::NetSample; 5] =
+                s.try_into().map_err(|_| anyhow::anyhow!("net_runs must give five runs"))?;
+            figs[c].push(vmm::bench::net_figures(&plan, &s));
+        }
     }
     if let Some(path) = &args.json {
-        write_json(path, &serde_json::json!({ "plan": plan, "repetitions": figs }))?;
+        let configs_json: Vec<_> = configs
+            .iter()
+            .zip(&figs)
+            .map(|((clock, cpl, _, _), f)| {
+                serde_json::json!({
+                    "clock": clock.map(|c| c.name()),
+                    "cpl": cpl,
+                    "repetitions": f,
+                })
+            })
+            .collect();
+        write_json(path, &serde_json::json!({ "plan": plan, "configs": configs_json }))?;
     }
     out(format_args!("guest {}\n", args.vm.guest()?.display()));
-    out(format_args!("{}", vmm::bench::net_table(&plan, &figs)));
+    let nl = levels.len();
+    for (ci, clock) in clocks.iter().enumerate() {
+        let which = clock.map_or(String::new(), |c| format!(", --clock {}", c.name()));
+        if args.compare_cpl {
+            let (f0, f3) = (&figs[ci * nl], &figs[ci * nl + 1]);
+            out(format_args!("driver task at CPL0{which}:\n{}", vmm::bench::net_table(&plan, f0)));
+            out(format_args!("driver task at CPL3{which}:\n{}", vmm::bench::net_table(&plan, f3)));
+            out(format_args!("{}", vmm::bench::cpl_table(&plan, f0, f3)));
+        } else if !args.compare_clocks {
+            out(format_args!("{}", vmm::bench::net_table(&plan, &figs[0])));
+        }
+    }
+    if args.compare_clocks {
+        // Wall against virtual at each level compared.
+        for l in 0..nl {
+            if let Some(cpl) = levels[l] {
+                out(format_args!("driver task at CPL{cpl}:\n"));
+            }
+            out(format_args!("{}", vmm::bench::net_clock_table(&plan, &figs[l], &figs[nl + l])));
+        }
+    }
     Ok(0)
 }
 
@@ -304,6 +367,7 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         skip_unimplemented: args.skip_unimplemented,
         clock: args.clock,
+        cpl: args.cpl,
     };
     if opts.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");
@@ -311,6 +375,26 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
     if !opts.guest.is_file() {
         // Every job would fail the same way: say it once.
         return Err(HostError::GuestNotFound { looked: format!("{} (--guest)", opts.guest.display()) }.into());
+    }
+    if args.compare_clocks > 0 {
+        use vmm::sim::ClockMode;
+        let mut runs = Vec::new();
+        for round in 0..args.compare_clocks {
+            for clock in [ClockMode::Wall, ClockMode::Virtual] {
+                eprintln!("round {}, --clock {}: {} jobs", round + 1, clock.name(), jobs.len());
+                let o = matrix::Options { clock, ..opts.clone() };
+                let s = matrix::run(&o, &jobs, &|_| {}).context("running the matrix")?;
+                eprintln!("  {:.1} s", s.wall_secs);
+                runs.push((clock, s));
+            }
+        }
+        if let Some(path) = &args.json {
+            let named: Vec<_> = runs.iter().map(|(c, s)| serde_json::json!({ "clock": c.name(), "summary": s })).collect();
+            write_json(path, &named)?;
+        }
+        out(format_args!("{}", matrix::clock_comparison(&runs)));
+        let ok = runs.iter().filter(|(c, _)| *c == ClockMode::Virtual).all(|(_, s)| s.ok());
+        return Ok(if ok { 0 } else { 1 });
     }
     let total = jobs.len();
     let done = std::sync::atomic::AtomicUsize::new(0);

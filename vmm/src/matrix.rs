@@ -107,7 +107,7 @@ pub fn jobs(cases: &[Case]) -> Vec<Job> {
     cases
         .iter()
         .flat_map(|c| {
-            (0..c.seeds.max(1)).map(move |seed| Job {
+            (c.first_seed..c.first_seed + c.seeds.max(1)).map(move |seed| Job {
                 case: c.clone(),
                 seed,
                 repeat: 0,
@@ -366,6 +366,8 @@ pub struct Options {
     pub skip_unimplemented: bool,
     /// The clock every child runs with (`nicproof run --clock`).
     pub clock: crate::sim::ClockMode,
+    /// The driver task's privilege level in every child (`--cpl`).
+    pub cpl: u64,
 }
 
 /// A private scratch directory for the children's reports, removed on drop.
@@ -410,6 +412,7 @@ fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
             Command::new(&opts.bin)
                 .args(job.run_args(&opts.guest, &json))
                 .args(["--clock", opts.clock.name()])
+                .args(["--cpl", &opts.cpl.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(err)
@@ -847,6 +850,90 @@ fn xml(s: &str) -> String {
     o
 }
 
+/// `matrix --compare-clocks`: the same jobs under `--clock wall` and the
+/// virtual clock, run alternately, side by side. Per clock: the whole
+/// matrix's wall time (median over the rounds), the sum and median of the
+/// per-job times, the three longest jobs (median over the rounds) and the
+/// outcome counts; then virtual/wall ratios.
+pub fn clock_comparison(runs: &[(crate::sim::ClockMode, Summary)]) -> String {
+    use crate::sim::ClockMode;
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+    struct Figures {
+        whole: f64,
+        sum: f64,
+        job_median: f64,
+        longest: Vec<(String, f64)>,
+        counts: Vec<String>,
+    }
+    let figures = |clock: ClockMode| {
+        let of: Vec<&Summary> = runs.iter().filter(|(c, _)| *c == clock).map(|(_, s)| s).collect();
+        let mut per_job: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for s in &of {
+            for r in &s.results {
+                per_job.entry(r.name.as_str()).or_default().push(r.secs);
+            }
+        }
+        let job: Vec<(String, f64)> = per_job.into_iter().map(|(n, t)| (n.to_string(), median(t))).collect();
+        let mut longest = job.clone();
+        longest.sort_by(|a, b| b.1.total_cmp(&a.1));
+        longest.truncate(3);
+        Figures {
+            whole: median(of.iter().map(|s| s.wall_secs).collect()),
+            sum: median(of.iter().map(|s| s.results.iter().map(|r| r.secs).sum()).collect()),
+            job_median: median(job.iter().map(|j| j.1).collect()),
+            longest,
+            counts: of
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} passed, {} caught, {} failed, {} missed",
+                        s.count(Status::Passed),
+                        s.count(Status::Caught),
+                        s.count(Status::Failed),
+                        s.count(Status::Missed)
+                    )
+                })
+                .collect(),
+        }
+    };
+    let (w, v) = (figures(ClockMode::Wall), figures(ClockMode::Virtual));
+    let rounds = runs.iter().filter(|(c, _)| *c == ClockMode::Wall).count();
+    let jobs = runs.first().map_or(0, |(_, s)| s.results.len());
+    let at_a_time = runs.first().map_or(0, |(_, s)| s.jobs);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "matrix under both clocks: {jobs} jobs, {at_a_time} at a time, {rounds} round(s) each, alternating; medians over the rounds"
+    );
+    let _ = writeln!(out, "{:<34} {:>12} {:>12} {:>13}", "", "--clock wall", "virtual", "virtual/wall");
+    let mut row = |name: &str, a: f64, b: f64| {
+        let _ = writeln!(out, "{name:<34} {a:>12.2} {b:>12.2} {:>13.2}", b / a);
+    };
+    row("whole matrix, s", w.whole, v.whole);
+    row("sum of job times, s", w.sum, v.sum);
+    row("median job, s", w.job_median, v.job_median);
+    row(
+        "longest job, s",
+        w.longest.first().map_or(f64::NAN, |j| j.1),
+        v.longest.first().map_or(f64::NAN, |j| j.1),
+    );
+    for (name, f) in [("wall", &w), ("virtual", &v)] {
+        let l: Vec<String> = f.longest.iter().map(|(n, t)| format!("{n} {t:.2} s")).collect();
+        let _ = writeln!(out, "longest jobs, {name}: {}", l.join(", "));
+        for (i, c) in f.counts.iter().enumerate() {
+            let _ = writeln!(out, "round {}, {name}: {c}", i + 1);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1048,6 +1135,48 @@ mod tests {
             "{j}"
         );
         assert!(!j.contains("<b>"));
+    }
+
+    #[test]
+    fn clock_comparison_gives_medians_and_virtual_over_wall_ratios() {
+        use crate::sim::ClockMode;
+        let summary = |wall_secs: f64, a: f64, b: f64, missed: bool| Summary {
+            jobs: 2,
+            wall_secs,
+            results: [("a#0", a, Status::Passed), ("b#0", b, if missed { Status::Missed } else { Status::Caught })]
+                .into_iter()
+                .map(|(name, secs, status)| JobResult {
+                    name: name.into(),
+                    scenario: "default".into(),
+                    variant: 0,
+                    driver_mutant: "none".into(),
+                    device_mutant: "none".into(),
+                    seed: 0,
+                    expect: "pass".into(),
+                    status,
+                    outcome: "passed".into(),
+                    matched: vec![],
+                    reasons: vec![],
+                    secs,
+                    digest: String::new(),
+                })
+                .collect(),
+            loom: BTreeMap::new(),
+            uncovered: vec![],
+        };
+        let runs = [
+            (ClockMode::Wall, summary(10.0, 2.0, 8.0, true)),
+            (ClockMode::Virtual, summary(4.0, 1.0, 3.0, false)),
+            (ClockMode::Wall, summary(12.0, 2.0, 10.0, true)),
+            (ClockMode::Virtual, summary(6.0, 1.0, 5.0, false)),
+        ];
+        let t = clock_comparison(&runs);
+        assert!(t.contains("2 jobs, 2 at a time, 2 round(s) each"), "{t}");
+        // Whole matrix: medians 11 and 5, ratio 0.45.
+        assert!(t.lines().any(|l| l.starts_with("whole matrix") && l.contains("11.00") && l.contains("5.00") && l.ends_with("0.45")), "{t}");
+        assert!(t.contains("longest jobs, wall: b#0 9.00 s, a#0 2.00 s"), "{t}");
+        assert!(t.contains("round 2, wall: 1 passed, 0 caught, 0 failed, 1 missed"), "{t}");
+        assert!(t.contains("round 1, virtual: 1 passed, 1 caught, 0 failed, 0 missed"), "{t}");
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub fn check_all(log: &[Event], expect_no_busy: bool) -> Vec<Finding> {
     f.extend(reset_wait(log));
     f.extend(irq_reenable(log));
     f.extend(irq_enabled_after_stop(log));
+    f.extend(irq_after_napi_disable(log));
     f.extend(queue_thresholds(log));
     f
 }
@@ -158,6 +159,39 @@ pub fn irq_enabled_after_stop(log: &[Event]) -> Vec<Finding> {
                 }
             }
         }
+    }
+    out
+}
+
+/// Once the driver's `napi_disable` returned in stop (`napi-disable`
+/// with 1) and until open enables NAPI again (`napi-disable` with 0), an
+/// interrupt handler must refuse the schedule and touch nothing: its
+/// acknowledge (an INT_CAUSE write) or its mask (an INT_ENABLE write
+/// other than stop's 0) would act on a device being torn down, with the
+/// poll it asks for aimed at rings stop frees. Stop itself writes only
+/// INT_ENABLE 0, CTRL and the reset in that window.
+pub fn irq_after_napi_disable(log: &[Event]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut disabled_at: Option<u64> = None;
+    for e in log {
+        if let Some((Marker::NapiDisable, args, _)) = marker_of(e) {
+            disabled_at = (arg(args, 1) == 1).then_some(e.seq);
+            continue;
+        }
+        let Some(at) = disabled_at else { continue };
+        let EventKind::MmioWrite { offset, value, .. } = &e.kind else { continue };
+        let what = if *offset == u64::from(abi::regs::INT_CAUSE) {
+            "INT_CAUSE"
+        } else if *offset == u64::from(abi::regs::INT_ENABLE) && *value != 0 {
+            "INT_ENABLE"
+        } else {
+            continue;
+        };
+        out.push(Finding {
+            oracle: Rule::IrqAfterNapiDisable,
+            seq: e.seq,
+            detail: format!("{what} written with {value:#x} after napi_disable returned (napi-disable #{at}): an interrupt handled while NAPI is off"),
+        });
     }
     out
 }
@@ -402,49 +436,75 @@ pub fn skb_ledger(log: &[Event]) -> Vec<Finding> {
 }
 
 /// Every DMA map is unmapped exactly once, with the length it was
-/// mapped with, and nothing stays mapped at the end.
+/// mapped with, and nothing stays mapped at the end. The same address may
+/// be mapped to the device more than once at a time (two in-flight frames
+/// whose fragments start at the same payload byte): Linux's dma-debug
+/// allows overlapping `DMA_TO_DEVICE` mappings (`active_cacheline_insert`
+/// ignores them) and flags overlapping mappings the device may write.
+/// An unmap takes the live mapping of its address with its length, else
+/// the oldest one.
 pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
-    let mut live: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    // Live mappings of one address: (length, direction, seq of the map).
+    let mut live: BTreeMap<u64, Vec<(u64, u64, u64)>> = BTreeMap::new();
     let mut out = Vec::new();
     for e in log {
         let Some((m, args, _)) = marker_of(e) else { continue };
         match m {
             Marker::DmaMap => {
-                let addr = arg(args, 1);
-                if live.insert(addr, (arg(args, 2), e.seq)).is_some() {
+                let (addr, len, dir) = (arg(args, 1), arg(args, 2), arg(args, 3));
+                let maps = live.entry(addr).or_default();
+                if maps.iter().any(|&(_, d, _)| d != DMA_TO_DEVICE) || (!maps.is_empty() && dir != DMA_TO_DEVICE) {
                     out.push(Finding {
                         oracle: Rule::DmaMaps,
                         seq: e.seq,
                         detail: format!("{addr:#x} mapped twice"),
                     });
                 }
+                maps.push((len, dir, e.seq));
             }
-            Marker::DmaUnmap => match live.remove(&arg(args, 1)) {
-                None => out.push(Finding {
-                    oracle: Rule::DmaMaps,
-                    seq: e.seq,
-                    detail: format!("unmap of {:#x} which is not mapped", arg(args, 1)),
-                }),
-                Some((len, _)) if len != arg(args, 2) => out.push(Finding {
-                    oracle: Rule::DmaMaps,
-                    seq: e.seq,
-                    detail: format!("unmap of {:#x} with length {} mapped as {len}", arg(args, 1), arg(args, 2)),
-                }),
-                _ => {}
-            },
+            Marker::DmaUnmap => {
+                let (addr, len) = (arg(args, 1), arg(args, 2));
+                let maps = live.entry(addr).or_default();
+                let taken = match maps.iter().position(|&(l, _, _)| l == len) {
+                    Some(i) => Some(maps.remove(i)),
+                    None if !maps.is_empty() => Some(maps.remove(0)),
+                    None => None,
+                };
+                if maps.is_empty() {
+                    live.remove(&addr);
+                }
+                match taken {
+                    None => out.push(Finding {
+                        oracle: Rule::DmaMaps,
+                        seq: e.seq,
+                        detail: format!("unmap of {addr:#x} which is not mapped"),
+                    }),
+                    Some((mapped, _, _)) if mapped != len => out.push(Finding {
+                        oracle: Rule::DmaMaps,
+                        seq: e.seq,
+                        detail: format!("unmap of {addr:#x} with length {len} mapped as {mapped}"),
+                    }),
+                    _ => {}
+                }
+            }
             _ => {}
         }
     }
     let last = log.last().map_or(0, |e| e.seq);
-    for (addr, (len, at)) in live {
-        out.push(Finding {
-            oracle: Rule::DmaMaps,
-            seq: last,
-            detail: format!("{addr:#x}+{len} (mapped at #{at}) still mapped at the end"),
-        });
+    for (addr, maps) in live {
+        for (len, _, at) in maps {
+            out.push(Finding {
+                oracle: Rule::DmaMaps,
+                seq: last,
+                detail: format!("{addr:#x}+{len} (mapped at #{at}) still mapped at the end"),
+            });
+        }
     }
     out
 }
+
+/// `Marker::DmaMap`'s direction: to the device.
+const DMA_TO_DEVICE: u64 = 0;
 
 /// unregister of an UP device calls stop exactly once; of a DOWN device
 /// never. Counted twice: the core's stop-enter markers (the stack called
@@ -676,6 +736,20 @@ mod tests {
         assert_eq!(dma_maps(&leak).len(), 1);
         let wrong_len = log(&[(Marker::DmaMap, &[0x1000, 64, 0]), (Marker::DmaUnmap, &[0x1000, 32])]);
         assert!(dma_maps(&wrong_len)[0].detail.contains("length"));
+        // Two frames' fragments at the same byte, both to the device, in
+        // flight together and unmapped in either order: fine.
+        let shared = log(&[
+            (Marker::DmaMap, &[0x1000, 22, 0]),
+            (Marker::DmaMap, &[0x1000, 40, 0]),
+            (Marker::DmaUnmap, &[0x1000, 22]),
+            (Marker::DmaUnmap, &[0x1000, 40]),
+        ]);
+        assert!(dma_maps(&shared).is_empty(), "{:?}", dma_maps(&shared));
+        // A buffer the device may write, mapped twice: flagged.
+        let rx_twice = log(&[(Marker::DmaMap, &[0x1000, 64, 1]), (Marker::DmaMap, &[0x1000, 64, 1])]);
+        assert!(dma_maps(&rx_twice)[0].detail.contains("mapped twice"));
+        let double_unmap = log(&[(Marker::DmaMap, &[0x1000, 64, 0]), (Marker::DmaUnmap, &[0x1000, 64]), (Marker::DmaUnmap, &[0x1000, 64])]);
+        assert!(dma_maps(&double_unmap)[0].detail.contains("not mapped"));
     }
 
     #[test]
@@ -862,6 +936,23 @@ mod tests {
         let f = irq_enabled_after_stop(&late);
         assert_eq!((f.len(), f[0].seq), (1, 2), "{f:?}");
         assert!(f[0].detail.contains("after stop-exit #1"), "{}", f[0].detail);
+    }
+
+    #[test]
+    fn irq_after_napi_disable_wants_the_device_left_alone_until_napi_enable() {
+        let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
+        let napi = |seq, on: u64| at(log(&[(Marker::NapiDisable, &[on])]), seq);
+        let cause = |seq| dev(seq, EventKind::MmioWrite { offset: u64::from(abi::regs::INT_CAUSE), value: 3, size: 4 });
+        // Stop's own INT_ENABLE 0, then open's acknowledge and enable after napi_enable.
+        let ok = vec![napi(0, 1), int_enable(1, 0), napi(2, 0), cause(3), int_enable(4, all)];
+        assert!(irq_after_napi_disable(&ok).is_empty());
+        // A handler's acknowledge and mask between disable and enable.
+        let bad = vec![cause(0), napi(1, 1), int_enable(2, u64::from(abi::regs::INT_ERR)), cause(3), int_enable(4, 0), napi(5, 0)];
+        let f = irq_after_napi_disable(&bad);
+        assert_eq!(f.iter().map(|f| f.seq).collect::<Vec<_>>(), [2, 3], "{f:?}");
+        assert!(f[0].detail.contains("napi-disable #1"), "{}", f[0].detail);
+        // A napi_disable that did not finish (args 0) opens no window.
+        assert!(irq_after_napi_disable(&[napi(0, 0), cause(1)]).is_empty());
     }
 
     #[test]

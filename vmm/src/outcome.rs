@@ -258,8 +258,13 @@ impl RunSettings {
         if r.device_mutant != "none" {
             c += &format!(" --device-mutant {}", r.device_mutant);
         }
-        for (k, v) in &r.settings.knobs {
+        // The driver's privilege level is --cpl (default 3); a report
+        // without the knob ran at CPL0.
+        for (k, v) in r.settings.knobs.iter().filter(|(k, _)| k.as_str() != "cpl") {
             c += &format!(" --knob {k}={v}");
+        }
+        if !r.settings.knobs.contains_key("cpl") {
+            c += " --cpl 0";
         }
         if !r.settings.backend.is_empty() && r.settings.backend != "loopback" {
             c += &format!(" --backend {}", r.settings.backend);
@@ -296,7 +301,12 @@ impl fmt::Display for Report {
             "nicproof report: scenario {} seed {} driver-mutant {} device-mutant {}",
             self.scenario, self.seed, self.driver_mutant, self.device_mutant
         )?;
-        writeln!(f, "clock: {}", self.stats.clock_line())?;
+        // Which privilege level the guest's driver task ran at (knob cpl).
+        let cpl = match self.settings.knobs.get("cpl") {
+            Some(3) => "CPL3 (user task)",
+            _ => "CPL0 (kernel)",
+        };
+        writeln!(f, "clock: {}; driver at {cpl}", self.stats.clock_line())?;
         writeln!(
             f,
             "outcome: {} (exit code {})",

@@ -192,6 +192,8 @@ fn sched_request(sim: &Sim, cpu: u32, data: &[u8], tx: &Sender<VmEvent>) -> Requ
         }
         w if w == sched::IDLE => Request::Idle(sim.idle_deadline(cpu)),
         w if w == sched::YIELD => Request::Yield,
+        // An ordinary exit: the scheduler may switch here.
+        w if w == sched::POINT => Request::Continue,
         w if w == sched::IPI => {
             sim.send_ipi((word >> 16) & 0xff, (word >> 8) as u8);
             Request::Continue

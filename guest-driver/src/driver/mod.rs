@@ -830,10 +830,20 @@ impl<'a, 'e> Nic<'a, 'e> {
         pkts
     }
 
+    /// The driver's service timer (igc's watchdog task), run from the
+    /// scenario's timer tick on the CPU that runs NAPI. The correct driver
+    /// does nothing here: its reclaim runs from the completion interrupt's
+    /// poll. The `reclaim-in-service-task` mutant reclaims only here.
+    pub fn service_timer(&self) {
+        if self.cfg.mutant == Mutant::ReclaimInServiceTask {
+            self.clean_tx_on_slow_timer();
+        }
+    }
+
     /// The `reclaim-in-service-task` mutant's reclaim: only from a
-    /// periodic service task (every 2 s, a watchdog-style timer), never
-    /// from the completion interrupt's poll, so completions reach BQL up
-    /// to two seconds late.
+    /// periodic service task (every 2 s, a timer independent of
+    /// interrupts), never from the completion interrupt's poll, so
+    /// completions reach BQL up to two seconds late.
     fn clean_tx_on_slow_timer(&self) {
         const SERVICE_PERIOD_NS: u64 = 2_000_000_000;
         let now = self.plat.now_ns();
@@ -973,6 +983,9 @@ impl<'a, 'e> Nic<'a, 'e> {
         // looks at the rings.
         unsafe { self.set_rings(Some(rings)) };
         self.napi.enable();
+        if !self.cfg.bench {
+            self.plat.marker(Marker::NapiDisable, &[0]);
+        }
         self.ack_irq();
         let causes = r::INT_TX | r::INT_RX | r::INT_ERR;
         self.int_enable.store(causes, Ordering::Release);
@@ -1002,6 +1015,12 @@ impl<'a, 'e> Nic<'a, 'e> {
             } else {
                 self.plat.wait_until(self.plat.now_ns() + 10_000);
             }
+        }
+        // From here an interrupt handler must leave the device alone (the
+        // host's irq-after-napi-disable; the irq_in_window knob can force
+        // interrupts counted from this marker).
+        if !self.cfg.bench {
+            self.plat.marker(Marker::NapiDisable, &[u64::from(self.napi.is_disabled())]);
         }
         // With xmit and NAPI quiet, the ring and BQL agree with each other.
         self.report_tx_ring(true);
@@ -1183,7 +1202,9 @@ impl NapiHandler for NapiSide<'_, '_, '_> {
         // poll would cost more than the whole reclaim.
         match self.0.cfg.mutant {
             Mutant::ReclaimOnXmit => {}
-            Mutant::ReclaimInServiceTask => self.0.clean_tx_on_slow_timer(),
+            // Its reclaim runs from the service timer instead
+            // (`Nic::service_timer`).
+            Mutant::ReclaimInServiceTask => {}
             _ => {
                 self.0.clean_tx_irq();
             }

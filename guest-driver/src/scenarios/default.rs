@@ -153,67 +153,98 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     let empty_ring_free = nic.tx_free();
     let (mut bql_leak, mut leak_checks) = (false, 0u32);
     let stop_napi = AtomicBool::new(false);
-    let mut traffic = || loop {
-        while made < frames && q.len() < QDISC_LEN {
-            // Real Ethernet/IPv4/UDP frames (a 58-byte head the driver
-            // maps, then pool bytes); benchmarks keep bare pool bytes, as
-            // a head is one more map marker (a VM exit) per packet.
-            let heads = UDP_FRAMES && !bench;
-            let (n, len) = shapes.frame(&mut frags, if heads { udp::HEAD_LEN as u32 } else { 0 });
-            let off = (frags[0].addr - PAYLOAD.0) as u32;
-            let head = udp::head(nic.mac, made as u32, off, cfg.seed, len as u16);
-            let head: &[u8] = if heads { &head } else { &[] };
-            match skbs.borrow_mut().alloc(head, &frags[..n]) {
-                Ok(id) => q.enqueue(id).expect("qdisc has room"),
-                Err(_) => break,
+    let cycles = cfg.knobs[knob::CYCLES].min(10_000);
+    let (mut cycle_ns, mut cycle_fail) = (0, false);
+    let mut traffic_ns = 1;
+    // Traffic, then the open/stop cycles (knob CYCLES), each leaving
+    // nothing behind. With NAPI on CPU 1 the cycles run while its loop
+    // still takes the interrupts there, so stop's napi_disable and an
+    // interrupt forced after it (irq_in_window) meet on two CPUs.
+    let mut traffic = || {
+        loop {
+            while made < frames && q.len() < QDISC_LEN {
+                // Real Ethernet/IPv4/UDP frames (a 58-byte head the driver
+                // maps, then pool bytes); benchmarks keep bare pool bytes, as
+                // a head is one more map marker (a VM exit) per packet.
+                let heads = UDP_FRAMES && !bench;
+                let (n, len) = shapes.frame(&mut frags, if heads { udp::HEAD_LEN as u32 } else { 0 });
+                let off = (frags[0].addr - PAYLOAD.0) as u32;
+                let head = udp::head(nic.mac, made as u32, off, cfg.seed, len as u16);
+                let head: &[u8] = if heads { &head } else { &[] };
+                match skbs.borrow_mut().alloc(head, &frags[..n]) {
+                    Ok(id) => q.enqueue(id).expect("qdisc has room"),
+                    Err(_) => break,
+                }
+                made += 1;
             }
-            made += 1;
-        }
-        let sent = dev.qdisc_run(&mut q, batch).sent;
-        let mut rx = 0;
-        if !smp {
-            rx = nic.run_irq_work();
-        }
-        if mutant != DriverMutant::NoWatchdog {
-            dev.watchdog_tick();
-        }
-        let s = nic.stats();
-        let sent_all = made == frames && q.is_empty();
-        if sent_all && s.tx_completed + s.tx_aborted >= s.tx_packets && s.rx_packets + s.tx_aborted >= s.tx_packets {
-            break;
-        }
-        if plat.now_ns() > deadline {
-            timed_out = true;
-            break;
-        }
-        if sent == 0 && rx == 0 {
-            // Quiescent (no xmit running, no poll pending): a stopped
-            // queue with room for a restart is a lost wake (softnet.md
-            // scenario 8). With NAPI elsewhere it must persist across a
-            // whole idle wait, so a poll in progress is not mistaken.
-            let stuck = txq.stopped() && nic.is_open() && nic.tx_free() >= TX_START_THRESH && !napi.is_scheduled();
-            stuck_checks = if stuck { stuck_checks + 1 } else { 0 };
-            if stuck_checks == if smp { 2 } else { 1 } {
-                lost_wakes += 1;
-                plat.marker_text(Marker::OracleFail, &[u64::from(nic.tx_free())], "lost wake: queue stopped with a free ring");
+            let sent = dev.qdisc_run(&mut q, batch).sent;
+            let mut rx = 0;
+            if !smp {
+                rx = nic.run_irq_work();
             }
-            // BQL bytes in flight with every descriptor reclaimed can never
-            // come back: a completion was miscounted (the leak that ends in
-            // a queue held by BQL for good). Seen across a whole idle wait,
-            // report it and end the traffic instead of waiting out the
-            // deadline. Single CPU only: with NAPI elsewhere a reclaim may
-            // sit between its ring update and its BQL completion.
-            let leak = !smp
-                && txq.bql_enabled()
-                && txq.dql().inflight() > 0
-                && nic.tx_free() == empty_ring_free
-                && !napi.is_scheduled();
-            leak_checks = if leak { leak_checks + 1 } else { 0 };
-            if leak_checks == 2 {
-                bql_leak = true;
+            if mutant != DriverMutant::NoWatchdog {
+                dev.watchdog_tick();
+            }
+            if !smp {
+                nic.service_timer();
+            }
+            let s = nic.stats();
+            let sent_all = made == frames && q.is_empty();
+            if sent_all && s.tx_completed + s.tx_aborted >= s.tx_packets && s.rx_packets + s.tx_aborted >= s.tx_packets {
                 break;
             }
-            nic.wait_until(plat.now_ns() + if smp { IDLE_WAIT_NS / 4 } else { IDLE_WAIT_NS });
+            if plat.now_ns() > deadline {
+                timed_out = true;
+                break;
+            }
+            if sent == 0 && rx == 0 {
+                // Quiescent (no xmit running, no poll pending): a stopped
+                // queue with room for a restart is a lost wake (softnet.md
+                // scenario 8). With NAPI elsewhere it must persist across a
+                // whole idle wait, so a poll in progress is not mistaken.
+                let stuck = txq.stopped() && nic.is_open() && nic.tx_free() >= TX_START_THRESH && !napi.is_scheduled();
+                stuck_checks = if stuck { stuck_checks + 1 } else { 0 };
+                if stuck_checks == if smp { 2 } else { 1 } {
+                    lost_wakes += 1;
+                    plat.marker_text(Marker::OracleFail, &[u64::from(nic.tx_free())], "lost wake: queue stopped with a free ring");
+                }
+                // BQL bytes in flight with every descriptor reclaimed can never
+                // come back: a completion was miscounted (the leak that ends in
+                // a queue held by BQL for good). Seen across a whole idle wait,
+                // report it and end the traffic instead of waiting out the
+                // deadline. Single CPU only: with NAPI elsewhere a reclaim may
+                // sit between its ring update and its BQL completion.
+                let leak = !smp
+                    && txq.bql_enabled()
+                    && txq.dql().inflight() > 0
+                    && nic.tx_free() == empty_ring_free
+                    && !napi.is_scheduled();
+                leak_checks = if leak { leak_checks + 1 } else { 0 };
+                if leak_checks == 2 {
+                    bql_leak = true;
+                    break;
+                }
+                nic.wait_until(plat.now_ns() + if smp { IDLE_WAIT_NS / 4 } else { IDLE_WAIT_NS });
+            }
+        }
+        traffic_ns = plat.now_ns().saturating_sub(t_start).max(1);
+        if cycles != 0 && !timed_out && !bql_leak {
+            plat.marker_text(Marker::Phase, &[1], "open/stop cycles");
+            let pages = nic.dma_pages_used();
+            let t0 = plat.now_ns();
+            for _ in 0..cycles {
+                dev.close();
+                if let Err(e) = dev.open() {
+                    plat.marker_text(Marker::OracleFail, &[e as u64], "cycle: reopen failed");
+                    cycle_fail = true;
+                    break;
+                }
+            }
+            cycle_ns = (plat.now_ns() - t0) / cycles;
+            if nic.dma_pages_used() != pages {
+                plat.marker_text(Marker::OracleFail, &[], "cycle: DMA pages leaked across open/stop");
+                cycle_fail = true;
+            }
         }
     };
     match mode {
@@ -228,28 +259,6 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
                 dev.unregister();
                 return Verdict::fail("smp: no second CPU to run NAPI on");
             }
-        }
-    }
-    let traffic_ns = plat.now_ns().saturating_sub(t_start).max(1);
-    // Up/down cycles (knob CYCLES): each must leave nothing behind.
-    let cycles = cfg.knobs[knob::CYCLES].min(10_000);
-    let (mut cycle_ns, mut cycle_fail) = (0, false);
-    if cycles != 0 && !timed_out && !bql_leak {
-        plat.marker_text(Marker::Phase, &[1], "open/stop cycles");
-        let pages = nic.dma_pages_used();
-        let t0 = plat.now_ns();
-        for _ in 0..cycles {
-            dev.close();
-            if let Err(e) = dev.open() {
-                plat.marker_text(Marker::OracleFail, &[e as u64], "cycle: reopen failed");
-                cycle_fail = true;
-                break;
-            }
-        }
-        cycle_ns = (plat.now_ns() - t0) / cycles;
-        if nic.dma_pages_used() != pages {
-            plat.marker_text(Marker::OracleFail, &[], "cycle: DMA pages leaked across open/stop");
-            cycle_fail = true;
         }
     }
     let stats = nic.stats();

@@ -586,3 +586,39 @@ pub struct DqlSnapshot {
     /// Stalls detected.
     pub stall_cnt: u64,
 }
+
+/// The constants and time helpers against Linux's values (HZ = 100,
+/// 64-bit `long`): cargo-mutants' survivors in this file changed them
+/// with no behaviour the host tests reached.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_linuxs() {
+        // include/linux/dynamic_queue_limits.h: UINT_MAX / 16 and
+        // (UINT_MAX / 2) - DQL_MAX_OBJECT.
+        assert_eq!(DQL_MAX_OBJECT, 0x0fff_ffff);
+        assert_eq!(DQL_MAX_LIMIT, 0x7000_0000);
+        // include/linux/jiffies.h: ((LONG_MAX >> 1) - 1).
+        assert_eq!(MAX_JIFFY_OFFSET, 0x3fff_ffff_ffff_fffe);
+        assert_eq!(msecs_to_jiffies(u32::MAX), MAX_JIFFY_OFFSET);
+    }
+
+    #[test]
+    fn jiffies_to_msecs_is_ten_per_jiffy() {
+        assert_eq!(jiffies_to_msecs(0), 0);
+        assert_eq!(jiffies_to_msecs(128), 1280);
+        assert_eq!(jiffies_to_msecs(7), 70);
+    }
+
+    #[test]
+    fn time_after_is_strict_and_wrap_safe() {
+        assert!(!time_after(5, 5));
+        assert!(!time_after(4, 5));
+        assert!(time_after(6, 5));
+        assert!(time_after(1, u64::MAX), "across the wrap");
+        assert!(!time_after(u64::MAX, 1));
+        assert!(time_after_eq(5, 5) && !time_after_eq(4, 5) && time_after_eq(0, u64::MAX));
+    }
+}

@@ -56,6 +56,10 @@ pub trait SoftnetEnv {
     /// that cleared DRV_XOFF, and after a BQL restart only if no XOFF bit
     /// is left (`netif_schedule_queue`).
     fn netif_schedule(&self, _queue: u32) {}
+    /// A scheduling point ([`Platform::sched_point`]): the queue calls it
+    /// in try_stop, between the producer's free-space read and its stop
+    /// bit.
+    fn sched_point(&self) {}
 }
 
 /// A [`SoftnetEnv`] over the machine's [`Platform`].
@@ -67,6 +71,9 @@ impl<P: Platform + ?Sized> SoftnetEnv for PlatformEnv<'_, P> {
     }
     fn marker(&self, marker: Marker, args: &[u64]) {
         self.0.marker(marker, args)
+    }
+    fn sched_point(&self) {
+        self.0.sched_point()
     }
 }
 

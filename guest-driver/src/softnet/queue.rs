@@ -175,6 +175,13 @@ impl<'e> TxQueue<'e> {
     /// `netif_txq_try_stop`: 0 stopped, -1 stopped then restarted because
     /// a concurrent completion freed space.
     pub fn try_stop(&self, get_desc: impl Fn() -> u32, start_thrs: u32) -> i32 {
+        // The producer's window (softnet.md scenario 8): it has read a low
+        // free count and the stop bit is next. A completion that lands
+        // here sees a running queue and does not wake it; only the
+        // re-check below restarts it. Under the VMM's one-vCPU-at-a-time
+        // scheduler a CPU switch happens only at an exit, so this is one
+        // (another follows the stop bit: its marker).
+        self.env.sched_point();
         self.stop(QueueReason::RingLow);
         if self.mutants.no_recheck {
             return 0;

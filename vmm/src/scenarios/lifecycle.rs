@@ -62,11 +62,19 @@ pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Option<Setup> {
         // 0: into stop (about 4 writes; counting runs on into the next
         // open), taken after stop returns. Variant 2: the same with a
         // 300 us reset, so stop waits and takes it inside. Variant 1:
-        // into open (about 16 writes).
+        // into open (about 16 writes). Variant 3: counted from the
+        // driver's napi_disable (napi-disable marker), with the 300 us
+        // reset: at write 0 the causes are still enabled, so the MSI lands
+        // in stop's reset wait after NAPI is off; later writes sweep the
+        // rest of stop and the next open up to its napi_enable.
         Scenario::IrqWindow => {
-            let (start, cycles) = if variant == 1 { (WindowStart::OpenEnter, 18) } else { (WindowStart::StopEnter, 8) };
+            let (start, cycles) = match variant {
+                1 => (WindowStart::OpenEnter, 18),
+                3 => (WindowStart::NapiDisable, 8),
+                _ => (WindowStart::StopEnter, 8),
+            };
             nic.irq_in_window = Some(IrqWindow { start, causes: regs::INT_TX | regs::INT_RX });
-            if variant == 2 {
+            if variant == 2 || variant == 3 {
                 nic.reset_delay_us = 300;
             }
             s.knobs[knob::CYCLES] = cycles;
@@ -99,6 +107,7 @@ pub fn cases() -> Vec<Case> {
     }
     v.push(Case::pass(IrqWindow, 1));
     v.push(Case::pass(IrqWindow, 2));
+    v.push(Case::pass(IrqWindow, 3));
     // Seeded timing: a few seeds each for the scenarios whose moment of
     // stop or reset length depends on the seed.
     for c in v.iter_mut() {
@@ -157,6 +166,10 @@ pub fn cases() -> Vec<Case> {
         // Taken inside stop, during its reset: the handler's register
         // writes hit a resetting device, which latches the error.
         Case::driver(IrqWindow, 2, Drv::IrqMaskUnconditional, &[Rule::DeviceError, Rule::IrqEnabledAfterStop]),
+        // Forced right after napi_disable: the handler acknowledges and
+        // masks while NAPI is off. Named alone: the napi-disable window
+        // oracle must see it.
+        Case::driver(IrqWindow, 3, Drv::IrqMaskUnconditional, &[Rule::IrqAfterNapiDisable]),
     ]);
     v
 }

@@ -136,6 +136,9 @@ pub fn sti_out_cli(port: u16, value: u32) {
 
 /// Stop this CPU for good (IF=0, so nothing wakes it but NMI/INIT).
 pub fn halt_forever() -> ! {
+    if super::user::at_cpl3() {
+        super::user::syscall(super::user::op::HALT_FOREVER, 0, 0);
+    }
     loop {
         // SAFETY: see `cli`.
         unsafe { asm!("cli", "hlt", options(nomem, nostack)) }

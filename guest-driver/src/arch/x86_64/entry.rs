@@ -200,38 +200,49 @@ nicproof_tramp_gdt_ptr:
 nicproof_tramp_end:
     .code64
 
-    /* GDT: null, 64-bit code (0x08), data (0x10). Accessed bits are
-       preset so the CPU never writes to this read-only table. */
-    .section .rodata.nicproof_gdt, "a"
+    /* GDT: null, 64-bit code (0x08), data (0x10), then the CPL3 task's
+       segments in syscall/sysret order: user code32 (0x18, unused), user
+       data (0x20), user 64-bit code (0x28); then one 16-byte TSS slot per
+       CPU from 0x30, filled by user::enter (`ltr` sets the busy bit: the
+       table is writable). Accessed bits are preset. The trampoline loads
+       only the first three entries. */
+    .section .data.nicproof_gdt, "aw"
     .balign 16
+    .global nicproof_gdt
 nicproof_gdt:
     .quad 0
     .quad 0x00af9b000000ffff
     .quad 0x00cf93000000ffff
+    .quad 0x00cffb000000ffff
+    .quad 0x00cff3000000ffff
+    .quad 0x00affb000000ffff
+    .fill 2 * {max_cpus}, 8, 0
+nicproof_gdt_end:
 nicproof_gdt_ptr:
-    .word 23
+    .word nicproof_gdt_end - nicproof_gdt - 1
     .quad nicproof_gdt
 
     /* PVH page tables, built by the assembler: 0..4 GiB identity mapped
-       with 2 MiB pages; the top GiB (MMIO window, IOAPIC, LAPIC) uncached. */
+       with 2 MiB pages, user-accessible (the CPL3 task, user.rs); the top
+       GiB (MMIO window, IOAPIC, LAPIC) uncached. */
     .section .data.nicproof_pvh_pt, "aw"
     .balign 4096
 nicproof_pvh_pml4:
-    .quad nicproof_pvh_pdpt + 0x3
+    .quad nicproof_pvh_pdpt + 0x7
     .fill 511, 8, 0
 nicproof_pvh_pdpt:
-    .quad nicproof_pvh_pd + 0x0003
-    .quad nicproof_pvh_pd + 0x1003
-    .quad nicproof_pvh_pd + 0x2003
-    .quad nicproof_pvh_pd + 0x3003
+    .quad nicproof_pvh_pd + 0x0007
+    .quad nicproof_pvh_pd + 0x1007
+    .quad nicproof_pvh_pd + 0x2007
+    .quad nicproof_pvh_pd + 0x3007
     .fill 508, 8, 0
 nicproof_pvh_pd:
     .set pde, 0
     .rept 2048
     .if pde >= 1536
-    .quad (pde << 21) | 0x9b        /* P RW PWT PCD PS */
+    .quad (pde << 21) | 0x9f        /* P RW US PWT PCD PS */
     .else
-    .quad (pde << 21) | 0x83        /* P RW PS */
+    .quad (pde << 21) | 0x87        /* P RW US PS */
     .endif
     .set pde, pde + 1
     .endr
@@ -298,5 +309,6 @@ nicproof_isr_common:
     kmain = sym crate::boot::kmain,
     ap_main = sym crate::boot::ap_main,
     dispatch = sym super::idt::dispatch,
+    max_cpus = const nicproof_guest::kernel::smp::MAX_CPUS,
     options(att_syntax)
 );

@@ -91,6 +91,9 @@ pub fn load_empty() {
 pub extern "C" fn dispatch(frame: &mut Frame) {
     let v = frame.vector as u8;
     if frame.vector < 32 {
+        if frame.vector == 6 && super::user::try_syscall(frame) {
+            return;
+        }
         exception(frame);
     }
     if v == VECTOR_SPURIOUS {

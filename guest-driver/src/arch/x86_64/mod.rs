@@ -12,3 +12,4 @@ pub mod percpu;
 pub mod pit;
 pub mod platform;
 pub mod serial;
+pub mod user;

@@ -20,6 +20,7 @@ use nicproof_guest::abi::pci::{CONFIG_ADDRESS_PORT, CONFIG_DATA_PORT};
 use nicproof_guest::abi::{layout, sched, Marker};
 use nicproof_guest::driver::sync::SpinLock;
 use nicproof_guest::kernel::record;
+use nicproof_guest::kernel::smp;
 use nicproof_guest::kernel::time::TscClock;
 use nicproof_guest::platform::Platform;
 
@@ -67,7 +68,11 @@ pub fn idle_request(deadline_ns: u64) {
     // SAFETY: this CPU's own slot of the clock page (see virtual_now);
     // the VMM reads it during the `out` exit below.
     unsafe { core::ptr::write_volatile(slot as *mut u64, deadline_ns) };
-    cpu::sti_out_cli(sched::SCHED_PORT, sched::IDLE);
+    if super::user::at_cpl3() {
+        super::user::syscall(super::user::op::STI_OUT_CLI, sched::SCHED_PORT as u64, sched::IDLE as u64);
+    } else {
+        cpu::sti_out_cli(sched::SCHED_PORT, sched::IDLE);
+    }
 }
 
 /// Deterministic mode: a spin-wait iteration lets the other CPU run.
@@ -79,6 +84,12 @@ pub fn yield_request() {
 /// (which then knows the CPU may leave its idle wait).
 pub fn ipi_request(cpu: u32, vector: u8) {
     cpu::outl(sched::SCHED_PORT, sched::ipi(cpu, vector));
+}
+
+/// Deterministic mode: a scheduling point (`abi::sched::POINT`), the
+/// other CPU may run here.
+pub fn point_request() {
+    cpu::outl(sched::SCHED_PORT, sched::POINT);
 }
 
 /// Install the TSC clock. Boot CPU only, before anything reads the time.
@@ -159,6 +170,11 @@ impl Platform for KernelPlatform {
             }
             return;
         }
+        if super::user::at_cpl3() {
+            // The same arm, sti; hlt; cli and disarm, in the kernel.
+            super::user::syscall(super::user::op::WAIT_WALL, c.ns_to_ticks(now + left), left);
+            return;
+        }
         apic::arm(c.ns_to_ticks(now + left), left);
         // Interrupts are only ever enabled here: a wake-up that became
         // pending after the caller checked its condition ends the hlt.
@@ -181,5 +197,13 @@ impl Platform for KernelPlatform {
 
     fn cpu_id(&self) -> u32 {
         percpu::cpu_id()
+    }
+
+    fn sched_point(&self) {
+        // Wall clock: the CPUs run in parallel, every instruction is a
+        // point. Virtual clock with one CPU: nobody to switch to.
+        if virtual_clock() && smp::is_online(1) {
+            point_request();
+        }
     }
 }

@@ -29,6 +29,10 @@ fn kvm(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> RegsError {
 // Page-table entry bits.
 const PTE_PRESENT: u64 = 1 << 0;
 const PTE_WRITE: u64 = 1 << 1;
+/// User-accessible: the guest's CPL3 driver task (`--cpl 3`) shares the
+/// kernel's address space (code, data, stacks, heap, DMA pool, BAR0, the
+/// clock page). CR4.SMEP/SMAP stay off, so CPL0 is unaffected.
+const PTE_USER: u64 = 1 << 2;
 const PTE_PWT: u64 = 1 << 3;
 const PTE_PCD: u64 = 1 << 4;
 const PTE_HUGE: u64 = 1 << 7;
@@ -56,15 +60,18 @@ pub fn pd_entry(addr: u64) -> u64 {
     } else {
         0
     };
-    addr | PTE_PRESENT | PTE_WRITE | PTE_HUGE | cache
+    addr | PTE_PRESENT | PTE_WRITE | PTE_USER | PTE_HUGE | cache
 }
 
 /// Identity-map 0..IDENTITY_MAP_SIZE with 2 MiB pages at PML4/PDPT/PD_BASE.
 pub fn write_page_tables(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
-    mem.write_obj(PDPT | PTE_PRESENT | PTE_WRITE, GuestAddress(PML4))?;
+    mem.write_obj(PDPT | PTE_PRESENT | PTE_WRITE | PTE_USER, GuestAddress(PML4))?;
     for d in 0..NUM_PD {
         let pd = PD_BASE + d * 0x1000;
-        mem.write_obj(pd | PTE_PRESENT | PTE_WRITE, GuestAddress(PDPT + d * 8))?;
+        mem.write_obj(
+            pd | PTE_PRESENT | PTE_WRITE | PTE_USER,
+            GuestAddress(PDPT + d * 8),
+        )?;
         // One write per directory: build the 4 KiB page on the host.
         let mut page = Vec::with_capacity(4096);
         for i in 0..512u64 {
@@ -216,26 +223,26 @@ mod tests {
         let m = mem();
         write_page_tables(&m).unwrap();
         let pml4: u64 = m.read_obj(GuestAddress(PML4)).unwrap();
-        assert_eq!(pml4, PDPT | 3);
+        assert_eq!(pml4, PDPT | 7);
         assert_eq!(NUM_PD, 4);
         for d in 0..4 {
             let pdpte: u64 = m.read_obj(GuestAddress(PDPT + 8 * d)).unwrap();
-            assert_eq!(pdpte, (PD_BASE + 0x1000 * d) | 3);
+            assert_eq!(pdpte, (PD_BASE + 0x1000 * d) | 7);
         }
         let pde = |addr: u64| -> u64 {
             let idx = addr / HUGE_PAGE;
             m.read_obj(GuestAddress(PD_BASE + 8 * idx)).unwrap()
         };
-        assert_eq!(pde(0), 0x83);
-        assert_eq!(pde(KERNEL_START), KERNEL_START | 0x83);
-        assert_eq!(pde(MMIO_WINDOW_BASE), MMIO_WINDOW_BASE | 0x83 | 0x18);
+        assert_eq!(pde(0), 0x87);
+        assert_eq!(pde(KERNEL_START), KERNEL_START | 0x87);
+        assert_eq!(pde(MMIO_WINDOW_BASE), MMIO_WINDOW_BASE | 0x87 | 0x18);
         assert_eq!(
             pde(MMIO_WINDOW_BASE - HUGE_PAGE) & 0x18,
             0,
             "RAM below the window is cached"
         );
         let last = IDENTITY_MAP_SIZE - HUGE_PAGE;
-        assert_eq!(pde(last), last | 0x9b);
+        assert_eq!(pde(last), last | 0x9f);
         // Nothing beyond the four directories was touched.
         let after: u64 = m.read_obj(GuestAddress(PD_BASE + 4 * 0x1000)).unwrap();
         assert_eq!(after, 0);
