@@ -293,7 +293,12 @@ impl Sim {
 
     /// Block until `cpu` may run; false if the run is over.
     pub fn wait_turn(&self, cpu: u32) -> bool {
-        let mut s = self.lock();
+        self.wait_turn_locked(self.lock(), cpu)
+    }
+
+    /// [`Sim::wait_turn`] with the state already locked (the scheduler
+    /// hands the turn over and waits under one lock).
+    fn wait_turn_locked(&self, mut s: MutexGuard<'_, State>, cpu: u32) -> bool {
         loop {
             if self.stop.load(Ordering::SeqCst) || s.ended {
                 return false;
@@ -434,19 +439,7 @@ impl Sim {
         if next != me {
             self.turn.notify_all();
         }
-        loop {
-            if self.stop.load(Ordering::SeqCst) || s.ended {
-                return false;
-            }
-            if s.running == Some(cpu) {
-                return true;
-            }
-            s = self
-                .turn
-                .wait_timeout(s, STOP_POLL)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        self.wait_turn_locked(s, cpu)
     }
 }
 
