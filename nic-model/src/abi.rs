@@ -1145,6 +1145,11 @@ meta_enum! {
         /// so it fetches slots the driver has not posted (and later sends
         /// what they held then).
         PrefetchPastTail = 5, "prefetch-past-tail" => &[Rule::DescUnposted];
+        /// Reports every received frame 4 bytes short in its RX
+        /// descriptor, as if it had stripped an FCS the frame never
+        /// carried (CRC stripping assumed on a port whose MAC already
+        /// strips it): the stack gets every frame truncated.
+        RxStripsFcs = 6, "rx-strips-fcs" => &[Rule::RxContent];
     }
 }
 

@@ -1481,8 +1481,13 @@ impl Nic {
             return;
         }
         let len = frame.len() as u16; // <= buf_len, a u16
+        // The mutant's descriptor says 4 bytes less than it wrote.
+        let reported = match self.cfg.mutant {
+            DeviceMutant::RxStripsFcs => len.saturating_sub(4),
+            _ => len,
+        };
         let mut wb = [0u8; 4];
-        wb[..2].copy_from_slice(&len.to_le_bytes());
+        wb[..2].copy_from_slice(&reported.to_le_bytes());
         wb[2..].copy_from_slice(&abi::RXD_STAT_DONE.to_le_bytes());
         if self
             .dma_write(
