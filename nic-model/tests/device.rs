@@ -1224,3 +1224,29 @@ fn held_completion_with_tx_base_near_the_top_never_overflows() {
         "the wild status write is refused and reported"
     );
 }
+
+/// The phantom-completion mutant with a TX base whose tail descriptor sits
+/// just below 2^64: the status address (descriptor + the status offset)
+/// wraps instead of overflowing (a debug-build panic before), and the wild
+/// write is reported, not made silently.
+#[test]
+fn phantom_completion_with_tx_base_near_the_top_never_overflows() {
+    let mut h = opened(NicConfig {
+        mutant: DeviceMutant::PhantomCompletion,
+        ..Default::default()
+    });
+    let tail = h.send(&[(PAY, 60)]) + 1;
+    // The doorbell's phantom completion is reported already; count the
+    // next one.
+    let before = h.rules().len() + h.faults().len();
+    // The tail slot's descriptor at 2^64 - 8: its status word would be at
+    // 2^64 + 4.
+    let base = u64::MAX - 7 - u64::from(tail) * 16;
+    h.w(regs::TX_BASE_LO, base as u32);
+    h.w(regs::TX_BASE_HI, (base >> 32) as u32);
+    h.w(regs::TX_TAIL, tail);
+    assert!(
+        h.rules().len() + h.faults().len() > before,
+        "the wild status write is refused or reported"
+    );
+}
