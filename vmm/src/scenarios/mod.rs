@@ -217,7 +217,7 @@ mod catalogue_tests {
         (Rule::DmaDuringReset, "No device mutant DMAs during a reset yet; nic-model/tests/bursts.rs shows the monitor catching it."),
         (Rule::MsiBadAddress, "No abuse aims MSI-X outside the APIC window yet; nic-model/tests/hostile_guest.rs shows the device refusing it."),
         (Rule::UnmapUnmapped, "No driver mutant unmaps twice yet; nic-model/tests/device.rs shows the monitor catching it."),
-        (Rule::SkbLedger, "The skb leak mutants are listed under the guest checks that name them (guest:timely, guest:small-budget, guest:soak); vmm/src/checks.rs tests show the host oracle on a double free."),
+        (Rule::SkbLedger, "The skb leak mutants are listed under the guest checks that name them (guest:timely, guest:small-budget, guest:soak); vmm/src/judge/checks.rs tests show the host oracle on a double free."),
         (Rule::DeviceLiveMaps, "It fires only when the device holds maps the host ledger (dma-maps) does not; no mutant makes the two disagree yet."),
         (Rule::TxTimeout, "The watchdog scenario provokes ndo_tx_timeout on purpose; no mutant stalls completions for a whole watchdog period elsewhere yet."),
         (Rule::GuestVerdict, "The channel of the guest's findings: every guest:<prefix> case is caught through it."),
