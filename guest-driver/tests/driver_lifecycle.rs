@@ -532,22 +532,20 @@ fn correct_driver_holds_across_seeds_and_device_knobs() {
 #[test]
 fn device_mutants_are_caught_with_the_correct_driver() {
     use nic_model::abi::DeviceMutant;
-    use nic_model::monitor::{
-        RULE_COMPLETION_UNPOSTED, RULE_DESC_UNPOSTED, RULE_DMA_AFTER_STOP, RULE_IRQ_AFTER_STOP,
-        RULE_RESET_INEFFECTIVE,
-    };
-    let expected = [
-        (DeviceMutant::DmaAfterDisable, RULE_DMA_AFTER_STOP),
-        (DeviceMutant::IrqAfterDisable, RULE_IRQ_AFTER_STOP),
-        (DeviceMutant::ResetIgnored, RULE_RESET_INEFFECTIVE),
-        (DeviceMutant::PhantomCompletion, RULE_COMPLETION_UNPOSTED),
-        (DeviceMutant::PrefetchPastTail, RULE_DESC_UNPOSTED),
-    ];
-    assert_eq!(expected.len() + 1, DeviceMutant::ALL.len(), "a device mutant without a test");
-    for (m, rule) in expected {
+    use nic_model::rules::Rule;
+    // Every device mutant of the catalogue, with the rules it breaks.
+    for &m in &DeviceMutant::ALL[1..] {
         let (plat, _) = run(NicConfig { mutant: m, ..NicConfig::default() }, run_config(DriverMutant::None, 40, 4, 64));
         let rules = plat.violation_rules();
-        assert!(rules.contains(&rule), "{m:?} not caught as {rule}: {:?}", plat.violations());
+        for &rule in m.breaks() {
+            // rx-content is judged as frames arrive (the platform's byte
+            // check here, vmm/src/nic.rs in a VM); the rest by the monitor.
+            let caught = match rule {
+                Rule::RxContent => plat.rx_bad.load(Ordering::SeqCst) > 0,
+                _ => rules.contains(&rule.name()),
+            };
+            assert!(caught, "{} not caught as {rule}: {:?}", m.name(), plat.violations());
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use super::irq::moderate;
 use super::regs::DESC_SIZE;
 use super::Nic;
-use crate::abi::{self, regs, DeviceError, RxDesc};
+use crate::abi::{self, regs, DeviceError, DeviceMutant, RxDesc};
 use crate::events::EventKind;
 use crate::monitor::DmaCause;
 use core::mem::offset_of;
@@ -68,8 +68,13 @@ impl Nic {
             return;
         }
         let len = frame.len() as u16; // <= buf_len, a u16
+        let reported = match self.cfg.mutant {
+            // Its descriptor says 4 bytes less than it wrote.
+            DeviceMutant::RxStripsFcs => len.saturating_sub(4),
+            _ => len,
+        };
         let mut wb = [0u8; 4];
-        wb[..2].copy_from_slice(&len.to_le_bytes());
+        wb[..2].copy_from_slice(&reported.to_le_bytes());
         wb[2..].copy_from_slice(&abi::RXD_STAT_DONE.to_le_bytes());
         if self
             .dma_write(
