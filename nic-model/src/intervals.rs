@@ -74,19 +74,29 @@ impl MapTree {
         self.live += 1;
         let p = prio(start);
         // Every node passed on the way down gets `end` in its subtree.
-        let mut t = &mut self.root;
-        while t
-            .as_ref()
-            .is_some_and(|n| n.e.start != start && p <= n.prio)
-        {
-            let n = t.as_mut().expect("checked above");
-            n.max_end = n.max_end.max(end);
+        // A raw cursor: the safe form (check, then borrow again) costs a
+        // second test per level, and this loop's cost per level is what
+        // grows with the number of live maps.
+        let mut t: *mut Tree = &mut self.root;
+        // SAFETY: `t` is `&mut self.root` or a child link of a node
+        // reached from it, all owned by `self`, which is borrowed mutably
+        // for this call; no other reference into the tree is live, and
+        // the node's borrow ends before `t` moves on.
+        while let Some(n) = (unsafe { &mut *t }).as_deref_mut() {
+            if n.e.start == start || p > n.prio {
+                break;
+            }
+            if end > n.max_end {
+                n.max_end = end;
+            }
             t = if start < n.e.start {
                 &mut n.left
             } else {
                 &mut n.right
             };
         }
+        // SAFETY: as above; the last use of the cursor.
+        let t = unsafe { &mut *t };
         if let Some(n) = t.as_mut().filter(|n| n.e.start == start) {
             // Mapped again: the wider range, one more count.
             n.e.end = n.e.end.max(end);
@@ -147,36 +157,48 @@ impl MapTree {
     /// Unmap the map starting at `start`: one count less, the entry gone
     /// at zero. False if no map starts there.
     pub fn unmap(&mut self, start: u64) -> bool {
-        // Find it first (read-only): its end and count.
-        let mut cur = self.root.as_deref();
-        let (end, count) = loop {
-            let Some(n) = cur else { return false };
-            if n.e.start == start {
-                break (n.e.end, n.e.count);
-            }
-            cur = if start < n.e.start {
-                n.left.as_deref()
-            } else {
-                n.right.as_deref()
+        // One descent to the entry, remembering the highest link on the
+        // path whose node's largest end equals the entry's subtree's:
+        // largest ends do not grow on the way down, so the ancestors above
+        // it have a larger one, which the removal cannot change. Only the
+        // path from there (usually a few nodes) is fixed up, on the way
+        // back from `remove`.
+        let mut t: *mut Tree = &mut self.root;
+        let mut fix_from = t;
+        let mut fix_max = u64::MAX;
+        let n = loop {
+            // SAFETY: `t` is `&mut self.root` or a child link of a node
+            // reached from it, all owned by `self`, which is borrowed
+            // mutably for this call; no other reference into the tree is
+            // live (the previous node's borrow ended when `t` moved on).
+            let Some(n) = (unsafe { &mut *t }).as_deref_mut() else {
+                return false;
             };
-        };
-        self.live -= 1;
-        // Ancestors whose largest end is above the removed one's keep it:
-        // walk past them without recursion; only the rest (usually a few
-        // nodes) is fixed up on the way back from `remove`.
-        let mut t = &mut self.root;
-        while t
-            .as_ref()
-            .is_some_and(|n| n.e.start != start && (count > 1 || n.max_end > end))
-        {
-            let n = t.as_mut().expect("checked above");
+            if n.max_end < fix_max {
+                (fix_from, fix_max) = (t, n.max_end);
+            }
+            if n.e.start == start {
+                break n;
+            }
             t = if start < n.e.start {
                 &mut n.left
             } else {
                 &mut n.right
             };
+        };
+        self.live -= 1;
+        if n.e.count > 1 {
+            // Mapped again: one count less, the range and the tree as they are.
+            n.e.count -= 1;
+            return true;
         }
-        Self::remove(t, start)
+        // A deeper map reaching further keeps every ancestor's largest end:
+        // only the entry's own link changes.
+        let from = if n.max_end > n.e.end { t } else { fix_from };
+        // SAFETY: `from` is `t` or a link above it on the same path (a
+        // parent of what `n` borrows), and `n` is not used again: this is
+        // the only live reference into the tree.
+        Self::remove(unsafe { &mut *from }, start)
     }
 
     fn remove(t: &mut Tree, start: u64) -> bool {

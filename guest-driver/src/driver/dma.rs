@@ -155,11 +155,12 @@ impl DmaMapper {
 
     /// Map `len` bytes at `addr` for the device; returns the bus address.
     pub fn map(&self, plat: &dyn Platform, addr: u64, len: u64, dir: DmaDir) -> Result<u64, MapError> {
+        // Inside the premapped range is inside RAM: no second range check.
+        if self.premapped().contains(addr, len) {
+            return Ok(addr);
+        }
         if len == 0 || addr.checked_add(len).is_none_or(|end| end > crate::abi::layout::RAM_SIZE) {
             return Err(MapError::BadRange);
-        }
-        if self.is_premapped(addr, len) {
-            return Ok(addr);
         }
         let n = self.maps.fetch_add(1, Ordering::Relaxed) + 1;
         let every = self.fail_every.load(Ordering::Relaxed);
@@ -173,16 +174,17 @@ impl DmaMapper {
 
     /// Undo a [`DmaMapper::map`].
     pub fn unmap(&self, plat: &dyn Platform, addr: u64, len: u64) {
-        if self.is_premapped(addr, len) {
+        if self.premapped().contains(addr, len) {
             return;
         }
         let _ = self.live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
         plat.marker(Marker::DmaUnmap, &[addr, len]);
     }
 
-    fn is_premapped(&self, addr: u64, len: u64) -> bool {
-        let (base, size) = (self.premapped.0.load(Ordering::Relaxed), self.premapped.1.load(Ordering::Relaxed));
-        size != 0 && addr >= base && addr + len <= base + size
+    /// The premapped range, read once for all the maps of a packet or the
+    /// unmaps of a poll (the per-piece check is then plain arithmetic).
+    pub fn premapped(&self) -> Premapped {
+        Premapped { base: self.premapped.0.load(Ordering::Relaxed), size: self.premapped.1.load(Ordering::Relaxed) }
     }
 
     /// Map `[base, base + size)` once (reported) so later maps inside it
@@ -206,6 +208,25 @@ impl DmaMapper {
     }
 }
 
+/// The range [`DmaMapper::set_premapped`] mapped for the whole open (size 0:
+/// none), as read at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Premapped {
+    base: u64,
+    size: u64,
+}
+
+impl Premapped {
+    /// Whether the `len` bytes at `addr` (at least one) lie inside: a map
+    /// there is free, needs no unmap, and gives `addr` back as the bus
+    /// address.
+    #[inline]
+    pub fn contains(&self, addr: u64, len: u64) -> bool {
+        let off = addr.wrapping_sub(self.base);
+        len != 0 && off < self.size && len <= self.size - off
+    }
+}
+
 impl Default for DmaMapper {
     fn default() -> Self {
         Self::new()
@@ -215,6 +236,16 @@ impl Default for DmaMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn premapped_contains_only_whole_nonempty_pieces_inside() {
+        let p = Premapped { base: 0x1000, size: 0x100 };
+        assert!(p.contains(0x1000, 1) && p.contains(0x1000, 0x100) && p.contains(0x10ff, 1));
+        assert!(!p.contains(0x1000, 0), "an empty piece is a bad range, not free");
+        assert!(!p.contains(0xfff, 2) && !p.contains(0x10ff, 2) && !p.contains(0x1100, 1));
+        assert!(!p.contains(u64::MAX, u64::MAX), "no overflow");
+        assert!(!Premapped { base: 0, size: 0 }.contains(0, 1), "none premapped");
+    }
 
     #[test]
     fn pool_allocates_first_fit_and_reuses_freed_pages() {

@@ -56,7 +56,7 @@ use dma::{DmaDir, DmaMapper, DmaPool, DmaRegion};
 use pci::PciNic;
 use regs::Regs;
 use ring::Ring;
-use rx::rx_desc;
+use rx::post_rx_buf;
 use stats::{inc, Counters};
 use sync::{SkbCell, SpinLock};
 use tx::TxBuf;
@@ -435,7 +435,7 @@ impl<'a, 'e> Adapter<'a, 'e> {
             rx_tail: AtomicU32::new(rs - 1),
         };
         for i in 0..rs - 1 {
-            rings.rx.write(i, rx_desc(&rings, i));
+            post_rx_buf(&rings, i);
         }
         let w = |off, v| self.regs.write(off, v);
         w(r::TX_BASE_LO, tx_mem.phys as u32);
@@ -539,18 +539,36 @@ impl<'a, 'e> Adapter<'a, 'e> {
         if let Some(rg) = self.rings() {
             let prod = rg.tx_prod.load(Ordering::Acquire);
             let mut i = rg.tx_cons.load(Ordering::Acquire);
+            let slots = rg.slots();
+            // Packet by packet, as reclaim walks them.
             while i != prod {
                 // SAFETY: NAPI is disabled, so reclaim's slots are ours.
-                let b = unsafe { rg.slot(i) };
-                if unmap && b.len != 0 {
-                    self.dma.unmap(self.plat, b.dma, u64::from(b.len));
+                let first = unsafe { slots.get(i) };
+                let (skb, eop, premapped) = (first.skb.take(), first.eop, first.premapped);
+                // Not the start of a packet, or an end past the producer:
+                // ring state is corrupt; free nothing more.
+                if skb.is_none() || eop.wrapping_sub(i) >= prod.wrapping_sub(i) {
+                    break;
                 }
-                if let Some(skb) = b.skb {
+                if unmap && !premapped {
+                    let mut j = i;
+                    loop {
+                        // SAFETY: inside the packet, in [cons, prod).
+                        let b = unsafe { slots.get(j) };
+                        if b.len != 0 {
+                            self.dma.unmap(self.plat, b.dma, u64::from(b.len));
+                        }
+                        if j == eop {
+                            break;
+                        }
+                        j = j.wrapping_add(1);
+                    }
+                }
+                if let Some(skb) = skb {
                     let _ = self.skbs.borrow_mut().free(skb);
                     inc(&self.st.tx_aborted, 1);
                 }
-                *b = TxBuf::default();
-                i = i.wrapping_add(1);
+                i = eop.wrapping_add(1);
             }
             rg.tx_cons.store(prod, Ordering::Release);
         }

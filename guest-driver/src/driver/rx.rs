@@ -5,18 +5,15 @@ use core::sync::atomic::{fence, Ordering};
 
 use super::stats::inc;
 use super::{ring, Adapter, Rings, RX_BUF_LEN, RX_TAIL_BATCH};
-use crate::abi::{regs as r, Marker, RxDesc, RXD_STAT_DONE, RXD_STAT_ERR};
+use crate::abi::{regs as r, Marker, RXD_STAT_DONE, RXD_STAT_ERR};
 
 fn rx_buf_addr(rg: &Rings, idx: u32) -> u64 {
     rg.rx_bufs.phys + u64::from(idx & (rg.rx.size - 1)) * u64::from(RX_BUF_LEN)
 }
 
-pub(super) fn rx_desc(rg: &Rings, idx: u32) -> RxDesc {
-    RxDesc {
-        addr: rx_buf_addr(rg, idx),
-        buf_len: RX_BUF_LEN as u16,
-        ..RxDesc::default()
-    }
+/// Give slot `idx` its buffer back (the descriptor the device fills).
+pub(super) fn post_rx_buf(rg: &Rings, idx: u32) {
+    rg.rx.write_rx(idx, rx_buf_addr(rg, idx), RX_BUF_LEN as u16);
 }
 
 impl<'a, 'e> Adapter<'a, 'e> {
@@ -49,7 +46,7 @@ impl<'a, 'e> Adapter<'a, 'e> {
                 inc(&self.st.rx_errors, 1);
             }
             // The consumed slot's neighbour gets its buffer back.
-            rg.rx.write(prod, rx_desc(rg, prod));
+            post_rx_buf(rg, prod);
             prod = prod.wrapping_add(1);
             cons = cons.wrapping_add(1);
             done += 1;

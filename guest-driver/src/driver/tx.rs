@@ -5,26 +5,56 @@ use core::sync::atomic::{fence, AtomicU32, Ordering};
 
 use super::dma::DmaDir;
 use super::stats::inc;
+use super::sync::SpinGuard;
 use super::{ring, Adapter, Rings, TX_START_THRESH, TX_STOP_THRESH};
 use crate::abi::{
-    self, regs as r, DriverMutant as Mutant, Marker, QueueReason, TxDesc, MAX_DESC_PER_PACKET,
-    TXD_EOP, TXD_STAT_DONE,
+    self, regs as r, DriverMutant as Mutant, Marker, QueueReason, MAX_DESC_PER_PACKET, TXD_EOP,
+    TXD_STAT_DONE,
 };
 use crate::softnet::netdev::NetdevTx;
-use crate::softnet::skb::SkbId;
+use crate::softnet::skb::{Frag, SkbId, SkbPool};
 
-/// One TX ring slot's software state (igc's `tx_buffer`).
+/// One TX ring slot's software state (igc's `tx_buffer`). A packet is
+/// walked from its first slot to its EOP slot (`eop`), never slot by slot.
 #[derive(Clone, Copy, Default)]
 pub(super) struct TxBuf {
-    /// Set on the first slot of a packet: the skb to free at completion.
+    /// On the first slot of a packet: the skb to free at completion; None
+    /// on every other slot and once reclaimed.
     pub(super) skb: Option<SkbId>,
-    /// Mapped address and length of this slot's fragment (0 = unmapped).
+    /// Mapped address and length of this slot's piece, for the unmap;
+    /// written only for a packet that is not `premapped`.
     pub(super) dma: u64,
     pub(super) len: u32,
     /// On the first slot: free-running index of the packet's EOP slot.
     pub(super) eop: u32,
     /// On the first slot: bytes of the packet (for BQL).
     pub(super) bytes: u32,
+    /// On the first slot: every piece lies in the premapped range, so
+    /// there is nothing to unmap (and `dma`/`len` are not kept).
+    pub(super) premapped: bool,
+}
+
+/// The TX slots with the index mask taken once, for a packet or a poll:
+/// a slot is then a mask and an add, with no bounds check.
+#[derive(Clone, Copy)]
+pub(super) struct TxSlots<'r> {
+    slots: &'r [core::cell::UnsafeCell<TxBuf>],
+    mask: u32,
+}
+
+impl<'r> TxSlots<'r> {
+    /// The slot of free-running index `idx`.
+    ///
+    /// # Safety
+    /// The caller owns the slot under the protocol on `Rings::tx_buf`, and
+    /// holds no other reference to it.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn get(&self, idx: u32) -> &'r mut TxBuf {
+        // SAFETY: `mask` is `slots.len() - 1` and `slots` is not empty
+        // (`Rings::slots`), so `idx & mask < slots.len()`; exclusive by the
+        // caller's contract.
+        unsafe { &mut *self.slots.get_unchecked((idx & self.mask) as usize).get() }
+    }
 }
 
 impl Rings {
@@ -33,15 +63,14 @@ impl Rings {
         tx_free(self.tx.size, &self.tx_prod, &self.tx_cons)
     }
 
-    /// The slot of free-running index `idx`.
-    ///
-    /// # Safety
-    /// The caller owns the slot under the protocol on `tx_buf`, and holds
-    /// no other reference to it.
-    #[allow(clippy::mut_from_ref)]
-    pub(super) unsafe fn slot(&self, idx: u32) -> &mut TxBuf {
-        // SAFETY: in bounds by the mask; exclusive by the caller's contract.
-        unsafe { &mut *self.tx_buf[(idx & (self.tx.size - 1)) as usize].get() }
+    /// The TX slots (one per descriptor: `setup_rings` makes `tx.size` of
+    /// them, a power of two of at least 64).
+    pub(super) fn slots(&self) -> TxSlots<'_> {
+        assert!(!self.tx_buf.is_empty());
+        TxSlots {
+            slots: &self.tx_buf,
+            mask: self.tx_buf.len() as u32 - 1,
+        }
     }
 }
 
@@ -114,12 +143,12 @@ impl<'a, 'e> Adapter<'a, 'e> {
             // Not open: the stack never calls us then; drop to be safe.
             return self.drop_skb(skb, xmit_more);
         };
-        let got = self
-            .skbs
-            .borrow()
-            .get(skb)
-            .map(|s| (s.nr_descs(), s.len(), s.head_len()));
+        // The skb pool is locked once for the whole look at the skb: its
+        // size, the source address, and tx_map's gathering of the pieces.
+        let mut pool = self.skbs.borrow_mut();
+        let got = pool.get(skb).map(|s| (s.nr_descs(), s.len(), s.head_len()));
         let Ok((nr, bytes, head_len)) = got else {
+            drop(pool);
             // A freed skb came back: only a driver that freed on BUSY
             // (busy-frees) causes this. Report, never touch it.
             inc(&self.st.stale_skbs, 1);
@@ -131,11 +160,13 @@ impl<'a, 'e> Adapter<'a, 'e> {
             return NetdevTx::Ok;
         };
         if nr == 0 || nr > MAX_DESC_PER_PACKET || bytes > abi::MAX_FRAME_LEN {
+            drop(pool);
             return self.drop_skb(skb, xmit_more);
         }
         // Full ring at entry: only after a false wake (allowed, rare).
         // BUSY keeps no reference and frees nothing.
         if rg.tx_free() < nr {
+            drop(pool);
             inc(&self.st.busy, 1);
             if !self.txq.stopped() {
                 self.txq.stop(QueueReason::RingLow);
@@ -156,7 +187,6 @@ impl<'a, 'e> Adapter<'a, 'e> {
         // do without insertion support): writing the head of a clone
         // needs a private copy first (skb_cow_head, d4ca73591916).
         if head_len >= 12 {
-            let mut pool = self.skbs.borrow_mut();
             let head = if self.cfg.mutant == Mutant::WritesClonedHead {
                 pool.head_mut_unchecked(skb)
             } else {
@@ -173,7 +203,7 @@ impl<'a, 'e> Adapter<'a, 'e> {
                 }
             }
         }
-        match self.tx_map(rg, skb, bytes) {
+        match self.tx_map(rg, pool, skb, nr, bytes) {
             Ok(()) => {}
             Err(TxMapError::SkbGone) => return NetdevTx::Ok,
             Err(TxMapError::MapFailed) => return self.drop_skb(skb, xmit_more),
@@ -190,76 +220,103 @@ impl<'a, 'e> Adapter<'a, 'e> {
         NetdevTx::Ok
     }
 
-    /// `igc_tx_map`: map the skb's head and fragments, write one descriptor
-    /// per piece (EOP on the last), fill the slots, mark the skb with its
-    /// sequence number and publish the slots (the producer index store).
-    /// Everything is mapped before the ring is touched, so a failure needs
-    /// no descriptor rollback. Transmit side only.
-    fn tx_map(&self, rg: &Rings, skb: SkbId, bytes: u32) -> Result<(), TxMapError> {
-        let mut frags = [(0u64, 0u32); MAX_DESC_PER_PACKET as usize];
-        let mut n = 0;
-        {
-            let pool = self.skbs.borrow();
-            let Ok(s) = pool.get(skb) else {
-                return Err(TxMapError::SkbGone);
-            };
-            if s.head_len() != 0 {
-                frags[0] = (s.head_addr(), s.head_len());
-                n = 1;
-            }
-            for f in s.frags() {
-                frags[n] = (f.addr, f.len);
-                n += 1;
-            }
+    /// `igc_tx_map`: one descriptor per piece of the skb (its head, if
+    /// any, then its fragments; EOP on the last), the pieces mapped, the
+    /// packet's first slot filled, the skb marked with its sequence number,
+    /// and the slots published (the producer index store). `pool` is the
+    /// locked skb pool; it is released before any map, which is a marker
+    /// (a VM exit). Transmit side only.
+    ///
+    /// Descriptors and slots from the producer index on are the driver's
+    /// until the index is published, and the device reads none past the
+    /// tail, so the descriptors are written straight from the skb; a
+    /// failed map needs no descriptor rollback. A packet wholly inside the
+    /// premapped range (benchmark mode) has nothing to map: one check per
+    /// piece, and only its first slot is written.
+    fn tx_map(
+        &self,
+        rg: &Rings,
+        mut pool: SpinGuard<'_, SkbPool<'e>>,
+        skb: SkbId,
+        nr: u32,
+        bytes: u32,
+    ) -> Result<(), TxMapError> {
+        let prod = rg.tx_prod.load(Ordering::Relaxed);
+        let premapped = self.dma.premapped();
+        // Only xmit writes the sequence: it is taken once the packet posts.
+        let seq = self.tx_seq.load(Ordering::Relaxed);
+        let Ok(s) = pool.get(skb) else {
+            return Err(TxMapError::SkbGone);
+        };
+        let head = Frag {
+            addr: s.head_addr(),
+            len: s.head_len(),
+        };
+        let pieces = core::iter::once(head)
+            .filter(|h| h.len != 0)
+            .chain(s.frags().iter().copied());
+        let mut all_premapped = true;
+        let mut n = 0u32;
+        for f in pieces {
+            all_premapped &= premapped.contains(f.addr, u64::from(f.len));
+            let flags = if n + 1 == nr { TXD_EOP } else { 0 };
+            // The skb's address; a map below may replace it with the bus address.
+            rg.tx
+                .write_tx(prod.wrapping_add(n), f.addr, f.len as u16, flags);
+            n += 1;
         }
-        // Map everything before touching the ring, so a failure needs
-        // no descriptor rollback.
+        let _ = pool.set_mark(skb, seq);
+        drop(pool);
+        if !all_premapped {
+            self.map_pieces(rg, prod, n)?;
+        }
+        // SAFETY: slots from prod on belong to xmit until prod is published.
+        let first = unsafe { rg.slots().get(prod) };
+        first.skb = Some(skb);
+        first.eop = prod.wrapping_add(n - 1);
+        first.bytes = bytes;
+        first.premapped = all_premapped;
+        self.tx_seq.store(seq + 1, Ordering::Relaxed);
+        inc(&self.st.tx_packets, 1);
+        // Publish the slots, and store the index before the stop macro
+        // reads free space (it fences against reclaim's index store).
+        rg.tx_prod.store(prod.wrapping_add(n), Ordering::Release);
+        Ok(())
+    }
+
+    /// Map the pieces of the `n` descriptors from `prod` (written by
+    /// [`Adapter::tx_map`], not yet published), keeping each bus address
+    /// in its descriptor and slot for the unmap. A failed map unmaps the
+    /// pieces mapped before it.
+    fn map_pieces(&self, rg: &Rings, prod: u32, n: u32) -> Result<(), TxMapError> {
+        let slots = rg.slots();
         for i in 0..n {
-            let (a, l) = frags[i];
-            match self.dma.map(self.plat, a, u64::from(l), DmaDir::ToDevice) {
-                Ok(bus) => frags[i].0 = bus,
+            let idx = prod.wrapping_add(i);
+            let d = rg.tx.read(idx);
+            match self
+                .dma
+                .map(self.plat, d.addr, u64::from(d.len), DmaDir::ToDevice)
+            {
+                Ok(bus) => {
+                    if bus != d.addr {
+                        rg.tx.write_tx(idx, bus, d.len, d.flags);
+                    }
+                    // SAFETY: slots from prod on belong to xmit until prod
+                    // is published.
+                    let b = unsafe { slots.get(idx) };
+                    b.dma = bus;
+                    b.len = u32::from(d.len);
+                }
                 Err(_) => {
-                    frags[..i]
-                        .iter()
-                        .for_each(|&(a, l)| self.dma.unmap(self.plat, a, u64::from(l)));
+                    for j in 0..i {
+                        // SAFETY: as above.
+                        let b = unsafe { slots.get(prod.wrapping_add(j)) };
+                        self.dma.unmap(self.plat, b.dma, u64::from(b.len));
+                    }
                     return Err(TxMapError::MapFailed);
                 }
             }
         }
-        let prod = rg.tx_prod.load(Ordering::Relaxed);
-        for (i, &(addr, len)) in frags[..n].iter().enumerate() {
-            let idx = prod.wrapping_add(i as u32);
-            let last = i + 1 == n;
-            rg.tx.write(
-                idx,
-                TxDesc {
-                    addr,
-                    len: len as u16,
-                    flags: if last { TXD_EOP } else { 0 },
-                    ..TxDesc::default()
-                },
-            );
-            // SAFETY: slots from prod on belong to xmit until prod is published.
-            *unsafe { rg.slot(idx) } = TxBuf {
-                skb: None,
-                dma: addr,
-                len,
-                eop: 0,
-                bytes: 0,
-            };
-        }
-        // SAFETY: as above.
-        let first = unsafe { rg.slot(prod) };
-        first.skb = Some(skb);
-        first.eop = prod.wrapping_add(n as u32 - 1);
-        first.bytes = bytes;
-        let seq = self.tx_seq.fetch_add(1, Ordering::Relaxed);
-        let _ = self.skbs.borrow_mut().set_mark(skb, seq);
-        inc(&self.st.tx_packets, 1);
-        // Publish the slots, and store the index before the stop macro
-        // reads free space (it fences against reclaim's index store).
-        rg.tx_prod
-            .store(prod.wrapping_add(n as u32), Ordering::Release);
         Ok(())
     }
 
@@ -344,35 +401,44 @@ impl<'a, 'e> Adapter<'a, 'e> {
         let prod = rg.tx_prod.load(Ordering::Acquire);
         let mut cons = rg.tx_cons.load(Ordering::Relaxed);
         let (mut pkts, mut bytes) = (0u32, 0u32);
+        let slots = rg.slots();
+        // The skb pool stays locked across the frees of packets that need
+        // no unmap (an unmap is a marker: the lock is let go first).
+        let mut pool = None;
         while cons != prod {
             // SAFETY: [cons, prod) belongs to reclaim (prod loaded Acquire).
-            let first = *unsafe { rg.slot(cons) };
+            let first = unsafe { slots.get(cons) };
             let Some(skb) = first.skb else {
                 // Not the start of a packet: ring state is corrupt. Stop
                 // reclaiming rather than free the wrong thing.
                 break;
             };
-            if ring::tx_status(&rg.tx, first.eop) & TXD_STAT_DONE == 0 {
+            let (eop, pkt_bytes) = (first.eop, first.bytes);
+            if ring::tx_status(&rg.tx, eop) & TXD_STAT_DONE == 0 {
                 break;
             }
             // dma_rmb: read the rest only after seeing DONE.
             fence(Ordering::Acquire);
-            let mut i = cons;
-            loop {
-                // SAFETY: still inside [cons, prod).
-                let b = unsafe { rg.slot(i) };
-                self.dma.unmap(self.plat, b.dma, u64::from(b.len));
-                *b = TxBuf::default();
-                if i == first.eop {
-                    break;
+            first.skb = None;
+            if !first.premapped {
+                pool = None;
+                let mut i = cons;
+                loop {
+                    // SAFETY: still inside [cons, prod).
+                    let b = unsafe { slots.get(i) };
+                    self.dma.unmap(self.plat, b.dma, u64::from(b.len));
+                    if i == eop {
+                        break;
+                    }
+                    i = i.wrapping_add(1);
                 }
-                i = i.wrapping_add(1);
             }
-            let _ = self.skbs.borrow_mut().free(skb);
+            let _ = pool.get_or_insert_with(|| self.skbs.borrow_mut()).free(skb);
             pkts += 1;
-            bytes += first.bytes;
-            cons = first.eop.wrapping_add(1);
+            bytes += pkt_bytes;
+            cons = eop.wrapping_add(1);
         }
+        drop(pool);
         if pkts == 0 {
             return 0;
         }

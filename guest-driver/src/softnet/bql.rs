@@ -268,6 +268,13 @@ impl Dql {
     /// `dql_queued`: record `count` bytes handed to the device at jiffies
     /// `now`. Above `DQL_MAX_OBJECT` nothing is recorded (Linux WARNs).
     pub fn queued(&self, count: u32, now: u64) -> Result<(), BqlError> {
+        self.queued_at(count, || now)
+    }
+
+    /// [`Self::queued`] with the time read only if the stall detector
+    /// needs it: off (as it is unless armed), a queued packet costs no
+    /// clock read.
+    pub fn queued_at(&self, count: u32, now: impl FnOnce() -> u64) -> Result<(), BqlError> {
         if count > DQL_MAX_OBJECT {
             return Err(BqlError::ObjectTooBig(count));
         }
@@ -275,7 +282,7 @@ impl Dql {
         let q = self.num_queued.load(Relaxed).wrapping_add(count);
         self.num_queued.store(q, Relaxed);
         if self.stall_thrs.load(Relaxed) != 0 {
-            self.queue_stall(now);
+            self.queue_stall(now());
         }
         Ok(())
     }

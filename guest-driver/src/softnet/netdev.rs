@@ -279,16 +279,23 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
     /// or the queue is stopped or frozen: the stack never calls xmit then
     /// (`netif_xmit_frozen_or_stopped`).
     pub fn xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
+        let r = self.xmit_one(skb, xmit_more);
+        if r == NetdevTx::Ok {
+            self.queue.trans_update();
+        }
+        r
+    }
+
+    /// [`Self::xmit`] without the `trans_start` stamp, which
+    /// [`Self::qdisc_run`] makes once per run.
+    fn xmit_one(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
         if !self.is_up() || self.queue.xmit_frozen_or_stopped() {
             return NetdevTx::Busy;
         }
         let r = self.ops.start_xmit(skb, xmit_more);
-        match r {
-            NetdevTx::Ok => self.queue.trans_update(),
-            NetdevTx::Busy => {
-                self.busy += 1;
-                self.env.marker(Marker::XmitBusy, &[u64::from(skb.0)]);
-            }
+        if r == NetdevTx::Busy {
+            self.busy += 1;
+            self.env.marker(Marker::XmitBusy, &[u64::from(skb.0)]);
         }
         r
     }
@@ -298,6 +305,18 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
     /// Stops when the qdisc is empty or the queue stops; a BUSY skb is
     /// requeued at the head.
     pub fn qdisc_run(&mut self, q: &mut Qdisc, batch: u32) -> QdiscRun {
+        let run = self.qdisc_run_batches(q, batch);
+        // txq_trans_cond_update once per run rather than per skb: the
+        // stamp is a clock read (a platform call here, where Linux reads
+        // `jiffies`), and the watchdog only needs the time of the last
+        // progress, which the end of the run bounds.
+        if run.sent > 0 {
+            self.queue.trans_update();
+        }
+        run
+    }
+
+    fn qdisc_run_batches(&mut self, q: &mut Qdisc, batch: u32) -> QdiscRun {
         let batch = batch.max(1) as usize;
         let mut run = QdiscRun::default();
         while self.is_up() && !q.is_empty() && !self.queue.xmit_frozen_or_stopped() {
@@ -309,7 +328,7 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
                 let Some(skb) = q.q.pop_front() else {
                     return run;
                 };
-                match self.xmit(skb, i + 1 < n) {
+                match self.xmit_one(skb, i + 1 < n) {
                     NetdevTx::Ok => run.sent += 1,
                     NetdevTx::Busy => {
                         run.busy += 1;

@@ -276,7 +276,7 @@ impl<'e> TxQueue<'e> {
         if !self.bql_enabled {
             return Ok(());
         }
-        let queued = self.dql.queued(bytes, self.env.jiffies());
+        let queued = self.dql.queued_at(bytes, || self.env.jiffies());
         if self.dql.avail() >= 0 {
             return queued;
         }
@@ -301,7 +301,7 @@ impl<'e> TxQueue<'e> {
     pub fn sent_queue_more(&self, bytes: u32, xmit_more: bool) -> Result<bool, BqlError> {
         if xmit_more {
             if self.bql_enabled {
-                self.dql.queued(bytes, self.env.jiffies())?;
+                self.dql.queued_at(bytes, || self.env.jiffies())?;
             }
             return Ok(self.stopped());
         }

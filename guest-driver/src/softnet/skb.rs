@@ -250,8 +250,11 @@ impl<'e> SkbPool<'e> {
         block.gso_size = 0;
         block.dataref = 1;
         let id = self.take_slot(d).ok_or(SkbError::Exhausted)?;
-        let len = self.get(id).map(|s| s.len()).unwrap_or(0);
-        self.report(Marker::SkbAlloc, &[u64::from(id.0), u64::from(len)]);
+        // The length only for the marker (xmit sums it itself).
+        if self.markers {
+            let len = self.get(id).map(|s| s.len()).unwrap_or(0);
+            self.report(Marker::SkbAlloc, &[u64::from(id.0), u64::from(len)]);
+        }
         Ok(id)
     }
 
