@@ -2,8 +2,9 @@
 //! device model in this process, on virtual time: no KVM needed, and
 //! deterministic. Each correct run must pass with no monitor violation;
 //! each driver mutant must trip the guest oracle the matrix names for it
-//! (vmm/src/scenarios/lifecycle.rs, whose device set-ups `device()`
-//! mirrors; the VM runs of the matrix remain the judge of record).
+//! (vmm/src/scenarios/lifecycle.rs, whose set-ups these runs use), and
+//! the host's own oracles (`vmm::oracles`) hold on every correct run; the
+//! VM runs of the matrix remain the judge of record.
 
 #[path = "common/hostplat.rs"]
 mod hostplat;
@@ -11,47 +12,15 @@ mod hostplat;
 use std::sync::atomic::Ordering;
 
 use hostplat::HostPlat;
-use nic_model::abi::{knob, regs, DriverMutant, Group, Marker, Scenario, NUM_KNOBS};
+use nic_model::abi::{DriverMutant, Group, Marker, Scenario, NUM_KNOBS};
 use nic_model::events::EventKind;
-use nic_model::{InvalidMac, IrqWindow, NicConfig, WindowStart};
+use nic_model::NicConfig;
 use nicproof_guest::scenarios::Verdict;
 
-/// The device and knobs of `s`, as vmm/src/scenarios/lifecycle.rs sets
-/// them up for the VM (the reset delay is seeded differently, in the same
-/// 0.5-5 ms range).
+/// The device and knobs of (`s`, `variant`, `seed`): the host's own
+/// set-up (`vmm::scenarios::setup`), as the VM gets them.
 fn setup(s: Scenario, variant: u64, seed: u64) -> (NicConfig, [u64; NUM_KNOBS]) {
-    let mut nic = NicConfig::default();
-    let mut knobs = [0u64; NUM_KNOBS];
-    knobs[knob::VARIANT] = variant;
-    match s {
-        Scenario::InvalidMac => {
-            nic.invalid_mac = [Some(InvalidMac::Zero), Some(InvalidMac::Multicast), Some(InvalidMac::Broadcast), None][variant as usize];
-            knobs[knob::FRAMES] = 8;
-        }
-        Scenario::SlowReset => nic.reset_delay_us = 500 + seed * 997 % 4500,
-        Scenario::DmaUntilDisabled => nic.dma_until_disabled = true,
-        Scenario::InflightAtStop => nic.stall_completions_after = Some(1 + seed % 2),
-        Scenario::Unregister => knobs[knob::CYCLES] = 3,
-        Scenario::MaxFragsFill => {
-            nic.stall_completions_after = Some(1);
-            knobs[knob::TX_RING] = 64;
-        }
-        Scenario::BusyOwnership => {
-            nic.complete_on_request = true;
-            knobs[knob::TX_RING] = 64;
-        }
-        Scenario::IrqWindow => {
-            let start = match variant {
-                1 => WindowStart::OpenEnter,
-                3 => WindowStart::NapiDisable,
-                _ => WindowStart::StopEnter,
-            };
-            nic.irq_in_window = Some(IrqWindow { start, causes: regs::INT_TX | regs::INT_RX });
-            nic.reset_delay_us = if variant == 2 || variant == 3 { 300 } else { 0 };
-            knobs[knob::CYCLES] = if variant == 1 { 18 } else { 8 };
-        }
-        _ => {}
-    }
+    let vmm::scenarios::Setup { nic, knobs, .. } = vmm::scenarios::setup(s, variant, seed);
     (nic, knobs)
 }
 
@@ -75,6 +44,8 @@ fn correct_driver_passes_every_lifecycle_scenario() {
                 assert!(v.pass, "{what}: {}", v.text);
                 assert_eq!(plat.fails(), Vec::<String>::new(), "{what}: guest oracles");
                 assert_eq!(plat.violations(), Vec::<String>::new(), "{what}: DMA monitor");
+                let allow_busy = vmm::scenarios::setup(s, variant, seed).allow_busy;
+                assert_eq!(plat.host_findings(!allow_busy), Vec::<String>::new(), "{what}: host oracles");
                 assert_eq!(plat.rx_bad.load(Ordering::SeqCst), 0, "{what}: frames received corrupted");
                 assert_eq!(plat.root().nic.live_maps(), 0, "{what}: the monitor's live maps");
             }

@@ -2,8 +2,9 @@
 //! device model in this process, on virtual time: no KVM needed, and
 //! deterministic. Each correct run must pass with no monitor violation;
 //! each driver mutant must trip the guest oracle the matrix names for it
-//! (vmm/src/scenarios/queueing.rs, whose device set-ups `setup()`
-//! mirrors; the VM runs of the matrix remain the judge of record).
+//! (vmm/src/scenarios/queueing.rs, whose set-ups these runs use), and
+//! the host's own oracles (`vmm::oracles`) hold on every correct run; the
+//! VM runs of the matrix remain the judge of record.
 //!
 //! The in-process machine (`HostPlat`) is tests/common/hostplat.rs.
 
@@ -34,6 +35,7 @@ fn correct_driver_passes_every_queueing_scenario() {
             assert!(v.pass, "{what}: {}", v.text);
             assert_eq!(plat.fails(), Vec::<String>::new(), "{what}: guest oracles");
             assert_eq!(plat.violations(), Vec::<String>::new(), "{what}: DMA monitor");
+            assert_eq!(plat.host_findings(true), Vec::<String>::new(), "{what}: host oracles");
             assert_eq!(plat.rx_bad.load(Ordering::SeqCst), 0, "{what}: frames received corrupted");
             assert_eq!(plat.root().nic.live_maps(), 0, "{what}: the monitor's live maps");
         }

@@ -281,8 +281,8 @@ impl LinuxQueue {
 
     /// Write "max" to `limit` (0), `limit_max` (1) or `limit_min` (2).
     pub fn store_max(&self, which: i32) -> i64 {
-        // SAFETY: as for store; `which` indexes a 3-entry table.
         assert!((0..3).contains(&which));
+        // SAFETY: as for store; `which` (checked above) indexes a 3-entry table.
         unsafe { (self.api.store_max_keyword)(self.q, which) }
     }
 }

@@ -227,6 +227,13 @@ pub mod regs {
 
     /// Largest ring the device accepts.
     pub const MAX_RING: u32 = 4096;
+
+    /// Whether the device accepts a TX_SIZE/RX_SIZE of `size`
+    /// descriptors: a power of two from 2 to [`MAX_RING`] (anything else
+    /// latches `BadRingSize`). The device and its monitor both ask here.
+    pub const fn ring_size_ok(size: u32) -> bool {
+        size >= 2 && size <= MAX_RING && size.is_power_of_two()
+    }
 }
 
 // ---------------------------------------------------------------------------

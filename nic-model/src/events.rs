@@ -39,23 +39,53 @@ pub enum DmaDir {
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum EventKind {
     /// A register read through BAR0.
-    MmioRead { offset: u64, value: u64, size: u8 },
+    MmioRead {
+        /// Byte offset into BAR0.
+        offset: u64,
+        /// The value read.
+        value: u64,
+        /// Access width in bytes.
+        size: u8,
+    },
     /// A register write through BAR0.
-    MmioWrite { offset: u64, value: u64, size: u8 },
+    MmioWrite {
+        /// Byte offset into BAR0.
+        offset: u64,
+        /// The value written.
+        value: u64,
+        /// Access width in bytes.
+        size: u8,
+    },
     /// A PCI configuration space write.
-    ConfigWrite { offset: u8, value: u32, size: u8 },
+    ConfigWrite {
+        /// Byte offset into configuration space.
+        offset: u8,
+        /// The value written.
+        value: u32,
+        /// Access width in bytes.
+        size: u8,
+    },
     /// A device access to guest memory, made through the DMA gate.
     /// `cause` is a stable name (`tx-desc`, `tx-data`, ...); it is a
     /// `Cow` so the device logs a static name without allocating on
     /// every access (compare it with `==` against a `&str`).
     Dma {
+        /// Read from or write to guest memory.
         dir: DmaDir,
+        /// Guest physical address.
         addr: u64,
+        /// Bytes.
         len: u64,
+        /// What the access is for (`tx-desc`, `tx-data`, ...).
         cause: Cow<'static, str>,
     },
     /// An MSI-X message sent (or, if `masked`, latched in the PBA).
-    Irq { vector: u16, masked: bool },
+    Irq {
+        /// The MSI-X vector.
+        vector: u16,
+        /// Latched in the PBA instead of sent.
+        masked: bool,
+    },
     /// A reset began.
     ResetStart,
     /// A reset finished.
@@ -63,40 +93,75 @@ pub enum EventKind {
     /// A frame left the device: `seq` counts frames since the run began.
     /// (JSON key `frame`: the event's own `seq` sits beside it, flattened.)
     TxFrame {
+        /// Frames sent since the run began.
         #[serde(rename = "frame")]
         seq: u64,
+        /// Bytes.
         len: u32,
+        /// [`crate::frame_hash`] of its bytes.
         hash: u64,
     },
     /// A frame was written into an RX buffer.
     RxFrame {
+        /// The TX frame it is (loopback).
         #[serde(rename = "frame")]
         seq: u64,
+        /// The RX buffer's guest physical address.
         addr: u64,
+        /// Bytes written.
         len: u32,
     },
     /// The device latched a fault in its error register.
-    DeviceFault { code: u32, addr: u64 },
+    DeviceFault {
+        /// A [`crate::abi::DeviceError`] code.
+        code: u32,
+        /// The address or value it concerns.
+        addr: u64,
+    },
     /// A DMA monitor check failed.
-    Violation { rule: String, detail: String },
+    Violation {
+        /// The rule's stable name ([`crate::rules::Rule::name`]).
+        rule: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// A guest marker ([`crate::abi::Marker`] by name) with its arguments.
     Marker {
+        /// The marker's name.
         marker: String,
+        /// Its arguments (`args[1..]` of the record: the id is left out).
         args: Vec<u64>,
+        /// Its text, if any.
         text: String,
     },
     /// A guest log line.
-    Log { level: u8, text: String },
+    Log {
+        /// 1 error .. 5 trace.
+        level: u8,
+        /// The line.
+        text: String,
+    },
     /// The guest's own verdict.
-    Verdict { pass: bool, text: String },
+    Verdict {
+        /// Every guest-side check held.
+        pass: bool,
+        /// Why.
+        text: String,
+    },
     /// Anything else the VMM wants on the timeline (vCPU start, exits).
-    Note { text: String },
+    Note {
+        /// The note.
+        text: String,
+    },
     /// A finding of the run's judgement (a host oracle, a monitor rule,
     /// the guest's verdict), appended by the VMM after the run so that
     /// the log alone says what failed; `at` is the event that shows it.
     Finding {
+        /// The rule's stable name.
         oracle: String,
+        /// The event that shows it.
         at: u64,
+        /// What went wrong.
         detail: String,
     },
 }

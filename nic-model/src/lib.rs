@@ -8,6 +8,7 @@
 //! mechanism #1 and MMIO routing), [`NicConfig`] (knobs, mutant,
 //! backend), [`MsiSink`] (how interrupts leave), and the one catalogue of
 //! rules in [`rules`].
+#![warn(missing_docs)]
 #![cfg_attr(not(feature = "std"), no_std)]
 
 pub mod abi;

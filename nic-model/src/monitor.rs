@@ -138,7 +138,7 @@ struct ShadowRing {
 impl ShadowRing {
     fn set_size(&mut self, size: u32) {
         self.size = size;
-        self.valid_mask = (size.is_power_of_two() && size <= regs::MAX_RING).then(|| size - 1);
+        self.valid_mask = regs::ring_size_ok(size).then(|| size - 1);
     }
     #[inline(always)]
     fn mask(&self) -> Option<u32> {

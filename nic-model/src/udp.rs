@@ -99,9 +99,13 @@ pub fn head(mac: [u8; 6], seq: u32, pool_off: u32, seed: u64, frags_len: u16) ->
 /// What a frame of this format says about itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UdpFrame {
+    /// The sender's MAC.
     pub src_mac: [u8; 6],
+    /// The frame's sequence number (also its IP id).
     pub seq: u32,
+    /// Offset of its fragments in the payload pool.
     pub pool_off: u32,
+    /// The run's seed.
     pub seed: u64,
     /// Bytes after the head (the payload-pool bytes).
     pub frags_len: usize,
@@ -110,13 +114,21 @@ pub struct UdpFrame {
 /// Why a frame is not one of ours, or is broken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameError {
+    /// Shorter than the head.
     TooShort,
+    /// Not an IPv4 ethertype.
     NotIpv4,
+    /// Not an IPv4 header of 20 bytes (version 4, IHL 5).
     BadIpHeader,
+    /// IPv4 header checksum wrong.
     BadIpChecksum,
+    /// IP or UDP length disagrees with the frame.
     BadLength,
+    /// Not UDP.
     NotUdp,
+    /// Not our source and destination ports.
     BadPorts,
+    /// Not to the broadcast MAC.
     NotBroadcast,
 }
 

@@ -1050,7 +1050,12 @@ fn hostile_address_inside_the_bar() {
 
 #[test]
 fn hostile_ring_sizes() {
+    // One rule for the device and its monitor (abi::regs::ring_size_ok).
+    for size in [2, 64, regs::MAX_RING] {
+        assert!(regs::ring_size_ok(size), "{size}");
+    }
     for size in [0, 1, 3, 6000, regs::MAX_RING * 2] {
+        assert!(!regs::ring_size_ok(size), "{size}");
         let mut h = opened(NicConfig::default());
         h.w(regs::TX_SIZE, size);
         h.w(regs::TX_TAIL, 1);

@@ -14,7 +14,6 @@ use crate::decode;
 use crate::oracles::{arg, marker_of};
 use crate::outcome::{Finding, Report, RunSettings};
 use crate::rules;
-use nic_model::rules::Rule;
 
 /// How wide a line of findings may get before it is cut (the whole text
 /// is in the JSON report).
@@ -249,22 +248,9 @@ pub fn findings_of(log: &[Event]) -> Vec<Finding> {
     if !stored.is_empty() {
         return stored;
     }
-    let mut f: Vec<Finding> = log
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Violation { rule, detail } => Some(Finding {
-                oracle: rule.clone(),
-                seq: e.seq,
-                detail: detail.clone(),
-            }),
-            EventKind::Verdict { pass: false, text } => Some(Finding {
-                oracle: Rule::GuestVerdict.name().into(),
-                seq: e.seq,
-                detail: text.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+    // As `judge::run` names them: the monitor's violations and a failing
+    // verdict, then the host oracles.
+    let mut f = crate::judge::log_findings(log);
     f.extend(
         crate::oracles::check_all(log, true)
             .into_iter()

@@ -61,9 +61,9 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> 
     let stack = Stack { pool_skbs: 8, bql: false, watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS, seed_salt: 0x4057 };
     ctx::with_stack(plat, cfg, pool, stack, |mut c| {
         let mapped = c.open().and_then(|()| map_pages(&c, &ring, &rx_ring));
-        let seen = mapped.clone().and_then(|()| match abuse_of {
-            Some(a) => Ok(abuse(&mut c, a, ring, rx_ring)),
-            None => Ok(fuzz(&mut c, &ring, &rx_ring)),
+        let seen = mapped.clone().map(|()| match abuse_of {
+            Some(a) => abuse(&mut c, a, ring, rx_ring),
+            None => fuzz(&mut c, &ring, &rx_ring),
         });
         let seen = match seen {
             Ok(s) => s,

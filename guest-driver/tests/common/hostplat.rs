@@ -197,6 +197,15 @@ impl HostPlat {
 
     /// The monitor rule each violation names, in order (the typed field,
     /// not its Debug text).
+    /// The host oracles' findings over this run's log, as a VM run is
+    /// judged (`vmm::oracles::check_all`), one `rule: detail` line each.
+    pub fn host_findings(&self, expect_no_busy: bool) -> Vec<String> {
+        vmm::oracles::check_all(&self.log.snapshot(), expect_no_busy)
+            .into_iter()
+            .map(|f| format!("{}: {}", f.oracle, f.detail))
+            .collect()
+    }
+
     pub fn violation_rules(&self) -> Vec<&'static str> {
         self.root().nic.violations().iter().map(|v| v.rule).collect()
     }

@@ -32,8 +32,7 @@ pub(super) struct Ring {
 
 impl Ring {
     pub(super) fn mask(&self) -> Option<u32> {
-        (self.size >= 2 && self.size <= regs::MAX_RING && self.size.is_power_of_two())
-            .then(|| self.size - 1)
+        regs::ring_size_ok(self.size).then(|| self.size - 1)
     }
     /// The guest address of descriptor `idx`. The base is guest-written,
     /// so the sum wraps like a hardware address adder (it never panics);

@@ -209,7 +209,7 @@ fn with_oracles(
 
 /// The findings [`outcome`] turned into reasons, named: device monitor
 /// violations by rule and a failing guest verdict as `guest-verdict`.
-fn log_findings(log: &[Event]) -> Vec<Finding> {
+pub fn log_findings(log: &[Event]) -> Vec<Finding> {
     log.iter()
         .filter_map(|e| match &e.kind {
             EventKind::Violation { rule, detail } => Some(Finding {
