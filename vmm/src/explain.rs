@@ -520,6 +520,7 @@ mod tests {
                 marker: m.name().into(),
                 args: args.to_vec(),
                 text: String::new(),
+                cpu: None,
             },
         )
     }

@@ -31,6 +31,15 @@ pub type FinalRips = Arc<std::sync::Mutex<BTreeMap<u32, u64>>>;
 thread_local! {
     // The kvm_run page of the vCPU this thread runs, for the kick handler.
     static KVM_RUN_PTR: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+    // The vCPU this thread runs: a device served from one of its exits
+    // (the control port) learns which vCPU wrote to it.
+    static CURRENT_CPU: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// The vCPU whose exit the calling thread is serving (`None` off a vCPU
+/// thread: device timers, host-side tests).
+pub fn current_cpu() -> Option<u32> {
+    CURRENT_CPU.with(Cell::get)
 }
 
 extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
@@ -211,6 +220,7 @@ fn sched_request(sim: &Sim, cpu: u32, data: &[u8], tx: &Sender<VmEvent>) -> Requ
 pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
     let mut counts = ExitCounts::new();
     KVM_RUN_PTR.with(|p| p.set(fd.get_kvm_run()));
+    CURRENT_CPU.with(|c| c.set(Some(ctx.cpu)));
     // Declared after `fd` is owned, so it drops first: the pointer is gone
     // before the kvm_run page is unmapped, even when a device panics.
     let _clear = ClearKvmRunPtr;
