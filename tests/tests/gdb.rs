@@ -137,7 +137,7 @@ fn gdb_sees_each_vcpu_as_a_thread_and_stops_on_the_ap() {
     let (out, vm) = gdb_session(
         &["--scenario", "smp"],
         &[
-            "break nicproof_guest::driver::Nic::napi_poll",
+            "break nicproof_guest::driver::Adapter::napi_poll",
             "continue",
             "info threads",
             "thread 1",
@@ -162,6 +162,10 @@ fn gdb_sees_each_vcpu_as_a_thread_and_stops_on_the_ap() {
     assert_eq!(threads.len(), 2, "info threads lists both vCPUs: {out}");
     assert!(
         threads[1].starts_with('*') && threads[1].contains("napi_poll"),
+        "{out}"
+    );
+    assert!(
+        threads[0].contains("(vCPU 0)") && threads[1].contains("(vCPU 1)"),
         "{out}"
     );
     let bp = out
