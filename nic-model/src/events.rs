@@ -133,6 +133,11 @@ pub enum EventKind {
         args: Vec<u64>,
         /// Its text, if any.
         text: String,
+        /// The vCPU whose control-port write carried it (`None` where no
+        /// vCPU sends markers: host-side test rigs, logs saved before the
+        /// field existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu: Option<u32>,
     },
     /// A guest log line.
     Log {

@@ -210,6 +210,7 @@ impl Harness {
                 marker: m.name().into(),
                 args: all.clone(),
                 text: String::new(),
+                cpu: None,
             },
         );
         self.root.nic.on_guest_marker(m, &all);

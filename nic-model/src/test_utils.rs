@@ -178,6 +178,7 @@ impl TestHelper {
                 marker: m.name().into(),
                 args: all.clone(),
                 text: String::new(),
+                cpu: None,
             },
         );
         self.root.nic.on_guest_marker(m, &all);

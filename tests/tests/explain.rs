@@ -220,8 +220,8 @@ fn explain_shows_the_first_cause_with_its_history_and_the_timeline_has_every_tra
         .filter_map(|e| e["args"]["name"].as_str())
         .collect();
     for want in [
-        "driver markers",
-        "driver lifecycle",
+        "vCPU 0 driver markers",
+        "vCPU 0 driver lifecycle",
         "TX engine",
         "RX engine",
         "DMA",

@@ -268,6 +268,7 @@ impl ControlPort {
                         marker: name,
                         args: a[1..].to_vec(),
                         text,
+                        cpu: crate::vcpu::current_cpu(),
                     },
                 );
                 if let Some(m) = known {

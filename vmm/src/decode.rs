@@ -281,13 +281,21 @@ fn fields(kind: &EventKind) -> Vec<(&'static str, Field)> {
         EventKind::Violation { rule, detail } => {
             vec![("rule", json!(rule)), ("detail", json!(detail))]
         }
-        EventKind::Marker { marker, args, text } => {
+        EventKind::Marker {
+            marker,
+            args,
+            text,
+            cpu,
+        } => {
             let mut v = vec![
                 ("marker", Field::One(json!(marker))),
                 ("args", Field::Args(named_args(marker, args))),
             ];
             if !text.is_empty() {
                 v.push(("text", Field::One(json!(text))));
+            }
+            if let Some(cpu) = cpu {
+                v.push(("cpu", Field::One(json!(cpu))));
             }
             return v;
         }
@@ -387,6 +395,7 @@ mod tests {
             marker: "dma-map".into(),
             args: vec![34414668, 21, 0],
             text: String::new(),
+            cpu: None,
         });
         let j = json(&e);
         assert_eq!(j["args"]["addr"], "0x20d204c");
@@ -396,14 +405,24 @@ mod tests {
             marker: "queue-stop".into(),
             args: vec![2, 9, 0, 0, 0],
             text: String::new(),
+            cpu: None,
         });
         assert_eq!(line(&e), "#7 device marker queue-stop reason=bql arg2=9");
         let e = ev(EventKind::Marker {
             marker: "skb-alloc".into(),
             args: vec![3, 60],
             text: String::new(),
+            cpu: None,
         });
         assert_eq!(json(&e)["args"], json!({"skb": 3, "len": 60}));
+        let e = ev(EventKind::Marker {
+            marker: "napi-complete".into(),
+            args: vec![2, 64],
+            text: String::new(),
+            cpu: Some(1),
+        });
+        assert_eq!(json(&e)["cpu"], 1);
+        assert!(line(&e).ends_with(" cpu=1"), "{}", line(&e));
     }
 
     #[test]

@@ -506,6 +506,7 @@ mod tests {
                 marker: m.name().into(),
                 args: args.to_vec(),
                 text: String::new(),
+                cpu: None,
             },
         )
     }

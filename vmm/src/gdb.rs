@@ -1,45 +1,69 @@
-//! `nicproof run --gdb PORT`: a gdb remote stub for the boot vCPU, on the
-//! gdbstub crate (as Firecracker and cloud-hypervisor do). The run waits
-//! for gdb to attach before the guest's first instruction; gdb then reads
-//! and writes registers and memory (the guest is identity mapped, so a
-//! guest address is a guest-physical one), sets breakpoints (up to four,
-//! in the debug registers: KVM_GUESTDBG_USE_HW_BP) and single-steps
-//! (KVM_GUESTDBG_SINGLESTEP). VM exits for I/O are served as in a normal
-//! run while the guest runs under gdb; when gdb detaches the run goes on.
+//! `nicproof run --gdb PORT`: a gdb remote stub for the guest on the
+//! gdbstub crate (as Firecracker and cloud-hypervisor do), one gdb thread
+//! per vCPU (thread N+1 is vCPU N; an AP appears once the guest starts
+//! it). The run waits for gdb to attach before the guest's first
+//! instruction; gdb then reads and writes registers of any vCPU, guest
+//! memory (the guest is identity mapped, so a guest address is a
+//! guest-physical one), sets breakpoints and single-steps, all-stop: when
+//! one vCPU stops, every other is kicked out of the guest and held until
+//! gdb resumes. VM exits for I/O are served by the vCPU threads as in a
+//! normal run (their one loop, [`crate::vcpu::run`], asks the [`Hub`]
+//! before each entry); when gdb detaches the run goes on without debug.
+//!
+//! Breakpoints: gdb's `break` asks for a software breakpoint (`Z0`); the
+//! stub sets it in the x86 debug registers (DR0..DR3, KVM_GUESTDBG_USE_HW_BP)
+//! of every vCPU instead of writing an int3, so at most four at once.
+//! Why, measured on this machine's software KVM backend: at CPL0 an int3
+//! under KVM_GUESTDBG_USE_SW_BP ends the run with a KVM internal error;
+//! at CPL3 it is not intercepted at all (the guest's own #BP handler
+//! reports exception 3), and debug-register breakpoints never fire in
+//! CPL3 code. Debug-register hits and single steps
+//! (KVM_GUESTDBG_SINGLESTEP) of CPL0 code exit as `KVM_EXIT_DEBUG`, so
+//! `run --gdb` runs the driver at CPL0 (and refuses `--cpl 3`). An
+//! instruction breakpoint in a debug register is a fault, reported before
+//! the instruction runs: the stop is at the breakpoint's address with no
+//! rip to rewind.
+//!
+//! Either clock works: under the virtual one a vCPU held for gdb holds
+//! the scheduler's turn, so virtual time stands still while gdb looks.
+//! (A vCPU waiting for its turn has nothing to step until the scheduler
+//! gives it one: with scheduler locking on, step the vCPU that stopped.)
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
-use gdbstub::common::Signal;
+use gdbstub::common::{Signal, Tid};
 use gdbstub::conn::ConnectionExt;
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
-use gdbstub::stub::{GdbStub, SingleThreadStopReason};
-use gdbstub::target::ext::base::singlethread::{
-    SingleThreadBase, SingleThreadResume, SingleThreadResumeOps, SingleThreadSingleStep,
-    SingleThreadSingleStepOps,
+use gdbstub::stub::{GdbStub, MultiThreadStopReason};
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{
     Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps,
 };
+use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
 use gdbstub_arch::x86::X86_64_SSE;
 use kvm_bindings::{
-    kvm_guest_debug, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
+    kvm_guest_debug, kvm_regs, kvm_sregs, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP,
+    KVM_GUESTDBG_USE_HW_BP,
 };
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use crate::control::End;
-use crate::vcpu::{dispatch, regs_dump, Action, ExitCounts, VcpuCtx};
-
-/// Breakpoints at once: gdb's software breakpoints (`break`) are set
-/// as x86 debug-register breakpoints, DR0..DR3. (This machine's KVM
-/// backend cannot exit on an int3 under guest debug: it reports an
-/// internal error; debug registers and single steps work.)
+/// Breakpoints at once: one per debug register, DR0..DR3.
 pub const MAX_BREAKPOINTS: usize = 4;
+
+/// How often a held or waiting thread looks at the run's stop flag.
+const POLL: Duration = Duration::from_millis(20);
 
 /// Why `--gdb PORT` cannot listen.
 #[derive(Debug, thiserror::Error)]
@@ -58,88 +82,260 @@ pub fn listen(port: u16) -> Result<TcpListener, GdbError> {
     TcpListener::bind(("127.0.0.1", port)).map_err(|source| GdbError::Listen { port, source })
 }
 
-/// The boot vCPU under gdb.
-struct VcpuTarget<'a> {
-    fd: &'a mut VcpuFd,
-    ctx: &'a VcpuCtx,
-    mem: GuestMemoryMmap,
-    counts: &'a mut ExitCounts,
-    /// gdb's breakpoint addresses (at most [`MAX_BREAKPOINTS`]).
-    breakpoints: BTreeSet<u64>,
+/// Why a vCPU stopped for gdb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// At one of gdb's breakpoints.
+    Breakpoint,
+    /// A single step done.
+    Step,
+    /// A debug exit gdb did not ask for.
+    Trap,
+}
+
+/// One vCPU as gdb sees it.
+struct CpuState {
+    /// Its thread, to kick it out of KVM_RUN.
+    thread: libc::pthread_t,
+    /// Inside KVM_RUN (or about to enter it).
+    running: bool,
+    /// Registers as of its last exit (the vCPU thread owns the fd).
+    regs: kvm_regs,
+    sregs: kvm_sregs,
+    /// gdb's register write, applied before the next entry.
+    pending: Option<kvm_regs>,
+    /// gdb's action for it on the next resume: None (unmentioned),
+    /// continue (false) or step (true).
+    action: Option<bool>,
+    /// Step: armed at its next entry.
     step: bool,
-    /// How the run ended while the guest ran under gdb (the normal loop
-    /// reports it).
-    ended: Option<End>,
+    /// Kept stopped while the others run (gdb's scheduler locking: it
+    /// steps one vCPU over a breakpoint with the others frozen).
+    held: bool,
+    /// The debug state last set on its fd: (breakpoint generation, step).
+    applied: Option<(u64, bool)>,
+    /// Its thread ended.
+    gone: bool,
 }
 
-impl VcpuTarget<'_> {
-    fn set_debug(&self, on: bool) -> Result<(), String> {
-        let mut control = 0;
-        if on {
-            control = KVM_GUESTDBG_ENABLE;
-            if self.step {
-                control |= KVM_GUESTDBG_SINGLESTEP;
-            }
-        }
-        let mut dbg = kvm_guest_debug {
-            control,
-            ..Default::default()
-        };
-        if on && !self.breakpoints.is_empty() {
-            // Hardware execution breakpoints: DR0..DR3, enabled locally in DR7.
-            dbg.control |= KVM_GUESTDBG_USE_HW_BP;
-            for (i, &a) in self.breakpoints.iter().enumerate() {
-                dbg.arch.debugreg[i] = a;
-                dbg.arch.debugreg[7] |= 1 << (2 * i);
-            }
-        }
-        self.fd
-            .set_guest_debug(&dbg)
-            .map_err(|e| format!("KVM_SET_GUEST_DEBUG: {e}"))
-    }
+#[derive(Default)]
+struct HubState {
+    cpus: BTreeMap<u32, CpuState>,
+    /// All-stop: every vCPU is held before its next entry.
+    paused: bool,
+    /// gdb detached (or never will come): run without debug.
+    detached: bool,
+    breakpoints: BTreeSet<u64>,
+    /// Bumped on every breakpoint change, so each vCPU re-arms.
+    generation: u64,
+    /// Stops not yet reported to gdb, oldest first.
+    stops: Vec<(u32, Stop)>,
+    /// The next resume leaves unmentioned vCPUs stopped.
+    lock_unmentioned: bool,
+}
 
-    /// Run the vCPU until it stops for gdb, or the run ends.
-    fn run_until_stop(&mut self) -> Result<Option<SingleThreadStopReason<u64>>, String> {
-        self.set_debug(true)?;
-        if self.ctx.stop.load(Ordering::SeqCst) {
-            return Ok(Some(SingleThreadStopReason::Exited(0)));
-        }
-        let (name, action) = match self.fd.run() {
-            Ok(VcpuExit::Debug(arch)) => {
-                *self.counts.entry("debug".into()).or_insert(0) += 1;
-                // A debug-register hit at one of gdb's addresses, else a step.
-                return Ok(Some(if self.breakpoints.contains(&arch.pc) {
-                    SingleThreadStopReason::SwBreak(())
-                } else {
-                    SingleThreadStopReason::DoneStep
-                }));
-            }
-            Ok(exit) => dispatch(exit, &self.ctx.io),
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
-                self.fd.set_kvm_immediate_exit(0);
-                ("interrupted", Action::Continue)
-            }
-            Err(e) => return Err(format!("KVM_RUN on cpu 0: {e}")),
-        };
-        *self.counts.entry(name.to_string()).or_insert(0) += 1;
-        self.ended = match action {
-            Action::Continue => return Ok(None),
-            Action::Shutdown => Some(End::TripleFault {
-                cpu: self.ctx.cpu,
-                regs: regs_dump(self.fd),
+/// Where the vCPU threads and the gdb session meet.
+pub struct Hub {
+    state: Mutex<HubState>,
+    changed: Condvar,
+    mem: GuestMemoryMmap,
+    /// The run's stop flag.
+    stop: Arc<AtomicBool>,
+}
+
+impl Hub {
+    /// A hub that holds every vCPU before its first instruction until gdb
+    /// resumes it.
+    pub fn new(mem: GuestMemoryMmap, stop: Arc<AtomicBool>) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(HubState {
+                paused: true,
+                ..Default::default()
             }),
-            Action::End(e) => Some(e),
+            changed: Condvar::new(),
+            mem,
+            stop,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, HubState>, t: Duration) -> MutexGuard<'a, HubState> {
+        self.changed
+            .wait_timeout(g, t)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0)
+    }
+
+    /// vCPU `cpu` starts on the calling thread.
+    pub fn register(&self, cpu: u32, fd: &VcpuFd) {
+        let mut s = self.lock();
+        s.cpus.insert(
+            cpu,
+            CpuState {
+                // SAFETY: pthread_self has no preconditions.
+                thread: unsafe { libc::pthread_self() },
+                running: false,
+                regs: fd.get_regs().unwrap_or_default(),
+                sregs: fd.get_sregs().unwrap_or_default(),
+                pending: None,
+                action: None,
+                step: false,
+                held: false,
+                applied: None,
+                gone: false,
+            },
+        );
+        self.changed.notify_all();
+    }
+
+    /// vCPU `cpu`'s thread is done with the guest.
+    pub fn leave(&self, cpu: u32) {
+        if let Some(c) = self.lock().cpus.get_mut(&cpu) {
+            (c.gone, c.running) = (true, false);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Before each KVM_RUN of `cpu`: wait while gdb holds the vCPUs, then
+    /// apply gdb's register writes and arm its breakpoints and step.
+    /// False if the run is stopping.
+    pub fn before_run(&self, cpu: u32, fd: &VcpuFd) -> bool {
+        let mut s = self.lock();
+        let held = |s: &HubState| s.paused || s.cpus.get(&cpu).is_some_and(|c| c.held);
+        while held(&s) && !s.detached {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            s = self.wait(s, POLL);
+        }
+        let (detached, generation) = (s.detached, s.generation);
+        let bps: Vec<u64> = s.breakpoints.iter().copied().collect();
+        let Some(c) = s.cpus.get_mut(&cpu) else {
+            return true;
         };
-        Ok(Some(SingleThreadStopReason::Exited(0)))
+        if let Some(r) = c.pending.take() {
+            if let Err(e) = fd.set_regs(&r) {
+                tracing::warn!("gdb: KVM_SET_REGS on cpu {cpu}: {e}");
+            }
+        }
+        let want = (!detached).then_some((generation, c.step));
+        if c.applied != want {
+            let mut dbg = kvm_guest_debug::default();
+            if let Some((_, step)) = want {
+                dbg.control = KVM_GUESTDBG_ENABLE;
+                if step {
+                    dbg.control |= KVM_GUESTDBG_SINGLESTEP;
+                }
+                if !bps.is_empty() {
+                    // Execution breakpoints: DRi = address, DR7 local enable
+                    // (R/W and LEN 0: instruction fetch).
+                    dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+                    for (i, &a) in bps.iter().enumerate().take(MAX_BREAKPOINTS) {
+                        dbg.arch.debugreg[i] = a;
+                        dbg.arch.debugreg[7] |= 1 << (2 * i);
+                    }
+                }
+            }
+            if let Err(e) = fd.set_guest_debug(&dbg) {
+                tracing::warn!("gdb: KVM_SET_GUEST_DEBUG on cpu {cpu}: {e}");
+            }
+            c.applied = want;
+        }
+        c.running = true;
+        true
+    }
+
+    /// After each KVM_RUN of `cpu`: keep its registers for gdb; `debug` is
+    /// the rip of a debug exit, which stops every vCPU for gdb.
+    pub fn after_run(&self, cpu: u32, fd: &VcpuFd, debug: Option<u64>) {
+        let mut s = self.lock();
+        let bp = debug.is_some_and(|pc| s.breakpoints.contains(&pc));
+        let Some(c) = s.cpus.get_mut(&cpu) else {
+            return;
+        };
+        c.running = false;
+        if let Ok(r) = fd.get_regs() {
+            c.regs = r;
+        }
+        if let Ok(r) = fd.get_sregs() {
+            c.sregs = r;
+        }
+        if debug.is_some() {
+            let why = if bp {
+                Stop::Breakpoint
+            } else if c.step {
+                Stop::Step
+            } else {
+                Stop::Trap
+            };
+            if !s.detached {
+                s.paused = true;
+                s.stops.push((cpu, why));
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Hold every vCPU: kick those in the guest and wait until each is
+    /// out (or the run stops).
+    fn pause_all(&self) {
+        let mut s = self.lock();
+        s.paused = true;
+        loop {
+            let running: Vec<libc::pthread_t> = s
+                .cpus
+                .values()
+                .filter(|c| c.running && !c.gone)
+                .map(|c| c.thread)
+                .collect();
+            if running.is_empty() || self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            for t in running {
+                // SAFETY: the thread is alive (it has not left the hub,
+                // which it does before it ends); the kick handler only
+                // sets immediate_exit.
+                unsafe { libc::pthread_kill(t, crate::vcpu::kick_signal()) };
+            }
+            s = self.wait(s, Duration::from_millis(1));
+        }
+    }
+
+    /// gdb went away: run on without debug.
+    fn detach(&self) {
+        let mut s = self.lock();
+        (s.detached, s.paused) = (true, false);
+        for c in s.cpus.values_mut() {
+            (c.held, c.step) = (false, false);
+        }
+        s.breakpoints.clear();
+        s.stops.clear();
+        self.changed.notify_all();
     }
 }
 
-impl Target for VcpuTarget<'_> {
+fn tid(cpu: u32) -> Tid {
+    NonZeroUsize::new(cpu as usize + 1).expect("cpu + 1 > 0")
+}
+
+fn cpu_of(tid: Tid) -> u32 {
+    (tid.get() - 1) as u32
+}
+
+/// The guest as gdb's target: one thread per vCPU.
+struct Guest {
+    hub: Arc<Hub>,
+}
+
+impl Target for Guest {
     type Arch = X86_64_SSE;
     type Error = String;
 
     fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
-        BaseOps::SingleThread(self)
+        BaseOps::MultiThread(self)
     }
 
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
@@ -147,34 +343,31 @@ impl Target for VcpuTarget<'_> {
     }
 }
 
-impl SingleThreadBase for VcpuTarget<'_> {
-    fn read_registers(&mut self, regs: &mut X86_64CoreRegs) -> TargetResult<(), Self> {
-        let r = self
-            .fd
-            .get_regs()
-            .map_err(|e| TargetError::Fatal(format!("KVM_GET_REGS: {e}")))?;
+impl MultiThreadBase for Guest {
+    fn read_registers(&mut self, regs: &mut X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        let s = self.hub.lock();
+        let c = s.cpus.get(&cpu_of(tid)).ok_or(TargetError::NonFatal)?;
+        let r = c.pending.unwrap_or(c.regs);
         regs.regs = [
             r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
             r.r12, r.r13, r.r14, r.r15,
         ];
         regs.rip = r.rip;
         regs.eflags = r.rflags as u32;
-        if let Ok(s) = self.fd.get_sregs() {
-            regs.segments.cs = u32::from(s.cs.selector);
-            regs.segments.ss = u32::from(s.ss.selector);
-            regs.segments.ds = u32::from(s.ds.selector);
-            regs.segments.es = u32::from(s.es.selector);
-            regs.segments.fs = u32::from(s.fs.selector);
-            regs.segments.gs = u32::from(s.gs.selector);
-        }
+        let sr = &c.sregs;
+        regs.segments.cs = u32::from(sr.cs.selector);
+        regs.segments.ss = u32::from(sr.ss.selector);
+        regs.segments.ds = u32::from(sr.ds.selector);
+        regs.segments.es = u32::from(sr.es.selector);
+        regs.segments.fs = u32::from(sr.fs.selector);
+        regs.segments.gs = u32::from(sr.gs.selector);
         Ok(())
     }
 
-    fn write_registers(&mut self, regs: &X86_64CoreRegs) -> TargetResult<(), Self> {
-        let mut r = self
-            .fd
-            .get_regs()
-            .map_err(|e| TargetError::Fatal(format!("KVM_GET_REGS: {e}")))?;
+    fn write_registers(&mut self, regs: &X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        let mut s = self.hub.lock();
+        let c = s.cpus.get_mut(&cpu_of(tid)).ok_or(TargetError::NonFatal)?;
+        let mut r = c.pending.unwrap_or(c.regs);
         let g = regs.regs;
         (r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp) =
             (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
@@ -182,81 +375,162 @@ impl SingleThreadBase for VcpuTarget<'_> {
             (g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
         r.rip = regs.rip;
         r.rflags = u64::from(regs.eflags);
-        self.fd
-            .set_regs(&r)
-            .map_err(|e| TargetError::Fatal(format!("KVM_SET_REGS: {e}")))
+        c.pending = Some(r);
+        Ok(())
     }
 
-    fn read_addrs(&mut self, start: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], _tid: Tid) -> TargetResult<usize, Self> {
         // Outside guest RAM (or past its end) reads as unreadable memory.
-        self.mem
+        self.hub
+            .mem
             .read_slice(data, GuestAddress(start))
             .map_err(|_| TargetError::NonFatal)?;
         Ok(data.len())
     }
 
-    fn write_addrs(&mut self, start: u64, data: &[u8]) -> TargetResult<(), Self> {
-        self.mem
+    fn write_addrs(&mut self, start: u64, data: &[u8], _tid: Tid) -> TargetResult<(), Self> {
+        self.hub
+            .mem
             .write_slice(data, GuestAddress(start))
             .map_err(|_| TargetError::NonFatal)
     }
 
-    fn support_resume(&mut self) -> Option<SingleThreadResumeOps<'_, Self>> {
+    fn list_active_threads(&mut self, active: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
+        for (&cpu, c) in &self.hub.lock().cpus {
+            if !c.gone {
+                active(tid(cpu));
+            }
+        }
+        Ok(())
+    }
+
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
         Some(self)
     }
 }
 
-impl SingleThreadResume for VcpuTarget<'_> {
-    fn resume(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
-        self.step = false;
+/// `info threads` names each thread's vCPU: `Thread 1.2 (vCPU 1)`.
+impl ThreadExtraInfo for Guest {
+    fn thread_extra_info(&self, tid: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let name = format!("vCPU {}", cpu_of(tid));
+        let n = name.len().min(buf.len());
+        buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+        Ok(n)
+    }
+}
+
+impl MultiThreadResume for Guest {
+    fn resume(&mut self) -> Result<(), Self::Error> {
+        let mut s = self.hub.lock();
+        // A stop gdb has not seen is dropped: a vCPU held at a breakpoint
+        // faults on it again when it runs (debug-register breakpoints are
+        // faults), so it is reported again unless gdb removed it.
+        s.stops.clear();
+        let lock = std::mem::take(&mut s.lock_unmentioned);
+        for c in s.cpus.values_mut() {
+            c.step = c.action == Some(true);
+            c.held = lock && c.action.is_none();
+        }
+        s.paused = false;
+        self.hub.changed.notify_all();
         Ok(())
     }
 
-    fn support_single_step(&mut self) -> Option<SingleThreadSingleStepOps<'_, Self>> {
+    fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
+        let mut s = self.hub.lock();
+        s.lock_unmentioned = false;
+        for c in s.cpus.values_mut() {
+            c.action = None;
+        }
+        Ok(())
+    }
+
+    fn set_resume_action_continue(
+        &mut self,
+        tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.hub.lock().cpus.get_mut(&cpu_of(tid)) {
+            c.action = Some(false);
+        }
+        Ok(())
+    }
+
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
         Some(self)
     }
 }
 
-impl SingleThreadSingleStep for VcpuTarget<'_> {
-    fn step(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
-        self.step = true;
+impl MultiThreadSchedulerLocking for Guest {
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
+        self.hub.lock().lock_unmentioned = true;
         Ok(())
     }
 }
 
-impl Breakpoints for VcpuTarget<'_> {
+impl MultiThreadSingleStep for Guest {
+    fn set_resume_action_step(
+        &mut self,
+        tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.hub.lock().cpus.get_mut(&cpu_of(tid)) {
+            c.action = Some(true);
+        }
+        Ok(())
+    }
+}
+
+impl Breakpoints for Guest {
     fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
         Some(self)
     }
 }
 
-impl SwBreakpoint for VcpuTarget<'_> {
+/// gdb's software breakpoints, kept in the debug registers (see the
+/// module docs for why not an int3).
+impl SwBreakpoint for Guest {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        if self.breakpoints.len() >= MAX_BREAKPOINTS && !self.breakpoints.contains(&addr) {
+        let mut s = self.hub.lock();
+        if s.breakpoints.len() >= MAX_BREAKPOINTS && !s.breakpoints.contains(&addr) {
             return Ok(false);
         }
-        self.breakpoints.insert(addr);
+        if s.breakpoints.insert(addr) {
+            s.generation += 1;
+        }
         Ok(true)
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        Ok(self.breakpoints.remove(&addr))
+        let mut s = self.hub.lock();
+        let had = s.breakpoints.remove(&addr);
+        if had {
+            s.generation += 1;
+        }
+        Ok(had)
     }
 }
 
-enum EventLoop<'a> {
-    _Never(std::marker::PhantomData<&'a ()>),
-}
+enum EventLoop {}
 
-impl<'a> BlockingEventLoop for EventLoop<'a> {
-    type Target = VcpuTarget<'a>;
+impl BlockingEventLoop for EventLoop {
+    type Target = Guest;
     type Connection = TcpStream;
-    type StopReason = SingleThreadStopReason<u64>;
+    type StopReason = MultiThreadStopReason<u64>;
 
     fn wait_for_stop_reason(
-        target: &mut VcpuTarget<'a>,
+        target: &mut Guest,
         conn: &mut TcpStream,
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, std::io::Error>> {
+        let hub = target.hub.clone();
         loop {
             // A byte from gdb while the guest runs is Ctrl-C.
             if conn
@@ -267,56 +541,83 @@ impl<'a> BlockingEventLoop for EventLoop<'a> {
                 let b = conn.read().map_err(WaitForStopReasonError::Connection)?;
                 return Ok(Event::IncomingData(b));
             }
-            if let Some(stop) = target
-                .run_until_stop()
-                .map_err(WaitForStopReasonError::Target)?
-            {
-                return Ok(Event::TargetStopped(stop));
+            let first = {
+                let mut s = hub.lock();
+                if s.stops.is_empty() && !hub.stop.load(Ordering::SeqCst) {
+                    s = hub.wait(s, Duration::from_millis(5));
+                }
+                (!s.stops.is_empty()).then(|| s.stops.remove(0))
+            };
+            if let Some((cpu, why)) = first {
+                hub.pause_all();
+                let t = tid(cpu);
+                return Ok(Event::TargetStopped(match why {
+                    Stop::Breakpoint => MultiThreadStopReason::SwBreak(t),
+                    Stop::Step | Stop::Trap => MultiThreadStopReason::SignalWithThread {
+                        tid: t,
+                        signal: Signal::SIGTRAP,
+                    },
+                }));
+            }
+            if hub.stop.load(Ordering::SeqCst) {
+                // The run ended (power-off, a failure, the timeout).
+                return Ok(Event::TargetStopped(MultiThreadStopReason::Exited(0)));
             }
         }
     }
 
-    fn on_interrupt(_target: &mut VcpuTarget<'a>) -> Result<Option<Self::StopReason>, String> {
-        Ok(Some(SingleThreadStopReason::Signal(Signal::SIGINT)))
+    fn on_interrupt(target: &mut Guest) -> Result<Option<Self::StopReason>, String> {
+        target.hub.pause_all();
+        Ok(Some(MultiThreadStopReason::Signal(Signal::SIGINT)))
     }
 }
 
-/// Wait for gdb on `listener`, then let it drive the vCPU until it
-/// detaches or the run ends. Returns how the vCPU ended the run, if it
-/// did under gdb.
-pub fn serve(
-    fd: &mut VcpuFd,
-    ctx: &VcpuCtx,
-    mem: GuestMemoryMmap,
+/// Wait for gdb on `listener` (on a thread of its own), then serve it
+/// until it detaches or the run ends.
+pub fn spawn_server(
     listener: TcpListener,
-    counts: &mut ExitCounts,
-) -> Option<End> {
-    tracing::info!("waiting for gdb on {:?}", listener.local_addr());
-    eprintln!(
-        "nicproof: waiting for gdb: target remote {}",
-        listener
-            .local_addr()
-            .map_or_else(|_| "?".into(), |a| a.to_string())
-    );
-    let Ok((stream, _)) = listener.accept() else {
-        return None;
-    };
-    let _ = stream.set_nodelay(true);
-    let mut target = VcpuTarget {
-        fd,
-        ctx,
-        mem,
-        counts,
-        breakpoints: BTreeSet::new(),
-        step: false,
-        ended: None,
-    };
-    let res = GdbStub::new(stream).run_blocking::<EventLoop<'_>>(&mut target);
-    if let Err(e) = &res {
-        eprintln!("nicproof: gdb session ended: {e}");
-    }
-    // Run on without debug exits.
-    target.breakpoints.clear();
-    let _ = target.set_debug(false);
-    target.ended.take()
+    hub: Arc<Hub>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".into(), |a| a.to_string());
+    tracing::info!("waiting for gdb on {addr}");
+    eprintln!("nicproof: waiting for gdb: target remote {addr}");
+    std::thread::Builder::new()
+        .name("gdb".into())
+        .spawn(move || {
+            // Polled, so a run that ends (its timeout) with no gdb ends
+            // this thread too.
+            let _ = listener.set_nonblocking(true);
+            let stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            && !hub.stop.load(Ordering::SeqCst) =>
+                    {
+                        std::thread::sleep(POLL)
+                    }
+                    Err(_) => {
+                        hub.detach();
+                        return;
+                    }
+                }
+            };
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_nodelay(true);
+            // gdb's first question is which thread stopped: the boot vCPU,
+            // held before its first instruction.
+            {
+                let mut s = hub.lock();
+                while !s.cpus.contains_key(&0) && !hub.stop.load(Ordering::SeqCst) {
+                    s = hub.wait(s, POLL);
+                }
+            }
+            let mut target = Guest { hub: hub.clone() };
+            if let Err(e) = GdbStub::new(stream).run_blocking::<EventLoop>(&mut target) {
+                eprintln!("nicproof: gdb session ended: {e}");
+            }
+            hub.detach();
+        })
 }

@@ -26,7 +26,7 @@ pub struct Finding {
 /// events and unknown marker names).
 pub fn marker_of(e: &Event) -> Option<(Marker, &[u64], &str)> {
     match &e.kind {
-        EventKind::Marker { marker, args, text } => {
+        EventKind::Marker { marker, args, text, .. } => {
             Marker::from_name(marker).map(|m| (m, args.as_slice(), text.as_str()))
         }
         _ => None,
@@ -728,7 +728,7 @@ mod tests {
                 seq: i as u64,
                 time_ns: 0,
                 source: Source::Guest,
-                kind: EventKind::Marker { marker: m.name().into(), args: a.to_vec(), text: String::new() },
+                kind: EventKind::Marker { marker: m.name().into(), args: a.to_vec(), text: String::new(), cpu: None },
             })
             .collect()
     }
@@ -832,7 +832,7 @@ mod tests {
             seq,
             time_ns: 0,
             source: Source::Guest,
-            kind: EventKind::Marker { marker: Marker::TxRing.name().into(), args: args.to_vec(), text: String::new() },
+            kind: EventKind::Marker { marker: Marker::TxRing.name().into(), args: args.to_vec(), text: String::new(), cpu: None },
         }
     }
 

@@ -2,13 +2,14 @@
 //! ui.perfetto.dev and chrome://tracing open. Times are the log's wall
 //! times (`time_ns`), in microseconds.
 //!
-//! Tracks: the driver (its markers as instants, lifecycle calls and
-//! scenario phases as spans), the device's TX and RX engines (their DMA
-//! and frames), all DMA, interrupts, resets and register writes; the
+//! Tracks: per vCPU, the driver's markers (instants) and its lifecycle
+//! calls (spans), from the vCPU each marker came from (the log records
+//! it); scenario phases as spans; the device's TX and RX engines (their
+//! DMA and frames), all DMA, interrupts, resets and register writes; the
 //! run's violations and findings as instants on their own track; and
 //! counters for TX ring occupancy, queue stopped, BQL limit and BQL bytes
-//! in flight. The log does not say which vCPU sent a marker, so the driver
-//! has one track for all of them.
+//! in flight. Markers of a log without vCPUs (host-side rigs) share one
+//! "driver markers" track.
 
 use nic_model::abi::Marker;
 use nic_model::events::{Event, EventKind};
@@ -22,10 +23,9 @@ const PID_GUEST: u32 = 1;
 const PID_DEVICE: u32 = 2;
 const PID_JUDGE: u32 = 3;
 
-/// Track (thread) ids and names.
+/// Track (thread) ids and names of the fixed tracks; each vCPU adds two
+/// ([`vcpu_tracks`]).
 pub const TRACKS: &[(u32, u32, &str)] = &[
-    (PID_GUEST, 1, "driver markers"),
-    (PID_GUEST, 2, "driver lifecycle"),
     (PID_GUEST, 3, "scenario phases"),
     (PID_GUEST, 4, "guest log"),
     (PID_DEVICE, 10, "TX engine"),
@@ -37,6 +37,8 @@ pub const TRACKS: &[(u32, u32, &str)] = &[
     (PID_JUDGE, 20, "violations and findings"),
 ];
 
+/// Markers and lifecycle spans of a log that does not say which vCPU
+/// sent them.
 const T_MARKERS: u32 = 1;
 const T_LIFECYCLE: u32 = 2;
 const T_PHASES: u32 = 3;
@@ -56,6 +58,17 @@ pub const COUNTERS: &[&str] = &[
     "BQL limit",
     "BQL bytes in flight",
 ];
+
+/// Track ids of vCPU `cpu`: (markers, lifecycle), after every fixed track.
+pub fn vcpu_tracks(cpu: u32) -> (u32, u32) {
+    let base = 100 + 2 * cpu;
+    (base, base + 1)
+}
+
+/// The (markers, lifecycle) tracks of a marker sent from `cpu`.
+fn driver_tracks(cpu: Option<u32>) -> (u32, u32) {
+    cpu.map_or((T_MARKERS, T_LIFECYCLE), vcpu_tracks)
+}
 
 fn pid_of(tid: u32) -> u32 {
     TRACKS
@@ -112,31 +125,57 @@ pub fn trace(log: &[Event]) -> Value {
     ] {
         out.push(json!({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": name}}));
     }
-    for &(pid, tid, name) in TRACKS {
+    let track = |out: &mut Vec<Value>, pid: u32, tid: u32, name: &str| {
         out.push(json!({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}}));
         out.push(json!({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid, "args": {"sort_index": tid}}));
+    };
+    // The driver's tracks first: one pair per vCPU that sent a marker.
+    let mut cpus: Vec<Option<u32>> = log
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Marker { cpu, .. } => Some(*cpu),
+            _ => None,
+        })
+        .collect();
+    cpus.sort_unstable();
+    cpus.dedup();
+    for cpu in &cpus {
+        let (markers, lifecycle) = driver_tracks(*cpu);
+        let who = cpu.map_or_else(|| "driver".to_string(), |c| format!("vCPU {c} driver"));
+        track(&mut out, PID_GUEST, markers, &format!("{who} markers"));
+        track(&mut out, PID_GUEST, lifecycle, &format!("{who} lifecycle"));
     }
-    let mut open: Vec<(&'static str, &Event)> = Vec::new();
+    for &(pid, tid, name) in TRACKS {
+        track(&mut out, pid, tid, name);
+    }
+    // Lifecycle spans still open: (track, name, start).
+    let mut open: Vec<(u32, &'static str, &Event)> = Vec::new();
     let mut phase: Option<(&Event, String)> = None;
     let mut reset: Option<&Event> = None;
     for e in log {
         match &e.kind {
-            EventKind::Marker { marker, text, .. } => {
+            EventKind::Marker {
+                marker, text, cpu, ..
+            } => {
                 let name = if text.is_empty() {
                     marker.clone()
                 } else {
                     format!("{marker}: {text}")
                 };
-                out.push(instant(e, T_MARKERS, &name));
+                let (t_markers, t_lifecycle) = driver_tracks(*cpu);
+                out.push(instant(e, t_markers, &name));
                 let Some((m, args, text)) = marker_of(e) else {
                     continue;
                 };
                 if let Some((span_name, opens)) = lifecycle(m) {
                     if opens {
-                        open.push((span_name, e));
-                    } else if let Some(i) = open.iter().rposition(|(n, _)| *n == span_name) {
-                        let (_, start) = open.remove(i);
-                        out.push(span(start, e, T_LIFECYCLE, span_name));
+                        open.push((t_lifecycle, span_name, e));
+                    } else if let Some(i) = open
+                        .iter()
+                        .rposition(|(t, n, _)| *t == t_lifecycle && *n == span_name)
+                    {
+                        let (_, _, start) = open.remove(i);
+                        out.push(span(start, e, t_lifecycle, span_name));
                     }
                 }
                 match m {
@@ -236,13 +275,8 @@ pub fn trace(log: &[Event]) -> Value {
     }
     // Spans still open at the end of the log end there.
     if let Some(last) = log.last() {
-        for (name, start) in open {
-            out.push(span(
-                start,
-                last,
-                T_LIFECYCLE,
-                &format!("{name} (never returned)"),
-            ));
+        for (tid, name, start) in open {
+            out.push(span(start, last, tid, &format!("{name} (never returned)")));
         }
         if let Some((start, name)) = phase {
             out.push(span(start, last, T_PHASES, &name));
@@ -276,6 +310,7 @@ mod tests {
                 marker: m.name().into(),
                 args: args.to_vec(),
                 text: String::new(),
+                cpu: None,
             },
         )
     }
@@ -354,5 +389,45 @@ mod tests {
             "a finding sits at the event it points at"
         );
         assert!(evs.iter().any(|v| v["name"] == "stop (never returned)"));
+    }
+
+    fn on(cpu: u32, mut e: Event) -> Event {
+        if let EventKind::Marker { cpu: c, .. } = &mut e.kind {
+            *c = Some(cpu);
+        }
+        e
+    }
+
+    #[test]
+    fn each_vcpu_has_its_own_marker_and_lifecycle_tracks() {
+        // Open on CPU 0 interleaved with a poll on CPU 1: the open span
+        // still pairs up on CPU 0's track.
+        let log = vec![
+            on(0, marker(0, 1000, Marker::OpenEnter, &[])),
+            on(1, marker(1, 2000, Marker::OpenEnter, &[])),
+            on(1, marker(2, 2500, Marker::NapiComplete, &[0, 64])),
+            on(0, marker(3, 3000, Marker::OpenExit, &[0])),
+        ];
+        let t = trace(&log);
+        let evs = t["traceEvents"].as_array().unwrap();
+        let named = |name: &str| {
+            evs.iter()
+                .find(|v| v["name"] == "thread_name" && v["args"]["name"] == name)
+                .map(|v| v["tid"].as_u64().unwrap() as u32)
+        };
+        assert_eq!(named("vCPU 0 driver markers"), Some(vcpu_tracks(0).0));
+        assert_eq!(named("vCPU 1 driver lifecycle"), Some(vcpu_tracks(1).1));
+        assert_eq!(named("driver markers"), None, "no marker without a vCPU");
+        let napi = evs.iter().find(|v| v["name"] == "napi-complete").unwrap();
+        assert_eq!(napi["tid"], vcpu_tracks(1).0);
+        let open = evs
+            .iter()
+            .find(|v| v["ph"] == "X" && v["name"] == "open")
+            .unwrap();
+        assert_eq!(open["tid"], vcpu_tracks(0).1);
+        assert_eq!(open["args"]["from"], 0);
+        assert!(evs
+            .iter()
+            .any(|v| v["name"] == "open (never returned)" && v["tid"] == vcpu_tracks(1).1));
     }
 }

@@ -31,6 +31,15 @@ pub type FinalRips = Arc<std::sync::Mutex<BTreeMap<u32, u64>>>;
 thread_local! {
     // The kvm_run page of the vCPU this thread runs, for the kick handler.
     static KVM_RUN_PTR: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+    // The vCPU this thread runs: a device served from one of its exits
+    // (the control port) learns which vCPU wrote to it.
+    static CURRENT_CPU: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// The vCPU whose exit the calling thread is serving (`None` off a vCPU
+/// thread: device timers, host-side tests).
+pub fn current_cpu() -> Option<u32> {
+    CURRENT_CPU.with(Cell::get)
 }
 
 extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
@@ -70,9 +79,9 @@ pub struct VcpuCtx {
     pub stop: Arc<AtomicBool>,
     pub tx: Sender<VmEvent>,
     pub rips: FinalRips,
-    /// `--gdb`: the boot vCPU waits for gdb on this listener and runs
-    /// under it (guest memory for gdb's reads and breakpoints).
-    pub gdb: Option<(std::net::TcpListener, vm_memory::GuestMemoryMmap)>,
+    /// `--gdb`: the session every vCPU runs under (held before each
+    /// entry while gdb has the guest stopped).
+    pub gdb: Option<Arc<crate::gdb::Hub>>,
     /// Deterministic mode: the scheduler this vCPU runs under.
     pub sim: Option<Arc<Sim>>,
 }
@@ -211,30 +220,43 @@ fn sched_request(sim: &Sim, cpu: u32, data: &[u8], tx: &Sender<VmEvent>) -> Requ
 pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
     let mut counts = ExitCounts::new();
     KVM_RUN_PTR.with(|p| p.set(fd.get_kvm_run()));
+    CURRENT_CPU.with(|c| c.set(Some(ctx.cpu)));
     // Declared after `fd` is owned, so it drops first: the pointer is gone
     // before the kvm_run page is unmapped, even when a device panics.
     let _clear = ClearKvmRunPtr;
+    let gdb = ctx.gdb.take();
+    if let Some(hub) = &gdb {
+        hub.register(ctx.cpu, &fd);
+    }
     if let Some(sim) = &ctx.sim {
         if !sim.wait_turn(ctx.cpu) {
+            if let Some(hub) = &gdb {
+                hub.leave(ctx.cpu);
+            }
             return counts;
         }
     }
-    // `--gdb` (wall clock only: the stub runs this vCPU outside the
-    // scheduler): the gdb session runs it until gdb detaches (the loop
-    // below then goes on) or the run ends under it.
-    let gdb_end = ctx
-        .gdb
-        .take()
-        .and_then(|(listener, mem)| crate::gdb::serve(&mut fd, &ctx, mem, listener, &mut counts));
-    let end = if gdb_end.is_some() { gdb_end } else { loop {
+    let end = loop {
         if ctx.stop.load(Ordering::SeqCst) {
             break None;
+        }
+        // `--gdb`: held here while gdb has the guest stopped.
+        if let Some(hub) = &gdb {
+            if !hub.before_run(ctx.cpu, &fd) {
+                break None;
+            }
         }
         if let Some(sim) = &ctx.sim {
             sim.publish_clock();
         }
         let mut req = Request::Continue;
+        let mut debug_rip = None;
         let (name, action) = match fd.run() {
+            // A breakpoint or single step of the gdb session.
+            Ok(VcpuExit::Debug(arch)) if gdb.is_some() => {
+                debug_rip = Some(arch.pc);
+                ("debug", Action::Continue)
+            }
             Ok(VcpuExit::IoOut(port, data)) if port == sched::SCHED_PORT && ctx.sim.is_some() => {
                 let sim = ctx.sim.as_deref().expect("checked in the guard");
                 req = sched_request(sim, ctx.cpu, data, &ctx.tx);
@@ -250,11 +272,14 @@ pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
                 Action::End(End::HostError(format!("KVM_RUN on cpu {}: {e}", ctx.cpu))),
             ),
         };
+        if let Some(hub) = &gdb {
+            hub.after_run(ctx.cpu, &fd, debug_rip);
+        }
         *counts.entry(name.to_string()).or_insert(0) += 1;
         match action {
             // A signal (the stop kick) is no guest progress: no time, no
-            // scheduling point.
-            Action::Continue if name == "interrupted" => {}
+            // scheduling point; nor is a stop for gdb.
+            Action::Continue if name == "interrupted" || name == "debug" => {}
             Action::Continue => {
                 if let Some(sim) = &ctx.sim {
                     sim.charge(name);
@@ -276,7 +301,10 @@ pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
             }
             Action::End(e) => break Some(e),
         }
-    } };
+    };
+    if let Some(hub) = &gdb {
+        hub.leave(ctx.cpu);
+    }
     if let Ok(r) = fd.get_regs() {
         ctx.rips.lock().unwrap_or_else(|e| e.into_inner()).insert(ctx.cpu, r.rip);
     }

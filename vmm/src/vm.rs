@@ -194,8 +194,10 @@ pub struct Vm {
     /// Each vCPU's rip when its thread ended (the report names where
     /// every vCPU was at a timeout).
     rips: vcpu::FinalRips,
-    /// `--gdb`: where the boot vCPU waits for gdb.
+    /// `--gdb`: where gdb attaches (taken when the run starts).
     gdb: Option<std::net::TcpListener>,
+    /// `--gdb`: the session every vCPU runs under, once the run started.
+    gdb_hub: Option<Arc<crate::gdb::Hub>>,
     // Keeps /dev/kvm open for the VM's lifetime.
     _kvm: Kvm,
 }
@@ -430,6 +432,7 @@ impl Vm {
             timeout: opts.timeout,
             rips: vcpu::FinalRips::default(),
             gdb: opts.gdb.map(crate::gdb::listen).transpose()?,
+            gdb_hub: None,
             _kvm: kvm_sys,
         })
     }
@@ -465,7 +468,7 @@ impl Vm {
             stop: self.stop.clone(),
             tx: self.tx.clone(),
             rips: self.rips.clone(),
-            gdb: if cpu == 0 { self.gdb.take().map(|l| (l, self.mem.clone())) } else { None },
+            gdb: self.gdb_hub.clone(),
             sim: self.sim.clone(),
         };
         std::thread::Builder::new()
@@ -519,6 +522,18 @@ impl Vm {
             );
         }
         let io = Arc::new(std::mem::take(&mut self.io));
+        let mut gdb_thread = None;
+        if let Some(listener) = self.gdb.take() {
+            let hub = crate::gdb::Hub::new(self.mem.clone(), self.stop.clone());
+            match crate::gdb::spawn_server(listener, hub.clone()) {
+                Ok(t) => gdb_thread = Some(t),
+                Err(e) => {
+                    let message = format!("spawning the gdb thread: {e}");
+                    return (Outcome::HostError { message }, stats);
+                }
+            }
+            self.gdb_hub = Some(hub);
+        }
         let mut threads = Vec::new();
         let mut protocol_errors = Vec::new();
         let start = Instant::now();
@@ -567,6 +582,14 @@ impl Vm {
             sim.shutdown();
         }
         let stuck = stop_threads(threads, &mut stats);
+        if let Some(t) = gdb_thread {
+            // Let gdb hear that the run ended ("exited") before the process
+            // does; a gdb that sits stopped at its prompt is not waited for.
+            let grace = Instant::now() + Duration::from_secs(2);
+            while !t.is_finished() && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         stats.vcpu_rips = self.rips.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(sim) = &self.sim {
             // After the vCPU threads ended: the last exit is charged.

@@ -284,7 +284,7 @@ impl Platform for HostPlat {
         self.marker_text(marker, args, "")
     }
     fn marker_text(&self, marker: Marker, args: &[u64], text: &str) {
-        self.log.push(Source::Guest, EventKind::Marker { marker: marker.name().into(), args: args.to_vec(), text: text.into() });
+        self.log.push(Source::Guest, EventKind::Marker { marker: marker.name().into(), args: args.to_vec(), text: text.into(), cpu: None });
         let mut full = vec![marker as u64];
         full.extend_from_slice(args);
         let mut root = self.root();

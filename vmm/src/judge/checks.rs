@@ -362,7 +362,7 @@ mod tests {
     use nic_model::events::Source;
 
     fn marker(m: Marker, args: &[u64]) -> EventKind {
-        EventKind::Marker { marker: m.name().into(), args: args.to_vec(), text: String::new() }
+        EventKind::Marker { marker: m.name().into(), args: args.to_vec(), text: String::new(), cpu: None }
     }
 
     fn dma() -> EventKind {

@@ -290,6 +290,7 @@ mod tests {
             marker: m.name().into(),
             args: args.to_vec(),
             text: String::new(),
+            cpu: None,
         };
         let verdict = EventKind::Verdict {
             pass: true,
