@@ -46,7 +46,7 @@ fn setup(s: Scenario, variant: u64, seed: u64) -> (NicConfig, [u64; NUM_KNOBS]) 
                 3 => WindowStart::NapiDisable,
                 _ => WindowStart::StopEnter,
             };
-            nic.irq_in_window = Some(IrqWindow { start, causes: regs::INT_TX | regs::INT_RX });
+            nic.irq_in_window = Some(IrqWindow { start, causes: regs::INT_TX | regs::INT_RX, at_write: None });
             nic.reset_delay_us = if variant == 2 || variant == 3 { 300 } else { 0 };
             knobs[knob::CYCLES] = if variant == 1 { 18 } else { 8 };
         }

@@ -362,7 +362,7 @@ impl Nic {
             if starts {
                 let n = self.window_starts;
                 self.window_starts += 1;
-                self.window_left = Some(n);
+                self.window_left = Some(w.at_write.unwrap_or(n));
                 self.window_write();
             }
         }
@@ -378,7 +378,7 @@ impl Nic {
         }
         self.window_left = None;
         let Some(w) = self.cfg.irq_in_window else { return };
-        let n = self.window_starts - 1;
+        let n = w.at_write.unwrap_or(self.window_starts - 1);
         let text = if self.regs.resetting {
             format!("knob: interrupt {:#x} not forced at write {n} (resetting)", w.causes)
         } else {
