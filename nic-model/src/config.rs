@@ -68,13 +68,17 @@ pub enum WindowStart {
 /// enabled ones. A run of N open/stop cycles thus sweeps the interrupt
 /// over the first N writes of the stop (or open) sequence. Nothing is
 /// raised while a reset is running (a real device completes nothing
-/// then).
+/// then). With `at_write` every window forces at that one write instead:
+/// a point whose catch depends on the vCPU schedule gets a try per cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IrqWindow {
     /// The marker the count starts from.
     pub start: WindowStart,
     /// `regs::INT_*` causes to latch.
     pub causes: u32,
+    /// Force at this write in every window (None: the n-th in window n).
+    #[serde(default)]
+    pub at_write: Option<u64>,
 }
 
 /// Everything that makes one run's device differ from another's.

@@ -31,7 +31,7 @@ impl Nic {
         let Some(w) = self.cfg.irq_in_window else {
             return;
         };
-        let n = self.window_starts - 1;
+        let n = w.at_write.unwrap_or(self.window_starts - 1);
         let text = if self.regs.resetting {
             format!(
                 "knob: interrupt {:#x} not forced at write {n} (resetting)",

@@ -255,7 +255,7 @@ impl Nic {
             if starts {
                 let n = self.window_starts;
                 self.window_starts += 1;
-                self.window_left = Some(n);
+                self.window_left = Some(w.at_write.unwrap_or(n));
                 self.window_write();
             }
         }

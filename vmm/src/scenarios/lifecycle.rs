@@ -73,7 +73,7 @@ pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Option<Setup> {
                 3 => (WindowStart::NapiDisable, 8),
                 _ => (WindowStart::StopEnter, 8),
             };
-            nic.irq_in_window = Some(IrqWindow { start, causes: regs::INT_TX | regs::INT_RX });
+            nic.irq_in_window = Some(IrqWindow { start, causes: regs::INT_TX | regs::INT_RX, at_write: None });
             if variant == 2 || variant == 3 {
                 nic.reset_delay_us = 300;
             }

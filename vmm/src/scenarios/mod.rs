@@ -66,13 +66,19 @@ pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Setup {
     s
 }
 
-/// smp variant 1: the napi-disable sweep on two vCPUs. Eight open/stop
+/// smp variant 1: the napi-disable window on two vCPUs. Eight open/stop
 /// cycles after the traffic, while NAPI still runs on CPU 1 (which the
-/// MSI-X entries target); in cycle n the device forces TX and RX at the
-/// n-th register write after the driver's napi_disable (write 0: causes
-/// still enabled, the MSI reaches CPU 1 while CPU 0 waits out a 5 ms
-/// reset: a VM exit costs 1 ms of virtual time, so a 300 us reset is
-/// over before CPU 0's first look and CPU 0 never waits), as irq-window variant 3 does on one vCPU.
+/// MSI-X entries target); in every cycle the device forces TX and RX at
+/// the driver's napi_disable (write 0, while the causes are still
+/// enabled: from write 1 on, INT_ENABLE is 0 and nothing is sent), and
+/// the MSI reaches CPU 1 while CPU 0 waits out a 5 ms reset (a VM exit
+/// costs 1 ms of virtual time, so a 300 us reset is over before CPU 0's
+/// first look). Whether CPU 1 runs before CPU 0 reopens (about 29 exits)
+/// is the seeded scheduler's choice: the running vCPU drops its priority
+/// with probability 1/16 per exit, so one window misses about 15 % of
+/// the time (seed 1's only window did, when this swept write n in cycle
+/// n); eight tries make a miss about 1e-6 per seed. irq-window variant 3
+/// sweeps the later writes on one vCPU.
 fn smp_setup(scenario: Scenario, variant: u64) -> Option<Setup> {
     if scenario != Scenario::Smp || variant != 1 {
         return None;
@@ -81,6 +87,7 @@ fn smp_setup(scenario: Scenario, variant: u64) -> Option<Setup> {
     s.nic.irq_in_window = Some(IrqWindow {
         start: WindowStart::NapiDisable,
         causes: nic_model::abi::regs::INT_TX | nic_model::abi::regs::INT_RX,
+        at_write: Some(0),
     });
     s.nic.reset_delay_us = 5_000;
     s.knobs[knob::CYCLES] = 8;
@@ -172,8 +179,9 @@ pub fn cases() -> Vec<Case> {
         .collect();
     v.extend([
         // The handler on CPU 1 acknowledges and masks while CPU 0's stop
-        // has NAPI disabled. Named alone.
-        Case::driver(Scenario::Smp, 1, DriverMutant::IrqMaskUnconditional, &[Rule::IrqAfterNapiDisable]),
+        // has NAPI disabled. Named alone. Seeds 0-5: seed 1 missed it when
+        // the sweep gave write 0 one window (smp_setup).
+        Case::driver(Scenario::Smp, 1, DriverMutant::IrqMaskUnconditional, &[Rule::IrqAfterNapiDisable]).seeds(6),
         Case::driver(Scenario::Default, 0, DriverMutant::NoUnmapAtStop, &[Rule::DmaMaps]),
         Case::driver(Scenario::Default, 0, DriverMutant::UnregisterNoStop, &[Rule::AutoClose]),
         Case::driver(Scenario::Default, 0, DriverMutant::NoStopInAdvance, &[Rule::NoBusy]),
