@@ -81,6 +81,10 @@ bench: build
 	# The same cases in instructions per packet (valgrind; exact, unlike time
 	# on a shared machine). Without valgrind it says how to get it.
 	$(CARGO) run --release -q -p nic-model --example tx_instructions
+	# The guest's own work per looped-back packet (driver, softnet core,
+	# scenario) in instructions and memory operands, with clock reads and VM
+	# exits: what a CPL0 guest pays for (valgrind on the host build).
+	$(CARGO) run --release -q -p guest-driver --example driver_instructions
 	# The DMA monitor's cost per access and per map/unmap with 16, 256 and
 	# 4096 live maps (valgrind; target 4096/16 <= 1.5).
 	$(CARGO) run --release -q -p nic-model --example monitor_scaling

@@ -101,7 +101,7 @@ mod boot {
                     }
                 }
                 "bad-guest" => {
-                    if let Some(b) = (0..=5).filter_map(BadGuest::from_u64).find(|b| b.name() == v) {
+                    if let Some(b) = BadGuest::from_name(v) {
                         cfg.knobs[knob::BAD_GUEST] = b as u64;
                     }
                 }

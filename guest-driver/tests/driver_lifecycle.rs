@@ -185,7 +185,7 @@ mod manual {
     //! cannot force: a full ring at entry (a false wake) and clones.
 
     use super::*;
-    use nicproof_guest::driver::{DriverConfig, Nic};
+    use nicproof_guest::driver::{Adapter, DriverConfig};
     use nicproof_guest::softnet::napi::Napi;
     use nicproof_guest::softnet::netdev::{NetDevice, NetDeviceOps, NetdevTx};
     use nicproof_guest::softnet::queue::TxQueue;
@@ -208,7 +208,7 @@ mod manual {
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0, bench: false };
-        let nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
         let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
         dev.set_dev_addr(mac, how);
@@ -262,7 +262,7 @@ mod manual {
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0, bench: false };
-        let nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
         let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
         dev.set_dev_addr(mac, how);
@@ -292,7 +292,7 @@ mod manual {
         let txq = TxQueue::new(0, false, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
-        let nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
         let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
         dev.set_dev_addr(mac, how);
@@ -325,7 +325,7 @@ mod manual {
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
-        let mut nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let mut nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         for bad in [[0u8; 6], [0xff; 6], [0x01, 0, 0x5e, 0, 0, 1]] {
             nic.mac = bad;
             assert_eq!(nic.open(), Err(99), "{bad:x?}");
@@ -347,7 +347,7 @@ mod manual {
         let ptr = plat.mem.get_host_address(GuestAddress(layout::DMA_POOL_BASE)).unwrap();
         // SAFETY: a prefix of the guest's DMA window, used only by this driver.
         let small = unsafe { DmaPool::new(layout::DMA_POOL_BASE, ptr, 8 * 4096) };
-        let nic = Nic::probe(&plat, small, cfg, &skbs, &txq, &napi).expect("probe");
+        let nic = Adapter::probe(&plat, small, cfg, &skbs, &txq, &napi).expect("probe");
         let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
         let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
         dev.set_dev_addr(mac, how);
@@ -370,7 +370,7 @@ mod manual {
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
         let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
-        let nic = Nic::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
         let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
         dev.set_dev_addr(mac, how);
@@ -532,22 +532,20 @@ fn correct_driver_holds_across_seeds_and_device_knobs() {
 #[test]
 fn device_mutants_are_caught_with_the_correct_driver() {
     use nic_model::abi::DeviceMutant;
-    use nic_model::monitor::{
-        RULE_COMPLETION_UNPOSTED, RULE_DESC_UNPOSTED, RULE_DMA_AFTER_STOP, RULE_IRQ_AFTER_STOP,
-        RULE_RESET_INEFFECTIVE,
-    };
-    let expected = [
-        (DeviceMutant::DmaAfterDisable, RULE_DMA_AFTER_STOP),
-        (DeviceMutant::IrqAfterDisable, RULE_IRQ_AFTER_STOP),
-        (DeviceMutant::ResetIgnored, RULE_RESET_INEFFECTIVE),
-        (DeviceMutant::PhantomCompletion, RULE_COMPLETION_UNPOSTED),
-        (DeviceMutant::PrefetchPastTail, RULE_DESC_UNPOSTED),
-    ];
-    assert_eq!(expected.len() + 1, DeviceMutant::ALL.len(), "a device mutant without a test");
-    for (m, rule) in expected {
+    use nic_model::rules::Rule;
+    // Every device mutant of the catalogue, with the rules it breaks.
+    for &m in &DeviceMutant::ALL[1..] {
         let (plat, _) = run(NicConfig { mutant: m, ..NicConfig::default() }, run_config(DriverMutant::None, 40, 4, 64));
         let rules = plat.violation_rules();
-        assert!(rules.contains(&rule), "{m:?} not caught as {rule}: {:?}", plat.violations());
+        for &rule in m.breaks() {
+            // rx-content is judged as frames arrive (the platform's byte
+            // check here, vmm/src/nic.rs in a VM); the rest by the monitor.
+            let caught = match rule {
+                Rule::RxContent => plat.rx_bad.load(Ordering::SeqCst) > 0,
+                _ => rules.contains(&rule.name()),
+            };
+            assert!(caught, "{} not caught as {rule}: {:?}", m.name(), plat.violations());
+        }
     }
 }
 

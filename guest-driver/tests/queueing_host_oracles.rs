@@ -99,7 +99,7 @@ fn snapshots(log: &[Event]) -> (usize, usize) {
 #[test]
 fn correct_driver_covers_every_batch_and_balances_bql() {
     // Default (xmit_more batches of 16) and every queueing scenario.
-    let scenarios = std::iter::once(Scenario::Default).chain(nicproof_guest::scenarios::queueing::SCENARIOS.iter().copied());
+    let scenarios = std::iter::once(Scenario::Default).chain(Scenario::of_group(abi::Group::Queueing));
     for s in scenarios {
         for seed in [1, 2, 3] {
             let (plat, v) = run(s, seed, DriverMutant::None);

@@ -11,7 +11,7 @@ mod hostplat;
 use std::sync::atomic::Ordering;
 
 use hostplat::HostPlat;
-use nic_model::abi::{knob, regs, DriverMutant, Marker, Scenario, NUM_KNOBS};
+use nic_model::abi::{knob, regs, DriverMutant, Group, Marker, Scenario, NUM_KNOBS};
 use nic_model::events::EventKind;
 use nic_model::{InvalidMac, IrqWindow, NicConfig, WindowStart};
 use nicproof_guest::scenarios::Verdict;
@@ -64,18 +64,11 @@ fn run(s: Scenario, variant: u64, seed: u64, mutant: DriverMutant) -> (HostPlat,
     (plat, v)
 }
 
-const LIFECYCLE: &[Scenario] = nicproof_guest::scenarios::lifecycle::SCENARIOS;
-
 #[test]
 fn correct_driver_passes_every_lifecycle_scenario() {
-    for &s in LIFECYCLE {
-        let variants = match s {
-            Scenario::InvalidMac => 4,
-            Scenario::Unregister => 3,
-            Scenario::IrqWindow => 4,
-            _ => 1,
-        };
-        for variant in 0..variants {
+    // Every lifecycle scenario and variant of the catalogue.
+    for s in Scenario::of_group(Group::Lifecycle) {
+        for &variant in s.variants() {
             for seed in [1, 2, 3] {
                 let (plat, v) = run(s, variant, seed, DriverMutant::None);
                 let what = format!("{}/{variant} seed {seed}", s.name());

@@ -652,51 +652,6 @@ pub mod knob {
     ];
 }
 
-/// Deliberately bad guests, for testing the VMM's outcome reporting.
-#[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BadGuest {
-    /// Behave.
-    None = 0,
-    /// `panic!` with a known message.
-    Panic = 1,
-    /// Read an unmapped address: #PF with a known CR2.
-    PageFault = 2,
-    /// Load an empty IDT and fault: triple fault.
-    TripleFault = 3,
-    /// Spin forever with interrupts off.
-    EndlessLoop = 4,
-    /// Both CPUs wait for each other with no deadline (a circular wait):
-    /// under the virtual clock, outcome deadlock with both rips.
-    Deadlock = 5,
-}
-
-impl BadGuest {
-    /// Decode a knob value.
-    pub fn from_u64(v: u64) -> Option<Self> {
-        Some(match v {
-            0 => Self::None,
-            1 => Self::Panic,
-            2 => Self::PageFault,
-            3 => Self::TripleFault,
-            4 => Self::EndlessLoop,
-            5 => Self::Deadlock,
-            _ => return None,
-        })
-    }
-    /// Name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Panic => "panic",
-            Self::PageFault => "page-fault",
-            Self::TripleFault => "triple-fault",
-            Self::EndlessLoop => "endless-loop",
-            Self::Deadlock => "deadlock",
-        }
-    }
-}
-
 /// The address the page-fault bad guest reads (above the identity map).
 pub const BAD_GUEST_FAULT_ADDR: u64 = 0x0000_0100_dead_b000;
 /// The message of the panic bad guest.
@@ -789,6 +744,21 @@ macro_rules! id_enum {
             /// `nicproof list`: one definition, here).
             pub fn doc(self) -> &'static str {
                 match self { $($name::$var => concat!($($vdoc, "\n",)* ""),)* }
+            }
+        }
+    };
+}
+
+/// An [`id_enum!`] whose every value also carries catalogue data of type
+/// `$meta` (after `=>`), returned by its `meta()`: one line per value
+/// declares its id, name, doc and data together.
+macro_rules! meta_enum {
+    ($(#[$m:meta])* $name:ident: $meta:ty { $($(#[doc = $vdoc:literal])* $var:ident = $val:literal, $s:literal => $data:expr;)* }) => {
+        id_enum! { $(#[$m])* $name { $($(#[doc = $vdoc])* $var = $val, $s;)* } }
+        impl $name {
+            /// The value's catalogue entry.
+            pub const fn meta(self) -> $meta {
+                match self { $($name::$var => $data,)* }
             }
         }
     };
@@ -914,180 +884,374 @@ pub enum QueueReason {
     Timeout = 6,
 }
 
-id_enum! {
-    /// Scenarios the guest knows. The host's `nicproof list` prints them.
-    Scenario {
-        /// Boot, report, power off: no NIC work (used for boot benchmarks).
-        Empty = 0, "empty";
+// ---------------------------------------------------------------------------
+// The catalogue of scenarios, mutants, hostile abuses and bad guests.
+//
+// Each is declared once, here, with everything the host and the guest need
+// to know about it: the guest's dispatch, `nicproof list`, the CLI's help
+// and errors, the matrix's case table and the tests all iterate these
+// tables. CONTRIBUTING.md has the recipes for adding one.
+// ---------------------------------------------------------------------------
+
+use crate::rules::Rule;
+
+/// Which module runs a scenario, on the guest
+/// (guest-driver/src/scenarios/) and on the host (vmm/src/scenarios/).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Group {
+    /// No NIC work (boot benchmarks, the control port): not in the matrix.
+    Boot,
+    /// The default traffic run and its two-vCPU form (scenarios/default.rs).
+    Traffic,
+    /// The driver's life: probe, open, stop, unregister (lifecycle.rs).
+    Lifecycle,
+    /// The TX queue: stop, wake, BQL, completions (queueing.rs).
+    Queueing,
+    /// A guest that programs the device badly (hostile.rs).
+    Hostile,
+}
+
+impl Group {
+    /// Stable name, as `nicproof list` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Group::Boot => "boot",
+            Group::Traffic => "traffic",
+            Group::Lifecycle => "lifecycle",
+            Group::Queueing => "queueing",
+            Group::Hostile => "hostile",
+        }
+    }
+}
+
+/// A scenario's catalogue entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScenarioSpec {
+    /// The module that runs it.
+    pub group: Group,
+    /// Its variants (knob VARIANT): the matrix runs each of them (a
+    /// [`Group::Boot`] scenario none).
+    pub variants: &'static [u64],
+}
+
+const fn sc(group: Group, variants: &'static [u64]) -> ScenarioSpec {
+    ScenarioSpec { group, variants }
+}
+
+meta_enum! {
+    /// Scenarios the guest knows, with their group and variants. The
+    /// host's `nicproof list` prints them.
+    Scenario: ScenarioSpec {
+        /// Boot, report ready, power off: no NIC work (the boot benchmark).
+        Empty = 0, "empty" => sc(Group::Boot, &[0]);
         /// Boot and exercise the control port and both vCPUs.
-        Boot = 1, "boot";
+        Boot = 1, "boot" => sc(Group::Boot, &[0]);
         /// Probe, open, send mixed frames through loopback, check, stop,
-        /// Unregister.
-        Default = 2, "default";
-        /// The default scenario with transmit on CPU 0 and NAPI on CPU 1.
-        Smp = 3, "smp";
-        // The scenario matrix.
-        // Lifecycle group: guest-driver/src/scenarios/lifecycle.rs,
-        // vmm/src/scenarios/lifecycle.rs.
+        /// unregister.
+        Default = 2, "default" => sc(Group::Traffic, &[0]);
+        /// The default scenario with transmit on CPU 0 and NAPI on CPU 1
+        /// (variant 1: then eight open/stop cycles with an interrupt
+        /// forced after napi_disable).
+        Smp = 3, "smp" => sc(Group::Traffic, &[0, 1]);
         /// The EEPROM MAC is zero, multicast, broadcast or valid (knob VARIANT 0..=3).
-        InvalidMac = 10, "invalid-mac";
+        InvalidMac = 10, "invalid-mac" => sc(Group::Lifecycle, &[0, 1, 2, 3]);
         /// ndo_stop under a TX+RX flood.
-        StopUnderFlood = 11, "stop-under-flood";
-        /// The reset takes a random 0-5 ms.
-        SlowReset = 12, "slow-reset";
+        StopUnderFlood = 11, "stop-under-flood" => sc(Group::Lifecycle, &[0]);
+        /// The reset takes a random 0-5 ms (variant 1: 50 ms).
+        SlowReset = 12, "slow-reset" => sc(Group::Lifecycle, &[0, 1]);
         /// The device keeps DMAing until its enable bit is cleared (r8169).
-        DmaUntilDisabled = 13, "dma-until-disabled";
+        DmaUntilDisabled = 13, "dma-until-disabled" => sc(Group::Lifecycle, &[0]);
         /// Packets in flight at stop; the device completes nothing.
-        InflightAtStop = 14, "inflight-at-stop";
-        /// Unregister while UP, while DOWN, after repeated cycles.
-        Unregister = 15, "unregister";
+        InflightAtStop = 14, "inflight-at-stop" => sc(Group::Lifecycle, &[0]);
+        /// Unregister while UP (variant 0), while DOWN (1), after repeated
+        /// cycles (2).
+        Unregister = 15, "unregister" => sc(Group::Lifecycle, &[0, 1, 2]);
         /// Fill the ring with max-fragment skbs (knob VARIANT 1: reclaim
         /// leaves one descriptor short of the start threshold).
-        MaxFragsFill = 16, "max-frags-fill";
+        MaxFragsFill = 16, "max-frags-fill" => sc(Group::Lifecycle, &[0, 1]);
         /// A full ring at xmit entry: BUSY keeps no reference, frees nothing.
-        BusyOwnership = 17, "busy-ownership";
+        BusyOwnership = 17, "busy-ownership" => sc(Group::Lifecycle, &[0]);
         /// Map failure: the skb is dropped, freed once, OK returned.
-        MapFailure = 18, "map-failure";
+        MapFailure = 18, "map-failure" => sc(Group::Lifecycle, &[0]);
         /// NAPI poll with budget 0: TX reclaim only.
-        NapiBudgetZero = 19, "napi-budget-zero";
+        NapiBudgetZero = 19, "napi-budget-zero" => sc(Group::Lifecycle, &[0]);
         /// RX frames arriving after stop are never DMAed.
-        RxAfterStop = 20, "rx-after-stop";
+        RxAfterStop = 20, "rx-after-stop" => sc(Group::Lifecycle, &[0]);
         /// MSI-X masked at stop; no pending interrupt fires later.
-        MsixMaskedAtStop = 21, "msix-masked-at-stop";
+        MsixMaskedAtStop = 21, "msix-masked-at-stop" => sc(Group::Lifecycle, &[0]);
         /// Stop racing a completion interrupt.
-        StopRacesIrq = 22, "stop-races-irq";
+        StopRacesIrq = 22, "stop-races-irq" => sc(Group::Lifecycle, &[0]);
         /// An interrupt forced at every point of the stop (knob VARIANT 0;
         /// 2: with a 300 us reset, so stop takes it inside), open (1) or
         /// post-napi_disable (3) sequence, one point per open/stop cycle
         /// (the device's `irq_in_window` knob); the handler must leave a
         /// down device alone and every reopen must work.
-        IrqWindow = 23, "irq-window";
-        // Queueing group: guest-driver/src/scenarios/queueing.rs,
-        // vmm/src/scenarios/queueing.rs.
+        IrqWindow = 23, "irq-window" => sc(Group::Lifecycle, &[0, 1, 2, 3]);
         /// The lost-wake window: one vCPU (variant 1: transmit and NAPI on
         /// two).
-        LostWake = 30, "lost-wake";
+        LostWake = 30, "lost-wake" => sc(Group::Queueing, &[0, 1]);
         /// Complete exactly when the producer restarts (false wakes).
-        FalseWake = 31, "false-wake";
+        FalseWake = 31, "false-wake" => sc(Group::Queueing, &[0]);
         /// BQL with random sizes and xmit_more batches.
-        BqlRandom = 32, "bql-random";
+        BqlRandom = 32, "bql-random" => sc(Group::Queueing, &[0]);
         /// The last packet of an xmit_more batch dropped (map error).
-        BatchLastDropped = 33, "batch-last-dropped";
+        BatchLastDropped = 33, "batch-last-dropped" => sc(Group::Queueing, &[0]);
         /// Clone pairs: shared head and frags never written.
-        ClonePairs = 34, "clone-pairs";
+        ClonePairs = 34, "clone-pairs" => sc(Group::Queueing, &[0]);
         /// Fewer packets than the coalescing threshold, then idle.
-        TimelyCompletion = 35, "timely-completion";
+        TimelyCompletion = 35, "timely-completion" => sc(Group::Queueing, &[0]);
         /// The device drops one completion interrupt.
-        DroppedIrq = 36, "dropped-irq";
+        DroppedIrq = 36, "dropped-irq" => sc(Group::Queueing, &[0]);
         /// A sender with a small send budget (SNDBUF-like).
-        SmallBudget = 37, "small-budget";
+        SmallBudget = 37, "small-budget" => sc(Group::Queueing, &[0]);
         /// The device stops completing: the watchdog must fire.
-        Watchdog = 38, "watchdog";
+        Watchdog = 38, "watchdog" => sc(Group::Queueing, &[0]);
         /// Up/down cycles under load (knob CYCLES).
-        Soak = 39, "soak";
-        // Hostile guest: guest-driver/src/scenarios/hostile.rs,
-        // vmm/src/scenarios/hostile.rs.
-        /// After probe/open the guest programs the device badly, one abuse
-        /// per knob VARIANT (wild or BAR DMA address, zero length, frame
-        /// too big, no end of packet, bad ring size, bad tail, write during
-        /// reset, bus master off); the device must latch the named error.
-        Hostile = 50, "hostile";
+        Soak = 39, "soak" => sc(Group::Queueing, &[0]);
+        /// After probe/open the guest programs the device badly, one
+        /// [`Abuse`] per knob VARIANT (wild or BAR DMA address, zero length,
+        /// frame too big, no end of packet, bad ring size, bad tail, write
+        /// during reset, bus master off, ...); the device must latch the
+        /// abuse's error. Variant [`HOSTILE_FUZZ_VARIANT`] makes seeded
+        /// garbage instead (not a matrix case).
+        Hostile = 50, "hostile" => sc(Group::Hostile, &HOSTILE_VARIANTS);
     }
 }
 
-id_enum! {
-    /// Deliberately broken drivers (runtime switches in the guest).
-    DriverMutant {
+impl Scenario {
+    /// The module that runs it.
+    pub const fn group(self) -> Group {
+        self.meta().group
+    }
+
+    /// Its variants (knob VARIANT), each a case of the matrix.
+    pub const fn variants(self) -> &'static [u64] {
+        self.meta().variants
+    }
+
+    /// Every scenario of `group`, in id order.
+    pub fn of_group(group: Group) -> impl Iterator<Item = Scenario> {
+        Scenario::ALL
+            .iter()
+            .copied()
+            .filter(move |s| s.group() == group)
+    }
+}
+
+meta_enum! {
+    /// Deliberately broken drivers (runtime switches in the guest), each
+    /// with the rules it breaks: a matrix case running it must expect
+    /// some of them (and only them), and every mutant has one (or a loom
+    /// test, `vmm::matrix::LOOM`).
+    DriverMutant: &'static [Rule] {
         /// The correct driver.
-        None = 0, "none";
+        None = 0, "none" => &[];
         /// No fence in try_stop / completed_wake.
-        NoFence = 1, "no-fence";
+        NoFence = 1, "no-fence" => &[Rule::GuestStuckStopped, Rule::GuestLostWake];
         /// No re-check after setting the stop bit.
-        NoRecheck = 2, "no-recheck";
+        NoRecheck = 2, "no-recheck" => &[Rule::GuestStuckStopped, Rule::GuestLostWake];
         /// `>` for `>=` in the stop threshold.
-        ThresholdOffByOne = 3, "threshold-gt";
+        ThresholdOffByOne = 3, "threshold-gt" => &[Rule::GuestStuckStopped];
         /// The wake condition inverted (down_cond un-negated).
-        WakeInverted = 4, "wake-inverted";
+        WakeInverted = 4, "wake-inverted" => &[Rule::GuestStuckStopped];
         /// Consumer index stored after completed_wake.
-        ConsIndexLate = 5, "cons-index-late";
+        ConsIndexLate = 5, "cons-index-late" => &[Rule::GuestStuckStopped];
         /// BUSY returned with the skb freed.
-        BusyFrees = 6, "busy-frees";
+        BusyFrees = 6, "busy-frees" => &[Rule::GuestBusyOwnership];
         /// BUSY returned with a reference kept.
-        BusyKeepsRef = 7, "busy-keeps-ref";
+        BusyKeepsRef = 7, "busy-keeps-ref" => &[Rule::GuestBusyOwnership];
         /// BUSY returned instead of stopping in advance.
-        NoStopInAdvance = 8, "no-stop-in-advance";
+        NoStopInAdvance = 8, "no-stop-in-advance" => &[Rule::NoBusy, Rule::GuestStopEarly];
         /// No DMA unmap at stop.
-        NoUnmapAtStop = 9, "no-unmap-at-stop";
+        NoUnmapAtStop = 9, "no-unmap-at-stop" => &[Rule::DmaMaps, Rule::GuestDmaMaps, Rule::GuestSoak];
         /// No reset poll at stop.
-        NoResetPoll = 10, "no-reset-poll";
+        NoResetPoll = 10, "no-reset-poll" => &[Rule::ResetWait, Rule::GuestResetPoll];
         /// unregister of an UP device does not call stop.
-        UnregisterNoStop = 11, "unregister-no-stop";
+        UnregisterNoStop = 11, "unregister-no-stop" => &[Rule::AutoClose, Rule::GuestAutoClose];
         /// Writes a cloned skb's shared head.
-        WritesClonedHead = 12, "writes-cloned-head";
+        WritesClonedHead = 12, "writes-cloned-head" => &[Rule::GuestCloneHead];
         /// Reclaims completions only on the next transmit.
-        ReclaimOnXmit = 13, "reclaim-on-xmit";
+        ReclaimOnXmit = 13, "reclaim-on-xmit" => &[Rule::GuestTimely, Rule::GuestSmallBudget];
         /// No watchdog.
-        NoWatchdog = 14, "no-watchdog";
+        NoWatchdog = 14, "no-watchdog" => &[Rule::GuestWatchdog];
         /// Accepts an invalid MAC.
-        AcceptsInvalidMac = 15, "accepts-invalid-mac";
+        AcceptsInvalidMac = 15, "accepts-invalid-mac" => &[Rule::MacAddress, Rule::GuestMacAddress];
         /// Does not disable the device (TX/RX enable, interrupts) at stop.
-        NoDisableAtStop = 16, "no-disable-at-stop";
+        NoDisableAtStop = 16, "no-disable-at-stop" =>
+            &[Rule::GuestQuiesce, Rule::DmaAfterStop, Rule::IrqAfterStop, Rule::DmaUnmapped];
         /// A deferred doorbell flush (a timer or NAPI path stop did not
         /// cancel) rings the TX doorbell after stop returned.
-        DoorbellAfterStop = 17, "doorbell-after-stop";
+        DoorbellAfterStop = 17, "doorbell-after-stop" => &[Rule::DoorbellAfterStop];
         /// The last skb of an xmit_more batch is dropped (DMA map failure)
         /// and the driver returns without the doorbell for the packets
         /// already posted.
-        DropSkipsDoorbell = 18, "drop-skips-doorbell";
+        DropSkipsDoorbell = 18, "drop-skips-doorbell" => &[Rule::DoorbellPending];
         /// TX completions are reported to BQL 4 bytes (an FCS) short per
         /// packet, so the completed bytes fall behind the bytes sent.
-        BqlMiscount = 19, "bql-miscount";
+        BqlMiscount = 19, "bql-miscount" => &[Rule::BqlBalance];
         /// TX reclaim runs only from a periodic service task (every 2 s),
         /// not from the completion poll: completions reach BQL up to 2 s
         /// late, and BQL's stall detector (armed at 1280 ms on
         /// bql-random) sees the queue stalled.
-        ReclaimInServiceTask = 20, "reclaim-in-service-task";
+        ReclaimInServiceTask = 20, "reclaim-in-service-task" => &[Rule::BqlStall];
         /// The poll's `napi_complete_done` path does not re-enable the TX
         /// and RX causes the MSI handler masked: after its first poll the
         /// driver takes no more completion or RX interrupts.
-        IrqNotReenabled = 21, "irq-not-reenabled";
+        IrqNotReenabled = 21, "irq-not-reenabled" => &[Rule::IrqReenable];
         /// TX interrupt moderation by frame count alone (tx-usecs 0), as
         /// mvneta before 01b23da3607d: fewer completions than the frame
         /// threshold never raise the TX interrupt.
-        CoalFramesOnly = 22, "coal-frames-only";
+        CoalFramesOnly = 22, "coal-frames-only" => &[Rule::CompletionUnsignalled];
         /// The MSI handler masks and acknowledges before asking NAPI, and
         /// masks by writing a constant (INT_ENABLE = INT_ERR) instead of
         /// the causes it holds: an interrupt handled while the device is
         /// down turns the error cause back on.
-        IrqMaskUnconditional = 23, "irq-mask-unconditional";
+        IrqMaskUnconditional = 23, "irq-mask-unconditional" =>
+            &[Rule::IrqAfterNapiDisable, Rule::IrqEnabledAfterStop, Rule::DeviceError];
         /// Reclaim wakes the queue one descriptor early (start threshold
         /// - 1): a wake with less room than the rule's start threshold.
-        WakeEarly = 24, "wake-early";
+        WakeEarly = 24, "wake-early" => &[Rule::QueueThresholds];
         /// The ring check stops the queue while a worst-case packet still
         /// fits (stop threshold = start threshold + 1).
-        StopEarly = 25, "stop-early";
+        StopEarly = 25, "stop-early" => &[Rule::QueueThresholds];
         /// The driver's stop runs its close routine twice (a teardown path
         /// that closes again): two ndo_stop entries for one dev_close.
-        StopTwice = 26, "stop-twice";
+        StopTwice = 26, "stop-twice" => &[Rule::AutoClose];
     }
 }
 
-id_enum! {
-    /// Deliberately broken devices (runtime switches in nic-model).
-    DeviceMutant {
+impl DriverMutant {
+    /// The rules it breaks (none for the correct driver).
+    pub const fn breaks(self) -> &'static [Rule] {
+        self.meta()
+    }
+}
+
+meta_enum! {
+    /// Deliberately broken devices (runtime switches in nic-model), each
+    /// with the rules it breaks (as [`DriverMutant`]).
+    DeviceMutant: &'static [Rule] {
         /// The correct device.
-        None = 0, "none";
+        None = 0, "none" => &[];
         /// Keeps DMAing after TX/RX are disabled.
-        DmaAfterDisable = 1, "dma-after-disable";
+        DmaAfterDisable = 1, "dma-after-disable" => &[Rule::DmaDeviceDisabled, Rule::DmaAfterStop];
         /// Raises an interrupt after being disabled.
-        IrqAfterDisable = 2, "irq-after-disable";
+        IrqAfterDisable = 2, "irq-after-disable" => &[Rule::IrqWhileDisabled, Rule::IrqAfterStop];
         /// Ignores reset.
-        ResetIgnored = 3, "reset-ignored";
+        ResetIgnored = 3, "reset-ignored" => &[Rule::ResetIneffective];
         /// Writes a completion for a descriptor never posted.
-        PhantomCompletion = 4, "phantom-completion";
+        PhantomCompletion = 4, "phantom-completion" => &[Rule::CompletionUnposted];
         /// Its descriptor cache reads a whole burst whatever TX_TAIL says,
         /// so it fetches slots the driver has not posted (and later sends
         /// what they held then).
-        PrefetchPastTail = 5, "prefetch-past-tail";
+        PrefetchPastTail = 5, "prefetch-past-tail" => &[Rule::DescUnposted];
+        /// Reports every received frame 4 bytes short in its RX
+        /// descriptor, as if it had stripped an FCS the frame never
+        /// carried (CRC stripping assumed on a port whose MAC already
+        /// strips it): the stack gets every frame truncated.
+        RxStripsFcs = 6, "rx-strips-fcs" => &[Rule::RxContent];
+    }
+}
+
+impl DeviceMutant {
+    /// The rules it breaks (none for the correct device).
+    pub const fn breaks(self) -> &'static [Rule] {
+        self.meta()
+    }
+}
+
+/// A hostile abuse's catalogue entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbuseSpec {
+    /// The error the device must latch.
+    pub error: DeviceError,
+    /// The monitor rule of the DMA the device blocks (empty: the abuse
+    /// blocks no DMA, and its matrix case passes).
+    pub blocked: &'static [Rule],
+}
+
+const fn abuse(error: DeviceError, blocked: &'static [Rule]) -> AbuseSpec {
+    AbuseSpec { error, blocked }
+}
+
+meta_enum! {
+    /// The hostile scenario's abuses: its knob VARIANT is the id. The
+    /// guest commits the abuse (guest-driver/src/scenarios/hostile.rs);
+    /// the device must latch the named error, and the host's
+    /// `device-error` check demands exactly it (vmm/src/scenarios/hostile.rs).
+    Abuse: AbuseSpec {
+        /// A TX descriptor addressed outside guest RAM.
+        OutsideRam = 0, "outside-ram" => abuse(DeviceError::AddressOutsideRam, &[Rule::DmaOutsideRam]);
+        /// A TX descriptor addressed at the NIC's own registers.
+        InBar = 1, "in-bar" => abuse(DeviceError::AddressInBar, &[Rule::DmaIntoBar]);
+        /// A TX descriptor of length zero.
+        ZeroLength = 2, "zero-length" => abuse(DeviceError::ZeroLength, &[]);
+        /// A frame longer than the largest Ethernet frame.
+        FrameTooBig = 3, "frame-too-big" => abuse(DeviceError::FrameTooBig, &[]);
+        /// Descriptors up to the tail with no end of packet.
+        NoEop = 4, "no-eop" => abuse(DeviceError::NoEndOfPacket, &[]);
+        /// A TX ring size that is not a power of two.
+        BadRingSize = 5, "bad-ring-size" => abuse(DeviceError::BadRingSize, &[]);
+        /// A TX tail beyond the ring.
+        BadTail = 6, "bad-tail" => abuse(DeviceError::BadTail, &[]);
+        /// A register write while the device resets.
+        WriteDuringReset = 7, "write-during-reset" => abuse(DeviceError::WriteDuringReset, &[]);
+        /// A doorbell with PCI bus mastering off.
+        BusMasterOff = 8, "bus-master-off" => abuse(DeviceError::BusMasterOff, &[Rule::DmaBusMasterOff]);
+        /// An RX buffer smaller than the frame it gets.
+        RxBufferTooSmall = 9, "rx-buffer-too-small" => abuse(DeviceError::LengthTooBig, &[]);
+        /// An RX buffer at the NIC's own registers.
+        RxIntoBar = 10, "rx-into-bar" => abuse(DeviceError::AddressInBar, &[Rule::DmaIntoBar]);
+        /// A TX ring based outside guest RAM.
+        RingOutsideRam = 11, "ring-outside-ram" => abuse(DeviceError::AddressOutsideRam, &[Rule::DmaOutsideRam]);
+        /// A TX ring larger than the device allows.
+        RingTooLarge = 12, "ring-too-large" => abuse(DeviceError::BadRingSize, &[]);
+        /// An RX tail beyond the ring.
+        RxBadTail = 13, "rx-bad-tail" => abuse(DeviceError::BadTail, &[]);
+    }
+}
+
+/// The hostile variant that makes seeded register and descriptor garbage
+/// instead of one [`Abuse`]. Not a matrix case: which errors it provokes
+/// depends on the seed (tests/tests/hostile.rs runs it over many).
+pub const HOSTILE_FUZZ_VARIANT: u64 = 100;
+
+/// The hostile scenario's matrix variants: every [`Abuse`] id.
+pub const HOSTILE_VARIANTS: [u64; Abuse::ALL.len()] = {
+    let mut v = [0; Abuse::ALL.len()];
+    let mut i = 0;
+    while i < v.len() {
+        v[i] = Abuse::ALL[i] as u64;
+        i += 1;
+    }
+    v
+};
+
+id_enum! {
+    /// Deliberately bad guests (knob `bad-guest`), for testing the VMM's
+    /// outcome reporting.
+    BadGuest {
+        /// Behave.
+        None = 0, "none";
+        /// `panic!` with a known message (outcome guest-panic).
+        Panic = 1, "panic";
+        /// Read an unmapped address (outcome cpu-exception, #PF with a
+        /// known CR2).
+        PageFault = 2, "page-fault";
+        /// Load an empty IDT and fault (outcome triple-fault).
+        TripleFault = 3, "triple-fault";
+        /// Spin forever with interrupts off (outcome timeout).
+        EndlessLoop = 4, "endless-loop";
+        /// Both CPUs wait for each other with no deadline (a circular
+        /// wait): under the virtual clock, outcome deadlock with both
+        /// rips (--clock wall: timeout).
+        Deadlock = 5, "deadlock";
+    }
+}
+
+impl BadGuest {
+    /// Decode a knob value.
+    pub fn from_u64(v: u64) -> Option<Self> {
+        u32::try_from(v).ok().and_then(Self::from_u32)
     }
 }

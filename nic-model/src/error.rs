@@ -1,7 +1,7 @@
 //! Errors of the NIC model's host-side set-up paths.
 //!
 //! Guest-caused faults are never `Err`s: they latch the device's error
-//! register and are logged (see `device.rs`). Only host configuration
+//! register and are logged (see `device/`). Only host configuration
 //! (opening a pcap file, bad knobs) returns these.
 
 use thiserror::Error;

@@ -1,6 +1,6 @@
 //! The DMA monitor: the oracle half of the one DMA gate.
 //!
-//! The device (`device.rs`) routes every guest-memory access through
+//! The device (`device/dma.rs`) routes every guest-memory access through
 //! `Nic::dma`, which asks this monitor to judge it. The monitor keeps its
 //! own view of what the driver allows, built only from the driver's
 //! markers (dma-map, dma-unmap, open-enter, stop-exit) and from the

@@ -1,6 +1,6 @@
 //! `nicproof run --gdb PORT` (issue 12): a scripted `gdb -batch` session
 //! (gdb is installed by `make tools`) attaches before the first
-//! instruction, breaks in the driver's start_xmit (`Nic::xmit_frame`),
+//! instruction, breaks in the driver's start_xmit (`Adapter::xmit_frame`),
 //! reads registers there, single-steps, hits the breakpoint again, and
 //! lets the run finish: it still passes. A port in use is a one-line
 //! host error.
@@ -45,7 +45,7 @@ fn gdb_breaks_in_start_xmit_reads_registers_and_steps() {
     let gdb = Command::new("gdb")
         .args(["-batch", "-nx"])
         .args(["-ex", &format!("target remote :{port}")])
-        .args(["-ex", "break nicproof_guest::driver::Nic::xmit_frame"])
+        .args(["-ex", "break nicproof_guest::driver::Adapter::xmit_frame"])
         .args(["-ex", "continue", "-ex", "info registers rip rsp"])
         .args(["-ex", "stepi", "-ex", "info registers rip"])
         .args(["-ex", "continue", "-ex", "print $pc"])
@@ -58,7 +58,7 @@ fn gdb_breaks_in_start_xmit_reads_registers_and_steps() {
     let vm = vm.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&vm.stdout);
     assert_eq!(
-        out.matches("Breakpoint 1, nicproof_guest::driver::Nic::xmit_frame")
+        out.matches("Breakpoint 1, nicproof_guest::driver::Adapter::xmit_frame")
             .count(),
         2,
         "{out}"

@@ -5,13 +5,13 @@
 //! check. A device error nobody expected fails the run and is named too.
 //! These boot real VMs (/dev/kvm) and fail without it.
 
-use nic_model::abi::{knob, pci, DeviceError, Scenario, NUM_KNOBS};
+use nic_model::abi::{knob, pci, Abuse, DeviceError, Scenario, NUM_KNOBS};
 use nicproof_tests::*;
 use serde_json::Value;
 use vmm::checks::Status;
 use vmm::oracles::device_error_name;
 use vmm::outcome::Outcome;
-use vmm::scenarios::hostile::{ABUSES, FUZZ_VARIANT};
+use vmm::scenarios::hostile::FUZZ_VARIANT;
 use vmm::vm::RunOptions;
 
 /// The row of the checks table that names device errors.
@@ -23,10 +23,11 @@ fn strings(v: &Value) -> Vec<String> {
 
 #[test]
 fn every_abuse_ends_normally_and_the_report_names_its_device_error() {
-    for a in ABUSES {
-        let variant = format!("variant={}", a.variant);
+    for &abuse in Abuse::ALL {
+        let a = abuse.meta();
+        let variant = format!("variant={}", abuse as u32);
         let r = run(&guest_image(), &["--scenario", "hostile", "--knob", &variant]);
-        let ctx = format!("{}: {}\n{}", a.name, r.stdout, r.stderr);
+        let ctx = format!("{}: {}\n{}", abuse.name(), r.stdout, r.stderr);
         assert!(matches!(r.outcome(), "passed" | "failed"), "host did not survive {ctx}");
         let checks = r.report["checks"].as_array().cloned().unwrap_or_default();
         let row = checks.iter().find(|c| c["check"] == ROW).unwrap_or_else(|| panic!("no {ROW} row: {ctx}"));
@@ -38,7 +39,7 @@ fn every_abuse_ends_normally_and_the_report_names_its_device_error() {
         assert_eq!(row["status"], "held", "{ctx}");
         // Only the blocked-DMA rule may fail the run, and it must.
         let found: Vec<&str> = r.report["findings"].as_array().into_iter().flatten().filter_map(|f| f["oracle"].as_str()).collect();
-        match a.blocked_rule {
+        match a.blocked {
             [] => assert_eq!(r.outcome(), "passed", "{ctx}"),
             rules => assert!(r.outcome() == "failed" && !found.is_empty() && found.iter().all(|f| rules.iter().any(|r| r.name() == *f)), "{found:?} {ctx}"),
         }

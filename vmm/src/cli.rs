@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
-use nic_model::abi::{knob, BadGuest, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
+use nic_model::abi::{knob, Abuse, BadGuest, DeviceMutant, DriverMutant, Scenario, NUM_KNOBS};
 use nic_model::config::BackendConfig;
 use nic_model::rules::Rule;
 use vmm::bench::NetPlan;
@@ -275,8 +275,8 @@ pub struct RunArgs {
     /// Device mutant name: a deliberately broken device (see `nicproof list`).
     #[arg(long, default_value = "none")]
     pub device_mutant: String,
-    /// Make the guest misbehave, to test outcome reporting:
-    /// none, panic, page-fault, triple-fault, endless-loop, deadlock.
+    /// Make the guest misbehave, to test outcome reporting (names and
+    /// outcomes in `nicproof list`).
     #[arg(long, default_value = "none")]
     pub bad_guest: String,
     /// Set a scenario knob, NAME=VALUE (repeatable; names in `nicproof list`;
@@ -395,25 +395,13 @@ fn device_mutant(s: &str) -> Result<DeviceMutant> {
     })
 }
 
-const BAD_GUESTS: [BadGuest; 6] = [
-    BadGuest::None,
-    BadGuest::Panic,
-    BadGuest::PageFault,
-    BadGuest::TripleFault,
-    BadGuest::EndlessLoop,
-    BadGuest::Deadlock,
-];
-
 fn bad_guest(s: &str) -> Result<BadGuest> {
-    BAD_GUESTS
-        .into_iter()
-        .find(|b| b.name() == s)
-        .ok_or_else(|| {
-            anyhow!(
-                "unknown bad guest `{s}`; known: {}",
-                names(&BAD_GUESTS, BadGuest::name)
-            )
-        })
+    BadGuest::from_name(s).ok_or_else(|| {
+        anyhow!(
+            "unknown bad guest `{s}`; known: {}",
+            names(BadGuest::ALL, BadGuest::name)
+        )
+    })
 }
 
 fn parse_u64(v: &str) -> Result<u64, String> {
@@ -594,98 +582,44 @@ impl BenchArgs {
     }
 }
 
-/// The text of `nicproof list`.
+/// The text of `nicproof list`: every table of the catalogue
+/// (`nic_model::abi`, `nic_model::rules`), each value with its doc.
 pub fn list() -> String {
-    // A doc comment from abi.rs on one line, for ids without a hand-written
-    // line below.
+    // A doc comment from abi.rs on one line, its intra-doc links as code.
     fn doc(d: &'static str) -> String {
-        d.split_whitespace().collect::<Vec<_>>().join(" ")
+        d.split_whitespace().collect::<Vec<_>>().join(" ").replace("[`", "`").replace("`]", "`")
     }
-    let mut s = String::from("scenarios:\n");
+    // A mutant's doc and the rules it breaks.
+    fn breaks(d: &'static str, r: &[Rule]) -> String {
+        match r {
+            [] => doc(d),
+            r => format!("{} ({})", doc(d), r.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")),
+        }
+    }
+    let mut s = String::from("scenarios (group; variants):\n");
     let desc = |v: &mut String, name: &str, d: &str| v.push_str(&format!("  {name:<22} {d}\n"));
     for sc in Scenario::ALL {
-        let fallback = doc(sc.doc());
-        desc(
-            &mut s,
-            sc.name(),
-            match sc {
-                Scenario::Empty => "boot, report ready, power off (boot benchmark)",
-                Scenario::Boot => "boot, exercise the control port and both vCPUs",
-                Scenario::Default => "probe, open, loopback mixed frames, check, stop, unregister",
-                Scenario::Smp => "default with transmit on CPU 0 and NAPI on CPU 1",
-                _ => &fallback,
-            },
-        );
+        let variants = sc.variants().iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        desc(&mut s, sc.name(), &format!("{} ({}; {variants})", doc(sc.doc()), sc.group().name()));
     }
-    s.push_str("driver mutants (--mutant):\n");
+    s.push_str("hostile abuses (--scenario hostile --knob variant=N; latches; blocked by):\n");
+    for a in Abuse::ALL {
+        let m = a.meta();
+        let blocked: Vec<_> = m.blocked.iter().map(|r| r.name()).collect();
+        let blocked = if blocked.is_empty() { "nothing blocked".into() } else { blocked.join(", ") };
+        desc(&mut s, &format!("{} {}", *a as u32, a.name()), &format!("{} ({:?}; {blocked})", doc(a.doc()), m.error));
+    }
+    s.push_str("driver mutants (--mutant; breaks):\n");
     for m in DriverMutant::ALL {
-        let fallback = doc(m.doc());
-        desc(
-            &mut s,
-            m.name(),
-            match m {
-                DriverMutant::None => "the correct driver",
-                DriverMutant::NoFence => "no fence in try_stop / completed_wake",
-                DriverMutant::NoRecheck => "no re-check after setting the stop bit",
-                DriverMutant::ThresholdOffByOne => "`>` for `>=` in the stop threshold",
-                DriverMutant::WakeInverted => "wake condition inverted",
-                DriverMutant::ConsIndexLate => "consumer index stored after completed_wake",
-                DriverMutant::BusyFrees => "BUSY returned with the skb freed",
-                DriverMutant::BusyKeepsRef => "BUSY returned with a reference kept",
-                DriverMutant::NoStopInAdvance => "BUSY returned instead of stopping in advance",
-                DriverMutant::NoUnmapAtStop => "no DMA unmap at stop",
-                DriverMutant::NoResetPoll => "no reset poll at stop",
-                DriverMutant::UnregisterNoStop => "unregister of an UP device does not call stop",
-                DriverMutant::WritesClonedHead => "writes a cloned skb's shared head",
-                DriverMutant::ReclaimOnXmit => "reclaims completions only on the next transmit",
-                DriverMutant::NoWatchdog => "no watchdog",
-                DriverMutant::AcceptsInvalidMac => "accepts an invalid MAC",
-                DriverMutant::NoDisableAtStop => "does not disable TX/RX and interrupts at stop",
-                DriverMutant::DoorbellAfterStop => "rings the TX doorbell after stop returned",
-                DriverMutant::DropSkipsDoorbell => "no doorbell when the last skb of an xmit_more batch is dropped",
-                DriverMutant::BqlMiscount => "BQL completions counted 4 bytes short per packet",
-                DriverMutant::ReclaimInServiceTask => "TX reclaim only from a 2 s service task, not the completion poll",
-                // Ids added to abi after this list was written show their
-                // doc comment, and never break the build.
-                #[allow(unreachable_patterns)]
-                _ => &fallback,
-            },
-        );
+        desc(&mut s, m.name(), &breaks(m.doc(), m.breaks()));
     }
-    s.push_str("device mutants (--device-mutant):\n");
+    s.push_str("device mutants (--device-mutant; breaks):\n");
     for m in DeviceMutant::ALL {
-        let fallback = doc(m.doc());
-        desc(
-            &mut s,
-            m.name(),
-            match m {
-                DeviceMutant::None => "the correct device",
-                DeviceMutant::DmaAfterDisable => "keeps DMAing after TX/RX are disabled",
-                DeviceMutant::IrqAfterDisable => "raises an interrupt after being disabled",
-                DeviceMutant::ResetIgnored => "ignores reset",
-                DeviceMutant::PhantomCompletion => "completes a descriptor never posted",
-                DeviceMutant::PrefetchPastTail => "fetches TX descriptors past the tail",
-                #[allow(unreachable_patterns)]
-                _ => &fallback,
-            },
-        );
+        desc(&mut s, m.name(), &breaks(m.doc(), m.breaks()));
     }
     s.push_str("bad guests (--bad-guest):\n");
-    for b in BAD_GUESTS {
-        desc(
-            &mut s,
-            b.name(),
-            match b {
-                BadGuest::None => "behave",
-                BadGuest::Panic => "panic with a known message (outcome guest-panic)",
-                BadGuest::PageFault => "read an unmapped address (outcome cpu-exception, #PF)",
-                BadGuest::TripleFault => "fault with an empty IDT (outcome triple-fault)",
-                BadGuest::EndlessLoop => "spin with interrupts off (outcome timeout)",
-                BadGuest::Deadlock => {
-                    "both CPUs wait for each other, no deadline (outcome deadlock; --clock wall: timeout)"
-                }
-            },
-        );
+    for b in BadGuest::ALL {
+        desc(&mut s, b.name(), &doc(b.doc()));
     }
     s.push_str("knobs (--knob NAME=VALUE):\n");
     for k in knob::ALL {

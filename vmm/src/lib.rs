@@ -10,13 +10,13 @@
 
 pub mod arch;
 pub mod bench;
-pub mod checks;
 pub mod control;
 pub mod decode;
 pub mod explain;
 pub mod gdb;
 pub mod guest_image;
 pub mod irq;
+pub mod judge;
 pub mod matrix;
 pub mod nic;
 pub mod oracles;
@@ -32,71 +32,13 @@ pub mod symbols;
 pub mod vcpu;
 pub mod vm;
 
+/// The report's table of checks (part of [`judge`]).
+pub use judge::checks;
+
 use nic_model::events::{Event, EventKind};
-use nic_model::rules::Rule;
 use outcome::{Finding, Outcome, Report, Stats};
 use nic_model::config::NicConfig;
 use vm::{RunOptions, Vm};
-
-/// Add the host oracles' findings to a finished run's outcome. Only runs
-/// that ended normally (passed or failed) are judged: a panic, fault or
-/// timeout already says what went wrong.
-fn judge_with_oracles(
-    outcome: Outcome,
-    log: &[Event],
-    eeprom: Option<[u8; 6]>,
-    live_maps: usize,
-    allow_busy: bool,
-    expect_fault: Option<nic_model::abi::DeviceError>,
-    expect_tx_timeout: bool,
-) -> (Outcome, Vec<Finding>) {
-    let mut reasons = match outcome {
-        Outcome::Passed => Vec::new(),
-        Outcome::Failed { reasons } => reasons,
-        other => return (other, Vec::new()),
-    };
-    let mut named = Vec::new();
-    let mut findings = oracles::check_all(log, !allow_busy);
-    findings.extend(oracles::device_error(log, expect_fault));
-    findings.extend(oracles::tx_timeout(log, expect_tx_timeout));
-    if let Some(mac) = eeprom {
-        findings.extend(oracles::mac_address(log, mac));
-    }
-    for f in findings {
-        let r = format!("oracle {}: {} (event #{})", f.oracle, f.detail, f.seq);
-        if !reasons.contains(&r) {
-            reasons.push(r);
-        }
-        named.push(Finding { oracle: f.oracle.name().into(), seq: f.seq, detail: f.detail });
-    }
-    if live_maps > 0 && reasons.iter().all(|r| !r.contains("still mapped")) {
-        let detail = format!("{live_maps} DMA range(s) still mapped at the end");
-        reasons.push(format!("device monitor: {detail}"));
-        let seq = log.last().map_or(0, |e| e.seq);
-        named.push(Finding { oracle: Rule::DeviceLiveMaps.name().into(), seq, detail });
-    }
-    if reasons.is_empty() {
-        (Outcome::Passed, named)
-    } else {
-        (Outcome::Failed { reasons }, named)
-    }
-}
-
-/// The findings `vm::judge` turned into reasons, named: device monitor
-/// violations by rule and a failing guest verdict as `guest-verdict`.
-fn log_findings(log: &[Event]) -> Vec<Finding> {
-    log.iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Violation { rule, detail } => {
-                Some(Finding { oracle: rule.clone(), seq: e.seq, detail: detail.clone() })
-            }
-            EventKind::Verdict { pass: false, text } => {
-                Some(Finding { oracle: Rule::GuestVerdict.name().into(), seq: e.seq, detail: text.clone() })
-            }
-            _ => None,
-        })
-        .collect()
-}
 
 /// A finished run: the report (with the serial output), the event log and
 /// the table of checks (empty for runs without a NIC or not judged).
@@ -158,42 +100,16 @@ pub fn run(opts: &RunOptions) -> RunResult {
             let setup_ms = t.elapsed().as_secs_f64() * 1e3;
             let events = vm.events.clone();
             let serial = vm.serial().clone();
-            let (mut o, s) = vm.run();
+            let (o, s) = vm.run();
             let log = events.snapshot();
-            let mut findings = Vec::new();
-            let has_nic = nic.is_some();
-            if let Some((handle, clock)) = nic {
+            let nic = nic.map(|(handle, clock)| {
                 // The clock thread ends on the VM's stop flag, set by run().
                 if let Some(clock) = clock {
                     let _ = clock.join();
                 }
-                let eeprom = opts.nic.as_ref().map(|c| c.eeprom_mac());
-                (o, findings) =
-                    judge_with_oracles(
-                    o,
-                    &log,
-                    eeprom,
-                    handle.live_maps(),
-                    opts.allow_busy,
-                    opts.expect_fault,
-                    opts.expect_tx_timeout,
-                );
-                // A capture that lost frames is a host failure, whatever
-                // the run showed: nothing lost silently.
-                if let Some(message) = handle.output_error() {
-                    o = Outcome::HostError { message };
-                }
-            }
-            if matches!(o, Outcome::Failed { .. }) {
-                findings.splice(0..0, log_findings(&log));
-            } else {
-                findings.clear();
-            }
-            let checks = if has_nic {
-                checks::table(&log, &o, &findings, opts.allow_busy)
-            } else {
-                Vec::new()
-            };
+                judge::NicEnd { live_maps: handle.live_maps(), output_error: handle.output_error() }
+            });
+            let judge::Judged { outcome: o, findings, checks } = judge::run(o, &log, opts, nic);
             (o, findings, Stats { setup_ms, ..s }, log, serial.text(), checks)
         }
         Err(e) => (

@@ -42,7 +42,7 @@ pub fn arg(args: &[u64], i: usize) -> u64 {
 /// Run every oracle. `expect_busy_free` is false for scenarios that
 /// provoke BUSY on purpose (their own guest oracle judges ownership).
 pub fn check_all(log: &[Event], expect_no_busy: bool) -> Vec<Finding> {
-    // The device monitor's violations are judged by `vm::judge` already.
+    // The device monitor's violations are judged by `judge::outcome` already.
     let mut f = Vec::new();
     f.extend(doorbell_after_stop(log));
     f.extend(doorbell_pending(log));
@@ -444,8 +444,33 @@ pub fn skb_ledger(log: &[Event]) -> Vec<Finding> {
 /// An unmap takes the live mapping of its address with its length, else
 /// the oldest one.
 pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
-    // Live mappings of one address: (length, direction, seq of the map).
-    let mut live: BTreeMap<u64, Vec<(u64, u64, u64)>> = BTreeMap::new();
+    let (mut out, live) = dma_ledger(log);
+    let last = log.last().map_or(0, |e| e.seq);
+    for (addr, maps) in live {
+        for (len, _, at) in maps {
+            out.push(Finding {
+                oracle: Rule::DmaMaps,
+                seq: last,
+                detail: format!("{addr:#x}+{len} (mapped at #{at}) still mapped at the end"),
+            });
+        }
+    }
+    out
+}
+
+/// The DMA mappings the driver's markers leave live at the end of `log`
+/// (each is a `dma-maps` finding).
+pub fn live_dma_maps(log: &[Event]) -> usize {
+    dma_ledger(log).1.values().map(Vec::len).sum()
+}
+
+/// Live DMA mappings by address: (length, direction, seq of the map).
+type Ledger = BTreeMap<u64, Vec<(u64, u64, u64)>>;
+
+/// [`dma_maps`]'s ledger: the findings of the map and unmap markers as
+/// they come, and the mappings live at the end.
+fn dma_ledger(log: &[Event]) -> (Vec<Finding>, Ledger) {
+    let mut live = Ledger::new();
     let mut out = Vec::new();
     for e in log {
         let Some((m, args, _)) = marker_of(e) else { continue };
@@ -490,17 +515,7 @@ pub fn dma_maps(log: &[Event]) -> Vec<Finding> {
             _ => {}
         }
     }
-    let last = log.last().map_or(0, |e| e.seq);
-    for (addr, maps) in live {
-        for (len, _, at) in maps {
-            out.push(Finding {
-                oracle: Rule::DmaMaps,
-                seq: last,
-                detail: format!("{addr:#x}+{len} (mapped at #{at}) still mapped at the end"),
-            });
-        }
-    }
-    out
+    (out, live)
 }
 
 /// `Marker::DmaMap`'s direction: to the device.

@@ -613,7 +613,7 @@ impl Vm {
                 last_serial: self.serial.tail(10),
                 last_events: self.events.tail(10),
             },
-            end => judge(end, &self.events, &protocol_errors),
+            end => crate::judge::outcome(end, &self.events, &protocol_errors),
         };
         if stuck > 0 && matches!(outcome, Outcome::Passed) {
             outcome = Outcome::HostError {
@@ -650,87 +650,9 @@ fn stop_threads(threads: Vec<JoinHandle<ExitCounts>>, stats: &mut Stats) -> usiz
     stuck
 }
 
-/// Turn how the run ended and what the log holds into the outcome.
-pub fn judge(end: End, events: &EventLog, protocol_errors: &[String]) -> Outcome {
-    match end {
-        End::Panic { message, location } => Outcome::GuestPanic { message, location },
-        End::Exception {
-            vector,
-            error_code,
-            rip,
-            cr2,
-            cpu,
-        } => Outcome::CpuException {
-            vector,
-            error_code,
-            rip,
-            cr2,
-            cpu,
-        },
-        End::TripleFault { cpu, regs } => Outcome::TripleFault { cpu, regs },
-        End::HostError(message) => Outcome::HostError { message },
-        End::Timeout => Outcome::Timeout {
-            limit_secs: 0.0,
-            last_serial: vec![],
-            last_events: events.tail(10),
-        },
-        End::Failed(reason) => Outcome::Failed {
-            reasons: vec![reason],
-        },
-        End::Deadlock { cpus } => Outcome::Deadlock {
-            cpus: cpus
-                .into_iter()
-                .map(|(cpu, rip)| crate::outcome::IdleCpu { cpu, rip })
-                .collect(),
-        },
-        End::PowerOff(code) => {
-            let mut reasons = Vec::new();
-            if code != 0 {
-                reasons.push(format!("guest powered off with exit code {code}"));
-            }
-            let mut verdicts = 0;
-            for e in events.snapshot() {
-                match e.kind {
-                    EventKind::Verdict { pass, text } => {
-                        verdicts += 1;
-                        if !pass {
-                            reasons.push(format!("guest verdict: fail: {text}"));
-                        }
-                    }
-                    EventKind::Violation { rule, detail } => {
-                        reasons.push(format!("violation #{} {rule}: {detail}", e.seq));
-                    }
-                    _ => {}
-                }
-            }
-            if verdicts == 0 {
-                reasons.push("the guest sent no verdict".into());
-            }
-            reasons.extend(
-                protocol_errors
-                    .iter()
-                    .map(|e| format!("control protocol error: {e}")),
-            );
-            if reasons.is_empty() {
-                Outcome::Passed
-            } else {
-                Outcome::Failed { reasons }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn log(kinds: Vec<EventKind>) -> EventLog {
-        let l = EventLog::new();
-        for k in kinds {
-            l.push(Source::Guest, k);
-        }
-        l
-    }
 
     #[test]
     fn kvm_open_errors_say_how_to_fix_them() {
@@ -743,45 +665,5 @@ mod tests {
         );
         assert!(msg(libc::EACCES).contains("kvm group") && msg(libc::EACCES).contains("root"));
         assert!(msg(libc::EBUSY).starts_with("cannot open /dev/kvm"));
-    }
-
-    #[test]
-    fn pass_needs_verdict_poweroff_zero_and_no_violation() {
-        let ok = log(vec![EventKind::Verdict {
-            pass: true,
-            text: String::new(),
-        }]);
-        assert_eq!(judge(End::PowerOff(0), &ok, &[]), Outcome::Passed);
-        let Outcome::Failed { reasons } = judge(End::PowerOff(3), &ok, &["bad".into()]) else {
-            panic!()
-        };
-        assert_eq!(reasons.len(), 2);
-        let none = log(vec![]);
-        assert!(matches!(
-            judge(End::PowerOff(0), &none, &[]),
-            Outcome::Failed { .. }
-        ));
-        let viol = log(vec![
-            EventKind::Verdict {
-                pass: true,
-                text: String::new(),
-            },
-            EventKind::Violation {
-                rule: "dma-after-stop".into(),
-                detail: "x".into(),
-            },
-        ]);
-        let Outcome::Failed { reasons } = judge(End::PowerOff(0), &viol, &[]) else {
-            panic!()
-        };
-        assert!(reasons[0].contains("dma-after-stop"), "{reasons:?}");
-        let fail = log(vec![EventKind::Verdict {
-            pass: false,
-            text: "lost frame".into(),
-        }]);
-        assert!(matches!(
-            judge(End::PowerOff(0), &fail, &[]),
-            Outcome::Failed { .. }
-        ));
     }
 }

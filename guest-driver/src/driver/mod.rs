@@ -1,6 +1,16 @@
-//! The nicproof NIC driver, shaped like Linux igc (style.md items 9-11):
-//! [`Nic::probe`], `open`, `xmit_frame` (+ `tx_map`, `maybe_stop_tx`),
-//! `poll` ([`Nic::clean_tx_irq`], [`Nic::clean_rx_irq`]), `down`/`close`.
+//! The nicproof NIC driver, shaped like Linux igc (style.md items 9-11),
+//! split as igc's files are:
+//!
+//! - this module: the [`Adapter`] (igc's `igc_adapter`), [`Adapter::probe`],
+//!   ring set-up, `up`/`down` and the `ndo_open`/`ndo_stop`/`ndo_tx_timeout`
+//!   bodies;
+//! - [`tx`]: `xmit_frame` (+ `tx_map`, `maybe_stop_tx`), the doorbell and
+//!   [`Adapter::clean_tx_irq`];
+//! - [`rx`]: [`Adapter::clean_rx_irq`] and the RX buffers;
+//! - [`stats`]: the counters ([`NicStats`]);
+//! - [`ops`]: what the stack and the kernel call: the MSI-X handler, the NAPI
+//!   poll loop, and the three trait adaptors ([`NetDeviceOps`] for
+//!   [`Adapter`] and [`AdapterOps`], [`NapiHandler`] through [`NapiSide`]).
 //!
 //! Portable: the machine is a `&(dyn Platform + Sync)` (PCI config, MMIO through
 //! [`regs::Regs`], time, markers), DMA memory a [`dma::DmaPool`], and the
@@ -10,26 +20,35 @@
 //! The driver-side mutants of `abi::DriverMutant` are runtime switches
 //! read from the run configuration; each is a small, named deviation in
 //! the step it breaks (grep `Mutant::`).
+//!
+//! [`NetDeviceOps`]: crate::softnet::netdev::NetDeviceOps
+//! [`NapiHandler`]: crate::softnet::napi::NapiHandler
 
 pub mod dma;
+mod ops;
 pub mod pci;
 pub mod regs;
 pub mod ring;
+mod rx;
+mod stats;
 pub mod sync;
+mod tx;
+
+pub use ops::{AdapterOps, NapiSide};
+pub use stats::NicStats;
+/// The shared seeded generator (the seed's random MAC, scenario choices).
+pub use crate::abi::splitmix64;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
-use crate::abi::{
-    self, regs as r, DriverMutant as Mutant, Marker, QueueReason, RxDesc, TxDesc, MAX_DESC_PER_PACKET,
-    RXD_STAT_DONE, RXD_STAT_ERR, TXD_EOP, TXD_STAT_DONE,
-};
+use crate::abi::{self, regs as r, DriverMutant as Mutant, Marker, QueueReason, RxDesc, TxDesc};
 use crate::platform::Platform;
 use crate::softnet::errno::{ENODEV, ENOMEM};
-use crate::softnet::napi::{Napi, NapiHandler};
-use crate::softnet::netdev::{is_valid_ether_addr, mac_to_u64, random_ether_addr, AddrAssignType, NetDeviceOps, NetdevTx};
+use crate::softnet::napi::Napi;
+use crate::softnet::netdev::{is_valid_ether_addr, mac_to_u64, random_ether_addr, AddrAssignType};
 use crate::softnet::queue::TxQueue;
 use crate::softnet::skb::SkbId;
 
@@ -37,27 +56,39 @@ use dma::{DmaDir, DmaMapper, DmaPool, DmaRegion};
 use pci::PciNic;
 use regs::Regs;
 use ring::Ring;
+use rx::rx_desc;
+use stats::{inc, Counters};
 use sync::{SkbCell, SpinLock};
+use tx::TxBuf;
 
 /// Default TX ring size (descriptors).
 pub const DEFAULT_TX_RING: u32 = 256;
+
 /// Default RX ring size (buffers).
 pub const DEFAULT_RX_RING: u32 = 256;
+
 /// Size of one RX buffer: a whole frame fits (abi::MAX_FRAME_LEN).
 pub const RX_BUF_LEN: u32 = 2048;
+
 /// Stop the queue when fewer descriptors than a worst-case packet remain.
 pub const TX_STOP_THRESH: u32 = abi::TX_STOP_THRESH;
+
 /// Restart it once this many are free again (softnet.md §0).
 pub const TX_START_THRESH: u32 = abi::TX_START_THRESH;
+
 /// Bound on the reset wait (e1000e/hermit style: never unbounded).
 pub const RESET_TIMEOUT_NS: u64 = 100_000_000;
+
 /// Bound on one EEPROM word read.
 const EEPROM_TIMEOUT_NS: u64 = 10_000_000;
+
 /// TX/RX interrupt moderation: frames per interrupt, and a deadline in
 /// microseconds so a lone frame still completes in bounded time (mvneta
 /// 01b23da3607d).
 const COAL_FRAMES: u32 = 32;
+
 const COAL_USECS: u32 = 200;
+
 /// Refilled RX buffers handed back per RX_TAIL write.
 const RX_TAIL_BATCH: u32 = 32;
 
@@ -106,20 +137,6 @@ pub enum ProbeError {
     EepromTimeout,
 }
 
-/// One TX ring slot's software state (igc's `tx_buffer`).
-#[derive(Clone, Copy, Default)]
-struct TxBuf {
-    /// Set on the first slot of a packet: the skb to free at completion.
-    skb: Option<SkbId>,
-    /// Mapped address and length of this slot's fragment (0 = unmapped).
-    dma: u64,
-    len: u32,
-    /// On the first slot: free-running index of the packet's EOP slot.
-    eop: u32,
-    /// On the first slot: bytes of the packet (for BQL).
-    bytes: u32,
-}
-
 /// Everything `open` allocates and `stop` frees.
 struct Rings {
     tx: Ring<TxDesc>,
@@ -146,78 +163,9 @@ struct Rings {
 // SAFETY: the UnsafeCell slots follow the ownership protocol above; every
 // other field is atomic or read-only after open.
 unsafe impl Sync for Rings {}
+
 // SAFETY: the raw pointers inside point at DMA memory the driver owns.
 unsafe impl Send for Rings {}
-
-impl Rings {
-    /// Free TX descriptors; one slot stays empty so full and empty differ.
-    fn tx_free(&self) -> u32 {
-        tx_free(self.tx.size, &self.tx_prod, &self.tx_cons)
-    }
-
-    /// The slot of free-running index `idx`.
-    ///
-    /// # Safety
-    /// The caller owns the slot under the protocol on `tx_buf`, and holds
-    /// no other reference to it.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slot(&self, idx: u32) -> &mut TxBuf {
-        // SAFETY: in bounds by the mask; exclusive by the caller's contract.
-        unsafe { &mut *self.tx_buf[(idx & (self.tx.size - 1)) as usize].get() }
-    }
-}
-
-fn tx_free(size: u32, prod: &AtomicU32, cons: &AtomicU32) -> u32 {
-    let used = prod.load(Ordering::Acquire).wrapping_sub(cons.load(Ordering::Acquire));
-    (size - 1).saturating_sub(used)
-}
-
-/// Counters the scenario and tests read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NicStats {
-    /// Packets posted to the ring.
-    pub tx_packets: u64,
-    /// Packets dropped at xmit (map failure, empty or stale skb).
-    pub tx_dropped: u64,
-    /// Packets completed by the device.
-    pub tx_completed: u64,
-    /// Packets aborted at stop.
-    pub tx_aborted: u64,
-    /// Frames delivered to the stack.
-    pub rx_packets: u64,
-    /// Frames the device flagged as faulty.
-    pub rx_errors: u64,
-    /// BUSY returns (full ring at entry).
-    pub busy: u64,
-    /// Doorbells written.
-    pub doorbells: u64,
-    /// Stale skb ids handed to xmit (only a mutant makes these).
-    pub stale_skbs: u64,
-    /// Resets that did not finish within the bound.
-    pub reset_timeouts: u64,
-    /// ndo_tx_timeout calls.
-    pub tx_timeouts: u64,
-}
-
-/// The live counters behind [`NicStats`] (each side bumps its own).
-#[derive(Default)]
-struct Counters {
-    tx_packets: AtomicU64,
-    tx_dropped: AtomicU64,
-    tx_completed: AtomicU64,
-    tx_aborted: AtomicU64,
-    rx_packets: AtomicU64,
-    rx_errors: AtomicU64,
-    busy: AtomicU64,
-    doorbells: AtomicU64,
-    stale_skbs: AtomicU64,
-    reset_timeouts: AtomicU64,
-    tx_timeouts: AtomicU64,
-}
-
-fn inc(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
-}
 
 /// The driver's private data (igc's `adapter`).
 ///
@@ -228,7 +176,7 @@ fn inc(c: &AtomicU64, n: u64) {
 /// protocol (softnet.md §1). `open` and `stop` replace the rings; they
 /// run on the transmit side with NAPI disabled, so nothing else touches
 /// the rings then.
-pub struct Nic<'a, 'e> {
+pub struct Adapter<'a, 'e> {
     plat: &'a (dyn Platform + Sync),
     regs: Regs<'a>,
     /// What PCI probing found.
@@ -258,7 +206,7 @@ pub struct Nic<'a, 'e> {
     wire_base: AtomicU64,
     st: Counters,
     /// Test hook (lost-wake scenario): reclaim this many more times in
-    /// the stop window, see [`Nic::inject_reclaim_in_stop_window`].
+    /// the stop window, see [`Adapter::inject_reclaim_in_stop_window`].
     stop_window_reclaims: AtomicU32,
     /// `reclaim-in-service-task` mutant: when its service task next runs.
     slow_reclaim_due_ns: AtomicU64,
@@ -270,9 +218,9 @@ pub struct Nic<'a, 'e> {
 
 // SAFETY: shared state is atomic, locked, or (rings) replaced only while
 // the other side is quiesced, as the type's doc says.
-unsafe impl Sync for Nic<'_, '_> {}
+unsafe impl Sync for Adapter<'_, '_> {}
 
-impl<'a, 'e> Nic<'a, 'e> {
+impl<'a, 'e> Adapter<'a, 'e> {
     /// `igc_probe`: find the NIC, place BAR0, enable memory and bus
     /// mastering, program MSI-X, reset, read and validate the MAC.
     /// Reports ProbeEnter/ProbeExit.
@@ -421,30 +369,6 @@ impl<'a, 'e> Nic<'a, 'e> {
         self.rings().is_some()
     }
 
-    /// Free TX descriptors (0 when closed).
-    pub fn tx_free(&self) -> u32 {
-        self.rings().map_or(0, Rings::tx_free)
-    }
-
-    /// A snapshot of the counters.
-    pub fn stats(&self) -> NicStats {
-        let c = &self.st;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        NicStats {
-            tx_packets: g(&c.tx_packets),
-            tx_dropped: g(&c.tx_dropped),
-            tx_completed: g(&c.tx_completed),
-            tx_aborted: g(&c.tx_aborted),
-            rx_packets: g(&c.rx_packets),
-            rx_errors: g(&c.rx_errors),
-            busy: g(&c.busy),
-            doorbells: g(&c.doorbells),
-            stale_skbs: g(&c.stale_skbs),
-            reset_timeouts: g(&c.reset_timeouts),
-            tx_timeouts: g(&c.tx_timeouts),
-        }
-    }
-
     /// Deferred work a stopped driver must have cancelled. The correct
     /// driver has none after stop; the `doorbell-after-stop` mutant still
     /// runs a batch-flush that writes the TX doorbell (the host's
@@ -539,438 +463,6 @@ impl<'a, 'e> Nic<'a, 'e> {
                 self.dma.unmap(self.plat, m.phys, m.len);
             }
             self.pool.lock().free(m);
-        }
-    }
-
-    /// `igc_xmit_frame`: one skb, then a [`Marker::TxRing`] snapshot if
-    /// this call ends the batch (the stack will not call again before a
-    /// doorbell is due: no xmit_more, BUSY, or a stopped queue), so the
-    /// host can check that every posted descriptor got its doorbell.
-    fn xmit_frame(&self, skb: SkbId, xmit_more: bool) -> NetdevTx {
-        let ret = self.xmit_frame_ring(skb, xmit_more);
-        if !xmit_more || ret == NetdevTx::Busy || self.txq.xmit_stopped() {
-            self.report_tx_ring(false);
-        }
-        ret
-    }
-
-    /// The TX ring and its BQL counters for the host's doorbell-pending
-    /// and bql-balance oracles (`Marker::TxRing`). Not in BENCH mode: a
-    /// marker is a VM exit.
-    fn report_tx_ring(&self, at_stop: bool) {
-        let Some(rg) = self.rings() else { return };
-        if self.cfg.bench {
-            return;
-        }
-        let d = self.txq.dql().snapshot();
-        let mut flags = if at_stop { abi::TX_RING_AT_STOP } else { 0 };
-        if self.txq.bql_enabled() {
-            flags |= abi::TX_RING_BQL;
-        }
-        let (prod, cons) = (rg.tx_prod.load(Ordering::Acquire), rg.tx_cons.load(Ordering::Acquire));
-        self.plat.marker(
-            Marker::TxRing,
-            &[u64::from(prod), u64::from(cons), u64::from(d.num_queued), u64::from(d.num_completed), flags],
-        );
-    }
-
-    /// `igc_tx_map` + `igc_xmit_frame_ring`. Transmit side only.
-    fn xmit_frame_ring(&self, skb: SkbId, xmit_more: bool) -> NetdevTx {
-        if self.cfg.mutant == Mutant::ReclaimOnXmit {
-            self.clean_tx_irq();
-        }
-        let Some(rg) = self.rings() else {
-            // Not open: the stack never calls us then; drop to be safe.
-            return self.drop_skb(skb, xmit_more);
-        };
-        let got = self.skbs.borrow().get(skb).map(|s| (s.nr_descs(), s.len(), s.head_len()));
-        let Ok((nr, bytes, head_len)) = got else {
-            // A freed skb came back: only a driver that freed on BUSY
-            // (busy-frees) causes this. Report, never touch it.
-            inc(&self.st.stale_skbs, 1);
-            self.plat.marker_text(Marker::OracleFail, &[u64::from(skb.0)], "busy-ownership: xmit got a freed skb");
-            return NetdevTx::Ok;
-        };
-        if nr == 0 || nr > MAX_DESC_PER_PACKET || bytes > abi::MAX_FRAME_LEN {
-            return self.drop_skb(skb, xmit_more);
-        }
-        // Full ring at entry: only after a false wake (allowed, rare).
-        // BUSY keeps no reference and frees nothing.
-        if rg.tx_free() < nr {
-            inc(&self.st.busy, 1);
-            if !self.txq.stopped() {
-                self.txq.stop(QueueReason::RingLow);
-            }
-            match self.cfg.mutant {
-                Mutant::BusyFrees => {
-                    let _ = self.skbs.borrow_mut().free(skb);
-                }
-                Mutant::BusyKeepsRef => self.kept.lock().push(skb),
-                _ => {}
-            }
-            // Packets posted earlier in this xmit_more batch must still
-            // reach the device: the batch ends here.
-            self.ring_tx_doorbell();
-            return NetdevTx::Busy;
-        }
-        // The hardware wants our address as the source (as some MACs
-        // do without insertion support): writing the head of a clone
-        // needs a private copy first (skb_cow_head, d4ca73591916).
-        if head_len >= 12 {
-            let mut pool = self.skbs.borrow_mut();
-            let head = if self.cfg.mutant == Mutant::WritesClonedHead {
-                pool.head_mut_unchecked(skb)
-            } else {
-                match pool.cow_head(skb) {
-                    Ok(()) => pool.head_mut(skb),
-                    Err(e) => Err(e),
-                }
-            };
-            match head {
-                Ok(h) => h[6..12].copy_from_slice(&self.mac),
-                Err(_) => {
-                    drop(pool);
-                    return self.drop_skb(skb, xmit_more);
-                }
-            }
-        }
-        let mut frags = [(0u64, 0u32); MAX_DESC_PER_PACKET as usize];
-        let mut n = 0;
-        {
-            let pool = self.skbs.borrow();
-            let Ok(s) = pool.get(skb) else { return NetdevTx::Ok };
-            if s.head_len() != 0 {
-                frags[0] = (s.head_addr(), s.head_len());
-                n = 1;
-            }
-            for f in s.frags() {
-                frags[n] = (f.addr, f.len);
-                n += 1;
-            }
-        }
-        // Map everything before touching the ring, so a failure needs
-        // no descriptor rollback.
-        for i in 0..n {
-            let (a, l) = frags[i];
-            match self.dma.map(self.plat, a, u64::from(l), DmaDir::ToDevice) {
-                Ok(bus) => frags[i].0 = bus,
-                Err(_) => {
-                    frags[..i].iter().for_each(|&(a, l)| self.dma.unmap(self.plat, a, u64::from(l)));
-                    return self.drop_skb(skb, xmit_more);
-                }
-            }
-        }
-        let prod = rg.tx_prod.load(Ordering::Relaxed);
-        for (i, &(addr, len)) in frags[..n].iter().enumerate() {
-            let idx = prod.wrapping_add(i as u32);
-            let last = i + 1 == n;
-            rg.tx.write(idx, TxDesc { addr, len: len as u16, flags: if last { TXD_EOP } else { 0 }, ..TxDesc::default() });
-            // SAFETY: slots from prod on belong to xmit until prod is published.
-            *unsafe { rg.slot(idx) } = TxBuf { skb: None, dma: addr, len, eop: 0, bytes: 0 };
-        }
-        // SAFETY: as above.
-        let first = unsafe { rg.slot(prod) };
-        first.skb = Some(skb);
-        first.eop = prod.wrapping_add(n as u32 - 1);
-        first.bytes = bytes;
-        let seq = self.tx_seq.fetch_add(1, Ordering::Relaxed);
-        let _ = self.skbs.borrow_mut().set_mark(skb, seq);
-        inc(&self.st.tx_packets, 1);
-        // Publish the slots, and store the index before the stop macro
-        // reads free space (it fences against reclaim's index store).
-        rg.tx_prod.store(prod.wrapping_add(n as u32), Ordering::Release);
-        if self.cfg.mutant != Mutant::NoStopInAdvance {
-            self.maybe_stop_tx(rg);
-        }
-        // maybe_stop before the BQL hook (fbnic's order): with
-        // xmit_more, ring only if the queue stopped.
-        let ring_now = self.txq.sent_queue_more(bytes, xmit_more).unwrap_or(true);
-        if ring_now {
-            self.ring_tx_doorbell();
-        }
-        NetdevTx::Ok
-    }
-
-    /// `igc_maybe_stop_tx`: stop while a worst-case packet still fits.
-    fn maybe_stop_tx(&self, rg: &Rings) -> i32 {
-        let size = rg.tx.size;
-        let first = core::cell::Cell::new(true);
-        let seen = core::cell::Cell::new(None);
-        let get_desc = || {
-            let free = tx_free(size, &rg.tx_prod, &rg.tx_cons);
-            if seen.get().is_none() {
-                seen.set(Some(free));
-            }
-            // The lost-wake window, forced: the stop macro has read a
-            // low free count and not yet set the stop bit when a NAPI
-            // poll (as an interrupt would run it here) reclaims and sees
-            // a running queue, so only the re-check can restart it.
-            if first.replace(false) && free < TX_STOP_THRESH && self.take_stop_window_reclaim() {
-                self.clean_tx_irq();
-            }
-            free
-        };
-        let stop_thrs = if self.cfg.mutant == Mutant::StopEarly { TX_START_THRESH + 1 } else { TX_STOP_THRESH };
-        let r = self.txq.maybe_stop(get_desc, stop_thrs, TX_START_THRESH);
-        if r == 0 && !self.cfg.bench {
-            // Stopped: the free count the stop decision read.
-            self.plat.marker(Marker::QueueFree, &[0, u64::from(seen.get().unwrap_or(0))]);
-        }
-        r
-    }
-
-    /// Test hook for the lost-wake scenario: the next `times` stops of
-    /// the queue run a reclaim between reading the free count and setting
-    /// the stop bit (transmit and NAPI on one CPU, so this is the only
-    /// way to land a completion in that window deterministically).
-    pub fn inject_reclaim_in_stop_window(&self, times: u32) {
-        self.stop_window_reclaims.store(times, Ordering::Relaxed);
-    }
-
-    fn take_stop_window_reclaim(&self) -> bool {
-        self.stop_window_reclaims.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
-    }
-
-    /// Write TX_TAIL if descriptors were posted since the last doorbell.
-    fn ring_tx_doorbell(&self) {
-        let Some(rg) = self.rings() else { return };
-        let prod = rg.tx_prod.load(Ordering::Relaxed);
-        if prod == rg.tx_tail.load(Ordering::Relaxed) {
-            return;
-        }
-        // wmb: descriptors reach memory before the device sees the tail.
-        fence(Ordering::Release);
-        rg.tx_tail.store(prod, Ordering::Relaxed);
-        self.regs.write(r::TX_TAIL, prod);
-        inc(&self.st.doorbells, 1);
-    }
-
-    /// Drop: free the skb and return OK (ibmvnic 7f5b030830fe); the last
-    /// skb of a batch still rings for the ones before it (bnxt e8d8c5d80f5e).
-    fn drop_skb(&self, skb: SkbId, xmit_more: bool) -> NetdevTx {
-        let _ = self.skbs.borrow_mut().free(skb);
-        inc(&self.st.tx_dropped, 1);
-        // The mutant returns as if a dropped skb had nothing to flush.
-        if !xmit_more && self.cfg.mutant != Mutant::DropSkipsDoorbell {
-            self.ring_tx_doorbell();
-        }
-        NetdevTx::Ok
-    }
-
-    /// `igc_clean_tx_irq`: reclaim completed packets (unmap, free, BQL
-    /// completed), store the consumer index, then completed_wake.
-    /// NAPI side only. Returns packets reclaimed.
-    pub fn clean_tx_irq(&self) -> u32 {
-        let Some(rg) = self.rings() else { return 0 };
-        let prod = rg.tx_prod.load(Ordering::Acquire);
-        let mut cons = rg.tx_cons.load(Ordering::Relaxed);
-        let (mut pkts, mut bytes) = (0u32, 0u32);
-        while cons != prod {
-            // SAFETY: [cons, prod) belongs to reclaim (prod loaded Acquire).
-            let first = *unsafe { rg.slot(cons) };
-            let Some(skb) = first.skb else {
-                // Not the start of a packet: ring state is corrupt. Stop
-                // reclaiming rather than free the wrong thing.
-                break;
-            };
-            if ring::tx_status(&rg.tx, first.eop) & TXD_STAT_DONE == 0 {
-                break;
-            }
-            // dma_rmb: read the rest only after seeing DONE.
-            fence(Ordering::Acquire);
-            let mut i = cons;
-            loop {
-                // SAFETY: still inside [cons, prod).
-                let b = unsafe { rg.slot(i) };
-                self.dma.unmap(self.plat, b.dma, u64::from(b.len));
-                *b = TxBuf::default();
-                if i == first.eop {
-                    break;
-                }
-                i = i.wrapping_add(1);
-            }
-            let _ = self.skbs.borrow_mut().free(skb);
-            pkts += 1;
-            bytes += first.bytes;
-            cons = first.eop.wrapping_add(1);
-        }
-        if pkts == 0 {
-            return 0;
-        }
-        inc(&self.st.tx_completed, u64::from(pkts));
-        let size = rg.tx.size;
-        let late = self.cfg.mutant == Mutant::ConsIndexLate;
-        // The index goes out before completed_wake's fence (which pairs
-        // with the one in try_stop); the mutant stores it after.
-        if !late {
-            rg.tx_cons.store(cons, Ordering::Release);
-        }
-        let (p, c) = (&rg.tx_prod, &rg.tx_cons);
-        // The mutant counts completions 4 bytes (an FCS) short per
-        // packet: a length taken elsewhere than the one xmit reported.
-        let bql_bytes = if self.cfg.mutant == Mutant::BqlMiscount { bytes.saturating_sub(4 * pkts) } else { bytes };
-        let start_thrs = if self.cfg.mutant == Mutant::WakeEarly { TX_START_THRESH - 1 } else { TX_START_THRESH };
-        let seen = core::cell::Cell::new(0);
-        let get_desc = || {
-            let free = tx_free(size, p, c);
-            seen.set(free);
-            free
-        };
-        let woke = self.txq.completed_wake(pkts, bql_bytes, get_desc, start_thrs);
-        if woke == Ok(0) && !self.cfg.bench {
-            // Woken: the free count the wake decision read.
-            self.plat.marker(Marker::QueueFree, &[1, u64::from(seen.get())]);
-        }
-        if late {
-            rg.tx_cons.store(cons, Ordering::Release);
-        }
-        if woke.is_err() {
-            self.plat.marker_text(Marker::OracleFail, &[u64::from(bytes)], "bql: completed more than queued");
-        }
-        pkts
-    }
-
-    /// The driver's service timer (igc's watchdog task), run from the
-    /// scenario's timer tick on the CPU that runs NAPI. The correct driver
-    /// does nothing here: its reclaim runs from the completion interrupt's
-    /// poll. The `reclaim-in-service-task` mutant reclaims only here.
-    pub fn service_timer(&self) {
-        if self.cfg.mutant == Mutant::ReclaimInServiceTask {
-            self.clean_tx_on_slow_timer();
-        }
-    }
-
-    /// The `reclaim-in-service-task` mutant's reclaim: only from a
-    /// periodic service task (every 2 s, a timer independent of
-    /// interrupts), never from the completion interrupt's poll, so
-    /// completions reach BQL up to two seconds late.
-    fn clean_tx_on_slow_timer(&self) {
-        const SERVICE_PERIOD_NS: u64 = 2_000_000_000;
-        let now = self.plat.now_ns();
-        let due = self.slow_reclaim_due_ns.load(Ordering::Relaxed);
-        if due == 0 {
-            self.slow_reclaim_due_ns.store(now + SERVICE_PERIOD_NS, Ordering::Relaxed);
-        } else if now >= due {
-            self.slow_reclaim_due_ns.store(0, Ordering::Relaxed);
-            self.clean_tx_irq();
-        }
-    }
-
-    /// `igc_clean_rx_irq`: deliver up to `budget` frames, refill. NAPI
-    /// side only.
-    pub fn clean_rx_irq(&self, budget: u32) -> u32 {
-        let Some(rg) = self.rings() else { return 0 };
-        let (mut prod, mut cons) = (rg.rx_prod.load(Ordering::Relaxed), rg.rx_cons.load(Ordering::Relaxed));
-        let mut done = 0;
-        while done < budget {
-            let (status, len) = ring::rx_status(&rg.rx, cons);
-            if status & RXD_STAT_DONE == 0 {
-                break;
-            }
-            fence(Ordering::Acquire);
-            let addr = rx_buf_addr(rg, cons);
-            if status & RXD_STAT_ERR == 0 {
-                // Deliver: the host compares these bytes with the frame
-                // it transmitted as number `rx_seq`, during this exit.
-                let seq = self.rx_seq.fetch_add(1, Ordering::Relaxed);
-                if !self.cfg.bench {
-                    self.plat.marker(Marker::RxDeliver, &[addr, u64::from(len), seq]);
-                }
-                inc(&self.st.rx_packets, 1);
-            } else {
-                inc(&self.st.rx_errors, 1);
-            }
-            // The consumed slot's neighbour gets its buffer back.
-            rg.rx.write(prod, rx_desc(rg, prod));
-            prod = prod.wrapping_add(1);
-            cons = cons.wrapping_add(1);
-            done += 1;
-        }
-        rg.rx_prod.store(prod, Ordering::Relaxed);
-        rg.rx_cons.store(cons, Ordering::Relaxed);
-        // Give buffers back in groups (igc's IGC_RX_BUFFER_WRITE): one
-        // register exit per RX_TAIL_BATCH frames, while the device still
-        // holds most of the ring.
-        if prod.wrapping_sub(rg.rx_tail.load(Ordering::Relaxed)) >= RX_TAIL_BATCH {
-            fence(Ordering::Release);
-            rg.rx_tail.store(prod, Ordering::Relaxed);
-            self.regs.write(r::RX_TAIL, prod);
-        }
-        done
-    }
-
-    /// Acknowledge the interrupt causes (W1C).
-    fn ack_irq(&self) {
-        let cause = self.regs.read(r::INT_CAUSE);
-        if cause != 0 {
-            self.regs.write(r::INT_CAUSE, cause);
-        }
-    }
-
-    /// The NIC's MSI-X handler (igc_msix_ring), for every vector that
-    /// fired since the last look: TX or RX schedules NAPI, which masks
-    /// both causes (igc's auto-mask) and acknowledges them; completions
-    /// after the acknowledge latch again and fire when the poll, done
-    /// under budget, re-enables the causes (`NapiSide::irq_enable`). The
-    /// misc vector (error latch, reset done) needs no work here: the
-    /// paths that wait for those read STATUS. Runs where the interrupt
-    /// was taken, on the CPU its MSI-X entry targets: the kernel takes
-    /// interrupts only inside the platform's wait, so calling this after
-    /// each wait handles every interrupt where it landed. Returns whether
-    /// it scheduled a poll. A disabled NAPI (stop under way or done)
-    /// refuses the schedule and the handler touches nothing.
-    pub fn handle_irq(&self) -> bool {
-        let base = pci::NIC_VECTOR_BASE;
-        let mut ring = self.plat.take_irq(base + abi::pci::MSIX_TX as u8);
-        ring |= self.plat.take_irq(base + abi::pci::MSIX_RX as u8);
-        let _ = self.plat.take_irq(base + abi::pci::MSIX_MISC as u8);
-        if ring && self.cfg.mutant == Mutant::IrqMaskUnconditional {
-            self.regs.write(r::INT_ENABLE, r::INT_ERR);
-            self.regs.write(r::INT_CAUSE, r::INT_TX | r::INT_RX);
-            return self.napi.schedule();
-        }
-        if !ring || !self.napi.schedule() {
-            return false;
-        }
-        let ie = self.int_enable.load(Ordering::Acquire) & !(r::INT_TX | r::INT_RX);
-        self.regs.write(r::INT_ENABLE, ie);
-        self.regs.write(r::INT_CAUSE, r::INT_TX | r::INT_RX);
-        true
-    }
-
-    /// `net_rx_action` for this driver's NAPI: up to `max_rounds` polls
-    /// of the weight while the context stays scheduled (the caller owns
-    /// SCHED: the MSI handler set it, or an earlier poll used its whole
-    /// budget). Each poll that ends in `napi_complete_done` is reported
-    /// to the host ([`Marker::NapiComplete`], not in BENCH mode), which
-    /// checks that the causes are enabled again by then. Returns RX
-    /// frames processed.
-    pub fn napi_poll(&self, max_rounds: u32) -> u32 {
-        let mut rx = 0;
-        for _ in 0..max_rounds {
-            let w = self.napi.weight();
-            let res = self.napi.poll(w, &mut NapiSide(self));
-            rx += res.rx_done;
-            if res.completed && !self.cfg.bench {
-                self.plat.marker(Marker::NapiComplete, &[u64::from(res.rx_done), u64::from(w)]);
-            }
-            if !res.repoll {
-                break;
-            }
-        }
-        rx
-    }
-
-    /// The interrupt exit path on a CPU that runs NAPI: the MSI handler
-    /// for whatever fired, then the NET_RX softirq if a poll is
-    /// scheduled (one scheduled earlier and left over budget too).
-    /// Returns RX frames processed.
-    pub fn run_irq_work(&self) -> u32 {
-        self.handle_irq();
-        if self.napi.is_scheduled() {
-            self.napi_poll(4)
-        } else {
-            0
         }
     }
 
@@ -1113,114 +605,6 @@ impl<'a, 'e> Nic<'a, 'e> {
             }
         } else if self.tx_free() >= TX_START_THRESH && self.txq.stopped() {
             self.txq.wake(QueueReason::Timeout);
-        }
-    }
-}
-
-fn rx_buf_addr(rg: &Rings, idx: u32) -> u64 {
-    rg.rx_bufs.phys + u64::from(idx & (rg.rx.size - 1)) * u64::from(RX_BUF_LEN)
-}
-
-fn rx_desc(rg: &Rings, idx: u32) -> RxDesc {
-    RxDesc { addr: rx_buf_addr(rg, idx), buf_len: RX_BUF_LEN as u16, ..RxDesc::default() }
-}
-
-/// The shared seeded generator (the seed's random MAC, scenario choices).
-pub use crate::abi::splitmix64;
-
-/// The single-CPU shape: the netdev owns the driver, and NAPI runs on the
-/// same CPU as xmit.
-impl NetDeviceOps for Nic<'_, '_> {
-    /// `__igc_open`.
-    fn open(&mut self) -> Result<(), i32> {
-        self.ndo_open()
-    }
-
-    /// `__igc_close`.
-    fn stop(&mut self) {
-        self.ndo_stop(true);
-    }
-
-    fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
-        self.xmit_frame(skb, xmit_more)
-    }
-
-    fn tx_timeout(&mut self, _txq: u32) {
-        self.ndo_tx_timeout(true);
-    }
-}
-
-impl NapiHandler for Nic<'_, '_> {
-    fn clean_tx(&mut self) {
-        NapiSide(self).clean_tx()
-    }
-
-    fn clean_rx(&mut self, budget: u32) -> u32 {
-        self.clean_rx_irq(budget)
-    }
-
-    fn irq_enable(&mut self) {
-        NapiSide(self).irq_enable()
-    }
-}
-
-/// The driver as the netdev's ops through a shared reference, so that
-/// [`NapiSide`] can poll the same driver (on this CPU or another).
-pub struct NicOps<'n, 'a, 'e> {
-    /// The driver.
-    pub nic: &'n Nic<'a, 'e>,
-    /// Whether NAPI runs on the transmit CPU (then tx_timeout may reclaim
-    /// itself; otherwise reclaim belongs to the other CPU).
-    pub napi_here: bool,
-}
-
-impl NetDeviceOps for NicOps<'_, '_, '_> {
-    fn open(&mut self) -> Result<(), i32> {
-        self.nic.ndo_open()
-    }
-
-    fn stop(&mut self) {
-        self.nic.ndo_stop(self.napi_here);
-    }
-
-    fn start_xmit(&mut self, skb: SkbId, xmit_more: bool) -> NetdevTx {
-        self.nic.xmit_frame(skb, xmit_more)
-    }
-
-    fn tx_timeout(&mut self, _txq: u32) {
-        self.nic.ndo_tx_timeout(self.napi_here);
-    }
-}
-
-/// The NAPI side of the driver, for a poll on any CPU.
-pub struct NapiSide<'n, 'a, 'e>(pub &'n Nic<'a, 'e>);
-
-impl NapiHandler for NapiSide<'_, '_, '_> {
-    fn clean_tx(&mut self) {
-        // No INT_CAUSE acknowledge here: the device sends an MSI for every
-        // cause it raises, latched or not, and two register exits per
-        // poll would cost more than the whole reclaim.
-        match self.0.cfg.mutant {
-            Mutant::ReclaimOnXmit => {}
-            // Its reclaim runs from the service timer instead
-            // (`Nic::service_timer`).
-            Mutant::ReclaimInServiceTask => {}
-            _ => {
-                self.0.clean_tx_irq();
-            }
-        }
-    }
-
-    fn clean_rx(&mut self, budget: u32) -> u32 {
-        self.0.clean_rx_irq(budget)
-    }
-
-    fn irq_enable(&mut self) {
-        // Undo the MSI handler's mask (igc_ring_irq_enable). Causes that
-        // latched meanwhile fire at once. The mutant forgets: after its
-        // first poll the driver takes no more TX or RX interrupts.
-        if self.0.cfg.mutant != Mutant::IrqNotReenabled {
-            self.0.regs.write(r::INT_ENABLE, self.0.int_enable.load(Ordering::Acquire));
         }
     }
 }

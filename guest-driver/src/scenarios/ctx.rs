@@ -12,7 +12,7 @@ use super::{Verdict, PAYLOAD};
 use crate::abi::{DriverMutant, Marker, RunConfig, MAX_SKB_FRAGS};
 use crate::driver::dma::DmaPool;
 use crate::driver::sync::SkbCell;
-use crate::driver::{splitmix64, DriverConfig, Nic, NicOps};
+use crate::driver::{splitmix64, DriverConfig, Adapter, AdapterOps};
 use crate::platform::Platform;
 use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
 use crate::softnet::netdev::NetDevice;
@@ -20,7 +20,7 @@ use crate::softnet::queue::TxQueue;
 use crate::softnet::skb::{Frag, SkbError, SkbId, SkbPool};
 use crate::softnet::{PlatformEnv, SoftnetMutants};
 
-pub(crate) type Dev<'q, 'n, 'a, 'e> = NetDevice<'q, 'e, NicOps<'n, 'a, 'e>>;
+pub(crate) type Dev<'q, 'n, 'a, 'e> = NetDevice<'q, 'e, AdapterOps<'n, 'a, 'e>>;
 
 /// The stack one scenario runs on (all borrowed from [`with_stack`]'s frame).
 pub(crate) struct Ctx<'q, 'n, 'a, 'e> {
@@ -30,7 +30,7 @@ pub(crate) struct Ctx<'q, 'n, 'a, 'e> {
     pub(crate) skbs: &'a SkbCell<'e>,
     pub(crate) txq: &'a TxQueue<'e>,
     pub(crate) napi: &'a Napi,
-    pub(crate) nic: &'n Nic<'a, 'e>,
+    pub(crate) nic: &'n Adapter<'a, 'e>,
     pub(crate) dev: Dev<'q, 'n, 'a, 'e>,
     rng: u64,
     /// The first guest oracle failure (the verdict's text).
@@ -64,11 +64,11 @@ pub(crate) fn with_stack(
     let skbs = SkbCell::new(SkbPool::new(stack.pool_skbs, &env));
     let txq = TxQueue::new(0, stack.bql, SoftnetMutants::from_driver_mutant(mutant), &env);
     let napi = Napi::new(NAPI_POLL_WEIGHT);
-    let nic = match Nic::probe(plat, pool, DriverConfig::from_run(cfg), &skbs, &txq, &napi) {
+    let nic = match Adapter::probe(plat, pool, DriverConfig::from_run(cfg), &skbs, &txq, &napi) {
         Ok(n) => n,
         Err(e) => return Verdict::fail(format!("probe failed: {e:?}")),
     };
-    let mut dev = NetDevice::new(NicOps { nic: &nic, napi_here: true }, &txq, stack.watchdog_timeo_ns);
+    let mut dev = NetDevice::new(AdapterOps { nic: &nic, napi_here: true }, &txq, stack.watchdog_timeo_ns);
     dev.set_dev_addr(nic.mac, nic.addr_assign);
     if let Err(e) = dev.register() {
         return Verdict::fail(format!("register failed: errno {e}"));

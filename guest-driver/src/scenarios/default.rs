@@ -9,7 +9,7 @@ use crate::abi::{knob, DriverMutant, Marker, RunConfig, MAX_SKB_FRAGS};
 use nic_model::udp;
 use crate::driver::dma::DmaPool;
 use crate::driver::sync::SkbCell;
-use crate::driver::{splitmix64, DriverConfig, Nic, NicOps, TX_START_THRESH};
+use crate::driver::{splitmix64, DriverConfig, Adapter, AdapterOps, TX_START_THRESH};
 use crate::platform::Platform;
 use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
 use crate::softnet::netdev::{NetDevice, Qdisc};
@@ -51,7 +51,7 @@ pub type Par<'x> = &'x dyn Fn(&(dyn Fn() + Sync), &mut dyn FnMut()) -> bool;
 /// sleep until the next interrupt otherwise, until `stop` is set. A poll
 /// still scheduled then (over budget) runs to completion first, so the
 /// transmit CPU's napi_disable does not wait for a CPU that left.
-pub fn napi_loop(plat: &(dyn Platform + Sync), nic: &Nic<'_, '_>, napi: &Napi, stop: &AtomicBool) {
+pub fn napi_loop(plat: &(dyn Platform + Sync), nic: &Adapter<'_, '_>, napi: &Napi, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         nic.run_irq_work();
         if !napi.is_scheduled() {
@@ -120,12 +120,12 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
         // Completions interrupt the CPU that runs NAPI.
         dcfg.irq_cpu = 1;
     }
-    let nic = match Nic::probe(plat, pool, dcfg, &skbs, &txq, &napi) {
+    let nic = match Adapter::probe(plat, pool, dcfg, &skbs, &txq, &napi) {
         Ok(n) => n,
         Err(e) => return Verdict::fail(format!("probe failed: {e:?}")),
     };
     let nic = &nic;
-    let mut dev = NetDevice::new(NicOps { nic, napi_here: !smp }, &txq, DEFAULT_WATCHDOG_TIMEO_NS);
+    let mut dev = NetDevice::new(AdapterOps { nic, napi_here: !smp }, &txq, DEFAULT_WATCHDOG_TIMEO_NS);
     let (mac, how) = (nic.mac, nic.addr_assign);
     dev.set_dev_addr(mac, how);
     if let Err(e) = dev.register() {

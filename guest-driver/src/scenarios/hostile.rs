@@ -4,9 +4,9 @@
 //! latched the named error instead of doing it. Variant [`FUZZ_VARIANT`]
 //! makes seeded register and descriptor garbage instead ([`fuzz`]).
 //!
-//! The host half (the expected error per variant, the cases) is
-//! vmm/src/scenarios/hostile.rs; its `ABUSES` table lists the same errors
-//! in the same order as [`ABUSES`] here. The driver enables INT_ERR but
+//! The abuses, with the error each must make the device latch, are the
+//! catalogue's `abi::Abuse` (the host half, vmm/src/scenarios/hostile.rs,
+//! reads the same table). The driver enables INT_ERR but
 //! has no error path of its own, so the scenario reads STATUS, ERR_CODE,
 //! ERR_ADDR and INT_CAUSE directly, reports what it saw in a Phase
 //! marker, gives the error interrupt a moment to land (`sti; hlt`), and
@@ -24,29 +24,14 @@ use core::ptr::write_volatile;
 
 use super::ctx::{self, Ctx, Stack};
 use super::{Verdict, PAYLOAD};
-use crate::abi::{knob, layout, pci, regs as r, DeviceError, Marker, RunConfig, RxDesc, TxDesc, MAX_DESC_PER_PACKET, TXD_EOP};
+use crate::abi::{
+    knob, layout, pci, regs as r, Abuse, DeviceError, Marker, RunConfig, RxDesc, TxDesc, HOSTILE_FUZZ_VARIANT,
+    MAX_DESC_PER_PACKET, TXD_EOP,
+};
 use crate::driver::dma::{DmaDir, DmaPool, DmaRegion, PAGE};
 use crate::driver::regs::Regs;
 use crate::platform::Platform;
 use crate::softnet::watchdog::DEFAULT_WATCHDOG_TIMEO_NS;
-
-/// The error each variant must make the device latch (index = variant).
-pub const ABUSES: &[(&str, DeviceError)] = &[
-    ("outside-ram", DeviceError::AddressOutsideRam),
-    ("in-bar", DeviceError::AddressInBar),
-    ("zero-length", DeviceError::ZeroLength),
-    ("frame-too-big", DeviceError::FrameTooBig),
-    ("no-eop", DeviceError::NoEndOfPacket),
-    ("bad-ring-size", DeviceError::BadRingSize),
-    ("bad-tail", DeviceError::BadTail),
-    ("write-during-reset", DeviceError::WriteDuringReset),
-    ("bus-master-off", DeviceError::BusMasterOff),
-    ("rx-buffer-too-small", DeviceError::LengthTooBig),
-    ("rx-into-bar", DeviceError::AddressInBar),
-    ("ring-outside-ram", DeviceError::AddressOutsideRam),
-    ("ring-too-large", DeviceError::BadRingSize),
-    ("rx-bad-tail", DeviceError::BadTail),
-];
 
 /// Descriptors in the scenario's ring page.
 const RING: u32 = (PAGE / 16) as u32;
@@ -59,14 +44,14 @@ const WAIT_NS: u64 = 50_000_000;
 const IRQ_GRACE_NS: u64 = 1_000_000;
 
 /// The variant that runs [`fuzz`] instead of one named abuse.
-pub const FUZZ_VARIANT: u64 = 100;
+pub const FUZZ_VARIANT: u64 = HOSTILE_FUZZ_VARIANT;
 /// Operations one fuzz run makes.
 const FUZZ_OPS: u32 = 48;
 
 /// Run the abuse of `cfg.knobs[VARIANT]` with DMA memory from `pool`.
 pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> Verdict {
     let variant = cfg.knobs[knob::VARIANT];
-    let abuse_of = ABUSES.get(variant as usize).copied();
+    let abuse_of = u32::try_from(variant).ok().and_then(Abuse::from_u32);
     if abuse_of.is_none() && variant != FUZZ_VARIANT {
         return Verdict::fail(format!("hostile: no abuse for variant {variant}"));
     }
@@ -77,7 +62,7 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> 
     ctx::with_stack(plat, cfg, pool, stack, |mut c| {
         let mapped = c.open().and_then(|()| map_pages(&c, &ring, &rx_ring));
         let seen = mapped.clone().and_then(|()| match abuse_of {
-            Some((name, want)) => abuse(&mut c, name, want, ring, rx_ring),
+            Some(a) => Ok(abuse(&mut c, a, ring, rx_ring)),
             None => Ok(fuzz(&mut c, &ring, &rx_ring)),
         });
         let seen = match seen {
@@ -151,7 +136,6 @@ fn desc(addr: u64, len: u16, flags: u8) -> TxDesc {
     TxDesc { addr, len, flags, ..TxDesc::default() }
 }
 
-/// Do abuse `name`; Ok(what the device showed) or Err(why it could not).
 /// DMA-map our two ring pages and the payload the device may read.
 fn map_pages(c: &Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> Result<(), String> {
     let (plat, dma) = (c.plat, &c.nic.dma);
@@ -322,7 +306,10 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
     seen
 }
 
-fn abuse(c: &mut Ctx<'_, '_, '_, '_>, name: &str, want: DeviceError, ring: DmaRegion, rx_ring: DmaRegion) -> Result<String, String> {
+/// Commit abuse `a` and check the device latched its error; returns what
+/// the device showed.
+fn abuse(c: &mut Ctx<'_, '_, '_, '_>, a: Abuse, ring: DmaRegion, rx_ring: DmaRegion) -> String {
+    let (name, want) = (a.name(), a.meta().error);
     let plat = c.plat;
     let nic = c.nic;
     let regs = nic.regs();
@@ -338,53 +325,52 @@ fn abuse(c: &mut Ctx<'_, '_, '_, '_>, name: &str, want: DeviceError, ring: DmaRe
     let bdf = nic.pci.bdf;
     let cmd = plat.pci_read32(bdf, pci::REG_COMMAND) & 0xffff;
     let data = PAYLOAD.0;
-    match name {
-        "outside-ram" => post(c, &ring, tail, [desc(layout::RAM_SIZE + PAGE, 64, TXD_EOP)].into_iter()),
+    match a {
+        Abuse::OutsideRam => post(c, &ring, tail, [desc(layout::RAM_SIZE + PAGE, 64, TXD_EOP)].into_iter()),
         // The device would read its own registers as frame data.
-        "in-bar" => post(c, &ring, tail, [desc(nic.pci.bar0, 64, TXD_EOP)].into_iter()),
-        "zero-length" => post(c, &ring, tail, [desc(data, 0, TXD_EOP)].into_iter()),
+        Abuse::InBar => post(c, &ring, tail, [desc(nic.pci.bar0, 64, TXD_EOP)].into_iter()),
+        Abuse::ZeroLength => post(c, &ring, tail, [desc(data, 0, TXD_EOP)].into_iter()),
         // 2000 bytes in one packet: beyond MAX_FRAME_LEN.
-        "frame-too-big" => post(c, &ring, tail, [desc(data, 1000, 0), desc(data, 1000, TXD_EOP)].into_iter()),
+        Abuse::FrameTooBig => post(c, &ring, tail, [desc(data, 1000, 0), desc(data, 1000, TXD_EOP)].into_iter()),
         // A chain with no end: one more fragment than a packet may have.
-        "no-eop" => post(c, &ring, tail, (0..=MAX_DESC_PER_PACKET).map(|_| desc(data, 60, 0))),
-        "bad-ring-size" => {
+        Abuse::NoEop => post(c, &ring, tail, (0..=MAX_DESC_PER_PACKET).map(|_| desc(data, 60, 0))),
+        Abuse::BadRingSize => {
             regs.write(r::TX_SIZE, RING - 1);
             regs.write(r::TX_TAIL, tail);
         }
-        "bad-tail" => regs.write(r::TX_TAIL, tail.wrapping_add(RING + 1)),
-        "write-during-reset" => {
+        Abuse::BadTail => regs.write(r::TX_TAIL, tail.wrapping_add(RING + 1)),
+        Abuse::WriteDuringReset => {
             regs.write(r::CTRL, r::CTRL_RESET);
             regs.write(r::TX_BASE_LO, ring.phys as u32);
         }
-        "bus-master-off" => {
+        Abuse::BusMasterOff => {
             plat.pci_write32(bdf, pci::REG_COMMAND, cmd & !u32::from(pci::CMD_BUS_MASTER));
             post(c, &ring, tail, [desc(data, 64, TXD_EOP)].into_iter());
         }
         // RX abuses: the next RX buffer (in our RX page) is too small for
         // the frame, or lies in BAR0 (the device would write its own
         // registers); a valid 64-byte frame through loopback fills it.
-        "rx-buffer-too-small" | "rx-into-bar" => {
-            let (buf, len) = if name == "rx-into-bar" { (nic.pci.bar0, 2048) } else { (data, 16) };
+        Abuse::RxBufferTooSmall | Abuse::RxIntoBar => {
+            let (buf, len) = if a == Abuse::RxIntoBar { (nic.pci.bar0, 2048) } else { (data, 16) };
             repoint_rx(nic.regs(), &rx_ring, RxDesc { addr: buf, buf_len: len, ..RxDesc::default() });
             post(c, &ring, tail, [desc(data, 64, TXD_EOP)].into_iter());
         }
         // The descriptor ring itself beyond RAM: the fetch is refused.
-        "ring-outside-ram" => {
+        Abuse::RingOutsideRam => {
             regs.write(r::CTRL, ctrl & !r::CTRL_TX_EN);
             regs.write(r::TX_BASE_LO, 0);
             regs.write(r::TX_BASE_HI, 1); // 4 GiB, far beyond RAM_SIZE
             regs.write(r::CTRL, ctrl);
             regs.write(r::TX_TAIL, tail.wrapping_add(1));
         }
-        "ring-too-large" => {
+        Abuse::RingTooLarge => {
             regs.write(r::TX_SIZE, r::MAX_RING * 2);
             regs.write(r::TX_TAIL, tail.wrapping_add(1));
         }
-        "rx-bad-tail" => {
+        Abuse::RxBadTail => {
             let head = regs.read(r::RX_HEAD);
             regs.write(r::RX_TAIL, head.wrapping_add(r::MAX_RING * 4));
         }
-        _ => return Err(format!("hostile: no abuse named {name}")),
     }
     let latched = wait_for(plat, || regs.read(r::STATUS) & r::STATUS_ERROR != 0);
     let (code, cause) = (regs.read(r::ERR_CODE), regs.read(r::INT_CAUSE));
@@ -404,5 +390,5 @@ fn abuse(c: &mut Ctx<'_, '_, '_, '_>, name: &str, want: DeviceError, ring: DmaRe
     c.check(latched, &format!("hostile: {name}: STATUS never showed an error"));
     c.check(code == want as u32, &format!("hostile: {name}: expected ERR_CODE {} ({want:?}), read {code}", want as u32));
     c.check(cause & r::INT_ERR != 0, &format!("hostile: {name}: INT_ERR not latched (INT_CAUSE {cause:#x})"));
-    Ok(seen)
+    seen
 }

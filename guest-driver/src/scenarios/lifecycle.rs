@@ -1,8 +1,8 @@
 //! Lifecycle scenarios of the matrix (softnet.md §5 rows 1-7, 17, 18, 20,
 //! plus RX after stop, MSI-X masked at stop, stop racing an interrupt).
 //!
-//! `scenarios::run_with_pool` dispatches every scenario listed in
-//! [`SCENARIOS`] here. The host half (device faults, knobs, the cases
+//! `scenarios::run_with_pool` dispatches every scenario of the catalogue's
+//! `abi::Group::Lifecycle` here. The host half (device faults, knobs, the cases
 //! and the oracle each mutant must trip) is vmm/src/scenarios/lifecycle.rs.
 //!
 //! Guest-side oracles report `Marker::OracleFail` with a text that starts
@@ -25,23 +25,6 @@ use crate::softnet::netdev::{is_valid_ether_addr, AddrAssignType, NetDeviceOps, 
 use crate::softnet::skb::SkbId;
 use crate::softnet::watchdog::DEFAULT_WATCHDOG_TIMEO_NS;
 
-/// The scenarios this module runs.
-pub const SCENARIOS: &[Scenario] = &[
-    Scenario::InvalidMac,
-    Scenario::StopUnderFlood,
-    Scenario::SlowReset,
-    Scenario::DmaUntilDisabled,
-    Scenario::InflightAtStop,
-    Scenario::Unregister,
-    Scenario::MaxFragsFill,
-    Scenario::BusyOwnership,
-    Scenario::MapFailure,
-    Scenario::NapiBudgetZero,
-    Scenario::RxAfterStop,
-    Scenario::MsixMaskedAtStop,
-    Scenario::StopRacesIrq,
-    Scenario::IrqWindow,
-];
 
 /// Frames a flood sends when the FRAMES knob is 0.
 const FLOOD_FRAMES: u64 = 24;
@@ -58,7 +41,7 @@ const POOL_SKBS: u16 = 192;
 /// device's coalescing timer is 200 us).
 const ROUND_WAIT_NS: u64 = 2_000_000;
 
-/// Run `scenario` (one of [`SCENARIOS`]) with DMA memory from `pool`.
+/// Run `scenario` (one of `abi::Group::Lifecycle`) with DMA memory from `pool`.
 pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, pool: DmaPool) -> Verdict {
     let stack = Stack { pool_skbs: POOL_SKBS, bql: true, watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS, seed_salt: 0x11fe };
     ctx::with_stack(plat, cfg, pool, stack, |mut c| {

@@ -12,7 +12,7 @@ mod ctx;
 
 use alloc::string::String;
 
-use crate::abi::{layout, RunConfig, Scenario};
+use crate::abi::{layout, Group, RunConfig, Scenario};
 use crate::driver::dma::DmaPool;
 use crate::platform::Platform;
 
@@ -44,16 +44,17 @@ pub fn guest_dma_pool() -> DmaPool {
 /// Run the NIC scenario `cfg.scenario` with DMA memory from `pool`.
 /// Returns None for scenarios that are not NIC scenarios (empty, boot).
 pub fn run_with_pool(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool) -> Option<Verdict> {
-    match Scenario::from_u32(cfg.scenario)? {
-        Scenario::Default => Some(default::run(plat, cfg, pool, default::Mode::Single)),
-        Scenario::Smp => Some(run_smp(plat, cfg, pool)),
-        Scenario::Empty | Scenario::Boot => None,
-        // The matrix: each group module answers for its own scenarios.
-        s if lifecycle::SCENARIOS.contains(&s) => Some(lifecycle::run(plat, cfg, s, pool)),
-        s if queueing::SCENARIOS.contains(&s) => Some(queueing::run(plat, cfg, s, pool)),
-        Scenario::Hostile => Some(hostile::run(plat, cfg, pool)),
-        s => Some(Verdict::fail(alloc::format!("scenario {} has no body", s.name()))),
-    }
+    let s = Scenario::from_u32(cfg.scenario)?;
+    // Each group module answers for its own scenarios (the catalogue's
+    // `abi::Group`).
+    Some(match s.group() {
+        Group::Boot => return None,
+        Group::Traffic if s == Scenario::Smp => run_smp(plat, cfg, pool),
+        Group::Traffic => default::run(plat, cfg, pool, default::Mode::Single),
+        Group::Lifecycle => lifecycle::run(plat, cfg, s, pool),
+        Group::Queueing => queueing::run(plat, cfg, s, pool),
+        Group::Hostile => hostile::run(plat, cfg, pool),
+    })
 }
 
 /// The smp scenario: NAPI on CPU 1 through the kernel's AP mailbox.

@@ -1,7 +1,7 @@
 //! Queueing scenarios of the matrix (softnet.md §5 rows 8, 10-16, 19, 21).
 //!
-//! `scenarios::run_with_pool` dispatches every scenario listed in
-//! [`SCENARIOS`] here. The host half (device faults, knobs, the cases and
+//! `scenarios::run_with_pool` dispatches every scenario of the catalogue's
+//! `abi::Group::Queueing` here. The host half (device faults, knobs, the cases and
 //! the oracle each mutant must trip) is vmm/src/scenarios/queueing.rs.
 //!
 //! Guest-side oracles report `Marker::OracleFail` with a text that starts
@@ -27,19 +27,6 @@ use crate::platform::Platform;
 use crate::softnet::netdev::Qdisc;
 use crate::softnet::skb::SkbId;
 
-/// The scenarios this module runs.
-pub const SCENARIOS: &[Scenario] = &[
-    Scenario::LostWake,
-    Scenario::FalseWake,
-    Scenario::BqlRandom,
-    Scenario::BatchLastDropped,
-    Scenario::ClonePairs,
-    Scenario::TimelyCompletion,
-    Scenario::DroppedIrq,
-    Scenario::SmallBudget,
-    Scenario::Watchdog,
-    Scenario::Soak,
-];
 
 /// skbs the pool holds.
 const POOL_SKBS: u16 = 128;
@@ -57,7 +44,7 @@ const WATCHDOG_TIMEO_NS: u64 = 5_000_000;
 /// Soak cycles when the CYCLES knob is 0.
 const SOAK_CYCLES: u64 = 5;
 
-/// Run `scenario` (one of [`SCENARIOS`]) with DMA memory from `pool`.
+/// Run `scenario` (one of `abi::Group::Queueing`) with DMA memory from `pool`.
 pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, pool: DmaPool) -> Verdict {
     match scenario {
         // Scenario 8, variant 1: the default traffic loop with NAPI on

@@ -3,7 +3,7 @@
 //! log holds for it. Which row a finding fails is its rule's, from the
 //! catalogue (`nic_model::rules::Rule::row`).
 //!
-//! The verdict is not decided here: `lib.rs` judges the run (the guest's
+//! The verdict is not decided here: `judge::run` decides it (the guest's
 //! verdict, the device monitor, `oracles`) and this module only lays the
 //! result out. A row is FAILED when one of the run's findings belongs to
 //! it, or when the guest's end-of-run summary contradicts it (the guest
@@ -402,7 +402,7 @@ mod tests {
         ]
     }
 
-    /// The findings `lib.rs` attaches to a failed run (host oracles only).
+    /// The findings `judge::run` attaches to a failed run (host oracles only).
     fn judged(log: &[Event]) -> (Outcome, Vec<Finding>) {
         let f: Vec<Finding> = oracles::check_all(log, true)
             .into_iter()
@@ -462,7 +462,7 @@ mod tests {
         k.insert(at, dma());
         let l = log(k);
         let (o, mut f) = judged(&l);
-        // The device monitor's live violation, as lib.rs names it.
+        // The device monitor's live violation, as judge::run names it.
         f.push(Finding { oracle: Rule::DmaAfterStop.name().into(), seq: 1, detail: String::new() });
         let t = table(&l, &o, &f, false);
         let d = row(&t, "no DMA after stop-exit");
