@@ -467,7 +467,9 @@ impl Sim {
                 break ready[0];
             }
             s.choices += 1;
-            if s.cpus[me] == CpuState::Ready && next_random(&mut s.rng).is_multiple_of(CHANGE_ONE_IN) {
+            if s.cpus[me] == CpuState::Ready
+                && next_random(&mut s.rng).is_multiple_of(CHANGE_ONE_IN)
+            {
                 let lowest = s.prio.iter().min().copied().unwrap_or(0);
                 s.prio[me] = lowest.saturating_sub(1);
                 s.switches += 1;
