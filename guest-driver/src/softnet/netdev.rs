@@ -140,7 +140,7 @@ pub struct NetDevice<'q, 'e, O: NetDeviceOps> {
     busy: u64,
     /// BUSY returns after a false wake (see [`Self::xmit`]).
     false_wake_busy: u64,
-    /// [`TxQueue::wakes`] at the last OK.
+    /// [`TxQueue::wakes`] at the entry of the last call that returned OK.
     wakes_at_ok: u32,
     stop_calls: u64,
 }
@@ -295,11 +295,14 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
         if !self.is_up() || self.queue.xmit_frozen_or_stopped() {
             return NetdevTx::Busy;
         }
+        // Sampled at entry: a wake that lands while this call runs (after
+        // its stop in advance) comes after the skb it posts.
+        let wakes = self.queue.wakes();
         let r = self.ops.start_xmit(skb, xmit_more);
         match r {
             NetdevTx::Ok => {
                 self.queue.trans_update();
-                self.wakes_at_ok = self.queue.wakes();
+                self.wakes_at_ok = wakes;
             }
             NetdevTx::Busy => {
                 // A false wake: the completion read enough room and woke
