@@ -809,7 +809,9 @@ id_enum! {
         SkbClone = 15, "skb-clone";
         /// skb freed: `args[1]` = skb id.
         SkbFree = 16, "skb-free";
-        /// start_xmit returned BUSY: `args[1]` = skb id.
+        /// start_xmit returned BUSY: `args[1]` = skb id, `args[2]` = 1
+        /// when the queue was woken since the driver last accepted an
+        /// skb (a false wake: the stack's count, not the driver's).
         XmitBusy = 17, "xmit-busy";
         /// A frame was delivered to the stack: `args[1]` = buffer addr,
         /// `args[2]` = len, `args[3]` = TX sequence it should match. The host

@@ -220,80 +220,78 @@ pub fn net_table(p: &NetPlan, figs: &[NetFigures]) -> String {
     out
 }
 
-/// CPL0 against CPL3 (`bench --net --compare-cpl`): the host-clock
-/// figures' medians and the median of each repetition's CPL3/CPL0 ratio
-/// (the two levels of one repetition ran one after the other, so load on
-/// the machine hits them alike). Guest-clock figures are left out: under
-/// the virtual clock they are the same at both levels by construction.
-pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> String {
+/// One row of a [`side_by_side`] table: label, figure, decimals.
+type Row = (String, fn(&NetFigures) -> f64, usize);
+
+/// Two configurations of the loopback bench side by side: each figure's
+/// median under `a` and under `b`, and the median of the per-repetition
+/// ratios b/a (the two runs of one repetition ran back to back, so load
+/// on the machine hits them alike; the ratio of the medians would pair
+/// figures of different moments). `head` names the table and its three
+/// columns, each `width` wide (the ratio column 2 wider). Empty unless
+/// both have the same number of repetitions (at least one).
+fn side_by_side(head: [&str; 4], width: usize, rows: &[Row], a: &[NetFigures], b: &[NetFigures]) -> String {
     let mut out = String::new();
-    if cpl0.is_empty() || cpl0.len() != cpl3.len() {
+    if a.is_empty() || a.len() != b.len() {
         return out;
     }
-    let _ = writeln!(
-        out,
-        "{:<44} {:>10} {:>10} {:>12}",
-        format!("CPL0 vs CPL3 ({} repetitions, medians)", cpl0.len()),
-        "CPL0",
-        "CPL3",
-        "CPL3/CPL0"
-    );
-    let mut row = |name: String, f: fn(&NetFigures) -> f64, prec: usize| {
-        let med = |v: &[NetFigures]| {
-            let mut x: Vec<f64> = v.iter().map(f).collect();
-            min_med_max(&mut x).1
-        };
-        let mut ratios: Vec<f64> = cpl0.iter().zip(cpl3).map(|(a, b)| f(b) / f(a)).collect();
-        let (_, r, _) = min_med_max(&mut ratios);
-        let (a, b) = (med(cpl0), med(cpl3));
-        let _ = writeln!(out, "{name:<44} {a:>10.prec$} {b:>10.prec$} {r:>12.2}");
+    let rw = width + 2;
+    let _ = writeln!(out, "{:<44} {:>width$} {:>width$} {:>rw$}", head[0], head[1], head[2], head[3]);
+    let med = |v: &[NetFigures], f: fn(&NetFigures) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        min_med_max(&mut x).1
     };
-    let b = p.batch;
-    row("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0);
-    row(format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0);
-    row("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2);
-    row("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3);
-    row(format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3);
+    for (name, f, prec) in rows {
+        let mut ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| f(y) / f(x)).collect();
+        let (_, r, _) = min_med_max(&mut ratios);
+        let (x, y) = (med(a, *f), med(b, *f));
+        let _ = writeln!(out, "{name:<44} {x:>width$.prec$} {y:>width$.prec$} {r:>rw$.2}");
+    }
     out
 }
 
-/// The loopback bench under both clocks (`--compare-clocks`): the median
-/// of each figure over the repetitions, wall then virtual, and their
-/// ratio. Host figures are wall time either way; the guest clock's are
-/// wall time under `--clock wall` and virtual time under the default.
-pub fn net_clock_table(p: &NetPlan, wall: &[NetFigures], virt: &[NetFigures]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<44} {:>12} {:>12} {:>14}",
-        format!("loopback, BENCH=1 (median of {})", wall.len().min(virt.len())),
-        "--clock wall",
-        "virtual",
-        "virtual/wall"
-    );
-    let mut row = |name: String, f: fn(&NetFigures) -> f64, prec: usize| {
-        let med = |figs: &[NetFigures]| {
-            let mut v: Vec<f64> = figs.iter().map(f).collect();
-            min_med_max(&mut v).1
-        };
-        let (w, v) = (med(wall), med(virt));
-        let _ = writeln!(out, "{name:<44} {w:>12.prec$} {v:>12.prec$} {:>14.2}", v / w);
-    };
+/// CPL0 against CPL3 (`bench --net --compare-cpl`), host-clock figures
+/// ([`side_by_side`]). Guest-clock figures are left out: under the
+/// virtual clock they are the same at both levels by construction.
+pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> String {
     let b = p.batch;
-    row("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0);
-    row(format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0);
-    row("packets/s, batch 1 (guest clock)".into(), |f| f.guest_pps_unbatched, 0);
-    row(format!("packets/s, batch {b} (guest clock)"), |f| f.guest_pps_batched, 0);
-    row("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3);
-    row(format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3);
-    row("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2);
-    row("open/stop cycle, us (guest clock)".into(), |f| f.guest_cycle_us, 0);
-    row("open/stop cycle, vm exits".into(), |f| f.cycle_exits, 1);
-    let _ = writeln!(
-        out,
-        "each run under both clocks, interleaved; marginal = (long run - short run) / difference: frames {} vs {}, cycles {} vs 0",
-        p.frames_hi, p.frames_lo, p.cycles
-    );
+    let rows: [Row; 5] = [
+        ("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0),
+        (format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0),
+        ("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2),
+        ("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3),
+        (format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3),
+    ];
+    let title = format!("CPL0 vs CPL3 ({} repetitions, medians)", cpl0.len());
+    side_by_side([&title, "CPL0", "CPL3", "CPL3/CPL0"], 10, &rows, cpl0, cpl3)
+}
+
+/// The loopback bench under both clocks (`--compare-clocks`),
+/// [`side_by_side`]: wall then virtual. Host figures are wall time
+/// either way; the guest clock's are wall time under `--clock wall` and
+/// virtual time under the default.
+pub fn net_clock_table(p: &NetPlan, wall: &[NetFigures], virt: &[NetFigures]) -> String {
+    let b = p.batch;
+    let rows: [Row; 9] = [
+        ("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0),
+        (format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0),
+        ("packets/s, batch 1 (guest clock)".into(), |f| f.guest_pps_unbatched, 0),
+        (format!("packets/s, batch {b} (guest clock)"), |f| f.guest_pps_batched, 0),
+        ("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3),
+        (format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3),
+        ("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2),
+        ("open/stop cycle, us (guest clock)".into(), |f| f.guest_cycle_us, 0),
+        ("open/stop cycle, vm exits".into(), |f| f.cycle_exits, 1),
+    ];
+    let title = format!("loopback, BENCH=1 (median of {})", wall.len());
+    let mut out = side_by_side([&title, "--clock wall", "virtual", "virtual/wall"], 12, &rows, wall, virt);
+    if !out.is_empty() {
+        let _ = writeln!(
+            out,
+            "each run under both clocks, interleaved; marginal = (long run - short run) / difference: frames {} vs {}, cycles {} vs 0; ratio = median of the per-run ratios",
+            p.frames_hi, p.frames_lo, p.cycles
+        );
+    }
     out
 }
 
@@ -321,6 +319,12 @@ mod tests {
         assert_eq!(row.split_whitespace().rev().take(3).collect::<Vec<_>>(), ["10.00", "1000", "200"]);
         assert!(t.contains("vm exits/packet, batch 16"), "{t}");
         assert_eq!(cpl_table(&NetPlan::default(), &k, &u[..2]), "", "unpaired repetitions");
+        // The clocks' table: the same statistic, its own columns.
+        let t = net_clock_table(&NetPlan::default(), &k, &u);
+        let row = t.lines().find(|l| l.starts_with("packets/s, batch 1 (host")).unwrap();
+        assert_eq!(row.split_whitespace().rev().take(3).collect::<Vec<_>>(), ["10.00", "1000", "200"]);
+        assert!(t.starts_with("loopback, BENCH=1 (median of 3)") && t.contains("virtual/wall"), "{t}");
+        assert!(t.contains("open/stop cycle, vm exits"), "{t}");
     }
 
     fn sample(run_ms: f64, exits: u64, verdict: &str) -> NetSample {

@@ -16,12 +16,23 @@
 //!   between two or more vCPUs the running one drops to the lowest
 //!   priority with probability 1/[`CHANGE_ONE_IN`]. A vCPU that asked to
 //!   yield (a guest spin-wait) is not picked while another can run.
+//! - **Interrupts are held, then delivered one per idle request.** The
+//!   guest takes interrupts only in its idle request (`sti; out; cli`).
+//!   On this machine's KVM (PVM, an instruction emulator for CPL0 code)
+//!   the first pending vector is injected when the vCPU re-enters, but a
+//!   second one lands before the `cli` only if some host event (a
+//!   preemption, a signal) happens to make the vCPU exit in those few
+//!   instructions: host timing. So every MSI and IPI for a vCPU is held
+//!   here (one per vector, as the LAPIC's IRR would) and the highest
+//!   vector goes into KVM just before the vCPU re-enters from an idle
+//!   request, one per request; a vCPU with one held stays runnable.
 //! - **Idle is a request** (`abi::sched::IDLE`). When no vCPU can run,
 //!   time jumps to the earliest of the device's next deadline and the
 //!   idle vCPUs' deadlines; the device runs there, and the interrupts it
 //!   raises wake their vCPUs. With no deadline anywhere the run ends as a
 //!   scheduler deadlock, naming each vCPU's rip.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -166,8 +177,10 @@ pub struct Sim {
     state: Mutex<State>,
     turn: Condvar,
     now: Arc<AtomicU64>,
-    /// An interrupt was injected for this vCPU and not yet taken.
-    pending: Vec<AtomicBool>,
+    /// Interrupts for each vCPU not yet handed to KVM: MSI (address,
+    /// data) by vector (see the module comment). Locked after `state`
+    /// and the device, never before them (the device posts here).
+    held: Vec<Mutex<BTreeMap<u8, (u64, u32)>>>,
     device: Mutex<Option<Arc<dyn DeviceClock>>>,
     mem: GuestMemoryMmap,
     msi: Mutex<Option<Arc<dyn MsiSink>>>,
@@ -208,7 +221,7 @@ impl Sim {
             }),
             turn: Condvar::new(),
             now,
-            pending: (0..ncpus).map(|_| AtomicBool::new(false)).collect(),
+            held: (0..ncpus).map(|_| Mutex::new(BTreeMap::new())).collect(),
             device: Mutex::new(None),
             mem,
             msi: Mutex::new(None),
@@ -243,20 +256,53 @@ impl Sim {
             .clone()
     }
 
-    /// An interrupt was delivered to the vCPU with APIC id `cpu`: it may
-    /// leave its idle wait.
-    pub fn interrupt_sent(&self, cpu: u32) {
-        if let Some(p) = self.pending.get(cpu as usize) {
-            p.store(true, Ordering::Release);
+    fn held(&self, cpu: usize) -> MutexGuard<'_, BTreeMap<u8, (u64, u32)>> {
+        self.held[cpu].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `cpu` has an interrupt held for it.
+    fn has_held(&self, cpu: usize) -> bool {
+        !self.held(cpu).is_empty()
+    }
+
+    /// Hold the MSI (`addr`, `data`) for the vCPU it names (destination
+    /// APIC id: address bits 12..20, physical mode as the guest programs
+    /// it); it goes into KVM when that vCPU next leaves an idle request
+    /// ([`Self::deliver_held`]). False if it names no vCPU of this run
+    /// (the caller sends it at once, as KVM would route it).
+    pub fn hold(&self, addr: u64, data: u32) -> bool {
+        let cpu = ((addr >> 12) & 0xff) as usize;
+        if cpu >= self.held.len() {
+            return false;
+        }
+        self.held(cpu).insert(data as u8, (addr, data));
+        true
+    }
+
+    /// Hand `cpu`'s highest held vector to KVM. The vCPU thread calls it
+    /// when `cpu` re-enters from an idle request (IF=1) with nothing
+    /// pending in its LAPIC, so the guest takes exactly this one.
+    pub fn deliver_held(&self, cpu: u32) {
+        let Some(held) = self.held.get(cpu as usize) else {
+            return;
+        };
+        let Some((_, (addr, data))) = held.lock().unwrap_or_else(|e| e.into_inner()).pop_last()
+        else {
+            return;
+        };
+        let msi = self.msi.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(m) = msi {
+            // Refused (the guest's LAPIC is off): lost, as it would be.
+            m.signal(addr, data);
         }
     }
 
     /// `abi::sched::IPI`: send `vector` to `cpu` as an MSI.
     pub fn send_ipi(&self, cpu: u32, vector: u8) {
-        let msi = self.msi.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(m) = msi {
-            if m.signal(0xfee0_0000 | u64::from(cpu) << 12, u32::from(vector)) {
-                self.interrupt_sent(cpu);
+        let (addr, data) = (0xfee0_0000 | u64::from(cpu) << 12, u32::from(vector));
+        if !self.hold(addr, data) {
+            if let Some(m) = self.msi.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                m.signal(addr, data);
             }
         }
     }
@@ -373,10 +419,9 @@ impl Sim {
             let now = self.now();
             for (i, c) in s.cpus.iter_mut().enumerate() {
                 if let CpuState::Idle(until) = *c {
-                    if until <= now || self.pending[i].load(Ordering::Acquire) {
+                    if until <= now || self.has_held(i) {
                         // It re-enters with IF=1 (sti just before its
-                        // idle `out`): the pending interrupt is taken then.
-                        self.pending[i].store(false, Ordering::Release);
+                        // idle `out`): a held interrupt is delivered then.
                         *c = CpuState::Ready;
                     }
                 }
@@ -422,7 +467,9 @@ impl Sim {
                 break ready[0];
             }
             s.choices += 1;
-            if s.cpus[me] == CpuState::Ready && next_random(&mut s.rng).is_multiple_of(CHANGE_ONE_IN) {
+            if s.cpus[me] == CpuState::Ready
+                && next_random(&mut s.rng).is_multiple_of(CHANGE_ONE_IN)
+            {
                 let lowest = s.prio.iter().min().copied().unwrap_or(0);
                 s.prio[me] = lowest.saturating_sub(1);
                 s.switches += 1;
@@ -443,20 +490,17 @@ impl Sim {
     }
 }
 
-/// An [`MsiSink`] that tells the scheduler which vCPU an interrupt went to.
+/// The device's [`MsiSink`] in deterministic mode: the scheduler holds
+/// each interrupt until its vCPU's next idle request ([`Sim::hold`]).
 pub struct SimMsi {
+    /// Where a message naming no vCPU goes at once.
     pub inner: Arc<dyn MsiSink>,
     pub sim: Arc<Sim>,
 }
 
 impl MsiSink for SimMsi {
     fn signal(&self, addr: u64, data: u32) -> bool {
-        let ok = self.inner.signal(addr, data);
-        if ok {
-            // Destination APIC id: address bits 12..20.
-            self.sim.interrupt_sent(((addr >> 12) & 0xff) as u32);
-        }
-        ok
+        self.sim.hold(addr, data) || self.inner.signal(addr, data)
     }
 }
 
@@ -493,10 +537,12 @@ mod tests {
         assert!(s.schedule(0, Request::Idle(5_000_000), 0x1000));
         assert_eq!(s.now(), 5_000_000);
         assert_eq!(s.stats().jumps, 1);
-        // An interrupt pending: idle ends at once, no jump.
-        s.interrupt_sent(0);
+        // An interrupt held: idle ends at once, no jump.
+        assert!(s.hold(0xfee0_0000, 0x40));
         assert!(s.schedule(0, Request::Idle(u64::MAX), 0x1000));
         assert_eq!((s.now(), s.stats().jumps), (5_000_000, 1));
+        // Its thread hands it over on re-entry.
+        s.deliver_held(0);
         // Idle for ever with nothing due: a deadlock naming its rip.
         assert!(!s.schedule(0, Request::Idle(u64::MAX), 0x2345));
         match rx.try_recv() {
@@ -504,6 +550,50 @@ mod tests {
             e => panic!("{e:?}"),
         }
         assert!(s.stop.load(Ordering::SeqCst));
+    }
+
+    /// Records every message handed to "KVM".
+    #[derive(Default)]
+    struct Kvm(Mutex<Vec<u32>>);
+
+    impl MsiSink for Kvm {
+        fn signal(&self, _addr: u64, data: u32) -> bool {
+            self.0.lock().unwrap().push(data);
+            true
+        }
+    }
+
+    #[test]
+    fn held_interrupts_wake_their_vcpu_and_go_in_one_at_a_time_highest_first() {
+        let (s, _rx) = sim(2);
+        let kvm = Arc::new(Kvm::default());
+        s.set_msi(kvm.clone());
+        let given = || kvm.0.lock().unwrap().clone();
+        // Two vectors for CPU 0, one of them twice (coalesced, as in IRR).
+        assert!(s.hold(0xfee0_0000, 0x41));
+        assert!(s.hold(0xfee0_0000, 0x42));
+        assert!(s.hold(0xfee0_0000, 0x41));
+        // APIC id 5 is no vCPU of this run: the caller sends it itself.
+        assert!(!s.hold(0xfee0_5000, 0x43));
+        // Held, not given: an idle request ends at once (no time jump).
+        assert!(s.schedule(0, Request::Idle(u64::MAX), 0x1000));
+        assert_eq!((given(), s.stats().jumps), (vec![], 0));
+        // Each delivery hands over one, highest first.
+        s.deliver_held(0);
+        assert_eq!(given(), vec![0x42]);
+        assert!(s.schedule(0, Request::Idle(u64::MAX), 0x1000));
+        s.deliver_held(0);
+        assert_eq!(given(), vec![0x42, 0x41]);
+        // An IPI is held the same way.
+        s.send_ipi(0, 0x50);
+        assert_eq!(given(), vec![0x42, 0x41]);
+        assert!(s.schedule(0, Request::Idle(u64::MAX), 0x1000));
+        s.deliver_held(0);
+        s.deliver_held(0);
+        s.deliver_held(7);
+        assert_eq!(given(), vec![0x42, 0x41, 0x50]);
+        // Nothing held any more: idle for ever is a deadlock.
+        assert!(!s.schedule(0, Request::Idle(u64::MAX), 0x1000));
     }
 
     #[test]

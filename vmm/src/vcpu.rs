@@ -216,6 +216,20 @@ fn sched_request(sim: &Sim, cpu: u32, data: &[u8], tx: &Sender<VmEvent>) -> Requ
     }
 }
 
+/// The vectors pending in `fd`'s LAPIC (its IRR: eight 32-bit registers
+/// from offset 0x200, 16 bytes apart).
+fn pending_vectors(fd: &VcpuFd) -> Result<Vec<u8>, kvm_ioctls::Error> {
+    let lapic = fd.get_lapic()?;
+    let mut v = Vec::new();
+    for reg in 0..8usize {
+        let at = 0x200 + 0x10 * reg;
+        let bytes: Vec<u8> = lapic.regs[at..at + 4].iter().map(|&b| b as u8).collect();
+        let bits = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        v.extend((0..32).filter(|b| bits & (1 << b) != 0).map(|b| (reg * 32 + b) as u8));
+    }
+    Ok(v)
+}
+
 /// Run `fd` until the run stops or this vCPU ends it; return its exits.
 pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
     let mut counts = ExitCounts::new();
@@ -289,6 +303,28 @@ pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
                     };
                     if !sim.schedule(ctx.cpu, req, rip) {
                         break None;
+                    }
+                    if let Request::Idle(_) = req {
+                        // It re-enters with IF=1: hand it one held
+                        // interrupt, so it takes exactly one (sim.rs).
+                        match pending_vectors(&fd) {
+                            Ok(v) if v.is_empty() => sim.deliver_held(ctx.cpu),
+                            // The last one is not taken yet (the guest
+                            // blocks it): nothing more until it is.
+                            Ok(v) if v.len() == 1 => {}
+                            Ok(v) => break Some(End::HostError(format!(
+                                "cpu {} leaves its idle request with {} interrupts pending \
+                                 (vectors {}): how many it takes is host timing, so the run \
+                                 would not replay",
+                                ctx.cpu,
+                                v.len(),
+                                v.iter().map(|x| format!("{x:#x}")).collect::<Vec<_>>().join(", ")
+                            ))),
+                            Err(e) => break Some(End::HostError(format!(
+                                "KVM_GET_LAPIC on cpu {}: {e}",
+                                ctx.cpu
+                            ))),
+                        }
                     }
                 }
             }

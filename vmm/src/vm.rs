@@ -60,6 +60,24 @@ pub struct RunOptions {
     pub expect_tx_timeout: bool,
     /// Which clock runs (`sim`): virtual (deterministic) by default.
     pub clock: ClockMode,
+    /// A determinism stress: kick every vCPU thread out of KVM_RUN this
+    /// often (as host preemption does, at random guest instructions).
+    /// A deterministic run gives the same log with it; default from
+    /// [`KICK_EVERY_ENV`] (microseconds), so matrix children inherit it.
+    pub kick_every: Option<Duration>,
+}
+
+/// Environment variable naming [`RunOptions::kick_every`] in microseconds.
+pub const KICK_EVERY_ENV: &str = "NICPROOF_KICK_EVERY_US";
+
+/// [`RunOptions::kick_every`] from [`KICK_EVERY_ENV`] (unset, 0 or not a
+/// number: none).
+pub fn kick_every_from_env() -> Option<Duration> {
+    std::env::var(KICK_EVERY_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&us| us > 0)
+        .map(Duration::from_micros)
 }
 
 impl RunOptions {
@@ -110,6 +128,7 @@ impl Default for RunOptions {
             gdb: None,
             expect_tx_timeout: false,
             clock: ClockMode::default(),
+            kick_every: kick_every_from_env(),
         }
     }
 }
@@ -191,6 +210,7 @@ pub struct Vm {
     tx: Sender<VmEvent>,
     rx: Receiver<VmEvent>,
     timeout: Duration,
+    kick_every: Option<Duration>,
     /// Each vCPU's rip when its thread ended (the report names where
     /// every vCPU was at a timeout).
     rips: vcpu::FinalRips,
@@ -430,6 +450,7 @@ impl Vm {
             tx,
             rx,
             timeout: opts.timeout,
+            kick_every: opts.kick_every,
             rips: vcpu::FinalRips::default(),
             gdb: opts.gdb.map(crate::gdb::listen).transpose()?,
             gdb_hub: None,
@@ -547,7 +568,8 @@ impl Vm {
                 threads.push(t);
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    match self.rx.recv_timeout(left) {
+                    let wait = self.kick_every.map_or(left, |k| k.min(left));
+                    match self.rx.recv_timeout(wait) {
                         Ok(VmEvent::End(e)) => break e,
                         Ok(VmEvent::StartCpu { cpu, entry, stack }) => {
                             match self.start_ap(cpu, entry, stack, &io) {
@@ -562,6 +584,13 @@ impl Vm {
                                 .get_or_insert(at.duration_since(start).as_secs_f64() * 1e3);
                         }
                         Ok(VmEvent::ProtocolError(e)) => protocol_errors.push(e),
+                        Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                            // kick_every: a stray exit at whatever guest
+                            // instruction each vCPU is at.
+                            for t in &threads {
+                                let _ = t.kill(vcpu::kick_signal());
+                            }
+                        }
                         Err(RecvTimeoutError::Timeout) => break End::Timeout,
                         Err(RecvTimeoutError::Disconnected) => {
                             break End::HostError("event channel closed".into())

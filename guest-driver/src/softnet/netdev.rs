@@ -138,6 +138,10 @@ pub struct NetDevice<'q, 'e, O: NetDeviceOps> {
     carrier: bool,
     watchdog: Watchdog,
     busy: u64,
+    /// BUSY returns after a false wake (see [`Self::xmit`]).
+    false_wake_busy: u64,
+    /// [`TxQueue::wakes`] at the entry of the last call that returned OK.
+    wakes_at_ok: u32,
     stop_calls: u64,
 }
 
@@ -154,6 +158,8 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
             carrier: false,
             watchdog: Watchdog::new(watchdog_timeo_ns),
             busy: 0,
+            false_wake_busy: 0,
+            wakes_at_ok: queue.wakes(),
             stop_calls: 0,
         }
     }
@@ -184,9 +190,16 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
         self.dev_addr = addr;
         self.addr_assign_type = how;
     }
-    /// BUSY returns seen by the stack.
+    /// BUSY returns seen by the stack, those after a false wake left
+    /// out ([`Self::false_wake_busy_count`]).
     pub fn busy_count(&self) -> u64 {
         self.busy
+    }
+    /// BUSY returns after a false wake: the queue was woken since the
+    /// driver last accepted an skb (Linux allows these; the driver's
+    /// full-ring check at entry returns BUSY then).
+    pub fn false_wake_busy_count(&self) -> u64 {
+        self.false_wake_busy
     }
     /// Times `ndo_stop` was called.
     pub fn stop_calls(&self) -> u64 {
@@ -292,10 +305,26 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
         if !self.is_up() || self.queue.xmit_frozen_or_stopped() {
             return NetdevTx::Busy;
         }
+        // Sampled at entry: a wake that lands while this call runs (after
+        // its stop in advance) comes after the skb it posts.
+        let wakes = self.queue.wakes();
         let r = self.ops.start_xmit(skb, xmit_more);
-        if r == NetdevTx::Busy {
-            self.busy += 1;
-            self.env.marker(Marker::XmitBusy, &[u64::from(skb.0)]);
+        match r {
+            NetdevTx::Ok => self.wakes_at_ok = wakes,
+            NetdevTx::Busy => {
+                // A false wake: the completion read enough room and woke
+                // the queue, but the room was used by the time of this
+                // call (the read was stale). Without a wake since the
+                // last OK, the driver failed to stop in advance.
+                let false_wake = self.queue.wakes() != self.wakes_at_ok;
+                if false_wake {
+                    self.false_wake_busy += 1;
+                } else {
+                    self.busy += 1;
+                }
+                self.env
+                    .marker(Marker::XmitBusy, &[u64::from(skb.0), u64::from(false_wake)]);
+            }
         }
         r
     }

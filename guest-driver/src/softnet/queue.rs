@@ -27,6 +27,9 @@ pub const FROZEN: u32 = 1 << 2;
 /// One transmit queue.
 pub struct TxQueue<'e> {
     state: AtomicU32,
+    /// Wakes by [`Self::wake`] so far: the stack tells a BUSY after a
+    /// wake (a false wake) from one without (see `NetDevice::xmit`).
+    wakes: AtomicU32,
     trans_start: AtomicU64,
     dql: Dql,
     bql_enabled: bool,
@@ -45,6 +48,7 @@ impl<'e> TxQueue<'e> {
     ) -> Self {
         Self {
             state: AtomicU32::new(0),
+            wakes: AtomicU32::new(0),
             trans_start: AtomicU64::new(env.now_ns()),
             dql: Dql::new(DEFAULT_SLACK_HOLD, env.jiffies()),
             bql_enabled,
@@ -164,12 +168,18 @@ impl<'e> TxQueue<'e> {
     pub fn wake(&self, reason: QueueReason) -> bool {
         let was = self.state.fetch_and(!DRV_XOFF, Ordering::AcqRel);
         if was & DRV_XOFF != 0 {
+            self.wakes.fetch_add(1, Ordering::AcqRel);
             self.report(Marker::QueueWake, reason);
             self.env.netif_schedule(self.index);
             true
         } else {
             false
         }
+    }
+
+    /// How many times [`Self::wake`] restarted the queue.
+    pub fn wakes(&self) -> u32 {
+        self.wakes.load(Ordering::Acquire)
     }
 
     /// `netif_txq_try_stop`: 0 stopped, -1 stopped then restarted because

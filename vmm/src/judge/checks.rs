@@ -80,6 +80,8 @@ struct Tally {
     skb_clones: u64,
     skb_frees: u64,
     busy: u64,
+    /// BUSY returns the stack marked as after a false wake.
+    busy_false_wake: u64,
     stop_exits: u64,
     unregisters: u64,
     probes: u64,
@@ -136,6 +138,7 @@ fn tally(log: &[Event]) -> Tally {
             Marker::SkbAlloc => t.skb_allocs += 1,
             Marker::SkbClone => t.skb_clones += 1,
             Marker::SkbFree => t.skb_frees += 1,
+            Marker::XmitBusy if oracles::arg(args, 2) == 1 => t.busy_false_wake += 1,
             Marker::XmitBusy => t.busy += 1,
             Marker::RxDeliver => t.rx_delivered += 1,
             Marker::StopExit => t.stop_exits += 1,
@@ -242,6 +245,7 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
         ])),
         (Row::Busy, na_unless(!allow_busy && (t.probes > 0 || summary.is_some())), counts(&[
             ("busy-returns", t.busy.max(summary.map_or(0, |s| s[2]))),
+            ("busy-after-false-wake", t.busy_false_wake),
         ])),
         (Row::Frames, na_unless(t.rx_delivered > 0), counts(&[
             ("frames-sent", t.tx_frames),
