@@ -20,12 +20,17 @@ MATRIX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MATRIX_OUT ?= $(CARGO_TARGET_DIR)/matrix
 MATRIX_ARGS ?=
 
-.PHONY: all guest build run test bench matrix target tools mutants
+.PHONY: all guest build run test bench matrix target tools lint-tools mutants
 
 all: build
 
 target:
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
+
+# make test's lints need clippy and rustfmt (in rustup's default profile; a
+# minimal profile lacks them).
+lint-tools:
+	@for c in clippy rustfmt; do rustup component list --installed | grep -q "^$$c" || rustup component add $$c; done
 
 guest: target
 	$(CARGO) build -p guest-driver --target $(GUEST_TARGET) --target-dir $(CARGO_TARGET_DIR)/guest --release
@@ -47,13 +52,13 @@ tools:
 		|| { echo "cannot install $$t: install it by hand (apt-get install $$t)"; exit 1; }; }; done
 
 # The end-to-end tests boot real VMs with the release binary and the image.
-test: build tools
+test: build tools lint-tools
 	# Lints that hold the line (workspace lints in Cargo.toml: every unsafe
 	# block documented, unsafe ops inside unsafe fns spelled out; missing_docs
-	# in nic-model and guest-driver), no clippy warning anywhere, and
-	# nic-model rustfmt-clean (the other crates are formatted in one step).
+	# in nic-model and guest-driver), no clippy warning anywhere, and the
+	# whole workspace rustfmt-clean.
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) fmt -p nic-model --check
+	$(CARGO) fmt --all --check
 	NICPROOF_BIN=$(abspath $(NICPROOF)) NICPROOF_GUEST=$(abspath $(GUEST_ELF)) $(CARGO) test --workspace
 	# The loom model of the lockless stop/wake protocol on the real queue code
 	# (bounded preemptions: finds every stop/wake mutant in seconds).
@@ -133,7 +138,7 @@ qemu: guest
 		*) echo "qemu: exit status $$status"; exit 1;; \
 	esac
 
-.PHONY: all guest build run test bench matrix target tools mutants
+.PHONY: all guest build run test bench matrix target tools lint-tools mutants
 
 # Mutation score of the driver and the softnet core against the host tests
 # (which run the driver against the real device model): cargo-mutants

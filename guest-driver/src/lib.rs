@@ -10,8 +10,8 @@ extern crate alloc;
 
 pub use nic_model::abi;
 
-pub mod platform;
-pub mod softnet;
 pub mod driver;
-pub mod scenarios;
 pub mod kernel;
+pub mod platform;
+pub mod scenarios;
+pub mod softnet;

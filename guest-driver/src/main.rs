@@ -11,7 +11,9 @@
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("nicproof-guest is a guest kernel: build it with `make guest` (target x86_64-unknown-none)");
+    eprintln!(
+        "nicproof-guest is a guest kernel: build it with `make guest` (target x86_64-unknown-none)"
+    );
     std::process::exit(2);
 }
 
@@ -23,18 +25,18 @@ mod boot {
     extern crate alloc;
 
     use crate::arch::x86_64::logger::FmtBuf;
-    use alloc::string::String;
     use crate::arch::x86_64::platform::{self, KernelPlatform};
     use crate::arch::x86_64::{apic, control, cpu, entry, idt, logger, percpu, pit, serial, user};
+    use alloc::string::String;
     use core::fmt::Write;
     use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
     use linked_list_allocator::LockedHeap;
     use log::{error, info, warn};
+    use nicproof_guest::abi::control::CONTROL_MAGIC;
     use nicproof_guest::abi::{
         knob, layout, sched, BadGuest, BootInfo, Marker, RunConfig, Scenario, BAD_GUEST_FAULT_ADDR,
         BAD_GUEST_PANIC_MSG, BOOT_INFO_MAGIC, PROTOCOL_VERSION, PVH_START_MAGIC,
     };
-    use nicproof_guest::abi::control::CONTROL_MAGIC;
     use nicproof_guest::kernel::irq::{self, VECTOR_TIMER, VECTOR_WAKE};
     use nicproof_guest::kernel::record::{self, exit_code};
     use nicproof_guest::kernel::smp::{self, MAX_CPUS};
@@ -68,7 +70,9 @@ mod boot {
             }
             // hvm_start_info: cmdline_paddr is the u64 at offset 24.
             // SAFETY: the magic says an hvm_start_info is there.
-            PVH_START_MAGIC => BootSource::Pvh { cmdline: unsafe { core::ptr::read_volatile((ptr + 24) as *const u64) } },
+            PVH_START_MAGIC => BootSource::Pvh {
+                cmdline: unsafe { core::ptr::read_volatile((ptr + 24) as *const u64) },
+            },
             _ => BootSource::Unknown,
         }
     }
@@ -93,7 +97,9 @@ mod boot {
         let len = bytes.iter().position(|&b| b == 0).unwrap_or(0);
         let line = core::str::from_utf8(&bytes[..len]).unwrap_or("");
         for word in line.split_ascii_whitespace() {
-            let Some((k, v)) = word.split_once('=') else { continue };
+            let Some((k, v)) = word.split_once('=') else {
+                continue;
+            };
             match k {
                 "scenario" => {
                     if let Some(s) = Scenario::from_name(v) {
@@ -147,7 +153,11 @@ mod boot {
             return false;
         }
         if control::present() {
-            control::send(&record::start_cpu(cpu as u64, entry::ap_entry_address(), entry::stack_top(cpu)));
+            control::send(&record::start_cpu(
+                cpu as u64,
+                entry::ap_entry_address(),
+                entry::stack_top(cpu),
+            ));
             return true;
         }
         if !apic::available() {
@@ -157,7 +167,13 @@ mod boot {
         // SAFETY: TRAMPOLINE_ADDR is low RAM the PVH path does not use (the
         // boot stack is at 6 MiB, start_info was read at boot); copying the
         // same bytes again for a second AP is harmless.
-        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), entry::TRAMPOLINE_ADDR as *mut u8, code.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                code.as_ptr(),
+                entry::TRAMPOLINE_ADDR as *mut u8,
+                code.len(),
+            )
+        };
         apic::send_init_sipi(cpu, (entry::TRAMPOLINE_ADDR >> 12) as u8);
         true
     }
@@ -183,23 +199,45 @@ mod boot {
             _ => (0, 0),
         };
         let cfg_khz = cfg.as_ref().map(|c| c.tsc_khz).unwrap_or(0);
-        let tsc_khz = [info_khz, cfg_khz].into_iter().find(|&k| k != 0).or_else(pit::calibrate_tsc_khz);
+        let tsc_khz = [info_khz, cfg_khz]
+            .into_iter()
+            .find(|&k| k != 0)
+            .or_else(pit::calibrate_tsc_khz);
         // Time must advance even without a known rate, or every bounded
         // wait would spin forever: guess 1 GHz and say so (boot fails on it).
         let clock = tsc_khz.and_then(TscClock::new);
         CLOCK_GUESSED.store(clock.is_none(), Ordering::Relaxed);
-        platform::set_clock(clock.or(TscClock::new(1_000_000)).expect("1 GHz is a valid TSC rate"));
-        platform::set_virtual_clock(cfg.as_ref().is_ok_and(|c| port && c.clock == sched::CLOCK_VIRTUAL));
+        platform::set_clock(
+            clock
+                .or(TscClock::new(1_000_000))
+                .expect("1 GHz is a valid TSC rate"),
+        );
+        platform::set_virtual_clock(
+            cfg.as_ref()
+                .is_ok_and(|c| port && c.clock == sched::CLOCK_VIRTUAL),
+        );
         apic::probe();
         apic::init_cpu();
         apic::mask_pic();
         // SAFETY: the heap range is RAM reserved for it in abi::layout,
         // used by nothing else; initialised once, before any allocation.
-        unsafe { HEAP.lock().init(layout::HEAP_BASE as *mut u8, layout::HEAP_SIZE as usize) };
+        unsafe {
+            HEAP.lock()
+                .init(layout::HEAP_BASE as *mut u8, layout::HEAP_SIZE as usize)
+        };
         logger::init(log::LevelFilter::Info);
-        let ncpus = if info_cpus != 0 { info_cpus } else { cfg.as_ref().map(|c| c.ncpus).unwrap_or(1) };
+        let ncpus = if info_cpus != 0 {
+            info_cpus
+        } else {
+            cfg.as_ref().map(|c| c.ncpus).unwrap_or(1)
+        };
         NCPUS.store(ncpus.max(1), Ordering::Relaxed);
-        smp::install_hooks(smp::Hooks { kick, current: percpu::cpu_id, start: start_cpu, relax });
+        smp::install_hooks(smp::Hooks {
+            kick,
+            current: percpu::cpu_id,
+            start: start_cpu,
+            relax,
+        });
         if CLOCK_GUESSED.load(Ordering::Relaxed) {
             warn!("TSC rate unknown: assuming 1 GHz");
         }
@@ -207,7 +245,11 @@ mod boot {
         let pvh = matches!(source, BootSource::Pvh { .. });
         let scenario = cfg.as_ref().map(|c| c.scenario as u64).unwrap_or(u64::MAX);
         // The TSC is wall time: in deterministic mode send the virtual time.
-        let stamp = if platform::virtual_clock() { KernelPlatform.now_ns() } else { cpu::rdtsc() };
+        let stamp = if platform::virtual_clock() {
+            KernelPlatform.now_ns()
+        } else {
+            cpu::rdtsc()
+        };
         control::send(&record::ready(scenario, tsc_khz.unwrap_or(0), pvh, stamp));
 
         let p = KernelPlatform;
@@ -225,7 +267,9 @@ mod boot {
                 b,
                 "nicproof guest: {} boot, no control port, scenario {}, TSC {} kHz",
                 if pvh { "PVH" } else { "direct" },
-                Scenario::from_u32(cfg.scenario).map(|s| s.name()).unwrap_or("?"),
+                Scenario::from_u32(cfg.scenario)
+                    .map(|s| s.name())
+                    .unwrap_or("?"),
                 tsc_khz.unwrap_or(0)
             );
             info!("{}", b.as_str());
@@ -251,9 +295,18 @@ mod boot {
         }
         control::send(&record::verdict(pass, reason));
         if !control::present() {
-            serial::write_parts(&["VERDICT ", if pass { "pass: " } else { "fail: " }, reason, "\n"]);
+            serial::write_parts(&[
+                "VERDICT ",
+                if pass { "pass: " } else { "fail: " },
+                reason,
+                "\n",
+            ]);
         }
-        control::power_off(if pass { exit_code::PASS } else { exit_code::FAIL })
+        control::power_off(if pass {
+            exit_code::PASS
+        } else {
+            exit_code::FAIL
+        })
     }
 
     /// Dispatch by scenario: `empty` and `boot` exercise the kernel
@@ -262,12 +315,18 @@ mod boot {
         match Scenario::from_u32(cfg.scenario) {
             Some(Scenario::Empty) => (true, Cow::Static("empty: booted")),
             Some(Scenario::Boot) => match scenario_boot(p, cfg, ncpus) {
-                Ok(()) => (true, Cow::Static("boot: echo, timer, CPU 1 and wake IPIs work")),
+                Ok(()) => (
+                    true,
+                    Cow::Static("boot: echo, timer, CPU 1 and wake IPIs work"),
+                ),
                 Err(why) => (false, Cow::Static(why)),
             },
             Some(_) => match nicproof_guest::scenarios::run(p, cfg) {
                 Some(v) => (v.pass, Cow::Owned(v.text)),
-                None => (false, Cow::Static("scenario has no body in nicproof_guest::scenarios")),
+                None => (
+                    false,
+                    Cow::Static("scenario has no body in nicproof_guest::scenarios"),
+                ),
             },
             None => (false, Cow::Static("unknown scenario id")),
         }
@@ -329,7 +388,12 @@ mod boot {
                 break;
             }
         }
-        info!("boot: slept {} us for 2000 us: {} timer irqs, {} sleeps", slept / 1000, fired, sleeps);
+        info!(
+            "boot: slept {} us for 2000 us: {} timer irqs, {} sleeps",
+            slept / 1000,
+            fired,
+            sleeps
+        );
         if slept < 2_000_000 {
             return Err("boot: wait_until gave up before the deadline");
         }
@@ -346,7 +410,9 @@ mod boot {
         let t1 = p.now_ns();
         match smp::start(p, 1, 2_000_000_000) {
             Ok(()) => {}
-            Err(smp::SmpError::StartTimeout(_)) => return Err("boot: CPU 1 did not come online within 2 s"),
+            Err(smp::SmpError::StartTimeout(_)) => {
+                return Err("boot: CPU 1 did not come online within 2 s")
+            }
             Err(_) => return Err("boot: CPU 1 cannot be started"),
         }
         let t2 = p.now_ns();
@@ -364,9 +430,12 @@ mod boot {
             p.wait_until(nap);
         }
         let t4 = p.now_ns();
-        let ticket = smp::post(1, boot_job, 99).map_err(|_| "boot: could not post a second job to CPU 1")?;
+        let ticket =
+            smp::post(1, boot_job, 99).map_err(|_| "boot: could not post a second job to CPU 1")?;
         if !smp::wait_done(p, ticket, 2_000_000_000) {
-            return Err("boot: a job posted to a sleeping CPU 1 did not finish within 2 s (wake IPI lost?)");
+            return Err(
+                "boot: a job posted to a sleeping CPU 1 did not finish within 2 s (wake IPI lost?)",
+            );
         }
         let t5 = p.now_ns();
         check_job(99)?;
@@ -499,10 +568,20 @@ mod boot {
         }
         let mut msg = FmtBuf::<512>::new();
         let _ = write!(msg, "{}", info.message());
-        let (file, line, col) = info.location().map(|l| (l.file(), l.line(), l.column())).unwrap_or(("?", 0, 0));
+        let (file, line, col) = info
+            .location()
+            .map(|l| (l.file(), l.line(), l.column()))
+            .unwrap_or(("?", 0, 0));
         control::send(&record::panic(msg.as_str(), file, line, col));
         let mut head = FmtBuf::<160>::new();
-        let _ = write!(head, "PANIC cpu{} at {}:{}:{}: ", percpu::cpu_id(), file, line, col);
+        let _ = write!(
+            head,
+            "PANIC cpu{} at {}:{}:{}: ",
+            percpu::cpu_id(),
+            file,
+            line,
+            col
+        );
         serial::write_unlocked(head.as_str());
         serial::write_unlocked(msg.as_str());
         serial::write_unlocked("\n");

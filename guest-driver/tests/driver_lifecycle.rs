@@ -12,7 +12,9 @@ mod hostplat;
 use std::sync::atomic::Ordering;
 
 use hostplat::HostPlat;
-use nic_model::abi::{knob, layout, DriverMutant, Marker, QueueReason, RunConfig, Scenario, NUM_KNOBS};
+use nic_model::abi::{
+    knob, layout, DriverMutant, Marker, QueueReason, RunConfig, Scenario, NUM_KNOBS,
+};
 use nic_model::events::EventKind;
 use nic_model::{InvalidMac, NicConfig};
 use nicproof_guest::driver::dma::DmaPool;
@@ -48,7 +50,12 @@ fn run(dev: NicConfig, cfg: RunConfig) -> (HostPlat, Verdict) {
 }
 
 fn summary(plat: &HostPlat) -> Vec<u64> {
-    plat.markers().iter().rev().find(|r| r.marker == Marker::Summary).map(|r| r.args.clone()).expect("summary marker")
+    plat.markers()
+        .iter()
+        .rev()
+        .find(|r| r.marker == Marker::Summary)
+        .map(|r| r.args.clone())
+        .expect("summary marker")
 }
 
 #[test]
@@ -58,21 +65,59 @@ fn correct_driver_passes_every_oracle() {
         cfg.seed = seed;
         let (plat, v) = run(NicConfig::default(), cfg);
         assert!(v.pass, "verdict: {}", v.text);
-        assert_eq!(plat.violations(), Vec::<String>::new(), "DMA monitor violations");
-        assert_eq!(plat.activity_after_stop(), Vec::<String>::new(), "device activity after stop-exit");
-        assert!(plat.reset_done_before_stop_exit(), "stop returned before the reset finished");
-        assert_eq!(plat.rx_ok.load(Ordering::SeqCst), frames, "frames received intact");
-        assert_eq!(plat.rx_bad.load(Ordering::SeqCst), 0, "frames received corrupted");
-        assert_eq!(summary(&plat), vec![0, 0, 0, 0], "live skbs, live maps, BUSY, BQL in flight");
-        assert_eq!(plat.root().nic.live_maps(), 0, "the monitor's view of live maps");
+        assert_eq!(
+            plat.violations(),
+            Vec::<String>::new(),
+            "DMA monitor violations"
+        );
+        assert_eq!(
+            plat.activity_after_stop(),
+            Vec::<String>::new(),
+            "device activity after stop-exit"
+        );
+        assert!(
+            plat.reset_done_before_stop_exit(),
+            "stop returned before the reset finished"
+        );
+        assert_eq!(
+            plat.rx_ok.load(Ordering::SeqCst),
+            frames,
+            "frames received intact"
+        );
+        assert_eq!(
+            plat.rx_bad.load(Ordering::SeqCst),
+            0,
+            "frames received corrupted"
+        );
+        assert_eq!(
+            summary(&plat),
+            vec![0, 0, 0, 0],
+            "live skbs, live maps, BUSY, BQL in flight"
+        );
+        assert_eq!(
+            plat.root().nic.live_maps(),
+            0,
+            "the monitor's view of live maps"
+        );
         assert_eq!(plat.count(Marker::StopEnter), 1);
         assert_eq!(plat.count(Marker::StopExit), 1);
-        assert_eq!(plat.count(Marker::SkbAlloc), plat.count(Marker::SkbFree), "every skb freed exactly once");
+        assert_eq!(
+            plat.count(Marker::SkbAlloc),
+            plat.count(Marker::SkbFree),
+            "every skb freed exactly once"
+        );
         assert_eq!(plat.count(Marker::XmitBusy), 0);
         assert_eq!(plat.count(Marker::OracleFail), 0);
-        let ring_low = plat.markers().iter().filter(|r| r.marker == Marker::QueueStop && r.args[0] == QueueReason::RingLow as u64).count();
+        let ring_low = plat
+            .markers()
+            .iter()
+            .filter(|r| r.marker == Marker::QueueStop && r.args[0] == QueueReason::RingLow as u64)
+            .count();
         if batch > 1 {
-            assert!(ring_low > 0, "a 64-entry ring under batches of {batch} must stop in advance");
+            assert!(
+                ring_low > 0,
+                "a 64-entry ring under batches of {batch} must stop in advance"
+            );
             assert!(plat.count(Marker::QueueWake) > 0, "and be woken again");
         }
     }
@@ -80,29 +125,58 @@ fn correct_driver_passes_every_oracle() {
 
 #[test]
 fn invalid_eeprom_mac_gets_a_random_unicast_address() {
-    for bad in [InvalidMac::Zero, InvalidMac::Multicast, InvalidMac::Broadcast] {
-        let dev = NicConfig { invalid_mac: Some(bad), ..NicConfig::default() };
+    for bad in [
+        InvalidMac::Zero,
+        InvalidMac::Multicast,
+        InvalidMac::Broadcast,
+    ] {
+        let dev = NicConfig {
+            invalid_mac: Some(bad),
+            ..NicConfig::default()
+        };
         let (plat, v) = run(dev, run_config(DriverMutant::None, 8, 1, 0));
         assert!(v.pass, "{bad:?}: {}", v.text);
-        let probe = plat.markers().into_iter().find(|r| r.marker == Marker::ProbeExit).expect("probe-exit");
+        let probe = plat
+            .markers()
+            .into_iter()
+            .find(|r| r.marker == Marker::ProbeExit)
+            .expect("probe-exit");
         let mac = probe.args[1].to_le_bytes();
         assert_eq!(probe.args[2], 1, "addr_assign_type RANDOM");
-        assert_eq!(mac[0] & 0x03, 0x02, "{bad:?}: unicast, locally administered: {mac:x?}");
+        assert_eq!(
+            mac[0] & 0x03,
+            0x02,
+            "{bad:?}: unicast, locally administered: {mac:x?}"
+        );
     }
 }
 
 #[test]
 fn accepts_invalid_mac_is_caught_at_probe() {
-    let dev = NicConfig { invalid_mac: Some(InvalidMac::Multicast), ..NicConfig::default() };
+    let dev = NicConfig {
+        invalid_mac: Some(InvalidMac::Multicast),
+        ..NicConfig::default()
+    };
     let (plat, _) = run(dev, run_config(DriverMutant::AcceptsInvalidMac, 8, 1, 0));
-    let probe = plat.markers().into_iter().find(|r| r.marker == Marker::ProbeExit).expect("probe-exit");
-    assert_eq!(probe.args[1].to_le_bytes()[0] & 1, 1, "the mutant keeps the multicast address");
+    let probe = plat
+        .markers()
+        .into_iter()
+        .find(|r| r.marker == Marker::ProbeExit)
+        .expect("probe-exit");
+    assert_eq!(
+        probe.args[1].to_le_bytes()[0] & 1,
+        1,
+        "the mutant keeps the multicast address"
+    );
     assert_eq!(probe.args[2], 0, "and calls it permanent");
 }
 
 #[test]
 fn no_unmap_at_stop_is_caught_by_live_maps() {
-    let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::NoUnmapAtStop, 32, 1, 64));
+    let (plat, v) = run(
+        NicConfig::default(),
+        run_config(DriverMutant::NoUnmapAtStop, 32, 1, 64),
+    );
     assert!(!v.pass);
     assert_ne!(summary(&plat)[1], 0, "summary live maps");
     assert_ne!(plat.root().nic.live_maps(), 0, "monitor live maps");
@@ -110,7 +184,10 @@ fn no_unmap_at_stop_is_caught_by_live_maps() {
 
 #[test]
 fn unregister_no_stop_is_caught_by_auto_close_check() {
-    let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::UnregisterNoStop, 16, 1, 64));
+    let (plat, v) = run(
+        NicConfig::default(),
+        run_config(DriverMutant::UnregisterNoStop, 16, 1, 64),
+    );
     assert!(!v.pass);
     assert_eq!(plat.count(Marker::StopEnter), 0, "ndo_stop never ran");
     assert!(v.text.contains("auto-close"), "{}", v.text);
@@ -118,7 +195,10 @@ fn unregister_no_stop_is_caught_by_auto_close_check() {
 
 #[test]
 fn no_stop_in_advance_is_caught_by_busy_count() {
-    let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::NoStopInAdvance, 300, 64, 64));
+    let (plat, v) = run(
+        NicConfig::default(),
+        run_config(DriverMutant::NoStopInAdvance, 300, 64, 64),
+    );
     assert!(!v.pass, "{}", v.text);
     assert!(plat.count(Marker::XmitBusy) > 0, "BUSY returned");
     assert_ne!(summary(&plat)[2], 0, "summary BUSY count");
@@ -126,30 +206,54 @@ fn no_stop_in_advance_is_caught_by_busy_count() {
 
 #[test]
 fn no_reset_poll_is_caught_by_reset_ordering() {
-    let dev = NicConfig { reset_delay_us: 2_000, ..NicConfig::default() };
+    let dev = NicConfig {
+        reset_delay_us: 2_000,
+        ..NicConfig::default()
+    };
     let (plat, v) = run(dev.clone(), run_config(DriverMutant::None, 16, 1, 64));
     assert!(v.pass, "{}", v.text);
-    assert!(plat.reset_done_before_stop_exit(), "correct driver waits for the reset");
+    assert!(
+        plat.reset_done_before_stop_exit(),
+        "correct driver waits for the reset"
+    );
     let (plat, _) = run(dev, run_config(DriverMutant::NoResetPoll, 16, 1, 64));
-    assert!(!plat.reset_done_before_stop_exit(), "mutant returns from stop with the reset still running");
+    assert!(
+        !plat.reset_done_before_stop_exit(),
+        "mutant returns from stop with the reset still running"
+    );
 }
 
 #[test]
 fn no_disable_at_stop_is_caught_by_the_dma_monitor() {
     // The r8169 case: the device keeps polling its rings while enabled.
-    let dev = NicConfig { dma_until_disabled: true, ..NicConfig::default() };
+    let dev = NicConfig {
+        dma_until_disabled: true,
+        ..NicConfig::default()
+    };
     let (plat, v) = run(dev.clone(), run_config(DriverMutant::None, 16, 1, 64));
     assert!(v.pass, "{}", v.text);
     assert_eq!(plat.activity_after_stop(), Vec::<String>::new());
     assert_eq!(plat.violations(), Vec::<String>::new());
     let (plat, _) = run(dev, run_config(DriverMutant::NoDisableAtStop, 16, 1, 64));
-    assert!(!plat.activity_after_stop().is_empty(), "device activity after stop-exit");
-    assert!(plat.violations().iter().any(|v| v.contains("dma-after-stop")), "{:?}", plat.violations());
+    assert!(
+        !plat.activity_after_stop().is_empty(),
+        "device activity after stop-exit"
+    );
+    assert!(
+        plat.violations()
+            .iter()
+            .any(|v| v.contains("dma-after-stop")),
+        "{:?}",
+        plat.violations()
+    );
 }
 
 #[test]
 fn reclaim_on_xmit_is_caught_by_timely_completion() {
-    let (plat, v) = run(NicConfig::default(), run_config(DriverMutant::ReclaimOnXmit, 8, 1, 64));
+    let (plat, v) = run(
+        NicConfig::default(),
+        run_config(DriverMutant::ReclaimOnXmit, 8, 1, 64),
+    );
     assert!(!v.pass);
     assert!(v.text.contains("timed out"), "{}", v.text);
     let _ = plat;
@@ -160,8 +264,16 @@ fn cons_index_late_and_wake_inverted_are_caught_as_lost_wakes() {
     for m in [DriverMutant::ConsIndexLate, DriverMutant::WakeInverted] {
         let (plat, v) = run(NicConfig::default(), run_config(m, 120, 16, 64));
         assert!(!v.pass, "{m:?}: {}", v.text);
-        let lost = plat.markers().iter().filter(|r| r.marker == Marker::OracleFail).count();
-        assert!(lost > 0 && v.text.contains("lost wake"), "{m:?}: {}", v.text);
+        let lost = plat
+            .markers()
+            .iter()
+            .filter(|r| r.marker == Marker::OracleFail)
+            .count();
+        assert!(
+            lost > 0 && v.text.contains("lost wake"),
+            "{m:?}: {}",
+            v.text
+        );
     }
 }
 
@@ -169,7 +281,10 @@ fn cons_index_late_and_wake_inverted_are_caught_as_lost_wakes() {
 fn stalled_device_trips_the_watchdog_unless_there_is_none() {
     // The device stops fetching after 8 completions (one-shot, a reset
     // clears it): only ndo_tx_timeout's reset gets traffic going again.
-    let dev = NicConfig { stall_completions_after: Some(8), ..NicConfig::default() };
+    let dev = NicConfig {
+        stall_completions_after: Some(8),
+        ..NicConfig::default()
+    };
     let (plat, v) = run(dev.clone(), run_config(DriverMutant::None, 64, 1, 64));
     assert!(v.pass, "{}", v.text);
     assert!(plat.count(Marker::TxTimeout) >= 1, "watchdog fired");
@@ -185,29 +300,43 @@ mod manual {
     //! cannot force: a full ring at entry (a false wake) and clones.
 
     use super::*;
+    use nicproof_guest::driver::sync::SkbCell;
     use nicproof_guest::driver::{Adapter, DriverConfig};
     use nicproof_guest::softnet::napi::Napi;
     use nicproof_guest::softnet::netdev::{NetDevice, NetDeviceOps, NetdevTx};
     use nicproof_guest::softnet::queue::TxQueue;
     use nicproof_guest::softnet::skb::{Frag, SkbPool};
     use nicproof_guest::softnet::{PlatformEnv, SoftnetMutants};
-    use nicproof_guest::driver::sync::SkbCell;
-
 
     fn frags(n: usize) -> Vec<Frag> {
-        (0..n).map(|i| Frag { addr: layout::PAYLOAD_BASE + i as u64 * 64, len: 64 }).collect()
+        (0..n)
+            .map(|i| Frag {
+                addr: layout::PAYLOAD_BASE + i as u64 * 64,
+                len: 64,
+            })
+            .collect()
     }
 
     /// Fill a 64-descriptor ring whose completions the device holds, then
     /// call xmit as a false wake would. Returns (skb still live after
     /// BUSY, bad frees after stop, BUSY seen).
     fn false_wake(mutant: DriverMutant) -> (bool, u64, bool) {
-        let plat = HostPlat::yielding(NicConfig { complete_on_request: true, ..NicConfig::default() });
+        let plat = HostPlat::yielding(NicConfig {
+            complete_on_request: true,
+            ..NicConfig::default()
+        });
         let env = PlatformEnv(&plat);
         let skbs = SkbCell::new(SkbPool::new(64, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
-        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0, bench: false };
+        let cfg = DriverConfig {
+            tx_ring: 64,
+            rx_ring: 64,
+            mutant,
+            seed: 1,
+            irq_cpu: 0,
+            bench: false,
+        };
         let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
         let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
@@ -224,7 +353,11 @@ mod manual {
         let id = skbs.borrow_mut().alloc(&[], &frags(17)).unwrap();
         let maps_before = plat.count(Marker::DmaMap);
         let busy = dev.ops.start_xmit(id, false) == NetdevTx::Busy;
-        assert_eq!(plat.count(Marker::DmaMap), maps_before, "BUSY mapped nothing");
+        assert_eq!(
+            plat.count(Marker::DmaMap),
+            maps_before,
+            "BUSY mapped nothing"
+        );
         let live = skbs.borrow().is_live(id);
         if live {
             // The stack drops what it could not send.
@@ -243,7 +376,10 @@ mod manual {
     #[test]
     fn busy_frees_is_caught_by_the_ledger() {
         let (live, _, busy) = false_wake(DriverMutant::BusyFrees);
-        assert!(busy && !live, "the mutant freed an skb it returned BUSY for");
+        assert!(
+            busy && !live,
+            "the mutant freed an skb it returned BUSY for"
+        );
     }
 
     #[test]
@@ -261,14 +397,23 @@ mod manual {
         let skbs = SkbCell::new(SkbPool::new(16, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
-        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant, seed: 1, irq_cpu: 0, bench: false };
+        let cfg = DriverConfig {
+            tx_ring: 64,
+            rx_ring: 64,
+            mutant,
+            seed: 1,
+            irq_cpu: 0,
+            bench: false,
+        };
         let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
         let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
         dev.set_dev_addr(mac, how);
         dev.register().unwrap();
         dev.open().unwrap();
-        let head = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0x88, 0xb5];
+        let head = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0x88, 0xb5,
+        ];
         let orig = skbs.borrow_mut().alloc(&head, &frags(1)).unwrap();
         let clone = skbs.borrow_mut().clone_skb(orig).unwrap();
         // On the host the head lives outside guest RAM, so the map fails
@@ -291,7 +436,14 @@ mod manual {
         let skbs = SkbCell::new(SkbPool::new(64, &env));
         let txq = TxQueue::new(0, false, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
-        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
+        let cfg = DriverConfig {
+            tx_ring: 64,
+            rx_ring: 64,
+            mutant: DriverMutant::None,
+            seed: 1,
+            irq_cpu: 0,
+            bench: false,
+        };
         let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
         let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
@@ -300,14 +452,24 @@ mod manual {
         dev.open().unwrap();
         dev.ops.dma.set_fail_every(3);
         // A batch of three one-fragment skbs: the third map fails.
-        let ids: Vec<_> = (0..3).map(|_| skbs.borrow_mut().alloc(&[], &frags(1)).unwrap()).collect();
+        let ids: Vec<_> = (0..3)
+            .map(|_| skbs.borrow_mut().alloc(&[], &frags(1)).unwrap())
+            .collect();
         for (i, &id) in ids.iter().enumerate() {
             assert_eq!(dev.ops.start_xmit(id, i + 1 < ids.len()), NetdevTx::Ok);
         }
         assert!(!skbs.borrow().is_live(ids[2]), "dropped skb freed");
         assert_eq!(dev.ops.stats().tx_dropped, 1);
-        assert_eq!(dev.ops.stats().doorbells, 1, "the batch's doorbell was rung by the drop");
-        assert_eq!(plat.root().nic.frames_sent(), 2, "the two mapped frames left");
+        assert_eq!(
+            dev.ops.stats().doorbells,
+            1,
+            "the batch's doorbell was rung by the drop"
+        );
+        assert_eq!(
+            plat.root().nic.frames_sent(),
+            2,
+            "the two mapped frames left"
+        );
         dev.ops.dma.set_fail_every(0);
         dev.unregister();
         assert_eq!(skbs.borrow().live(), 0);
@@ -324,8 +486,16 @@ mod manual {
         let skbs = SkbCell::new(SkbPool::new(8, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
-        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
-        let mut nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
+        let cfg = DriverConfig {
+            tx_ring: 64,
+            rx_ring: 64,
+            mutant: DriverMutant::None,
+            seed: 1,
+            irq_cpu: 0,
+            bench: false,
+        };
+        let mut nic =
+            Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         for bad in [[0u8; 6], [0xff; 6], [0x01, 0, 0x5e, 0, 0, 1]] {
             nic.mac = bad;
             assert_eq!(nic.open(), Err(99), "{bad:x?}");
@@ -343,8 +513,18 @@ mod manual {
         let skbs = SkbCell::new(SkbPool::new(8, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
-        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
-        let ptr = plat.mem.get_host_address(GuestAddress(layout::DMA_POOL_BASE)).unwrap();
+        let cfg = DriverConfig {
+            tx_ring: 64,
+            rx_ring: 64,
+            mutant: DriverMutant::None,
+            seed: 1,
+            irq_cpu: 0,
+            bench: false,
+        };
+        let ptr = plat
+            .mem
+            .get_host_address(GuestAddress(layout::DMA_POOL_BASE))
+            .unwrap();
         // SAFETY: a prefix of the guest's DMA window, used only by this driver.
         let small = unsafe { DmaPool::new(layout::DMA_POOL_BASE, ptr, 8 * 4096) };
         let nic = Adapter::probe(&plat, small, cfg, &skbs, &txq, &napi).expect("probe");
@@ -357,7 +537,11 @@ mod manual {
         assert_eq!(dev.ops.dma_pages_used(), 0);
         assert_eq!(dev.ops.dma.live(), 0);
         dev.unregister();
-        assert_eq!(plat.count(Marker::StopEnter), 0, "a DOWN device is not stopped");
+        assert_eq!(
+            plat.count(Marker::StopEnter),
+            0,
+            "a DOWN device is not stopped"
+        );
         assert_eq!(plat.violations(), Vec::<String>::new());
     }
 
@@ -369,7 +553,14 @@ mod manual {
         let skbs = SkbCell::new(SkbPool::new(16, &env));
         let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
         let napi = Napi::new(64);
-        let cfg = DriverConfig { tx_ring: 64, rx_ring: 64, mutant: DriverMutant::None, seed: 1, irq_cpu: 0, bench: false };
+        let cfg = DriverConfig {
+            tx_ring: 64,
+            rx_ring: 64,
+            mutant: DriverMutant::None,
+            seed: 1,
+            irq_cpu: 0,
+            bench: false,
+        };
         let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
         let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
         let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
@@ -393,8 +584,16 @@ mod manual {
 
     #[test]
     fn writes_cloned_head_is_caught_by_the_shared_head_check() {
-        assert_eq!(&clone_head(DriverMutant::None)[6..12], &[0; 6], "correct driver copies the head first");
-        assert_ne!(&clone_head(DriverMutant::WritesClonedHead)[6..12], &[0; 6], "mutant wrote the shared head");
+        assert_eq!(
+            &clone_head(DriverMutant::None)[6..12],
+            &[0; 6],
+            "correct driver copies the head first"
+        );
+        assert_ne!(
+            &clone_head(DriverMutant::WritesClonedHead)[6..12],
+            &[0; 6],
+            "mutant wrote the shared head"
+        );
     }
 }
 
@@ -402,10 +601,18 @@ mod manual {
 fn open_stop_cycles_leave_nothing_behind() {
     let mut cfg = run_config(DriverMutant::None, 32, 8, 64);
     cfg.knobs[knob::CYCLES] = 25;
-    let dev = NicConfig { dma_until_disabled: true, reset_delay_us: 100, ..NicConfig::default() };
+    let dev = NicConfig {
+        dma_until_disabled: true,
+        reset_delay_us: 100,
+        ..NicConfig::default()
+    };
     let (plat, v) = run(dev, cfg);
     assert!(v.pass, "{}", v.text);
-    assert_eq!(plat.count(Marker::StopExit), 26, "25 cycles plus the final auto-close");
+    assert_eq!(
+        plat.count(Marker::StopExit),
+        26,
+        "25 cycles plus the final auto-close"
+    );
     assert_eq!(plat.violations(), Vec::<String>::new());
     assert_eq!(plat.activity_after_stop(), Vec::<String>::new());
     assert_eq!(plat.root().nic.live_maps(), 0);
@@ -424,17 +631,38 @@ fn batching_cuts_device_exits_per_packet() {
         cfg.knobs[knob::BENCH] = 1;
         let (plat, v) = run(NicConfig::default(), cfg);
         assert!(v.pass, "{}", v.text);
-        assert_eq!(plat.violations(), Vec::<String>::new(), "the monitor still checks every DMA");
+        assert_eq!(
+            plat.violations(),
+            Vec::<String>::new(),
+            "the monitor still checks every DMA"
+        );
         assert_eq!(plat.activity_after_stop(), Vec::<String>::new());
         let events = plat.log.snapshot();
-        let mmio = events.iter().filter(|e| matches!(e.kind, EventKind::MmioRead { .. } | EventKind::MmioWrite { .. })).count();
-        let irqs = events.iter().filter(|e| matches!(e.kind, EventKind::Irq { .. })).count();
+        let mmio = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::MmioRead { .. } | EventKind::MmioWrite { .. }
+                )
+            })
+            .count();
+        let irqs = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Irq { .. }))
+            .count();
         let markers = plat.markers().len();
-        let (d, m) = ((mmio + irqs) as f64 / frames as f64, markers as f64 / frames as f64);
+        let (d, m) = (
+            (mmio + irqs) as f64 / frames as f64,
+            markers as f64 / frames as f64,
+        );
         println!("batch {batch:2}: {d:.3} device exits/packet (mmio {mmio}, irq {irqs}), {m:.3} marker exits/packet; {}", v.text);
         per_pkt.push(d);
     }
-    assert!(per_pkt[1] < per_pkt[0] / 2.0, "batching must at least halve device exits: {per_pkt:?}");
+    assert!(
+        per_pkt[1] < per_pkt[0] / 2.0,
+        "batching must at least halve device exits: {per_pkt:?}"
+    );
 }
 
 /// The smp scenario's shape on the host: NAPI on a second thread while
@@ -461,10 +689,21 @@ fn smp_napi_on_another_thread_passes_every_oracle() {
         assert_eq!(plat.rx_bad.load(Ordering::SeqCst), 0);
         assert_eq!(summary(&plat), vec![0, 0, 0, 0]);
         assert_eq!(plat.count(Marker::OracleFail), 0);
-        let reason = |m: Marker, r: QueueReason| plat.markers().iter().filter(|x| x.marker == m && x.args[0] == r as u64).count();
+        let reason = |m: Marker, r: QueueReason| {
+            plat.markers()
+                .iter()
+                .filter(|x| x.marker == m && x.args[0] == r as u64)
+                .count()
+        };
         if batch > 1 {
-            assert!(reason(Marker::QueueStop, QueueReason::RingLow) > 0, "the ring ran low");
-            assert!(reason(Marker::QueueWake, QueueReason::Reclaim) > 0, "the other CPU woke the queue");
+            assert!(
+                reason(Marker::QueueStop, QueueReason::RingLow) > 0,
+                "the ring ran low"
+            );
+            assert!(
+                reason(Marker::QueueWake, QueueReason::Reclaim) > 0,
+                "the other CPU woke the queue"
+            );
         }
         eprintln!(
             "smp batch {batch}: ring-low stops {}, reclaim wakes {}, raced restarts {}",
@@ -486,7 +725,17 @@ fn open_stop_cycle_cost_in_exits() {
         let (plat, v) = run(NicConfig::default(), cfg);
         assert!(v.pass, "{}", v.text);
         let events = plat.log.snapshot();
-        let dev = events.iter().filter(|e| matches!(e.kind, EventKind::MmioRead { .. } | EventKind::MmioWrite { .. } | EventKind::Irq { .. })).count();
+        let dev = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::MmioRead { .. }
+                        | EventKind::MmioWrite { .. }
+                        | EventKind::Irq { .. }
+                )
+            })
+            .count();
         (dev, plat.markers().len())
     };
     let (d0, m0) = exits(0);
@@ -535,7 +784,13 @@ fn device_mutants_are_caught_with_the_correct_driver() {
     use nic_model::rules::Rule;
     // Every device mutant of the catalogue, with the rules it breaks.
     for &m in &DeviceMutant::ALL[1..] {
-        let (plat, _) = run(NicConfig { mutant: m, ..NicConfig::default() }, run_config(DriverMutant::None, 40, 4, 64));
+        let (plat, _) = run(
+            NicConfig {
+                mutant: m,
+                ..NicConfig::default()
+            },
+            run_config(DriverMutant::None, 40, 4, 64),
+        );
         let rules = plat.violation_rules();
         for &rule in m.breaks() {
             // rx-content is judged as frames arrive (the platform's byte
@@ -544,7 +799,12 @@ fn device_mutants_are_caught_with_the_correct_driver() {
                 Rule::RxContent => plat.rx_bad.load(Ordering::SeqCst) > 0,
                 _ => rules.contains(&rule.name()),
             };
-            assert!(caught, "{} not caught as {rule}: {:?}", m.name(), plat.violations());
+            assert!(
+                caught,
+                "{} not caught as {rule}: {:?}",
+                m.name(),
+                plat.violations()
+            );
         }
     }
 }
@@ -556,7 +816,13 @@ fn device_mutants_are_caught_with_the_correct_driver() {
 fn completions_arrive_without_enough_frames_or_with_a_lost_interrupt() {
     for (frames, dev) in [
         (3, NicConfig::default()),
-        (40, NicConfig { drop_nth_tx_irq: Some(1), ..NicConfig::default() }),
+        (
+            40,
+            NicConfig {
+                drop_nth_tx_irq: Some(1),
+                ..NicConfig::default()
+            },
+        ),
     ] {
         let (plat, v) = run(dev, run_config(DriverMutant::None, frames, 1, 64));
         assert!(v.pass, "{frames} frames: {}", v.text);

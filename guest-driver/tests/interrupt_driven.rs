@@ -28,8 +28,15 @@ fn the_correct_driver_polls_on_interrupts_and_re_arms_them() {
     assert!(completes > 0, "no NAPI poll completed");
     // Every completed poll was scheduled by an interrupt (nothing else
     // schedules NAPI on the data path).
-    assert!(completes <= msis, "{completes} polls completed on {msis} interrupts");
-    assert_eq!(plat.count(Marker::TxTimeout), 0, "the watchdog had to step in");
+    assert!(
+        completes <= msis,
+        "{completes} polls completed on {msis} interrupts"
+    );
+    assert_eq!(
+        plat.count(Marker::TxTimeout),
+        0,
+        "the watchdog had to step in"
+    );
 }
 
 /// The example: a driver that stops taking the device's
@@ -39,7 +46,11 @@ fn the_correct_driver_polls_on_interrupts_and_re_arms_them() {
 fn a_driver_that_stops_taking_interrupts_after_its_first_poll_fails() {
     let (plat, v) = default_run(DriverMutant::IrqNotReenabled);
     assert!(!v.pass, "{}", v.text);
-    assert!(v.text.contains("timed out before every frame came back"), "{}", v.text);
+    assert!(
+        v.text.contains("timed out before every frame came back"),
+        "{}",
+        v.text
+    );
     let (_, good) = default_run(DriverMutant::None);
     assert!(good.pass);
     let msis = plat.irqs.delivered.load(Ordering::SeqCst);

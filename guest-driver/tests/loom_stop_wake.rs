@@ -117,10 +117,16 @@ fn check(m: Model) {
 
         let free = r.free();
         if q.stopped() && free >= m.start_thrs {
-            panic!("stuck stopped: DRV_XOFF set with {free} free (start_thrs {})", m.start_thrs);
+            panic!(
+                "stuck stopped: DRV_XOFF set with {free} free (start_thrs {})",
+                m.start_thrs
+            );
         }
         if q.state() & STACK_XOFF != 0 && q.dql().avail() >= 0 {
-            panic!("stuck stopped: STACK_XOFF set with dql avail {}", q.dql().avail());
+            panic!(
+                "stuck stopped: STACK_XOFF set with dql avail {}",
+                q.dql().avail()
+            );
         }
     });
 }
@@ -161,14 +167,20 @@ fn fenced_protocol_with_bql_never_loses_a_wake() {
 /// BQL on from limit 0: STACK_XOFF stops and restarts the queue too.
 #[test]
 fn fenced_protocol_with_bql_stack_xoff_never_loses_a_wake() {
-    check(Model { bql: true, ..base() });
+    check(Model {
+        bql: true,
+        ..base()
+    });
 }
 
 #[test]
 #[should_panic(expected = "stuck")]
 fn missing_fence_loses_a_wake() {
     check(Model {
-        mutants: SoftnetMutants { no_fence: true, ..SoftnetMutants::NONE },
+        mutants: SoftnetMutants {
+            no_fence: true,
+            ..SoftnetMutants::NONE
+        },
         ..base()
     });
 }
@@ -182,7 +194,10 @@ fn missing_fence_loses_a_wake() {
 #[test]
 fn missing_fence_is_masked_by_the_bql_state_rmw() {
     check(Model {
-        mutants: SoftnetMutants { no_fence: true, ..SoftnetMutants::NONE },
+        mutants: SoftnetMutants {
+            no_fence: true,
+            ..SoftnetMutants::NONE
+        },
         ..bql_piggyback()
     });
 }
@@ -191,7 +206,10 @@ fn missing_fence_is_masked_by_the_bql_state_rmw() {
 #[should_panic(expected = "stuck")]
 fn missing_recheck_loses_a_wake() {
     check(Model {
-        mutants: SoftnetMutants { no_recheck: true, ..SoftnetMutants::NONE },
+        mutants: SoftnetMutants {
+            no_recheck: true,
+            ..SoftnetMutants::NONE
+        },
         ..base()
     });
 }
@@ -200,14 +218,20 @@ fn missing_recheck_loses_a_wake() {
 #[should_panic(expected = "stuck")]
 fn inverted_wake_condition_never_wakes() {
     check(Model {
-        mutants: SoftnetMutants { wake_inverted: true, ..SoftnetMutants::NONE },
+        mutants: SoftnetMutants {
+            wake_inverted: true,
+            ..SoftnetMutants::NONE
+        },
         ..base()
     });
 }
 
 #[test]
 fn start_threshold_equal_to_ring_is_fine_with_ge() {
-    check(Model { start_thrs: 2, ..base() });
+    check(Model {
+        start_thrs: 2,
+        ..base()
+    });
 }
 
 #[test]
@@ -215,7 +239,10 @@ fn start_threshold_equal_to_ring_is_fine_with_ge() {
 fn gt_for_ge_in_wake_misses_exact_threshold() {
     check(Model {
         start_thrs: 2,
-        mutants: SoftnetMutants { threshold_off_by_one: true, ..SoftnetMutants::NONE },
+        mutants: SoftnetMutants {
+            threshold_off_by_one: true,
+            ..SoftnetMutants::NONE
+        },
         ..base()
     });
 }
@@ -223,7 +250,10 @@ fn gt_for_ge_in_wake_misses_exact_threshold() {
 #[test]
 #[should_panic(expected = "stuck")]
 fn consumer_index_stored_after_the_macro_loses_a_wake() {
-    check(Model { cons_late: true, ..base() });
+    check(Model {
+        cons_late: true,
+        ..base()
+    });
 }
 
 /// NAPI scheduling across CPUs: an IRQ (new work + `schedule`) racing
@@ -260,7 +290,11 @@ fn napi_irq_racing_complete_is_never_lost() {
         });
         poller.join().unwrap();
         irq.join().unwrap();
-        assert_eq!(work.load(Acquire), 0, "lost IRQ: work left with no poll owed");
+        assert_eq!(
+            work.load(Acquire),
+            0,
+            "lost IRQ: work left with no poll owed"
+        );
         assert!(!napi.is_scheduled());
     });
 }
@@ -270,6 +304,11 @@ fn napi_irq_racing_complete_is_never_lost() {
 #[test]
 fn fenced_protocol_holds_for_other_thresholds() {
     for (ring, stop_thrs, start_thrs) in [(3, 2, 3), (3, 1, 2)] {
-        check(Model { ring, stop_thrs, start_thrs, ..base() });
+        check(Model {
+            ring,
+            stop_thrs,
+            start_thrs,
+            ..base()
+        });
     }
 }

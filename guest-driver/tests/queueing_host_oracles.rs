@@ -40,7 +40,10 @@ fn tx_ring(e: &Event) -> Option<&[u64]> {
 
 /// The host oracle `oracle`'s findings over the run's log, with the
 /// event each points at.
-fn found(log: &[Event], oracle: fn(&[Event]) -> Vec<vmm::oracles::Finding>) -> Vec<(vmm::oracles::Finding, Event)> {
+fn found(
+    log: &[Event],
+    oracle: fn(&[Event]) -> Vec<vmm::oracles::Finding>,
+) -> Vec<(vmm::oracles::Finding, Event)> {
     oracle(log)
         .into_iter()
         .filter_map(|f| Some((f.clone(), log.iter().find(|e| e.seq == f.seq)?.clone())))
@@ -50,13 +53,19 @@ fn found(log: &[Event], oracle: fn(&[Event]) -> Vec<vmm::oracles::Finding>) -> V
 /// How many snapshots the run reported, and how many at stop entry.
 fn snapshots(log: &[Event]) -> (usize, usize) {
     let all: Vec<&[u64]> = log.iter().filter_map(tx_ring).collect();
-    (all.len(), all.iter().filter(|a| a[4] & abi::TX_RING_AT_STOP != 0).count())
+    (
+        all.len(),
+        all.iter()
+            .filter(|a| a[4] & abi::TX_RING_AT_STOP != 0)
+            .count(),
+    )
 }
 
 #[test]
 fn correct_driver_covers_every_batch_and_balances_bql() {
     // Default (xmit_more batches of 16) and every queueing scenario.
-    let scenarios = std::iter::once(Scenario::Default).chain(Scenario::of_group(abi::Group::Queueing));
+    let scenarios =
+        std::iter::once(Scenario::Default).chain(Scenario::of_group(abi::Group::Queueing));
     for s in scenarios {
         for seed in [1, 2, 3] {
             let (plat, v) = run(s, seed, DriverMutant::None);
@@ -65,8 +74,15 @@ fn correct_driver_covers_every_batch_and_balances_bql() {
             let log = plat.log.snapshot();
             let (n, at_stop) = snapshots(&log);
             // Not vacuous: every run ends batches and stops at least once.
-            assert!(n > at_stop && at_stop >= 1, "{what}: {n} snapshots, {at_stop} at stop");
-            assert_eq!(plat.host_findings(true), Vec::<String>::new(), "{what}: host oracles");
+            assert!(
+                n > at_stop && at_stop >= 1,
+                "{what}: {n} snapshots, {at_stop} at stop"
+            );
+            assert_eq!(
+                plat.host_findings(true),
+                Vec::<String>::new(),
+                "{what}: host oracles"
+            );
         }
     }
 }
@@ -74,12 +90,24 @@ fn correct_driver_covers_every_batch_and_balances_bql() {
 #[test]
 fn reclaim_in_service_task_is_caught_by_bql_stall() {
     for seed in [1, 2, 3] {
-        let (plat, _v) = run(Scenario::BqlRandom, seed, DriverMutant::ReclaimInServiceTask);
+        let (plat, _v) = run(
+            Scenario::BqlRandom,
+            seed,
+            DriverMutant::ReclaimInServiceTask,
+        );
         let what = format!("seed {seed}");
-        let stalls: Vec<Vec<u64>> =
-            plat.markers().into_iter().filter(|r| r.marker == Marker::BqlStall).map(|r| r.args).collect();
+        let stalls: Vec<Vec<u64>> = plat
+            .markers()
+            .into_iter()
+            .filter(|r| r.marker == Marker::BqlStall)
+            .map(|r| r.args)
+            .collect();
         assert!(!stalls.is_empty(), "{what}: no stall reported");
-        assert_eq!(vmm::oracles::bql_stall(&plat.log.snapshot()).len(), stalls.len(), "{what}: bql-stall");
+        assert_eq!(
+            vmm::oracles::bql_stall(&plat.log.snapshot()).len(),
+            stalls.len(),
+            "{what}: bql-stall"
+        );
         // args: queue, len, thrs, count, ns per jiffy. Every stall is at
         // least the threshold, 128 jiffies (1280 ms), and the count runs
         // 1, 2, ...
@@ -94,19 +122,39 @@ fn reclaim_in_service_task_is_caught_by_bql_stall() {
 #[test]
 fn drop_skips_doorbell_is_caught_by_doorbell_pending() {
     for seed in [1, 2, 3] {
-        let (plat, v) = run(Scenario::BatchLastDropped, seed, DriverMutant::DropSkipsDoorbell);
+        let (plat, v) = run(
+            Scenario::BatchLastDropped,
+            seed,
+            DriverMutant::DropSkipsDoorbell,
+        );
         let what = format!("seed {seed}");
         assert!(!v.pass, "{what}: passed: {}", v.text);
         let log = plat.log.snapshot();
         let found = found(&log, vmm::oracles::doorbell_pending);
-        let (f, at) = found.first().unwrap_or_else(|| panic!("{what}: doorbell-pending found nothing"));
+        let (f, at) = found
+            .first()
+            .unwrap_or_else(|| panic!("{what}: doorbell-pending found nothing"));
         // Found where the batch ended, not only at stop: the descriptors
         // of every packet but the dropped last one posted, none rung.
         let a = tx_ring(at).unwrap_or_else(|| panic!("{what}: {f:?} not at a tx-ring snapshot"));
-        assert!(a[4] & abi::TX_RING_AT_STOP == 0, "{what}: found only at stop: {}", f.detail);
-        assert!(a[0] >= 1 && f.detail.ends_with("wrote 0x0 when start_xmit ended its batch"), "{what}: {}", f.detail);
+        assert!(
+            a[4] & abi::TX_RING_AT_STOP == 0,
+            "{what}: found only at stop: {}",
+            f.detail
+        );
+        assert!(
+            a[0] >= 1
+                && f.detail
+                    .ends_with("wrote 0x0 when start_xmit ended its batch"),
+            "{what}: {}",
+            f.detail
+        );
         // The guest sees it too, as frames that never complete.
-        assert!(plat.fails().iter().any(|f| f.starts_with("doorbell:")), "{what}: {:?}", plat.fails());
+        assert!(
+            plat.fails().iter().any(|f| f.starts_with("doorbell:")),
+            "{what}: {:?}",
+            plat.fails()
+        );
     }
 }
 
@@ -119,11 +167,21 @@ fn bql_miscount_is_caught_by_bql_balance() {
         // Found at a stop with an empty ring: all sent, BQL short of it.
         let log = plat.log.snapshot();
         let found = found(&log, vmm::oracles::bql_balance);
-        let (f, at) = found.first().unwrap_or_else(|| panic!("{what}: bql-balance found nothing"));
+        let (f, at) = found
+            .first()
+            .unwrap_or_else(|| panic!("{what}: bql-balance found nothing"));
         let a = tx_ring(at).unwrap_or_else(|| panic!("{what}: {f:?} not at a tx-ring snapshot"));
         let (queued, completed) = (a[2], a[3]);
-        assert!(a[4] & abi::TX_RING_AT_STOP != 0 && a[0] == a[1], "{what}: {}", f.detail);
-        assert!(completed < queued && f.detail.starts_with("stop with an empty ring"), "{what}: {}", f.detail);
+        assert!(
+            a[4] & abi::TX_RING_AT_STOP != 0 && a[0] == a[1],
+            "{what}: {}",
+            f.detail
+        );
+        assert!(
+            completed < queued && f.detail.starts_with("stop with an empty ring"),
+            "{what}: {}",
+            f.detail
+        );
         // The guest may see it too, at an idle wait that finds every
         // descriptor reclaimed and BQL bytes still in flight (whether one
         // does depends on the seeded batches), and then ends the traffic
@@ -132,12 +190,18 @@ fn bql_miscount_is_caught_by_bql_balance() {
         if !v.pass {
             guest_saw += 1;
             assert!(
-                plat.fails().iter().any(|f| f.starts_with("bql: bytes in flight with every descriptor reclaimed")),
+                plat.fails()
+                    .iter()
+                    .any(|f| f.starts_with("bql: bytes in flight with every descriptor reclaimed")),
                 "{what}: {:?}",
                 plat.fails()
             );
         }
-        assert_eq!(plat.count(Marker::TxTimeout), 0, "{what}: found before any transmit timeout");
+        assert_eq!(
+            plat.count(Marker::TxTimeout),
+            0,
+            "{what}: found before any transmit timeout"
+        );
     }
     assert!(guest_saw >= 1, "the guest's own bql check never fired");
 }

@@ -43,11 +43,27 @@ fn correct_driver_passes_every_lifecycle_scenario() {
                 let what = format!("{}/{variant} seed {seed}", s.name());
                 assert!(v.pass, "{what}: {}", v.text);
                 assert_eq!(plat.fails(), Vec::<String>::new(), "{what}: guest oracles");
-                assert_eq!(plat.violations(), Vec::<String>::new(), "{what}: DMA monitor");
+                assert_eq!(
+                    plat.violations(),
+                    Vec::<String>::new(),
+                    "{what}: DMA monitor"
+                );
                 let allow_busy = vmm::scenarios::setup(s, variant, seed).allow_busy;
-                assert_eq!(plat.host_findings(!allow_busy), Vec::<String>::new(), "{what}: host oracles");
-                assert_eq!(plat.rx_bad.load(Ordering::SeqCst), 0, "{what}: frames received corrupted");
-                assert_eq!(plat.root().nic.live_maps(), 0, "{what}: the monitor's live maps");
+                assert_eq!(
+                    plat.host_findings(!allow_busy),
+                    Vec::<String>::new(),
+                    "{what}: host oracles"
+                );
+                assert_eq!(
+                    plat.rx_bad.load(Ordering::SeqCst),
+                    0,
+                    "{what}: frames received corrupted"
+                );
+                assert_eq!(
+                    plat.root().nic.live_maps(),
+                    0,
+                    "{what}: the monitor's live maps"
+                );
             }
         }
     }
@@ -56,26 +72,95 @@ fn correct_driver_passes_every_lifecycle_scenario() {
 #[test]
 fn each_driver_mutant_trips_the_guest_oracle_the_matrix_names() {
     let cases = [
-        (Scenario::InvalidMac, 0, DriverMutant::AcceptsInvalidMac, "mac-address:"),
-        (Scenario::InvalidMac, 1, DriverMutant::AcceptsInvalidMac, "mac-address:"),
-        (Scenario::InvalidMac, 2, DriverMutant::AcceptsInvalidMac, "mac-address:"),
-        (Scenario::StopUnderFlood, 0, DriverMutant::NoUnmapAtStop, "dma-maps:"),
-        (Scenario::StopUnderFlood, 0, DriverMutant::NoDisableAtStop, "quiesce:"),
-        (Scenario::InflightAtStop, 0, DriverMutant::NoUnmapAtStop, "dma-maps:"),
-        (Scenario::Unregister, 0, DriverMutant::UnregisterNoStop, "auto-close:"),
-        (Scenario::Unregister, 2, DriverMutant::UnregisterNoStop, "auto-close:"),
-        (Scenario::MaxFragsFill, 0, DriverMutant::NoStopInAdvance, "stop-early:"),
-        (Scenario::MaxFragsFill, 0, DriverMutant::ThresholdOffByOne, "stuck-stopped:"),
-        (Scenario::BusyOwnership, 0, DriverMutant::BusyFrees, "busy-ownership:"),
-        (Scenario::BusyOwnership, 0, DriverMutant::BusyKeepsRef, "busy-ownership:"),
-        (Scenario::IrqWindow, 0, DriverMutant::IrqMaskUnconditional, "quiesce:"),
+        (
+            Scenario::InvalidMac,
+            0,
+            DriverMutant::AcceptsInvalidMac,
+            "mac-address:",
+        ),
+        (
+            Scenario::InvalidMac,
+            1,
+            DriverMutant::AcceptsInvalidMac,
+            "mac-address:",
+        ),
+        (
+            Scenario::InvalidMac,
+            2,
+            DriverMutant::AcceptsInvalidMac,
+            "mac-address:",
+        ),
+        (
+            Scenario::StopUnderFlood,
+            0,
+            DriverMutant::NoUnmapAtStop,
+            "dma-maps:",
+        ),
+        (
+            Scenario::StopUnderFlood,
+            0,
+            DriverMutant::NoDisableAtStop,
+            "quiesce:",
+        ),
+        (
+            Scenario::InflightAtStop,
+            0,
+            DriverMutant::NoUnmapAtStop,
+            "dma-maps:",
+        ),
+        (
+            Scenario::Unregister,
+            0,
+            DriverMutant::UnregisterNoStop,
+            "auto-close:",
+        ),
+        (
+            Scenario::Unregister,
+            2,
+            DriverMutant::UnregisterNoStop,
+            "auto-close:",
+        ),
+        (
+            Scenario::MaxFragsFill,
+            0,
+            DriverMutant::NoStopInAdvance,
+            "stop-early:",
+        ),
+        (
+            Scenario::MaxFragsFill,
+            0,
+            DriverMutant::ThresholdOffByOne,
+            "stuck-stopped:",
+        ),
+        (
+            Scenario::BusyOwnership,
+            0,
+            DriverMutant::BusyFrees,
+            "busy-ownership:",
+        ),
+        (
+            Scenario::BusyOwnership,
+            0,
+            DriverMutant::BusyKeepsRef,
+            "busy-ownership:",
+        ),
+        (
+            Scenario::IrqWindow,
+            0,
+            DriverMutant::IrqMaskUnconditional,
+            "quiesce:",
+        ),
     ];
     for (s, variant, m, prefix) in cases {
         for seed in [1, 2, 3] {
             let (plat, v) = run(s, variant, seed, m);
             let what = format!("{}/{variant} x {} seed {seed}", s.name(), m.name());
             assert!(!v.pass, "{what}: passed: {}", v.text);
-            assert!(plat.fails().iter().any(|f| f.starts_with(prefix)), "{what}: no `{prefix}` in {:?}", plat.fails());
+            assert!(
+                plat.fails().iter().any(|f| f.starts_with(prefix)),
+                "{what}: no `{prefix}` in {:?}",
+                plat.fails()
+            );
         }
     }
 }

@@ -34,10 +34,26 @@ fn correct_driver_passes_every_queueing_scenario() {
             let what = format!("{} seed {seed}", s.name());
             assert!(v.pass, "{what}: {}", v.text);
             assert_eq!(plat.fails(), Vec::<String>::new(), "{what}: guest oracles");
-            assert_eq!(plat.violations(), Vec::<String>::new(), "{what}: DMA monitor");
-            assert_eq!(plat.host_findings(true), Vec::<String>::new(), "{what}: host oracles");
-            assert_eq!(plat.rx_bad.load(Ordering::SeqCst), 0, "{what}: frames received corrupted");
-            assert_eq!(plat.root().nic.live_maps(), 0, "{what}: the monitor's live maps");
+            assert_eq!(
+                plat.violations(),
+                Vec::<String>::new(),
+                "{what}: DMA monitor"
+            );
+            assert_eq!(
+                plat.host_findings(true),
+                Vec::<String>::new(),
+                "{what}: host oracles"
+            );
+            assert_eq!(
+                plat.rx_bad.load(Ordering::SeqCst),
+                0,
+                "{what}: frames received corrupted"
+            );
+            assert_eq!(
+                plat.root().nic.live_maps(),
+                0,
+                "{what}: the monitor's live maps"
+            );
         }
     }
 }
@@ -45,13 +61,41 @@ fn correct_driver_passes_every_queueing_scenario() {
 #[test]
 fn each_driver_mutant_trips_the_guest_oracle_the_matrix_names() {
     let cases = [
-        (Scenario::LostWake, DriverMutant::NoRecheck, "stuck-stopped:"),
-        (Scenario::LostWake, DriverMutant::ThresholdOffByOne, "stuck-stopped:"),
-        (Scenario::LostWake, DriverMutant::WakeInverted, "stuck-stopped:"),
-        (Scenario::LostWake, DriverMutant::ConsIndexLate, "stuck-stopped:"),
-        (Scenario::TimelyCompletion, DriverMutant::ReclaimOnXmit, "timely:"),
-        (Scenario::SmallBudget, DriverMutant::ReclaimOnXmit, "small-budget:"),
-        (Scenario::ClonePairs, DriverMutant::WritesClonedHead, "clone-head:"),
+        (
+            Scenario::LostWake,
+            DriverMutant::NoRecheck,
+            "stuck-stopped:",
+        ),
+        (
+            Scenario::LostWake,
+            DriverMutant::ThresholdOffByOne,
+            "stuck-stopped:",
+        ),
+        (
+            Scenario::LostWake,
+            DriverMutant::WakeInverted,
+            "stuck-stopped:",
+        ),
+        (
+            Scenario::LostWake,
+            DriverMutant::ConsIndexLate,
+            "stuck-stopped:",
+        ),
+        (
+            Scenario::TimelyCompletion,
+            DriverMutant::ReclaimOnXmit,
+            "timely:",
+        ),
+        (
+            Scenario::SmallBudget,
+            DriverMutant::ReclaimOnXmit,
+            "small-budget:",
+        ),
+        (
+            Scenario::ClonePairs,
+            DriverMutant::WritesClonedHead,
+            "clone-head:",
+        ),
         (Scenario::Watchdog, DriverMutant::NoWatchdog, "watchdog:"),
         (Scenario::Soak, DriverMutant::NoUnmapAtStop, "soak:"),
     ];
@@ -60,7 +104,11 @@ fn each_driver_mutant_trips_the_guest_oracle_the_matrix_names() {
             let (plat, v) = run(s, seed, m);
             let what = format!("{} x {} seed {seed}", s.name(), m.name());
             assert!(!v.pass, "{what}: passed: {}", v.text);
-            assert!(plat.fails().iter().any(|f| f.starts_with(prefix)), "{what}: no `{prefix}` in {:?}", plat.fails());
+            assert!(
+                plat.fails().iter().any(|f| f.starts_with(prefix)),
+                "{what}: no `{prefix}` in {:?}",
+                plat.fails()
+            );
         }
     }
 }

@@ -6,8 +6,8 @@ mod common;
 use std::collections::VecDeque;
 
 use common::RecEnv;
-use nicproof_guest::softnet::bql::{BqlError, Dql, DQL_MAX_LIMIT, DQL_MAX_OBJECT};
 use nicproof_guest::abi::Marker;
+use nicproof_guest::softnet::bql::{BqlError, Dql, DQL_MAX_LIMIT, DQL_MAX_OBJECT};
 use nicproof_guest::softnet::queue::{TxQueue, STACK_XOFF};
 use nicproof_guest::softnet::SoftnetMutants;
 use proptest::prelude::*;
@@ -120,7 +120,10 @@ fn starved_queue_grows_its_limit() {
     assert!(d.avail() < 0);
     d.completed(1000, 1).unwrap();
     let s = d.snapshot();
-    assert_eq!(s.limit, 1000, "over limit and drained: grow by what completed");
+    assert_eq!(
+        s.limit, 1000,
+        "over limit and drained: grow by what completed"
+    );
     assert_eq!(s.adj_limit, 2000);
     assert_eq!(d.avail(), 1000);
 }
@@ -141,20 +144,29 @@ fn busy_queue_shrinks_after_the_slack_hold_time() {
         d.completed(1_000, t).unwrap();
         t += 600;
     }
-    assert!(d.snapshot().limit < grown, "slack found over the hold time is given back");
+    assert!(
+        d.snapshot().limit < grown,
+        "slack found over the hold time is given back"
+    );
 }
 
 #[test]
 fn oversized_object_is_refused() {
     let d = Dql::new(1_000, 0);
-    assert_eq!(d.queued(DQL_MAX_OBJECT + 1, 0), Err(BqlError::ObjectTooBig(DQL_MAX_OBJECT + 1)));
+    assert_eq!(
+        d.queued(DQL_MAX_OBJECT + 1, 0),
+        Err(BqlError::ObjectTooBig(DQL_MAX_OBJECT + 1))
+    );
     assert_eq!(d.inflight(), 0);
 }
 
 #[test]
 fn limits_above_dql_max_limit_are_refused_like_sysfs() {
     let d = Dql::new(100, 0);
-    assert_eq!(d.set_limit_max(DQL_MAX_LIMIT + 1), Err(BqlError::LimitAboveMax(DQL_MAX_LIMIT + 1)));
+    assert_eq!(
+        d.set_limit_max(DQL_MAX_LIMIT + 1),
+        Err(BqlError::LimitAboveMax(DQL_MAX_LIMIT + 1))
+    );
     assert_eq!(BqlError::LimitAboveMax(0).errno(), Some(22));
     assert_eq!(d.set_limit_min(DQL_MAX_LIMIT), Ok(()));
     assert_eq!(d.set_limit(5000), Ok(()));
@@ -170,8 +182,14 @@ fn limits_above_dql_max_limit_are_refused_like_sysfs() {
 fn stall_thrs_takes_4_to_128_jiffies_in_ms() {
     let d = Dql::new(100, 0);
     // HZ 100: 10 ms a jiffy, rounded up.
-    assert_eq!(d.set_stall_thrs_ms(30, 0), Err(BqlError::StallThrsOutOfRange(3)));
-    assert_eq!(d.set_stall_thrs_ms(1281, 0), Err(BqlError::StallThrsOutOfRange(129)));
+    assert_eq!(
+        d.set_stall_thrs_ms(30, 0),
+        Err(BqlError::StallThrsOutOfRange(3))
+    );
+    assert_eq!(
+        d.set_stall_thrs_ms(1281, 0),
+        Err(BqlError::StallThrsOutOfRange(129))
+    );
     assert_eq!(d.set_stall_thrs_ms(1280, 0), Ok(()));
     assert_eq!(d.snapshot().stall_thrs, 128);
     assert_eq!(d.set_stall_thrs_ms(0, 0), Ok(()));
@@ -186,8 +204,16 @@ fn reset_keeps_adj_limit_like_linux() {
     assert_ne!(adj, 0);
     d.reset(0, 5).unwrap();
     let s = d.snapshot();
-    assert_eq!((s.num_queued, s.limit, s.adj_limit), (0, 0, adj), "dql_reset leaves adj_limit");
-    assert_eq!(d.avail() as u32, adj, "so the first send after a reset is not over the limit");
+    assert_eq!(
+        (s.num_queued, s.limit, s.adj_limit),
+        (0, 0, adj),
+        "dql_reset leaves adj_limit"
+    );
+    assert_eq!(
+        d.avail() as u32,
+        adj,
+        "so the first send after a reset is not over the limit"
+    );
 }
 
 #[test]
@@ -199,7 +225,10 @@ fn a_completion_that_retires_exactly_the_previous_queue_is_all_prev_completed() 
     d.queued(10, 0).unwrap();
     d.completed(50, 0).unwrap();
     let s = d.snapshot();
-    assert_eq!((s.limit, s.adj_limit, s.prev_ovlimit, d.avail()), (100, 200, 0, 90));
+    assert_eq!(
+        (s.limit, s.adj_limit, s.prev_ovlimit, d.avail()),
+        (100, 200, 0, 90)
+    );
 }
 
 #[test]
@@ -208,7 +237,7 @@ fn a_stall_is_reported_at_the_late_completion() {
     let q = TxQueue::new(3, true, SoftnetMutants::NONE, env);
     const MS: u64 = 1_000_000;
     q.dql().set_stall_thrs_ms(100, 0).unwrap(); // 10 jiffies
-    // Prompt completions: no stall.
+                                                // Prompt completions: no stall.
     for _ in 0..5 {
         q.sent_queue(1000).unwrap();
         env.advance(MS);
@@ -220,7 +249,11 @@ fn a_stall_is_reported_at_the_late_completion() {
     q.sent_queue(1000).unwrap();
     env.advance(150 * MS);
     q.completed_queue(1, 1000).unwrap();
-    let stalls: Vec<_> = env.markers().into_iter().filter(|(m, _)| *m == Marker::BqlStall).collect();
+    let stalls: Vec<_> = env
+        .markers()
+        .into_iter()
+        .filter(|(m, _)| *m == Marker::BqlStall)
+        .collect();
     assert_eq!(stalls.len(), 1, "{stalls:?}");
     // queue 3, 150 ms = 15 or 16 jiffies, threshold 10, first stall.
     let a = &stalls[0].1;

@@ -60,8 +60,16 @@ impl NetDeviceOps for Mock {
 
 fn device() -> (NetDevice<'static, 'static, Mock>, &'static RecEnv) {
     let env = RecEnv::leaked();
-    let q: &'static TxQueue<'static> = Box::leak(Box::new(TxQueue::new(0, false, SoftnetMutants::NONE, env)));
-    let mut dev = NetDevice::new(Mock { queue: Some(q), ..Mock::default() }, q, 1_000);
+    let q: &'static TxQueue<'static> =
+        Box::leak(Box::new(TxQueue::new(0, false, SoftnetMutants::NONE, env)));
+    let mut dev = NetDevice::new(
+        Mock {
+            queue: Some(q),
+            ..Mock::default()
+        },
+        q,
+        1_000,
+    );
     dev.set_dev_addr(MAC, AddrAssignType::Perm);
     (dev, env)
 }
@@ -78,7 +86,12 @@ fn unregister_of_an_up_device_calls_stop_exactly_once() {
     assert_eq!(dev.state(), DevState::Unregistered);
     assert_eq!(
         env.kinds(),
-        vec![Marker::UnregisterEnter, Marker::StopEnter, Marker::StopExit, Marker::UnregisterExit]
+        vec![
+            Marker::UnregisterEnter,
+            Marker::StopEnter,
+            Marker::StopExit,
+            Marker::UnregisterExit
+        ]
     );
     assert_eq!(env.markers()[0].1, vec![1], "was up");
     dev.unregister();
@@ -96,7 +109,10 @@ fn unregister_of_a_down_device_never_calls_stop() {
     env.clear();
     dev.unregister();
     assert_eq!(dev.ops.stops, 1);
-    assert_eq!(env.kinds(), vec![Marker::UnregisterEnter, Marker::UnregisterExit]);
+    assert_eq!(
+        env.kinds(),
+        vec![Marker::UnregisterEnter, Marker::UnregisterExit]
+    );
     assert_eq!(env.markers()[0].1, vec![0]);
 }
 
@@ -145,7 +161,10 @@ fn open_error_leaves_the_device_down_and_is_reported() {
     dev.register().unwrap();
     assert_eq!(dev.open(), Err(ENOMEM));
     assert!(!dev.is_up());
-    assert_eq!(env.markers().last().unwrap(), &(Marker::OpenExit, vec![ENOMEM as u64]));
+    assert_eq!(
+        env.markers().last().unwrap(),
+        &(Marker::OpenExit, vec![ENOMEM as u64])
+    );
     dev.unregister();
     assert_eq!(dev.ops.stops, 0);
 }
@@ -203,7 +222,11 @@ fn qdisc_stops_with_the_queue_and_requeues_busy_at_the_head() {
     let run = dev.qdisc_run(&mut q, 16);
     assert_eq!(run.sent, 3);
     let order: Vec<u32> = dev.ops.xmits.iter().map(|x| x.0).collect();
-    assert_eq!(order, vec![0, 1, 2, 3, 4, 5, 6, 7], "the BUSY skb went again, first, once");
+    assert_eq!(
+        order,
+        vec![0, 1, 2, 3, 4, 5, 6, 7],
+        "the BUSY skb went again, first, once"
+    );
 }
 
 #[test]
@@ -224,11 +247,17 @@ fn watchdog_fires_on_a_stalled_stopped_queue_only() {
     assert!(!dev.watchdog_tick(), "running queue");
     dev.queue().stop(QueueReason::RingLow);
     env.advance(1_000);
-    assert!(!dev.watchdog_tick(), "exactly watchdog_timeo is not yet late");
+    assert!(
+        !dev.watchdog_tick(),
+        "exactly watchdog_timeo is not yet late"
+    );
     env.advance(1);
     assert!(dev.watchdog_tick());
     assert_eq!(dev.ops.timeouts, vec![0]);
-    assert_eq!(env.markers().last().unwrap(), &(Marker::TxTimeout, vec![0, 1_001]));
+    assert_eq!(
+        env.markers().last().unwrap(),
+        &(Marker::TxTimeout, vec![0, 1_001])
+    );
     env.advance(500);
     assert!(!dev.watchdog_tick(), "re-armed from the last fire");
     env.advance(501);
@@ -245,7 +274,8 @@ fn watchdog_fires_on_a_stalled_stopped_queue_only() {
 #[test]
 fn watchdog_sees_bql_stops_too() {
     let env = RecEnv::leaked();
-    let q: &'static TxQueue<'static> = Box::leak(Box::new(TxQueue::new(0, true, SoftnetMutants::NONE, env)));
+    let q: &'static TxQueue<'static> =
+        Box::leak(Box::new(TxQueue::new(0, true, SoftnetMutants::NONE, env)));
     let mut dev = NetDevice::new(Mock::default(), q, 100);
     dev.set_dev_addr(MAC, AddrAssignType::Perm);
     dev.register().unwrap();
@@ -285,11 +315,17 @@ fn napi_budget_zero_reclaims_tx_only_and_does_not_complete() {
     let napi = Napi::new(64);
     napi.enable();
     assert!(napi.schedule());
-    let mut p = Poller { rx_pending: 5, ..Poller::default() };
+    let mut p = Poller {
+        rx_pending: 5,
+        ..Poller::default()
+    };
     let r = napi.poll(0, &mut p);
     assert_eq!(p.tx_cleans, 1, "TX completions ignore the budget");
     assert!(p.rx_calls.is_empty(), "no RX with budget 0");
-    assert!(!r.completed && p.irq_enables == 0, "no napi_complete_done with budget 0");
+    assert!(
+        !r.completed && p.irq_enables == 0,
+        "no napi_complete_done with budget 0"
+    );
     assert!(napi.is_scheduled());
 }
 
@@ -298,7 +334,10 @@ fn napi_completes_under_budget_and_repolls_when_exhausted() {
     let napi = Napi::new(4);
     napi.enable();
     assert!(napi.schedule());
-    let mut p = Poller { rx_pending: 6, ..Poller::default() };
+    let mut p = Poller {
+        rx_pending: 6,
+        ..Poller::default()
+    };
     let r = napi.poll(4, &mut p);
     assert_eq!((r.rx_done, r.completed, r.repoll), (4, false, true));
     assert!(napi.is_scheduled());
@@ -314,7 +353,10 @@ fn napi_irq_while_polling_forces_another_round() {
     let napi = Napi::new(64);
     napi.enable();
     assert!(napi.schedule());
-    assert!(!napi.schedule(), "already scheduled: the IRQ is remembered, not lost");
+    assert!(
+        !napi.schedule(),
+        "already scheduled: the IRQ is remembered, not lost"
+    );
     assert_ne!(napi.state() & NAPI_MISSED, 0);
     let mut p = Poller::default();
     let r = napi.poll(64, &mut p);
@@ -338,7 +380,11 @@ fn napi_two_irqs_while_polling_still_force_another_round() {
     assert!(napi.schedule());
     assert!(!napi.schedule());
     assert!(!napi.schedule(), "a second IRQ while scheduled");
-    assert_ne!(napi.state() & NAPI_MISSED, 0, "MISSED survives a second IRQ");
+    assert_ne!(
+        napi.state() & NAPI_MISSED,
+        0,
+        "MISSED survives a second IRQ"
+    );
     let mut p = Poller::default();
     let r = napi.poll(64, &mut p);
     assert!(r.repoll && !r.completed, "missed IRQs: poll again");
@@ -356,9 +402,20 @@ fn napi_run_sums_every_round_until_the_poll_completes() {
     assert_eq!(napi.weight(), 4);
     napi.enable();
     assert!(napi.schedule());
-    let mut p = Poller { rx_pending: 10, ..Poller::default() };
-    assert_eq!(napi.run(&mut p, 8), 10, "4 + 4 + 2 frames over three rounds");
-    assert_eq!(p.rx_calls, [4, 4, 4], "the third round completed, no fourth");
+    let mut p = Poller {
+        rx_pending: 10,
+        ..Poller::default()
+    };
+    assert_eq!(
+        napi.run(&mut p, 8),
+        10,
+        "4 + 4 + 2 frames over three rounds"
+    );
+    assert_eq!(
+        p.rx_calls,
+        [4, 4, 4],
+        "the third round completed, no fourth"
+    );
     assert_eq!(p.irq_enables, 1);
     assert!(!napi.is_scheduled());
 }
@@ -377,7 +434,10 @@ fn napi_disable_stays_pending_on_every_try_while_a_poll_holds_sched() {
         assert!(!napi.is_disabled());
         // DISABLE stays set on every try (napi.rs:201 `|` -> `^` toggled it off).
         assert_ne!(napi.state() & NAPI_DISABLE, 0, "try {i}");
-        assert!(!napi.schedule(), "try {i}: no schedule while disable is pending");
+        assert!(
+            !napi.schedule(),
+            "try {i}: no schedule while disable is pending"
+        );
     }
     let mut p = Poller::default();
     assert!(!napi.poll(4, &mut p).repoll);
@@ -393,9 +453,19 @@ fn napi_disable_stays_pending_on_every_try_while_a_poll_holds_sched() {
 fn napi_disabled_refuses_schedules_and_is_not_scheduled() {
     let check = |napi: &Napi, how: &str| {
         assert!(napi.is_disabled(), "{how}");
-        assert_eq!(napi.state() & (NAPI_SCHED | NAPI_DISABLE), NAPI_SCHED | NAPI_DISABLE, "{how}");
-        assert!(!napi.is_scheduled(), "{how}: disabled is not a pending poll");
-        assert!(!napi.schedule(), "{how}: an IRQ after napi_disable schedules nothing");
+        assert_eq!(
+            napi.state() & (NAPI_SCHED | NAPI_DISABLE),
+            NAPI_SCHED | NAPI_DISABLE,
+            "{how}"
+        );
+        assert!(
+            !napi.is_scheduled(),
+            "{how}: disabled is not a pending poll"
+        );
+        assert!(
+            !napi.schedule(),
+            "{how}: an IRQ after napi_disable schedules nothing"
+        );
     };
     let idle = Napi::new(4);
     idle.enable();
@@ -418,7 +488,10 @@ fn napi_disable_waits_for_the_running_poll() {
     assert!(napi.schedule());
     assert!(!napi.try_disable(), "a poll holds SCHED");
     assert!(!napi.schedule(), "no new schedule once disable is pending");
-    let mut p = Poller { rx_pending: 100, ..Poller::default() };
+    let mut p = Poller {
+        rx_pending: 100,
+        ..Poller::default()
+    };
     let r = napi.poll(4, &mut p);
     assert!(!r.repoll, "a pending disable ends the polling");
     assert_eq!(p.irq_enables, 0, "and does not re-enable the IRQ");
@@ -464,8 +537,15 @@ fn doorbell_run(ring: u32, batch: u32) -> (u32, u32, bool) {
     let env = RecEnv::leaked();
     // BQL off: only the ring stops the queue (BQL starts at limit 0 and
     // would stop it after the first batch until a completion).
-    let q: &'static TxQueue<'static> = Box::leak(Box::new(TxQueue::new(0, false, SoftnetMutants::NONE, env)));
-    let ops = Doorbells { q, ring, posted: 0, rung_at: 0, doorbells: 0 };
+    let q: &'static TxQueue<'static> =
+        Box::leak(Box::new(TxQueue::new(0, false, SoftnetMutants::NONE, env)));
+    let ops = Doorbells {
+        q,
+        ring,
+        posted: 0,
+        rung_at: 0,
+        doorbells: 0,
+    };
     let mut dev = NetDevice::new(ops, q, 1_000);
     dev.set_dev_addr(MAC, AddrAssignType::Perm);
     dev.register().unwrap();

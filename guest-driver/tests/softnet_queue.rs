@@ -33,7 +33,10 @@ fn maybe_stop_stops_when_room_stays_low() {
     assert!(q.stopped() && q.xmit_stopped());
     assert_eq!(q.state(), DRV_XOFF);
     assert_eq!(q.trans_start(), 7_000, "stop stamps trans_start");
-    assert_eq!(env.markers(), vec![(Marker::QueueStop, vec![QueueReason::RingLow as u64, 0])]);
+    assert_eq!(
+        env.markers(),
+        vec![(Marker::QueueStop, vec![QueueReason::RingLow as u64, 0])]
+    );
 }
 
 #[test]
@@ -44,7 +47,11 @@ fn try_stop_restarts_when_a_completion_raced() {
     let reads = Cell::new(0);
     let get = || {
         reads.set(reads.get() + 1);
-        if reads.get() == 1 { 0 } else { START }
+        if reads.get() == 1 {
+            0
+        } else {
+            START
+        }
     };
     assert_eq!(q.maybe_stop(get, STOP, START), -1);
     assert_eq!(reads.get(), 2, "get_desc is re-read after the stop bit");
@@ -64,7 +71,13 @@ fn try_stop_reports_stopped_when_room_below_start() {
 
 #[test]
 fn no_recheck_mutant_stays_stopped_despite_room() {
-    let (q, _) = queue(false, SoftnetMutants { no_recheck: true, ..SoftnetMutants::NONE });
+    let (q, _) = queue(
+        false,
+        SoftnetMutants {
+            no_recheck: true,
+            ..SoftnetMutants::NONE
+        },
+    );
     assert_eq!(q.try_stop(|| START, START), 0);
     assert!(q.stopped());
 }
@@ -76,7 +89,10 @@ fn completed_wake_wakes_a_stopped_queue_with_room() {
     env.clear();
     assert_eq!(q.completed_wake(1, 60, || START, START), Ok(0));
     assert!(!q.stopped());
-    assert_eq!(env.markers(), vec![(Marker::QueueWake, vec![QueueReason::Reclaim as u64, 0])]);
+    assert_eq!(
+        env.markers(),
+        vec![(Marker::QueueWake, vec![QueueReason::Reclaim as u64, 0])]
+    );
     assert_eq!(env.schedules.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
@@ -100,22 +116,41 @@ fn completed_wake_returns_minus_1_without_room_or_packets() {
     let (q, _) = queue(false, SoftnetMutants::NONE);
     q.stop(QueueReason::RingLow);
     assert_eq!(q.completed_wake(1, 60, || START - 1, START), Ok(-1));
-    assert_eq!(q.completed_wake(0, 0, || START * 2, START), Ok(-1), "pkts == 0 never wakes");
+    assert_eq!(
+        q.completed_wake(0, 0, || START * 2, START),
+        Ok(-1),
+        "pkts == 0 never wakes"
+    );
     assert!(q.stopped());
 }
 
 #[test]
 fn threshold_mutant_misses_exact_threshold() {
-    let (q, _) = queue(false, SoftnetMutants { threshold_off_by_one: true, ..SoftnetMutants::NONE });
+    let (q, _) = queue(
+        false,
+        SoftnetMutants {
+            threshold_off_by_one: true,
+            ..SoftnetMutants::NONE
+        },
+    );
     q.stop(QueueReason::RingLow);
     assert_eq!(q.completed_wake(1, 60, || START, START), Ok(-1));
-    assert!(q.stopped(), "free == start_thrs must wake; the mutant does not");
+    assert!(
+        q.stopped(),
+        "free == start_thrs must wake; the mutant does not"
+    );
     assert_eq!(q.completed_wake(1, 60, || START + 1, START), Ok(0));
 }
 
 #[test]
 fn wake_inverted_mutant_never_wakes_in_normal_operation() {
-    let (q, _) = queue(false, SoftnetMutants { wake_inverted: true, ..SoftnetMutants::NONE });
+    let (q, _) = queue(
+        false,
+        SoftnetMutants {
+            wake_inverted: true,
+            ..SoftnetMutants::NONE
+        },
+    );
     q.stop(QueueReason::RingLow);
     assert_eq!(q.completed_wake(1, 60, || START * 2, START), Ok(1));
     assert!(q.stopped());
@@ -124,7 +159,10 @@ fn wake_inverted_mutant_never_wakes_in_normal_operation() {
 #[test]
 fn start_and_wake_differ_in_rescheduling() {
     let (q, env) = queue(false, SoftnetMutants::NONE);
-    assert!(!q.wake(QueueReason::Reclaim), "waking a running queue is a no-op");
+    assert!(
+        !q.wake(QueueReason::Reclaim),
+        "waking a running queue is a no-op"
+    );
     q.stop(QueueReason::RingLow);
     q.start(QueueReason::Lifecycle);
     assert_eq!(env.schedules.load(std::sync::atomic::Ordering::Relaxed), 0);
@@ -139,8 +177,14 @@ fn bql_sets_stack_xoff_over_limit_and_completion_clears_it() {
     // Limit starts at 0: the first packet goes, then BQL stops the queue.
     q.sent_queue(1000).unwrap();
     assert_eq!(q.state(), STACK_XOFF);
-    assert!(q.xmit_stopped() && !q.stopped(), "STACK_XOFF is not a driver stop");
-    assert_eq!(env.markers().last().unwrap(), &(Marker::QueueStop, vec![QueueReason::Bql as u64, 0]));
+    assert!(
+        q.xmit_stopped() && !q.stopped(),
+        "STACK_XOFF is not a driver stop"
+    );
+    assert_eq!(
+        env.markers().last().unwrap(),
+        &(Marker::QueueStop, vec![QueueReason::Bql as u64, 0])
+    );
     q.completed_queue(1, 1000).unwrap();
     assert_eq!(q.state(), 0, "a starved queue grows its limit and restarts");
     assert!(q.dql().snapshot().limit >= 1000);
@@ -150,10 +194,18 @@ fn bql_sets_stack_xoff_over_limit_and_completion_clears_it() {
 #[test]
 fn bql_xmit_more_only_accounts_and_says_when_to_ring() {
     let (q, _) = queue(true, SoftnetMutants::NONE);
-    assert_eq!(q.sent_queue_more(500, true), Ok(false), "more follows, queue running: no doorbell");
+    assert_eq!(
+        q.sent_queue_more(500, true),
+        Ok(false),
+        "more follows, queue running: no doorbell"
+    );
     assert_eq!(q.state() & STACK_XOFF, 0, "xmit_more defers STACK_XOFF");
     q.stop(QueueReason::RingLow);
-    assert_eq!(q.sent_queue_more(500, true), Ok(true), "driver stopped the queue: ring now");
+    assert_eq!(
+        q.sent_queue_more(500, true),
+        Ok(true),
+        "driver stopped the queue: ring now"
+    );
     assert_eq!(q.sent_queue_more(500, false), Ok(true));
     assert_ne!(q.state() & STACK_XOFF, 0);
     assert_eq!(q.dql().inflight(), 1500);
@@ -165,9 +217,16 @@ fn bql_completion_above_queued_is_refused() {
     q.sent_queue(100).unwrap();
     assert_eq!(
         q.completed_queue(1, 101),
-        Err(BqlError::CompletedAboveQueued { count: 101, inflight: 100 })
+        Err(BqlError::CompletedAboveQueued {
+            count: 101,
+            inflight: 100
+        })
     );
-    assert_eq!(q.dql().inflight(), 100, "a refused completion changes nothing");
+    assert_eq!(
+        q.dql().inflight(),
+        100,
+        "a refused completion changes nothing"
+    );
     assert!(q.completed_wake(1, 101, || START, START).is_err());
 }
 
@@ -210,7 +269,10 @@ fn mutants_map_from_driver_mutant_ids() {
     assert!(SoftnetMutants::from_driver_mutant(D::NoRecheck).no_recheck);
     assert!(SoftnetMutants::from_driver_mutant(D::ThresholdOffByOne).threshold_off_by_one);
     assert!(SoftnetMutants::from_driver_mutant(D::WakeInverted).wake_inverted);
-    assert_eq!(SoftnetMutants::from_driver_mutant(D::BusyFrees), SoftnetMutants::NONE);
+    assert_eq!(
+        SoftnetMutants::from_driver_mutant(D::BusyFrees),
+        SoftnetMutants::NONE
+    );
 }
 
 #[test]
@@ -218,7 +280,11 @@ fn stuck_stopped_oracle_flags_only_unwakeable_queues() {
     let (q, _) = queue(true, SoftnetMutants::NONE);
     assert_eq!(q.stuck_stopped(START, START), None, "running");
     q.stop(QueueReason::RingLow);
-    assert_eq!(q.stuck_stopped(START - 1, START), None, "stopped, waiting for room");
+    assert_eq!(
+        q.stuck_stopped(START - 1, START),
+        None,
+        "stopped, waiting for room"
+    );
     assert_eq!(q.stuck_stopped(START, START), Some(DRV_XOFF));
     q.wake(QueueReason::Reclaim);
     q.sent_queue(100).unwrap(); // limit 0: STACK_XOFF, legitimately

@@ -9,7 +9,10 @@ const ETH: [u8; 14] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
 
 fn frags(n: usize) -> Vec<Frag> {
     (0..n)
-        .map(|i| Frag { addr: 0x200_0000 + 4096 * i as u64, len: 100 + i as u32 })
+        .map(|i| Frag {
+            addr: 0x200_0000 + 4096 * i as u64,
+            len: 100 + i as u32,
+        })
         .collect()
 }
 
@@ -25,14 +28,23 @@ fn alloc_builds_head_and_frags() {
     assert_eq!(s.nr_descs(), 3);
     assert!(!s.is_cloned());
     assert_eq!(pool.live(), 1);
-    assert_eq!(env.markers(), vec![(Marker::SkbAlloc, vec![u64::from(id.0), 215])]);
+    assert_eq!(
+        env.markers(),
+        vec![(Marker::SkbAlloc, vec![u64::from(id.0), 215])]
+    );
 }
 
 #[test]
 fn alloc_rejects_oversized_head_and_too_many_frags() {
     let mut pool = SkbPool::new(4, RecEnv::leaked());
-    assert_eq!(pool.alloc(&[0; HEAD_CAP + 1], &[]), Err(SkbError::HeadTooBig(HEAD_CAP + 1)));
-    assert_eq!(pool.alloc(&ETH, &frags(MAX_FRAGS + 1)), Err(SkbError::TooManyFrags(MAX_FRAGS + 1)));
+    assert_eq!(
+        pool.alloc(&[0; HEAD_CAP + 1], &[]),
+        Err(SkbError::HeadTooBig(HEAD_CAP + 1))
+    );
+    assert_eq!(
+        pool.alloc(&ETH, &frags(MAX_FRAGS + 1)),
+        Err(SkbError::TooManyFrags(MAX_FRAGS + 1))
+    );
     assert!(pool.alloc(&ETH, &frags(MAX_FRAGS)).is_ok());
     assert_eq!(pool.live(), 1);
 }
@@ -50,7 +62,10 @@ fn clone_shares_data_and_marks_both_cloned() {
     assert!(sa.is_cloned() && sb.is_cloned());
     assert_eq!(sb.mark(), 77);
     assert_eq!(pool.data_blocks_in_use(), 1);
-    assert_eq!(env.markers()[1], (Marker::SkbClone, vec![u64::from(b.0), u64::from(a.0)]));
+    assert_eq!(
+        env.markers()[1],
+        (Marker::SkbClone, vec![u64::from(b.0), u64::from(a.0)])
+    );
 }
 
 #[test]
@@ -62,14 +77,28 @@ fn writing_a_cloned_head_needs_cow_and_leaves_the_other_unchanged() {
     assert_eq!(pool.set_gso_size(b, 1400), Err(SkbError::SharedHead(b)));
 
     pool.cow_head(b).unwrap();
-    let (ha, hb) = (pool.get(a).unwrap().head_addr(), pool.get(b).unwrap().head_addr());
+    let (ha, hb) = (
+        pool.get(a).unwrap().head_addr(),
+        pool.get(b).unwrap().head_addr(),
+    );
     assert_ne!(ha, hb, "cow gives a private head");
     assert!(!pool.get(b).unwrap().is_cloned());
-    assert!(!pool.get(a).unwrap().is_cloned(), "the original is the only user of its block now");
-    assert_eq!(pool.get(b).unwrap().frags(), &frags(3)[..], "shared info copied");
+    assert!(
+        !pool.get(a).unwrap().is_cloned(),
+        "the original is the only user of its block now"
+    );
+    assert_eq!(
+        pool.get(b).unwrap().frags(),
+        &frags(3)[..],
+        "shared info copied"
+    );
 
     pool.head_mut(b).unwrap()[12] = 0x81; // e.g. VLAN insertion
-    assert_eq!(pool.get(a).unwrap().head(), &ETH, "the clone's writer did not touch shared data");
+    assert_eq!(
+        pool.get(a).unwrap().head(),
+        &ETH,
+        "the clone's writer did not touch shared data"
+    );
     assert_eq!(pool.get(b).unwrap().head()[12], 0x81);
     assert_eq!(pool.data_blocks_in_use(), 2);
     // cow on a private head is a no-op.
@@ -109,7 +138,11 @@ fn double_free_is_refused_counted_and_still_visible_to_the_host() {
     assert_eq!(pool.free(a), Err(SkbError::NotLive(a)));
     assert_eq!(pool.bad_frees(), 1);
     assert_eq!((pool.allocs(), pool.frees()), (1, 1));
-    assert_eq!(env.count(Marker::SkbFree), 2, "the host ledger sees both frees");
+    assert_eq!(
+        env.count(Marker::SkbFree),
+        2,
+        "the host ledger sees both frees"
+    );
 }
 
 #[test]
@@ -150,7 +183,10 @@ fn markers_can_be_turned_off_for_benchmarks_while_the_ledger_still_counts() {
     pool.free(a).unwrap();
     assert!(pool.free(a).is_err());
     assert!(env.markers().is_empty());
-    assert_eq!((pool.allocs(), pool.frees(), pool.bad_frees(), pool.live()), (1, 1, 1, 0));
+    assert_eq!(
+        (pool.allocs(), pool.frees(), pool.bad_frees(), pool.live()),
+        (1, 1, 1, 0)
+    );
 }
 
 #[test]
@@ -166,7 +202,10 @@ fn softnet_types_can_be_shared_between_cpus() {
 fn errors_explain_themselves() {
     use nicproof_guest::softnet::bql::BqlError;
     let e = SkbError::NotLive(nicproof_guest::softnet::skb::SkbId(0x10003));
-    assert_eq!(e.to_string(), "skb: 0x10003 is not live (double free or stale id)");
+    assert_eq!(
+        e.to_string(),
+        "skb: 0x10003 is not live (double free or stale id)"
+    );
     let b = BqlError::ResetWithNonEmptyRing(2);
     assert_eq!(b.to_string(), "bql: reset with 2 packets still on the ring");
 }

@@ -26,7 +26,9 @@ const PACKETS: u32 = 20_000;
 const STUCK: Duration = Duration::from_secs(2);
 
 fn free(prod: &AtomicU32, cons: &AtomicU32) -> u32 {
-    RING - prod.load(Ordering::Acquire).wrapping_sub(cons.load(Ordering::Acquire))
+    RING - prod
+        .load(Ordering::Acquire)
+        .wrapping_sub(cons.load(Ordering::Acquire))
 }
 
 #[derive(Debug)]
@@ -91,7 +93,10 @@ fn run(bql: bool, mutants: SoftnetMutants) -> Result<Stats, String> {
                 let pkts = p.wrapping_sub(cons.load(Ordering::Relaxed));
                 // The consumer index is stored before the macro.
                 cons.store(p, Ordering::Release);
-                if q.completed_wake(pkts, pkts * 64, || free(&prod, &cons), START).unwrap() == 0 {
+                if q.completed_wake(pkts, pkts * 64, || free(&prod, &cons), START)
+                    .unwrap()
+                    == 0
+                {
                     wakes += 1;
                 }
                 polls = polls.wrapping_add(1);
@@ -110,7 +115,12 @@ fn run(bql: bool, mutants: SoftnetMutants) -> Result<Stats, String> {
             return Err("queue left stopped with an empty ring".into());
         }
         assert_eq!(q.dql().inflight(), 0);
-        Ok(Stats { busy, stops, polls, wakes })
+        Ok(Stats {
+            busy,
+            stops,
+            polls,
+            wakes,
+        })
     })
 }
 
@@ -118,12 +128,18 @@ fn run(bql: bool, mutants: SoftnetMutants) -> Result<Stats, String> {
 fn real_threads_never_lose_a_wake() {
     let st = run(false, SoftnetMutants::NONE).unwrap();
     eprintln!("no bql: {PACKETS} packets: {st:?}");
-    assert!(st.stops > 0, "the ring must fill for the test to mean anything");
+    assert!(
+        st.stops > 0,
+        "the ring must fill for the test to mean anything"
+    );
 }
 
 #[test]
 fn real_threads_never_lose_a_wake_with_bql() {
     let st = run(true, SoftnetMutants::NONE).unwrap();
     eprintln!("bql: {PACKETS} packets: {st:?}");
-    assert!(st.stops > 0, "the ring must fill for the test to mean anything");
+    assert!(
+        st.stops > 0,
+        "the ring must fill for the test to mean anything"
+    );
 }

@@ -26,13 +26,20 @@ fn the_pcap_holds_every_transmitted_frame_in_order() {
         got.push((pkt.data.len() as u64, frame_hash(&pkt.data)));
     }
     let _ = std::fs::remove_file(&path);
-    assert!(sent.len() >= 64, "the default scenario sends 64 frames: {}", sent.len());
+    assert!(
+        sent.len() >= 64,
+        "the default scenario sends 64 frames: {}",
+        sent.len()
+    );
     assert_eq!(got, sent);
 }
 
 #[test]
 fn an_unwritable_pcap_path_is_a_host_error_that_names_it() {
-    let r = run(&guest_image(), &["--scenario", "default", "--pcap", "/nonexistent-dir/x.pcap"]);
+    let r = run(
+        &guest_image(),
+        &["--scenario", "default", "--pcap", "/nonexistent-dir/x.pcap"],
+    );
     assert_eq!(r.outcome(), "host-error", "{}", r.stdout);
     assert!(r.stdout.contains("/nonexistent-dir/x.pcap"), "{}", r.stdout);
 }

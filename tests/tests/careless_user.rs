@@ -282,7 +282,10 @@ fn a_capture_that_fills_up_mid_run_is_a_host_error_naming_it() {
         guest_image().display(),
         pcap.display()
     );
-    let out = Command::new("sh").args(["-c", &script]).output().expect("sh");
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh");
     let all = text(&out.stdout) + &text(&out.stderr);
     assert_eq!(out.status.code(), Some(HOST_ERROR), "{all}");
     assert!(all.contains(pcap.to_str().unwrap()), "{all}");

@@ -55,8 +55,19 @@ fn a_failed_report_leads_with_its_first_cause_and_groups_repeats() {
         .min()
         .unwrap();
     // The second line says which clock ran; the outcome follows it.
-    assert!(r.stdout.lines().nth(1).is_some_and(|l| l.starts_with("clock: virtual")), "{}", r.stdout);
-    let lines: Vec<&str> = r.stdout.lines().filter(|l| !l.starts_with("clock: ")).collect();
+    assert!(
+        r.stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("clock: virtual")),
+        "{}",
+        r.stdout
+    );
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("clock: "))
+        .collect();
     assert!(lines[1].starts_with("outcome: FAILED"), "{}", r.stdout);
     // The line after the outcome is the earliest finding, with its rule
     // and the document's words, and how to see it again.

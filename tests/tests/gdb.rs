@@ -183,7 +183,10 @@ fn gdb_sees_each_vcpu_as_a_thread_and_stops_on_the_ap() {
     assert!(out.contains("exited normally"), "{out}");
     assert_eq!(vm.status.code(), Some(0), "{report}");
     assert!(report.contains("clock: virtual"), "{report}");
-    assert!(report.contains("vCPUs: boot vCPU 0, and 1 started"), "{report}");
+    assert!(
+        report.contains("vCPUs: boot vCPU 0, and 1 started"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -133,21 +133,40 @@ fn bad_guest_deadlock_is_exit_8_with_both_rips() {
     let t = std::time::Instant::now();
     let r = run(
         &guest_image(),
-        &["--scenario", "boot", "--bad-guest", "deadlock", "--timeout", "60"],
+        &[
+            "--scenario",
+            "boot",
+            "--bad-guest",
+            "deadlock",
+            "--timeout",
+            "60",
+        ],
     );
     assert_eq!((r.code, r.outcome()), (8, "deadlock"), "{r:#?}");
     assert!(t.elapsed().as_secs_f64() < 30.0, "took {:?}", t.elapsed());
-    let cpus = r.report["cpus"].as_array().expect("deadlock names its vCPUs");
+    let cpus = r.report["cpus"]
+        .as_array()
+        .expect("deadlock names its vCPUs");
     let ids: Vec<u64> = cpus.iter().filter_map(|c| c["cpu"].as_u64()).collect();
     assert_eq!(ids, [0, 1], "{r:#?}");
     assert!(
-        cpus.iter().all(|c| c["rip"].as_u64().is_some_and(|rip| rip != 0)),
+        cpus.iter()
+            .all(|c| c["rip"].as_u64().is_some_and(|rip| rip != 0)),
         "{r:#?}"
     );
     assert!(r.stdout.contains("cpu 1 idle at rip 0x"), "{}", r.stdout);
     let wall = run(
         &guest_image(),
-        &["--scenario", "boot", "--bad-guest", "deadlock", "--clock", "wall", "--timeout", "2"],
+        &[
+            "--scenario",
+            "boot",
+            "--bad-guest",
+            "deadlock",
+            "--clock",
+            "wall",
+            "--timeout",
+            "2",
+        ],
     );
     assert_eq!((wall.code, wall.outcome()), (5, "timeout"), "{wall:#?}");
 }

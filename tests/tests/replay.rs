@@ -326,11 +326,19 @@ fn every_matrix_case_replays() {
                     continue;
                 }
                 let form = ReplayForm::of(&vmm::replay::read_events(&file).expect("events"));
-                let irqs = form.merged.lines.iter().filter(|l| l.contains("Irq {")).count();
+                let irqs = form
+                    .merged
+                    .lines
+                    .iter()
+                    .filter(|l| l.contains("Irq {"))
+                    .count();
                 irq_lines.fetch_add(irqs, std::sync::atomic::Ordering::Relaxed);
                 let (code, out) = replay_cmd(&file);
                 if code != 0 || !out.contains("replays: identical replay form (") {
-                    failures.lock().unwrap().push(format!("{}: exit {code}\n{out}", job.name()));
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{}: exit {code}\n{out}", job.name()));
                 }
                 let _ = std::fs::remove_file(&file);
                 let _ = std::fs::remove_file(&json);
@@ -338,8 +346,17 @@ fn every_matrix_case_replays() {
         }
     });
     let failures = failures.into_inner().unwrap();
-    assert!(failures.is_empty(), "{} of {} cases did not replay:\n{}", failures.len(), jobs.len(), failures.join("\n"));
-    assert!(irq_lines.into_inner() > 100, "interrupts are in the compared merged stream");
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases did not replay:\n{}",
+        failures.len(),
+        jobs.len(),
+        failures.join("\n")
+    );
+    assert!(
+        irq_lines.into_inner() > 100,
+        "interrupts are in the compared merged stream"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -348,7 +365,10 @@ fn every_matrix_case_replays() {
 fn wall_clock_run_names_its_clock() {
     let d = scratch("wall");
     let a = d.join("a.jsonl");
-    save_run(&a, &["--scenario", "default", "--seed", "2", "--clock", "wall"]);
+    save_run(
+        &a,
+        &["--scenario", "default", "--seed", "2", "--clock", "wall"],
+    );
     assert!(note_text(&a).contains(" clock=wall "), "{}", note_text(&a));
     let (code, out) = replay_cmd(&a);
     assert_eq!(code, 0, "{out}");

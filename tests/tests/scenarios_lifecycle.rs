@@ -9,26 +9,46 @@ use nicproof_tests::*;
 use serde_json::Value;
 
 fn args_of(m: &Value) -> Vec<u64> {
-    m["args"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+    m["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
 }
 
 fn passed(scenario: &str, extra: &[&str]) -> Run {
-    let r = run(&guest_image(), &[&["--scenario", scenario, "--seed", "3"], extra].concat());
-    assert_eq!(r.outcome(), "passed", "{scenario} {extra:?}: {}\n{}", r.stdout, r.stderr);
+    let r = run(
+        &guest_image(),
+        &[&["--scenario", scenario, "--seed", "3"], extra].concat(),
+    );
+    assert_eq!(
+        r.outcome(),
+        "passed",
+        "{scenario} {extra:?}: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
     r
 }
 
 /// The phase-2 marker: (packets posted but not completed, not received).
 fn in_flight_at_stop(r: &Run) -> (u64, u64) {
     let m = r.markers("phase");
-    let p = m.iter().find(|m| args_of(m).first() == Some(&2)).expect("phase 2 marker");
+    let p = m
+        .iter()
+        .find(|m| args_of(m).first() == Some(&2))
+        .expect("phase 2 marker");
     let a = args_of(p);
     (a[1], a[2])
 }
 
 #[test]
 fn stops_happen_with_work_in_flight_and_abort_it() {
-    for s in ["stop-under-flood", "inflight-at-stop", "rx-after-stop", "msix-masked-at-stop"] {
+    for s in [
+        "stop-under-flood",
+        "inflight-at-stop",
+        "rx-after-stop",
+        "msix-masked-at-stop",
+    ] {
         let r = passed(s, &[]);
         let (tx, rx) = in_flight_at_stop(&r);
         assert!(tx + rx > 0, "{s}: nothing in flight at stop");
@@ -48,7 +68,11 @@ fn invalid_eeprom_addresses_are_replaced_by_a_random_unicast_one() {
         let p = args_of(r.markers("probe-exit")[0]);
         let mac = p[1].to_le_bytes();
         assert_eq!(p[2], 1, "variant {v}: addr_assign_type RANDOM");
-        assert_eq!(mac[0] & 0x03, 0x02, "variant {v}: unicast, locally administered {mac:x?}");
+        assert_eq!(
+            mac[0] & 0x03,
+            0x02,
+            "variant {v}: unicast, locally administered {mac:x?}"
+        );
     }
     let r = passed("invalid-mac", &["--knob", "variant=3"]);
     let p = args_of(r.markers("probe-exit")[0]);
@@ -62,7 +86,11 @@ fn unregister_stops_once_per_up_period_and_never_when_down() {
         let r = passed("unregister", &["--knob", &format!("variant={v}")]);
         assert_eq!(r.markers("stop-enter").len(), stops, "variant {v}");
         let up = args_of(r.markers("unregister-enter")[0])[0];
-        assert_eq!(up, u64::from(v != "1"), "variant {v}: unregister saw the device UP");
+        assert_eq!(
+            up,
+            u64::from(v != "1"),
+            "variant {v}: unregister saw the device UP"
+        );
     }
 }
 
@@ -71,7 +99,11 @@ fn max_frags_fill_wakes_at_exactly_the_start_threshold() {
     let r = passed("max-frags-fill", &[]);
     // Reason 4 = QueueReason::Reclaim: the completed_wake after the one
     // packet the stalled device completed (34 descriptors free).
-    let wakes = r.markers("queue-wake").iter().filter(|m| args_of(m).first() == Some(&4)).count();
+    let wakes = r
+        .markers("queue-wake")
+        .iter()
+        .filter(|m| args_of(m).first() == Some(&4))
+        .count();
     assert!(wakes >= 1, "no reclaim wake");
     assert_eq!(r.markers("xmit-busy").len(), 0);
 }
@@ -85,12 +117,26 @@ fn busy_ownership_really_returns_busy_once_on_a_full_ring() {
 #[test]
 fn map_failure_drops_packets_and_slow_reset_is_slow() {
     let r = passed("map-failure", &[]);
-    let v = r.events.iter().find(|e| e["event"] == "verdict").expect("verdict");
+    let v = r
+        .events
+        .iter()
+        .find(|e| e["event"] == "verdict")
+        .expect("verdict");
     let t = v["text"].as_str().unwrap_or_default();
     assert!(!t.contains(" 0 dropped"), "no packet was dropped: {t}");
     let r = passed("slow-reset", &[]);
-    let starts: Vec<u64> = r.events.iter().filter(|e| e["event"] == "reset-start").map(|e| e["time_ns"].as_u64().unwrap_or(0)).collect();
-    let dones: Vec<u64> = r.events.iter().filter(|e| e["event"] == "reset-done").map(|e| e["time_ns"].as_u64().unwrap_or(0)).collect();
+    let starts: Vec<u64> = r
+        .events
+        .iter()
+        .filter(|e| e["event"] == "reset-start")
+        .map(|e| e["time_ns"].as_u64().unwrap_or(0))
+        .collect();
+    let dones: Vec<u64> = r
+        .events
+        .iter()
+        .filter(|e| e["event"] == "reset-done")
+        .map(|e| e["time_ns"].as_u64().unwrap_or(0))
+        .collect();
     assert!(!dones.is_empty() && starts.len() == dones.len());
     // Every reset took at least the 500 µs floor of the seeded delay.
     for (s, d) in starts.iter().zip(&dones) {

@@ -10,18 +10,33 @@ use nicproof_tests::*;
 use serde_json::Value;
 
 fn args_of(m: &Value) -> Vec<u64> {
-    m["args"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+    m["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
 }
 
 fn passed(scenario: &str, extra: &[&str]) -> Run {
-    let r = run(&guest_image(), &[&["--scenario", scenario, "--seed", "3"], extra].concat());
-    assert_eq!(r.outcome(), "passed", "{scenario} {extra:?}: {}\n{}", r.stdout, r.stderr);
+    let r = run(
+        &guest_image(),
+        &[&["--scenario", scenario, "--seed", "3"], extra].concat(),
+    );
+    assert_eq!(
+        r.outcome(),
+        "passed",
+        "{scenario} {extra:?}: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
     r
 }
 
 /// Reasons (abi::QueueReason) of the queue markers with this name.
 fn reasons(r: &Run, marker: &str) -> Vec<u64> {
-    r.markers(marker).iter().filter_map(|m| args_of(m).first().copied()).collect()
+    r.markers(marker)
+        .iter()
+        .filter_map(|m| args_of(m).first().copied())
+        .collect()
 }
 
 #[test]
@@ -29,10 +44,24 @@ fn lost_wake_restarts_from_the_recheck_and_from_the_reclaim() {
     let r = passed("lost-wake", &[]);
     // Round 1: the reclaim landed in the window, the re-check restarted
     // it (queue-wake with QueueReason::Raced = 3). Round 2: the reclaim woke it (Reclaim = 4).
-    assert!(reasons(&r, "queue-wake").contains(&3), "no restart by the re-check: {:?}", reasons(&r, "queue-wake"));
-    assert!(reasons(&r, "queue-wake").contains(&4), "no wake by the reclaim: {:?}", reasons(&r, "queue-wake"));
+    assert!(
+        reasons(&r, "queue-wake").contains(&3),
+        "no restart by the re-check: {:?}",
+        reasons(&r, "queue-wake")
+    );
+    assert!(
+        reasons(&r, "queue-wake").contains(&4),
+        "no wake by the reclaim: {:?}",
+        reasons(&r, "queue-wake")
+    );
     // The ring stopped it both times (RingLow = 1), not BQL (off here).
-    assert_eq!(reasons(&r, "queue-stop").iter().filter(|&&x| x == 1).count(), 2);
+    assert_eq!(
+        reasons(&r, "queue-stop")
+            .iter()
+            .filter(|&&x| x == 1)
+            .count(),
+        2
+    );
 }
 
 /// Variant 1 has no forced window: transmit on CPU 0, NAPI on CPU 1, and
@@ -45,15 +74,48 @@ fn lost_wake_restarts_from_the_recheck_and_from_the_reclaim() {
 #[test]
 fn the_seeded_scheduler_alone_finds_the_missing_recheck_on_two_vcpus() {
     let seed = ["--knob", "variant=1", "--seed", "298"];
-    let ok = run(&guest_image(), &[&["--scenario", "lost-wake"][..], &seed].concat());
+    let ok = run(
+        &guest_image(),
+        &[&["--scenario", "lost-wake"][..], &seed].concat(),
+    );
     assert_eq!(ok.outcome(), "passed", "{}", ok.stdout);
-    assert!(reasons(&ok, "queue-wake").contains(&3), "no restart by the re-check: {:?}", reasons(&ok, "queue-wake"));
-    let bad = run(&guest_image(), &[&["--scenario", "lost-wake", "--mutant", "no-recheck"][..], &seed].concat());
+    assert!(
+        reasons(&ok, "queue-wake").contains(&3),
+        "no restart by the re-check: {:?}",
+        reasons(&ok, "queue-wake")
+    );
+    let bad = run(
+        &guest_image(),
+        &[
+            &["--scenario", "lost-wake", "--mutant", "no-recheck"][..],
+            &seed,
+        ]
+        .concat(),
+    );
     assert_eq!(bad.outcome(), "failed", "{}", bad.stdout);
-    assert!(bad.stdout.contains("lost wake: queue stopped with a free ring"), "{}", bad.stdout);
-    let other = run(&guest_image(), &["--scenario", "lost-wake", "--knob", "variant=1", "--seed", "1"]);
+    assert!(
+        bad.stdout
+            .contains("lost wake: queue stopped with a free ring"),
+        "{}",
+        bad.stdout
+    );
+    let other = run(
+        &guest_image(),
+        &[
+            "--scenario",
+            "lost-wake",
+            "--knob",
+            "variant=1",
+            "--seed",
+            "1",
+        ],
+    );
     assert_eq!(other.outcome(), "passed", "{}", other.stdout);
-    assert!(!reasons(&other, "queue-wake").contains(&3), "{:?}", reasons(&other, "queue-wake"));
+    assert!(
+        !reasons(&other, "queue-wake").contains(&3),
+        "{:?}",
+        reasons(&other, "queue-wake")
+    );
 }
 
 #[test]
@@ -69,28 +131,58 @@ fn watchdog_fires_on_the_stalled_device_and_traffic_resumes() {
     assert!(!timeouts.is_empty(), "no ndo_tx_timeout");
     // The reset inside the last tx_timeout, then traffic completes again.
     let t = timeouts.last().unwrap()["seq"].as_u64().unwrap();
-    let freed_after = r.markers("skb-free").iter().filter(|m| m["seq"].as_u64().unwrap() > t).count();
+    let freed_after = r
+        .markers("skb-free")
+        .iter()
+        .filter(|m| m["seq"].as_u64().unwrap() > t)
+        .count();
     assert!(freed_after > 0, "nothing freed after the timeout");
 }
 
 #[test]
 fn dropped_irq_really_drops_one_and_every_skb_is_still_freed() {
     for seed in ["1", "2", "3"] {
-        let r = run(&guest_image(), &["--scenario", "dropped-irq", "--seed", seed]);
+        let r = run(
+            &guest_image(),
+            &["--scenario", "dropped-irq", "--seed", seed],
+        );
         assert_eq!(r.outcome(), "passed", "seed {seed}: {}", r.stdout);
-        assert_eq!(r.notes("knob: TX interrupt #"), 1, "seed {seed}: no interrupt dropped");
+        assert_eq!(
+            r.notes("knob: TX interrupt #"),
+            1,
+            "seed {seed}: no interrupt dropped"
+        );
     }
 }
 
 #[test]
 fn batch_last_dropped_drops_exactly_the_last_and_rings_for_the_rest() {
     let r = passed("batch-last-dropped", &[]);
-    let v = r.events.iter().find(|e| e["event"] == "verdict").expect("a verdict");
-    assert!(v["text"].as_str().unwrap().contains("last dropped, all completed"), "{v}");
+    let v = r
+        .events
+        .iter()
+        .find(|e| e["event"] == "verdict")
+        .expect("a verdict");
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap()
+            .contains("last dropped, all completed"),
+        "{v}"
+    );
     // The posted frames went out: one doorbell-carried batch reached the wire.
     let sent = r.events.iter().filter(|e| e["event"] == "tx-frame").count();
-    let dropped_last = v["text"].as_str().unwrap().split(": ").nth(1).unwrap().to_string();
-    assert!(sent >= 1, "no frame of the batch reached the wire ({dropped_last})");
+    let dropped_last = v["text"]
+        .as_str()
+        .unwrap()
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(
+        sent >= 1,
+        "no frame of the batch reached the wire ({dropped_last})"
+    );
 }
 
 #[test]

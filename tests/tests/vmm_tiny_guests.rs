@@ -76,10 +76,17 @@ fn protocol_guest() -> Vec<u8> {
 #[test]
 fn a_guest_that_never_exits_ends_at_the_wall_limit() {
     let g = write_guest("protocol-virtual", &protocol_guest());
-    let r = run(&g, &["--scenario", "boot", "--timeout", "2", "--clock", "virtual"]);
+    let r = run(
+        &g,
+        &["--scenario", "boot", "--timeout", "2", "--clock", "virtual"],
+    );
     assert_eq!((r.code, r.outcome()), (5, "timeout"), "{r:#?}");
     assert!(r.stdout.contains("clock: virtual"), "{}", r.stdout);
-    assert!(r.stdout.contains("event |"), "the last events are shown: {}", r.stdout);
+    assert!(
+        r.stdout.contains("event |"),
+        "the last events are shown: {}",
+        r.stdout
+    );
 }
 
 #[test]

@@ -90,7 +90,12 @@ pub struct NetPlan {
 
 impl Default for NetPlan {
     fn default() -> Self {
-        Self { frames_lo: 100, frames_hi: 500, batch: 16, cycles: 20 }
+        Self {
+            frames_lo: 100,
+            frames_hi: 500,
+            batch: 16,
+            cycles: 20,
+        }
     }
 }
 
@@ -149,14 +154,20 @@ fn number_before(text: &str, suffix: &str) -> f64 {
     text.find(suffix)
         .and_then(|end| {
             let head = text[..end].trim_end();
-            let start = head.rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+            let start = head
+                .rfind(|c: char| !c.is_ascii_digit())
+                .map_or(0, |i| i + 1);
             head[start..].parse().ok()
         })
         .unwrap_or(f64::NAN)
 }
 
 fn positive(v: f64) -> f64 {
-    if v > 0.0 { v } else { f64::NAN }
+    if v > 0.0 {
+        v
+    } else {
+        f64::NAN
+    }
 }
 
 /// Figures from the samples of one repetition (in `net_runs` order).
@@ -198,19 +209,51 @@ pub fn net_table(p: &NetPlan, figs: &[NetFigures]) -> String {
         let _ = writeln!(out, "{name:<44} {a:>10.prec$} {b:>10.prec$} {c:>10.prec$}");
     };
     let b = p.batch;
-    row("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0);
-    row(format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0);
-    row("packets/s, batch 1 (guest clock)".into(), |f| f.guest_pps_unbatched, 0);
-    row(format!("packets/s, batch {b} (guest clock)"), |f| f.guest_pps_batched, 0);
-    row("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3);
-    row(format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3);
+    row(
+        "packets/s, batch 1 (host, marginal)".into(),
+        |f| f.pps_unbatched,
+        0,
+    );
+    row(
+        format!("packets/s, batch {b} (host, marginal)"),
+        |f| f.pps_batched,
+        0,
+    );
+    row(
+        "packets/s, batch 1 (guest clock)".into(),
+        |f| f.guest_pps_unbatched,
+        0,
+    );
+    row(
+        format!("packets/s, batch {b} (guest clock)"),
+        |f| f.guest_pps_batched,
+        0,
+    );
+    row(
+        "vm exits/packet, batch 1".into(),
+        |f| f.exits_per_packet_unbatched,
+        3,
+    );
+    row(
+        format!("vm exits/packet, batch {b}"),
+        |f| f.exits_per_packet_batched,
+        3,
+    );
     row(
         format!("exits/packet ratio, batch 1 / batch {b}"),
         |f| f.exits_per_packet_unbatched / f.exits_per_packet_batched,
         1,
     );
-    row("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2);
-    row("open/stop cycle, us (guest clock)".into(), |f| f.guest_cycle_us, 0);
+    row(
+        "open/stop cycle, ms (host, marginal)".into(),
+        |f| f.cycle_ms,
+        2,
+    );
+    row(
+        "open/stop cycle, us (guest clock)".into(),
+        |f| f.guest_cycle_us,
+        0,
+    );
     row("open/stop cycle, vm exits".into(), |f| f.cycle_exits, 1);
     let _ = writeln!(
         out,
@@ -230,13 +273,23 @@ type Row = (String, fn(&NetFigures) -> f64, usize);
 /// figures of different moments). `head` names the table and its three
 /// columns, each `width` wide (the ratio column 2 wider). Empty unless
 /// both have the same number of repetitions (at least one).
-fn side_by_side(head: [&str; 4], width: usize, rows: &[Row], a: &[NetFigures], b: &[NetFigures]) -> String {
+fn side_by_side(
+    head: [&str; 4],
+    width: usize,
+    rows: &[Row],
+    a: &[NetFigures],
+    b: &[NetFigures],
+) -> String {
     let mut out = String::new();
     if a.is_empty() || a.len() != b.len() {
         return out;
     }
     let rw = width + 2;
-    let _ = writeln!(out, "{:<44} {:>width$} {:>width$} {:>rw$}", head[0], head[1], head[2], head[3]);
+    let _ = writeln!(
+        out,
+        "{:<44} {:>width$} {:>width$} {:>rw$}",
+        head[0], head[1], head[2], head[3]
+    );
     let med = |v: &[NetFigures], f: fn(&NetFigures) -> f64| {
         let mut x: Vec<f64> = v.iter().map(f).collect();
         min_med_max(&mut x).1
@@ -245,7 +298,10 @@ fn side_by_side(head: [&str; 4], width: usize, rows: &[Row], a: &[NetFigures], b
         let mut ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| f(y) / f(x)).collect();
         let (_, r, _) = min_med_max(&mut ratios);
         let (x, y) = (med(a, *f), med(b, *f));
-        let _ = writeln!(out, "{name:<44} {x:>width$.prec$} {y:>width$.prec$} {r:>rw$.2}");
+        let _ = writeln!(
+            out,
+            "{name:<44} {x:>width$.prec$} {y:>width$.prec$} {r:>rw$.2}"
+        );
     }
     out
 }
@@ -256,11 +312,31 @@ fn side_by_side(head: [&str; 4], width: usize, rows: &[Row], a: &[NetFigures], b
 pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> String {
     let b = p.batch;
     let rows: [Row; 5] = [
-        ("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0),
-        (format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0),
-        ("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2),
-        ("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3),
-        (format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3),
+        (
+            "packets/s, batch 1 (host, marginal)".into(),
+            |f| f.pps_unbatched,
+            0,
+        ),
+        (
+            format!("packets/s, batch {b} (host, marginal)"),
+            |f| f.pps_batched,
+            0,
+        ),
+        (
+            "open/stop cycle, ms (host, marginal)".into(),
+            |f| f.cycle_ms,
+            2,
+        ),
+        (
+            "vm exits/packet, batch 1".into(),
+            |f| f.exits_per_packet_unbatched,
+            3,
+        ),
+        (
+            format!("vm exits/packet, batch {b}"),
+            |f| f.exits_per_packet_batched,
+            3,
+        ),
     ];
     let title = format!("CPL0 vs CPL3 ({} repetitions, medians)", cpl0.len());
     side_by_side([&title, "CPL0", "CPL3", "CPL3/CPL0"], 10, &rows, cpl0, cpl3)
@@ -273,18 +349,56 @@ pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> Strin
 pub fn net_clock_table(p: &NetPlan, wall: &[NetFigures], virt: &[NetFigures]) -> String {
     let b = p.batch;
     let rows: [Row; 9] = [
-        ("packets/s, batch 1 (host, marginal)".into(), |f| f.pps_unbatched, 0),
-        (format!("packets/s, batch {b} (host, marginal)"), |f| f.pps_batched, 0),
-        ("packets/s, batch 1 (guest clock)".into(), |f| f.guest_pps_unbatched, 0),
-        (format!("packets/s, batch {b} (guest clock)"), |f| f.guest_pps_batched, 0),
-        ("vm exits/packet, batch 1".into(), |f| f.exits_per_packet_unbatched, 3),
-        (format!("vm exits/packet, batch {b}"), |f| f.exits_per_packet_batched, 3),
-        ("open/stop cycle, ms (host, marginal)".into(), |f| f.cycle_ms, 2),
-        ("open/stop cycle, us (guest clock)".into(), |f| f.guest_cycle_us, 0),
+        (
+            "packets/s, batch 1 (host, marginal)".into(),
+            |f| f.pps_unbatched,
+            0,
+        ),
+        (
+            format!("packets/s, batch {b} (host, marginal)"),
+            |f| f.pps_batched,
+            0,
+        ),
+        (
+            "packets/s, batch 1 (guest clock)".into(),
+            |f| f.guest_pps_unbatched,
+            0,
+        ),
+        (
+            format!("packets/s, batch {b} (guest clock)"),
+            |f| f.guest_pps_batched,
+            0,
+        ),
+        (
+            "vm exits/packet, batch 1".into(),
+            |f| f.exits_per_packet_unbatched,
+            3,
+        ),
+        (
+            format!("vm exits/packet, batch {b}"),
+            |f| f.exits_per_packet_batched,
+            3,
+        ),
+        (
+            "open/stop cycle, ms (host, marginal)".into(),
+            |f| f.cycle_ms,
+            2,
+        ),
+        (
+            "open/stop cycle, us (guest clock)".into(),
+            |f| f.guest_cycle_us,
+            0,
+        ),
         ("open/stop cycle, vm exits".into(), |f| f.cycle_exits, 1),
     ];
     let title = format!("loopback, BENCH=1 (median of {})", wall.len());
-    let mut out = side_by_side([&title, "--clock wall", "virtual", "virtual/wall"], 12, &rows, wall, virt);
+    let mut out = side_by_side(
+        [&title, "--clock wall", "virtual", "virtual/wall"],
+        12,
+        &rows,
+        wall,
+        virt,
+    );
     if !out.is_empty() {
         let _ = writeln!(
             out,
@@ -312,35 +426,72 @@ mod tests {
             cycle_exits: 0.0,
             guest_cycle_us: 0.0,
         };
-        let (k, u) = ([f(100.0), f(200.0), f(400.0)], [f(1000.0), f(1000.0), f(8000.0)]);
+        let (k, u) = (
+            [f(100.0), f(200.0), f(400.0)],
+            [f(1000.0), f(1000.0), f(8000.0)],
+        );
         let t = cpl_table(&NetPlan::default(), &k, &u);
         // Medians 200 and 1000; ratios 10, 5, 20: median 10 (not 1000/200).
-        let row = t.lines().find(|l| l.starts_with("packets/s, batch 1 ")).unwrap();
-        assert_eq!(row.split_whitespace().rev().take(3).collect::<Vec<_>>(), ["10.00", "1000", "200"]);
+        let row = t
+            .lines()
+            .find(|l| l.starts_with("packets/s, batch 1 "))
+            .unwrap();
+        assert_eq!(
+            row.split_whitespace().rev().take(3).collect::<Vec<_>>(),
+            ["10.00", "1000", "200"]
+        );
         assert!(t.contains("vm exits/packet, batch 16"), "{t}");
-        assert_eq!(cpl_table(&NetPlan::default(), &k, &u[..2]), "", "unpaired repetitions");
+        assert_eq!(
+            cpl_table(&NetPlan::default(), &k, &u[..2]),
+            "",
+            "unpaired repetitions"
+        );
         // The clocks' table: the same statistic, its own columns.
         let t = net_clock_table(&NetPlan::default(), &k, &u);
-        let row = t.lines().find(|l| l.starts_with("packets/s, batch 1 (host")).unwrap();
-        assert_eq!(row.split_whitespace().rev().take(3).collect::<Vec<_>>(), ["10.00", "1000", "200"]);
-        assert!(t.starts_with("loopback, BENCH=1 (median of 3)") && t.contains("virtual/wall"), "{t}");
+        let row = t
+            .lines()
+            .find(|l| l.starts_with("packets/s, batch 1 (host"))
+            .unwrap();
+        assert_eq!(
+            row.split_whitespace().rev().take(3).collect::<Vec<_>>(),
+            ["10.00", "1000", "200"]
+        );
+        assert!(
+            t.starts_with("loopback, BENCH=1 (median of 3)") && t.contains("virtual/wall"),
+            "{t}"
+        );
         assert!(t.contains("open/stop cycle, vm exits"), "{t}");
     }
 
     fn sample(run_ms: f64, exits: u64, verdict: &str) -> NetSample {
-        let mut stats = Stats { run_ms, ..Default::default() };
+        let mut stats = Stats {
+            run_ms,
+            ..Default::default()
+        };
         stats.exits.insert("mmio-write".into(), exits);
-        NetSample { stats, verdict: verdict.into() }
+        NetSample {
+            stats,
+            verdict: verdict.into(),
+        }
     }
 
     #[test]
     fn net_figures_are_differences_between_paired_runs() {
-        let p = NetPlan { frames_lo: 100, frames_hi: 500, batch: 16, cycles: 10 };
+        let p = NetPlan {
+            frames_lo: 100,
+            frames_hi: 500,
+            batch: 16,
+            cycles: 10,
+        };
         assert_eq!(net_runs(&p).len(), 5);
         assert_eq!(net_runs(&p)[3].1[knob::BATCH], 16);
         let s = [
             sample(100.0, 300, ""),
-            sample(500.0, 700, "default: 500 frames sent, 500 received in 9 us (1234 pps), x"),
+            sample(
+                500.0,
+                700,
+                "default: 500 frames sent, 500 received in 9 us (1234 pps), x",
+            ),
             sample(100.0, 140, ""),
             sample(300.0, 200, "(4321 pps)"),
             sample(150.0, 240, "20 open/stop cycles (77 us each), 0 live"),
@@ -351,13 +502,19 @@ mod tests {
         assert_eq!(f.exits_per_packet_unbatched, 1.0);
         assert_eq!(f.exits_per_packet_batched, 0.15);
         assert_eq!((f.cycle_ms, f.cycle_exits), (5.0, 10.0));
-        assert_eq!((f.guest_pps_unbatched, f.guest_pps_batched, f.guest_cycle_us), (1234.0, 4321.0, 77.0));
+        assert_eq!(
+            (f.guest_pps_unbatched, f.guest_pps_batched, f.guest_cycle_us),
+            (1234.0, 4321.0, 77.0)
+        );
         // A long run faster than the short one (noise) is no figure.
         let mut noisy = s.clone();
         noisy[1].stats.run_ms = 50.0;
         assert!(net_figures(&p, &noisy).pps_unbatched.is_nan());
         let t = net_table(&p, &[f, f]);
-        assert!(t.contains("vm exits/packet, batch 16") && t.contains("0.150"), "{t}");
+        assert!(
+            t.contains("vm exits/packet, batch 16") && t.contains("0.150"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@ pub fn resolve_guest(arg: Option<&Path>) -> Result<PathBuf, HostError> {
     if env.is_none() {
         looked.push("NICPROOF_GUEST (unset)".into());
     }
-    Err(HostError::GuestNotFound { looked: looked.join(", ") })
+    Err(HostError::GuestNotFound {
+        looked: looked.join(", "),
+    })
 }
 
 /// nicproof: boot a guest NIC driver on a minimal KVM VMM with an emulated
@@ -433,12 +435,19 @@ fn parse_knob(kv: &str, knobs: &mut [u64; NUM_KNOBS]) -> Result<()> {
     let Some(k) = knob::ALL.iter().find(|k| k.name == name) else {
         bail!(
             "unknown knob `{name}`; known: {}",
-            knob::ALL.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+            knob::ALL
+                .iter()
+                .map(|k| k.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     let v = parse_u64(value).map_err(|e| anyhow!("knob {name}: {e}"))?;
     if !k.accepts(v) {
-        bail!("knob {name}={value} is out of range: {name} takes {}", knob_range(k));
+        bail!(
+            "knob {name}={value} is out of range: {name} takes {}",
+            knob_range(k)
+        );
     }
     knobs[k.index] = v;
     Ok(())
@@ -499,10 +508,16 @@ impl RunArgs {
             let v = knobs[knob::VARIANT];
             if !ok.contains(&v) {
                 let list = ok.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-                bail!("knob variant={v} is out of range: scenario {} takes variant {list}", sc.name());
+                bail!(
+                    "knob variant={v} is out of range: scenario {} takes variant {list}",
+                    sc.name()
+                );
             }
         }
-        let (dm, devm) = (driver_mutant(&self.mutant)?, device_mutant(&self.device_mutant)?);
+        let (dm, devm) = (
+            driver_mutant(&self.mutant)?,
+            device_mutant(&self.device_mutant)?,
+        );
         let mut o = self.vm.options(sc, &knobs)?;
         o.driver_mutant = dm;
         o.device_mutant = devm;
@@ -521,7 +536,10 @@ impl RunArgs {
         }
         if let Some(path) = &self.pcap {
             let Some(nic) = o.nic.as_mut() else {
-                bail!("--pcap: scenario {} has no NIC to capture from", self.scenario);
+                bail!(
+                    "--pcap: scenario {} has no NIC to capture from",
+                    self.scenario
+                );
             };
             nic.capture = Some(path.to_string_lossy().into_owned());
         }
@@ -541,7 +559,9 @@ impl BenchArgs {
         if self.runs == 0 {
             bail!("--runs must be at least 1");
         }
-        let mut o = self.vm.options(scenario(&self.scenario)?, &[0; NUM_KNOBS])?;
+        let mut o = self
+            .vm
+            .options(scenario(&self.scenario)?, &[0; NUM_KNOBS])?;
         o.quiet = true;
         Ok(o)
     }
@@ -584,27 +604,52 @@ impl BenchArgs {
 pub fn list() -> String {
     // A doc comment from abi.rs on one line, its intra-doc links as code.
     fn doc(d: &'static str) -> String {
-        d.split_whitespace().collect::<Vec<_>>().join(" ").replace("[`", "`").replace("`]", "`")
+        d.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("[`", "`")
+            .replace("`]", "`")
     }
     // A mutant's doc and the rules it breaks.
     fn breaks(d: &'static str, r: &[Rule]) -> String {
         match r {
             [] => doc(d),
-            r => format!("{} ({})", doc(d), r.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")),
+            r => format!(
+                "{} ({})",
+                doc(d),
+                r.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+            ),
         }
     }
     let mut s = String::from("scenarios (group; variants):\n");
     let desc = |v: &mut String, name: &str, d: &str| v.push_str(&format!("  {name:<22} {d}\n"));
     for sc in Scenario::ALL {
-        let variants = sc.variants().iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        desc(&mut s, sc.name(), &format!("{} ({}; {variants})", doc(sc.doc()), sc.group().name()));
+        let variants = sc
+            .variants()
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        desc(
+            &mut s,
+            sc.name(),
+            &format!("{} ({}; {variants})", doc(sc.doc()), sc.group().name()),
+        );
     }
     s.push_str("hostile abuses (--scenario hostile --knob variant=N; latches; blocked by):\n");
     for a in Abuse::ALL {
         let m = a.meta();
         let blocked: Vec<_> = m.blocked.iter().map(|r| r.name()).collect();
-        let blocked = if blocked.is_empty() { "nothing blocked".into() } else { blocked.join(", ") };
-        desc(&mut s, &format!("{} {}", *a as u32, a.name()), &format!("{} ({:?}; {blocked})", doc(a.doc()), m.error));
+        let blocked = if blocked.is_empty() {
+            "nothing blocked".into()
+        } else {
+            blocked.join(", ")
+        };
+        desc(
+            &mut s,
+            &format!("{} {}", *a as u32, a.name()),
+            &format!("{} ({:?}; {blocked})", doc(a.doc()), m.error),
+        );
     }
     s.push_str("driver mutants (--mutant; breaks):\n");
     for m in DriverMutant::ALL {
@@ -625,7 +670,16 @@ pub fn list() -> String {
     // From the one catalogue of rules (nic_model::rules).
     s.push_str("rules (judged by; report row):\n");
     for r in Rule::ALL {
-        desc(&mut s, r.name(), &format!("{} ({}; {})", r.statement(), r.judge().name(), r.row().title()));
+        desc(
+            &mut s,
+            r.name(),
+            &format!(
+                "{} ({}; {})",
+                r.statement(),
+                r.judge().name(),
+                r.row().title()
+            ),
+        );
     }
     s
 }
@@ -638,31 +692,60 @@ mod tests {
     /// options are built (the test binary itself).
     fn any_file() -> &'static str {
         static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        EXE.get_or_init(|| std::env::current_exe().expect("test exe").display().to_string())
+        EXE.get_or_init(|| {
+            std::env::current_exe()
+                .expect("test exe")
+                .display()
+                .to_string()
+        })
     }
 
     #[test]
     fn knob_ranges_come_from_the_catalogue_and_the_seed_takes_hex() {
         let mut k = [0; NUM_KNOBS];
-        for bad in ["tx-ring=3", "tx-ring=100000", "tx-ring=0x100000000", "bench=2", "frames=100001"] {
+        for bad in [
+            "tx-ring=3",
+            "tx-ring=100000",
+            "tx-ring=0x100000000",
+            "bench=2",
+            "frames=100001",
+        ] {
             let e = parse_knob(bad, &mut k).unwrap_err().to_string();
-            assert!(e.contains("out of range") && e.contains(bad.split('=').next().unwrap()), "{e}");
+            assert!(
+                e.contains("out of range") && e.contains(bad.split('=').next().unwrap()),
+                "{e}"
+            );
         }
-        assert!(parse_knob("frames=abc", &mut k).unwrap_err().to_string().contains("knob frames"));
+        assert!(parse_knob("frames=abc", &mut k)
+            .unwrap_err()
+            .to_string()
+            .contains("knob frames"));
         parse_knob("tx-ring=0x400", &mut k).unwrap();
         assert_eq!(k[knob::TX_RING], 1024);
         parse_knob("tx-ring=0", &mut k).unwrap();
         assert_eq!(parse_seed("0x10"), Ok(16));
         assert!(list().contains("tx-ring") && list().contains("power of two 64..=4096"));
         let hostile = |v: &str| {
-            let argv = ["nicproof", "run", "--guest", any_file(), "--scenario", "hostile", "--knob", v];
+            let argv = [
+                "nicproof",
+                "run",
+                "--guest",
+                any_file(),
+                "--scenario",
+                "hostile",
+                "--knob",
+                v,
+            ];
             match Cli::try_parse_from(argv).unwrap().command {
                 Command::Run(r) => r.options().map(|_| ()),
                 _ => unreachable!("parsed a run command"),
             }
         };
         assert!(hostile("variant=13").is_ok() && hostile("variant=100").is_ok());
-        assert!(hostile("variant=14").unwrap_err().to_string().contains("13, 100"));
+        assert!(hostile("variant=14")
+            .unwrap_err()
+            .to_string()
+            .contains("13, 100"));
     }
 
     #[test]
@@ -683,7 +766,10 @@ mod tests {
         assert!(bad_guest("page-fault").is_ok() && bad_guest("x").is_err());
         assert!(list().contains("no-fence"));
         for r in Rule::ALL {
-            assert!(list().contains(&format!("  {:<22} {}", r.name(), r.statement())), "{r}");
+            assert!(
+                list().contains(&format!("  {:<22} {}", r.name(), r.statement())),
+                "{r}"
+            );
         }
     }
 
@@ -725,10 +811,17 @@ mod tests {
         let (plan, runs) = parse(&[]).unwrap();
         assert_eq!(plan, NetPlan::default());
         assert_eq!(runs.len(), 5);
-        assert!(runs.iter().all(|(_, o)| o.scenario == Scenario::Default && o.knobs[knob::BENCH] == 1 && o.quiet));
+        assert!(runs
+            .iter()
+            .all(|(_, o)| o.scenario == Scenario::Default && o.knobs[knob::BENCH] == 1 && o.quiet));
         assert_eq!(runs[3].1.knobs[knob::BATCH], 16);
         assert_eq!(runs[4].1.knobs[knob::CYCLES], 20);
-        for bad in [&["--frames-hi", "100"][..], &["--batch", "1"], &["--cycles", "0"], &["--runs", "0"]] {
+        for bad in [
+            &["--frames-hi", "100"][..],
+            &["--batch", "1"],
+            &["--cycles", "0"],
+            &["--runs", "0"],
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
     }

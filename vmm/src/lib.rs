@@ -35,9 +35,9 @@ pub mod vm;
 /// The report's table of checks (part of [`judge`]).
 pub use judge::checks;
 
+use nic_model::config::NicConfig;
 use nic_model::events::{Event, EventKind};
 use outcome::{Finding, Outcome, Report, Stats};
-use nic_model::config::NicConfig;
 use vm::{RunOptions, Vm};
 
 /// A finished run: the report (with the serial output), the event log and
@@ -57,7 +57,11 @@ fn append_findings(events: &mut Vec<Event>, findings: &[Finding]) {
             seq,
             time_ns,
             source: nic_model::events::Source::Vmm,
-            kind: EventKind::Finding { oracle: f.oracle.clone(), at: f.seq, detail: f.detail.clone() },
+            kind: EventKind::Finding {
+                oracle: f.oracle.clone(),
+                at: f.seq,
+                detail: f.detail.clone(),
+            },
         });
         seq += 1;
     }
@@ -70,11 +74,23 @@ fn settings(opts: &RunOptions) -> outcome::RunSettings {
         .iter()
         .enumerate()
         .filter(|(_, v)| **v != 0)
-        .map(|(i, v)| (nic_model::abi::knob::ALL.iter().find(|k| k.index == i).map_or_else(|| format!("knob{i}"), |k| k.name.to_string()), *v))
+        .map(|(i, v)| {
+            (
+                nic_model::abi::knob::ALL
+                    .iter()
+                    .find(|k| k.index == i)
+                    .map_or_else(|| format!("knob{i}"), |k| k.name.to_string()),
+                *v,
+            )
+        })
         .collect();
     outcome::RunSettings {
         knobs,
-        backend: opts.nic.as_ref().map(|n| replay::backend_text(&n.backend)).unwrap_or_default(),
+        backend: opts
+            .nic
+            .as_ref()
+            .map(|n| replay::backend_text(&n.backend))
+            .unwrap_or_default(),
         // Virtual: the VMM's clock (vmm/src/sim.rs); wall: host time
         // (vmm/src/nic.rs's clock thread).
         clock: opts.clock.name().into(),
@@ -88,7 +104,10 @@ pub fn run(opts: &RunOptions) -> RunResult {
     let built = Vm::new(opts).and_then(|mut vm| {
         let nic = match &opts.nic {
             Some(cfg) => {
-                let cfg = NicConfig { mutant: opts.device_mutant, ..cfg.clone() };
+                let cfg = NicConfig {
+                    mutant: opts.device_mutant,
+                    ..cfg.clone()
+                };
                 Some(nic::attach(&mut vm, cfg)?)
             }
             None => None,
@@ -107,10 +126,24 @@ pub fn run(opts: &RunOptions) -> RunResult {
                 if let Some(clock) = clock {
                     let _ = clock.join();
                 }
-                judge::NicEnd { live_maps: handle.live_maps(), output_error: handle.output_error() }
+                judge::NicEnd {
+                    live_maps: handle.live_maps(),
+                    output_error: handle.output_error(),
+                }
             });
-            let judge::Judged { outcome: o, findings, checks } = judge::run(o, &log, opts, nic);
-            (o, findings, Stats { setup_ms, ..s }, log, serial.text(), checks)
+            let judge::Judged {
+                outcome: o,
+                findings,
+                checks,
+            } = judge::run(o, &log, opts, nic);
+            (
+                o,
+                findings,
+                Stats { setup_ms, ..s },
+                log,
+                serial.text(),
+                checks,
+            )
         }
         Err(e) => (
             Outcome::HostError {
@@ -138,5 +171,9 @@ pub fn run(opts: &RunOptions) -> RunResult {
     report.locations = symbols::locate_all(&opts.guest, &report.addresses());
     let mut events = events;
     append_findings(&mut events, &report.findings);
-    RunResult { report, events, checks }
+    RunResult {
+        report,
+        events,
+        checks,
+    }
 }

@@ -28,11 +28,21 @@ struct JsonReport<'a> {
 
 /// Write `path` in full with `fill`, or fail as a host error naming it
 /// (a `BufWriter` dropped unflushed would lose its error).
-fn write_file(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), HostError> {
-    let fail = |source| HostError::Output { path: path.to_path_buf(), source };
+fn write_file(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<(), HostError> {
+    let fail = |source| HostError::Output {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut w = BufWriter::new(File::create(path).map_err(fail)?);
     fill(&mut w).map_err(fail)?;
-    w.into_inner().map_err(|e| fail(e.into_error()))?.sync_data().or_else(ignore_unsyncable).map_err(fail)
+    w.into_inner()
+        .map_err(|e| fail(e.into_error()))?
+        .sync_data()
+        .or_else(ignore_unsyncable)
+        .map_err(fail)
 }
 
 /// `sync_data` on a pipe or character device is not an error.
@@ -45,22 +55,31 @@ fn ignore_unsyncable(e: std::io::Error) -> std::io::Result<()> {
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), HostError> {
-    write_file(path, |w| serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::from))
+    write_file(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::from)
+    })
 }
 
 /// Large machine-read files (the timeline) are written without indentation.
 fn write_compact_json(path: &Path, value: &impl serde::Serialize) -> Result<(), HostError> {
-    write_file(path, |w| serde_json::to_writer(&mut *w, value).map_err(std::io::Error::from))
+    write_file(path, |w| {
+        serde_json::to_writer(&mut *w, value).map_err(std::io::Error::from)
+    })
 }
 
 fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<(), HostError> {
     if let Some(path) = &args.json {
-        let j = JsonReport { report: &res.report, checks: &res.checks, exit_code: res.report.outcome.exit_code() };
+        let j = JsonReport {
+            report: &res.report,
+            checks: &res.checks,
+            exit_code: res.report.outcome.exit_code(),
+        };
         write_json(path, &j)?;
     }
     if let Some(path) = &args.events {
         // A run that never started has no events: leave no empty file.
-        let never_ran = res.events.is_empty() && matches!(res.report.outcome, vmm::outcome::Outcome::HostError { .. });
+        let never_ran = res.events.is_empty()
+            && matches!(res.report.outcome, vmm::outcome::Outcome::HostError { .. });
         if !never_ran {
             write_events(path, &res.events)?;
         }
@@ -106,7 +125,11 @@ fn real_main(cli: Cli) -> Result<i32> {
                 }
                 stats.push(res.report.stats);
             }
-            out(format_args!("scenario {}, guest {}\n", args.scenario, opts.guest.display()));
+            out(format_args!(
+                "scenario {}, guest {}\n",
+                args.scenario,
+                opts.guest.display()
+            ));
             out(format_args!("{}", vmm::bench::table(&stats)));
             Ok(0)
         }
@@ -120,9 +143,16 @@ fn real_main(cli: Cli) -> Result<i32> {
 /// alike; a run that does not pass ends the bench with its report.
 fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
     use vmm::sim::ClockMode;
-    let clocks: Vec<Option<ClockMode>> =
-        if args.compare_clocks { vec![Some(ClockMode::Wall), Some(ClockMode::Virtual)] } else { vec![None] };
-    let levels: Vec<Option<u64>> = if args.compare_cpl { vec![Some(0), Some(3)] } else { vec![None] };
+    let clocks: Vec<Option<ClockMode>> = if args.compare_clocks {
+        vec![Some(ClockMode::Wall), Some(ClockMode::Virtual)]
+    } else {
+        vec![None]
+    };
+    let levels: Vec<Option<u64>> = if args.compare_cpl {
+        vec![Some(0), Some(3)]
+    } else {
+        vec![None]
+    };
     // (clock, level) configurations, clock-major: index = clock * levels + level.
     let mut configs = Vec::new();
     for clock in &clocks {
@@ -144,7 +174,10 @@ fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
                 }
                 let res = vmm::run(&opts);
                 if res.report.outcome.exit_code() != 0 {
-                    out(format_args!("repetition {rep}, run {name} did not pass:\n{}\n", res.report));
+                    out(format_args!(
+                        "repetition {rep}, run {name} did not pass:\n{}\n",
+                        res.report
+                    ));
                     return Ok(res.report.outcome.exit_code());
                 }
                 let verdict = res
@@ -165,12 +198,16 @@ fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
                     res.report.stats.run_ms,
                     res.report.stats.total_exits()
                 );
-                samples[c].push(vmm::bench::NetSample { stats: res.report.stats, verdict });
+                samples[c].push(vmm::bench::NetSample {
+                    stats: res.report.stats,
+                    verdict,
+                });
             }
         }
         for (c, s) in samples.into_iter().enumerate() {
-            let s: [vmm::bench::NetSample; 5] =
-                s.try_into().map_err(|_| anyhow::anyhow!("net_runs must give five runs"))?;
+            let s: [vmm::bench::NetSample; 5] = s
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("net_runs must give five runs"))?;
             figs[c].push(vmm::bench::net_figures(&plan, &s));
         }
     }
@@ -186,7 +223,10 @@ fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
                 })
             })
             .collect();
-        write_json(path, &serde_json::json!({ "plan": plan, "configs": configs_json }))?;
+        write_json(
+            path,
+            &serde_json::json!({ "plan": plan, "configs": configs_json }),
+        )?;
     }
     out(format_args!("guest {}\n", args.vm.guest()?.display()));
     let nl = levels.len();
@@ -194,8 +234,14 @@ fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
         let which = clock.map_or(String::new(), |c| format!(", --clock {}", c.name()));
         if args.compare_cpl {
             let (f0, f3) = (&figs[ci * nl], &figs[ci * nl + 1]);
-            out(format_args!("driver task at CPL0{which}:\n{}", vmm::bench::net_table(&plan, f0)));
-            out(format_args!("driver task at CPL3{which}:\n{}", vmm::bench::net_table(&plan, f3)));
+            out(format_args!(
+                "driver task at CPL0{which}:\n{}",
+                vmm::bench::net_table(&plan, f0)
+            ));
+            out(format_args!(
+                "driver task at CPL3{which}:\n{}",
+                vmm::bench::net_table(&plan, f3)
+            ));
             out(format_args!("{}", vmm::bench::cpl_table(&plan, f0, f3)));
         } else if !args.compare_clocks {
             out(format_args!("{}", vmm::bench::net_table(&plan, &figs[0])));
@@ -207,7 +253,10 @@ fn net_bench(args: &cli::BenchArgs) -> Result<i32> {
             if let Some(cpl) = levels[l] {
                 out(format_args!("driver task at CPL{cpl}:\n"));
             }
-            out(format_args!("{}", vmm::bench::net_clock_table(&plan, &figs[l], &figs[nl + l])));
+            out(format_args!(
+                "{}",
+                vmm::bench::net_clock_table(&plan, &figs[l], &figs[nl + l])
+            ));
         }
     }
     Ok(0)
@@ -228,10 +277,15 @@ fn write_events(path: &Path, events: &[nic_model::events::Event]) -> Result<(), 
 fn replay(args: &cli::ReplayArgs) -> Result<i32> {
     use vmm::replay::{read_events, ReplayForm, RunIdentity, NOT_CLAIMED};
     let saved = read_events(&args.file)?;
-    let note = RunIdentity::find_note(&saved).with_context(|| format!("{}", args.file.display()))?;
+    let note =
+        RunIdentity::find_note(&saved).with_context(|| format!("{}", args.file.display()))?;
     let id = RunIdentity::parse(note).with_context(|| format!("{}", args.file.display()))?;
     let opts = args.options(&id)?;
-    out(format_args!("replaying {} with guest {}\n", id.note(), opts.guest.display()));
+    out(format_args!(
+        "replaying {} with guest {}\n",
+        id.note(),
+        opts.guest.display()
+    ));
     if RunIdentity::note_lacks_backend(note) {
         out(format_args!(
             "note: the saved identity names no backend (an older nicproof's); replaying with the scenario's, {}\n",
@@ -283,7 +337,9 @@ fn replay(args: &cli::ReplayArgs) -> Result<i32> {
                 args.events.as_ref().map_or(", --events OUT keeps its log".into(), |p| format!(", saved in {}", p.display()))
             ));
             if let Some(why) = id.outside_claim() {
-                out(format_args!("note: this run is outside what replay claims: {why}\n"));
+                out(format_args!(
+                    "note: this run is outside what replay claims: {why}\n"
+                ));
             }
             1
         }
@@ -298,7 +354,10 @@ fn explain(args: &cli::ExplainArgs) -> Result<i32> {
     let log = read_log(&args.file)?;
     if let Some(path) = &args.perfetto {
         write_compact_json(path, &vmm::perfetto::trace(&log))?;
-        out(format_args!("timeline: {} (open it in ui.perfetto.dev)\n", path.display()));
+        out(format_args!(
+            "timeline: {} (open it in ui.perfetto.dev)\n",
+            path.display()
+        ));
     }
     if args.log {
         for e in &log {
@@ -374,33 +433,55 @@ fn matrix(args: cli::MatrixArgs) -> Result<i32> {
     }
     if !opts.guest.is_file() {
         // Every job would fail the same way: say it once.
-        return Err(HostError::GuestNotFound { looked: format!("{} (--guest)", opts.guest.display()) }.into());
+        return Err(HostError::GuestNotFound {
+            looked: format!("{} (--guest)", opts.guest.display()),
+        }
+        .into());
     }
     if args.compare_clocks > 0 {
         use vmm::sim::ClockMode;
         let mut runs = Vec::new();
         for round in 0..args.compare_clocks {
             for clock in [ClockMode::Wall, ClockMode::Virtual] {
-                eprintln!("round {}, --clock {}: {} jobs", round + 1, clock.name(), jobs.len());
-                let o = matrix::Options { clock, ..opts.clone() };
+                eprintln!(
+                    "round {}, --clock {}: {} jobs",
+                    round + 1,
+                    clock.name(),
+                    jobs.len()
+                );
+                let o = matrix::Options {
+                    clock,
+                    ..opts.clone()
+                };
                 let s = matrix::run(&o, &jobs, &|_| {}).context("running the matrix")?;
                 eprintln!("  {:.1} s", s.wall_secs);
                 runs.push((clock, s));
             }
         }
         if let Some(path) = &args.json {
-            let named: Vec<_> = runs.iter().map(|(c, s)| serde_json::json!({ "clock": c.name(), "summary": s })).collect();
+            let named: Vec<_> = runs
+                .iter()
+                .map(|(c, s)| serde_json::json!({ "clock": c.name(), "summary": s }))
+                .collect();
             write_json(path, &named)?;
         }
         out(format_args!("{}", matrix::clock_comparison(&runs)));
-        let ok = runs.iter().filter(|(c, _)| *c == ClockMode::Virtual).all(|(_, s)| s.ok());
+        let ok = runs
+            .iter()
+            .filter(|(c, _)| *c == ClockMode::Virtual)
+            .all(|(_, s)| s.ok());
         return Ok(if ok { 0 } else { 1 });
     }
     let total = jobs.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let summary = matrix::run(&opts, &jobs, &|r| {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        eprintln!("[{n}/{total}] {} {} ({:.2} s)", r.status.name(), r.name, r.secs);
+        eprintln!(
+            "[{n}/{total}] {} {} ({:.2} s)",
+            r.status.name(),
+            r.name,
+            r.secs
+        );
     })
     .context("running the matrix")?;
     let mut summary = summary;

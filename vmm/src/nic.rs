@@ -118,18 +118,28 @@ fn check_delivery(mem: &GuestMemoryMmap, root: &PciRoot, log: &EventLog, args: &
     let fail = |detail: String| {
         log.push(
             Source::Vmm,
-            EventKind::Violation { rule: Rule::RxContent.name().into(), detail },
+            EventKind::Violation {
+                rule: Rule::RxContent.name().into(),
+                detail,
+            },
         );
     };
     let Some(sent) = root.nic.tx_frame(seq) else {
-        return fail(format!("delivered frame claims TX seq {seq}, which the device never sent"));
+        return fail(format!(
+            "delivered frame claims TX seq {seq}, which the device never sent"
+        ));
     };
     if len != sent.len() as u64 {
-        return fail(format!("frame {seq}: delivered {len} bytes, sent {}", sent.len()));
+        return fail(format!(
+            "frame {seq}: delivered {len} bytes, sent {}",
+            sent.len()
+        ));
     }
     let mut got = vec![0u8; sent.len()];
     if mem.read_slice(&mut got, GuestAddress(addr)).is_err() {
-        return fail(format!("frame {seq}: buffer {addr:#x}+{len} is outside guest RAM"));
+        return fail(format!(
+            "frame {seq}: buffer {addr:#x}+{len} is outside guest RAM"
+        ));
     }
     if let Some(i) = got.iter().zip(sent).position(|(a, b)| a != b) {
         fail(format!(
@@ -158,20 +168,29 @@ pub fn attach(vm: &mut Vm, cfg: NicConfig) -> Result<(NicHandle, Option<JoinHand
     let (msi, clock) = match &vm.sim {
         None => (kvm_msi, DeviceTime::Wall(Instant::now())),
         Some(sim) => (
-            Arc::new(SimMsi { inner: kvm_msi, sim: sim.clone() }) as Arc<dyn MsiSink>,
+            Arc::new(SimMsi {
+                inner: kvm_msi,
+                sim: sim.clone(),
+            }) as Arc<dyn MsiSink>,
             DeviceTime::Virtual(sim.clone()),
         ),
     };
     let nic = Nic::new(cfg, vm.mem.clone(), msi, vm.events.clone())
         .map_err(|e| VmError::Device(e.to_string()))?;
-    let handle = NicHandle { root: Arc::new(Mutex::new(PciRoot::new(nic))), clock };
+    let handle = NicHandle {
+        root: Arc::new(Mutex::new(PciRoot::new(nic))),
+        clock,
+    };
 
     vm.io.register_pio(
         PioRange::new(PioAddress(pci::CONFIG_ADDRESS_PORT), 8)?,
         Arc::new(Mutex::new(PciPorts(handle.clone()))),
     )?;
     vm.io.register_mmio(
-        MmioRange::new(MmioAddress(layout::MMIO_WINDOW_BASE), layout::MMIO_WINDOW_SIZE)?,
+        MmioRange::new(
+            MmioAddress(layout::MMIO_WINDOW_BASE),
+            layout::MMIO_WINDOW_SIZE,
+        )?,
         Arc::new(Mutex::new(MmioWindow(handle.clone()))),
     )?;
 

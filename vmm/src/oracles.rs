@@ -26,9 +26,9 @@ pub struct Finding {
 /// events and unknown marker names).
 pub fn marker_of(e: &Event) -> Option<(Marker, &[u64], &str)> {
     match &e.kind {
-        EventKind::Marker { marker, args, text, .. } => {
-            Marker::from_name(marker).map(|m| (m, args.as_slice(), text.as_str()))
-        }
+        EventKind::Marker {
+            marker, args, text, ..
+        } => Marker::from_name(marker).map(|m| (m, args.as_slice(), text.as_str())),
         _ => None,
     }
 }
@@ -36,7 +36,10 @@ pub fn marker_of(e: &Event) -> Option<(Marker, &[u64], &str)> {
 /// Argument `i` of a marker, numbered as in `abi::Marker`'s docs (the
 /// record's args[0] is the marker id, which the log leaves out).
 pub fn arg(args: &[u64], i: usize) -> u64 {
-    i.checked_sub(1).and_then(|i| args.get(i)).copied().unwrap_or(0)
+    i.checked_sub(1)
+        .and_then(|i| args.get(i))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Run every oracle. `expect_busy_free` is false for scenarios that
@@ -96,7 +99,11 @@ const NAPI_CAUSES: u64 = (abi::regs::INT_TX | abi::regs::INT_RX) as u64;
 /// not say, and the device latches that error for `device-error`.)
 fn int_enable_after(e: &Event, before: u64) -> u64 {
     match &e.kind {
-        EventKind::MmioWrite { offset, value, .. } if *offset == u64::from(abi::regs::INT_ENABLE) => *value,
+        EventKind::MmioWrite { offset, value, .. }
+            if *offset == u64::from(abi::regs::INT_ENABLE) =>
+        {
+            *value
+        }
         EventKind::ResetStart => 0,
         _ => before,
     }
@@ -154,7 +161,9 @@ pub fn irq_enabled_after_stop(log: &[Event]) -> Vec<Finding> {
                     out.push(Finding {
                         oracle: Rule::IrqEnabledAfterStop,
                         seq: e.seq,
-                        detail: format!("INT_ENABLE set to {ie:#x} after stop-exit #{at}, before any open"),
+                        detail: format!(
+                            "INT_ENABLE set to {ie:#x} after stop-exit #{at}, before any open"
+                        ),
                     });
                 }
             }
@@ -179,7 +188,9 @@ pub fn irq_after_napi_disable(log: &[Event]) -> Vec<Finding> {
             continue;
         }
         let Some(at) = disabled_at else { continue };
-        let EventKind::MmioWrite { offset, value, .. } = &e.kind else { continue };
+        let EventKind::MmioWrite { offset, value, .. } = &e.kind else {
+            continue;
+        };
         let what = if *offset == u64::from(abi::regs::INT_CAUSE) {
             "INT_CAUSE"
         } else if *offset == u64::from(abi::regs::INT_ENABLE) && *value != 0 {
@@ -209,7 +220,11 @@ pub fn tx_timeout(log: &[Event], expected: bool) -> Vec<Finding> {
             Some((Marker::TxTimeout, args, _)) => Some(Finding {
                 oracle: Rule::TxTimeout,
                 seq: e.seq,
-                detail: format!("ndo_tx_timeout on queue {} after a {} ms stall", arg(args, 1), arg(args, 2) / 1_000_000),
+                detail: format!(
+                    "ndo_tx_timeout on queue {} after a {} ms stall",
+                    arg(args, 1),
+                    arg(args, 2) / 1_000_000
+                ),
             }),
             _ => None,
         })
@@ -228,16 +243,28 @@ pub fn reset_wait(log: &[Event]) -> Vec<Finding> {
             EventKind::ResetStart => resetting = Some((e.seq, false)),
             EventKind::ResetDone => resetting = None,
             _ => {
-                let Some((at, reported)) = resetting.as_mut() else { continue };
+                let Some((at, reported)) = resetting.as_mut() else {
+                    continue;
+                };
                 let what = match marker_of(e) {
                     Some((Marker::DmaUnmap, args, _)) if !*reported => {
                         *reported = true;
-                        format!("{:#x}+{} unmapped while the reset started at #{at} was still running", arg(args, 1), arg(args, 2))
+                        format!(
+                            "{:#x}+{} unmapped while the reset started at #{at} was still running",
+                            arg(args, 1),
+                            arg(args, 2)
+                        )
                     }
-                    Some((Marker::StopExit, _, _)) => format!("stop returned while the reset started at #{at} was still running"),
+                    Some((Marker::StopExit, _, _)) => {
+                        format!("stop returned while the reset started at #{at} was still running")
+                    }
                     _ => continue,
                 };
-                out.push(Finding { oracle: Rule::ResetWait, seq: e.seq, detail: what });
+                out.push(Finding {
+                    oracle: Rule::ResetWait,
+                    seq: e.seq,
+                    detail: what,
+                });
             }
         }
     }
@@ -297,8 +324,12 @@ pub fn doorbell_pending(log: &[Event]) -> Vec<Finding> {
     let (mut tail, mut reported) = (0u32, false);
     for e in log {
         match (&e.kind, marker_of(e)) {
-            (EventKind::ResetStart, _) | (_, Some((Marker::OpenEnter, ..))) => (tail, reported) = (0, false),
-            (EventKind::MmioWrite { offset, value, .. }, _) if *offset == u64::from(abi::regs::TX_TAIL) => {
+            (EventKind::ResetStart, _) | (_, Some((Marker::OpenEnter, ..))) => {
+                (tail, reported) = (0, false)
+            }
+            (EventKind::MmioWrite { offset, value, .. }, _)
+                if *offset == u64::from(abi::regs::TX_TAIL) =>
+            {
                 tail = *value as u32;
             }
             (_, Some((Marker::TxRing, args, _))) => {
@@ -342,7 +373,9 @@ pub fn bql_balance(log: &[Event]) -> Vec<Finding> {
             EventKind::TxFrame { len, .. } => sent += u64::from(*len),
             _ => {}
         }
-        let Some((Marker::TxRing, args, _)) = marker_of(e) else { continue };
+        let Some((Marker::TxRing, args, _)) = marker_of(e) else {
+            continue;
+        };
         let flags = arg(args, 5);
         if flags & abi::TX_RING_BQL == 0 {
             continue;
@@ -351,7 +384,9 @@ pub fn bql_balance(log: &[Event]) -> Vec<Finding> {
         let (queued, completed, sent) = (arg(args, 3) as u32, arg(args, 4) as u32, sent as u32);
         let empty_at_stop = flags & abi::TX_RING_AT_STOP != 0 && arg(args, 1) == arg(args, 2);
         let detail = if (sent.wrapping_sub(completed) as i32) < 0 {
-            format!("BQL completed {completed} bytes but the device sent only {sent} since its reset")
+            format!(
+                "BQL completed {completed} bytes but the device sent only {sent} since its reset"
+            )
         } else if (queued.wrapping_sub(sent) as i32) < 0 {
             format!("the device sent {sent} bytes since its reset but BQL queued only {queued}")
         } else if empty_at_stop && (completed != sent || queued != sent) {
@@ -359,7 +394,11 @@ pub fn bql_balance(log: &[Event]) -> Vec<Finding> {
         } else {
             continue;
         };
-        out.push(Finding { oracle: Rule::BqlBalance, seq: e.seq, detail });
+        out.push(Finding {
+            oracle: Rule::BqlBalance,
+            seq: e.seq,
+            detail,
+        });
     }
     out
 }
@@ -374,8 +413,16 @@ pub fn bql_balance(log: &[Event]) -> Vec<Finding> {
 pub fn bql_stall(log: &[Event]) -> Vec<Finding> {
     let mut out = Vec::new();
     for e in log {
-        let Some((Marker::BqlStall, args, _)) = marker_of(e) else { continue };
-        let (queue, len, thrs, count, ns) = (arg(args, 1), arg(args, 2), arg(args, 3), arg(args, 4), arg(args, 5));
+        let Some((Marker::BqlStall, args, _)) = marker_of(e) else {
+            continue;
+        };
+        let (queue, len, thrs, count, ns) = (
+            arg(args, 1),
+            arg(args, 2),
+            arg(args, 3),
+            arg(args, 4),
+            arg(args, 5),
+        );
         let ms = |j: u64| j.saturating_mul(ns) / 1_000_000;
         out.push(Finding {
             oracle: Rule::BqlStall,
@@ -396,7 +443,9 @@ pub fn skb_ledger(log: &[Event]) -> Vec<Finding> {
     let mut live: BTreeMap<u64, u64> = BTreeMap::new();
     let mut out = Vec::new();
     for e in log {
-        let Some((m, args, _)) = marker_of(e) else { continue };
+        let Some((m, args, _)) = marker_of(e) else {
+            continue;
+        };
         match m {
             // The map update is the arm's work, so it stays in the body
             // rather than in a match guard (where clippy's collapsible_match
@@ -473,12 +522,16 @@ fn dma_ledger(log: &[Event]) -> (Vec<Finding>, Ledger) {
     let mut live = Ledger::new();
     let mut out = Vec::new();
     for e in log {
-        let Some((m, args, _)) = marker_of(e) else { continue };
+        let Some((m, args, _)) = marker_of(e) else {
+            continue;
+        };
         match m {
             Marker::DmaMap => {
                 let (addr, len, dir) = (arg(args, 1), arg(args, 2), arg(args, 3));
                 let maps = live.entry(addr).or_default();
-                if maps.iter().any(|&(_, d, _)| d != DMA_TO_DEVICE) || (!maps.is_empty() && dir != DMA_TO_DEVICE) {
+                if maps.iter().any(|&(_, d, _)| d != DMA_TO_DEVICE)
+                    || (!maps.is_empty() && dir != DMA_TO_DEVICE)
+                {
                     out.push(Finding {
                         oracle: Rule::DmaMaps,
                         seq: e.seq,
@@ -527,11 +580,15 @@ const DMA_TO_DEVICE: u64 = 0;
 /// (the driver's stop ran), so a driver that closes twice is seen too.
 pub fn auto_close(log: &[Event]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let driver_reports = log.iter().any(|e| matches!(marker_of(e), Some((Marker::NdoStop, _, _))));
+    let driver_reports = log
+        .iter()
+        .any(|e| matches!(marker_of(e), Some((Marker::NdoStop, _, _))));
     // (seq, was_up, core stop calls, driver stop entries)
     let mut inside: Option<(u64, bool, u32, u32)> = None;
     for e in log {
-        let Some((m, args, _)) = marker_of(e) else { continue };
+        let Some((m, args, _)) = marker_of(e) else {
+            continue;
+        };
         match m {
             Marker::UnregisterEnter => inside = Some((e.seq, arg(args, 1) == 1, 0, 0)),
             Marker::StopEnter => {
@@ -587,7 +644,8 @@ pub fn no_busy(log: &[Event]) -> Vec<Finding> {
         match marker_of(e) {
             Some((Marker::QueueFree, args, _)) if arg(args, 1) == 0 => woken_since_stop = false,
             Some((Marker::QueueWake, args, _))
-                if arg(args, 1) == QueueReason::Reclaim as u64 || arg(args, 1) == QueueReason::Timeout as u64 =>
+                if arg(args, 1) == QueueReason::Reclaim as u64
+                    || arg(args, 1) == QueueReason::Timeout as u64 =>
             {
                 woken_since_stop = true
             }
@@ -625,7 +683,9 @@ pub fn mac_from_u64(v: u64) -> [u8; 6] {
 pub fn mac_address(log: &[Event], eeprom: [u8; 6]) -> Vec<Finding> {
     let mut out = Vec::new();
     for e in log {
-        let Some((Marker::ProbeExit, args, _)) = marker_of(e) else { continue };
+        let Some((Marker::ProbeExit, args, _)) = marker_of(e) else {
+            continue;
+        };
         if arg(args, 1) != 0 {
             continue; // probe refused the device: allowed
         }
@@ -634,14 +694,22 @@ pub fn mac_address(log: &[Event], eeprom: [u8; 6]) -> Vec<Finding> {
         let bad = if !is_valid_ether_addr(used) {
             Some(format!("registered invalid address {used:02x?}"))
         } else if is_valid_ether_addr(eeprom) && (used != eeprom || random) {
-            Some(format!("EEPROM address {eeprom:02x?} is valid but {used:02x?} (random={random}) was used"))
+            Some(format!(
+                "EEPROM address {eeprom:02x?} is valid but {used:02x?} (random={random}) was used"
+            ))
         } else if !is_valid_ether_addr(eeprom) && !random {
-            Some(format!("EEPROM address {eeprom:02x?} is invalid but the replacement is not marked random"))
+            Some(format!(
+                "EEPROM address {eeprom:02x?} is invalid but the replacement is not marked random"
+            ))
         } else {
             None
         };
         if let Some(detail) = bad {
-            out.push(Finding { oracle: Rule::MacAddress, seq: e.seq, detail });
+            out.push(Finding {
+                oracle: Rule::MacAddress,
+                seq: e.seq,
+                detail,
+            });
         }
     }
     out
@@ -664,7 +732,9 @@ pub fn guest_oracles(log: &[Event]) -> Vec<Finding> {
 /// Kebab-case name of a device error code (`abi::DeviceError` by name,
 /// e.g. `address-outside-ram`); `unknown-N` for codes the ABI lacks.
 pub fn device_error_name(code: u32) -> String {
-    let Some(e) = abi::DeviceError::from_code(code) else { return format!("unknown-{code}") };
+    let Some(e) = abi::DeviceError::from_code(code) else {
+        return format!("unknown-{code}");
+    };
     let mut out = String::new();
     for (i, c) in format!("{e:?}").chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {
@@ -684,23 +754,33 @@ pub fn device_error(log: &[Event], expected: Option<abi::DeviceError>) -> Vec<Fi
     let mut seen_expected = false;
     let mut out = Vec::new();
     for e in log {
-        let EventKind::DeviceFault { code, addr } = e.kind else { continue };
+        let EventKind::DeviceFault { code, addr } = e.kind else {
+            continue;
+        };
         if Some(code) == want {
             seen_expected = true;
             continue;
         }
-        let also = want.map_or(String::new(), |w| format!(" (expected {})", device_error_name(w)));
+        let also = want.map_or(String::new(), |w| {
+            format!(" (expected {})", device_error_name(w))
+        });
         out.push(Finding {
             oracle: Rule::DeviceError,
             seq: e.seq,
-            detail: format!("device latched {} (code {code}) at {addr:#x}{also}", device_error_name(code)),
+            detail: format!(
+                "device latched {} (code {code}) at {addr:#x}{also}",
+                device_error_name(code)
+            ),
         });
     }
     if let (Some(w), false) = (want, seen_expected) {
         out.push(Finding {
             oracle: Rule::DeviceError,
             seq: log.last().map_or(0, |e| e.seq),
-            detail: format!("expected the device to latch {} (code {w}); it did not", device_error_name(w)),
+            detail: format!(
+                "expected the device to latch {} (code {w}); it did not",
+                device_error_name(w)
+            ),
         });
     }
     out
@@ -713,7 +793,15 @@ mod device_error_tests {
     use nic_model::events::Source;
 
     fn fault(seq: u64, e: DeviceError) -> Event {
-        Event { seq, time_ns: 0, source: Source::Device, kind: EventKind::DeviceFault { code: e as u32, addr: 0x4000_1000 } }
+        Event {
+            seq,
+            time_ns: 0,
+            source: Source::Device,
+            kind: EventKind::DeviceFault {
+                code: e as u32,
+                addr: 0x4000_1000,
+            },
+        }
     }
 
     #[test]
@@ -729,12 +817,25 @@ mod device_error_tests {
         let f = device_error(&log, None);
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].oracle, f[0].seq), (Rule::DeviceError, 7));
-        assert!(f[0].detail.contains("address-outside-ram (code 3) at 0x40001000"), "{}", f[0].detail);
+        assert!(
+            f[0].detail
+                .contains("address-outside-ram (code 3) at 0x40001000"),
+            "{}",
+            f[0].detail
+        );
         assert!(device_error(&log, Some(DeviceError::AddressOutsideRam)).is_empty());
         let wrong = device_error(&log, Some(DeviceError::ZeroLength));
         assert_eq!(wrong.len(), 2, "{wrong:?}");
-        assert!(wrong[0].detail.contains("expected zero-length"), "{}", wrong[0].detail);
-        assert!(wrong[1].detail.contains("it did not"), "{}", wrong[1].detail);
+        assert!(
+            wrong[0].detail.contains("expected zero-length"),
+            "{}",
+            wrong[0].detail
+        );
+        assert!(
+            wrong[1].detail.contains("it did not"),
+            "{}",
+            wrong[1].detail
+        );
         assert!(device_error(&[], None).is_empty());
         assert_eq!(device_error(&[], Some(DeviceError::BadTail)).len(), 1);
     }
@@ -753,7 +854,12 @@ mod tests {
                 seq: i as u64,
                 time_ns: 0,
                 source: Source::Guest,
-                kind: EventKind::Marker { marker: m.name().into(), args: a.to_vec(), text: String::new(), cpu: None },
+                kind: EventKind::Marker {
+                    marker: m.name().into(),
+                    args: a.to_vec(),
+                    text: String::new(),
+                    cpu: None,
+                },
             })
             .collect()
     }
@@ -762,19 +868,33 @@ mod tests {
     fn skb_ledger_finds_double_free_and_leak() {
         let ok = log(&[(Marker::SkbAlloc, &[1, 60]), (Marker::SkbFree, &[1])]);
         assert!(skb_ledger(&ok).is_empty());
-        let double = log(&[(Marker::SkbAlloc, &[1, 60]), (Marker::SkbFree, &[1]), (Marker::SkbFree, &[1])]);
+        let double = log(&[
+            (Marker::SkbAlloc, &[1, 60]),
+            (Marker::SkbFree, &[1]),
+            (Marker::SkbFree, &[1]),
+        ]);
         assert_eq!(skb_ledger(&double).len(), 1);
-        let leak = log(&[(Marker::SkbAlloc, &[1, 60]), (Marker::SkbClone, &[2, 1]), (Marker::SkbFree, &[1])]);
+        let leak = log(&[
+            (Marker::SkbAlloc, &[1, 60]),
+            (Marker::SkbClone, &[2, 1]),
+            (Marker::SkbFree, &[1]),
+        ]);
         assert!(skb_ledger(&leak)[0].detail.contains("skb 2"));
     }
 
     #[test]
     fn dma_maps_finds_leaks_and_bad_unmaps() {
-        let ok = log(&[(Marker::DmaMap, &[0x1000, 64, 0]), (Marker::DmaUnmap, &[0x1000, 64])]);
+        let ok = log(&[
+            (Marker::DmaMap, &[0x1000, 64, 0]),
+            (Marker::DmaUnmap, &[0x1000, 64]),
+        ]);
         assert!(dma_maps(&ok).is_empty());
         let leak = log(&[(Marker::DmaMap, &[0x1000, 64, 0])]);
         assert_eq!(dma_maps(&leak).len(), 1);
-        let wrong_len = log(&[(Marker::DmaMap, &[0x1000, 64, 0]), (Marker::DmaUnmap, &[0x1000, 32])]);
+        let wrong_len = log(&[
+            (Marker::DmaMap, &[0x1000, 64, 0]),
+            (Marker::DmaUnmap, &[0x1000, 32]),
+        ]);
         assert!(dma_maps(&wrong_len)[0].detail.contains("length"));
         // Two frames' fragments at the same byte, both to the device, in
         // flight together and unmapped in either order: fine.
@@ -786,19 +906,37 @@ mod tests {
         ]);
         assert!(dma_maps(&shared).is_empty(), "{:?}", dma_maps(&shared));
         // A buffer the device may write, mapped twice: flagged.
-        let rx_twice = log(&[(Marker::DmaMap, &[0x1000, 64, 1]), (Marker::DmaMap, &[0x1000, 64, 1])]);
+        let rx_twice = log(&[
+            (Marker::DmaMap, &[0x1000, 64, 1]),
+            (Marker::DmaMap, &[0x1000, 64, 1]),
+        ]);
         assert!(dma_maps(&rx_twice)[0].detail.contains("mapped twice"));
-        let double_unmap = log(&[(Marker::DmaMap, &[0x1000, 64, 0]), (Marker::DmaUnmap, &[0x1000, 64]), (Marker::DmaUnmap, &[0x1000, 64])]);
+        let double_unmap = log(&[
+            (Marker::DmaMap, &[0x1000, 64, 0]),
+            (Marker::DmaUnmap, &[0x1000, 64]),
+            (Marker::DmaUnmap, &[0x1000, 64]),
+        ]);
         assert!(dma_maps(&double_unmap)[0].detail.contains("not mapped"));
     }
 
     #[test]
     fn auto_close_counts_stops_inside_unregister() {
-        let up_ok = log(&[(Marker::UnregisterEnter, &[1]), (Marker::StopEnter, &[]), (Marker::UnregisterExit, &[])]);
+        let up_ok = log(&[
+            (Marker::UnregisterEnter, &[1]),
+            (Marker::StopEnter, &[]),
+            (Marker::UnregisterExit, &[]),
+        ]);
         assert!(auto_close(&up_ok).is_empty());
-        let up_no_stop = log(&[(Marker::UnregisterEnter, &[1]), (Marker::UnregisterExit, &[])]);
+        let up_no_stop = log(&[
+            (Marker::UnregisterEnter, &[1]),
+            (Marker::UnregisterExit, &[]),
+        ]);
         assert_eq!(auto_close(&up_no_stop).len(), 1);
-        let down_stop = log(&[(Marker::UnregisterEnter, &[0]), (Marker::StopEnter, &[]), (Marker::UnregisterExit, &[])]);
+        let down_stop = log(&[
+            (Marker::UnregisterEnter, &[0]),
+            (Marker::StopEnter, &[]),
+            (Marker::UnregisterExit, &[]),
+        ]);
         assert_eq!(auto_close(&down_stop).len(), 1);
     }
 
@@ -809,7 +947,11 @@ mod tests {
             seq,
             time_ns: 0,
             source: Source::Device,
-            kind: EventKind::MmioWrite { offset: u64::from(abi::regs::TX_TAIL), value: 1, size: 4 },
+            kind: EventKind::MmioWrite {
+                offset: u64::from(abi::regs::TX_TAIL),
+                value: 1,
+                size: 4,
+            },
         };
         l.insert(1, bell(1));
         l.push(bell(3));
@@ -822,24 +964,44 @@ mod tests {
     fn bql_stall_reports_each_stall_marker() {
         assert!(bql_stall(&log(&[(Marker::Bql, &[1, 1, 0, 0])])).is_empty());
         // queue 0, 50 jiffies, thrs 25, first stall, 4 ms a jiffy.
-        let f = bql_stall(&log(&[(Marker::Bql, &[1, 1, 0, 0]), (Marker::BqlStall, &[0, 50, 25, 1, 4_000_000])]));
+        let f = bql_stall(&log(&[
+            (Marker::Bql, &[1, 1, 0, 0]),
+            (Marker::BqlStall, &[0, 50, 25, 1, 4_000_000]),
+        ]));
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].oracle, f[0].seq), (Rule::BqlStall, 1));
-        assert!(f[0].detail.contains("50 jiffies (200 ms)") && f[0].detail.contains("stall_thrs 25 (100 ms)"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("50 jiffies (200 ms)")
+                && f[0].detail.contains("stall_thrs 25 (100 ms)"),
+            "{}",
+            f[0].detail
+        );
     }
 
     #[test]
     fn mac_oracle_wants_eeprom_address_or_marked_random() {
         let eeprom = [0x02, 0, 0, 0, 0, 1];
         let as_u64 = |m: [u8; 6]| u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0]);
-        assert!(mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(eeprom), 0])]), eeprom).is_empty());
+        assert!(mac_address(
+            &log(&[(Marker::ProbeExit, &[0, as_u64(eeprom), 0])]),
+            eeprom
+        )
+        .is_empty());
         let other = [0x02, 0, 0, 0, 0, 2];
-        assert_eq!(mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(other), 0])]), eeprom).len(), 1);
+        assert_eq!(
+            mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(other), 0])]), eeprom).len(),
+            1
+        );
         let mcast = [0x01, 0, 0x5e, 0, 0, 1];
         // An invalid EEPROM address kept as permanent is caught...
-        assert_eq!(mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(mcast), 0])]), mcast).len(), 1);
+        assert_eq!(
+            mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(mcast), 0])]), mcast).len(),
+            1
+        );
         // ...a random unicast replacement marked random is not.
-        assert!(mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(other), 1])]), mcast).is_empty());
+        assert!(
+            mac_address(&log(&[(Marker::ProbeExit, &[0, as_u64(other), 1])]), mcast).is_empty()
+        );
         // A refused probe is allowed.
         assert!(mac_address(&log(&[(Marker::ProbeExit, &[22, 0, 0])]), mcast).is_empty());
     }
@@ -851,12 +1013,25 @@ mod tests {
     /// next xmit finds the ring full and returns BUSY.
     #[test]
     fn a_busy_after_a_false_wake_is_excused_and_no_other() {
-        let (ring_low, reclaim, bql) = (QueueReason::RingLow as u64, QueueReason::Reclaim as u64, QueueReason::Bql as u64);
-        let stop = [(Marker::QueueStop, &[ring_low, 0][..]), (Marker::QueueFree, &[0, 4])];
-        let wake = [(Marker::QueueWake, &[reclaim, 0][..]), (Marker::QueueFree, &[1, 48])];
+        let (ring_low, reclaim, bql) = (
+            QueueReason::RingLow as u64,
+            QueueReason::Reclaim as u64,
+            QueueReason::Bql as u64,
+        );
+        let stop = [
+            (Marker::QueueStop, &[ring_low, 0][..]),
+            (Marker::QueueFree, &[0, 4]),
+        ];
+        let wake = [
+            (Marker::QueueWake, &[reclaim, 0][..]),
+            (Marker::QueueFree, &[1, 48]),
+        ];
         let busy = |false_wake: u64| (Marker::XmitBusy, vec![131085, false_wake]);
         let with = |parts: &[&[(Marker, &[u64])]], tail: &[(Marker, Vec<u64>)]| {
-            let mut v: Vec<(Marker, Vec<u64>)> = parts.iter().flat_map(|p| p.iter().map(|(m, a)| (*m, a.to_vec()))).collect();
+            let mut v: Vec<(Marker, Vec<u64>)> = parts
+                .iter()
+                .flat_map(|p| p.iter().map(|(m, a)| (*m, a.to_vec())))
+                .collect();
             v.extend(tail.iter().cloned());
             let refs: Vec<(Marker, &[u64])> = v.iter().map(|(m, a)| (*m, &a[..])).collect();
             no_busy(&log(&refs))
@@ -869,7 +1044,10 @@ mod tests {
         // The stack claims a wake the log does not show (none after the
         // stop, or only a BQL one): not excused.
         assert_eq!(with(&[&wake, &stop], &[busy(1)]).len(), 1);
-        assert_eq!(with(&[&stop, &[(Marker::QueueWake, &[bql, 0])]], &[busy(1)]).len(), 1);
+        assert_eq!(
+            with(&[&stop, &[(Marker::QueueWake, &[bql, 0])]], &[busy(1)]).len(),
+            1
+        );
         // One wake excuses one BUSY.
         assert_eq!(with(&[&stop, &wake], &[busy(1), busy(1)]).len(), 1);
     }
@@ -887,16 +1065,33 @@ mod tests {
             seq,
             time_ns: 0,
             source: Source::Guest,
-            kind: EventKind::Marker { marker: Marker::TxRing.name().into(), args: args.to_vec(), text: String::new(), cpu: None },
+            kind: EventKind::Marker {
+                marker: Marker::TxRing.name().into(),
+                args: args.to_vec(),
+                text: String::new(),
+                cpu: None,
+            },
         }
     }
 
     fn dev(seq: u64, kind: EventKind) -> Event {
-        Event { seq, time_ns: 0, source: Source::Device, kind }
+        Event {
+            seq,
+            time_ns: 0,
+            source: Source::Device,
+            kind,
+        }
     }
 
     fn tx_tail(seq: u64, v: u64) -> Event {
-        dev(seq, EventKind::MmioWrite { offset: u64::from(abi::regs::TX_TAIL), value: v, size: 4 })
+        dev(
+            seq,
+            EventKind::MmioWrite {
+                offset: u64::from(abi::regs::TX_TAIL),
+                value: v,
+                size: 4,
+            },
+        )
     }
 
     #[test]
@@ -906,12 +1101,25 @@ mod tests {
         assert!(doorbell_pending(&ok).is_empty());
         // Last skb dropped without the flush: 3 posted, tail still 0,
         // found at the batch end and not again at stop.
-        let bad = vec![tx_ring(0, [3, 0, 0, 0, 0]), tx_ring(1, [3, 0, 0, 0, abi::TX_RING_AT_STOP])];
+        let bad = vec![
+            tx_ring(0, [3, 0, 0, 0, 0]),
+            tx_ring(1, [3, 0, 0, 0, abi::TX_RING_AT_STOP]),
+        ];
         let f = doorbell_pending(&bad);
         assert_eq!(f.len(), 1, "{f:?}");
-        assert!(f[0].detail.contains("3 descriptor(s)") && f[0].detail.contains("batch"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("3 descriptor(s)") && f[0].detail.contains("batch"),
+            "{}",
+            f[0].detail
+        );
         // A reset and a new open start again from index 0.
-        let reopened = vec![tx_tail(0, 9), dev(1, EventKind::ResetStart), tx_ring(2, [0, 0, 0, 0, 0]), tx_tail(3, 2), tx_ring(4, [2, 0, 0, 0, 0])];
+        let reopened = vec![
+            tx_tail(0, 9),
+            dev(1, EventKind::ResetStart),
+            tx_ring(2, [0, 0, 0, 0, 0]),
+            tx_tail(3, 2),
+            tx_ring(4, [2, 0, 0, 0, 0]),
+        ];
         assert!(doorbell_pending(&reopened).is_empty());
         // Indexes wrap: a tail of 0xffff_fffe leaves 3 before index 1.
         let f = doorbell_pending(&[tx_tail(0, 0xffff_fffe), tx_ring(1, [1, 0, 0, 0, 0])]);
@@ -924,27 +1132,56 @@ mod tests {
         let stop = bql | abi::TX_RING_AT_STOP;
         let frame = |seq, len| dev(seq, EventKind::TxFrame { seq, len, hash: 0 });
         // 100 + 60 sent, all reclaimed and reported: balanced at stop.
-        let ok = vec![frame(0, 100), tx_ring(1, [2, 1, 160, 100, bql]), frame(2, 60), tx_ring(3, [2, 2, 160, 160, stop])];
+        let ok = vec![
+            frame(0, 100),
+            tx_ring(1, [2, 1, 160, 100, bql]),
+            frame(2, 60),
+            tx_ring(3, [2, 2, 160, 160, stop]),
+        ];
         assert!(bql_balance(&ok).is_empty(), "{:?}", bql_balance(&ok));
         // One round never reported: empty ring at stop, completed short.
-        let short = vec![frame(0, 100), frame(1, 60), tx_ring(2, [2, 2, 160, 60, stop])];
+        let short = vec![
+            frame(0, 100),
+            frame(1, 60),
+            tx_ring(2, [2, 2, 160, 60, stop]),
+        ];
         let f = bql_balance(&short);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].detail.contains("completed 60"), "{}", f[0].detail);
         // Frames still on the ring at stop: only the bounds apply.
         assert!(bql_balance(&[frame(0, 100), tx_ring(1, [2, 1, 160, 0, stop])]).is_empty());
         // More completed than sent, or more sent than queued.
-        assert_eq!(bql_balance(&[frame(0, 100), tx_ring(1, [1, 1, 100, 160, bql])]).len(), 1);
-        assert_eq!(bql_balance(&[frame(0, 100), tx_ring(1, [1, 0, 60, 0, bql])]).len(), 1);
+        assert_eq!(
+            bql_balance(&[frame(0, 100), tx_ring(1, [1, 1, 100, 160, bql])]).len(),
+            1
+        );
+        assert_eq!(
+            bql_balance(&[frame(0, 100), tx_ring(1, [1, 0, 60, 0, bql])]).len(),
+            1
+        );
         // BQL off (lost-wake): nothing to judge; a reset clears the bytes.
-        assert!(bql_balance(&[frame(0, 100), tx_ring(1, [1, 1, 0, 0, abi::TX_RING_AT_STOP])]).is_empty());
-        assert!(bql_balance(&[frame(0, 100), dev(1, EventKind::ResetStart), tx_ring(2, [0, 0, 0, 0, stop])]).is_empty());
+        assert!(bql_balance(&[
+            frame(0, 100),
+            tx_ring(1, [1, 1, 0, 0, abi::TX_RING_AT_STOP])
+        ])
+        .is_empty());
+        assert!(bql_balance(&[
+            frame(0, 100),
+            dev(1, EventKind::ResetStart),
+            tx_ring(2, [0, 0, 0, 0, stop])
+        ])
+        .is_empty());
     }
 
     #[test]
     fn stop_exit_during_a_reset_is_found() {
         let mut l = log(&[(Marker::StopEnter, &[]), (Marker::StopExit, &[])]);
-        let dev = |seq, kind| Event { seq, time_ns: 0, source: Source::Device, kind };
+        let dev = |seq, kind| Event {
+            seq,
+            time_ns: 0,
+            source: Source::Device,
+            kind,
+        };
         // Reset started and finished inside stop: fine.
         let mut ok = l.clone();
         ok.insert(1, dev(10, EventKind::ResetStart));
@@ -956,16 +1193,30 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert!(f[0].detail.contains("#10"), "{}", f[0].detail);
         // Unmapping during the reset is found too (once per reset).
-        let unmaps = log(&[(Marker::DmaUnmap, &[0x1000, 64]), (Marker::DmaUnmap, &[0x2000, 64])]);
+        let unmaps = log(&[
+            (Marker::DmaUnmap, &[0x1000, 64]),
+            (Marker::DmaUnmap, &[0x2000, 64]),
+        ]);
         let mut early = ok.clone();
         early.splice(2..2, unmaps);
         let f = reset_wait(&early);
         assert_eq!(f.len(), 1, "{f:?}");
-        assert!(f[0].detail.contains("0x1000+64 unmapped"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("0x1000+64 unmapped"),
+            "{}",
+            f[0].detail
+        );
     }
 
     fn int_enable(seq: u64, v: u64) -> Event {
-        dev(seq, EventKind::MmioWrite { offset: u64::from(abi::regs::INT_ENABLE), value: v, size: 4 })
+        dev(
+            seq,
+            EventKind::MmioWrite {
+                offset: u64::from(abi::regs::INT_ENABLE),
+                value: v,
+                size: 4,
+            },
+        )
     }
 
     fn at(mut e: Vec<Event>, seq: u64) -> Event {
@@ -980,7 +1231,12 @@ mod tests {
         let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
         let err = u64::from(abi::regs::INT_ERR);
         // Masked by the handler, restored by the poll: held.
-        let ok = vec![int_enable(0, all), int_enable(1, err), int_enable(2, all), at(done(), 3)];
+        let ok = vec![
+            int_enable(0, all),
+            int_enable(1, err),
+            int_enable(2, all),
+            at(done(), 3),
+        ];
         assert!(irq_reenable(&ok).is_empty());
         // Left masked: found at the marker.
         let bad = vec![int_enable(0, all), int_enable(1, err), at(done(), 2)];
@@ -988,7 +1244,11 @@ mod tests {
         assert_eq!((f.len(), f[0].seq), (1, 2), "{f:?}");
         assert!(f[0].detail.contains("0x4"), "{}", f[0].detail);
         // A reset clears INT_ENABLE too.
-        let reset = vec![int_enable(0, all), dev(1, EventKind::ResetStart), at(done(), 2)];
+        let reset = vec![
+            int_enable(0, all),
+            dev(1, EventKind::ResetStart),
+            at(done(), 2),
+        ];
         assert_eq!(irq_reenable(&reset).len(), 1);
     }
 
@@ -996,28 +1256,64 @@ mod tests {
     fn irq_enabled_after_stop_wants_zero_until_the_next_open() {
         let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
         let m = |seq, mk: Marker| at(log(&[(mk, &[])]), seq);
-        let ok = vec![int_enable(0, all), int_enable(1, 0), m(2, Marker::StopExit), m(3, Marker::OpenEnter), int_enable(4, all)];
+        let ok = vec![
+            int_enable(0, all),
+            int_enable(1, 0),
+            m(2, Marker::StopExit),
+            m(3, Marker::OpenEnter),
+            int_enable(4, all),
+        ];
         assert!(irq_enabled_after_stop(&ok).is_empty());
         // Stop returned with causes on.
         let f = irq_enabled_after_stop(&[int_enable(0, all), m(1, Marker::StopExit)]);
         assert_eq!((f.len(), f[0].seq), (1, 1), "{f:?}");
         // Turned back on after stop (a handler masking with a constant).
-        let late = vec![int_enable(0, 0), m(1, Marker::StopExit), int_enable(2, u64::from(abi::regs::INT_ERR))];
+        let late = vec![
+            int_enable(0, 0),
+            m(1, Marker::StopExit),
+            int_enable(2, u64::from(abi::regs::INT_ERR)),
+        ];
         let f = irq_enabled_after_stop(&late);
         assert_eq!((f.len(), f[0].seq), (1, 2), "{f:?}");
-        assert!(f[0].detail.contains("after stop-exit #1"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("after stop-exit #1"),
+            "{}",
+            f[0].detail
+        );
     }
 
     #[test]
     fn irq_after_napi_disable_wants_the_device_left_alone_until_napi_enable() {
         let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
         let napi = |seq, on: u64| at(log(&[(Marker::NapiDisable, &[on])]), seq);
-        let cause = |seq| dev(seq, EventKind::MmioWrite { offset: u64::from(abi::regs::INT_CAUSE), value: 3, size: 4 });
+        let cause = |seq| {
+            dev(
+                seq,
+                EventKind::MmioWrite {
+                    offset: u64::from(abi::regs::INT_CAUSE),
+                    value: 3,
+                    size: 4,
+                },
+            )
+        };
         // Stop's own INT_ENABLE 0, then open's acknowledge and enable after napi_enable.
-        let ok = vec![napi(0, 1), int_enable(1, 0), napi(2, 0), cause(3), int_enable(4, all)];
+        let ok = vec![
+            napi(0, 1),
+            int_enable(1, 0),
+            napi(2, 0),
+            cause(3),
+            int_enable(4, all),
+        ];
         assert!(irq_after_napi_disable(&ok).is_empty());
         // A handler's acknowledge and mask between disable and enable.
-        let bad = vec![cause(0), napi(1, 1), int_enable(2, u64::from(abi::regs::INT_ERR)), cause(3), int_enable(4, 0), napi(5, 0)];
+        let bad = vec![
+            cause(0),
+            napi(1, 1),
+            int_enable(2, u64::from(abi::regs::INT_ERR)),
+            cause(3),
+            int_enable(4, 0),
+            napi(5, 0),
+        ];
         let f = irq_after_napi_disable(&bad);
         assert_eq!(f.iter().map(|f| f.seq).collect::<Vec<_>>(), [2, 3], "{f:?}");
         assert!(f[0].detail.contains("napi-disable #1"), "{}", f[0].detail);
@@ -1050,15 +1346,27 @@ mod tests {
 
     #[test]
     fn queue_thresholds_judge_each_stop_and_wake() {
-        let (stop, start) = (u64::from(abi::TX_STOP_THRESH), u64::from(abi::TX_START_THRESH));
-        let ok = log(&[(Marker::QueueFree, &[0, stop - 1]), (Marker::QueueFree, &[1, start])]);
+        let (stop, start) = (
+            u64::from(abi::TX_STOP_THRESH),
+            u64::from(abi::TX_START_THRESH),
+        );
+        let ok = log(&[
+            (Marker::QueueFree, &[0, stop - 1]),
+            (Marker::QueueFree, &[1, start]),
+        ]);
         assert!(queue_thresholds(&ok).is_empty());
         let early_wake = log(&[(Marker::QueueFree, &[1, start - 1])]);
         let f = queue_thresholds(&early_wake);
         assert_eq!(f.len(), 1);
-        assert!(f[0].detail.contains("below the start threshold"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("below the start threshold"),
+            "{}",
+            f[0].detail
+        );
         let early_stop = log(&[(Marker::QueueFree, &[0, stop])]);
-        assert!(queue_thresholds(&early_stop)[0].detail.contains("still fits"));
+        assert!(queue_thresholds(&early_stop)[0]
+            .detail
+            .contains("still fits"));
     }
 
     #[test]

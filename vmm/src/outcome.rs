@@ -453,7 +453,11 @@ mod tests {
             assert!(!r.to_string().is_empty());
         }
         codes.dedup();
-        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6, 8], "exit codes are distinct");
+        assert_eq!(
+            codes,
+            vec![0, 1, 2, 3, 4, 5, 6, 8],
+            "exit codes are distinct"
+        );
     }
 
     #[test]
@@ -466,8 +470,15 @@ mod tests {
         assert_eq!(s.vcpus(), "boot vCPU 0, and 1 started by the guest");
         s.cpus_online = vec![1, 2];
         assert_eq!(s.vcpus(), "boot vCPU 0, and 1, 2 started by the guest");
-        let r = Report { stats: s, ..report(Outcome::Passed) };
-        assert!(r.to_string().contains("\nvCPUs: boot vCPU 0, and 1, 2 started by the guest\n"), "{r}");
+        let r = Report {
+            stats: s,
+            ..report(Outcome::Passed)
+        };
+        assert!(
+            r.to_string()
+                .contains("\nvCPUs: boot vCPU 0, and 1, 2 started by the guest\n"),
+            "{r}"
+        );
     }
 
     #[test]

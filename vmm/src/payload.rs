@@ -45,10 +45,16 @@ pub fn check_frame(frame: &[u8], seed: u64) -> Result<u32, String> {
     use nic_model::udp;
     let f = udp::parse(frame).map_err(|e| format!("not a nicproof UDP frame: {e:?}"))?;
     if f.seed != seed {
-        return Err(format!("frame {} carries seed {}, the run's is {seed}", f.seq, f.seed));
+        return Err(format!(
+            "frame {} carries seed {}, the run's is {seed}",
+            f.seq, f.seed
+        ));
     }
     if bytes(seed, u64::from(f.pool_off), f.frags_len) != frame[udp::HEAD_LEN..] {
-        return Err(format!("frame {}: payload differs from the pool at offset {:#x}", f.seq, f.pool_off));
+        return Err(format!(
+            "frame {}: payload differs from the pool at offset {:#x}",
+            f.seq, f.pool_off
+        ));
     }
     Ok(f.seq)
 }

@@ -35,15 +35,30 @@ mod tests {
 
     #[test]
     fn guest_texts_find_their_rule_by_prefix() {
-        let r = rule_for("guest-verdict", "fail: reset-poll: stop returned with the reset still running").unwrap();
+        let r = rule_for(
+            "guest-verdict",
+            "fail: reset-poll: stop returned with the reset still running",
+        )
+        .unwrap();
         assert_eq!(r.quote(), Some(quote::RESET));
         let r = rule_for("guest-oracles", "bql: completed more than queued").unwrap();
         assert_eq!(r.statement(), Rule::BqlBalance.statement());
-        assert_eq!(rule_for("guest-oracles", "lost wake: queue stopped with a free ring").unwrap().quote(), Some(quote::QUEUE));
+        assert_eq!(
+            rule_for("guest-oracles", "lost wake: queue stopped with a free ring")
+                .unwrap()
+                .quote(),
+            Some(quote::QUEUE)
+        );
         // A prefix must be a whole word: `skb` does not take `skbfoo`'s texts, and
         // an unknown text falls back to the oracle's own rule.
-        assert_eq!(rule_for("guest-oracles", "skbfoo: x"), Some(Rule::GuestOracles));
-        assert_eq!(rule_for("reset-wait", "").unwrap().quote().unwrap().section, "close/stop 1");
+        assert_eq!(
+            rule_for("guest-oracles", "skbfoo: x"),
+            Some(Rule::GuestOracles)
+        );
+        assert_eq!(
+            rule_for("reset-wait", "").unwrap().quote().unwrap().section,
+            "close/stop 1"
+        );
         assert!(rule_for("no-such-oracle", "").is_none());
     }
 
@@ -65,7 +80,13 @@ mod tests {
             completion of any reset commands. The ndo_stop routine will be called by unregister_netdevice if device \
             is still UP.";
         let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-        for q in quote::ALL.iter().chain(Rule::ALL.iter().filter_map(|r| r.quote()).collect::<Vec<_>>().iter()) {
+        for q in quote::ALL.iter().chain(
+            Rule::ALL
+                .iter()
+                .filter_map(|r| r.quote())
+                .collect::<Vec<_>>()
+                .iter(),
+        ) {
             assert!(norm(DOC).contains(&norm(q.text)), "{}", q.text);
         }
     }

@@ -225,7 +225,11 @@ fn pending_vectors(fd: &VcpuFd) -> Result<Vec<u8>, kvm_ioctls::Error> {
         let at = 0x200 + 0x10 * reg;
         let bytes: Vec<u8> = lapic.regs[at..at + 4].iter().map(|&b| b as u8).collect();
         let bits = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        v.extend((0..32).filter(|b| bits & (1 << b) != 0).map(|b| (reg * 32 + b) as u8));
+        v.extend(
+            (0..32)
+                .filter(|b| bits & (1 << b) != 0)
+                .map(|b| (reg * 32 + b) as u8),
+        );
     }
     Ok(v)
 }
@@ -312,18 +316,25 @@ pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
                             // The last one is not taken yet (the guest
                             // blocks it): nothing more until it is.
                             Ok(v) if v.len() == 1 => {}
-                            Ok(v) => break Some(End::HostError(format!(
-                                "cpu {} leaves its idle request with {} interrupts pending \
+                            Ok(v) => {
+                                break Some(End::HostError(format!(
+                                    "cpu {} leaves its idle request with {} interrupts pending \
                                  (vectors {}): how many it takes is host timing, so the run \
                                  would not replay",
-                                ctx.cpu,
-                                v.len(),
-                                v.iter().map(|x| format!("{x:#x}")).collect::<Vec<_>>().join(", ")
-                            ))),
-                            Err(e) => break Some(End::HostError(format!(
-                                "KVM_GET_LAPIC on cpu {}: {e}",
-                                ctx.cpu
-                            ))),
+                                    ctx.cpu,
+                                    v.len(),
+                                    v.iter()
+                                        .map(|x| format!("{x:#x}"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )))
+                            }
+                            Err(e) => {
+                                break Some(End::HostError(format!(
+                                    "KVM_GET_LAPIC on cpu {}: {e}",
+                                    ctx.cpu
+                                )))
+                            }
                         }
                     }
                 }
@@ -342,7 +353,10 @@ pub fn run(mut fd: VcpuFd, mut ctx: VcpuCtx) -> ExitCounts {
         hub.leave(ctx.cpu);
     }
     if let Ok(r) = fd.get_regs() {
-        ctx.rips.lock().unwrap_or_else(|e| e.into_inner()).insert(ctx.cpu, r.rip);
+        ctx.rips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ctx.cpu, r.rip);
     }
     if let Some(e) = end {
         ctx.stop.store(true, Ordering::SeqCst);

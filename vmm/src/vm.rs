@@ -254,7 +254,8 @@ fn load_guest(mem: &GuestMemoryMmap, path: &std::path::Path) -> Result<u64, VmEr
         path: path.display().to_string(),
         reason,
     };
-    let image = std::fs::read(path).map_err(|e| bad(format!("{e}: {}", crate::guest_image::NEEDS)))?;
+    let image =
+        std::fs::read(path).map_err(|e| bad(format!("{e}: {}", crate::guest_image::NEEDS)))?;
     crate::guest_image::check(&image).map_err(bad)?;
     let mut file = std::io::Cursor::new(image);
     let res =
@@ -421,7 +422,12 @@ impl Vm {
             Arc::new(Mutex::new(port)),
         )?;
         // The run's identity first, so a saved log is all `nicproof replay` needs.
-        events.push(Source::Vmm, EventKind::Note { text: crate::replay::RunIdentity::of(opts).note() });
+        events.push(
+            Source::Vmm,
+            EventKind::Note {
+                text: crate::replay::RunIdentity::of(opts).note(),
+            },
+        );
         // 0xcf8..0xcff stay unclaimed until the PCI bus is plugged in, so
         // every config read returns all ones: "no device here".
         events.push(

@@ -51,7 +51,12 @@ impl DmaPool {
     /// nothing else uses for as long as the pool and its regions live.
     pub unsafe fn new(phys_base: u64, virt_base: *mut u8, len: u64) -> Self {
         let pages = ((len / PAGE) as usize).min(MAX_PAGES);
-        Self { phys_base, virt_base, pages, used: [0; MAX_PAGES / 64] }
+        Self {
+            phys_base,
+            virt_base,
+            pages,
+            used: [0; MAX_PAGES / 64],
+        }
     }
 
     fn is_used(&self, p: usize) -> bool {
@@ -154,12 +159,22 @@ impl DmaMapper {
     }
 
     /// Map `len` bytes at `addr` for the device; returns the bus address.
-    pub fn map(&self, plat: &dyn Platform, addr: u64, len: u64, dir: DmaDir) -> Result<u64, MapError> {
+    pub fn map(
+        &self,
+        plat: &dyn Platform,
+        addr: u64,
+        len: u64,
+        dir: DmaDir,
+    ) -> Result<u64, MapError> {
         // Inside the premapped range is inside RAM: no second range check.
         if self.premapped().contains(addr, len) {
             return Ok(addr);
         }
-        if len == 0 || addr.checked_add(len).is_none_or(|end| end > crate::abi::layout::RAM_SIZE) {
+        if len == 0
+            || addr
+                .checked_add(len)
+                .is_none_or(|end| end > crate::abi::layout::RAM_SIZE)
+        {
             return Err(MapError::BadRange);
         }
         let n = self.maps.fetch_add(1, Ordering::Relaxed) + 1;
@@ -177,20 +192,30 @@ impl DmaMapper {
         if self.premapped().contains(addr, len) {
             return;
         }
-        let _ = self.live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+        let _ = self
+            .live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(1))
+            });
         plat.marker(Marker::DmaUnmap, &[addr, len]);
     }
 
     /// The premapped range, read once for all the maps of a packet or the
     /// unmaps of a poll (the per-piece check is then plain arithmetic).
     pub fn premapped(&self) -> Premapped {
-        Premapped { base: self.premapped.0.load(Ordering::Relaxed), size: self.premapped.1.load(Ordering::Relaxed) }
+        Premapped {
+            base: self.premapped.0.load(Ordering::Relaxed),
+            size: self.premapped.1.load(Ordering::Relaxed),
+        }
     }
 
     /// Map `[base, base + size)` once (reported) so later maps inside it
     /// are free; `None` unmaps it again. Only while nothing transmits.
     pub fn set_premapped(&self, plat: &dyn Platform, range: Option<(u64, u64)>) {
-        let (base, size) = (self.premapped.0.load(Ordering::Relaxed), self.premapped.1.swap(0, Ordering::Relaxed));
+        let (base, size) = (
+            self.premapped.0.load(Ordering::Relaxed),
+            self.premapped.1.swap(0, Ordering::Relaxed),
+        );
         if size != 0 {
             self.unmap(plat, base, size);
         }
@@ -239,12 +264,21 @@ mod tests {
 
     #[test]
     fn premapped_contains_only_whole_nonempty_pieces_inside() {
-        let p = Premapped { base: 0x1000, size: 0x100 };
+        let p = Premapped {
+            base: 0x1000,
+            size: 0x100,
+        };
         assert!(p.contains(0x1000, 1) && p.contains(0x1000, 0x100) && p.contains(0x10ff, 1));
-        assert!(!p.contains(0x1000, 0), "an empty piece is a bad range, not free");
+        assert!(
+            !p.contains(0x1000, 0),
+            "an empty piece is a bad range, not free"
+        );
         assert!(!p.contains(0xfff, 2) && !p.contains(0x10ff, 2) && !p.contains(0x1100, 1));
         assert!(!p.contains(u64::MAX, u64::MAX), "no overflow");
-        assert!(!Premapped { base: 0, size: 0 }.contains(0, 1), "none premapped");
+        assert!(
+            !Premapped { base: 0, size: 0 }.contains(0, 1),
+            "none premapped"
+        );
     }
 
     #[test]

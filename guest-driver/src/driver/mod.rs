@@ -34,10 +34,10 @@ mod stats;
 pub mod sync;
 mod tx;
 
-pub use ops::{AdapterOps, NapiSide};
-pub use stats::NicStats;
 /// The shared seeded generator (the seed's random MAC, scenario choices).
 pub use crate::abi::splitmix64;
+pub use ops::{AdapterOps, NapiSide};
+pub use stats::NicStats;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -114,7 +114,11 @@ impl DriverConfig {
     /// Settings from a RunConfig.
     pub fn from_run(cfg: &abi::RunConfig) -> Self {
         let ring = cfg.knobs[abi::knob::TX_RING] as u32;
-        let tx_ring = if ring.is_power_of_two() && (64..=r::MAX_RING).contains(&ring) { ring } else { DEFAULT_TX_RING };
+        let tx_ring = if ring.is_power_of_two() && (64..=r::MAX_RING).contains(&ring) {
+            ring
+        } else {
+            DEFAULT_TX_RING
+        };
         Self {
             tx_ring,
             rx_ring: DEFAULT_RX_RING,
@@ -235,7 +239,10 @@ impl<'a, 'e> Adapter<'a, 'e> {
         plat.marker(Marker::ProbeEnter, &[]);
         let r = Self::probe_inner(plat, pool, cfg, skbs, txq, napi);
         match &r {
-            Ok(nic) => plat.marker(Marker::ProbeExit, &[0, mac_to_u64(&nic.mac), nic.addr_assign as u64]),
+            Ok(nic) => plat.marker(
+                Marker::ProbeExit,
+                &[0, mac_to_u64(&nic.mac), nic.addr_assign as u64],
+            ),
             Err(_) => plat.marker(Marker::ProbeExit, &[ENODEV as u64, 0, 0]),
         }
         r
@@ -294,7 +301,8 @@ impl<'a, 'e> Adapter<'a, 'e> {
     fn read_mac(&self) -> Result<[u8; 6], ProbeError> {
         let mut mac = [0u8; 6];
         for w in 0..3u32 {
-            self.regs.write(r::EEPROM, w << r::EEPROM_ADDR_SHIFT | r::EEPROM_START);
+            self.regs
+                .write(r::EEPROM, w << r::EEPROM_ADDR_SHIFT | r::EEPROM_START);
             let deadline = self.plat.now_ns() + EEPROM_TIMEOUT_NS;
             let v = loop {
                 let v = self.regs.read(r::EEPROM);
@@ -414,13 +422,20 @@ impl<'a, 'e> Adapter<'a, 'e> {
         ];
         for (i, &(a, l, d)) in maps.iter().enumerate() {
             if self.dma.map(self.plat, a, l, d).is_err() {
-                maps[..i].iter().for_each(|&(a, l, _)| self.dma.unmap(self.plat, a, l));
-                [tx_mem, rx_mem, rx_bufs].into_iter().for_each(|m| pool.free(m));
+                maps[..i]
+                    .iter()
+                    .for_each(|&(a, l, _)| self.dma.unmap(self.plat, a, l));
+                [tx_mem, rx_mem, rx_bufs]
+                    .into_iter()
+                    .for_each(|m| pool.free(m));
                 return Err(ENOMEM);
             }
         }
         if self.cfg.bench {
-            self.dma.set_premapped(self.plat, Some((abi::layout::PAYLOAD_BASE, abi::layout::PAYLOAD_SIZE)));
+            self.dma.set_premapped(
+                self.plat,
+                Some((abi::layout::PAYLOAD_BASE, abi::layout::PAYLOAD_SIZE)),
+            );
         }
         let rings = Rings {
             tx: Ring::new(tx_mem, ts),
@@ -446,7 +461,14 @@ impl<'a, 'e> Adapter<'a, 'e> {
         w(r::RX_SIZE, rs);
         w(r::COAL_TX_FRAMES, COAL_FRAMES);
         // The mutant leaves TX moderation without its deadline.
-        w(r::COAL_TX_USECS, if self.cfg.mutant == Mutant::CoalFramesOnly { 0 } else { COAL_USECS });
+        w(
+            r::COAL_TX_USECS,
+            if self.cfg.mutant == Mutant::CoalFramesOnly {
+                0
+            } else {
+                COAL_USECS
+            },
+        );
         w(r::COAL_RX_FRAMES, COAL_FRAMES);
         w(r::COAL_RX_USECS, COAL_USECS);
         Ok(rings)
@@ -512,7 +534,8 @@ impl<'a, 'e> Adapter<'a, 'e> {
         // host's irq-after-napi-disable; the irq_in_window knob can force
         // interrupts counted from this marker).
         if !self.cfg.bench {
-            self.plat.marker(Marker::NapiDisable, &[u64::from(self.napi.is_disabled())]);
+            self.plat
+                .marker(Marker::NapiDisable, &[u64::from(self.napi.is_disabled())]);
         }
         // With xmit and NAPI quiet, the ring and BQL agree with each other.
         self.report_tx_ring(true);
@@ -574,7 +597,8 @@ impl<'a, 'e> Adapter<'a, 'e> {
         }
         // The ring is empty now, so BQL may be reset.
         if self.txq.reset_queue(0).is_err() {
-            self.plat.marker_text(Marker::OracleFail, &[], "bql: reset with packets in flight");
+            self.plat
+                .marker_text(Marker::OracleFail, &[], "bql: reset with packets in flight");
         }
         let kept = core::mem::take(&mut *self.kept.lock());
         for skb in kept {
@@ -592,7 +616,11 @@ impl<'a, 'e> Adapter<'a, 'e> {
     /// not only the core's calls), then `down`. The `stop-twice` mutant
     /// closes again, as a second teardown path would.
     pub fn ndo_stop(&self, napi_here: bool) {
-        let times = if self.cfg.mutant == Mutant::StopTwice { 2 } else { 1 };
+        let times = if self.cfg.mutant == Mutant::StopTwice {
+            2
+        } else {
+            1
+        };
         for _ in 0..times {
             self.plat.marker(Marker::NdoStop, &[]);
             self.down(napi_here);
@@ -619,7 +647,11 @@ impl<'a, 'e> Adapter<'a, 'e> {
         if reclaimed == 0 && self.is_open() {
             self.down(napi_here);
             if self.up().is_err() {
-                self.plat.marker_text(Marker::OracleFail, &[], "tx_timeout: could not reopen after reset");
+                self.plat.marker_text(
+                    Marker::OracleFail,
+                    &[],
+                    "tx_timeout: could not reopen after reset",
+                );
             }
         } else if self.tx_free() >= TX_START_THRESH && self.txq.stopped() {
             self.txq.wake(QueueReason::Timeout);

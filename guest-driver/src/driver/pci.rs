@@ -50,7 +50,9 @@ pub enum PciError {
 /// Scan bus 0 for the NIC by vendor and device id.
 pub fn find_nic(plat: &dyn Platform) -> Option<(u8, u8, u8)> {
     let want = u32::from(pci::NIC_DEVICE_ID) << 16 | u32::from(pci::VENDOR_ID);
-    (0..32u8).map(|dev| (0, dev, 0)).find(|&bdf| plat.pci_read32(bdf, 0) == want)
+    (0..32u8)
+        .map(|dev| (0, dev, 0))
+        .find(|&bdf| plat.pci_read32(bdf, 0) == want)
 }
 
 /// Size BAR0 with the write-all-ones protocol, keep the VMM's placement
@@ -88,7 +90,13 @@ pub fn setup(plat: &dyn Platform, bdf: (u8, u8, u8)) -> Result<PciNic, PciError>
     if msix_vectors < pci::MSIX_VECTORS {
         return Err(PciError::NoMsix);
     }
-    Ok(PciNic { bdf, bar0: base, bar0_size: size, msix_cap, msix_vectors })
+    Ok(PciNic {
+        bdf,
+        bar0: base,
+        bar0_size: size,
+        msix_cap,
+        msix_vectors,
+    })
 }
 
 /// Walk the capability list (bounded: 48 entries fit in config space).
@@ -113,7 +121,11 @@ fn find_msix(plat: &dyn Platform, bdf: (u8, u8, u8)) -> Option<(u8, u16)> {
 pub fn setup_msix(plat: &dyn Platform, nic: &PciNic, regs: &Regs<'_>, dest: u32) {
     let ctrl_off = nic.msix_cap;
     let ctrl = plat.pci_read32(nic.bdf, ctrl_off) & 0xffff;
-    plat.pci_write32(nic.bdf, ctrl_off, ctrl | (MSIX_ENABLE | MSIX_FUNCTION_MASK) << 16);
+    plat.pci_write32(
+        nic.bdf,
+        ctrl_off,
+        ctrl | (MSIX_ENABLE | MSIX_FUNCTION_MASK) << 16,
+    );
     for i in 0..u32::from(pci::MSIX_VECTORS) {
         let e = pci::MSIX_TABLE_OFFSET + i * MSIX_ENTRY_SIZE;
         regs.write(e + 12, MSIX_ENTRY_MASKED);
@@ -128,7 +140,10 @@ pub fn setup_msix(plat: &dyn Platform, nic: &PciNic, regs: &Regs<'_>, dest: u32)
 /// Mask every vector and turn MSI-X off (used when the driver unbinds).
 pub fn teardown_msix(plat: &dyn Platform, nic: &PciNic, regs: &Regs<'_>) {
     for i in 0..u32::from(pci::MSIX_VECTORS) {
-        regs.write(pci::MSIX_TABLE_OFFSET + i * MSIX_ENTRY_SIZE + 12, MSIX_ENTRY_MASKED);
+        regs.write(
+            pci::MSIX_TABLE_OFFSET + i * MSIX_ENTRY_SIZE + 12,
+            MSIX_ENTRY_MASKED,
+        );
     }
     let ctrl = plat.pci_read32(nic.bdf, nic.msix_cap) & 0xffff;
     plat.pci_write32(nic.bdf, nic.msix_cap, ctrl);

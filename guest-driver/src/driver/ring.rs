@@ -21,7 +21,11 @@ impl<D: Copy> Ring<D> {
     pub fn new(mem: DmaRegion, size: u32) -> Self {
         debug_assert!(size.is_power_of_two());
         debug_assert!(u64::from(size) * core::mem::size_of::<D>() as u64 <= mem.len);
-        Self { mem, size, _d: core::marker::PhantomData }
+        Self {
+            mem,
+            size,
+            _d: core::marker::PhantomData,
+        }
     }
 
     fn slot_ptr(&self, idx: u32) -> *mut D {
@@ -50,8 +54,10 @@ const fn word1_shift(offset: usize) -> u32 {
     assert!(offset >= 8 && offset < 16);
     ((offset - 8) * 8) as u32
 }
-const _: () = assert!(core::mem::offset_of!(TxDesc, addr) == 0 && core::mem::size_of::<TxDesc>() == 16);
-const _: () = assert!(core::mem::offset_of!(RxDesc, addr) == 0 && core::mem::size_of::<RxDesc>() == 16);
+const _: () =
+    assert!(core::mem::offset_of!(TxDesc, addr) == 0 && core::mem::size_of::<TxDesc>() == 16);
+const _: () =
+    assert!(core::mem::offset_of!(RxDesc, addr) == 0 && core::mem::size_of::<RxDesc>() == 16);
 const TXD_LEN_SHIFT: u32 = word1_shift(core::mem::offset_of!(TxDesc, len));
 const TXD_FLAGS_SHIFT: u32 = word1_shift(core::mem::offset_of!(TxDesc, flags));
 const RXD_BUF_LEN_SHIFT: u32 = word1_shift(core::mem::offset_of!(RxDesc, buf_len));
@@ -77,7 +83,13 @@ impl Ring<TxDesc> {
     /// and the reserved byte zero (as `TxDesc { addr, len, flags,
     /// ..Default::default() }`).
     pub fn write_tx(&self, idx: u32, addr: u64, len: u16, flags: u8) {
-        self.write_words(idx, [addr, u64::from(len) << TXD_LEN_SHIFT | u64::from(flags) << TXD_FLAGS_SHIFT]);
+        self.write_words(
+            idx,
+            [
+                addr,
+                u64::from(len) << TXD_LEN_SHIFT | u64::from(flags) << TXD_FLAGS_SHIFT,
+            ],
+        );
     }
 }
 
@@ -100,7 +112,12 @@ pub fn tx_status(ring: &Ring<TxDesc>, idx: u32) -> u16 {
 pub fn rx_status(ring: &Ring<RxDesc>, idx: u32) -> (u16, u16) {
     let p = ring.slot_ptr(idx);
     // SAFETY: in bounds; fields of the descriptor.
-    unsafe { (read_volatile(core::ptr::addr_of!((*p).status)), read_volatile(core::ptr::addr_of!((*p).len))) }
+    unsafe {
+        (
+            read_volatile(core::ptr::addr_of!((*p).status)),
+            read_volatile(core::ptr::addr_of!((*p).len)),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -112,15 +129,53 @@ mod tests {
     #[test]
     fn word_writes_match_the_descriptor_structs() {
         let mut mem = alloc::vec![0u64; 64];
-        let region = DmaRegion { phys: 0x10_0000, ptr: mem.as_mut_ptr().cast(), len: 512 };
+        let region = DmaRegion {
+            phys: 0x10_0000,
+            ptr: mem.as_mut_ptr().cast(),
+            len: 512,
+        };
         let tx: Ring<TxDesc> = Ring::new(region, 16);
-        tx.write(3, TxDesc { status: 0xffff, cookie: 7, rsvd: 9, ..TxDesc::default() });
+        tx.write(
+            3,
+            TxDesc {
+                status: 0xffff,
+                cookie: 7,
+                rsvd: 9,
+                ..TxDesc::default()
+            },
+        );
         tx.write_tx(3 + 16, 0x1234_5678_9abc, 1514, crate::abi::TXD_EOP);
-        let want = TxDesc { addr: 0x1234_5678_9abc, len: 1514, flags: crate::abi::TXD_EOP, ..TxDesc::default() };
+        let want = TxDesc {
+            addr: 0x1234_5678_9abc,
+            len: 1514,
+            flags: crate::abi::TXD_EOP,
+            ..TxDesc::default()
+        };
         assert_eq!(tx.read(3), want);
-        let rx: Ring<RxDesc> = Ring::new(DmaRegion { ptr: region.ptr.wrapping_add(256), ..region }, 16);
-        rx.write(5, RxDesc { len: 60, status: 1, rsvd: 3, ..RxDesc::default() });
+        let rx: Ring<RxDesc> = Ring::new(
+            DmaRegion {
+                ptr: region.ptr.wrapping_add(256),
+                ..region
+            },
+            16,
+        );
+        rx.write(
+            5,
+            RxDesc {
+                len: 60,
+                status: 1,
+                rsvd: 3,
+                ..RxDesc::default()
+            },
+        );
         rx.write_rx(5, 0xfeed_0000, 2048);
-        assert_eq!(rx.read(5), RxDesc { addr: 0xfeed_0000, buf_len: 2048, ..RxDesc::default() });
+        assert_eq!(
+            rx.read(5),
+            RxDesc {
+                addr: 0xfeed_0000,
+                buf_len: 2048,
+                ..RxDesc::default()
+            }
+        );
     }
 }

@@ -188,7 +188,10 @@ mod tests {
 
     #[test]
     fn wait_returns_when_the_vector_fires_or_times_out() {
-        let p = Sleepy { sleeps: 0.into(), fire_after: 3 };
+        let p = Sleepy {
+            sleeps: 0.into(),
+            fire_after: 3,
+        };
         assert!(wait(&p, 0x70, 1_000_000));
         assert_eq!(p.sleeps.get(), 3);
         assert!(!is_pending(0x70), "wait consumes the pending bit");
@@ -200,8 +203,14 @@ mod tests {
     #[test]
     fn registration_rules() {
         assert_eq!(register(14, note), Err(IrqError::Reserved(14)));
-        assert_eq!(register(VECTOR_TIMER, note), Err(IrqError::Reserved(VECTOR_TIMER)));
-        assert_eq!(register(VECTOR_WAKE, note), Err(IrqError::Reserved(VECTOR_WAKE)));
+        assert_eq!(
+            register(VECTOR_TIMER, note),
+            Err(IrqError::Reserved(VECTOR_TIMER))
+        );
+        assert_eq!(
+            register(VECTOR_WAKE, note),
+            Err(IrqError::Reserved(VECTOR_WAKE))
+        );
         register(0x60, note).unwrap();
         assert_eq!(register(0x60, note), Err(IrqError::Busy(0x60)));
         unregister(0x60);

@@ -35,7 +35,12 @@ fn with_text(kind: RecordKind, text: &str, args: [u64; 6]) -> Record {
 }
 
 fn plain(kind: RecordKind, args: [u64; 6]) -> Record {
-    Record { kind: kind as u32, text_len: 0, text_ptr: 0, args }
+    Record {
+        kind: kind as u32,
+        text_len: 0,
+        text_ptr: 0,
+        args,
+    }
 }
 
 /// A log line; `level` is 1 (error) ..= 5 (trace), as `log::Level as u64`.
@@ -60,13 +65,23 @@ pub fn verdict(pass: bool, reason: &str) -> Record {
 
 /// A panic with its location.
 pub fn panic(message: &str, file: &str, line: u32, col: u32) -> Record {
-    let args = [line as u64, col as u64, file.as_ptr() as u64, file.len() as u64, 0, 0];
+    let args = [
+        line as u64,
+        col as u64,
+        file.as_ptr() as u64,
+        file.len() as u64,
+        0,
+        0,
+    ];
     with_text(RecordKind::Panic, message, args)
 }
 
 /// A CPU exception.
 pub fn exception(vector: u64, error_code: u64, rip: u64, cr2: u64, cpu: u64) -> Record {
-    plain(RecordKind::Exception, [vector, error_code, rip, cr2, cpu, 0])
+    plain(
+        RecordKind::Exception,
+        [vector, error_code, rip, cr2, cpu, 0],
+    )
 }
 
 /// Power off with an [`exit_code`].
@@ -88,7 +103,10 @@ pub fn cpu_online(cpu: u64) -> Record {
 /// `args[2]` = boot path (0 direct 64-bit entry, 1 PVH), `args[3]` = the TSC
 /// when Ready was sent (guest-side boot time = `args[3]` / `args[1]` ms).
 pub fn ready(scenario: u64, tsc_khz: u64, pvh: bool, tsc: u64) -> Record {
-    plain(RecordKind::Ready, [scenario, tsc_khz, pvh as u64, tsc, 0, 0])
+    plain(
+        RecordKind::Ready,
+        [scenario, tsc_khz, pvh as u64, tsc, 0, 0],
+    )
 }
 
 #[cfg(test)]

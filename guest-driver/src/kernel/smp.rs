@@ -212,7 +212,11 @@ pub fn post(cpu: u32, job: Job, arg: usize) -> Result<Ticket, SmpError> {
         return Err(SmpError::Offline(cpu));
     }
     let mb = &MAILBOXES[cpu as usize];
-    if mb.claimed.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    if mb
+        .claimed
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         return Err(SmpError::Busy(cpu));
     }
     mb.job.store(job as usize, Ordering::Relaxed);
@@ -228,14 +232,18 @@ pub fn post(cpu: u32, job: Job, arg: usize) -> Result<Ticket, SmpError> {
 
 /// Whether `cpu` has a posted job it has not run yet.
 pub fn has_work(cpu: u32) -> bool {
-    let Some(mb) = MAILBOXES.get(cpu as usize) else { return false };
+    let Some(mb) = MAILBOXES.get(cpu as usize) else {
+        return false;
+    };
     mb.posted.load(Ordering::Acquire) != mb.done.load(Ordering::Relaxed)
 }
 
 /// Run the job posted to `cpu`, if any (called by that CPU's work loop).
 /// Returns whether a job ran.
 pub fn run_pending(cpu: u32) -> bool {
-    let Some(mb) = MAILBOXES.get(cpu as usize) else { return false };
+    let Some(mb) = MAILBOXES.get(cpu as usize) else {
+        return false;
+    };
     let seq = mb.posted.load(Ordering::Acquire);
     if seq == mb.done.load(Ordering::Relaxed) {
         return false;
@@ -272,7 +280,11 @@ pub fn wait_online<P: Platform + ?Sized>(p: &P, cpu: u32, timeout_ns: u64) -> bo
 
 /// Sleep (`Platform::wait_until`) until `cond()` holds or `timeout_ns`
 /// passes; returns the final value of `cond()`.
-pub fn wait_for<P: Platform + ?Sized>(p: &P, timeout_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
+pub fn wait_for<P: Platform + ?Sized>(
+    p: &P,
+    timeout_ns: u64,
+    mut cond: impl FnMut() -> bool,
+) -> bool {
     let deadline = p.now_ns().saturating_add(timeout_ns);
     loop {
         if cond() {
@@ -385,7 +397,12 @@ mod tests {
     #[test]
     fn start_requests_once_and_waits_for_online() {
         let p = HostPlatform(Instant::now());
-        install_hooks(Hooks { kick: no_kick, current: cpu0, start: spawn_ap, relax: core::hint::spin_loop });
+        install_hooks(Hooks {
+            kick: no_kick,
+            current: cpu0,
+            start: spawn_ap,
+            relax: core::hint::spin_loop,
+        });
         assert_eq!(start(&p, 3, 1_000_000), Err(SmpError::CannotStart(3)));
         assert_eq!(start(&p, 3, 1_000_000), Err(SmpError::CannotStart(3)));
         assert_eq!(start(&p, 4, 5_000_000_000), Ok(()));
@@ -393,13 +410,19 @@ mod tests {
         assert_eq!(start(&p, 4, 0), Ok(()));
         let t = post(4, add, 0).unwrap();
         assert!(wait_done(&p, t, 5_000_000_000));
-        assert_eq!(start(&p, MAX_CPUS as u32, 0), Err(SmpError::NoSuchCpu(MAX_CPUS as u32)));
+        assert_eq!(
+            start(&p, MAX_CPUS as u32, 0),
+            Err(SmpError::NoSuchCpu(MAX_CPUS as u32))
+        );
     }
 
     #[test]
     fn bad_cpu_and_timeout() {
         let p = HostPlatform(Instant::now());
-        assert_eq!(post(MAX_CPUS as u32, add, 0), Err(SmpError::NoSuchCpu(MAX_CPUS as u32)));
+        assert_eq!(
+            post(MAX_CPUS as u32, add, 0),
+            Err(SmpError::NoSuchCpu(MAX_CPUS as u32))
+        );
         assert!(!is_online(99));
         let start = Instant::now();
         assert!(!wait_online(&p, 7, 1_000_000));

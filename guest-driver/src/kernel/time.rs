@@ -25,7 +25,11 @@ impl TscClock {
         let ns_per_tick = (1_000_000u64 << 32) / tsc_khz;
         // tsc_khz < 2^32, so tsc_khz << 32 fits in u64.
         let ticks_per_ns = (tsc_khz << 32) / 1_000_000;
-        Some(Self { ns_per_tick, ticks_per_ns, tsc_khz })
+        Some(Self {
+            ns_per_tick,
+            ticks_per_ns,
+            tsc_khz,
+        })
     }
 
     /// The rate this clock was built for.

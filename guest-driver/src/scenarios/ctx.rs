@@ -12,7 +12,7 @@ use super::{Verdict, PAYLOAD};
 use crate::abi::{DriverMutant, Marker, RunConfig, MAX_SKB_FRAGS};
 use crate::driver::dma::DmaPool;
 use crate::driver::sync::SkbCell;
-use crate::driver::{splitmix64, DriverConfig, Adapter, AdapterOps};
+use crate::driver::{splitmix64, Adapter, AdapterOps, DriverConfig};
 use crate::platform::Platform;
 use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
 use crate::softnet::netdev::NetDevice;
@@ -62,13 +62,25 @@ pub(crate) fn with_stack(
     let mutant = DriverMutant::from_u32(cfg.driver_mutant).unwrap_or(DriverMutant::None);
     let env = PlatformEnv(plat);
     let skbs = SkbCell::new(SkbPool::new(stack.pool_skbs, &env));
-    let txq = TxQueue::new(0, stack.bql, SoftnetMutants::from_driver_mutant(mutant), &env);
+    let txq = TxQueue::new(
+        0,
+        stack.bql,
+        SoftnetMutants::from_driver_mutant(mutant),
+        &env,
+    );
     let napi = Napi::new(NAPI_POLL_WEIGHT);
     let nic = match Adapter::probe(plat, pool, DriverConfig::from_run(cfg), &skbs, &txq, &napi) {
         Ok(n) => n,
         Err(e) => return Verdict::fail(format!("probe failed: {e:?}")),
     };
-    let mut dev = NetDevice::new(AdapterOps { nic: &nic, napi_here: true }, &txq, stack.watchdog_timeo_ns);
+    let mut dev = NetDevice::new(
+        AdapterOps {
+            nic: &nic,
+            napi_here: true,
+        },
+        &txq,
+        stack.watchdog_timeo_ns,
+    );
     dev.set_dev_addr(nic.mac, nic.addr_assign);
     if let Err(e) = dev.register() {
         return Verdict::fail(format!("register failed: errno {e}"));
@@ -112,7 +124,9 @@ impl Ctx<'_, '_, '_, '_> {
     }
 
     pub(crate) fn open(&mut self) -> Result<(), String> {
-        self.dev.open().map_err(|e| format!("open failed: errno {e}"))?;
+        self.dev
+            .open()
+            .map_err(|e| format!("open failed: errno {e}"))?;
         self.dev.set_carrier(true);
         Ok(())
     }
@@ -121,11 +135,20 @@ impl Ctx<'_, '_, '_, '_> {
     /// bytes each from the payload pool, at a seeded offset that leaves
     /// `slack` bytes before the pool's end (the host fills and checks the
     /// bytes), with an optional linear head (copied into the skb).
-    pub(crate) fn payload_skb(&mut self, head: &[u8], nfrags: usize, frag_len: u32, slack: u64) -> Result<SkbId, SkbError> {
+    pub(crate) fn payload_skb(
+        &mut self,
+        head: &[u8],
+        nfrags: usize,
+        frag_len: u32,
+        slack: u64,
+    ) -> Result<SkbId, SkbError> {
         let mut frags = [Frag::default(); MAX_SKB_FRAGS as usize];
         let base = PAYLOAD.0 + self.rand() % (PAYLOAD.1 - slack);
         for (k, f) in frags.iter_mut().take(nfrags).enumerate() {
-            *f = Frag { addr: base + k as u64 * u64::from(frag_len), len: frag_len };
+            *f = Frag {
+                addr: base + k as u64 * u64::from(frag_len),
+                len: frag_len,
+            };
         }
         self.skbs.borrow_mut().alloc(head, &frags[..nfrags])
     }
@@ -188,12 +211,27 @@ impl Ctx<'_, '_, '_, '_> {
         let busy = self.dev.busy_count() + self.nic.stats().busy;
         let inflight = self.txq.dql().inflight();
         self.txq.report_bql();
-        self.plat.marker(Marker::Summary, &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)]);
-        self.check(live_skbs == 0, &format!("skb-ledger: {live_skbs} skbs live at the end"));
-        self.check(live_maps == 0, &format!("dma-maps: {live_maps} mappings live at the end"));
-        self.check(inflight == 0, &format!("bql: {inflight} bytes in flight at the end"));
+        self.plat.marker(
+            Marker::Summary,
+            &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)],
+        );
+        self.check(
+            live_skbs == 0,
+            &format!("skb-ledger: {live_skbs} skbs live at the end"),
+        );
+        self.check(
+            live_maps == 0,
+            &format!("dma-maps: {live_maps} mappings live at the end"),
+        );
+        self.check(
+            inflight == 0,
+            &format!("bql: {inflight} bytes in flight at the end"),
+        );
         let bad = self.skbs.borrow().bad_frees();
-        self.check(bad == 0, &format!("skb-ledger: {bad} double or stale frees"));
+        self.check(
+            bad == 0,
+            &format!("skb-ledger: {bad} double or stale frees"),
+        );
         busy
     }
 
@@ -202,7 +240,10 @@ impl Ctx<'_, '_, '_, '_> {
     pub(crate) fn verdict(self, text: impl FnOnce() -> String) -> Verdict {
         match self.failed {
             Some(why) => Verdict::fail(why),
-            None => Verdict { pass: true, text: text() },
+            None => Verdict {
+                pass: true,
+                text: text(),
+            },
         }
     }
 }

@@ -6,10 +6,9 @@ use alloc::format;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::abi::{knob, DriverMutant, Marker, RunConfig, MAX_SKB_FRAGS};
-use nic_model::udp;
 use crate::driver::dma::DmaPool;
 use crate::driver::sync::SkbCell;
-use crate::driver::{splitmix64, DriverConfig, Adapter, AdapterOps, TX_START_THRESH};
+use crate::driver::{splitmix64, Adapter, AdapterOps, DriverConfig, TX_START_THRESH};
 use crate::platform::Platform;
 use crate::softnet::napi::{Napi, NAPI_POLL_WEIGHT};
 use crate::softnet::netdev::{NetDevice, Qdisc};
@@ -17,6 +16,7 @@ use crate::softnet::queue::TxQueue;
 use crate::softnet::skb::{Frag, SkbPool};
 use crate::softnet::watchdog::DEFAULT_WATCHDOG_TIMEO_NS;
 use crate::softnet::{PlatformEnv, SoftnetMutants};
+use nic_model::udp;
 
 use super::{Verdict, PAYLOAD};
 
@@ -51,7 +51,12 @@ pub type Par<'x> = &'x dyn Fn(&(dyn Fn() + Sync), &mut dyn FnMut()) -> bool;
 /// sleep until the next interrupt otherwise, until `stop` is set. A poll
 /// still scheduled then (over budget) runs to completion first, so the
 /// transmit CPU's napi_disable does not wait for a CPU that left.
-pub fn napi_loop(plat: &(dyn Platform + Sync), nic: &Adapter<'_, '_>, napi: &Napi, stop: &AtomicBool) {
+pub fn napi_loop(
+    plat: &(dyn Platform + Sync),
+    nic: &Adapter<'_, '_>,
+    napi: &Napi,
+    stop: &AtomicBool,
+) {
     while !stop.load(Ordering::Acquire) {
         nic.run_irq_work();
         if !napi.is_scheduled() {
@@ -83,12 +88,21 @@ impl Shapes {
             _ => 640 + (r >> 8) % 875,
         } as u32;
         let len = len.saturating_sub(head_len).max(2);
-        let nfrags = (1 + (r >> 24) % u64::from(MAX_SKB_FRAGS)).min(u64::from(len / 4)).max(1) as usize;
+        let nfrags = (1 + (r >> 24) % u64::from(MAX_SKB_FRAGS))
+            .min(u64::from(len / 4))
+            .max(1) as usize;
         let base = PAYLOAD.0 + (r >> 32) % (PAYLOAD.1 - 4096);
         let (mut off, mut left) = (0u64, len);
         for (k, f) in frags.iter_mut().take(nfrags).enumerate() {
-            let this = if k + 1 == nfrags { left } else { (left / (nfrags - k) as u32).max(1) };
-            *f = Frag { addr: base + off, len: this };
+            let this = if k + 1 == nfrags {
+                left
+            } else {
+                (left / (nfrags - k) as u32).max(1)
+            };
+            *f = Frag {
+                addr: base + off,
+                len: this,
+            };
             off += u64::from(this);
             left -= this;
         }
@@ -97,7 +111,12 @@ impl Shapes {
 }
 
 /// Run the scenario; `pool` is the DMA memory the driver may use.
-pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: Mode<'_>) -> Verdict {
+pub fn run(
+    plat: &(dyn Platform + Sync),
+    cfg: &RunConfig,
+    pool: DmaPool,
+    mode: Mode<'_>,
+) -> Verdict {
     let mutant = DriverMutant::from_u32(cfg.driver_mutant).unwrap_or(DriverMutant::None);
     let frames = match cfg.knobs[knob::FRAMES] {
         0 => DEFAULT_FRAMES,
@@ -125,7 +144,14 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
         Err(e) => return Verdict::fail(format!("probe failed: {e:?}")),
     };
     let nic = &nic;
-    let mut dev = NetDevice::new(AdapterOps { nic, napi_here: !smp }, &txq, DEFAULT_WATCHDOG_TIMEO_NS);
+    let mut dev = NetDevice::new(
+        AdapterOps {
+            nic,
+            napi_here: !smp,
+        },
+        &txq,
+        DEFAULT_WATCHDOG_TIMEO_NS,
+    );
     let (mac, how) = (nic.mac, nic.addr_assign);
     dev.set_dev_addr(mac, how);
     if let Err(e) = dev.register() {
@@ -167,7 +193,8 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
                 // maps, then pool bytes); benchmarks keep bare pool bytes, as
                 // a head is one more map marker (a VM exit) per packet.
                 let heads = UDP_FRAMES && !bench;
-                let (n, len) = shapes.frame(&mut frags, if heads { udp::HEAD_LEN as u32 } else { 0 });
+                let (n, len) =
+                    shapes.frame(&mut frags, if heads { udp::HEAD_LEN as u32 } else { 0 });
                 let off = (frags[0].addr - PAYLOAD.0) as u32;
                 let head = udp::head(nic.mac, made as u32, off, cfg.seed, len as u16);
                 let head: &[u8] = if heads { &head } else { &[] };
@@ -190,7 +217,10 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
             }
             let s = nic.stats();
             let sent_all = made == frames && q.is_empty();
-            if sent_all && s.tx_completed + s.tx_aborted >= s.tx_packets && s.rx_packets + s.tx_aborted >= s.tx_packets {
+            if sent_all
+                && s.tx_completed + s.tx_aborted >= s.tx_packets
+                && s.rx_packets + s.tx_aborted >= s.tx_packets
+            {
                 break;
             }
             if plat.now_ns() > deadline {
@@ -202,11 +232,18 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
                 // queue with room for a restart is a lost wake (softnet.md
                 // scenario 8). With NAPI elsewhere it must persist across a
                 // whole idle wait, so a poll in progress is not mistaken.
-                let stuck = txq.stopped() && nic.is_open() && nic.tx_free() >= TX_START_THRESH && !napi.is_scheduled();
+                let stuck = txq.stopped()
+                    && nic.is_open()
+                    && nic.tx_free() >= TX_START_THRESH
+                    && !napi.is_scheduled();
                 stuck_checks = if stuck { stuck_checks + 1 } else { 0 };
                 if stuck_checks == if smp { 2 } else { 1 } {
                     lost_wakes += 1;
-                    plat.marker_text(Marker::OracleFail, &[u64::from(nic.tx_free())], "lost wake: queue stopped with a free ring");
+                    plat.marker_text(
+                        Marker::OracleFail,
+                        &[u64::from(nic.tx_free())],
+                        "lost wake: queue stopped with a free ring",
+                    );
                 }
                 // BQL bytes in flight with every descriptor reclaimed can never
                 // come back: a completion was miscounted (the leak that ends in
@@ -242,7 +279,11 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
             }
             cycle_ns = (plat.now_ns() - t0) / cycles;
             if nic.dma_pages_used() != pages {
-                plat.marker_text(Marker::OracleFail, &[], "cycle: DMA pages leaked across open/stop");
+                plat.marker_text(
+                    Marker::OracleFail,
+                    &[],
+                    "cycle: DMA pages leaked across open/stop",
+                );
                 cycle_fail = true;
             }
         }
@@ -274,20 +315,41 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool, mode: M
     let busy = dev.busy_count();
     let inflight = txq.dql().inflight();
     txq.report_bql();
-    plat.marker(Marker::Summary, &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)]);
+    plat.marker(
+        Marker::Summary,
+        &[u64::from(live_skbs), live_maps, busy, u64::from(inflight)],
+    );
     let checks = [
-        (lost_wakes != 0, "lost wake: a stopped queue with a free ring was not woken"),
-        (bql_leak, "bql: bytes in flight with every descriptor reclaimed (a completion miscounted)"),
+        (
+            lost_wakes != 0,
+            "lost wake: a stopped queue with a free ring was not woken",
+        ),
+        (
+            bql_leak,
+            "bql: bytes in flight with every descriptor reclaimed (a completion miscounted)",
+        ),
         (timed_out, "timed out before every frame came back"),
         (cycle_fail, "open/stop cycles failed or leaked DMA memory"),
-        (nic.is_open(), "auto-close: the device is still open after unregister"),
+        (
+            nic.is_open(),
+            "auto-close: the device is still open after unregister",
+        ),
         (live_skbs != 0, "skb ledger: skbs still live at the end"),
         (live_maps != 0, "dma: mappings still live at the end"),
         (busy != 0, "xmit returned BUSY"),
         (inflight != 0, "bql: bytes still in flight at the end"),
-        (skbs.borrow().bad_frees() != 0, "skb ledger: double or stale free"),
-        (stats.stale_skbs != 0, "busy-ownership: a freed skb was handed back to xmit"),
-        (stats.rx_packets + stats.tx_aborted != stats.tx_packets, "loopback: received count differs from sent"),
+        (
+            skbs.borrow().bad_frees() != 0,
+            "skb ledger: double or stale free",
+        ),
+        (
+            stats.stale_skbs != 0,
+            "busy-ownership: a freed skb was handed back to xmit",
+        ),
+        (
+            stats.rx_packets + stats.tx_aborted != stats.tx_packets,
+            "loopback: received count differs from sent",
+        ),
     ];
     for (bad, why) in checks {
         if bad {

@@ -25,8 +25,8 @@ use core::ptr::write_volatile;
 use super::ctx::{self, Ctx, Stack};
 use super::{Verdict, PAYLOAD};
 use crate::abi::{
-    knob, layout, pci, regs as r, Abuse, DeviceError, Marker, RunConfig, RxDesc, TxDesc, HOSTILE_FUZZ_VARIANT,
-    MAX_DESC_PER_PACKET, TXD_EOP,
+    knob, layout, pci, regs as r, Abuse, DeviceError, Marker, RunConfig, RxDesc, TxDesc,
+    HOSTILE_FUZZ_VARIANT, MAX_DESC_PER_PACKET, TXD_EOP,
 };
 use crate::driver::dma::{DmaDir, DmaPool, DmaRegion, PAGE};
 use crate::driver::regs::Regs;
@@ -58,7 +58,12 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> 
     let (Some(ring), Some(rx_ring)) = (pool.alloc(PAGE), pool.alloc(PAGE)) else {
         return Verdict::fail("hostile: no DMA pages for the rings");
     };
-    let stack = Stack { pool_skbs: 8, bql: false, watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS, seed_salt: 0x4057 };
+    let stack = Stack {
+        pool_skbs: 8,
+        bql: false,
+        watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS,
+        seed_salt: 0x4057,
+    };
     ctx::with_stack(plat, cfg, pool, stack, |mut c| {
         let mapped = c.open().and_then(|()| map_pages(&c, &ring, &rx_ring));
         let seen = mapped.clone().map(|()| match abuse_of {
@@ -73,7 +78,10 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, mut pool: DmaPool) -> 
             }
         };
         c.dev.unregister();
-        c.check(!c.nic.is_open(), "hostile: the device is still open after unregister");
+        c.check(
+            !c.nic.is_open(),
+            "hostile: the device is still open after unregister",
+        );
         // Stop reset the device: nothing can DMA from these any more.
         if mapped.is_ok() {
             c.nic.dma.unmap(plat, ring.phys, ring.len);
@@ -133,15 +141,23 @@ fn repoint_rx(regs: &Regs<'_>, page: &DmaRegion, d: RxDesc) {
 }
 
 fn desc(addr: u64, len: u16, flags: u8) -> TxDesc {
-    TxDesc { addr, len, flags, ..TxDesc::default() }
+    TxDesc {
+        addr,
+        len,
+        flags,
+        ..TxDesc::default()
+    }
 }
 
 /// DMA-map our two ring pages and the payload the device may read.
 fn map_pages(c: &Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> Result<(), String> {
     let (plat, dma) = (c.plat, &c.nic.dma);
-    dma.map(plat, ring.phys, ring.len, DmaDir::Bidirectional).map_err(|e| format!("hostile: map ring: {e:?}"))?;
-    dma.map(plat, rx_ring.phys, rx_ring.len, DmaDir::Bidirectional).map_err(|e| format!("hostile: map RX ring: {e:?}"))?;
-    dma.map(plat, PAYLOAD.0, PAYLOAD_MAP, DmaDir::ToDevice).map_err(|e| format!("hostile: map payload: {e:?}"))?;
+    dma.map(plat, ring.phys, ring.len, DmaDir::Bidirectional)
+        .map_err(|e| format!("hostile: map ring: {e:?}"))?;
+    dma.map(plat, rx_ring.phys, rx_ring.len, DmaDir::Bidirectional)
+        .map_err(|e| format!("hostile: map RX ring: {e:?}"))?;
+    dma.map(plat, PAYLOAD.0, PAYLOAD_MAP, DmaDir::ToDevice)
+        .map_err(|e| format!("hostile: map payload: {e:?}"))?;
     Ok(())
 }
 
@@ -150,7 +166,10 @@ fn map_pages(c: &Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> 
 fn repoint_both(regs: &Regs<'_>, ring: &DmaRegion, rx_ring: &DmaRegion) {
     let ctrl = regs.read(r::CTRL);
     regs.write(r::CTRL, 0);
-    for (lo, hi, size, page) in [(r::TX_BASE_LO, r::TX_BASE_HI, r::TX_SIZE, ring), (r::RX_BASE_LO, r::RX_BASE_HI, r::RX_SIZE, rx_ring)] {
+    for (lo, hi, size, page) in [
+        (r::TX_BASE_LO, r::TX_BASE_HI, r::TX_SIZE, ring),
+        (r::RX_BASE_LO, r::RX_BASE_HI, r::RX_SIZE, rx_ring),
+    ] {
         regs.write(lo, page.phys as u32);
         regs.write(hi, (page.phys >> 32) as u32);
         regs.write(size, RING);
@@ -176,12 +195,37 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
     let regs = nic.regs();
     let bdf = nic.pci.bdf;
     let cmd = plat.pci_read32(bdf, pci::REG_COMMAND) & 0xffff;
-    let targets = [PAYLOAD.0, ring.phys, rx_ring.phys, layout::RAM_SIZE + PAGE, nic.pci.bar0, 1 << 40];
-    let bases = [ring.phys, rx_ring.phys, layout::RAM_SIZE, nic.pci.bar0, 1 << 40];
+    let targets = [
+        PAYLOAD.0,
+        ring.phys,
+        rx_ring.phys,
+        layout::RAM_SIZE + PAGE,
+        nic.pci.bar0,
+        1 << 40,
+    ];
+    let bases = [
+        ring.phys,
+        rx_ring.phys,
+        layout::RAM_SIZE,
+        nic.pci.bar0,
+        1 << 40,
+    ];
     let sizes = [RING, 2, 16, 0, 3, RING - 1, r::MAX_RING * 2, u32::MAX];
     let others = [
-        r::CTRL, r::INT_CAUSE, r::INT_ENABLE, r::COAL_TX_FRAMES, r::COAL_TX_USECS, r::COAL_RX_FRAMES,
-        r::COAL_RX_USECS, r::ERR_CLEAR, r::TEST_COMPLETE, r::EEPROM, r::STATUS, r::TX_HEAD, 0x0ffc, pci::MSIX_PBA_OFFSET,
+        r::CTRL,
+        r::INT_CAUSE,
+        r::INT_ENABLE,
+        r::COAL_TX_FRAMES,
+        r::COAL_TX_USECS,
+        r::COAL_RX_FRAMES,
+        r::COAL_RX_USECS,
+        r::ERR_CLEAR,
+        r::TEST_COMPLETE,
+        r::EEPROM,
+        r::STATUS,
+        r::TX_HEAD,
+        0x0ffc,
+        pci::MSIX_PBA_OFFSET,
     ];
     repoint_both(regs, ring, rx_ring);
     let table = |v: u16, field: u32| pci::MSIX_TABLE_OFFSET + u32::from(v) * 16 + field;
@@ -191,7 +235,15 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
             *d = regs.read(table(v, f * 4));
         }
     }
-    let msi_targets = [0xfee0_0000u64, 0xfee0_1000, ring.phys, nic.pci.bar0, nic.pci.bar0 + u64::from(pci::MSIX_TABLE_OFFSET), 0xfec0_0000, 1 << 32 | 0xfee0_0000];
+    let msi_targets = [
+        0xfee0_0000u64,
+        0xfee0_1000,
+        ring.phys,
+        nic.pci.bar0,
+        nic.pci.bar0 + u64::from(pci::MSIX_TABLE_OFFSET),
+        0xfec0_0000,
+        1 << 32 | 0xfee0_0000,
+    ];
     let mut latched = 0u32;
     for _ in 0..FUZZ_OPS {
         let x = c.rand();
@@ -203,23 +255,43 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
                 // Near the device's head, where its walk will find it.
                 let head = regs.read(if tx { r::TX_HEAD } else { r::RX_HEAD });
                 let slot = (head.wrapping_add(pick(4, 8) as u32) & (RING - 1)) as usize;
-                let d = TxDesc { addr: targets[pick(targets.len(), 20)], len: (x >> 32) as u16 % 2048, flags: (x >> 48) as u8 & TXD_EOP, ..TxDesc::default() };
+                let d = TxDesc {
+                    addr: targets[pick(targets.len(), 20)],
+                    len: (x >> 32) as u16 % 2048,
+                    flags: (x >> 48) as u8 & TXD_EOP,
+                    ..TxDesc::default()
+                };
                 // SAFETY: slot < RING and the page holds RING 16-byte
                 // descriptors; the page is ours, 16-byte aligned.
                 unsafe { write_volatile(page.ptr.cast::<TxDesc>().add(slot), d) };
             }
             1 => {
-                let (lo, hi) = if tx { (r::TX_BASE_LO, r::TX_BASE_HI) } else { (r::RX_BASE_LO, r::RX_BASE_HI) };
+                let (lo, hi) = if tx {
+                    (r::TX_BASE_LO, r::TX_BASE_HI)
+                } else {
+                    (r::RX_BASE_LO, r::RX_BASE_HI)
+                };
                 let b = bases[pick(bases.len(), 8)];
                 regs.write(lo, b as u32);
                 regs.write(hi, (b >> 32) as u32);
             }
-            2 => regs.write(if tx { r::TX_SIZE } else { r::RX_SIZE }, sizes[pick(sizes.len(), 8)]),
+            2 => regs.write(
+                if tx { r::TX_SIZE } else { r::RX_SIZE },
+                sizes[pick(sizes.len(), 8)],
+            ),
             3 => {
-                let (head, tail) = if tx { (r::TX_HEAD, r::TX_TAIL) } else { (r::RX_HEAD, r::RX_TAIL) };
+                let (head, tail) = if tx {
+                    (r::TX_HEAD, r::TX_TAIL)
+                } else {
+                    (r::RX_HEAD, r::RX_TAIL)
+                };
                 // Mostly a few descriptors past head (so the device walks
                 // the garbage), sometimes anything.
-                let v = if x & 3 != 0 { regs.read(head).wrapping_add(pick(24, 8) as u32) } else { (x >> 8) as u32 };
+                let v = if x & 3 != 0 {
+                    regs.read(head).wrapping_add(pick(24, 8) as u32)
+                } else {
+                    (x >> 8) as u32
+                };
                 regs.write(tail, v);
             }
             // Any other register, any value, but never the reset bit
@@ -227,8 +299,19 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
             4 => {
                 let off = others[pick(others.len(), 8)];
                 let v = (x >> 32) as u32;
-                let on = if x & 3 != 0 { r::CTRL_TX_EN | r::CTRL_RX_EN } else { 0 };
-                regs.write(off, if off == r::CTRL { (v | on) & !r::CTRL_RESET } else { v });
+                let on = if x & 3 != 0 {
+                    r::CTRL_TX_EN | r::CTRL_RX_EN
+                } else {
+                    0
+                };
+                regs.write(
+                    off,
+                    if off == r::CTRL {
+                        (v | on) & !r::CTRL_RESET
+                    } else {
+                        v
+                    },
+                );
             }
             5 => {
                 regs.write(r::CTRL, r::CTRL_RESET);
@@ -240,7 +323,11 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
                 regs.write(r::CTRL, r::CTRL_TX_EN | r::CTRL_RX_EN);
             }
             6 => {
-                let bm = if tx { cmd } else { cmd & !u32::from(pci::CMD_BUS_MASTER) };
+                let bm = if tx {
+                    cmd
+                } else {
+                    cmd & !u32::from(pci::CMD_BUS_MASTER)
+                };
                 plat.pci_write32(bdf, pci::REG_COMMAND, bm);
             }
             // An MSI-X entry aimed anywhere, or masked/unmasked.
@@ -275,7 +362,11 @@ fn fuzz(c: &mut Ctx<'_, '_, '_, '_>, ring: &DmaRegion, rx_ring: &DmaRegion) -> S
                 let head = regs.read(r::TX_HEAD);
                 let frags = 1 + pick(3, 8) as u32;
                 post(c, ring, head, (0..frags).map(|_| desc(PAYLOAD.0, 60, 0)));
-                regs.write(r::TX_TAIL, head.wrapping_add(frags).wrapping_sub(1 + pick(frags as usize + 1, 12) as u32));
+                regs.write(
+                    r::TX_TAIL,
+                    head.wrapping_add(frags)
+                        .wrapping_sub(1 + pick(frags as usize + 1, 12) as u32),
+                );
             }
         }
         if regs.read(r::STATUS) & r::STATUS_ERROR != 0 {
@@ -326,14 +417,34 @@ fn abuse(c: &mut Ctx<'_, '_, '_, '_>, a: Abuse, ring: DmaRegion, rx_ring: DmaReg
     let cmd = plat.pci_read32(bdf, pci::REG_COMMAND) & 0xffff;
     let data = PAYLOAD.0;
     match a {
-        Abuse::OutsideRam => post(c, &ring, tail, [desc(layout::RAM_SIZE + PAGE, 64, TXD_EOP)].into_iter()),
+        Abuse::OutsideRam => post(
+            c,
+            &ring,
+            tail,
+            [desc(layout::RAM_SIZE + PAGE, 64, TXD_EOP)].into_iter(),
+        ),
         // The device would read its own registers as frame data.
-        Abuse::InBar => post(c, &ring, tail, [desc(nic.pci.bar0, 64, TXD_EOP)].into_iter()),
+        Abuse::InBar => post(
+            c,
+            &ring,
+            tail,
+            [desc(nic.pci.bar0, 64, TXD_EOP)].into_iter(),
+        ),
         Abuse::ZeroLength => post(c, &ring, tail, [desc(data, 0, TXD_EOP)].into_iter()),
         // 2000 bytes in one packet: beyond MAX_FRAME_LEN.
-        Abuse::FrameTooBig => post(c, &ring, tail, [desc(data, 1000, 0), desc(data, 1000, TXD_EOP)].into_iter()),
+        Abuse::FrameTooBig => post(
+            c,
+            &ring,
+            tail,
+            [desc(data, 1000, 0), desc(data, 1000, TXD_EOP)].into_iter(),
+        ),
         // A chain with no end: one more fragment than a packet may have.
-        Abuse::NoEop => post(c, &ring, tail, (0..=MAX_DESC_PER_PACKET).map(|_| desc(data, 60, 0))),
+        Abuse::NoEop => post(
+            c,
+            &ring,
+            tail,
+            (0..=MAX_DESC_PER_PACKET).map(|_| desc(data, 60, 0)),
+        ),
         Abuse::BadRingSize => {
             regs.write(r::TX_SIZE, RING - 1);
             regs.write(r::TX_TAIL, tail);
@@ -351,8 +462,20 @@ fn abuse(c: &mut Ctx<'_, '_, '_, '_>, a: Abuse, ring: DmaRegion, rx_ring: DmaReg
         // the frame, or lies in BAR0 (the device would write its own
         // registers); a valid 64-byte frame through loopback fills it.
         Abuse::RxBufferTooSmall | Abuse::RxIntoBar => {
-            let (buf, len) = if a == Abuse::RxIntoBar { (nic.pci.bar0, 2048) } else { (data, 16) };
-            repoint_rx(nic.regs(), &rx_ring, RxDesc { addr: buf, buf_len: len, ..RxDesc::default() });
+            let (buf, len) = if a == Abuse::RxIntoBar {
+                (nic.pci.bar0, 2048)
+            } else {
+                (data, 16)
+            };
+            repoint_rx(
+                nic.regs(),
+                &rx_ring,
+                RxDesc {
+                    addr: buf,
+                    buf_len: len,
+                    ..RxDesc::default()
+                },
+            );
             post(c, &ring, tail, [desc(data, 64, TXD_EOP)].into_iter());
         }
         // The descriptor ring itself beyond RAM: the fetch is refused.
@@ -387,8 +510,20 @@ fn abuse(c: &mut Ctx<'_, '_, '_, '_>, a: Abuse, ring: DmaRegion, rx_ring: DmaReg
     if want == DeviceError::WriteDuringReset {
         wait_for(plat, || regs.read(r::STATUS) & r::STATUS_RESETTING == 0);
     }
-    c.check(latched, &format!("hostile: {name}: STATUS never showed an error"));
-    c.check(code == want as u32, &format!("hostile: {name}: expected ERR_CODE {} ({want:?}), read {code}", want as u32));
-    c.check(cause & r::INT_ERR != 0, &format!("hostile: {name}: INT_ERR not latched (INT_CAUSE {cause:#x})"));
+    c.check(
+        latched,
+        &format!("hostile: {name}: STATUS never showed an error"),
+    );
+    c.check(
+        code == want as u32,
+        &format!(
+            "hostile: {name}: expected ERR_CODE {} ({want:?}), read {code}",
+            want as u32
+        ),
+    );
+    c.check(
+        cause & r::INT_ERR != 0,
+        &format!("hostile: {name}: INT_ERR not latched (INT_CAUSE {cause:#x})"),
+    );
     seen
 }

@@ -25,7 +25,6 @@ use crate::softnet::netdev::{is_valid_ether_addr, AddrAssignType, NetDeviceOps, 
 use crate::softnet::skb::SkbId;
 use crate::softnet::watchdog::DEFAULT_WATCHDOG_TIMEO_NS;
 
-
 /// Frames a flood sends when the FRAMES knob is 0.
 const FLOOD_FRAMES: u64 = 24;
 /// How long the guest stays idle after stop so late DMA or a pending
@@ -42,14 +41,27 @@ const POOL_SKBS: u16 = 192;
 const ROUND_WAIT_NS: u64 = 2_000_000;
 
 /// Run `scenario` (one of `abi::Group::Lifecycle`) with DMA memory from `pool`.
-pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, pool: DmaPool) -> Verdict {
-    let stack = Stack { pool_skbs: POOL_SKBS, bql: true, watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS, seed_salt: 0x11fe };
+pub fn run(
+    plat: &(dyn Platform + Sync),
+    cfg: &RunConfig,
+    scenario: Scenario,
+    pool: DmaPool,
+) -> Verdict {
+    let stack = Stack {
+        pool_skbs: POOL_SKBS,
+        bql: true,
+        watchdog_timeo_ns: DEFAULT_WATCHDOG_TIMEO_NS,
+        seed_salt: 0x11fe,
+    };
     ctx::with_stack(plat, cfg, pool, stack, |mut c| {
         let body = match scenario {
-            Scenario::StopUnderFlood | Scenario::SlowReset | Scenario::DmaUntilDisabled | Scenario::InflightAtStop => {
+            Scenario::StopUnderFlood
+            | Scenario::SlowReset
+            | Scenario::DmaUntilDisabled
+            | Scenario::InflightAtStop => flood_then_stop(&mut c, scenario),
+            Scenario::RxAfterStop | Scenario::MsixMaskedAtStop | Scenario::StopRacesIrq => {
                 flood_then_stop(&mut c, scenario)
             }
-            Scenario::RxAfterStop | Scenario::MsixMaskedAtStop | Scenario::StopRacesIrq => flood_then_stop(&mut c, scenario),
             Scenario::InvalidMac => invalid_mac(&mut c),
             Scenario::Unregister => unregister(&mut c),
             Scenario::MaxFragsFill => max_frags_fill(&mut c),
@@ -78,7 +90,8 @@ impl Lifecycle for Ctx<'_, '_, '_, '_> {
     /// An skb of `nfrags` fragments of `frag_len` bytes from the payload
     /// pool (seeded offset; the host fills and checks the bytes).
     fn skb(&mut self, nfrags: usize, frag_len: u32) -> Result<SkbId, String> {
-        self.payload_skb(&[], nfrags, frag_len, 64 * 1024).map_err(|e| format!("skb alloc failed: {e}"))
+        self.payload_skb(&[], nfrags, frag_len, 64 * 1024)
+            .map_err(|e| format!("skb alloc failed: {e}"))
     }
 
     /// A frame of mixed shape: 1..=4 fragments, 60..=1200 bytes.
@@ -111,9 +124,15 @@ impl Lifecycle for Ctx<'_, '_, '_, '_> {
             }
             let s = self.nic.stats();
             let posted = s.tx_packets - b.tx_packets;
-            if q.is_empty() && s.tx_completed - b.tx_completed >= posted && s.rx_packets - b.rx_packets >= posted {
+            if q.is_empty()
+                && s.tx_completed - b.tx_completed >= posted
+                && s.rx_packets - b.rx_packets >= posted
+            {
                 if posted + s.tx_dropped - b.tx_dropped != n {
-                    return Err(format!("skb-ledger: {n} frames given, {posted} posted, {} dropped", s.tx_dropped - b.tx_dropped));
+                    return Err(format!(
+                        "skb-ledger: {n} frames given, {posted} posted, {} dropped",
+                        s.tx_dropped - b.tx_dropped
+                    ));
                 }
                 return Ok(());
             }
@@ -121,7 +140,10 @@ impl Lifecycle for Ctx<'_, '_, '_, '_> {
                 for id in q.drain() {
                     let _ = self.skbs.borrow_mut().free(id);
                 }
-                return Err(format!("timely: traffic did not complete within {} ms ({s:?})", WAIT_NS / 1_000_000));
+                return Err(format!(
+                    "timely: traffic did not complete within {} ms ({s:?})",
+                    WAIT_NS / 1_000_000
+                ));
             }
             if self.napi.is_scheduled() || !q.is_empty() && !self.txq.xmit_stopped() {
                 continue;
@@ -138,7 +160,10 @@ impl Lifecycle for Ctx<'_, '_, '_, '_> {
     fn close_and_check(&mut self) {
         self.dev.close();
         let status = self.nic.regs().read(r::STATUS);
-        self.check(status & r::STATUS_RESETTING == 0, &format!("reset-poll: stop returned with the reset still running (STATUS {status:#x})"));
+        self.check(
+            status & r::STATUS_RESETTING == 0,
+            &format!("reset-poll: stop returned with the reset still running (STATUS {status:#x})"),
+        );
         let t = self.plat.now_ns();
         while self.plat.now_ns() < t + QUIET_AFTER_STOP_NS {
             self.nic.wait_until(t + QUIET_AFTER_STOP_NS);
@@ -147,11 +172,23 @@ impl Lifecycle for Ctx<'_, '_, '_, '_> {
         let (ctrl, ie) = (regs.read(r::CTRL), regs.read(r::INT_ENABLE));
         self.check(
             ctrl & (r::CTRL_TX_EN | r::CTRL_RX_EN) == 0 && ie == 0,
-            &format!("quiesce: enable bits still set after stop (CTRL {ctrl:#x}, INT_ENABLE {ie:#x})"),
+            &format!(
+                "quiesce: enable bits still set after stop (CTRL {ctrl:#x}, INT_ENABLE {ie:#x})"
+            ),
         );
-        let (skbs, maps, bql) = (self.skbs.borrow().live(), self.nic.dma.live(), self.txq.dql().inflight());
-        self.check(skbs == 0, &format!("skb-ledger: {skbs} skbs live after stop (in-flight packets not aborted)"));
-        self.check(maps == 0, &format!("dma-maps: {maps} mappings live after stop"));
+        let (skbs, maps, bql) = (
+            self.skbs.borrow().live(),
+            self.nic.dma.live(),
+            self.txq.dql().inflight(),
+        );
+        self.check(
+            skbs == 0,
+            &format!("skb-ledger: {skbs} skbs live after stop (in-flight packets not aborted)"),
+        );
+        self.check(
+            maps == 0,
+            &format!("dma-maps: {maps} mappings live after stop"),
+        );
         self.check(bql == 0, &format!("bql: {bql} bytes in flight after stop"));
     }
 }
@@ -203,7 +240,15 @@ fn flood_then_stop(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<(), Strin
         _ => {}
     }
     let st = c.nic.stats();
-    c.plat.marker_text(Marker::Phase, &[2, st.tx_packets - st.tx_completed, st.tx_packets - st.rx_packets], "stop with work in flight");
+    c.plat.marker_text(
+        Marker::Phase,
+        &[
+            2,
+            st.tx_packets - st.tx_completed,
+            st.tx_packets - st.rx_packets,
+        ],
+        "stop with work in flight",
+    );
     // dev_deactivate resets the qdisc before ndo_stop: the stack frees
     // what it never handed to the driver.
     for id in q.drain() {
@@ -246,14 +291,20 @@ fn irq_window(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
 /// address with EADDRNOTAVAIL without calling ndo_open.
 fn invalid_mac(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     let (mac, how) = (c.nic.mac, c.nic.addr_assign);
-    c.check(is_valid_ether_addr(&mac), &format!("mac-address: registered the invalid address {mac:02x?} ({how:?})"));
+    c.check(
+        is_valid_ether_addr(&mac),
+        &format!("mac-address: registered the invalid address {mac:02x?} ({how:?})"),
+    );
     for bad in [[0u8; 6], [0x01, 0, 0x5e, 0, 0, 1], [0xff; 6]] {
         c.dev.set_dev_addr(bad, AddrAssignType::Perm);
         let r = c.dev.open();
         if r.is_ok() {
             c.dev.close();
         }
-        c.check(r == Err(EADDRNOTAVAIL), &format!("mac-address: open of {bad:02x?} returned {r:?}, not EADDRNOTAVAIL"));
+        c.check(
+            r == Err(EADDRNOTAVAIL),
+            &format!("mac-address: open of {bad:02x?} returned {r:?}, not EADDRNOTAVAIL"),
+        );
     }
     c.dev.set_dev_addr(mac, how);
     c.open()?;
@@ -284,10 +335,17 @@ fn unregister(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     }
     // One stop per UP period; unregister of a DOWN device adds none.
     let expect = cycles + 1;
-    c.dev.unregister_with(c.mutant == DriverMutant::UnregisterNoStop);
+    c.dev
+        .unregister_with(c.mutant == DriverMutant::UnregisterNoStop);
     let calls = c.dev.stop_calls();
-    c.check(calls == expect, &format!("auto-close: ndo_stop ran {calls} times, expected {expect} (variant {variant})"));
-    c.check(!c.nic.is_open(), "auto-close: the device is still open after unregister");
+    c.check(
+        calls == expect,
+        &format!("auto-close: ndo_stop ran {calls} times, expected {expect} (variant {variant})"),
+    );
+    c.check(
+        !c.nic.is_open(),
+        "auto-close: the device is still open after unregister",
+    );
     Ok(())
 }
 
@@ -303,14 +361,22 @@ fn max_frags_fill(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     // one more, so reclaim leaves one short of the threshold: the queue
     // must stay stopped (a wake there is early; the host checks it).
     let extra = usize::from(c.cfg.knobs[knob::VARIANT] == 1);
-    let shapes = [max, max, 63 - TX_START_THRESH as usize - max + extra, max, max];
+    let shapes = [
+        max,
+        max,
+        63 - TX_START_THRESH as usize - max + extra,
+        max,
+        max,
+    ];
     let mut busy = 0;
     for (i, &n) in shapes.iter().enumerate() {
         if c.txq.stopped() {
             if i == 3 {
                 // Reclaim the one packet the device completes.
                 c.phase(2, "reclaim to the start threshold");
-                c.poll_until(WAIT_NS, |c| c.nic.stats().tx_completed >= 1 && !c.napi.is_scheduled());
+                c.poll_until(WAIT_NS, |c| {
+                    c.nic.stats().tx_completed >= 1 && !c.napi.is_scheduled()
+                });
             }
             if c.txq.stopped() {
                 break;
@@ -333,7 +399,10 @@ fn max_frags_fill(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
             &format!("stop-early: xmit returned with {free} descriptors free and the queue running (worst case {TX_STOP_THRESH})"),
         );
     }
-    c.check(busy == 0, &format!("stop-early: {busy} BUSY returns while filling the ring"));
+    c.check(
+        busy == 0,
+        &format!("stop-early: {busy} BUSY returns while filling the ring"),
+    );
     // Quiescence: no xmit, no poll pending. A stopped queue with room
     // for a restart is stuck (the wake used `>` where stop used `>=`).
     c.poll();
@@ -365,11 +434,15 @@ fn busy_ownership(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
         }
         let id = c.skb(max, 64)?;
         if c.dev.ops.start_xmit(id, false) != NetdevTx::Ok {
-            return Err(String::from("busy-ownership: BUSY before the ring was full"));
+            return Err(String::from(
+                "busy-ownership: BUSY before the ring was full",
+            ));
         }
     }
     if !c.txq.stopped() {
-        return Err(String::from("stop-early: the ring filled without the queue stopping"));
+        return Err(String::from(
+            "stop-early: the ring filled without the queue stopping",
+        ));
     }
     c.phase(2, "false wake on a full ring");
     c.txq.wake(crate::abi::QueueReason::Reclaim);
@@ -379,10 +452,19 @@ fn busy_ownership(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     if r == NetdevTx::Busy {
         c.plat.marker(Marker::XmitBusy, &[u64::from(id.0)]);
     }
-    c.check(r == NetdevTx::Busy, "busy-ownership: xmit on a full ring did not return BUSY");
+    c.check(
+        r == NetdevTx::Busy,
+        "busy-ownership: xmit on a full ring did not return BUSY",
+    );
     let live = c.skbs.borrow().is_live(id);
-    c.check(live, "busy-ownership: BUSY freed the skb the stack still owns");
-    c.check(c.nic.dma.live() == maps, "busy-ownership: BUSY left a mapping behind");
+    c.check(
+        live,
+        "busy-ownership: BUSY freed the skb the stack still owns",
+    );
+    c.check(
+        c.nic.dma.live() == maps,
+        "busy-ownership: BUSY left a mapping behind",
+    );
     // Let the device complete, reclaim (which wakes the queue), requeue.
     c.phase(3, "requeue");
     c.nic.regs().write(r::TEST_COMPLETE, 1);
@@ -391,14 +473,23 @@ fn busy_ownership(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
         let sent = c.nic.stats().tx_packets;
         let ok = c.dev.ops.start_xmit(id, false) == NetdevTx::Ok;
         c.check(ok, "busy-ownership: the requeued skb was refused");
-        c.check(c.nic.stats().tx_packets == sent + 1, "busy-ownership: the requeued skb was not posted exactly once");
+        c.check(
+            c.nic.stats().tx_packets == sent + 1,
+            "busy-ownership: the requeued skb was not posted exactly once",
+        );
         c.nic.regs().write(r::TEST_COMPLETE, 1);
         c.poll_until(WAIT_NS, |c| !c.skbs.borrow().is_live(id));
-        c.check(!c.skbs.borrow().is_live(id), "busy-ownership: the requeued skb was never completed");
+        c.check(
+            !c.skbs.borrow().is_live(id),
+            "busy-ownership: the requeued skb was never completed",
+        );
     }
     c.close_and_check();
     let bad = c.skbs.borrow().bad_frees();
-    c.check(bad == 0, &format!("busy-ownership: {bad} double or stale frees (a reference kept after BUSY)"));
+    c.check(
+        bad == 0,
+        &format!("busy-ownership: {bad} double or stale frees (a reference kept after BUSY)"),
+    );
     Ok(())
 }
 
@@ -416,11 +507,17 @@ fn map_failure(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     c.nic.dma.set_fail_every(0);
     r?;
     let s = c.nic.stats();
-    c.check(s.tx_dropped != 0, &format!("map-failure: no map failed (every {every})"));
+    c.check(
+        s.tx_dropped != 0,
+        &format!("map-failure: no map failed (every {every})"),
+    );
     c.check(s.busy == 0, "map-failure: a map failure returned BUSY");
     c.close_and_check();
     let bad = c.skbs.borrow().bad_frees();
-    c.check(bad == 0, &format!("map-failure: {bad} double frees on the drop path"));
+    c.check(
+        bad == 0,
+        &format!("map-failure: {bad} double frees on the drop path"),
+    );
     Ok(())
 }
 
@@ -450,9 +547,18 @@ fn napi_budget_zero(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     }
     let res = c.napi.poll(0, &mut NapiSide(c.nic));
     let a = c.nic.stats();
-    c.check(res.rx_done == 0 && a.rx_packets == b.rx_packets, "napi-budget: a budget-0 poll processed RX");
-    c.check(!res.completed && c.napi.is_scheduled(), "napi-budget: a budget-0 poll called napi_complete_done");
-    c.check(a.tx_completed > b.tx_completed, "napi-budget: a budget-0 poll skipped TX completions");
+    c.check(
+        res.rx_done == 0 && a.rx_packets == b.rx_packets,
+        "napi-budget: a budget-0 poll processed RX",
+    );
+    c.check(
+        !res.completed && c.napi.is_scheduled(),
+        "napi-budget: a budget-0 poll called napi_complete_done",
+    );
+    c.check(
+        a.tx_completed > b.tx_completed,
+        "napi-budget: a budget-0 poll skipped TX completions",
+    );
     // We still own SCHED: finish the poll with the real weight.
     c.nic.napi_poll(4);
     for id in q.drain() {
@@ -467,8 +573,12 @@ fn napi_budget_zero(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
 /// Unregister (auto-close), then the end-of-run ledger, the Summary
 /// marker and the verdict.
 fn finish(mut c: Ctx<'_, '_, '_, '_>, scenario: Scenario) -> Verdict {
-    c.dev.unregister_with(c.mutant == DriverMutant::UnregisterNoStop);
-    c.check(!c.nic.is_open(), "auto-close: the device is still open after unregister");
+    c.dev
+        .unregister_with(c.mutant == DriverMutant::UnregisterNoStop);
+    c.check(
+        !c.nic.is_open(),
+        "auto-close: the device is still open after unregister",
+    );
     let busy = c.end_ledger();
     if scenario != Scenario::BusyOwnership {
         c.check(busy == 0, &format!("stop-early: {busy} BUSY returns"));

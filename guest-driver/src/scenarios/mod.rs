@@ -28,7 +28,10 @@ pub struct Verdict {
 impl Verdict {
     /// A failing verdict.
     pub fn fail(text: impl Into<String>) -> Self {
-        Self { pass: false, text: text.into() }
+        Self {
+            pass: false,
+            text: text.into(),
+        }
     }
 }
 
@@ -38,12 +41,22 @@ pub fn guest_dma_pool() -> DmaPool {
     // SAFETY: the VMM identity-maps all RAM and this window is reserved
     // for DMA memory by abi::layout; only the driver uses it, and only
     // one pool is made per scenario run.
-    unsafe { DmaPool::new(layout::DMA_POOL_BASE, layout::DMA_POOL_BASE as *mut u8, layout::DMA_POOL_SIZE) }
+    unsafe {
+        DmaPool::new(
+            layout::DMA_POOL_BASE,
+            layout::DMA_POOL_BASE as *mut u8,
+            layout::DMA_POOL_SIZE,
+        )
+    }
 }
 
 /// Run the NIC scenario `cfg.scenario` with DMA memory from `pool`.
 /// Returns None for scenarios that are not NIC scenarios (empty, boot).
-pub fn run_with_pool(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool) -> Option<Verdict> {
+pub fn run_with_pool(
+    plat: &(dyn Platform + Sync),
+    cfg: &RunConfig,
+    pool: DmaPool,
+) -> Option<Verdict> {
     let s = Scenario::from_u32(cfg.scenario)?;
     // Each group module answers for its own scenarios (the catalogue's
     // `abi::Group`).
@@ -90,7 +103,9 @@ fn run_smp(plat: &(dyn Platform + Sync), cfg: &RunConfig, pool: DmaPool) -> Verd
 /// tests call `default::run` with `Mode::Smp` and a thread instead.
 #[cfg(not(target_os = "none"))]
 fn run_smp(_plat: &(dyn Platform + Sync), _cfg: &RunConfig, _pool: DmaPool) -> Verdict {
-    Verdict::fail("smp: needs the guest kernel's second CPU (host tests use default::run with Mode::Smp)")
+    Verdict::fail(
+        "smp: needs the guest kernel's second CPU (host tests use default::run with Mode::Smp)",
+    )
 }
 
 /// The kernel's entry: run a NIC scenario on the guest's DMA pool.
@@ -120,6 +135,8 @@ pub const BQL_STALL_THRS_MS: u32 = 1280;
 pub(crate) fn arm_bql_stall_detector(txq: &crate::softnet::queue::TxQueue<'_>, cfg: &RunConfig) {
     if txq.bql_enabled() && cfg.scenario == Scenario::BqlRandom as u32 {
         // 100 ms is within sysfs's 4..=128 jiffies: cannot be refused.
-        let _ = txq.dql().set_stall_thrs_ms(BQL_STALL_THRS_MS, txq.env().jiffies());
+        let _ = txq
+            .dql()
+            .set_stall_thrs_ms(BQL_STALL_THRS_MS, txq.env().jiffies());
     }
 }

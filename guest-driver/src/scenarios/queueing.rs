@@ -27,7 +27,6 @@ use crate::platform::Platform;
 use crate::softnet::netdev::Qdisc;
 use crate::softnet::skb::SkbId;
 
-
 /// skbs the pool holds.
 const POOL_SKBS: u16 = 128;
 /// Bound on every wait for the device. A correct run needs a few ms; the
@@ -45,14 +44,21 @@ const WATCHDOG_TIMEO_NS: u64 = 5_000_000;
 const SOAK_CYCLES: u64 = 5;
 
 /// Run `scenario` (one of `abi::Group::Queueing`) with DMA memory from `pool`.
-pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, pool: DmaPool) -> Verdict {
+pub fn run(
+    plat: &(dyn Platform + Sync),
+    cfg: &RunConfig,
+    scenario: Scenario,
+    pool: DmaPool,
+) -> Verdict {
     match scenario {
         // Scenario 8, variant 1: the default traffic loop with NAPI on
         // CPU 1 (its quiescence oracle flags a stopped queue with a free
         // ring) on a 64-entry ring, so the queue stops and wakes often.
         // A real race: the VM exits of markers and BQL mostly mask the
         // mutants here; variant 0 forces the windows instead.
-        Scenario::LostWake if cfg.knobs[knob::VARIANT] == 1 => return super::run_smp(plat, cfg, pool),
+        Scenario::LostWake if cfg.knobs[knob::VARIANT] == 1 => {
+            return super::run_smp(plat, cfg, pool)
+        }
         // Scenario 11: seeded sizes (default's Shapes) and a seeded
         // xmit_more batch from the host; the softnet Dql checks its
         // invariants on every call and the end checks inflight == 0.
@@ -61,7 +67,12 @@ pub fn run(plat: &(dyn Platform + Sync), cfg: &RunConfig, scenario: Scenario, po
     }
     // lost-wake runs without BQL so only the ring stops the queue.
     let bql = scenario != Scenario::LostWake;
-    let stack = Stack { pool_skbs: POOL_SKBS, bql, watchdog_timeo_ns: WATCHDOG_TIMEO_NS, seed_salt: 0x9e0e };
+    let stack = Stack {
+        pool_skbs: POOL_SKBS,
+        bql,
+        watchdog_timeo_ns: WATCHDOG_TIMEO_NS,
+        seed_salt: 0x9e0e,
+    };
     ctx::with_stack(plat, cfg, pool, stack, |mut c| {
         let body = c.open().and_then(|()| match scenario {
             Scenario::LostWake => lost_wake(&mut c),
@@ -87,7 +98,13 @@ trait Queueing {
     fn skb(&mut self, head: &[u8], nfrags: usize, len: u32) -> Result<SkbId, String>;
     fn mixed_skb(&mut self) -> Result<SkbId, String>;
     fn send(&mut self, q: &mut Qdisc, batch: u32) -> u32;
-    fn pump(&mut self, q: &mut Qdisc, batch: u32, bound_ns: u64, done: impl FnMut(&Self) -> bool) -> bool;
+    fn pump(
+        &mut self,
+        q: &mut Qdisc,
+        batch: u32,
+        bound_ns: u64,
+        done: impl FnMut(&Self) -> bool,
+    ) -> bool;
     fn xmit_one(&mut self) -> Result<(), String>;
     fn complete_now(&self);
     fn all_back(&self) -> bool;
@@ -99,7 +116,8 @@ impl Queueing for Ctx<'_, '_, '_, '_> {
     fn skb(&mut self, head: &[u8], nfrags: usize, len: u32) -> Result<SkbId, String> {
         let n = nfrags.clamp(1, MAX_SKB_FRAGS as usize);
         let per = (len / n as u32).max(1);
-        self.payload_skb(head, n, per, 4096).map_err(|e| format!("skb-ledger: alloc failed: {e}"))
+        self.payload_skb(head, n, per, 4096)
+            .map_err(|e| format!("skb-ledger: alloc failed: {e}"))
     }
 
     /// A frame of mixed shape: 1..=4 fragments, 60..=1200 bytes.
@@ -116,7 +134,13 @@ impl Queueing for Ctx<'_, '_, '_, '_> {
 
     /// Send from `q` and poll until `q` is empty and `done` holds; false
     /// after `bound_ns`.
-    fn pump(&mut self, q: &mut Qdisc, batch: u32, bound_ns: u64, mut done: impl FnMut(&Self) -> bool) -> bool {
+    fn pump(
+        &mut self,
+        q: &mut Qdisc,
+        batch: u32,
+        bound_ns: u64,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> bool {
         let deadline = self.plat.now_ns() + bound_ns;
         loop {
             self.send(q, batch);
@@ -142,7 +166,10 @@ impl Queueing for Ctx<'_, '_, '_, '_> {
             crate::softnet::netdev::NetdevTx::Ok => Ok(()),
             busy => {
                 let _ = self.skbs.borrow_mut().free(id);
-                Err(format!("stop-early: xmit returned {busy:?} (free {})", self.nic.tx_free()))
+                Err(format!(
+                    "stop-early: xmit returned {busy:?} (free {})",
+                    self.nic.tx_free()
+                ))
             }
         }
     }
@@ -181,7 +208,14 @@ fn lost_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let a = TX_START_THRESH - (TX_STOP_THRESH - 1);
     let b = usable - (TX_STOP_THRESH - 1) - a;
     for (round, window) in [(1, true), (2, false)] {
-        c.phase(round, if window { "reclaim inside the stop window" } else { "reclaim after the stop" });
+        c.phase(
+            round,
+            if window {
+                "reclaim inside the stop window"
+            } else {
+                "reclaim after the stop"
+            },
+        );
         for _ in 0..a {
             c.xmit_one()?;
         }
@@ -195,7 +229,10 @@ fn lost_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         c.nic.inject_reclaim_in_stop_window(0);
         if !window {
             if !c.txq.stopped() {
-                return Err(format!("lost-wake: the ring did not stop (free {})", c.nic.tx_free()));
+                return Err(format!(
+                    "lost-wake: the ring did not stop (free {})",
+                    c.nic.tx_free()
+                ));
             }
             c.poll();
         }
@@ -210,10 +247,15 @@ fn lost_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         }
         c.complete_now();
         if !c.poll_until(WAIT_NS, |c| c.skbs.borrow().live() == 0 && c.all_back()) {
-            return Err(format!("timely: frames of round {round} never completed ({:?})", c.nic.stats()));
+            return Err(format!(
+                "timely: frames of round {round} never completed ({:?})",
+                c.nic.stats()
+            ));
         }
     }
-    Ok(format!("2 rounds of {a}+{b} frames, a reclaim inside and after the stop window, no lost wake"))
+    Ok(format!(
+        "2 rounds of {a}+{b} frames, a reclaim inside and after the stop window, no lost wake"
+    ))
 }
 
 /// Scenario 10: completions land exactly when the producer restarts. The
@@ -260,14 +302,28 @@ fn false_wake(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
             }
         }
         if c.plat.now_ns() > deadline {
-            return Err(format!("timely: false-wake traffic did not finish ({:?})", c.nic.stats()));
+            return Err(format!(
+                "timely: false-wake traffic did not finish ({:?})",
+                c.nic.stats()
+            ));
         }
     }
     c.nic.inject_reclaim_in_stop_window(0);
     let s = c.nic.stats();
-    c.check(s.stale_skbs == 0, "false-wake: a freed skb was handed to xmit");
-    c.check(s.tx_packets == frames && s.rx_packets == frames, &format!("false-wake: {frames} frames given, {} posted, {} received", s.tx_packets, s.rx_packets));
-    Ok(format!("{frames} frames in {rounds} rounds, {restarts} early reclaims, 0 BUSY"))
+    c.check(
+        s.stale_skbs == 0,
+        "false-wake: a freed skb was handed to xmit",
+    );
+    c.check(
+        s.tx_packets == frames && s.rx_packets == frames,
+        &format!(
+            "false-wake: {frames} frames given, {} posted, {} received",
+            s.tx_packets, s.rx_packets
+        ),
+    );
+    Ok(format!(
+        "{frames} frames in {rounds} rounds, {restarts} early reclaims, 0 BUSY"
+    ))
 }
 
 /// Scenarios 14 and 15: k frames, fewer than the coalescing frame
@@ -293,7 +349,10 @@ fn timely(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<String, String> {
         // BQL lets only part of a burst out before completions raise its
         // limit: push until the stack has handed everything over.
         if !c.pump(&mut q, 1, WAIT_NS, |_| true) {
-            return Err(format!("timely: the stack could not hand over {k} frames ({:?})", c.nic.stats()));
+            return Err(format!(
+                "timely: the stack could not hand over {k} frames ({:?})",
+                c.nic.stats()
+            ));
         }
         let t0 = c.plat.now_ns();
         let bound = TX_USECS_NS + TIMELY_EPSILON_NS;
@@ -302,7 +361,11 @@ fn timely(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<String, String> {
         worst = worst.max(took);
         if !ok {
             let live = c.skbs.borrow().live();
-            let what = if s == Scenario::DroppedIrq { "after a dropped completion interrupt" } else { "below the frame threshold" };
+            let what = if s == Scenario::DroppedIrq {
+                "after a dropped completion interrupt"
+            } else {
+                "below the frame threshold"
+            };
             let within = format!("within tx-usecs + {} us {what}", TIMELY_EPSILON_NS / 1000);
             // The wait also needs every frame back: say which half failed
             // (with a null backend, say, every skb is freed and none returns).
@@ -310,11 +373,18 @@ fn timely(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<String, String> {
                 format!("timely: {live} of {k} skbs not freed {within}")
             } else {
                 let st = c.nic.stats();
-                format!("timely: every skb freed, but {} of {} frames came back {within}", st.rx_packets, st.tx_packets)
+                format!(
+                    "timely: every skb freed, but {} of {} frames came back {within}",
+                    st.rx_packets, st.tx_packets
+                )
             });
         }
     }
-    Ok(format!("{rounds} x {k} frames, every skb freed within {} us (bound {} us)", worst / 1000, (TX_USECS_NS + TIMELY_EPSILON_NS) / 1000))
+    Ok(format!(
+        "{rounds} x {k} frames, every skb freed within {} us (bound {} us)",
+        worst / 1000,
+        (TX_USECS_NS + TIMELY_EPSILON_NS) / 1000
+    ))
 }
 
 /// Scenario 16: a sender that may only have `budget` frames in flight
@@ -331,7 +401,9 @@ fn small_budget(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
     let mut sent = 0u64;
     while sent < frames {
         // Wait until the socket's budget has room (its skbs are freed).
-        let ok = c.pump(&mut q, 1, WAIT_NS, |c| u64::from(c.skbs.borrow().live()) < budget);
+        let ok = c.pump(&mut q, 1, WAIT_NS, |c| {
+            u64::from(c.skbs.borrow().live()) < budget
+        });
         if !ok {
             return Err(format!("small-budget: the sender blocked forever after {sent} frames (budget {budget} in flight)"));
         }
@@ -339,8 +411,12 @@ fn small_budget(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         q.enqueue(id).map_err(|_| String::from("qdisc full"))?;
         sent += 1;
     }
-    if !c.pump(&mut q, 1, WAIT_NS, |c| c.skbs.borrow().live() == 0 && c.all_back()) {
-        return Err(String::from("small-budget: the last frames were never freed"));
+    if !c.pump(&mut q, 1, WAIT_NS, |c| {
+        c.skbs.borrow().live() == 0 && c.all_back()
+    }) {
+        return Err(String::from(
+            "small-budget: the last frames were never freed",
+        ));
     }
     Ok(format!("{frames} frames with {budget} in flight at most"))
 }
@@ -387,10 +463,15 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         c.nic.wait_until(c.plat.now_ns() + tick);
     }
     let Some(t_stop) = stopped_at else {
-        return Err(String::from("watchdog: the queue never stopped while the device stalled"));
+        return Err(String::from(
+            "watchdog: the queue never stopped while the device stalled",
+        ));
     };
     let Some(t_fire) = fired_at else {
-        return Err(format!("watchdog: no ndo_tx_timeout within {} ms of a stopped queue", WAIT_NS / 1_000_000));
+        return Err(format!(
+            "watchdog: no ndo_tx_timeout within {} ms of a stopped queue",
+            WAIT_NS / 1_000_000
+        ));
     };
     // The stall began at the last trans_start <= the stop; no tick later
     // than stop + timeo + a tick (+ one poll's slack) may pass without
@@ -408,7 +489,10 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
             late / 1000
         ),
     );
-    c.check(c.dev.carrier(), "watchdog: a timeout fired with carrier off");
+    c.check(
+        c.dev.carrier(),
+        "watchdog: a timeout fired with carrier off",
+    );
     c.phase(2, "recovered");
     // Recovery: the reset aborted what was in flight; the rest goes out.
     // The watchdog keeps running, as in Linux: a timeout whose own reclaim
@@ -426,7 +510,10 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         }
         if c.plat.now_ns() > deadline {
             return Err(if ran_again {
-                format!("watchdog: traffic did not recover after the reset ({:?})", c.nic.stats())
+                format!(
+                    "watchdog: traffic did not recover after the reset ({:?})",
+                    c.nic.stats()
+                )
             } else {
                 String::from("watchdog: the queue stayed stopped after the reset")
             });
@@ -437,7 +524,12 @@ fn watchdog(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         c.nic.wait_until(c.plat.now_ns() + tick);
     }
     let s = c.nic.stats();
-    Ok(format!("timeout {} us after the stop, {} aborted by the reset, {} completed after", late / 1000, s.tx_aborted, s.tx_completed))
+    Ok(format!(
+        "timeout {} us after the stop, {} aborted by the reset, {} completed after",
+        late / 1000,
+        s.tx_aborted,
+        s.tx_completed
+    ))
 }
 
 /// Scenario 13: clone pairs (tap/bridge-like). Each pair shares its head;
@@ -457,22 +549,37 @@ fn clone_pairs(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         for (i, b) in head.iter_mut().enumerate() {
             *b = (c.rand() >> (i % 8)) as u8;
         }
-        head[6..12].iter_mut().zip(c.nic.mac).for_each(|(b, m)| *b = !m);
+        head[6..12]
+            .iter_mut()
+            .zip(c.nic.mac)
+            .for_each(|(b, m)| *b = !m);
         let orig = c.skb(&head, 1 + (p % 3) as usize, 256)?;
-        let clone = c.skbs.borrow_mut().clone_skb(orig).map_err(|e| format!("skb clone failed: {e}"))?;
+        let clone = c
+            .skbs
+            .borrow_mut()
+            .clone_skb(orig)
+            .map_err(|e| format!("skb clone failed: {e}"))?;
         let before = head_hash(c, orig)?;
         let mut q = Qdisc::new(2);
         q.enqueue(clone).map_err(|_| String::from("qdisc full"))?;
-        let ok = c.pump(&mut q, 1, WAIT_NS, |c| !c.skbs.borrow().is_live(clone) && c.all_back());
+        let ok = c.pump(&mut q, 1, WAIT_NS, |c| {
+            !c.skbs.borrow().is_live(clone) && c.all_back()
+        });
         let after = head_hash(c, orig)?;
         c.check(ok, "timely: the clone was never completed");
         if before != after {
             let _ = c.skbs.borrow_mut().free(orig);
-            return Err(format!("clone-head: pair {p}: the shared head changed while the clone was in flight"));
+            return Err(format!(
+                "clone-head: pair {p}: the shared head changed while the clone was in flight"
+            ));
         }
         q.enqueue(orig).map_err(|_| String::from("qdisc full"))?;
-        if !c.pump(&mut q, 1, WAIT_NS, |c| c.skbs.borrow().live() == 0 && c.all_back()) {
-            return Err(String::from("timely: the original of a pair was never completed"));
+        if !c.pump(&mut q, 1, WAIT_NS, |c| {
+            c.skbs.borrow().live() == 0 && c.all_back()
+        }) {
+            return Err(String::from(
+                "timely: the original of a pair was never completed",
+            ));
         }
     }
     Ok(format!("{pairs} clone pairs, shared heads unchanged"))
@@ -481,8 +588,12 @@ fn clone_pairs(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
 /// FNV-1a over an skb's head bytes.
 fn head_hash(c: &Ctx<'_, '_, '_, '_>, id: SkbId) -> Result<u64, String> {
     let pool = c.skbs.borrow();
-    let s = pool.get(id).map_err(|e| format!("skb-ledger: the kept original is gone: {e}"))?;
-    Ok(s.head().iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)))
+    let s = pool
+        .get(id)
+        .map_err(|e| format!("skb-ledger: the kept original is gone: {e}"))?;
+    Ok(s.head().iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }))
 }
 
 /// Scenario 12: one xmit_more batch whose last skb fails to map (the
@@ -505,17 +616,24 @@ fn batch_last_dropped(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         let ret = c.dev.xmit(id, !last);
         c.nic.dma.set_fail_every(0);
         if ret != crate::softnet::netdev::NetdevTx::Ok {
-            return Err(format!("stop-early: xmit {i} of a {batch}-batch returned {ret:?}"));
+            return Err(format!(
+                "stop-early: xmit {i} of a {batch}-batch returned {ret:?}"
+            ));
         }
     }
     let ok = c.poll_until(WAIT_NS, |c| c.skbs.borrow().live() == 0 && c.all_back());
     let s = c.nic.stats();
     let (posted, dropped) = (s.tx_packets - b.tx_packets, s.tx_dropped - b.tx_dropped);
-    c.check(dropped == 1, &format!("doorbell: the last skb was not dropped ({posted} posted, {dropped} dropped)"));
+    c.check(
+        dropped == 1,
+        &format!("doorbell: the last skb was not dropped ({posted} posted, {dropped} dropped)"),
+    );
     if !ok {
         return Err(format!("doorbell: {posted} frames posted before a dropped last skb never completed (no doorbell)"));
     }
-    Ok(format!("batch {batch}: {posted} posted, last dropped, all completed"))
+    Ok(format!(
+        "batch {batch}: {posted} posted, last dropped, all completed"
+    ))
 }
 
 /// Scenario 21: CYCLES up/down cycles under load (frames in flight at
@@ -545,13 +663,22 @@ fn soak(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
             let _ = c.skbs.borrow_mut().free(id);
         }
         c.dev.close();
-        let (skbs, maps, bql) = (c.skbs.borrow().live(), c.nic.dma.live(), c.txq.dql().inflight());
+        let (skbs, maps, bql) = (
+            c.skbs.borrow().live(),
+            c.nic.dma.live(),
+            c.txq.dql().inflight(),
+        );
         if skbs != 0 || maps != 0 || bql != 0 {
-            return Err(format!("soak: cycle {i}: {skbs} skbs, {maps} maps, {bql} BQL bytes live after stop"));
+            return Err(format!(
+                "soak: cycle {i}: {skbs} skbs, {maps} maps, {bql} BQL bytes live after stop"
+            ));
         }
         c.open()?;
         if c.nic.dma_pages_used() != pages {
-            return Err(format!("soak: cycle {i}: DMA pages grew from {pages} to {}", c.nic.dma_pages_used()));
+            return Err(format!(
+                "soak: cycle {i}: DMA pages grew from {pages} to {}",
+                c.nic.dma_pages_used()
+            ));
         }
     }
     // Still working after the soak.
@@ -560,16 +687,21 @@ fn soak(c: &mut Ctx<'_, '_, '_, '_>) -> Result<String, String> {
         let id = c.mixed_skb()?;
         q.enqueue(id).map_err(|_| String::from("qdisc full"))?;
     }
-    if !c.pump(&mut q, 1, WAIT_NS, |c| c.skbs.borrow().live() == 0 && c.all_back()) {
+    if !c.pump(&mut q, 1, WAIT_NS, |c| {
+        c.skbs.borrow().live() == 0 && c.all_back()
+    }) {
         return Err(String::from("soak: traffic did not flow after the cycles"));
     }
-    Ok(format!("{cycles} up/down cycles under load, no growth in skbs, maps or DMA pages"))
+    Ok(format!(
+        "{cycles} up/down cycles under load, no growth in skbs, maps or DMA pages"
+    ))
 }
 
 /// Unregister (auto-close), then the end-of-run ledger, the Summary
 /// marker and the verdict.
 fn finish(mut c: Ctx<'_, '_, '_, '_>, scenario: Scenario, note: String) -> Verdict {
-    c.dev.unregister_with(c.mutant == DriverMutant::UnregisterNoStop);
+    c.dev
+        .unregister_with(c.mutant == DriverMutant::UnregisterNoStop);
     let busy = c.end_ledger();
     c.check(busy == 0, &format!("stop-early: {busy} BUSY returns"));
     c.verdict(|| format!("{}: {}", scenario.name(), note))

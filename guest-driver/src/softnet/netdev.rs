@@ -378,8 +378,7 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
         match self.watchdog.check(self.queue, running) {
             Some(stall) => {
                 let txq = self.queue.index();
-                self.env
-                    .marker(Marker::TxTimeout, &[u64::from(txq), stall]);
+                self.env.marker(Marker::TxTimeout, &[u64::from(txq), stall]);
                 // dev_watchdog freezes the queues around ndo_tx_timeout.
                 self.queue.freeze();
                 self.ops.tx_timeout(txq);

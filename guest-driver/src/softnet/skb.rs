@@ -73,7 +73,9 @@ impl core::fmt::Display for SkbError {
             Self::Exhausted => write!(f, "skb: pool exhausted"),
             Self::HeadTooBig(n) => write!(f, "skb: head of {n} bytes exceeds {HEAD_CAP}"),
             Self::TooManyFrags(n) => write!(f, "skb: {n} fragments exceed {MAX_FRAGS}"),
-            Self::NotLive(id) => write!(f, "skb: {:#x} is not live (double free or stale id)", id.0),
+            Self::NotLive(id) => {
+                write!(f, "skb: {:#x} is not live (double free or stale id)", id.0)
+            }
             Self::SharedHead(id) => write!(f, "skb: {:#x} shares its head with a clone", id.0),
         }
     }

@@ -12,7 +12,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nic_model::abi::{control, layout, regs, DriverMutant, Marker, RunConfig, Scenario, NUM_KNOBS, PROTOCOL_VERSION};
+use nic_model::abi::{
+    control, layout, regs, DriverMutant, Marker, RunConfig, Scenario, NUM_KNOBS, PROTOCOL_VERSION,
+};
 use nic_model::events::{EventKind, EventLog, Source};
 use nic_model::msix::MsiSink;
 use nic_model::test_utils::guest_memory;
@@ -107,8 +109,11 @@ impl HostPlat {
     pub fn with_wait(cfg: NicConfig, wait: Wait) -> Self {
         let mem = guest_memory();
         // The VMM fills the payload pool with a seeded pattern at boot.
-        let pattern: Vec<u8> = (0..layout::PAYLOAD_SIZE).map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8).collect();
-        mem.write_slice(&pattern, GuestAddress(layout::PAYLOAD_BASE)).expect("payload pool");
+        let pattern: Vec<u8> = (0..layout::PAYLOAD_SIZE)
+            .map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8)
+            .collect();
+        mem.write_slice(&pattern, GuestAddress(layout::PAYLOAD_BASE))
+            .expect("payload pool");
         let log = EventLog::new();
         let irqs = Arc::new(PendingIrqs::default());
         let nic = Nic::new(cfg, mem.clone(), irqs.clone(), log.clone()).expect("nic");
@@ -131,14 +136,20 @@ impl HostPlat {
 
     /// The guest's DMA window, reached through this process's mapping.
     pub fn dma_pool(&self) -> DmaPool {
-        let ptr = self.mem.get_host_address(GuestAddress(layout::DMA_POOL_BASE)).expect("dma pool in RAM");
+        let ptr = self
+            .mem
+            .get_host_address(GuestAddress(layout::DMA_POOL_BASE))
+            .expect("dma pool in RAM");
         // SAFETY: the window lies inside the one RAM region, which lives
         // as long as `self`; only the driver under test writes it.
         unsafe { DmaPool::new(layout::DMA_POOL_BASE, ptr, layout::DMA_POOL_SIZE) }
     }
 
     pub fn markers(&self) -> Vec<Rec> {
-        self.markers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.markers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn count(&self, m: Marker) -> usize {
@@ -147,7 +158,11 @@ impl HostPlat {
 
     /// The texts of the guest's oracle-fail markers, in order.
     pub fn fails(&self) -> Vec<String> {
-        self.markers().into_iter().filter(|r| r.marker == Marker::OracleFail).map(|r| r.text).collect()
+        self.markers()
+            .into_iter()
+            .filter(|r| r.marker == Marker::OracleFail)
+            .map(|r| r.text)
+            .collect()
     }
 
     pub fn advance_to(&self, t: u64) {
@@ -192,7 +207,12 @@ impl HostPlat {
     }
 
     pub fn violations(&self) -> Vec<String> {
-        self.root().nic.violations().iter().map(|v| format!("{v:?}")).collect()
+        self.root()
+            .nic
+            .violations()
+            .iter()
+            .map(|v| format!("{v:?}"))
+            .collect()
     }
 
     /// The monitor rule each violation names, in order (the typed field,
@@ -207,7 +227,12 @@ impl HostPlat {
     }
 
     pub fn violation_rules(&self) -> Vec<&'static str> {
-        self.root().nic.violations().iter().map(|v| v.rule).collect()
+        self.root()
+            .nic
+            .violations()
+            .iter()
+            .map(|v| v.rule)
+            .collect()
     }
 
     /// Device events (DMA, IRQ, doorbell) after the last stop-exit.
@@ -220,7 +245,9 @@ impl HostPlat {
             .iter()
             .filter(|e| match &e.kind {
                 EventKind::Dma { .. } | EventKind::Irq { .. } => true,
-                EventKind::MmioWrite { offset, .. } => *offset == u64::from(regs::TX_TAIL) || *offset == u64::from(regs::RX_TAIL),
+                EventKind::MmioWrite { offset, .. } => {
+                    *offset == u64::from(regs::TX_TAIL) || *offset == u64::from(regs::RX_TAIL)
+                }
                 _ => false,
             })
             .map(|e| format!("{} {:?}", e.seq, e.kind))
@@ -231,8 +258,12 @@ impl HostPlat {
     pub fn reset_done_before_stop_exit(&self) -> bool {
         let events = self.log.snapshot();
         let stop = events.iter().rposition(|e| matches!(&e.kind, EventKind::Marker { marker, .. } if marker == Marker::StopExit.name()));
-        let done = events.iter().rposition(|e| matches!(e.kind, EventKind::ResetDone));
-        let start = events.iter().rposition(|e| matches!(e.kind, EventKind::ResetStart));
+        let done = events
+            .iter()
+            .rposition(|e| matches!(e.kind, EventKind::ResetDone));
+        let start = events
+            .iter()
+            .rposition(|e| matches!(e.kind, EventKind::ResetStart));
         matches!((stop, done, start), (Some(s), Some(d), Some(st)) if d < s && st < d)
     }
 }
@@ -276,7 +307,11 @@ impl Platform for HostPlat {
         }
         // Sleep until the device's next event (an interrupt) or the deadline.
         let now = self.now.load(Ordering::SeqCst);
-        let next = self.root().nic.next_deadline().filter(|&d| d > now && d < deadline_ns);
+        let next = self
+            .root()
+            .nic
+            .next_deadline()
+            .filter(|&d| d > now && d < deadline_ns);
         self.advance_to(next.unwrap_or(deadline_ns));
         self.irqs.accept();
     }
@@ -284,7 +319,15 @@ impl Platform for HostPlat {
         self.marker_text(marker, args, "")
     }
     fn marker_text(&self, marker: Marker, args: &[u64], text: &str) {
-        self.log.push(Source::Guest, EventKind::Marker { marker: marker.name().into(), args: args.to_vec(), text: text.into(), cpu: None });
+        self.log.push(
+            Source::Guest,
+            EventKind::Marker {
+                marker: marker.name().into(),
+                args: args.to_vec(),
+                text: text.into(),
+                cpu: None,
+            },
+        );
         let mut full = vec![marker as u64];
         full.extend_from_slice(args);
         let mut root = self.root();
@@ -294,11 +337,19 @@ impl Platform for HostPlat {
             // during the "exit".
             let (addr, len, seq) = (args[0], args[1] as usize, args[2]);
             let mut got = vec![0u8; len];
-            let same = self.mem.read_slice(&mut got, GuestAddress(addr)).is_ok() && root.nic.tx_frame(seq) == Some(&got[..]);
+            let same = self.mem.read_slice(&mut got, GuestAddress(addr)).is_ok()
+                && root.nic.tx_frame(seq) == Some(&got[..]);
             if same { &self.rx_ok } else { &self.rx_bad }.fetch_add(1, Ordering::SeqCst);
         }
         drop(root);
-        self.markers.lock().unwrap_or_else(|e| e.into_inner()).push(Rec { marker, args: args.to_vec(), text: text.into() });
+        self.markers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Rec {
+                marker,
+                args: args.to_vec(),
+                text: text.into(),
+            });
     }
     fn cpu_id(&self) -> u32 {
         0
@@ -310,5 +361,9 @@ impl Platform for HostPlat {
 
 /// A PCI configuration address (port 0xcf8 format) for `bdf`/`offset`.
 pub fn cfg_addr(bdf: (u8, u8, u8), offset: u8) -> u32 {
-    1 << 31 | u32::from(bdf.0) << 16 | u32::from(bdf.1) << 11 | u32::from(bdf.2) << 8 | u32::from(offset & 0xfc)
+    1 << 31
+        | u32::from(bdf.0) << 16
+        | u32::from(bdf.1) << 11
+        | u32::from(bdf.2) << 8
+        | u32::from(offset & 0xfc)
 }

@@ -131,7 +131,9 @@ fn tally(log: &[Event]) -> Tally {
         if doorbell(e).is_some() {
             t.doorbells += 1;
         }
-        let Some((m, args, _)) = marker_of(e) else { continue };
+        let Some((m, args, _)) = marker_of(e) else {
+            continue;
+        };
         match m {
             Marker::DmaMap => t.maps += 1,
             Marker::DmaUnmap => t.unmaps += 1,
@@ -178,7 +180,9 @@ fn tally(log: &[Event]) -> Tally {
 fn finding_row(f: &Finding) -> (Option<Row>, bool) {
     match f.rule().map(Rule::row) {
         Some(Row::Verdict) | None => {
-            let guest = Rule::of_guest_text(&f.detail).map(Rule::row).filter(|&r| r != Row::Verdict);
+            let guest = Rule::of_guest_text(&f.detail)
+                .map(Rule::row)
+                .filter(|&r| r != Row::Verdict);
             (guest, true)
         }
         Some(r) => (Some(r), false),
@@ -193,84 +197,150 @@ fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
 /// findings (empty for a passed run); `allow_busy` marks scenarios that
 /// provoke BUSY on purpose. Returns no rows for an outcome that was not
 /// judged by the oracles (panic, fault, timeout, host error).
-pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy: bool) -> Vec<Check> {
+pub fn table(
+    log: &[Event],
+    outcome: &Outcome,
+    findings: &[Finding],
+    allow_busy: bool,
+) -> Vec<Check> {
     if !matches!(outcome, Outcome::Passed | Outcome::Failed { .. }) {
         return Vec::new();
     }
     let t = tally(log);
     let stopped = t.stop_exits > 0;
     let summary = t.summary;
-    let na_unless = |cond: bool| if cond { Status::Held } else { Status::NotApplicable };
+    let na_unless = |cond: bool| {
+        if cond {
+            Status::Held
+        } else {
+            Status::NotApplicable
+        }
+    };
     let rows = vec![
-        (Row::DmaAfterStop, na_unless(stopped), counts(&[
-            ("dma-accesses", t.dma),
-            ("dma-after-stop", t.dma_after_stop),
-            ("stop-exits", t.stop_exits),
-        ])),
-        (Row::IrqAfterStop, na_unless(stopped), counts(&[
-            ("interrupts", t.irqs),
-            ("interrupts-after-stop", t.irqs_after_stop),
-        ])),
-        (Row::DoorbellAfterStop, na_unless(stopped), counts(&[
-            ("doorbells", t.doorbells),
-            ("doorbells-after-stop", t.doorbells_after_stop),
-        ])),
-        (Row::DmaMapped, na_unless(t.dma > 0), counts(&[
-            ("dma-checked", t.dma),
-            ("dma-reads", t.dma_reads),
-            ("dma-writes", t.dma_writes),
-            ("dma-bytes", t.dma_bytes),
-        ])),
-        (Row::Device, na_unless(t.probes > 0), counts(&[
-            ("resets", t.resets),
-            ("interrupts", t.irqs),
-        ])),
-        (Row::Maps, na_unless(t.maps > 0 || summary.is_some()), counts(&[
-            ("maps", t.maps),
-            ("unmaps", t.unmaps),
-            ("live-maps-at-end", summary.map_or(0, |s| s[1])),
-        ])),
-        (Row::Skb, na_unless(t.skb_allocs > 0 || summary.is_some()), counts(&[
-            ("skbs-allocated", t.skb_allocs),
-            ("skbs-cloned", t.skb_clones),
-            ("skbs-freed", t.skb_frees),
-            ("live-skbs-at-end", summary.map_or(0, |s| s[0])),
-        ])),
-        (Row::Bql, na_unless(summary.is_some() || t.bql.is_some() || t.tx_rings_bql > 0), counts(&[
-            ("bql-balance-checks", t.tx_rings_bql),
-            ("bql-in-flight", summary.map_or(0, |s| s[3])),
-            ("bql-queued", t.bql.map_or(0, |b| b[0])),
-            ("bql-completed", t.bql.map_or(0, |b| b[1])),
-            ("bql-stalls", t.bql_stalls),
-        ])),
-        (Row::Busy, na_unless(!allow_busy && (t.probes > 0 || summary.is_some())), counts(&[
-            ("busy-returns", t.busy.max(summary.map_or(0, |s| s[2]))),
-            ("busy-after-false-wake", t.busy_false_wake),
-        ])),
-        (Row::Frames, na_unless(t.rx_delivered > 0), counts(&[
-            ("frames-sent", t.tx_frames),
-            ("frames-received", t.rx_frames),
-            ("frames-byte-checked", t.rx_delivered),
-        ])),
-        (Row::AutoClose, na_unless(t.unregisters > 0), counts(&[
-            ("unregisters", t.unregisters),
-        ])),
-        (Row::Mac, na_unless(t.probes > 0), counts(&[("probes", t.probes)])),
-        (Row::DeviceError, na_unless(t.probes > 0 || !t.faults.is_empty()), counts(&[
-            ("device-errors", t.faults.len() as u64),
-        ])),
-        (Row::DoorbellPending, na_unless(t.tx_rings > 0), counts(&[
-            ("batch-end-checks", t.tx_rings - t.tx_rings_at_stop),
-            ("stop-entry-checks", t.tx_rings_at_stop),
-        ])),
-        (Row::Irq, na_unless(t.probes > 0), counts(&[
-            ("napi-completes", t.napi_completes),
-            ("int-enable-writes", t.int_enable_writes),
-            ("tx-timeouts", t.tx_timeouts),
-        ])),
-        (Row::Verdict, Status::Held, counts(&[
-            ("guest-oracle-failures", t.guest_oracle_fails),
-        ])),
+        (
+            Row::DmaAfterStop,
+            na_unless(stopped),
+            counts(&[
+                ("dma-accesses", t.dma),
+                ("dma-after-stop", t.dma_after_stop),
+                ("stop-exits", t.stop_exits),
+            ]),
+        ),
+        (
+            Row::IrqAfterStop,
+            na_unless(stopped),
+            counts(&[
+                ("interrupts", t.irqs),
+                ("interrupts-after-stop", t.irqs_after_stop),
+            ]),
+        ),
+        (
+            Row::DoorbellAfterStop,
+            na_unless(stopped),
+            counts(&[
+                ("doorbells", t.doorbells),
+                ("doorbells-after-stop", t.doorbells_after_stop),
+            ]),
+        ),
+        (
+            Row::DmaMapped,
+            na_unless(t.dma > 0),
+            counts(&[
+                ("dma-checked", t.dma),
+                ("dma-reads", t.dma_reads),
+                ("dma-writes", t.dma_writes),
+                ("dma-bytes", t.dma_bytes),
+            ]),
+        ),
+        (
+            Row::Device,
+            na_unless(t.probes > 0),
+            counts(&[("resets", t.resets), ("interrupts", t.irqs)]),
+        ),
+        (
+            Row::Maps,
+            na_unless(t.maps > 0 || summary.is_some()),
+            counts(&[
+                ("maps", t.maps),
+                ("unmaps", t.unmaps),
+                ("live-maps-at-end", summary.map_or(0, |s| s[1])),
+            ]),
+        ),
+        (
+            Row::Skb,
+            na_unless(t.skb_allocs > 0 || summary.is_some()),
+            counts(&[
+                ("skbs-allocated", t.skb_allocs),
+                ("skbs-cloned", t.skb_clones),
+                ("skbs-freed", t.skb_frees),
+                ("live-skbs-at-end", summary.map_or(0, |s| s[0])),
+            ]),
+        ),
+        (
+            Row::Bql,
+            na_unless(summary.is_some() || t.bql.is_some() || t.tx_rings_bql > 0),
+            counts(&[
+                ("bql-balance-checks", t.tx_rings_bql),
+                ("bql-in-flight", summary.map_or(0, |s| s[3])),
+                ("bql-queued", t.bql.map_or(0, |b| b[0])),
+                ("bql-completed", t.bql.map_or(0, |b| b[1])),
+                ("bql-stalls", t.bql_stalls),
+            ]),
+        ),
+        (
+            Row::Busy,
+            na_unless(!allow_busy && (t.probes > 0 || summary.is_some())),
+            counts(&[
+                ("busy-returns", t.busy.max(summary.map_or(0, |s| s[2]))),
+                ("busy-after-false-wake", t.busy_false_wake),
+            ]),
+        ),
+        (
+            Row::Frames,
+            na_unless(t.rx_delivered > 0),
+            counts(&[
+                ("frames-sent", t.tx_frames),
+                ("frames-received", t.rx_frames),
+                ("frames-byte-checked", t.rx_delivered),
+            ]),
+        ),
+        (
+            Row::AutoClose,
+            na_unless(t.unregisters > 0),
+            counts(&[("unregisters", t.unregisters)]),
+        ),
+        (
+            Row::Mac,
+            na_unless(t.probes > 0),
+            counts(&[("probes", t.probes)]),
+        ),
+        (
+            Row::DeviceError,
+            na_unless(t.probes > 0 || !t.faults.is_empty()),
+            counts(&[("device-errors", t.faults.len() as u64)]),
+        ),
+        (
+            Row::DoorbellPending,
+            na_unless(t.tx_rings > 0),
+            counts(&[
+                ("batch-end-checks", t.tx_rings - t.tx_rings_at_stop),
+                ("stop-entry-checks", t.tx_rings_at_stop),
+            ]),
+        ),
+        (
+            Row::Irq,
+            na_unless(t.probes > 0),
+            counts(&[
+                ("napi-completes", t.napi_completes),
+                ("int-enable-writes", t.int_enable_writes),
+                ("tx-timeouts", t.tx_timeouts),
+            ]),
+        ),
+        (
+            Row::Verdict,
+            Status::Held,
+            counts(&[("guest-oracle-failures", t.guest_oracle_fails)]),
+        ),
     ];
     let mut failed_by: Vec<Vec<String>> = vec![Vec::new(); rows.len()];
     fn claim(failed_by: &mut [Vec<String>], row: usize, name: &str) {
@@ -315,9 +385,14 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
         .faults
         .iter()
         .map(|&(seq, code, addr)| {
-            let bad = findings.iter().any(|f| f.rule() == Some(Rule::DeviceError) && f.seq == seq);
+            let bad = findings
+                .iter()
+                .any(|f| f.rule() == Some(Rule::DeviceError) && f.seq == seq);
             let how = if bad { "unexpected" } else { "expected" };
-            format!("{} (code {code}) at {addr:#x}, event #{seq}, {how}", oracles::device_error_name(code))
+            format!(
+                "{} (code {code}) at {addr:#x}, event #{seq}, {how}",
+                oracles::device_error_name(code)
+            )
         })
         .collect();
     rows.into_iter()
@@ -325,10 +400,18 @@ pub fn table(log: &[Event], outcome: &Outcome, findings: &[Finding], allow_busy:
         .enumerate()
         .map(|(i, ((row, status, counts), failed_by))| Check {
             check: row.title().to_string(),
-            status: if failed_by.is_empty() { status } else { Status::Failed },
+            status: if failed_by.is_empty() {
+                status
+            } else {
+                Status::Failed
+            },
             counts,
             failed_by,
-            errors: if i == Row::DeviceError.index() { errors.clone() } else { Vec::new() },
+            errors: if i == Row::DeviceError.index() {
+                errors.clone()
+            } else {
+                Vec::new()
+            },
         })
         .collect()
 }
@@ -366,18 +449,33 @@ mod tests {
     use nic_model::events::Source;
 
     fn marker(m: Marker, args: &[u64]) -> EventKind {
-        EventKind::Marker { marker: m.name().into(), args: args.to_vec(), text: String::new(), cpu: None }
+        EventKind::Marker {
+            marker: m.name().into(),
+            args: args.to_vec(),
+            text: String::new(),
+            cpu: None,
+        }
     }
 
     fn dma() -> EventKind {
-        EventKind::Dma { dir: DmaDir::Read, addr: 0x1000, len: 64, cause: "tx-data".into() }
+        EventKind::Dma {
+            dir: DmaDir::Read,
+            addr: 0x1000,
+            len: 64,
+            cause: "tx-data".into(),
+        }
     }
 
     fn log(kinds: Vec<EventKind>) -> Vec<Event> {
         kinds
             .into_iter()
             .enumerate()
-            .map(|(i, kind)| Event { seq: i as u64, time_ns: 0, source: Source::Guest, kind })
+            .map(|(i, kind)| Event {
+                seq: i as u64,
+                time_ns: 0,
+                source: Source::Guest,
+                kind,
+            })
             .collect()
     }
 
@@ -388,16 +486,30 @@ mod tests {
             marker(Marker::OpenEnter, &[]),
             marker(Marker::DmaMap, &[0x1000, 64, 0]),
             marker(Marker::SkbAlloc, &[1, 64]),
-            EventKind::MmioWrite { offset: u64::from(regs::TX_TAIL), value: 1, size: 4 },
+            EventKind::MmioWrite {
+                offset: u64::from(regs::TX_TAIL),
+                value: 1,
+                size: 4,
+            },
             marker(Marker::TxRing, &[1, 0, 64, 0, abi::TX_RING_BQL]),
             dma(),
-            EventKind::TxFrame { seq: 0, len: 64, hash: 0 },
-            EventKind::Irq { vector: 0, masked: false },
+            EventKind::TxFrame {
+                seq: 0,
+                len: 64,
+                hash: 0,
+            },
+            EventKind::Irq {
+                vector: 0,
+                masked: false,
+            },
             marker(Marker::RxDeliver, &[0x2000, 64, 0]),
             marker(Marker::SkbFree, &[1]),
             marker(Marker::DmaUnmap, &[0x1000, 64]),
             marker(Marker::StopEnter, &[]),
-            marker(Marker::TxRing, &[1, 1, 64, 64, abi::TX_RING_BQL | abi::TX_RING_AT_STOP]),
+            marker(
+                Marker::TxRing,
+                &[1, 1, 64, 64, abi::TX_RING_BQL | abi::TX_RING_AT_STOP],
+            ),
             marker(Marker::StopExit, &[]),
             marker(Marker::UnregisterEnter, &[0]),
             marker(Marker::UnregisterExit, &[]),
@@ -410,17 +522,28 @@ mod tests {
     fn judged(log: &[Event]) -> (Outcome, Vec<Finding>) {
         let f: Vec<Finding> = oracles::check_all(log, true)
             .into_iter()
-            .map(|f| Finding { oracle: f.oracle.name().into(), seq: f.seq, detail: f.detail })
+            .map(|f| Finding {
+                oracle: f.oracle.name().into(),
+                seq: f.seq,
+                detail: f.detail,
+            })
             .collect();
         if f.is_empty() {
             (Outcome::Passed, f)
         } else {
-            (Outcome::Failed { reasons: f.iter().map(|f| f.detail.clone()).collect() }, f)
+            (
+                Outcome::Failed {
+                    reasons: f.iter().map(|f| f.detail.clone()).collect(),
+                },
+                f,
+            )
         }
     }
 
     fn row<'a>(t: &'a [Check], name: &str) -> &'a Check {
-        t.iter().find(|c| c.check == name).unwrap_or_else(|| panic!("no row {name}"))
+        t.iter()
+            .find(|c| c.check == name)
+            .unwrap_or_else(|| panic!("no row {name}"))
     }
 
     #[test]
@@ -432,13 +555,25 @@ mod tests {
         assert!(t.iter().all(|c| c.status == Status::Held), "{}", render(&t));
         // One row per row of the catalogue, in its order.
         let titles: Vec<&str> = t.iter().map(|c| c.check.as_str()).collect();
-        assert_eq!(titles, Row::ALL.iter().map(|r| r.title()).collect::<Vec<_>>());
+        assert_eq!(
+            titles,
+            Row::ALL.iter().map(|r| r.title()).collect::<Vec<_>>()
+        );
         let dma = row(&t, "every DMA inside a mapped range");
         assert_eq!(dma.counts["dma-checked"], 1);
         let skb = row(&t, "every skb freed exactly once");
-        assert_eq!((skb.counts["skbs-allocated"], skb.counts["skbs-freed"]), (1, 1));
-        assert_eq!(row(&t, "delivered frames match sent bytes").counts["frames-byte-checked"], 1);
-        assert_eq!(row(&t, "no doorbell after stop-exit").counts["doorbells"], 1);
+        assert_eq!(
+            (skb.counts["skbs-allocated"], skb.counts["skbs-freed"]),
+            (1, 1)
+        );
+        assert_eq!(
+            row(&t, "delivered frames match sent bytes").counts["frames-byte-checked"],
+            1
+        );
+        assert_eq!(
+            row(&t, "no doorbell after stop-exit").counts["doorbells"],
+            1
+        );
     }
 
     #[test]
@@ -462,31 +597,57 @@ mod tests {
     fn events_after_stop_are_counted_and_fail_their_rows() {
         let mut k = clean_life();
         let at = k.len() - 2;
-        k.insert(at, EventKind::MmioWrite { offset: u64::from(regs::RX_TAIL), value: 3, size: 4 });
+        k.insert(
+            at,
+            EventKind::MmioWrite {
+                offset: u64::from(regs::RX_TAIL),
+                value: 3,
+                size: 4,
+            },
+        );
         k.insert(at, dma());
         let l = log(k);
         let (o, mut f) = judged(&l);
         // The device monitor's live violation, as judge::run names it.
-        f.push(Finding { oracle: Rule::DmaAfterStop.name().into(), seq: 1, detail: String::new() });
+        f.push(Finding {
+            oracle: Rule::DmaAfterStop.name().into(),
+            seq: 1,
+            detail: String::new(),
+        });
         let t = table(&l, &o, &f, false);
         let d = row(&t, "no DMA after stop-exit");
         assert_eq!((d.status, d.counts["dma-after-stop"]), (Status::Failed, 1));
         let b = row(&t, "no doorbell after stop-exit");
-        assert_eq!((b.status, b.counts["doorbells-after-stop"]), (Status::Failed, 1));
+        assert_eq!(
+            (b.status, b.counts["doorbells-after-stop"]),
+            (Status::Failed, 1)
+        );
         assert_eq!(row(&t, "no interrupt after stop-exit").status, Status::Held);
     }
 
     #[test]
     fn failed_run_always_has_a_failed_row_and_summary_values_count() {
         let l = log(clean_life());
-        let o = Outcome::Failed { reasons: vec!["power-off code 3".into()] };
+        let o = Outcome::Failed {
+            reasons: vec!["power-off code 3".into()],
+        };
         let t = table(&l, &o, &[], false);
-        assert_eq!(row(&t, "guest verdict and other oracles").status, Status::Failed);
+        assert_eq!(
+            row(&t, "guest verdict and other oracles").status,
+            Status::Failed
+        );
         // A guest oracle text naming BQL lands in the BQL row as well.
-        let f = [Finding { oracle: "guest-oracles".into(), seq: 0, detail: "bql: 60 bytes in flight at the end".into() }];
+        let f = [Finding {
+            oracle: "guest-oracles".into(),
+            seq: 0,
+            detail: "bql: 60 bytes in flight at the end".into(),
+        }];
         let t = table(&l, &o, &f, false);
         assert_eq!(row(&t, "BQL back to zero").status, Status::Failed);
-        assert_eq!(row(&t, "guest verdict and other oracles").status, Status::Failed);
+        assert_eq!(
+            row(&t, "guest verdict and other oracles").status,
+            Status::Failed
+        );
         // BQL in flight in the summary is FAILED even before any text.
         let mut k = clean_life();
         *k.last_mut().unwrap() = marker(Marker::Summary, &[0, 0, 0, 60]);
@@ -498,21 +659,44 @@ mod tests {
     #[test]
     fn a_device_error_is_named_in_its_row() {
         let mut k = clean_life();
-        k.insert(5, EventKind::DeviceFault { code: 3, addr: 0x400_1000 });
+        k.insert(
+            5,
+            EventKind::DeviceFault {
+                code: 3,
+                addr: 0x400_1000,
+            },
+        );
         let l = log(k);
         // Unexpected: the oracle's finding fails the row, which names it.
         let f: Vec<Finding> = oracles::device_error(&l, None)
             .into_iter()
-            .map(|f| Finding { oracle: f.oracle.name().into(), seq: f.seq, detail: f.detail })
+            .map(|f| Finding {
+                oracle: f.oracle.name().into(),
+                seq: f.seq,
+                detail: f.detail,
+            })
             .collect();
-        let o = Outcome::Failed { reasons: vec!["x".into()] };
+        let o = Outcome::Failed {
+            reasons: vec!["x".into()],
+        };
         let t = table(&l, &o, &f, false);
         let r = row(&t, "device latched no unexpected error");
-        assert_eq!((r.status, &r.failed_by[..]), (Status::Failed, &["device-error".to_string()][..]));
-        assert_eq!(r.errors, vec!["address-outside-ram (code 3) at 0x4001000, event #5, unexpected"]);
+        assert_eq!(
+            (r.status, &r.failed_by[..]),
+            (Status::Failed, &["device-error".to_string()][..])
+        );
+        assert_eq!(
+            r.errors,
+            vec!["address-outside-ram (code 3) at 0x4001000, event #5, unexpected"]
+        );
         assert!(render(&t).contains("address-outside-ram"));
         // Fifteen latched errors do not make a row 1,000 characters wide.
-        let many: Vec<EventKind> = (0..15).map(|i| EventKind::DeviceFault { code: 9, addr: i * 4 }).collect();
+        let many: Vec<EventKind> = (0..15)
+            .map(|i| EventKind::DeviceFault {
+                code: 9,
+                addr: i * 4,
+            })
+            .collect();
         let t = table(&log(many), &o, &[], false);
         let wide = render(&t).lines().map(str::len).max().unwrap();
         assert!(wide < 240, "{}", render(&t));
@@ -533,7 +717,9 @@ mod tests {
         let k = clean_life()
             .into_iter()
             .map(|e| match &e {
-                EventKind::Marker { marker: m, args, .. } if m == Marker::TxRing.name() => match args[4] {
+                EventKind::Marker {
+                    marker: m, args, ..
+                } if m == Marker::TxRing.name() => match args[4] {
                     f if f == bql => marker(Marker::TxRing, &[2, 0, 64, 0, bql]),
                     _ => marker(Marker::TxRing, &[1, 1, 64, 60, bql | abi::TX_RING_AT_STOP]),
                 },
@@ -544,29 +730,64 @@ mod tests {
         let (o, f) = judged(&l);
         let t = table(&l, &o, &f, false);
         let d = row(&t, "every posted descriptor gets a doorbell");
-        assert_eq!((d.status, &d.failed_by[..]), (Status::Failed, &["doorbell-pending".to_string()][..]), "{}", render(&t));
-        assert_eq!((d.counts["batch-end-checks"], d.counts["stop-entry-checks"]), (1, 1));
+        assert_eq!(
+            (d.status, &d.failed_by[..]),
+            (Status::Failed, &["doorbell-pending".to_string()][..]),
+            "{}",
+            render(&t)
+        );
+        assert_eq!(
+            (d.counts["batch-end-checks"], d.counts["stop-entry-checks"]),
+            (1, 1)
+        );
         let b = row(&t, "BQL back to zero");
-        assert_eq!((b.status, &b.failed_by[..]), (Status::Failed, &["bql-balance".to_string()][..]), "{}", render(&t));
+        assert_eq!(
+            (b.status, &b.failed_by[..]),
+            (Status::Failed, &["bql-balance".to_string()][..]),
+            "{}",
+            render(&t)
+        );
         assert_eq!(b.counts["bql-balance-checks"], 2);
-        assert_eq!(row(&t, "guest verdict and other oracles").status, Status::Held);
+        assert_eq!(
+            row(&t, "guest verdict and other oracles").status,
+            Status::Held
+        );
         // Without snapshots (BENCH mode) the doorbell row has nothing to judge.
         let quiet: Vec<EventKind> = clean_life()
             .into_iter()
-            .filter(|e| !matches!(e, EventKind::Marker { marker: m, .. } if m == Marker::TxRing.name()))
+            .filter(
+                |e| !matches!(e, EventKind::Marker { marker: m, .. } if m == Marker::TxRing.name()),
+            )
             .collect();
         let t = table(&log(quiet), &Outcome::Passed, &[], false);
-        assert_eq!(row(&t, "every posted descriptor gets a doorbell").status, Status::NotApplicable);
+        assert_eq!(
+            row(&t, "every posted descriptor gets a doorbell").status,
+            Status::NotApplicable
+        );
     }
 
     #[test]
     fn unjudged_outcomes_and_provoked_busy() {
         let l = log(clean_life());
-        assert!(table(&l, &Outcome::HostError { message: "x".into() }, &[], false).is_empty());
+        assert!(table(
+            &l,
+            &Outcome::HostError {
+                message: "x".into()
+            },
+            &[],
+            false
+        )
+        .is_empty());
         let t = table(&l, &Outcome::Passed, &[], true);
-        assert_eq!(row(&t, "BUSY returned zero times").status, Status::NotApplicable);
+        assert_eq!(
+            row(&t, "BUSY returned zero times").status,
+            Status::NotApplicable
+        );
         let empty = table(&[], &Outcome::Passed, &[], false);
-        assert_eq!(row(&empty, "no DMA after stop-exit").status, Status::NotApplicable);
+        assert_eq!(
+            row(&empty, "no DMA after stop-exit").status,
+            Status::NotApplicable
+        );
         let j = serde_json::to_value(&t).unwrap();
         assert_eq!(j[0]["status"], "held");
     }

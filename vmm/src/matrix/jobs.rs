@@ -132,7 +132,6 @@ pub fn parse_partition(s: &str) -> Result<(usize, usize), String> {
     Ok((k, n))
 }
 
-
 /// Scenarios of the catalogue (`abi::Scenario`, beyond its boot group)
 /// that no case of `cases` runs.
 pub fn uncovered(cases: &[Case]) -> Vec<String> {
@@ -143,4 +142,3 @@ pub fn uncovered(cases: &[Case]) -> Vec<String> {
         .map(|s| s.name().to_string())
         .collect()
 }
-

@@ -31,12 +31,12 @@ pub use runner::*;
 mod tests {
     use super::*;
     use crate::judge::job as judge;
+    use crate::outcome::Stats;
     use crate::outcome::{Finding, Outcome, Report};
     use crate::scenarios::{self, Case, Expect};
     use nic_model::abi::DriverMutant;
-    use std::collections::BTreeMap;
     use nic_model::rules::Rule;
-    use crate::outcome::Stats;
+    use std::collections::BTreeMap;
 
     fn report(outcome: Outcome, findings: &[(&str, &str)]) -> Report {
         Report {
@@ -242,24 +242,35 @@ mod tests {
         let summary = |wall_secs: f64, a: f64, b: f64, missed: bool| Summary {
             jobs: 2,
             wall_secs,
-            results: [("a#0", a, Status::Passed), ("b#0", b, if missed { Status::Missed } else { Status::Caught })]
-                .into_iter()
-                .map(|(name, secs, status)| JobResult {
-                    name: name.into(),
-                    scenario: "default".into(),
-                    variant: 0,
-                    driver_mutant: "none".into(),
-                    device_mutant: "none".into(),
-                    seed: 0,
-                    expect: "pass".into(),
-                    status,
-                    outcome: "passed".into(),
-                    matched: vec![],
-                    reasons: vec![],
-                    secs,
-                    digest: String::new(),
-                })
-                .collect(),
+            results: [
+                ("a#0", a, Status::Passed),
+                (
+                    "b#0",
+                    b,
+                    if missed {
+                        Status::Missed
+                    } else {
+                        Status::Caught
+                    },
+                ),
+            ]
+            .into_iter()
+            .map(|(name, secs, status)| JobResult {
+                name: name.into(),
+                scenario: "default".into(),
+                variant: 0,
+                driver_mutant: "none".into(),
+                device_mutant: "none".into(),
+                seed: 0,
+                expect: "pass".into(),
+                status,
+                outcome: "passed".into(),
+                matched: vec![],
+                reasons: vec![],
+                secs,
+                digest: String::new(),
+            })
+            .collect(),
             loom: BTreeMap::new(),
             uncovered: vec![],
         };
@@ -272,10 +283,25 @@ mod tests {
         let t = clock_comparison(&runs);
         assert!(t.contains("2 jobs, 2 at a time, 2 round(s) each"), "{t}");
         // Whole matrix: medians 11 and 5, ratio 0.45.
-        assert!(t.lines().any(|l| l.starts_with("whole matrix") && l.contains("11.00") && l.contains("5.00") && l.ends_with("0.45")), "{t}");
-        assert!(t.contains("longest jobs, wall: b#0 9.00 s, a#0 2.00 s"), "{t}");
-        assert!(t.contains("round 2, wall: 1 passed, 0 caught, 0 failed, 1 missed"), "{t}");
-        assert!(t.contains("round 1, virtual: 1 passed, 1 caught, 0 failed, 0 missed"), "{t}");
+        assert!(
+            t.lines().any(|l| l.starts_with("whole matrix")
+                && l.contains("11.00")
+                && l.contains("5.00")
+                && l.ends_with("0.45")),
+            "{t}"
+        );
+        assert!(
+            t.contains("longest jobs, wall: b#0 9.00 s, a#0 2.00 s"),
+            "{t}"
+        );
+        assert!(
+            t.contains("round 2, wall: 1 passed, 0 caught, 0 failed, 1 missed"),
+            "{t}"
+        );
+        assert!(
+            t.contains("round 1, virtual: 1 passed, 1 caught, 0 failed, 0 missed"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -299,7 +325,12 @@ mod tests {
             jobs: 1,
             wall_secs: 1.0,
             results: vec![
-                r("default:no-unmap-at-stop:none#0", Status::Caught, "failed", "caught by dma-maps"),
+                r(
+                    "default:no-unmap-at-stop:none#0",
+                    Status::Caught,
+                    "failed",
+                    "caught by dma-maps",
+                ),
                 r("default:none:none#0", Status::Failed, "host-error", "pass"),
                 r("smp:none:none#0", Status::Failed, "no-report", "pass"),
                 r("default:none:none#1", Status::Failed, "failed", "pass"),
@@ -308,12 +339,25 @@ mod tests {
             uncovered: vec![],
         };
         let j = s.junit();
-        for name in ["default:no-unmap-at-stop:none#0", "default:none:none#0", "smp:none:none#0"] {
-            assert!(j.contains(&format!("name=\"{name}\"")), "stable name {name}: {j}");
+        for name in [
+            "default:no-unmap-at-stop:none#0",
+            "default:none:none#0",
+            "smp:none:none#0",
+        ] {
+            assert!(
+                j.contains(&format!("name=\"{name}\"")),
+                "stable name {name}: {j}"
+            );
         }
-        assert!(!j.contains("name=\"default:no-unmap-at-stop:none#0 ("), "{j}");
+        assert!(
+            !j.contains("name=\"default:no-unmap-at-stop:none#0 ("),
+            "{j}"
+        );
         assert!(j.contains("failures=\"1\" errors=\"2\""), "{j}");
         assert_eq!(j.matches("<error ").count(), 2, "{j}");
-        assert!(j.contains("caught by dma-maps"), "the outcome is in the message: {j}");
+        assert!(
+            j.contains("caught by dma-maps"),
+            "the outcome is in the message: {j}"
+        );
     }
 }

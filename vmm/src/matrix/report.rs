@@ -80,12 +80,11 @@ pub fn report_digest(r: &Report) -> String {
     // Signals that kicked a vCPU out of KVM_RUN at the end are host timing.
     r.stats.exits.remove("interrupted");
     let json = serde_json::to_string(&r).unwrap_or_default();
-    let h = json
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = json.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     format!("{h:016x}")
 }
-
 
 /// The whole matrix run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -100,7 +99,6 @@ pub struct Summary {
     #[serde(default)]
     pub uncovered: Vec<String>,
 }
-
 
 impl Summary {
     pub fn count(&self, s: Status) -> usize {
@@ -275,8 +273,11 @@ impl Summary {
             );
             let mut by_time: Vec<&JobResult> = self.results.iter().collect();
             by_time.sort_by(|a, b| b.secs.total_cmp(&a.secs));
-            let longest: Vec<String> =
-                by_time.iter().take(3).map(|r| format!("{} {:.2} s", r.name, r.secs)).collect();
+            let longest: Vec<String> = by_time
+                .iter()
+                .take(3)
+                .map(|r| format!("{} {:.2} s", r.name, r.secs))
+                .collect();
             let _ = writeln!(out, "longest jobs: {}", longest.join(", "));
         }
         if let Some(line) = self.repeat_digests() {
@@ -311,7 +312,11 @@ impl Summary {
         // broke". Names are the job names alone, so a case keeps its
         // history whatever it did; what happened goes in the message.
         let host_error = |r: &JobResult| matches!(r.outcome.as_str(), "host-error" | "no-report");
-        let errors = self.results.iter().filter(|r| r.status.is_bad() && host_error(r)).count();
+        let errors = self
+            .results
+            .iter()
+            .filter(|r| r.status.is_bad() && host_error(r))
+            .count();
         let failures = self.results.iter().filter(|r| r.status.is_bad()).count() - errors;
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
@@ -354,7 +359,12 @@ impl Summary {
                     let what = if r.matched.is_empty() {
                         format!("{} ({}), expected {}", r.status.name(), r.outcome, r.expect)
                     } else {
-                        format!("{} ({}): caught by {}", r.status.name(), r.outcome, r.matched.join(", "))
+                        format!(
+                            "{} ({}): caught by {}",
+                            r.status.name(),
+                            r.outcome,
+                            r.matched.join(", ")
+                        )
                     };
                     let _ = write!(x, "<system-out>{}</system-out>", xml(&what));
                 }
@@ -431,20 +441,31 @@ pub fn clock_comparison(runs: &[(crate::sim::ClockMode, Summary)]) -> String {
         counts: Vec<String>,
     }
     let figures = |clock: ClockMode| {
-        let of: Vec<&Summary> = runs.iter().filter(|(c, _)| *c == clock).map(|(_, s)| s).collect();
+        let of: Vec<&Summary> = runs
+            .iter()
+            .filter(|(c, _)| *c == clock)
+            .map(|(_, s)| s)
+            .collect();
         let mut per_job: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         for s in &of {
             for r in &s.results {
                 per_job.entry(r.name.as_str()).or_default().push(r.secs);
             }
         }
-        let job: Vec<(String, f64)> = per_job.into_iter().map(|(n, t)| (n.to_string(), median(t))).collect();
+        let job: Vec<(String, f64)> = per_job
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), median(t)))
+            .collect();
         let mut longest = job.clone();
         longest.sort_by(|a, b| b.1.total_cmp(&a.1));
         longest.truncate(3);
         Figures {
             whole: median(of.iter().map(|s| s.wall_secs).collect()),
-            sum: median(of.iter().map(|s| s.results.iter().map(|r| r.secs).sum()).collect()),
+            sum: median(
+                of.iter()
+                    .map(|s| s.results.iter().map(|r| r.secs).sum())
+                    .collect(),
+            ),
             job_median: median(job.iter().map(|j| j.1).collect()),
             longest,
             counts: of
@@ -470,7 +491,11 @@ pub fn clock_comparison(runs: &[(crate::sim::ClockMode, Summary)]) -> String {
         out,
         "matrix under both clocks: {jobs} jobs, {at_a_time} at a time, {rounds} round(s) each, alternating; medians over the rounds"
     );
-    let _ = writeln!(out, "{:<34} {:>12} {:>12} {:>13}", "", "--clock wall", "virtual", "virtual/wall");
+    let _ = writeln!(
+        out,
+        "{:<34} {:>12} {:>12} {:>13}",
+        "", "--clock wall", "virtual", "virtual/wall"
+    );
     let mut row = |name: &str, a: f64, b: f64| {
         let _ = writeln!(out, "{name:<34} {a:>12.2} {b:>12.2} {:>13.2}", b / a);
     };
@@ -483,7 +508,11 @@ pub fn clock_comparison(runs: &[(crate::sim::ClockMode, Summary)]) -> String {
         v.longest.first().map_or(f64::NAN, |j| j.1),
     );
     for (name, f) in [("wall", &w), ("virtual", &v)] {
-        let l: Vec<String> = f.longest.iter().map(|(n, t)| format!("{n} {t:.2} s")).collect();
+        let l: Vec<String> = f
+            .longest
+            .iter()
+            .map(|(n, t)| format!("{n} {t:.2} s"))
+            .collect();
         let _ = writeln!(out, "longest jobs, {name}: {}", l.join(", "));
         for (i, c) in f.counts.iter().enumerate() {
             let _ = writeln!(out, "round {}, {name}: {c}", i + 1);
@@ -491,4 +520,3 @@ pub fn clock_comparison(runs: &[(crate::sim::ClockMode, Summary)]) -> String {
     }
     out
 }
-

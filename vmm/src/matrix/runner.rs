@@ -132,7 +132,6 @@ fn run_job(opts: &Options, dir: &Path, idx: usize, job: &Job) -> JobResult {
     }
 }
 
-
 /// Run `jobs` (in matrix order in the summary), `opts.jobs` at a time.
 /// `progress` sees each result as it finishes.
 pub fn run(
@@ -177,4 +176,3 @@ pub fn run(
         uncovered: Vec::new(),
     })
 }
-

@@ -179,7 +179,13 @@ mod tests {
         // The clock is in the note; a note without it is a wall-clock run.
         assert!(id.note().contains(" clock=virtual "), "{}", id.note());
         let old = RunIdentity::parse(&id.note().replace(" clock=virtual", "")).unwrap();
-        assert_eq!(old, RunIdentity { clock: ClockMode::Wall, ..id.clone() });
+        assert_eq!(
+            old,
+            RunIdentity {
+                clock: ClockMode::Wall,
+                ..id.clone()
+            }
+        );
         assert!(RunIdentity::parse(&id.note().replace("clock=virtual", "clock=tsc")).is_err());
         let log = [
             ev(

@@ -21,7 +21,13 @@ pub const FUZZ_VARIANT: u64 = HOSTILE_FUZZ_VARIANT;
 /// The hostile scenario's variants: one per abuse of the catalogue
 /// (`abi::Abuse`), and the fuzz variant.
 pub fn variants(scenario: Scenario) -> Option<Vec<u64>> {
-    (scenario == Scenario::Hostile).then(|| Abuse::ALL.iter().map(|&a| a as u64).chain([FUZZ_VARIANT]).collect())
+    (scenario == Scenario::Hostile).then(|| {
+        Abuse::ALL
+            .iter()
+            .map(|&a| a as u64)
+            .chain([FUZZ_VARIANT])
+            .collect()
+    })
 }
 
 /// A reset long enough (virtual µs) for the guest's next register write
@@ -33,7 +39,10 @@ pub fn setup(scenario: Scenario, variant: u64, _seed: u64) -> Option<Setup> {
     if scenario != Scenario::Hostile {
         return None;
     }
-    let mut s = Setup { timeout: Duration::from_secs(30), ..Setup::default() };
+    let mut s = Setup {
+        timeout: Duration::from_secs(30),
+        ..Setup::default()
+    };
     // An unknown variant expects nothing: the guest fails its verdict.
     let abuse = u32::try_from(variant).ok().and_then(Abuse::from_u32);
     s.expect_fault = abuse.map(|a| a.meta().error);
@@ -49,10 +58,16 @@ pub fn setup(scenario: Scenario, variant: u64, _seed: u64) -> Option<Setup> {
 /// too); an abuse whose DMA the device blocks is also a monitor
 /// violation, so that case is caught by the blocked-DMA rule.
 pub fn case(variant: u64) -> Case {
-    let blocked = u32::try_from(variant).ok().and_then(Abuse::from_u32).map_or(&[][..], |a| a.meta().blocked);
+    let blocked = u32::try_from(variant)
+        .ok()
+        .and_then(Abuse::from_u32)
+        .map_or(&[][..], |a| a.meta().blocked);
     match blocked {
         [] => Case::pass(Scenario::Hostile, variant),
-        rule => Case { expect: Expect::Caught(rule), ..Case::pass(Scenario::Hostile, variant) },
+        rule => Case {
+            expect: Expect::Caught(rule),
+            ..Case::pass(Scenario::Hostile, variant)
+        },
     }
 }
 
@@ -70,7 +85,12 @@ mod tests {
                 .iter()
                 .find(|c| c.scenario == Scenario::Hostile && c.variant == a as u64)
                 .unwrap_or_else(|| panic!("{} has no case", a.name()));
-            assert_eq!(c.expect == Expect::Pass, a.meta().blocked.is_empty(), "{}", a.name());
+            assert_eq!(
+                c.expect == Expect::Pass,
+                a.meta().blocked.is_empty(),
+                "{}",
+                a.name()
+            );
         }
         assert_eq!(setup(Scenario::Hostile, 99, 1).unwrap().expect_fault, None);
         assert!(setup(Scenario::Default, 0, 1).is_none());

@@ -142,12 +142,20 @@ impl Case {
 
     /// A driver mutant that `by` must catch.
     pub fn driver(scenario: Scenario, variant: u64, m: DriverMutant, by: &'static [Rule]) -> Self {
-        Self { driver_mutant: m, expect: Expect::Caught(by), ..Self::pass(scenario, variant) }
+        Self {
+            driver_mutant: m,
+            expect: Expect::Caught(by),
+            ..Self::pass(scenario, variant)
+        }
     }
 
     /// A device mutant that `by` must catch.
     pub fn device(scenario: Scenario, variant: u64, m: DeviceMutant, by: &'static [Rule]) -> Self {
-        Self { device_mutant: m, expect: Expect::Caught(by), ..Self::pass(scenario, variant) }
+        Self {
+            device_mutant: m,
+            expect: Expect::Caught(by),
+            ..Self::pass(scenario, variant)
+        }
     }
 
     /// Run it over `n` seeds.
@@ -158,13 +166,26 @@ impl Case {
     /// Run it over seeds `first..first + n`: a race that the seeded
     /// scheduler exposes only on some seeds, named by the ones that do.
     pub fn seed_range(self, first: u64, n: u64) -> Self {
-        Self { seeds: n, first_seed: first, ..self }
+        Self {
+            seeds: n,
+            first_seed: first,
+            ..self
+        }
     }
 
     /// A short name: scenario[/variant] x driver-mutant x device-mutant.
     pub fn name(&self) -> String {
-        let v = if self.variant == 0 { String::new() } else { format!("/{}", self.variant) };
-        format!("{}{v}:{}:{}", self.scenario.name(), self.driver_mutant.name(), self.device_mutant.name())
+        let v = if self.variant == 0 {
+            String::new()
+        } else {
+            format!("/{}", self.variant)
+        };
+        format!(
+            "{}{v}:{}:{}",
+            self.scenario.name(),
+            self.driver_mutant.name(),
+            self.device_mutant.name()
+        )
     }
 }
 
@@ -181,18 +202,69 @@ pub fn cases() -> Vec<Case> {
         // The handler on CPU 1 acknowledges and masks while CPU 0's stop
         // has NAPI disabled. Named alone. Seeds 0-5: seed 1 missed it when
         // the sweep gave write 0 one window (smp_setup).
-        Case::driver(Scenario::Smp, 1, DriverMutant::IrqMaskUnconditional, &[Rule::IrqAfterNapiDisable]).seeds(6),
-        Case::driver(Scenario::Default, 0, DriverMutant::NoUnmapAtStop, &[Rule::DmaMaps]),
-        Case::driver(Scenario::Default, 0, DriverMutant::UnregisterNoStop, &[Rule::AutoClose]),
-        Case::driver(Scenario::Default, 0, DriverMutant::NoStopInAdvance, &[Rule::NoBusy]),
-        Case::driver(Scenario::Default, 0, DriverMutant::DoorbellAfterStop, &[Rule::DoorbellAfterStop]),
-        Case::device(Scenario::Default, 0, DeviceMutant::DmaAfterDisable, &[Rule::DmaDeviceDisabled, Rule::DmaAfterStop]),
-        Case::device(Scenario::Default, 0, DeviceMutant::IrqAfterDisable, &[Rule::IrqWhileDisabled, Rule::IrqAfterStop]),
-        Case::device(Scenario::Default, 0, DeviceMutant::ResetIgnored, &[Rule::ResetIneffective]),
-        Case::device(Scenario::Default, 0, DeviceMutant::PhantomCompletion, &[Rule::CompletionUnposted]),
+        Case::driver(
+            Scenario::Smp,
+            1,
+            DriverMutant::IrqMaskUnconditional,
+            &[Rule::IrqAfterNapiDisable],
+        )
+        .seeds(6),
+        Case::driver(
+            Scenario::Default,
+            0,
+            DriverMutant::NoUnmapAtStop,
+            &[Rule::DmaMaps],
+        ),
+        Case::driver(
+            Scenario::Default,
+            0,
+            DriverMutant::UnregisterNoStop,
+            &[Rule::AutoClose],
+        ),
+        Case::driver(
+            Scenario::Default,
+            0,
+            DriverMutant::NoStopInAdvance,
+            &[Rule::NoBusy],
+        ),
+        Case::driver(
+            Scenario::Default,
+            0,
+            DriverMutant::DoorbellAfterStop,
+            &[Rule::DoorbellAfterStop],
+        ),
+        Case::device(
+            Scenario::Default,
+            0,
+            DeviceMutant::DmaAfterDisable,
+            &[Rule::DmaDeviceDisabled, Rule::DmaAfterStop],
+        ),
+        Case::device(
+            Scenario::Default,
+            0,
+            DeviceMutant::IrqAfterDisable,
+            &[Rule::IrqWhileDisabled, Rule::IrqAfterStop],
+        ),
+        Case::device(
+            Scenario::Default,
+            0,
+            DeviceMutant::ResetIgnored,
+            &[Rule::ResetIneffective],
+        ),
+        Case::device(
+            Scenario::Default,
+            0,
+            DeviceMutant::PhantomCompletion,
+            &[Rule::CompletionUnposted],
+        ),
         // Every looped-back frame reaches the stack 4 bytes short: the
         // host's byte-for-byte check of each delivery sees it.
-        Case::device(Scenario::Default, 0, DeviceMutant::RxStripsFcs, &[Rule::RxContent]),
+        Case::device(
+            Scenario::Default,
+            0,
+            DeviceMutant::RxStripsFcs,
+            &[Rule::RxContent],
+        ),
     ]);
     v.extend(lifecycle::cases());
     v.extend(queueing::cases());
@@ -255,21 +327,41 @@ mod catalogue_tests {
         let expects = |c: &Case, rules: &[Rule]| matches!(c.expect, Expect::Caught(by) if by.iter().any(|r| rules.contains(r)));
         let mut missing = Vec::new();
         for &m in &DriverMutant::ALL[1..] {
-            assert!(!m.breaks().is_empty(), "driver mutant {} declares no rule", m.name());
+            assert!(
+                !m.breaks().is_empty(),
+                "driver mutant {} declares no rule",
+                m.name()
+            );
             let loom = crate::matrix::LOOM.iter().any(|&(l, _)| l == m);
-            if !loom && !cases.iter().any(|c| c.driver_mutant == m && expects(c, m.breaks())) {
+            if !loom
+                && !cases
+                    .iter()
+                    .any(|c| c.driver_mutant == m && expects(c, m.breaks()))
+            {
                 missing.push(m.name());
             }
         }
         for &m in &DeviceMutant::ALL[1..] {
-            assert!(!m.breaks().is_empty(), "device mutant {} declares no rule", m.name());
-            if !cases.iter().any(|c| c.device_mutant == m && expects(c, m.breaks())) {
+            assert!(
+                !m.breaks().is_empty(),
+                "device mutant {} declares no rule",
+                m.name()
+            );
+            if !cases
+                .iter()
+                .any(|c| c.device_mutant == m && expects(c, m.breaks()))
+            {
                 missing.push(m.name());
             }
         }
-        assert!(missing.is_empty(), "mutants no case is expected to catch by a rule they declare: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "mutants no case is expected to catch by a rule they declare: {missing:?}"
+        );
         for c in &cases {
-            let Expect::Caught(by) = c.expect else { continue };
+            let Expect::Caught(by) = c.expect else {
+                continue;
+            };
             if c.driver_mutant == DriverMutant::None && c.device_mutant == DeviceMutant::None {
                 continue; // a hostile abuse: its rule is the catalogue's (`abi::Abuse`)
             }
@@ -288,16 +380,24 @@ mod catalogue_tests {
         let cases = cases();
         let mut missing = Vec::new();
         for &r in Rule::ALL {
-            let caught = cases.iter().any(|c| matches!(c.expect, Expect::Caught(by) if by.contains(&r)));
+            let caught = cases
+                .iter()
+                .any(|c| matches!(c.expect, Expect::Caught(by) if by.contains(&r)));
             let excused = UNCAUGHT.iter().any(|&(u, _)| u == r);
-            assert!(!(caught && excused), "{r} is caught by a case: drop it from UNCAUGHT");
+            assert!(
+                !(caught && excused),
+                "{r} is caught by a case: drop it from UNCAUGHT"
+            );
             if !caught && !excused {
                 missing.push(r.name());
             }
             assert!(!r.statement().is_empty(), "{r}");
             let _ = r.row().title();
         }
-        assert!(missing.is_empty(), "rules no case is expected to catch, and no reason given: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "rules no case is expected to catch, and no reason given: {missing:?}"
+        );
         assert!(UNCAUGHT.iter().all(|(_, why)| why.ends_with('.')));
     }
 }

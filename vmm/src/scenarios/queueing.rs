@@ -16,13 +16,19 @@ pub const SOAK_CYCLES_DEFAULT: u64 = 5;
 
 /// The soak's cycle count: NICPROOF_SOAK_CYCLES, or the small default.
 pub fn soak_cycles() -> u64 {
-    std::env::var("NICPROOF_SOAK_CYCLES").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(SOAK_CYCLES_DEFAULT)
+    std::env::var("NICPROOF_SOAK_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(SOAK_CYCLES_DEFAULT)
 }
-
 
 /// The set-up of one of this group's scenarios, or None if it is not ours.
 pub fn setup(scenario: Scenario, variant: u64, seed: u64) -> Option<Setup> {
-    let mut s = Setup { timeout: TIMEOUT, ..Setup::default() };
+    let mut s = Setup {
+        timeout: TIMEOUT,
+        ..Setup::default()
+    };
     let r = splitmix64(seed ^ 0x9e0e);
     let nic = &mut s.nic;
     match scenario {
@@ -99,11 +105,27 @@ pub fn cases() -> Vec<Case> {
         // device completes only on request; 20/20 seeds by hand, ~0.3 s
         // each); 3 seeds in the matrix show it does not hang on one.
         Case::driver(LostWake, 0, Drv::NoRecheck, &[Rule::GuestStuckStopped]).seeds(3),
-        Case::driver(LostWake, 0, Drv::ThresholdOffByOne, &[Rule::GuestStuckStopped]).seeds(3),
+        Case::driver(
+            LostWake,
+            0,
+            Drv::ThresholdOffByOne,
+            &[Rule::GuestStuckStopped],
+        )
+        .seeds(3),
         Case::driver(LostWake, 0, Drv::WakeInverted, &[Rule::GuestStuckStopped]).seeds(3),
         Case::driver(LostWake, 0, Drv::ConsIndexLate, &[Rule::GuestStuckStopped]).seeds(3),
-        Case::driver(TimelyCompletion, 0, Drv::ReclaimOnXmit, &[Rule::GuestTimely]),
-        Case::driver(SmallBudget, 0, Drv::ReclaimOnXmit, &[Rule::GuestSmallBudget]),
+        Case::driver(
+            TimelyCompletion,
+            0,
+            Drv::ReclaimOnXmit,
+            &[Rule::GuestTimely],
+        ),
+        Case::driver(
+            SmallBudget,
+            0,
+            Drv::ReclaimOnXmit,
+            &[Rule::GuestSmallBudget],
+        ),
         // NAPI runs only when the NIC's interrupt schedules it: a driver
         // that leaves its causes masked after its first poll takes no
         // more interrupts, so the sender blocks (under `default` the same
@@ -114,16 +136,36 @@ pub fn cases() -> Vec<Case> {
         // never signalled. The looped-back frames' RX interrupts reclaim
         // them anyway, so the guest's timely check passes; the device's
         // completion-unsignalled rule sees it at stop.
-        Case::driver(TimelyCompletion, 0, Drv::CoalFramesOnly, &[Rule::CompletionUnsignalled]),
-        Case::driver(ClonePairs, 0, Drv::WritesClonedHead, &[Rule::GuestCloneHead]),
+        Case::driver(
+            TimelyCompletion,
+            0,
+            Drv::CoalFramesOnly,
+            &[Rule::CompletionUnsignalled],
+        ),
+        Case::driver(
+            ClonePairs,
+            0,
+            Drv::WritesClonedHead,
+            &[Rule::GuestCloneHead],
+        ),
         Case::driver(Watchdog, 0, Drv::NoWatchdog, &[Rule::GuestWatchdog]),
         // Growth across cycles: maps left behind by each stop.
-        Case::driver(Soak, 0, Drv::NoUnmapAtStop, &[Rule::GuestSoak, Rule::DmaMaps]),
+        Case::driver(
+            Soak,
+            0,
+            Drv::NoUnmapAtStop,
+            &[Rule::GuestSoak, Rule::DmaMaps],
+        ),
         // The batch's packets sit posted with no TX_TAIL write covering
         // them when start_xmit returns: the host sees it from the tx-ring
         // marker and the doorbells (the guest's doorbell: oracle only sees
         // frames that never complete). Named alone so the host must catch it.
-        Case::driver(BatchLastDropped, 0, Drv::DropSkipsDoorbell, &[Rule::DoorbellPending]),
+        Case::driver(
+            BatchLastDropped,
+            0,
+            Drv::DropSkipsDoorbell,
+            &[Rule::DoorbellPending],
+        ),
         // Completions reported to BQL 4 bytes short per packet: at stop the
         // ring is empty but BQL completed less than the device sent. The
         // guest's leak check (scenarios/default.rs) sees it too, at its
@@ -150,7 +192,11 @@ mod tests {
 
     #[test]
     fn setup_is_deterministic_per_seed() {
-        for s in [Scenario::BqlRandom, Scenario::DroppedIrq, Scenario::Watchdog] {
+        for s in [
+            Scenario::BqlRandom,
+            Scenario::DroppedIrq,
+            Scenario::Watchdog,
+        ] {
             let (a, b) = (setup(s, 0, 7).unwrap(), setup(s, 0, 7).unwrap());
             assert_eq!((a.knobs, a.nic), (b.knobs, b.nic));
         }

@@ -67,7 +67,10 @@ pub fn init_cpu() -> bool {
     wrmsr(X2APIC_TPR, 0);
     wrmsr(X2APIC_SVR, SVR_ENABLE | VECTOR_SPURIOUS as u64);
     if HAVE_DEADLINE.load(Ordering::Relaxed) {
-        wrmsr(X2APIC_LVT_TIMER, LVT_TIMER_TSC_DEADLINE | VECTOR_TIMER as u64);
+        wrmsr(
+            X2APIC_LVT_TIMER,
+            LVT_TIMER_TSC_DEADLINE | VECTOR_TIMER as u64,
+        );
     } else {
         wrmsr(X2APIC_TIMER_DIV, TIMER_DIV_1);
         wrmsr(X2APIC_LVT_TIMER, VECTOR_TIMER as u64);
@@ -102,7 +105,10 @@ pub fn send_init_sipi(dest: u32, page: u8) {
         const INIT: u64 = 0b101 << 8;
         const STARTUP: u64 = 0b110 << 8;
         wrmsr(X2APIC_ICR, (dest as u64) << 32 | ICR_ASSERT | INIT);
-        wrmsr(X2APIC_ICR, (dest as u64) << 32 | ICR_ASSERT | STARTUP | page as u64);
+        wrmsr(
+            X2APIC_ICR,
+            (dest as u64) << 32 | ICR_ASSERT | STARTUP | page as u64,
+        );
     }
 }
 

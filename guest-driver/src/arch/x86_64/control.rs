@@ -4,7 +4,9 @@
 
 use super::cpu::{self, inl, outl, outl_mem};
 use core::sync::atomic::{AtomicBool, Ordering};
-use nicproof_guest::abi::control::{CONFIG_PORT, CONTROL_MAGIC, CONTROL_PORT, QEMU_DEBUG_EXIT_PORT};
+use nicproof_guest::abi::control::{
+    CONFIG_PORT, CONTROL_MAGIC, CONTROL_PORT, QEMU_DEBUG_EXIT_PORT,
+};
 use nicproof_guest::abi::{Record, RunConfig, PROTOCOL_VERSION};
 use nicproof_guest::kernel::record;
 

@@ -13,7 +13,9 @@ pub const MSR_GS_BASE: u32 = 0xc000_0101;
 pub fn outb(port: u16, value: u8) {
     // SAFETY: port I/O has no effect on memory the compiler knows about;
     // the ports the kernel uses are owned by this kernel.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// 8-bit port read.
@@ -21,7 +23,9 @@ pub fn outb(port: u16, value: u8) {
 pub fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: as for `outb`.
-    unsafe { asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    }
     v
 }
 
@@ -29,7 +33,9 @@ pub fn inb(port: u16) -> u8 {
 #[inline(always)]
 pub fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb`.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// 32-bit port write after which the host may have read or written guest
@@ -40,7 +46,9 @@ pub fn outl(port: u16, value: u32) {
 pub fn outl_mem(port: u16, value: u32) {
     // SAFETY: the host only touches the buffer whose address is `value`,
     // which the caller owns for the duration of the call.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nostack, preserves_flags))
+    }
 }
 
 /// 32-bit port read.
@@ -48,7 +56,9 @@ pub fn outl_mem(port: u16, value: u32) {
 pub fn inl(port: u16) -> u32 {
     let v: u32;
     // SAFETY: as for `outb`.
-    unsafe { asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    }
     v
 }
 
@@ -58,7 +68,9 @@ pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: reading an architectural MSR has no memory effect; callers
     // only use MSRs this kernel checked for (x2APIC, TSC deadline, GS base).
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    }
     (hi as u64) << 32 | lo as u64
 }
 

@@ -48,7 +48,8 @@ const fn build_idt() -> Idt {
     let mut v = 0;
     while v < 256 {
         let a = entry::ISR_STUBS_BASE + 16 * v as u64;
-        t[v][0] = (a & 0xffff) | KERNEL_CS << 16 | GATE_INTERRUPT << 40 | ((a >> 16) & 0xffff) << 48;
+        t[v][0] =
+            (a & 0xffff) | KERNEL_CS << 16 | GATE_INTERRUPT << 40 | ((a >> 16) & 0xffff) << 48;
         t[v][1] = a >> 32;
         v += 1;
     }
@@ -74,9 +75,14 @@ pub fn load() {
         limit: u16,
         base: u64,
     }
-    let p = Ptr { limit: 256 * 16 - 1, base: &IDT as *const Idt as u64 };
+    let p = Ptr {
+        limit: 256 * 16 - 1,
+        base: &IDT as *const Idt as u64,
+    };
     // SAFETY: the IDT is a constant static that lives forever.
-    unsafe { core::arch::asm!("lidt [{}]", in(reg) &p, options(readonly, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("lidt [{}]", in(reg) &p, options(readonly, nostack, preserves_flags))
+    }
 }
 
 /// Load an empty IDT (limit 0): the next exception triple-faults. Used
@@ -84,7 +90,9 @@ pub fn load() {
 pub fn load_empty() {
     let p: [u16; 5] = [0; 5];
     // SAFETY: deliberately breaks exception delivery on this CPU.
-    unsafe { core::arch::asm!("lidt [{}]", in(reg) &p, options(readonly, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("lidt [{}]", in(reg) &p, options(readonly, nostack, preserves_flags))
+    }
 }
 
 /// Called by every stub with the saved frame.
@@ -110,7 +118,13 @@ fn exception(frame: &Frame) -> ! {
     }
     let cpu_no = percpu::cpu_id() as u64;
     let cr2 = cpu::read_cr2();
-    control::send(&record::exception(frame.vector, frame.error, frame.rip, cr2, cpu_no));
+    control::send(&record::exception(
+        frame.vector,
+        frame.error,
+        frame.rip,
+        cr2,
+        cpu_no,
+    ));
     let mut b = FmtBuf::<160>::new();
     let _ = writeln!(
         b,

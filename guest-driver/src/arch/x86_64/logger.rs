@@ -17,7 +17,10 @@ pub struct FmtBuf<const N: usize> {
 
 impl<const N: usize> FmtBuf<N> {
     pub fn new() -> Self {
-        Self { buf: [0; N], len: 0 }
+        Self {
+            buf: [0; N],
+            len: 0,
+        }
     }
     pub fn as_str(&self) -> &str {
         // SAFETY: only whole `str`s or prefixes cut at char boundaries are
@@ -63,7 +66,15 @@ impl Log for Logger {
         let cpu = percpu::cpu_id();
         let cpu_digit = [b'0' + (cpu % 10) as u8];
         let cpu_str = core::str::from_utf8(&cpu_digit).unwrap_or("?");
-        serial::write_parts(&["[cpu", cpu_str, " ", level_name(r.level()), "] ", text, "\n"]);
+        serial::write_parts(&[
+            "[cpu",
+            cpu_str,
+            " ",
+            level_name(r.level()),
+            "] ",
+            text,
+            "\n",
+        ]);
         control::send(&record::log(r.level() as u64, text));
     }
 

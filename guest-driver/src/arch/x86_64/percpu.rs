@@ -16,7 +16,12 @@ pub struct PerCpu {
 }
 
 const fn blocks() -> [PerCpu; MAX_CPUS] {
-    let mut a = [const { PerCpu { cpu: 0, fatal: AtomicBool::new(false) } }; MAX_CPUS];
+    let mut a = [const {
+        PerCpu {
+            cpu: 0,
+            fatal: AtomicBool::new(false),
+        }
+    }; MAX_CPUS];
     let mut i = 0;
     while i < MAX_CPUS {
         a[i].cpu = i as u64;
@@ -47,5 +52,7 @@ pub fn cpu_id() -> u32 {
 /// Mark this CPU as reporting a fatal error. Returns false if it already
 /// was (a fault inside the report): the caller must then stop at once.
 pub fn enter_fatal() -> bool {
-    !PERCPU[cpu_id() as usize % MAX_CPUS].fatal.swap(true, Ordering::AcqRel)
+    !PERCPU[cpu_id() as usize % MAX_CPUS]
+        .fatal
+        .swap(true, Ordering::AcqRel)
 }

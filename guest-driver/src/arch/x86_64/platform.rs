@@ -69,7 +69,11 @@ pub fn idle_request(deadline_ns: u64) {
     // the VMM reads it during the `out` exit below.
     unsafe { core::ptr::write_volatile(slot as *mut u64, deadline_ns) };
     if super::user::at_cpl3() {
-        super::user::syscall(super::user::op::STI_OUT_CLI, sched::SCHED_PORT as u64, sched::IDLE as u64);
+        super::user::syscall(
+            super::user::op::STI_OUT_CLI,
+            sched::SCHED_PORT as u64,
+            sched::IDLE as u64,
+        );
     } else {
         cpu::sti_out_cli(sched::SCHED_PORT, sched::IDLE);
     }
@@ -110,7 +114,11 @@ pub struct KernelPlatform;
 
 fn pci_address(bdf: (u8, u8, u8), offset: u8) -> u32 {
     let (bus, dev, func) = bdf;
-    0x8000_0000 | (bus as u32) << 16 | ((dev & 0x1f) as u32) << 11 | ((func & 7) as u32) << 8 | (offset & 0xfc) as u32
+    0x8000_0000
+        | (bus as u32) << 16
+        | ((dev & 0x1f) as u32) << 11
+        | ((func & 7) as u32) << 8
+        | (offset & 0xfc) as u32
 }
 
 impl Platform for KernelPlatform {

@@ -65,7 +65,10 @@ pub fn pd_entry(addr: u64) -> u64 {
 
 /// Identity-map 0..IDENTITY_MAP_SIZE with 2 MiB pages at PML4/PDPT/PD_BASE.
 pub fn write_page_tables(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
-    mem.write_obj(PDPT | PTE_PRESENT | PTE_WRITE | PTE_USER, GuestAddress(PML4))?;
+    mem.write_obj(
+        PDPT | PTE_PRESENT | PTE_WRITE | PTE_USER,
+        GuestAddress(PML4),
+    )?;
     for d in 0..NUM_PD {
         let pd = PD_BASE + d * 0x1000;
         mem.write_obj(
