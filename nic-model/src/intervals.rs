@@ -50,7 +50,9 @@ impl Node {
     }
 }
 
-/// splitmix64: a node's heap priority from its start.
+/// splitmix64: a node's heap priority from its start. A bijection (an
+/// added constant, xor-shifts and odd multipliers are each invertible),
+/// so two starts never share a priority.
 fn prio(start: u64) -> u64 {
     let mut z = start.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -83,7 +85,10 @@ impl MapTree {
         // for this call; no other reference into the tree is live, and
         // the node's borrow ends before `t` moves on.
         while let Some(n) = (unsafe { &mut *t }).as_deref_mut() {
-            if n.e.start == start || p > n.prio {
+            // `prio` is a bijection, so equal priorities mean the same
+            // start: one test per level stops at the entry itself or where
+            // it belongs.
+            if p >= n.prio {
                 break;
             }
             if end > n.max_end {
@@ -300,6 +305,33 @@ mod tests {
             })
     }
 
+    /// Heap order of priorities, search order of starts and every node's
+    /// largest end; returns the subtree's largest end.
+    fn check_shape(t: &Tree, lo: u64, hi: u64) -> u64 {
+        let Some(n) = t else { return 0 };
+        assert!((lo..=hi).contains(&n.e.start), "order at {}", n.e.start);
+        for c in [&n.left, &n.right].into_iter().flatten() {
+            assert!(c.prio < n.prio, "heap at {}", n.e.start);
+        }
+        let lm = check_shape(&n.left, lo, n.e.start.saturating_sub(1));
+        let rm = check_shape(&n.right, n.e.start.saturating_add(1), hi);
+        assert_eq!(
+            n.max_end,
+            n.e.end.max(lm).max(rm),
+            "max end at {}",
+            n.e.start
+        );
+        n.max_end
+    }
+
+    #[test]
+    fn priorities_of_nearby_starts_differ() {
+        let mut seen = std::collections::HashSet::new();
+        for start in (0..20_000u64).chain(u64::MAX - 20_000..=u64::MAX) {
+            assert!(seen.insert(prio(start)), "start {start}");
+        }
+    }
+
     #[test]
     fn matches_the_ordered_map_walk_on_random_maps_and_queries() {
         let mut seed = 7u64;
@@ -345,6 +377,7 @@ mod tests {
                     "round {round}: [{addr}, {end})"
                 );
                 assert_eq!(t.live(), m.values().map(|e| e.2 as usize).sum::<usize>());
+                check_shape(&t.root, 0, u64::MAX);
             }
             let all: Vec<MapEntry> = m
                 .iter()
