@@ -122,7 +122,9 @@ pub fn net_runs(p: &NetPlan) -> Vec<(String, [u64; NUM_KNOBS])> {
 /// guest's verdict text (which carries its own clock's figures).
 #[derive(Clone, Debug, Default)]
 pub struct NetSample {
+    /// The host's stats of the run (exits, run time).
     pub stats: Stats,
+    /// The guest's verdict text, with its own clock's figures.
     pub verdict: String,
 }
 
@@ -136,6 +138,8 @@ pub struct NetFigures {
     pub pps_batched: f64,
     /// Packets per second over the long run's traffic phase, guest clock.
     pub guest_pps_unbatched: f64,
+    /// Packets per second over the long run's traffic phase, guest clock,
+    /// batched.
     pub guest_pps_batched: f64,
     /// VM exits per packet, marginal, no batching.
     pub exits_per_packet_unbatched: f64,

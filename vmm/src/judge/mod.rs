@@ -105,6 +105,7 @@ pub struct NicEnd {
 
 /// A judged run.
 pub struct Judged {
+    /// The run's outcome after judging (a pass may become `Failed`).
     pub outcome: Outcome,
     /// Every finding of a failed run, named by its rule (empty otherwise).
     pub findings: Vec<Finding>,
