@@ -311,7 +311,7 @@ fn side_by_side(
 }
 
 /// CPL0 against CPL3 (`bench --net --compare-cpl`), host-clock figures
-/// ([`side_by_side`]). Guest-clock figures are left out: under the
+/// (`side_by_side`). Guest-clock figures are left out: under the
 /// virtual clock they are the same at both levels by construction.
 pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> String {
     let b = p.batch;
@@ -347,7 +347,7 @@ pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> Strin
 }
 
 /// The loopback bench under both clocks (`--compare-clocks`),
-/// [`side_by_side`]: wall then virtual. Host figures are wall time
+/// `side_by_side`: wall then virtual. Host figures are wall time
 /// either way; the guest clock's are wall time under `--clock wall` and
 /// virtual time under the default.
 pub fn net_clock_table(p: &NetPlan, wall: &[NetFigures], virt: &[NetFigures]) -> String {

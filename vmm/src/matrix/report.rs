@@ -105,7 +105,7 @@ pub struct Summary {
     pub results: Vec<JobResult>,
     /// Mutants caught by the loom model instead (`LOOM`), by name => test fn.
     pub loom: BTreeMap<String, String>,
-    /// Matrix scenarios no case runs at all ([`uncovered`]), shown so a
+    /// Matrix scenarios no case runs at all ([`super::uncovered`]), shown so a
     /// scenario that is not in the matrix yet is never silently absent.
     #[serde(default)]
     pub uncovered: Vec<String>,
