@@ -25,7 +25,7 @@ use crate::outcome::{Finding, Outcome};
 /// A check's result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
-    /// The run gives evidence and nothing broke the check.
+    /// The run gives what the check needs and no finding breaks it.
     #[serde(rename = "held")]
     Held,
     /// A finding of the run breaks the check.
