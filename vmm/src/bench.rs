@@ -122,7 +122,9 @@ pub fn net_runs(p: &NetPlan) -> Vec<(String, [u64; NUM_KNOBS])> {
 /// guest's verdict text (which carries its own clock's figures).
 #[derive(Clone, Debug, Default)]
 pub struct NetSample {
+    /// The host's stats of the run (exits, run time).
     pub stats: Stats,
+    /// The guest's verdict text, with its own clock's figures.
     pub verdict: String,
 }
 
@@ -136,6 +138,8 @@ pub struct NetFigures {
     pub pps_batched: f64,
     /// Packets per second over the long run's traffic phase, guest clock.
     pub guest_pps_unbatched: f64,
+    /// Packets per second over the long run's traffic phase, guest clock,
+    /// batched.
     pub guest_pps_batched: f64,
     /// VM exits per packet, marginal, no batching.
     pub exits_per_packet_unbatched: f64,
@@ -307,7 +311,7 @@ fn side_by_side(
 }
 
 /// CPL0 against CPL3 (`bench --net --compare-cpl`), host-clock figures
-/// ([`side_by_side`]). Guest-clock figures are left out: under the
+/// (`side_by_side`). Guest-clock figures are left out: under the
 /// virtual clock they are the same at both levels by construction.
 pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> String {
     let b = p.batch;
@@ -343,7 +347,7 @@ pub fn cpl_table(p: &NetPlan, cpl0: &[NetFigures], cpl3: &[NetFigures]) -> Strin
 }
 
 /// The loopback bench under both clocks (`--compare-clocks`),
-/// [`side_by_side`]: wall then virtual. Host figures are wall time
+/// `side_by_side`: wall then virtual. Host figures are wall time
 /// either way; the guest clock's are wall time under `--clock wall` and
 /// virtual time under the default.
 pub fn net_clock_table(p: &NetPlan, wall: &[NetFigures], virt: &[NetFigures]) -> String {

@@ -20,18 +20,30 @@ pub enum End {
     /// PowerOff record with this exit code.
     PowerOff(u64),
     /// Panic record.
-    Panic { message: String, location: String },
+    Panic {
+        /// The panic message the guest sent.
+        message: String,
+        /// The guest source location, `file:line:col`.
+        location: String,
+    },
     /// Exception record.
     Exception {
+        /// Exception vector.
         vector: u64,
+        /// The error code the CPU pushed (0 for vectors without one).
         error_code: u64,
+        /// Guest rip of the faulting instruction.
         rip: u64,
+        /// cr2 at the exception (a page fault's address).
         cr2: u64,
+        /// The vCPU that took it.
         cpu: u64,
     },
     /// KVM_EXIT_SHUTDOWN on a vCPU.
     TripleFault {
+        /// The vCPU that shut down.
         cpu: u32,
+        /// Its registers at the shutdown exit.
         regs: crate::outcome::RegsDump,
     },
     /// Something the host could not handle.
@@ -42,7 +54,10 @@ pub enum End {
     Failed(String),
     /// Deterministic mode: every vCPU idles with no deadline and no device
     /// timer is due: (cpu, rip of its idle request).
-    Deadlock { cpus: Vec<(u32, u64)> },
+    Deadlock {
+        /// (vCPU index, rip of its idle request) for every vCPU.
+        cpus: Vec<(u32, u64)>,
+    },
 }
 
 /// Called with every guest marker of a known kind, after it is in the
@@ -64,7 +79,14 @@ pub enum VmEvent {
     /// The run is over.
     End(End),
     /// The guest asked to start an application processor.
-    StartCpu { cpu: u64, entry: u64, stack: u64 },
+    StartCpu {
+        /// Index of the vCPU to start.
+        cpu: u64,
+        /// Guest address where it begins executing.
+        entry: u64,
+        /// Its initial stack pointer.
+        stack: u64,
+    },
     /// An application processor reported in.
     CpuOnline(u64),
     /// The guest finished booting.

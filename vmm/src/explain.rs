@@ -23,11 +23,15 @@ pub const MAX_LINE: usize = 160;
 /// masked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Group {
+    /// The rule the findings name.
     pub oracle: String,
     /// The first finding's text.
     pub detail: String,
+    /// How many findings are of this kind.
     pub count: usize,
+    /// Event number of the earliest one.
     pub first: u64,
+    /// Event number of the latest one.
     pub last: u64,
 }
 
@@ -184,18 +188,29 @@ pub fn render_failed(f: &mut fmt::Formatter<'_>, r: &Report, reasons: &[String])
 /// Why `nicproof explain` cannot use a file or a SEQ.
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
+    /// The log cannot be read or parsed.
     #[error(transparent)]
     Log(#[from] crate::replay::ReplayError),
     /// The last line is cut short (the run was killed while writing).
     #[error("{path} is truncated: line {line} is cut short ({why})")]
     Truncated {
+        /// The log file.
         path: String,
+        /// 1-based number of the cut line.
         line: usize,
+        /// The parser's complaint about that line.
         why: String,
     },
     /// SEQ is past the end of the log.
     #[error("event #{seq} is past the end of {path} (its last event is #{last})")]
-    PastEnd { seq: u64, path: String, last: u64 },
+    PastEnd {
+        /// The SEQ asked for.
+        seq: u64,
+        /// The log file.
+        path: String,
+        /// The log's last event number.
+        last: u64,
+    },
 }
 
 /// Read a saved `--events` log; a last line cut short is `Truncated`,

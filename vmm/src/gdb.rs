@@ -68,9 +68,12 @@ const POLL: Duration = Duration::from_millis(20);
 /// Why `--gdb PORT` cannot listen.
 #[derive(Debug, thiserror::Error)]
 pub enum GdbError {
+    /// Binding the TCP listener failed (e.g. the port is in use).
     #[error("--gdb {port}: cannot listen on 127.0.0.1:{port}: {source}")]
     Listen {
+        /// The port asked for.
         port: u16,
+        /// The bind error.
         #[source]
         source: std::io::Error,
     },

@@ -8,6 +8,8 @@
 //! `vm.events.clone()` and an [`irq::KvmMsi`] over `vm.vm_fd`, feed it
 //! markers with [`vm::Vm::on_marker`], then [`vm::Vm::run`].
 
+#![warn(missing_docs)]
+
 pub mod arch;
 pub mod bench;
 pub mod control;
@@ -43,8 +45,11 @@ use vm::{RunOptions, Vm};
 /// A finished run: the report (with the serial output), the event log and
 /// the table of checks (empty for runs without a NIC or not judged).
 pub struct RunResult {
+    /// The run's report, as printed and written with `--json`.
     pub report: Report,
+    /// The run's event log, ending with one `finding` event per finding.
     pub events: Vec<Event>,
+    /// The table of checks.
     pub checks: Vec<checks::Check>,
 }
 

@@ -34,7 +34,7 @@ pub fn marker_of(e: &Event) -> Option<(Marker, &[u64], &str)> {
 }
 
 /// Argument `i` of a marker, numbered as in `abi::Marker`'s docs (the
-/// record's args[0] is the marker id, which the log leaves out).
+/// record's `args[0]` is the marker id, which the log leaves out).
 pub fn arg(args: &[u64], i: usize) -> u64 {
     i.checked_sub(1)
         .and_then(|i| args.get(i))

@@ -12,22 +12,39 @@ use crate::symbols::CodeLocation;
 /// General-purpose registers and control state at a triple fault.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegsDump {
+    /// Instruction pointer.
     pub rip: u64,
+    /// Stack pointer.
     pub rsp: u64,
+    /// Flags register.
     pub rflags: u64,
+    /// General-purpose register rax.
     pub rax: u64,
+    /// General-purpose register rbx.
     pub rbx: u64,
+    /// General-purpose register rcx.
     pub rcx: u64,
+    /// General-purpose register rdx.
     pub rdx: u64,
+    /// General-purpose register rsi.
     pub rsi: u64,
+    /// General-purpose register rdi.
     pub rdi: u64,
+    /// Frame pointer.
     pub rbp: u64,
+    /// Control register 0 (protection and paging enables).
     pub cr0: u64,
+    /// Control register 2: the last page-fault address.
     pub cr2: u64,
+    /// Control register 3: the page-table root.
     pub cr3: u64,
+    /// Control register 4 (PAE, and other extension enables).
     pub cr4: u64,
+    /// Extended feature enable register (long mode).
     pub efer: u64,
+    /// Interrupt descriptor table base address.
     pub idt_base: u64,
+    /// Interrupt descriptor table limit (size - 1, in bytes).
     pub idt_limit: u16,
 }
 
@@ -38,36 +55,65 @@ pub enum Outcome {
     /// Guest verdict pass, power-off 0, no host-side violation.
     Passed,
     /// The run finished but something is wrong; every reason is listed.
-    Failed { reasons: Vec<String> },
+    Failed {
+        /// Every reason, one line each, for humans.
+        reasons: Vec<String>,
+    },
     /// The guest panicked.
-    GuestPanic { message: String, location: String },
+    GuestPanic {
+        /// The panic message the guest sent.
+        message: String,
+        /// The guest source location (`file:line:col`) of the panic.
+        location: String,
+    },
     /// The guest reported an unhandled CPU exception.
     CpuException {
+        /// Exception vector (e.g. 14 for a page fault).
         vector: u64,
+        /// The error code the CPU pushed (0 for vectors without one).
         error_code: u64,
+        /// Guest rip of the faulting instruction.
         rip: u64,
+        /// cr2 at the exception: the faulting address of a page fault.
         cr2: u64,
+        /// The vCPU that took it.
         cpu: u64,
     },
     /// A vCPU shut down (triple fault).
-    TripleFault { cpu: u32, regs: RegsDump },
+    TripleFault {
+        /// The vCPU that shut down.
+        cpu: u32,
+        /// Its registers at the shutdown exit.
+        regs: RegsDump,
+    },
     /// The wall-clock limit passed first.
     Timeout {
+        /// The wall-clock limit that passed, in seconds.
         limit_secs: f64,
+        /// The last lines of serial output, to show where the guest was.
         last_serial: Vec<String>,
+        /// The last events of the log, to show what the device last saw.
         last_events: Vec<Event>,
     },
     /// The host could not run the VM (set-up error, KVM error, bad input).
-    HostError { message: String },
+    HostError {
+        /// What failed on the host, for humans.
+        message: String,
+    },
     /// Deterministic mode: every vCPU waited (idle with no deadline) and
     /// no device timer was due, so nothing could ever run again.
-    Deadlock { cpus: Vec<IdleCpu> },
+    Deadlock {
+        /// Every waiting vCPU and where it idled.
+        cpus: Vec<IdleCpu>,
+    },
 }
 
 /// A vCPU waiting at a scheduler deadlock: where it asked to idle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdleCpu {
+    /// The vCPU index.
     pub cpu: u32,
+    /// Guest rip of its idle request.
     pub rip: u64,
 }
 
@@ -132,15 +178,17 @@ pub struct Stats {
     /// Deterministic mode: virtual time at the end, in ms.
     #[serde(default)]
     pub virtual_ms: Option<f64>,
-    /// Deterministic mode: idle jumps and the virtual ms they skipped.
+    /// Deterministic mode: idle jumps (the clock moved to the next deadline
+    /// because every vCPU waited).
     #[serde(default)]
     pub idle_jumps: u64,
+    /// Deterministic mode: virtual ms the idle jumps skipped.
     #[serde(default)]
     pub skipped_ms: f64,
-    /// Deterministic mode: scheduler choices between two or more vCPUs,
-    /// and priority changes among them.
+    /// Deterministic mode: scheduler choices between two or more vCPUs.
     #[serde(default)]
     pub sched_choices: u64,
+    /// Deterministic mode: priority changes among the vCPUs.
     #[serde(default)]
     pub sched_switches: u64,
 }
@@ -206,12 +254,18 @@ impl Finding {
 /// Everything a run reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The scenario's name.
     pub scenario: String,
+    /// The run's seed (guest choices, payload bytes, vCPU schedule).
     pub seed: u64,
+    /// The driver mutant's name (`none` for the correct driver).
     pub driver_mutant: String,
+    /// The device mutant's name (`none` for the correct device).
     pub device_mutant: String,
+    /// How the run ended (flattened into the report's JSON).
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// Counters and timings of the run.
     pub stats: Stats,
     /// The findings behind a `failed` outcome, structured (empty when the
     /// run passed or ended another way).

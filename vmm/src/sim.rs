@@ -165,10 +165,15 @@ fn next_random(state: &mut u64) -> u64 {
 /// Figures of a deterministic run, for the report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SimStats {
+    /// Virtual time at the end, ns.
     pub virtual_ns: u64,
+    /// Scheduling choices made between two or more vCPUs.
     pub choices: u64,
+    /// Priority changes made.
     pub switches: u64,
+    /// Idle jumps made (every vCPU waited, so the clock jumped).
     pub jumps: u64,
+    /// Virtual time the idle jumps skipped, ns.
     pub skipped_ns: u64,
 }
 
@@ -495,6 +500,7 @@ impl Sim {
 pub struct SimMsi {
     /// Where a message naming no vCPU goes at once.
     pub inner: Arc<dyn MsiSink>,
+    /// The scheduler that holds the others.
     pub sim: Arc<Sim>,
 }
 

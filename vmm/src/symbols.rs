@@ -14,7 +14,12 @@ use serde::{Deserialize, Serialize};
 pub enum SymbolsError {
     /// The ELF or its DWARF could not be loaded.
     #[error("reading symbols of {path}: {why}")]
-    Load { path: String, why: String },
+    Load {
+        /// The guest image.
+        path: String,
+        /// What the loader said.
+        why: String,
+    },
 }
 
 /// One frame at an address: a function and where in the source it is.
@@ -48,6 +53,7 @@ impl fmt::Display for Frame {
 pub struct CodeLocation {
     /// What the address is (`cpu 0 rip`).
     pub what: String,
+    /// The guest virtual address.
     pub addr: u64,
     /// Innermost first: an inlined function, then the functions it was
     /// inlined into, ending with the real (out-of-line) function. Empty

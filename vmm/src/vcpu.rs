@@ -74,10 +74,15 @@ pub fn register_kick_handler() -> Result<(), vmm_sys_util::errno::Error> {
 
 /// What a vCPU thread needs.
 pub struct VcpuCtx {
+    /// The vCPU's index (0: the boot vCPU).
     pub cpu: u32,
+    /// The PIO/MMIO devices its exits dispatch to.
     pub io: Arc<IoManager>,
+    /// The run's stop flag: set, the thread leaves its loop.
     pub stop: Arc<AtomicBool>,
+    /// Where the thread reports the run's end and other events.
     pub tx: Sender<VmEvent>,
+    /// Where the thread records its rip when it stops.
     pub rips: FinalRips,
     /// `--gdb`: the session every vCPU runs under (held before each
     /// entry while gdb has the guest stopped).

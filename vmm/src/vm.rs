@@ -35,9 +35,14 @@ use crate::vcpu::{self, ExitCounts, VcpuCtx};
 pub struct RunOptions {
     /// Guest kernel ELF.
     pub guest: PathBuf,
+    /// The scenario the guest runs (sent in its run config).
     pub scenario: Scenario,
+    /// The run's seed: it picks the guest's random choices, the payload
+    /// bytes and the virtual clock's schedule.
     pub seed: u64,
+    /// The driver mutant the guest runs.
     pub driver_mutant: DriverMutant,
+    /// The device mutant the NIC runs.
     pub device_mutant: DeviceMutant,
     /// RunConfig knobs (see `abi::knob`).
     pub knobs: [u64; NUM_KNOBS],
@@ -139,28 +144,41 @@ pub enum VmError {
     /// The KVM device is missing.
     #[error("{path} not found ({source}): load the KVM module (`modprobe kvm_intel` or `modprobe kvm_amd`) on a host with virtualization enabled")]
     KvmMissing {
+        /// The KVM device path.
         path: String,
+        /// The open error.
         source: kvm_ioctls::Error,
     },
     /// The KVM device is not accessible.
     #[error("no permission to open {path} ({source}): add your user to the kvm group (`sudo usermod -aG kvm $USER`, then log in again) or run as root")]
     KvmPermission {
+        /// The KVM device path.
         path: String,
+        /// The open error.
         source: kvm_ioctls::Error,
     },
     /// Any other failure opening KVM.
     #[error("cannot open {path}: {source}")]
     KvmOpen {
+        /// The KVM device path.
         path: String,
+        /// The open error.
         source: kvm_ioctls::Error,
     },
     /// The device opened but does not speak KVM API 12.
     #[error("{path} is not a usable KVM device (KVM_GET_API_VERSION gave {version}, want 12)")]
-    KvmApi { path: String, version: i32 },
+    KvmApi {
+        /// The KVM device path.
+        path: String,
+        /// The API version it reported.
+        version: i32,
+    },
     /// A KVM ioctl failed.
     #[error("{what}: {source}")]
     Kvm {
+        /// The ioctl or step that failed.
         what: &'static str,
+        /// The ioctl's error.
         source: kvm_ioctls::Error,
     },
     /// Guest memory could not be created.
@@ -168,7 +186,12 @@ pub enum VmError {
     Memory(String),
     /// The guest image is missing or unusable.
     #[error("guest image {path}: {reason}")]
-    GuestImage { path: String, reason: String },
+    GuestImage {
+        /// The guest image path.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// Boot structures could not be written.
     #[error(transparent)]
     Regs(#[from] regs::RegsError),

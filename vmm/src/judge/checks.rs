@@ -25,8 +25,10 @@ use crate::outcome::{Finding, Outcome};
 /// A check's result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
+    /// The run gives what the check needs and no finding breaks it.
     #[serde(rename = "held")]
     Held,
+    /// A finding of the run breaks the check.
     #[serde(rename = "FAILED")]
     Failed,
     /// The run has nothing to judge it on (e.g. no stop, no summary).
@@ -49,6 +51,7 @@ impl fmt::Display for Status {
 pub struct Check {
     /// What the host asserts, as issue 5 words it.
     pub check: String,
+    /// Whether it held for this run.
     pub status: Status,
     /// Evidence counts, by name (also rendered in the human table).
     pub counts: BTreeMap<String, u64>,

@@ -105,6 +105,8 @@ pub struct NicEnd {
 
 /// A judged run.
 pub struct Judged {
+    /// The run's outcome after the host oracles (a pass may become
+    /// `Failed`; a capture that lost frames makes it a `HostError`).
     pub outcome: Outcome,
     /// Every finding of a failed run, named by its rule (empty otherwise).
     pub findings: Vec<Finding>,

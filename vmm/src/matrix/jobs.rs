@@ -43,7 +43,9 @@ pub const LOOM_FILE: &str = "guest-driver/tests/loom_stop_wake.rs";
 /// One VM run of the matrix: a case and one of its seeds.
 #[derive(Clone, Debug)]
 pub struct Job {
+    /// The matrix case: scenario, variant, mutants and what to expect.
     pub case: Case,
+    /// The seed the child runs with.
     pub seed: u64,
     /// Which repetition (`--repeat`), 0 for the first.
     pub repeat: u32,

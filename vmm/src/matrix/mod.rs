@@ -1,5 +1,5 @@
-//! The scenario matrix: every (case, seed) of [`scenarios::cases`] run as
-//! a real VM and judged against the case's [`Expect`].
+//! The scenario matrix: every (case, seed) of [`crate::scenarios::cases`] run as
+//! a real VM and judged against the case's [`crate::scenarios::Expect`].
 //!
 //! Each run is a child process (`nicproof run ... --json FILE --quiet`),
 //! `jobs` at a time. Children rather than threads because a run owns

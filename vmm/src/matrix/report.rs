@@ -29,6 +29,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status as the matrix table and summary print it.
     pub fn name(self) -> &'static str {
         match self {
             Status::Passed => "PASS",
@@ -48,14 +49,21 @@ impl Status {
 /// The judged result of one job.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct JobResult {
+    /// The job's name ([`super::Job::name`]: case, seed, repeat).
     pub name: String,
+    /// The scenario's name.
     pub scenario: String,
+    /// The scenario variant (the `variant` knob).
     pub variant: u64,
+    /// The driver mutant's name (`none`: the correct driver).
     pub driver_mutant: String,
+    /// The device mutant's name (`none`: the correct device).
     pub device_mutant: String,
+    /// The seed the child ran with.
     pub seed: u64,
     /// `pass` or `caught by a|b`.
     pub expect: String,
+    /// The verdict on the job.
     pub status: Status,
     /// The run's outcome name (`passed`, `failed`, `timeout`, ...; `no-report`
     /// when the child left no report).
@@ -89,18 +97,22 @@ pub fn report_digest(r: &Report) -> String {
 /// The whole matrix run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
+    /// Children run at a time (`--jobs`).
     pub jobs: usize,
+    /// Wall time of the whole matrix, seconds.
     pub wall_secs: f64,
+    /// Every job's result, in job order.
     pub results: Vec<JobResult>,
     /// Mutants caught by the loom model instead (`LOOM`), by name => test fn.
     pub loom: BTreeMap<String, String>,
-    /// Matrix scenarios no case runs at all ([`uncovered`]), shown so a
+    /// Matrix scenarios no case runs at all ([`super::uncovered`]), shown so a
     /// scenario that is not in the matrix yet is never silently absent.
     #[serde(default)]
     pub uncovered: Vec<String>,
 }
 
 impl Summary {
+    /// How many jobs ended with status `s`.
     pub fn count(&self, s: Status) -> usize {
         self.results.iter().filter(|r| r.status == s).count()
     }
@@ -152,6 +164,9 @@ impl Summary {
         })
     }
 
+    /// The matrix for humans: a grid (one row per scenario and variant,
+    /// one column per mutant, plus the loom row), then every job's line
+    /// with the reasons of bad ones, then wall times and repeat digests.
     pub fn human(&self) -> String {
         let mut out = String::new();
         // Columns: `none`, then each mutant present (driver, then device),

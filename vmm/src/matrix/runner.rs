@@ -22,6 +22,8 @@ pub struct Options {
     pub guest: PathBuf,
     /// Children at a time.
     pub jobs: usize,
+    /// Count a job whose scenario's guest body is still the stub as
+    /// skipped instead of failed or missed.
     pub skip_unimplemented: bool,
     /// The clock every child runs with (`nicproof run --clock`).
     pub clock: crate::sim::ClockMode,

@@ -81,7 +81,9 @@ fn mask_numbers(text: &str, units: &[&str]) -> String {
 /// in the events file; seqs are not compared).
 #[derive(Clone, Debug, Default)]
 pub struct Stream {
+    /// The replay lines, compared between runs.
     pub lines: Vec<String>,
+    /// The event `seq` of each line, same index.
     pub seqs: Vec<u64>,
 }
 
@@ -105,7 +107,9 @@ impl Stream {
 /// Which stream of a [`ReplayForm`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamName {
+    /// [`ReplayForm::merged`].
     Merged,
+    /// [`ReplayForm::device`].
     Device,
 }
 
@@ -222,12 +226,15 @@ pub struct Side {
 /// The first place two replay forms differ.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Divergence {
+    /// The stream they differ in.
     pub stream: StreamName,
     /// Line index in the stream.
     pub index: usize,
     /// The (equal) lines just before it.
     pub context: Vec<String>,
+    /// The recorded run's side.
     pub expected: Side,
+    /// The replayed run's side.
     pub got: Side,
 }
 

@@ -26,11 +26,18 @@ pub enum ReplayError {
     NoIdentity,
     /// The identity note does not parse.
     #[error("bad run identity `{text}`: {why}")]
-    BadIdentity { text: String, why: String },
+    BadIdentity {
+        /// The note's text.
+        text: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The events file cannot be read.
     #[error("cannot read {path}")]
     Read {
+        /// The events file.
         path: String,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },
@@ -40,29 +47,45 @@ pub enum ReplayError {
          `nicproof run --events FILE` writes"
     )]
     NotEvents {
+        /// The events file.
         path: String,
+        /// The 1-based line number.
         line: usize,
+        /// The JSON parser's complaint.
         why: String,
     },
     /// The file has no events.
     #[error("{path} holds no events; write one with `nicproof run --events FILE`")]
-    Empty { path: String },
+    Empty {
+        /// The events file.
+        path: String,
+    },
     /// The log was made by a VMM with another vCPU count.
     #[error("the run had {file} vCPUs; this nicproof boots {this}")]
-    Ncpus { file: u32, this: u32 },
+    Ncpus {
+        /// vCPUs of the logged run.
+        file: u32,
+        /// vCPUs this VMM boots.
+        this: u32,
+    },
 }
 
 /// Everything that picks a run's events: replaying it needs only this
 /// and the guest image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunIdentity {
+    /// The scenario the guest ran.
     pub scenario: Scenario,
+    /// The run's seed.
     pub seed: u64,
+    /// The driver mutant the guest ran.
     pub driver_mutant: DriverMutant,
+    /// The device mutant the NIC ran.
     pub device_mutant: DeviceMutant,
     /// The knobs the guest got (the scenario's set-up merged with the
     /// command line's), so `variant` and `bad-guest` are in here too.
     pub knobs: [u64; NUM_KNOBS],
+    /// vCPUs the VMM booted (a replay needs the same count).
     pub ncpus: u32,
     /// Where the run's transmitted frames went (`nicproof run --backend`):
     /// with `null` or `pcap:` nothing comes back, so the run's events differ

@@ -13,7 +13,7 @@
 //!
 //! What is compared for a wall-clock run, and why (found by diffing
 //! repeated runs' logs):
-//! - Wall time never ([`Event::canonical`] leaves `time_ns` out), nor
+//! - Wall time never ([`nic_model::events::Event::canonical`] leaves `time_ns` out), nor
 //!   sequence numbers (they shift when an interrupt lands elsewhere).
 //! - `merged`: the whole timeline of every source **without device `irq`
 //!   events**. Every other device event (register access, DMA, frame,

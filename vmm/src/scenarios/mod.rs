@@ -115,14 +115,19 @@ pub enum Expect {
 /// One run of the matrix.
 #[derive(Clone, Debug)]
 pub struct Case {
+    /// The scenario the guest runs.
     pub scenario: Scenario,
+    /// The scenario variant (the `variant` knob).
     pub variant: u64,
+    /// The driver mutant (`None`: the correct driver).
     pub driver_mutant: DriverMutant,
+    /// The device mutant (`None`: the correct device).
     pub device_mutant: DeviceMutant,
     /// Seeds to run (race cases need several to be caught every time).
     pub seeds: u64,
     /// The first of them: `first_seed..first_seed + seeds`.
     pub first_seed: u64,
+    /// What the run must show: a pass, or a catch by named rules.
     pub expect: Expect,
 }
 

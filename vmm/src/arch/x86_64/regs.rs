@@ -17,7 +17,9 @@ pub enum RegsError {
     /// A KVM register ioctl failed.
     #[error("{what}: {source}")]
     Kvm {
+        /// The ioctl that failed.
         what: &'static str,
+        /// The ioctl's error.
         source: kvm_ioctls::Error,
     },
 }
