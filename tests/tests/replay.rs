@@ -299,7 +299,7 @@ fn every_matrix_case_replays() {
     let d = scratch("matrix");
     let jobs: Vec<vmm::matrix::Job> = vmm::matrix::jobs(&vmm::scenarios::cases())
         .into_iter()
-        .filter(|j| j.seed == 0)
+        .filter(|j| j.seed == j.case.first_seed)
         .collect();
     assert!(jobs.len() > 50, "{} matrix cases", jobs.len());
     let next = std::sync::atomic::AtomicUsize::new(0);
