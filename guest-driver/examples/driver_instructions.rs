@@ -17,6 +17,8 @@
 //! `make bench` runs it: `cargo run --release -p guest-driver --example
 //! driver_instructions`. Without valgrind it says how to get it and exits 0.
 
+#[path = "../../nic-model/examples/common/cachegrind.rs"]
+mod cachegrind;
 #[path = "../tests/common/hostplat.rs"]
 mod hostplat;
 
@@ -264,19 +266,12 @@ fn main() -> ExitCode {
         };
         return child(frames, batch);
     }
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        println!(
-            "driver instruction table skipped: valgrind is not installed (apt-get install valgrind, then \
-             `cargo run --release -p guest-driver --example driver_instructions`)"
-        );
-        return ExitCode::SUCCESS;
-    }
-    let exe = match std::env::current_exe() {
-        Ok(p) => p.to_string_lossy().into_owned(),
-        Err(e) => {
-            eprintln!("cannot find this program's path: {e}");
-            return ExitCode::FAILURE;
-        }
+    let exe = match cachegrind::self_under_valgrind(
+        "driver instruction table",
+        "cargo run --release -p guest-driver --example driver_instructions",
+    ) {
+        Ok(exe) => exe,
+        Err(code) => return code,
     };
     println!(
         "\nguest work per looped-back packet, default scenario in bench mode (valgrind on the host build; \

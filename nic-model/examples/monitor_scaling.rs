@@ -25,10 +25,13 @@
 //!   column says (maps alone would grow the 16-map case to 616 during the
 //!   measurement).
 
+#[path = "common/cachegrind.rs"]
+mod cachegrind;
+
 use nic_model::abi::Marker;
 use nic_model::events::{DmaDir, EventLog};
 use nic_model::monitor::{DmaCause, DmaMonitor, GateState};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 const SIZES: [u64; 3] = [16, 256, 4096];
 const FEW: u64 = 200;
@@ -126,32 +129,8 @@ fn child(maps: u64, case: Case, ops: u64) {
 
 /// Instructions of one child run under cachegrind.
 fn count(exe: &str, maps: u64, case: usize, ops: u64) -> Result<u64, String> {
-    let out = Command::new("valgrind")
-        .args([
-            "--tool=cachegrind",
-            "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null",
-        ])
-        .arg(exe)
-        .args([
-            "--child",
-            &maps.to_string(),
-            &case.to_string(),
-            &ops.to_string(),
-        ])
-        .output()
-        .map_err(|e| format!("running valgrind: {e}"))?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!("child {maps} maps case {case} failed: {err}"));
-    }
-    err.lines()
-        .find_map(|l| {
-            l.split_once("I   refs:")
-                .map(|(_, n)| n.trim().replace(',', ""))
-        })
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("no 'I refs' line in valgrind's output: {err}"))
+    let args = [maps.to_string(), case.to_string(), ops.to_string()];
+    cachegrind::instructions(exe, &args, &format!("{maps} maps case {case}"))
 }
 
 fn per_op(exe: &str, maps: u64, case: usize) -> Result<f64, String> {
@@ -174,19 +153,12 @@ fn main() -> ExitCode {
         child(maps, case, ops);
         return ExitCode::SUCCESS;
     }
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        println!(
-            "monitor scaling table skipped: valgrind is not installed (apt-get install valgrind, then \
-             `cargo run --release -p nic-model --example monitor_scaling`)"
-        );
-        return ExitCode::SUCCESS;
-    }
-    let exe = match std::env::current_exe() {
-        Ok(p) => p.to_string_lossy().into_owned(),
-        Err(e) => {
-            eprintln!("cannot find this program's path: {e}");
-            return ExitCode::FAILURE;
-        }
+    let exe = match cachegrind::self_under_valgrind(
+        "monitor scaling table",
+        "cargo run --release -p nic-model --example monitor_scaling",
+    ) {
+        Ok(exe) => exe,
+        Err(code) => return code,
     };
     println!("\nDMA monitor: instructions per operation by live maps (valgrind; {MANY} - {FEW} operations)");
     println!(

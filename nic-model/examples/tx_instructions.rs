@@ -10,8 +10,11 @@
 //! Without valgrind it says how to get it and exits 0 (the timing table
 //! still stands).
 
+#[path = "common/cachegrind.rs"]
+mod cachegrind;
+
 use nic_model::test_utils::{tx_bench_device, BENCH_BATCH};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 const CASES: [(u16, u16); 4] = [(64, 1), (64, 4), (1500, 1), (1500, 4)];
 const FEW: u32 = 100;
@@ -36,34 +39,13 @@ fn child(frame: u16, frags: u16, monitor: bool, doorbells: u32) {
 /// Instructions of one child run under cachegrind.
 fn count(exe: &str, frame: u16, frags: u16, monitor: bool, doorbells: u32) -> Result<u64, String> {
     let mode = if monitor { "on" } else { "off" };
-    let out = Command::new("valgrind")
-        .args([
-            "--tool=cachegrind",
-            "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null",
-        ])
-        .arg(exe)
-        .args([
-            "--child",
-            &frame.to_string(),
-            &frags.to_string(),
-            mode,
-            &doorbells.to_string(),
-        ])
-        .output()
-        .map_err(|e| format!("running valgrind: {e}"))?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!("child {frame}B x{frags} {mode} failed: {err}"));
-    }
-    // "==123== I   refs:      33,050,028"
-    err.lines()
-        .find_map(|l| {
-            l.split_once("I   refs:")
-                .map(|(_, n)| n.trim().replace(',', ""))
-        })
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("no 'I refs' line in valgrind's output: {err}"))
+    let args = [
+        frame.to_string(),
+        frags.to_string(),
+        mode.to_string(),
+        doorbells.to_string(),
+    ];
+    cachegrind::instructions(exe, &args, &format!("{frame}B x{frags} {mode}"))
 }
 
 fn main() -> ExitCode {
@@ -77,19 +59,12 @@ fn main() -> ExitCode {
         child(frame, frags, arg(4) == "on", n);
         return ExitCode::SUCCESS;
     }
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        println!(
-            "instruction table skipped: valgrind is not installed (apt-get install valgrind, then \
-             `cargo run --release -p nic-model --example tx_instructions`)"
-        );
-        return ExitCode::SUCCESS;
-    }
-    let exe = match std::env::current_exe() {
-        Ok(p) => p.to_string_lossy().into_owned(),
-        Err(e) => {
-            eprintln!("cannot find this program's path: {e}");
-            return ExitCode::FAILURE;
-        }
+    let exe = match cachegrind::self_under_valgrind(
+        "instruction table",
+        "cargo run --release -p nic-model --example tx_instructions",
+    ) {
+        Ok(exe) => exe,
+        Err(code) => return code,
     };
     println!(
         "\ninstructions per packet, DMA monitor off and on (valgrind; ({MANY} - {FEW}) doorbells of \
