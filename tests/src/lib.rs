@@ -321,3 +321,29 @@ pub fn write_guest(name: &str, elf: &[u8]) -> PathBuf {
     std::fs::write(&p, elf).expect("writing tiny guest");
     p
 }
+
+/// A marker's numeric arguments in a `--json` report's marker list.
+pub fn args_of(m: &Value) -> Vec<u64> {
+    m["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// `nicproof run --scenario SCENARIO --seed 3 EXTRA...` with the real
+/// guest, asserted to pass (the scenario tests then check the pass was
+/// not vacuous).
+pub fn passed(scenario: &str, extra: &[&str]) -> Run {
+    let r = run(
+        &guest_image(),
+        &[&["--scenario", scenario, "--seed", "3"], extra].concat(),
+    );
+    assert_eq!(
+        r.outcome(),
+        "passed",
+        "{scenario} {extra:?}: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    r
+}

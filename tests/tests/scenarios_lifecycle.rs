@@ -6,29 +6,6 @@
 //! They boot real VMs (/dev/kvm) and fail without it.
 
 use nicproof_tests::*;
-use serde_json::Value;
-
-fn args_of(m: &Value) -> Vec<u64> {
-    m["args"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default()
-}
-
-fn passed(scenario: &str, extra: &[&str]) -> Run {
-    let r = run(
-        &guest_image(),
-        &[&["--scenario", scenario, "--seed", "3"], extra].concat(),
-    );
-    assert_eq!(
-        r.outcome(),
-        "passed",
-        "{scenario} {extra:?}: {}\n{}",
-        r.stdout,
-        r.stderr
-    );
-    r
-}
 
 /// The phase-2 marker: (packets posted but not completed, not received).
 fn in_flight_at_stop(r: &Run) -> (u64, u64) {
