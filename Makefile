@@ -150,7 +150,7 @@ MUTANTS_ARGS ?=
 MUTANT_TESTS := --lib --test driver_lifecycle --test scenarios_lifecycle --test scenarios_queueing \
 	--test interrupt_driven --test queueing_host_oracles --test softnet_netdev --test softnet_queue \
 	--test softnet_bql --test softnet_skb --test softnet_queue_edges --test softnet_bql_edges \
-	--test driver_mutation_gaps --test driver_pci
+	--test driver_mutation_gaps --test driver_pci --test driver_xmit_irq
 mutants:
 	cargo mutants -p guest-driver -f 'guest-driver/src/driver/**' -f 'guest-driver/src/softnet/**' \
 		--timeout 180 --jobs 1 $(MUTANTS_ARGS) -- $(MUTANT_TESTS)
