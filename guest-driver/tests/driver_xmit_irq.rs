@@ -132,14 +132,17 @@ fn held() -> NicConfig {
     }
 }
 
-/// Kills tx.rs:168 `<` -> `<=`: a packet of exactly as many
-/// descriptors as are free is taken, not answered BUSY.
+/// Kills tx.rs:168 `<` -> `<=` (a packet of exactly as many
+/// descriptors as are free is taken, not answered BUSY) and :81 `-` ->
+/// `+`/`/` in tx_free (the free count of a ring with one slot kept
+/// empty).
 #[test]
 fn a_packet_that_exactly_fills_the_ring_is_taken() {
     let plat = HostPlat::new(held());
     open_nic!(plat, skbs, txq, napi, dev, weight: 64, bql: false, timeo: 5_000_000_000);
     let free = fill_until_stopped(&skbs, &txq, &mut dev, |a| a.tx_free());
-    assert!((1..=17).contains(&free), "{free} free");
+    // Three 17-descriptor packets in 64 slots, one kept empty.
+    assert_eq!(free, 64 - 1 - 3 * 17, "free descriptors once stopped");
     let id = alloc(&skbs, &vec![64; free as usize]);
     assert_eq!(dev.ops.start_xmit(id, false), NetdevTx::Ok);
     assert_eq!((dev.ops.tx_free(), dev.ops.stats().busy), (0, 0));
@@ -294,4 +297,31 @@ fn open_acknowledges_causes_latched_before_it() {
     );
     dev.unregister();
     assert_eq!(skbs.borrow().live(), 0);
+}
+
+/// Kills tx.rs:462 `-` -> `+`/`/` (the wake-early switch's threshold no
+/// longer early), :475 delete `!` and :348 delete `!` (the wake and stop
+/// records, `Marker::QueueFree`, sent only in BENCH mode): the matrix's
+/// wake-early and stop-early cases, run here, are caught by the host's
+/// queue-thresholds oracle over this run's log.
+#[test]
+fn wake_early_and_stop_early_are_caught_by_queue_thresholds() {
+    let threshold_cases: Vec<vmm::scenarios::Case> = vmm::scenarios::cases()
+        .into_iter()
+        .filter(|c| [DriverMutant::WakeEarly, DriverMutant::StopEarly].contains(&c.driver_mutant))
+        .collect();
+    assert_eq!(threshold_cases.len(), 2, "{threshold_cases:?}");
+    for c in threshold_cases {
+        for seed in c.first_seed..c.first_seed + c.seeds {
+            let s = vmm::scenarios::setup(c.scenario, c.variant, seed);
+            let (plat, _) =
+                HostPlat::run_scenario(s.nic, c.scenario, seed, c.driver_mutant, s.knobs);
+            let findings = plat.host_findings(!s.allow_busy);
+            assert!(
+                findings.iter().any(|f| f.starts_with("queue-thresholds")),
+                "{} seed {seed}: {findings:?}",
+                c.name()
+            );
+        }
+    }
 }
