@@ -325,3 +325,23 @@ fn wake_early_and_stop_early_are_caught_by_queue_thresholds() {
         }
     }
 }
+
+/// Kills tx.rs:279 `+` -> `*` (the sequence never advances): xmit marks
+/// each skb it posts with its TX sequence number, 0, 1, 2, ... (tx_map;
+/// nothing in the driver reads the mark back, a debugger or test does).
+#[test]
+fn xmit_marks_each_skb_with_its_sequence_number() {
+    let plat = HostPlat::new(held());
+    open_nic!(plat, skbs, txq, napi, dev, weight: 64, bql: false, timeo: 5_000_000_000);
+    let ids: Vec<SkbId> = (0..3).map(|_| alloc(&skbs, &[64])).collect();
+    for &id in &ids {
+        assert_eq!(dev.ops.start_xmit(id, false), NetdevTx::Ok);
+    }
+    let marks: Vec<u64> = ids
+        .iter()
+        .map(|&id| skbs.borrow().get(id).expect("held: not reclaimed").mark())
+        .collect();
+    assert_eq!(marks, [0, 1, 2]);
+    dev.unregister();
+    assert_eq!(skbs.borrow().live(), 0);
+}
