@@ -345,3 +345,31 @@ fn xmit_marks_each_skb_with_its_sequence_number() {
     dev.unregister();
     assert_eq!(skbs.borrow().live(), 0);
 }
+
+/// Kills tx.rs:100 `||` -> `&&` after `!xmit_more` (no snapshot when the
+/// queue stops inside an xmit_more batch): the stop ends the batch, so
+/// xmit reports the ring (`Marker::TxRing`, the doorbell-pending oracle's
+/// input) and has rung the doorbell for everything posted.
+#[test]
+fn a_stop_inside_a_batch_ends_it_with_a_ring_snapshot() {
+    let plat = HostPlat::new(held());
+    open_nic!(plat, skbs, txq, napi, dev, weight: 64, bql: false, timeo: 5_000_000_000);
+    let mut sent = 0;
+    while !txq.stopped() {
+        let id = alloc(&skbs, &[64; 17]);
+        assert_eq!(dev.ops.start_xmit(id, true), NetdevTx::Ok);
+        sent += 1;
+    }
+    let snapshots: Vec<Vec<u64>> = plat
+        .markers()
+        .into_iter()
+        .filter(|r| r.marker == Marker::TxRing)
+        .map(|r| r.args)
+        .collect();
+    // args: producer, consumer, BQL queued, completed, flags.
+    assert_eq!(snapshots.len(), 1, "{sent} packets: {snapshots:?}");
+    assert_eq!(snapshots[0][0], 17 * sent);
+    assert_eq!(dev.ops.stats().doorbells, 1);
+    dev.unregister();
+    assert_eq!(skbs.borrow().live(), 0);
+}
