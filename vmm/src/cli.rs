@@ -292,8 +292,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
     /// Write the run's timeline to FILE (Chrome trace-event JSON: open it
-    /// in ui.perfetto.dev): driver markers and lifecycle spans, the
-    /// device's TX/RX engines, DMA, interrupts, resets, violations, and
+    /// in ui.perfetto.dev): per vCPU the driver's markers and its
+    /// lifecycle, xmit batch and NAPI poll spans, the device's TX/RX engines, DMA, interrupts, resets, violations, and
     /// counters for ring occupancy, queue state and BQL.
     #[arg(long, value_name = "FILE")]
     pub perfetto: Option<PathBuf>,
