@@ -646,28 +646,56 @@ mod tests {
             // An RX refill map and a poll are no xmit.
             m(7, Marker::DmaMap, &[0x3000, 2048, 1]),
             m(8, Marker::NapiComplete, &[0, 64]),
-            // A batch of one BUSY return: from its doorbell.
-            write(9, TX_TAIL, 3),
-            m(10, Marker::TxRing, &[3, 0, 180, 0, 2]),
+            // A reclaim's unmap starts no batch: one BUSY return is a
+            // batch from its doorbell.
+            m(9, Marker::DmaUnmap, &[0x1000, 60]),
+            write(10, TX_TAIL, 3),
+            m(11, Marker::TxRing, &[3, 0, 180, 0, 2]),
+            // A TX map that a non-xmit marker follows is no batch's start.
+            m(12, Marker::DmaMap, &[0x4000, 60, 0]),
+            m(13, Marker::Phase, &[1]),
+            // A batch that starts by stopping the queue.
+            m(14, Marker::QueueStop, &[1]),
+            write(15, TX_TAIL, 4),
+            m(16, Marker::TxRing, &[4, 0, 240, 0, 2]),
+            // A doorbell before an open is no later batch's.
+            write(17, TX_TAIL, 4),
+            m(18, Marker::OpenEnter, &[]),
+            m(19, Marker::TxRing, &[4, 4, 240, 240, 2]),
             // The snapshot at stop entry ends no batch.
-            m(11, Marker::StopEnter, &[]),
-            m(12, Marker::TxRing, &[3, 3, 180, 180, 3]),
+            m(20, Marker::StopEnter, &[]),
+            m(21, Marker::TxRing, &[4, 4, 240, 240, 3]),
         ];
         let (xmit, _) = vcpu_span_tracks(0);
+        let x = u64::from(xmit);
         assert_eq!(
             spans(&log, XMIT_SPAN),
-            vec![(u64::from(xmit), 2, 6), (u64::from(xmit), 9, 10)]
+            vec![(x, 2, 6), (x, 10, 11), (x, 14, 16), (x, 19, 19)]
         );
         let t = trace(&log);
-        let first = t["traceEvents"]
+        let args: Vec<(Value, Value, Value)> = t["traceEvents"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|v| v["name"] == XMIT_SPAN)
-            .unwrap()
-            .clone();
-        assert_eq!(first["args"]["doorbell"], 5);
-        assert_eq!(first["args"]["next_to_post"], 2);
+            .filter(|v| v["name"] == XMIT_SPAN)
+            .map(|v| {
+                let a = &v["args"];
+                (
+                    a["doorbell"].clone(),
+                    a["next_to_post"].clone(),
+                    a["bql_queued"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            args,
+            vec![
+                (json!(5), json!(2), json!(120)),
+                (json!(10), json!(3), json!(180)),
+                (json!(15), json!(4), json!(240)),
+                (Value::Null, json!(4), json!(240)),
+            ]
+        );
     }
 
     #[test]
@@ -685,25 +713,43 @@ mod tests {
             m(5, Marker::DmaUnmap, &[0x1000, 60]),
             write(6, INT_ENABLE, 7),
             m(7, Marker::NapiComplete, &[0, 64]),
-            // Scheduled again, then stop's napi_disable takes SCHED.
+            // Scheduled again (an error-only acknowledge is no schedule),
+            // then stop's napi_disable takes SCHED.
             write(8, INT_ENABLE, 4),
-            write(9, INT_CAUSE, 1),
-            on(0, marker(10, 10_000, Marker::NapiDisable, &[1])),
+            write(9, INT_CAUSE, 4),
+            write(10, INT_CAUSE, 1),
+            on(0, marker(11, 11_000, Marker::NapiDisable, &[1])),
             // A handler that acknowledges while NAPI is off schedules nothing.
-            write(11, INT_ENABLE, 4),
-            write(12, INT_CAUSE, 3),
-            on(0, marker(13, 13_000, Marker::NapiDisable, &[0])),
-            write(14, INT_ENABLE, 7),
-            m(15, Marker::NapiComplete, &[1, 64]),
+            write(12, INT_ENABLE, 4),
+            write(13, INT_CAUSE, 3),
+            // Stop's INT_ENABLE 0 is no handler's mask for open's acknowledge.
+            write(14, INT_ENABLE, 0),
+            on(0, marker(15, 15_000, Marker::NapiDisable, &[0])),
+            write(16, INT_CAUSE, 3),
+            write(17, INT_ENABLE, 7),
+            // Enabled again: the handler schedules.
+            write(18, INT_ENABLE, 4),
+            write(19, INT_CAUSE, 3),
+            m(20, Marker::NapiComplete, &[1, 64]),
+            // A complete whose schedule was not seen.
+            m(21, Marker::NapiComplete, &[0, 64]),
+            // Scheduled at the end of the log.
+            write(22, INT_ENABLE, 4),
+            write(23, INT_CAUSE, 2),
         ];
         let (_, napi) = vcpu_span_tracks(1);
+        let n = u64::from(napi);
         assert_eq!(
             spans(&log, NAPI_SPAN),
-            vec![(u64::from(napi), 2, 7), (u64::from(napi), 15, 15)]
+            vec![(n, 2, 7), (n, 18, 20), (n, 21, 21)]
         );
         assert_eq!(
             spans(&log, "napi poll (disabled before complete)"),
-            vec![(u64::from(napi), 8, 10)]
+            vec![(n, 8, 11)]
+        );
+        assert_eq!(
+            spans(&log, "napi poll (never completed)"),
+            vec![(n, 22, 23)]
         );
     }
 
@@ -734,6 +780,25 @@ mod tests {
         assert_eq!(named("vCPU 0 driver markers"), Some(vcpu_tracks(0).0));
         assert_eq!(named("vCPU 1 driver lifecycle"), Some(vcpu_tracks(1).1));
         assert_eq!(named("driver markers"), None, "no marker without a vCPU");
+        assert_eq!(
+            named("vCPU 1 driver xmit batches"),
+            Some(vcpu_span_tracks(1).0)
+        );
+        assert_eq!(
+            named("vCPU 0 driver NAPI polls"),
+            Some(vcpu_span_tracks(0).1)
+        );
+        // Every track of every vCPU is its own, and no fixed track's.
+        let mut tids: Vec<u32> = TRACKS.iter().map(|t| t.1).collect();
+        tids.extend([T_MARKERS, T_LIFECYCLE, T_XMIT, T_NAPI]);
+        for cpu in 0..4 {
+            let ((a, b), (c, d)) = (vcpu_tracks(cpu), vcpu_span_tracks(cpu));
+            tids.extend([a, b, c, d]);
+        }
+        let n = tids.len();
+        tids.sort_unstable();
+        tids.dedup();
+        assert_eq!(tids.len(), n, "track ids collide");
         let napi = evs.iter().find(|v| v["name"] == "napi-complete").unwrap();
         assert_eq!(napi["tid"], vcpu_tracks(1).0);
         let open = evs
