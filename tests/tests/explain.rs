@@ -201,6 +201,23 @@ fn explain_shows_the_first_cause_with_its_history_and_the_timeline_has_every_tra
         1,
         "{out}"
     );
+    // The 20 events around it: ten before, ten after (mid-log here).
+    let around: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("events #"))
+        .collect();
+    let range = around[0]
+        .strip_prefix("events #")
+        .and_then(|r| r.strip_suffix(" (decoded):"))
+        .and_then(|r| r.split_once("..#"))
+        .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()))
+        .unwrap_or_else(|| panic!("no events header: {out}"));
+    assert_eq!(range.1 - range.0, 20, "{out}");
+    assert_eq!(around.len(), 22, "{out}");
+    assert!(around[1..]
+        .iter()
+        .all(|l| l.starts_with("  #") || l.starts_with("> #")));
+    assert!(around[11].starts_with("> #"), "{out}");
 
     // The decoded log: register names, hex values, named marker args, findings.
     let (code, dec, _) = nicproof(&["explain", log.to_str().unwrap(), "--log", "--json"]);
