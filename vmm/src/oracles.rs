@@ -22,6 +22,17 @@ pub struct Finding {
     pub detail: String,
 }
 
+/// The report's form of a finding: the rule by its stable name.
+impl From<Finding> for crate::outcome::Finding {
+    fn from(f: Finding) -> Self {
+        Self {
+            oracle: f.oracle.name().into(),
+            seq: f.seq,
+            detail: f.detail,
+        }
+    }
+}
+
 /// The marker an event carries, with its args and text (None for other
 /// events and unknown marker names).
 pub fn marker_of(e: &Event) -> Option<(Marker, &[u64], &str)> {
