@@ -163,6 +163,26 @@ pub fn run(guest: &Path, args: &[&str]) -> Run {
     r
 }
 
+/// `nicproof ARGS --guest IMAGE` with the real guest, run to its end.
+pub fn nicproof_with_guest(args: &[&str]) -> std::process::Output {
+    Command::new(nicproof_bin())
+        .args(args)
+        .arg("--guest")
+        .arg(guest_image())
+        .output()
+        .expect("spawning nicproof")
+}
+
+/// The real guest's `boot` scenario with bad-guest switch `kind`
+/// (`nicproof list` names them) and `extra` arguments (a `--timeout`
+/// among them).
+pub fn bad_guest(kind: &str, extra: &[&str]) -> Run {
+    run(
+        &guest_image(),
+        &[&["--scenario", "boot", "--bad-guest", kind], extra].concat(),
+    )
+}
+
 // ---------------------------------------------------------------------------
 // Tiny guests.
 // ---------------------------------------------------------------------------
