@@ -96,12 +96,10 @@ impl Lifecycle for Ctx<'_, '_, '_, '_> {
             .map_err(|e| format!("skb alloc failed: {e}"))
     }
 
-    /// A frame of mixed shape: 1..=4 fragments, 60..=1200 bytes.
+    /// A frame of mixed shape ([`Ctx::mixed_shape`]), equal fragments.
     fn mixed_skb(&mut self) -> Result<SkbId, String> {
-        let r = self.rand();
-        let n = 1 + (r % 4) as usize;
-        let len = 60 + (r >> 8) % 1140;
-        self.skb(n, (len / n as u64) as u32)
+        let (n, len) = self.mixed_shape();
+        self.skb(n, len / n as u32)
     }
 
     /// Send `n` mixed frames through the qdisc and wait until every one
