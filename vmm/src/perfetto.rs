@@ -733,15 +733,19 @@ mod tests {
             m(20, Marker::NapiComplete, &[1, 64]),
             // A complete whose schedule was not seen.
             m(21, Marker::NapiComplete, &[0, 64]),
-            // Scheduled at the end of the log.
+            // A mask and an error-only acknowledge schedule nothing.
             write(22, INT_ENABLE, 4),
-            write(23, INT_CAUSE, 2),
+            write(23, INT_CAUSE, 4),
+            m(24, Marker::NapiComplete, &[0, 64]),
+            // Scheduled at the end of the log.
+            write(25, INT_ENABLE, 4),
+            write(26, INT_CAUSE, 2),
         ];
         let (_, napi) = vcpu_span_tracks(1);
         let n = u64::from(napi);
         assert_eq!(
             spans(&log, NAPI_SPAN),
-            vec![(n, 2, 7), (n, 18, 20), (n, 21, 21)]
+            vec![(n, 2, 7), (n, 18, 20), (n, 21, 21), (n, 24, 24)]
         );
         assert_eq!(
             spans(&log, "napi poll (disabled before complete)"),
@@ -749,7 +753,7 @@ mod tests {
         );
         assert_eq!(
             spans(&log, "napi poll (never completed)"),
-            vec![(n, 22, 23)]
+            vec![(n, 25, 26)]
         );
     }
 
