@@ -145,8 +145,9 @@ fn spans_on<'a>(evs: &'a [Value], name: &str) -> Vec<(u64, u64, &'a Value)> {
 /// come from: one xmit batch per `tx-ring` snapshot that ends a batch
 /// (not the one at stop entry), from start_xmit's first map or queue stop
 /// (or its doorbell) with only xmit markers of that vCPU in between; one
-/// `napi poll` per `napi-complete`, from the MSI handler's mask, with no
-/// napi_disable inside; every track's spans well nested.
+/// `napi poll` per `napi-complete`; every NAPI span from the MSI handler's
+/// mask while NAPI is on, with no napi_disable inside (one that
+/// `napi_disable` ends ends there); every track's spans well nested.
 fn xmit_and_napi_spans_pair_up(saved: &[Value], evs: &[Value]) {
     let at = |seq: u64| &saved[seq as usize];
     let is_marker = |e: &Value, cpu: u64, names: &[&str]| {
@@ -219,19 +220,37 @@ fn xmit_and_napi_spans_pair_up(saved: &[Value], evs: &[Value]) {
             got, completes,
             "vCPU {cpu}: one napi poll per napi-complete"
         );
-        for &(from, to, span) in napi.iter().filter(|s| s.2["name"] == "napi poll") {
+        let napi_disable = |e: &Value| e["event"] == "marker" && e["marker"] == "napi-disable";
+        for &(from, to, span) in &napi {
             let first = at(from);
             assert!(
                 from == to
                     || (mmio(first, int_enable) && first["value"].as_u64().unwrap() & 3 == 0),
-                "napi poll #{from}..#{to} starts at {first}"
+                "{span}: starts at {first}"
+            );
+            // Scheduled while NAPI was on, and no napi_disable before its end.
+            let last_switch = saved[..from as usize]
+                .iter()
+                .rev()
+                .find(|e| napi_disable(e));
+            assert!(
+                last_switch.is_none_or(|e| e["args"][0] == 0),
+                "{span}: starts while NAPI is disabled ({})",
+                last_switch.unwrap()
             );
             assert!(
-                !saved[from as usize..to as usize]
-                    .iter()
-                    .any(|e| e["event"] == "marker" && e["marker"] == "napi-disable"),
-                "napi poll #{from}..#{to} spans a napi_disable: {span}"
+                !saved[from as usize..to as usize].iter().any(napi_disable),
+                "{span}: spans a napi_disable"
             );
+            match span["name"].as_str().unwrap() {
+                "napi poll" => {}
+                "napi poll (disabled before complete)" => assert!(
+                    napi_disable(at(to)) && at(to)["args"][0] == 1,
+                    "{span}: ends at {}",
+                    at(to)
+                ),
+                other => panic!("{span}: a NAPI span named {other} in a run that ends"),
+            }
         }
         polls += got.len();
     }
