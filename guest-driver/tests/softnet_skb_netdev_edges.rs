@@ -57,6 +57,40 @@ fn a_head_of_exactly_head_cap_bytes_fits() {
     assert_eq!(pool.get(id).unwrap().len(), HEAD_CAP as u32);
 }
 
+/// is_live is false for a freed skb and for a stale id of a reused slot
+/// (skb.rs `is_live -> true`: the tests only asked about live skbs).
+#[test]
+fn freed_and_stale_ids_are_not_live() {
+    let mut pool = SkbPool::new(1, RecEnv::leaked());
+    let a = pool.alloc(&ETH, &[]).unwrap();
+    assert!(pool.is_live(a));
+    pool.free(a).unwrap();
+    assert!(!pool.is_live(a), "freed");
+    let b = pool.alloc(&ETH, &[]).unwrap();
+    assert!(pool.is_live(b));
+    assert!(!pool.is_live(a), "stale: same slot, older generation");
+}
+
+/// The ledger's counters: allocs counts allocations and clones, frees
+/// the successful frees, refused frees count apart (skb.rs `allocs -> 1`,
+/// `frees -> 1`: the tests only ever expected 1 of each).
+#[test]
+fn ledger_counts_every_alloc_clone_and_free() {
+    let mut pool = SkbPool::new(4, RecEnv::leaked());
+    let a = pool.alloc(&ETH, &[]).unwrap();
+    let b = pool.alloc(&ETH, &[]).unwrap();
+    let c = pool.clone_skb(a).unwrap();
+    assert_eq!((pool.allocs(), pool.frees(), pool.live()), (3, 0, 3));
+    for id in [a, b, c] {
+        pool.free(id).unwrap();
+    }
+    assert!(pool.free(b).is_err());
+    assert_eq!(
+        (pool.allocs(), pool.frees(), pool.bad_frees(), pool.live()),
+        (3, 3, 1, 0)
+    );
+}
+
 /// `len`, `is_empty` and `nr_descs` for skbs without a head, without
 /// fragments and with neither.
 #[test]
@@ -148,6 +182,19 @@ fn stop_calls_counts_every_stop() {
         assert_eq!(dev.stop_calls(), n);
     }
     assert_eq!(dev.ops.stops, 3);
+}
+
+/// A new device has no carrier; set_carrier turns it on and off
+/// (netdev.rs `carrier -> true/false`: only the watchdog read it, through
+/// the field).
+#[test]
+fn carrier_follows_set_carrier() {
+    let (mut dev, _) = device();
+    assert!(!dev.carrier(), "alloc_etherdev: no carrier");
+    dev.set_carrier(true);
+    assert!(dev.carrier());
+    dev.set_carrier(false);
+    assert!(!dev.carrier());
 }
 
 /// A BUSY after the queue was woken since the last accepted skb is a
