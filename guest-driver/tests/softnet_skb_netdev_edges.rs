@@ -5,6 +5,7 @@ mod common;
 
 use common::RecEnv;
 use nicproof_guest::abi::{Marker, QueueReason};
+use nicproof_guest::platform::Platform;
 use nicproof_guest::softnet::errno::EBUSY;
 use nicproof_guest::softnet::netdev::{
     mac_to_u64, AddrAssignType, NetDevice, NetDeviceOps, NetdevTx, Qdisc, QdiscRun,
@@ -12,7 +13,9 @@ use nicproof_guest::softnet::netdev::{
 use nicproof_guest::softnet::queue::TxQueue;
 use nicproof_guest::softnet::skb::{Frag, SkbId};
 use nicproof_guest::softnet::skb::{SkbPool, HEAD_CAP};
-use nicproof_guest::softnet::SoftnetMutants;
+use nicproof_guest::softnet::{PlatformEnv, SoftnetEnv, SoftnetMutants};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 const ETH: [u8; 14] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
 const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
@@ -311,5 +314,73 @@ fn start_queue_restarts_a_stopped_queue() {
     assert_eq!(
         env.markers(),
         vec![(Marker::QueueWake, vec![QueueReason::Lifecycle as u64, 0])]
+    );
+}
+
+/// A platform that only counts what the softnet core asks of it.
+#[derive(Default)]
+struct CountingPlatform {
+    now: AtomicU64,
+    sched_points: AtomicU32,
+    markers: Mutex<Vec<Marker>>,
+}
+
+impl Platform for CountingPlatform {
+    fn pci_read32(&self, _: (u8, u8, u8), _: u8) -> u32 {
+        unreachable!("the softnet core does no PCI")
+    }
+    fn pci_write32(&self, _: (u8, u8, u8), _: u8, _: u32) {
+        unreachable!("the softnet core does no PCI")
+    }
+    fn mmio_read32(&self, _: u64) -> u32 {
+        unreachable!("the softnet core does no MMIO")
+    }
+    fn mmio_write32(&self, _: u64, _: u32) {
+        unreachable!("the softnet core does no MMIO")
+    }
+    fn now_ns(&self) -> u64 {
+        self.now.load(Ordering::Relaxed)
+    }
+    fn wait_until(&self, _: u64) {}
+    fn marker(&self, marker: Marker, _: &[u64]) {
+        self.markers.lock().unwrap().push(marker);
+    }
+    fn marker_text(&self, marker: Marker, args: &[u64], _: &str) {
+        self.marker(marker, args);
+    }
+    fn cpu_id(&self) -> u32 {
+        0
+    }
+    fn sched_point(&self) {
+        self.sched_points.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// PlatformEnv hands the platform's clock, markers and scheduling points
+/// to the softnet core: try_stop's scheduling point (between the
+/// producer's free-space read and its stop bit) reaches the platform,
+/// where the VMM's one-vCPU-at-a-time scheduler may switch CPUs (mod.rs
+/// `PlatformEnv::sched_point -> ()`: the host platforms had no
+/// scheduling point, so dropping it was invisible to every host test).
+#[test]
+fn platform_env_forwards_clock_markers_and_sched_points() {
+    let plat = CountingPlatform::default();
+    plat.now.store(123_456_789, Ordering::Relaxed);
+    let env = PlatformEnv(&plat);
+    assert_eq!(env.now_ns(), 123_456_789);
+    let q = TxQueue::new(0, false, SoftnetMutants::NONE, &env);
+    assert_eq!(
+        q.trans_start(),
+        123_456_789,
+        "the queue reads the platform clock"
+    );
+    // 1 free descriptor, start threshold 2: try_stop stops the queue.
+    assert_eq!(q.try_stop(|| 1, 2), 0);
+    assert_eq!(plat.sched_points.load(Ordering::Relaxed), 1);
+    assert!(q.stopped());
+    assert_eq!(
+        *plat.markers.lock().unwrap(),
+        vec![Marker::QueueStop],
+        "the queue's markers reach the platform"
     );
 }
