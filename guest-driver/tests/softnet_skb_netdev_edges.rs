@@ -21,8 +21,8 @@ const ETH: [u8; 14] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
 const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
 
 /// `gso_size` is stored, read back, copied by `cow_head` into the private
-/// block, and a fresh skb starts at 0 (skb.rs `gso_size -> 0/1`,
-/// `set_gso_size -> Ok(())`: nothing read gso_size before).
+/// block, and a fresh skb starts at 0 (skb.rs `gso_size -> 0/1`: no test
+/// and no caller read gso_size before).
 #[test]
 fn gso_size_is_kept_and_copied_by_cow_head() {
     let mut pool = SkbPool::new(4, RecEnv::leaked());
@@ -50,7 +50,8 @@ fn gso_size_is_kept_and_copied_by_cow_head() {
 }
 
 /// A head of exactly HEAD_CAP bytes fits (skb.rs `head.len() > HEAD_CAP`
-/// -> `>=` refused it; only HEAD_CAP + 1 was tested).
+/// -> `>=` refused it; softnet_skb tested only HEAD_CAP + 1, and only
+/// queueing_host_oracles saw it, through a whole driver run).
 #[test]
 fn a_head_of_exactly_head_cap_bytes_fits() {
     let mut pool = SkbPool::new(2, RecEnv::leaked());
@@ -61,7 +62,8 @@ fn a_head_of_exactly_head_cap_bytes_fits() {
 }
 
 /// is_live is false for a freed skb and for a stale id of a reused slot
-/// (skb.rs `is_live -> true`: the tests only asked about live skbs).
+/// (skb.rs `is_live -> true`: softnet_skb only asked about live skbs;
+/// driver_lifecycle's ledger tests see it too).
 #[test]
 fn freed_and_stale_ids_are_not_live() {
     let mut pool = SkbPool::new(1, RecEnv::leaked());
@@ -76,7 +78,8 @@ fn freed_and_stale_ids_are_not_live() {
 
 /// The ledger's counters: allocs counts allocations and clones, frees
 /// the successful frees, refused frees count apart (skb.rs `allocs -> 1`,
-/// `frees -> 1`: the tests only ever expected 1 of each).
+/// `frees -> 1`: the tests only ever expected 1 of each, and nothing
+/// outside the tests reads these counters).
 #[test]
 fn ledger_counts_every_alloc_clone_and_free() {
     let mut pool = SkbPool::new(4, RecEnv::leaked());
@@ -172,8 +175,8 @@ fn register_reports_the_address_and_its_assign_type_once() {
     assert_eq!(env.count(Marker::Register), 1);
 }
 
-/// `stop_calls` counts every ndo_stop (netdev.rs `stop_calls -> 1`: the
-/// tests only ever expected 1).
+/// `stop_calls` counts every ndo_stop (netdev.rs `stop_calls -> 1`:
+/// softnet_netdev only ever expected 1; scenarios_lifecycle sees it).
 #[test]
 fn stop_calls_counts_every_stop() {
     let (mut dev, _) = device();
@@ -188,8 +191,8 @@ fn stop_calls_counts_every_stop() {
 }
 
 /// A new device has no carrier; set_carrier turns it on and off
-/// (netdev.rs `carrier -> true/false`: only the watchdog read it, through
-/// the field).
+/// (netdev.rs `carrier -> true`: the watchdog reads the field, and the
+/// queueing scenario only reports the getter's value).
 #[test]
 fn carrier_follows_set_carrier() {
     let (mut dev, _) = device();
