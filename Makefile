@@ -150,7 +150,7 @@ MUTANTS_ARGS ?=
 MUTANT_TESTS := --lib --test driver_lifecycle --test scenarios_lifecycle --test scenarios_queueing \
 	--test interrupt_driven --test queueing_host_oracles --test softnet_netdev --test softnet_queue \
 	--test softnet_bql --test softnet_skb --test softnet_queue_edges --test softnet_bql_edges \
-	--test softnet_skb_netdev_edges --test driver_mutation_gaps
+	--test softnet_skb_netdev_edges --test driver_mutation_gaps --test driver_core_gaps
 # reclaim_in_service_task_is_caught_by_bql_stall tests a mutant switch (it kills no source
 # mutant) and fails since NAPI became interrupt-driven (the switch's slow reclaim now ends
 # in ndo_tx_timeout, not a BQL stall): with it the baseline fails and nothing is scored.

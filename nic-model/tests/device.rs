@@ -203,6 +203,67 @@ fn eeprom_returns_the_mac_word_by_word() {
     assert_eq!(h.r(regs::EEPROM) >> regs::EEPROM_DATA_SHIFT, 0xffff);
 }
 
+/// `eeprom_delay_us`: DONE and the data read back only after the delay;
+/// `u64::MAX` never.
+#[test]
+fn eeprom_delay_holds_done_and_data_back() {
+    let mut h = helper(NicConfig {
+        eeprom_delay_us: 30,
+        ..Default::default()
+    });
+    h.enable_pci();
+    h.w(regs::EEPROM, regs::EEPROM_START);
+    assert_eq!(h.r(regs::EEPROM), 0, "word 0 in progress: no DONE, no data");
+    h.advance(29_999);
+    assert_eq!(h.r(regs::EEPROM) & regs::EEPROM_DONE, 0);
+    h.advance(1);
+    let v = h.r(regs::EEPROM);
+    assert_ne!(v & regs::EEPROM_DONE, 0);
+    let mac = nic_model::config::DEFAULT_MAC;
+    assert_eq!(
+        (v >> regs::EEPROM_DATA_SHIFT) as u16,
+        u16::from_le_bytes([mac[0], mac[1]])
+    );
+    let mut h = helper(NicConfig {
+        eeprom_delay_us: u64::MAX,
+        ..Default::default()
+    });
+    h.enable_pci();
+    h.w(
+        regs::EEPROM,
+        1 << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START,
+    );
+    h.advance(10_000_000_000);
+    assert_eq!(
+        h.r(regs::EEPROM),
+        1 << regs::EEPROM_ADDR_SHIFT,
+        "never done"
+    );
+}
+
+/// `hang_nth_reset`: that reset never finishes (and the ones before do).
+#[test]
+fn hang_nth_reset_wedges_only_that_reset() {
+    let mut h = opened(NicConfig {
+        hang_nth_reset: Some(2),
+        ..Default::default()
+    });
+    assert_eq!(
+        h.r(regs::STATUS) & regs::STATUS_RESETTING,
+        0,
+        "open's reset finished"
+    );
+    h.w(regs::CTRL, regs::CTRL_RESET);
+    h.advance(10_000_000_000);
+    assert_ne!(h.r(regs::STATUS) & regs::STATUS_RESETTING, 0);
+    let ev = h.log.snapshot();
+    let count = |k: EventKind| ev.iter().filter(|e| e.kind == k).count();
+    assert_eq!(
+        (count(EventKind::ResetStart), count(EventKind::ResetDone)),
+        (2, 1)
+    );
+}
+
 /// The MAC read word by word through the EEPROM register, each read
 /// done at once.
 fn eeprom_mac(h: &mut TestHelper) -> [u8; 6] {
