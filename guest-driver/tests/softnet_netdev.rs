@@ -271,6 +271,37 @@ fn watchdog_fires_on_a_stalled_stopped_queue_only() {
     assert_eq!(dev.watchdog().fired(), 2);
 }
 
+/// `open` forgets the fires from before a close (`Watchdog::reset`): a
+/// queue still stopped since before the last fire (here the driver's open
+/// does not restart it) is judged from its `trans_start` again, so the
+/// first tick after the reopen fires; without the reset it would wait a
+/// full `watchdog_timeo` from the old fire.
+#[test]
+fn watchdog_forgets_past_fires_on_open() {
+    let (mut dev, env) = device();
+    dev.register().unwrap();
+    dev.open().unwrap();
+    dev.set_carrier(true);
+    assert_eq!(dev.watchdog().timeo_ns(), 1_000);
+    env.set_now(10_000);
+    dev.queue().stop(QueueReason::RingLow);
+    env.advance(1_001);
+    assert!(dev.watchdog_tick());
+    dev.close();
+    dev.open().unwrap();
+    assert!(
+        dev.queue().stopped(),
+        "the mock's open leaves the queue stopped"
+    );
+    env.advance(1);
+    assert!(
+        dev.watchdog_tick(),
+        "stopped 1,002 ns since trans_start: the fire before the close no longer counts"
+    );
+    assert_eq!(dev.ops.timeouts, vec![0, 0]);
+    assert_eq!(dev.watchdog().fired(), 2);
+}
+
 #[test]
 fn watchdog_sees_bql_stops_too() {
     let env = RecEnv::leaked();
