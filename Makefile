@@ -150,11 +150,19 @@ MUTANTS_ARGS ?=
 MUTANT_TESTS := --lib --test driver_lifecycle --test scenarios_lifecycle --test scenarios_queueing \
 	--test interrupt_driven --test queueing_host_oracles --test softnet_netdev --test softnet_queue \
 	--test softnet_bql --test softnet_skb --test softnet_queue_edges --test softnet_bql_edges \
-	--test driver_mutation_gaps
+	--test driver_mutation_gaps --test differential
+# The tests come from guest-driver and linux-ref (whose differential test compares bql.rs and
+# queue.rs with Linux's C field by field: it alone kills 27 bql.rs mutants, mostly in the stall
+# detector). cargo-mutants 27.1 runs its baseline on the mutated package only, ignoring
+# --test-package (`no test target named differential`), so the baseline runs here first and
+# cargo-mutants skips its own.
+MUTANT_PACKAGES := -p guest-driver -p linux-ref
 # reclaim_in_service_task_is_caught_by_bql_stall tests a mutant switch (it kills no source
 # mutant) and fails since NAPI became interrupt-driven (the switch's slow reclaim now ends
 # in ndo_tx_timeout, not a BQL stall): with it the baseline fails and nothing is scored.
 MUTANT_SKIP := --skip reclaim_in_service_task_is_caught_by_bql_stall
 mutants:
-	cargo mutants -p guest-driver -f 'guest-driver/src/driver/**' -f 'guest-driver/src/softnet/**' \
+	cargo test $(MUTANT_PACKAGES) $(MUTANT_TESTS) -- $(MUTANT_SKIP)
+	cargo mutants -p guest-driver --test-package guest-driver,linux-ref --baseline skip \
+		-f 'guest-driver/src/driver/**' -f 'guest-driver/src/softnet/**' \
 		--timeout 180 --jobs 1 $(MUTANTS_ARGS) -- $(MUTANT_TESTS) -- $(MUTANT_SKIP)
