@@ -20,7 +20,7 @@ MATRIX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MATRIX_OUT ?= $(CARGO_TARGET_DIR)/matrix
 MATRIX_ARGS ?=
 
-.PHONY: all guest build run test bench matrix target tools lint-tools mutants
+.PHONY: all guest build run test bench matrix target tools lint-tools mutants mutants-vm
 
 all: build
 
@@ -150,7 +150,7 @@ MUTANTS_ARGS ?=
 MUTANT_TESTS := --lib --test driver_lifecycle --test scenarios_lifecycle --test scenarios_queueing \
 	--test interrupt_driven --test queueing_host_oracles --test softnet_netdev --test softnet_queue \
 	--test softnet_bql --test softnet_skb --test softnet_queue_edges --test softnet_bql_edges \
-	--test driver_mutation_gaps --test differential
+	--test softnet_skb_netdev_edges --test driver_mutation_gaps --test driver_core_gaps --test differential
 # The tests come from guest-driver and linux-ref (whose differential test compares bql.rs and
 # queue.rs with Linux's C field by field: it alone kills 27 bql.rs mutants, mostly in the stall
 # detector). cargo-mutants 27.1 runs its baseline on the mutated package only, ignoring
@@ -166,3 +166,15 @@ mutants:
 	cargo mutants -p guest-driver --test-package guest-driver,linux-ref --baseline skip \
 		-f 'guest-driver/src/driver/**' -f 'guest-driver/src/softnet/**' \
 		--timeout 180 --jobs 1 $(MUTANTS_ARGS) -- $(MUTANT_TESTS) -- $(MUTANT_SKIP)
+
+# The survivors of `make mutants` (its mutants.out) through the whole VM
+# matrix: cargo-mutants --iterate skips what the host tests caught, and for
+# each other mutant guest-driver/tests/vm_matrix.rs builds the guest from the
+# mutated tree and runs `nicproof matrix` on it (a pass case that fails or a
+# mutant switch no longer caught kills the mutant). About 30 s per mutant
+# here; results land in mutants.out/ again.
+MUTANTS_VM_TIMEOUT ?= 600
+mutants-vm: build
+	NICPROOF_BIN=$(abspath $(NICPROOF)) NICPROOF_MUTANT_GUEST_TARGET=$(abspath $(CARGO_TARGET_DIR))/mutant-guest \
+	cargo mutants -p guest-driver -f 'guest-driver/src/driver/**' -f 'guest-driver/src/softnet/**' \
+		--iterate --features vm-matrix --timeout $(MUTANTS_VM_TIMEOUT) --jobs 1 $(MUTANTS_ARGS) -- --test vm_matrix

@@ -91,6 +91,17 @@ pub struct NicConfig {
     pub invalid_mac: Option<InvalidMac>,
     /// How long a reset keeps `STATUS_RESETTING` set, in virtual µs.
     pub reset_delay_us: u64,
+    /// The N-th reset (1-based, counting every `CTRL_RESET` write since
+    /// power-on) never finishes: `STATUS_RESETTING` stays set for good
+    /// (a wedged device, for the driver's bounded reset wait).
+    #[serde(default)]
+    pub hang_nth_reset: Option<u64>,
+    /// How long an EEPROM word read takes, in virtual µs: `EEPROM_DONE`
+    /// and the data read back only this long after the read started
+    /// (0: at once; `u64::MAX`: never, a dead EEPROM for the driver's
+    /// bounded read).
+    #[serde(default)]
+    pub eeprom_delay_us: u64,
     /// Stop fetching TX descriptors (so nothing completes) once this many
     /// packets have completed; one-shot, cleared by the next reset
     /// (scenarios 5 and 19).
@@ -126,6 +137,8 @@ impl Default for NicConfig {
             mac: DEFAULT_MAC,
             invalid_mac: None,
             reset_delay_us: 0,
+            hang_nth_reset: None,
+            eeprom_delay_us: 0,
             stall_completions_after: None,
             drop_nth_tx_irq: None,
             dma_until_disabled: false,

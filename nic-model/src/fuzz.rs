@@ -24,11 +24,12 @@
 //! finding through the same function, as an ordinary test.
 
 use crate::abi::{self, pci as ids, regs, Marker};
-use crate::events::{DmaDir, EventKind, EventLog, Source};
+use crate::events::{DmaDir, EventKind, EventLog};
 use crate::monitor;
 use crate::msix::MSI_WINDOW;
-use crate::{BackendConfig, MsiSink, Nic, NicConfig, PciRoot};
-use std::sync::{Arc, Mutex};
+use crate::test_utils::{report_marker, root_with_nic, rx_desc_bytes, tx_desc_bytes, RecordingMsi};
+use crate::{BackendConfig, NicConfig, PciRoot};
+use std::sync::Arc;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 /// Guest RAM of a fuzz run: small, so the per-operation memory diff is
@@ -81,20 +82,6 @@ pub struct Stats {
     pub faults: usize,
 }
 
-/// Records every message with the bus-master state the harness set.
-#[derive(Default)]
-struct Msgs(Mutex<Vec<(u64, u32)>>);
-
-impl MsiSink for Msgs {
-    fn signal(&self, addr: u64, data: u32) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((addr, data));
-        true
-    }
-}
-
 /// Reads the input; zeros once it runs out.
 struct Input<'a>(&'a [u8]);
 
@@ -125,7 +112,7 @@ impl Input<'_> {
 struct Harness {
     root: PciRoot,
     log: EventLog,
-    msi: Arc<Msgs>,
+    msi: Arc<RecordingMsi>,
     mem: GuestMemoryMmap,
     /// RAM as the harness last saw it (its own writes included).
     shadow: Vec<u8>,
@@ -166,11 +153,9 @@ impl Harness {
     fn new(cfg: NicConfig) -> Self {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), RAM as usize)])
             .expect("anonymous guest memory");
-        let log = EventLog::new();
-        let msi = Arc::new(Msgs::default());
-        let nic = Nic::new(cfg, mem.clone(), msi.clone(), log.clone()).expect("nic");
+        let (root, log, msi) = root_with_nic(cfg, &mem);
         Self {
-            root: PciRoot::new(nic),
+            root,
             log,
             msi,
             mem,
@@ -202,18 +187,7 @@ impl Harness {
     }
 
     fn marker(&mut self, m: Marker, args: &[u64]) {
-        let mut all = vec![m as u64];
-        all.extend_from_slice(args);
-        self.log.push(
-            Source::Guest,
-            EventKind::Marker {
-                marker: m.name().into(),
-                args: all.clone(),
-                text: String::new(),
-                cpu: None,
-            },
-        );
-        self.root.nic.on_guest_marker(m, &all);
+        report_marker(&self.log, &mut self.root.nic, m, args);
     }
 
     fn tx_desc(&mut self, slot: u32, addr: u64, len: u16, flags: u8) {
@@ -223,18 +197,16 @@ impl Harness {
             flags,
             ..Default::default()
         };
-        let mut b = [0u8; 16];
-        b[0..8].copy_from_slice(&d.addr.to_le_bytes());
-        b[8..10].copy_from_slice(&d.len.to_le_bytes());
-        b[10] = d.flags;
-        self.poke(TX_RING + u64::from(slot % RING) * 16, &b);
+        self.poke(TX_RING + u64::from(slot % RING) * 16, &tx_desc_bytes(d));
     }
 
     fn rx_desc(&mut self, slot: u32, addr: u64, buf_len: u16) {
-        let mut b = [0u8; 16];
-        b[0..8].copy_from_slice(&addr.to_le_bytes());
-        b[8..10].copy_from_slice(&buf_len.to_le_bytes());
-        self.poke(RX_RING + u64::from(slot % RING) * 16, &b);
+        let d = abi::RxDesc {
+            addr,
+            buf_len,
+            ..Default::default()
+        };
+        self.poke(RX_RING + u64::from(slot % RING) * 16, &rx_desc_bytes(d));
     }
 
     /// What a correct driver's open does, as one operation, so inputs
@@ -558,7 +530,7 @@ impl Harness {
                 _ => {}
             }
         }
-        let msgs = self.msi.0.lock().unwrap_or_else(|e| e.into_inner());
+        let msgs = self.msi.sent.lock().unwrap_or_else(|e| e.into_inner());
         for &(addr, data) in &msgs[msgs_before..] {
             if !MSI_WINDOW.contains(&addr) {
                 return fail(format!("MSI {data:#x} sent to {addr:#x}"));
@@ -632,7 +604,7 @@ pub fn run_with(cfg: NicConfig, data: &[u8]) -> Result<Stats, Finding> {
     let mut stats = Stats::default();
     while !b.0.is_empty() {
         let first = h.log.len();
-        let msgs = h.msi.0.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let msgs = h.msi.sent.lock().unwrap_or_else(|e| e.into_inner()).len();
         let bm = h.root.nic.config_read(1) & u32::from(ids::CMD_BUS_MASTER) != 0;
         h.op(&mut b);
         h.check(stats.ops, first, msgs, bm)?;
@@ -647,6 +619,7 @@ pub fn run_with(cfg: NicConfig, data: &[u8]) -> Result<Stats, Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MsiSink;
 
     #[test]
     fn a_ram_write_without_a_logged_dma_is_a_finding() {

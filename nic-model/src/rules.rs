@@ -115,90 +115,53 @@ pub mod quote {
     ];
 }
 
-/// The rows of the report's table of checks, in report order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Row {
-    /// No DMA after stop-exit.
-    DmaAfterStop,
-    /// No interrupt after stop-exit.
-    IrqAfterStop,
-    /// No doorbell after stop-exit.
-    DoorbellAfterStop,
-    /// Every DMA inside a mapped range.
-    DmaMapped,
-    /// The device obeys enable, reset and posting.
-    Device,
-    /// Every DMA map unmapped once.
-    Maps,
-    /// Every skb freed exactly once.
-    Skb,
-    /// BQL back to zero.
-    Bql,
-    /// BUSY returned zero times.
-    Busy,
-    /// Delivered frames match sent bytes.
-    Frames,
-    /// Unregister stops an UP device once.
-    AutoClose,
-    /// The registered MAC is valid.
-    Mac,
-    /// The device latched no unexpected error.
-    DeviceError,
-    /// Every posted descriptor gets a doorbell.
-    DoorbellPending,
-    /// Interrupts re-armed by NAPI, off at stop.
-    Irq,
-    /// The guest's verdict and every finding no other row claims.
-    Verdict,
+macro_rules! rows {
+    ($(
+        $(#[$doc:meta])*
+        $var:ident = $title:literal;
+    )*) => {
+        /// The rows of the report's table of checks, in report order.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Row {
+            $(#[doc = $title] $(#[$doc])* $var,)*
+        }
+
+        impl Row {
+            /// Every row, in report order.
+            pub const ALL: &'static [Row] = &[$(Row::$var,)*];
+
+            /// The row's check, as the report prints it.
+            pub const fn title(self) -> &'static str {
+                match self { $(Row::$var => $title,)* }
+            }
+
+            /// Position in [`Row::ALL`] (the table's order).
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
 }
 
-impl Row {
-    /// Every row, in report order.
-    pub const ALL: &'static [Row] = &[
-        Row::DmaAfterStop,
-        Row::IrqAfterStop,
-        Row::DoorbellAfterStop,
-        Row::DmaMapped,
-        Row::Device,
-        Row::Maps,
-        Row::Skb,
-        Row::Bql,
-        Row::Busy,
-        Row::Frames,
-        Row::AutoClose,
-        Row::Mac,
-        Row::DeviceError,
-        Row::DoorbellPending,
-        Row::Irq,
-        Row::Verdict,
-    ];
-
-    /// The row's check, as the report prints it.
-    pub const fn title(self) -> &'static str {
-        match self {
-            Row::DmaAfterStop => "no DMA after stop-exit",
-            Row::IrqAfterStop => "no interrupt after stop-exit",
-            Row::DoorbellAfterStop => "no doorbell after stop-exit",
-            Row::DmaMapped => "every DMA inside a mapped range",
-            Row::Device => "device obeys enable, reset and posting",
-            Row::Maps => "every DMA map unmapped once",
-            Row::Skb => "every skb freed exactly once",
-            Row::Bql => "BQL back to zero",
-            Row::Busy => "BUSY returned zero times",
-            Row::Frames => "delivered frames match sent bytes",
-            Row::AutoClose => "unregister stops an UP device once",
-            Row::Mac => "registered MAC is valid",
-            Row::DeviceError => "device latched no unexpected error",
-            Row::DoorbellPending => "every posted descriptor gets a doorbell",
-            Row::Irq => "interrupts re-armed by NAPI, off at stop",
-            Row::Verdict => "guest verdict and other oracles",
-        }
-    }
-
-    /// Position in [`Row::ALL`] (the table's order).
-    pub const fn index(self) -> usize {
-        self as usize
-    }
+// Each row once: its name and the check it prints (also its doc).
+rows! {
+    DmaAfterStop = "no DMA after stop-exit";
+    IrqAfterStop = "no interrupt after stop-exit";
+    DoorbellAfterStop = "no doorbell after stop-exit";
+    DmaMapped = "every DMA inside a mapped range";
+    Device = "device obeys enable, reset and posting";
+    Maps = "every DMA map unmapped once";
+    Skb = "every skb freed exactly once";
+    Bql = "BQL back to zero";
+    Busy = "BUSY returned zero times";
+    Frames = "delivered frames match sent bytes";
+    AutoClose = "unregister stops an UP device once";
+    Mac = "registered MAC is valid";
+    DeviceError = "device latched no unexpected error";
+    DoorbellPending = "every posted descriptor gets a doorbell";
+    Irq = "interrupts re-armed by NAPI, off at stop";
+    /// The guest's verdict, and every finding no other row claims.
+    Verdict = "guest verdict and other oracles";
 }
 
 /// Statements several rules share (a host oracle and the guest check of

@@ -54,6 +54,58 @@ impl MsiSink for RecordingMsi {
     }
 }
 
+/// A NIC with `cfg` over `mem` on a root bus, with its event log and a
+/// recording MSI sink.
+pub fn root_with_nic(
+    cfg: NicConfig,
+    mem: &GuestMemoryMmap,
+) -> (PciRoot, EventLog, Arc<RecordingMsi>) {
+    let log = EventLog::new();
+    let msi = Arc::new(RecordingMsi::default());
+    let nic = Nic::new(cfg, mem.clone(), msi.clone(), log.clone()).expect("nic");
+    (PciRoot::new(nic), log, msi)
+}
+
+/// Report a driver marker as the VMM does: log it (args led by the
+/// marker id, as in the control record), then tell the NIC, so the
+/// monitor's details can cite the marker's sequence number.
+pub fn report_marker(log: &EventLog, nic: &mut Nic, m: Marker, args: &[u64]) {
+    let mut all = vec![m as u64];
+    all.extend_from_slice(args);
+    log.push(
+        Source::Guest,
+        EventKind::Marker {
+            marker: m.name().into(),
+            args: all.clone(),
+            text: String::new(),
+            cpu: None,
+        },
+    );
+    nic.on_guest_marker(m, &all);
+}
+
+/// `d` as the 16 bytes the device fetches from the TX ring.
+pub fn tx_desc_bytes(d: abi::TxDesc) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0..8].copy_from_slice(&d.addr.to_le_bytes());
+    b[8..10].copy_from_slice(&d.len.to_le_bytes());
+    b[10] = d.flags;
+    b[11] = d.rsvd;
+    b[12..14].copy_from_slice(&d.status.to_le_bytes());
+    b[14..16].copy_from_slice(&d.cookie.to_le_bytes());
+    b
+}
+
+/// `d` as the 16 bytes the device fetches from the RX ring.
+pub fn rx_desc_bytes(d: abi::RxDesc) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0..8].copy_from_slice(&d.addr.to_le_bytes());
+    b[8..10].copy_from_slice(&d.buf_len.to_le_bytes());
+    b[10..12].copy_from_slice(&d.len.to_le_bytes());
+    b[12..14].copy_from_slice(&d.status.to_le_bytes());
+    b
+}
+
 /// A driver-like harness around one NIC on a root bus.
 pub struct TestHelper {
     /// The root bus with the NIC.
@@ -80,11 +132,9 @@ impl TestHelper {
     /// A NIC with `cfg` over fresh guest memory, BAR0 at its default.
     pub fn new(cfg: NicConfig) -> Self {
         let mem = guest_memory();
-        let log = EventLog::new();
-        let msi = Arc::new(RecordingMsi::default());
-        let nic = Nic::new(cfg, mem.clone(), msi.clone(), log.clone()).expect("nic");
+        let (root, log, msi) = root_with_nic(cfg, &mem);
         Self {
-            root: PciRoot::new(nic),
+            root,
             log,
             msi,
             mem,
@@ -170,18 +220,7 @@ impl TestHelper {
 
     /// Report a driver marker as the VMM would: log it, then tell the NIC.
     pub fn marker(&mut self, m: Marker, args: &[u64]) {
-        let mut all = vec![m as u64];
-        all.extend_from_slice(args);
-        self.log.push(
-            Source::Guest,
-            EventKind::Marker {
-                marker: m.name().into(),
-                args: all.clone(),
-                text: String::new(),
-                cpu: None,
-            },
-        );
-        self.root.nic.on_guest_marker(m, &all);
+        report_marker(&self.log, &mut self.root.nic, m, args);
     }
 
     /// dma_map `[addr, addr+len)` in direction `dir` (0 to device, 1 from, 2 both).
@@ -251,28 +290,16 @@ impl TestHelper {
     /// Write TX descriptor `slot` (index modulo ring size).
     pub fn write_tx_desc(&mut self, slot: u32, d: abi::TxDesc) {
         let a = TX_RING + u64::from(slot & (self.ring_size - 1)) * 16;
-        let mut b = [0u8; 16];
-        b[0..8].copy_from_slice(&d.addr.to_le_bytes());
-        b[8..10].copy_from_slice(&d.len.to_le_bytes());
-        b[10] = d.flags;
-        b[11] = d.rsvd;
-        b[12..14].copy_from_slice(&d.status.to_le_bytes());
-        b[14..16].copy_from_slice(&d.cookie.to_le_bytes());
         self.mem
-            .write_slice(&b, GuestAddress(a))
+            .write_slice(&tx_desc_bytes(d), GuestAddress(a))
             .expect("ring in RAM");
     }
 
     /// Write RX descriptor `slot`.
     pub fn write_rx_desc(&mut self, slot: u32, d: abi::RxDesc) {
         let a = RX_RING + u64::from(slot & (self.ring_size - 1)) * 16;
-        let mut b = [0u8; 16];
-        b[0..8].copy_from_slice(&d.addr.to_le_bytes());
-        b[8..10].copy_from_slice(&d.buf_len.to_le_bytes());
-        b[10..12].copy_from_slice(&d.len.to_le_bytes());
-        b[12..14].copy_from_slice(&d.status.to_le_bytes());
         self.mem
-            .write_slice(&b, GuestAddress(a))
+            .write_slice(&rx_desc_bytes(d), GuestAddress(a))
             .expect("ring in RAM");
     }
 

@@ -24,6 +24,22 @@ fn code(e: DeviceError) -> u32 {
     e as u32
 }
 
+/// A one-descriptor packet: `len` bytes at `addr`, end of packet.
+fn eop(addr: u64, len: u16) -> abi::TxDesc {
+    abi::TxDesc {
+        addr,
+        len,
+        flags: abi::TXD_EOP,
+        ..Default::default()
+    }
+}
+
+/// Post `d` raw (no map, no fill) at slot 0 and ring the doorbell.
+fn ring_one(h: &mut TestHelper, d: abi::TxDesc) {
+    h.write_tx_desc(0, d);
+    h.w(regs::TX_TAIL, 1);
+}
+
 // ---------------------------------------------------------------- PCI
 
 #[test]
@@ -179,17 +195,7 @@ fn register_reset_values_and_rw_behaviour() {
 fn eeprom_returns_the_mac_word_by_word() {
     let mut h = helper(NicConfig::default());
     h.enable_pci();
-    let mut mac = Vec::new();
-    for w in 0..3u32 {
-        h.w(
-            regs::EEPROM,
-            w << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START,
-        );
-        let v = h.r(regs::EEPROM);
-        assert_ne!(v & regs::EEPROM_DONE, 0);
-        mac.extend_from_slice(&((v >> regs::EEPROM_DATA_SHIFT) as u16).to_le_bytes());
-    }
-    assert_eq!(mac, nic_model::config::DEFAULT_MAC);
+    assert_eq!(eeprom_mac(&mut h), nic_model::config::DEFAULT_MAC);
     h.w(
         regs::EEPROM,
         9 << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START,
@@ -197,6 +203,69 @@ fn eeprom_returns_the_mac_word_by_word() {
     assert_eq!(h.r(regs::EEPROM) >> regs::EEPROM_DATA_SHIFT, 0xffff);
 }
 
+/// `eeprom_delay_us`: DONE and the data read back only after the delay;
+/// `u64::MAX` never.
+#[test]
+fn eeprom_delay_holds_done_and_data_back() {
+    let mut h = helper(NicConfig {
+        eeprom_delay_us: 30,
+        ..Default::default()
+    });
+    h.enable_pci();
+    h.w(regs::EEPROM, regs::EEPROM_START);
+    assert_eq!(h.r(regs::EEPROM), 0, "word 0 in progress: no DONE, no data");
+    h.advance(29_999);
+    assert_eq!(h.r(regs::EEPROM) & regs::EEPROM_DONE, 0);
+    h.advance(1);
+    let v = h.r(regs::EEPROM);
+    assert_ne!(v & regs::EEPROM_DONE, 0);
+    let mac = nic_model::config::DEFAULT_MAC;
+    assert_eq!(
+        (v >> regs::EEPROM_DATA_SHIFT) as u16,
+        u16::from_le_bytes([mac[0], mac[1]])
+    );
+    let mut h = helper(NicConfig {
+        eeprom_delay_us: u64::MAX,
+        ..Default::default()
+    });
+    h.enable_pci();
+    h.w(
+        regs::EEPROM,
+        1 << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START,
+    );
+    h.advance(10_000_000_000);
+    assert_eq!(
+        h.r(regs::EEPROM),
+        1 << regs::EEPROM_ADDR_SHIFT,
+        "never done"
+    );
+}
+
+/// `hang_nth_reset`: that reset never finishes (and the ones before do).
+#[test]
+fn hang_nth_reset_wedges_only_that_reset() {
+    let mut h = opened(NicConfig {
+        hang_nth_reset: Some(2),
+        ..Default::default()
+    });
+    assert_eq!(
+        h.r(regs::STATUS) & regs::STATUS_RESETTING,
+        0,
+        "open's reset finished"
+    );
+    h.w(regs::CTRL, regs::CTRL_RESET);
+    h.advance(10_000_000_000);
+    assert_ne!(h.r(regs::STATUS) & regs::STATUS_RESETTING, 0);
+    let ev = h.log.snapshot();
+    let count = |k: EventKind| ev.iter().filter(|e| e.kind == k).count();
+    assert_eq!(
+        (count(EventKind::ResetStart), count(EventKind::ResetDone)),
+        (2, 1)
+    );
+}
+
+/// The MAC read word by word through the EEPROM register, each read
+/// done at once.
 fn eeprom_mac(h: &mut TestHelper) -> [u8; 6] {
     let mut mac = [0u8; 6];
     for w in 0..3u32 {
@@ -204,8 +273,10 @@ fn eeprom_mac(h: &mut TestHelper) -> [u8; 6] {
             regs::EEPROM,
             w << regs::EEPROM_ADDR_SHIFT | regs::EEPROM_START,
         );
-        let v = (h.r(regs::EEPROM) >> regs::EEPROM_DATA_SHIFT) as u16;
-        mac[2 * w as usize..2 * w as usize + 2].copy_from_slice(&v.to_le_bytes());
+        let v = h.r(regs::EEPROM);
+        assert_ne!(v & regs::EEPROM_DONE, 0, "word {w} done");
+        let word = (v >> regs::EEPROM_DATA_SHIFT) as u16;
+        mac[2 * w as usize..2 * w as usize + 2].copy_from_slice(&word.to_le_bytes());
     }
     mac
 }
@@ -835,16 +906,7 @@ fn monitor_flags_unmapped_buffer_and_wrong_direction() {
     let mut h = opened(NicConfig::default());
     // Post a descriptor to a buffer the driver never mapped.
     h.fill(PAY, 60);
-    h.write_tx_desc(
-        0,
-        abi::TxDesc {
-            addr: PAY,
-            len: 60,
-            flags: abi::TXD_EOP,
-            ..Default::default()
-        },
-    );
-    h.w(regs::TX_TAIL, 1);
+    ring_one(&mut h, eop(PAY, 60));
     assert_eq!(h.rules(), vec![RULE_DMA_UNMAPPED]);
     // RX buffer mapped to-device only: the device's write is wrong-way.
     let mut h = helper(NicConfig::default());
@@ -891,16 +953,7 @@ fn monitor_off_logs_no_dma_but_device_still_works() {
 fn violation_events_follow_their_dma_in_the_log() {
     let mut h = opened(NicConfig::default());
     h.fill(PAY, 60);
-    h.write_tx_desc(
-        0,
-        abi::TxDesc {
-            addr: PAY,
-            len: 60,
-            flags: abi::TXD_EOP,
-            ..Default::default()
-        },
-    );
-    h.w(regs::TX_TAIL, 1);
+    ring_one(&mut h, eop(PAY, 60));
     let v = h.nic().violations()[0].clone();
     let ev = h.log.snapshot();
     assert_eq!(ev[v.seq as usize].source, Source::Device);
@@ -915,8 +968,7 @@ fn violation_events_follow_their_dma_in_the_log() {
 /// Post one raw descriptor at slot 0 and ring; return the error code.
 fn hostile_tx(d: abi::TxDesc) -> (TestHelper, u32) {
     let mut h = opened(NicConfig::default());
-    h.write_tx_desc(0, d);
-    h.w(regs::TX_TAIL, 1);
+    ring_one(&mut h, d);
     let c = h.r(regs::ERR_CODE);
     (h, c)
 }
@@ -958,46 +1010,26 @@ fn hostile_narrow_or_misaligned_register_write() {
 
 #[test]
 fn hostile_zero_length() {
-    let (mut h, c) = hostile_tx(abi::TxDesc {
-        addr: PAY,
-        len: 0,
-        flags: abi::TXD_EOP,
-        ..Default::default()
-    });
+    let (mut h, c) = hostile_tx(eop(PAY, 0));
     assert_eq!(c, code(DeviceError::ZeroLength));
     assert_ring_stopped_with_err_irq(&mut h);
 }
 
 #[test]
 fn hostile_frame_too_big() {
-    let (mut h, c) = hostile_tx(abi::TxDesc {
-        addr: PAY,
-        len: 1600,
-        flags: abi::TXD_EOP,
-        ..Default::default()
-    });
+    let (mut h, c) = hostile_tx(eop(PAY, 1600));
     assert_eq!(c, code(DeviceError::FrameTooBig));
     assert_ring_stopped_with_err_irq(&mut h);
 }
 
 #[test]
 fn hostile_address_outside_ram() {
-    let (mut h, c) = hostile_tx(abi::TxDesc {
-        addr: layout::RAM_SIZE - 10,
-        len: 60,
-        flags: abi::TXD_EOP,
-        ..Default::default()
-    });
+    let (mut h, c) = hostile_tx(eop(layout::RAM_SIZE - 10, 60));
     assert_eq!(c, code(DeviceError::AddressOutsideRam));
     assert_eq!(h.r(regs::ERR_ADDR_LO), (layout::RAM_SIZE - 10) as u32);
     assert!(h.rules().contains(&RULE_DMA_OUTSIDE_RAM));
     assert_ring_stopped_with_err_irq(&mut h);
-    let (_, c) = hostile_tx(abi::TxDesc {
-        addr: u64::MAX - 4,
-        len: 60,
-        flags: abi::TXD_EOP,
-        ..Default::default()
-    });
+    let (_, c) = hostile_tx(eop(u64::MAX - 4, 60));
     assert_eq!(c, code(DeviceError::AddressOutsideRam), "wrapping address");
 }
 
@@ -1007,15 +1039,7 @@ fn hostile_address_inside_the_bar_at_its_default_place() {
     // must still be named for the BAR, not hidden as "outside RAM".
     let mut h = opened(NicConfig::default());
     let bar = layout::NIC_BAR0_DEFAULT;
-    h.write_tx_desc(
-        0,
-        abi::TxDesc {
-            addr: bar,
-            len: 60,
-            flags: abi::TXD_EOP,
-            ..Default::default()
-        },
-    );
+    h.write_tx_desc(0, eop(bar, 60));
     h.tx_tail = 1;
     h.doorbell();
     assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::AddressInBar));
@@ -1030,15 +1054,7 @@ fn hostile_address_inside_the_bar() {
     let mut h = opened(NicConfig::default());
     h.cfg_write(1, ids::REG_BAR0, 0x0100_0000);
     h.fill(PAY, 60);
-    h.write_tx_desc(
-        0,
-        abi::TxDesc {
-            addr: 0x0100_0000,
-            len: 60,
-            flags: abi::TXD_EOP,
-            ..Default::default()
-        },
-    );
+    h.write_tx_desc(0, eop(0x0100_0000, 60));
     let gpa = 0x0100_0000 + u64::from(regs::TX_TAIL);
     h.root.mmio_write(gpa, &1u32.to_le_bytes());
     let mut d = [0u8; 4];
@@ -1056,22 +1072,19 @@ fn hostile_ring_sizes() {
     }
     for size in [0, 1, 3, 6000, regs::MAX_RING * 2] {
         assert!(!regs::ring_size_ok(size), "{size}");
-        let mut h = opened(NicConfig::default());
-        h.w(regs::TX_SIZE, size);
-        h.w(regs::TX_TAIL, 1);
-        assert_eq!(
-            h.r(regs::ERR_CODE),
-            code(DeviceError::BadRingSize),
-            "size {size}"
-        );
-        let mut h = opened(NicConfig::default());
-        h.w(regs::RX_SIZE, size);
-        h.w(regs::RX_TAIL, 1);
-        assert_eq!(
-            h.r(regs::ERR_CODE),
-            code(DeviceError::BadRingSize),
-            "rx size {size}"
-        );
+        for (ring, size_reg, tail_reg) in [
+            ("tx", regs::TX_SIZE, regs::TX_TAIL),
+            ("rx", regs::RX_SIZE, regs::RX_TAIL),
+        ] {
+            let mut h = opened(NicConfig::default());
+            h.w(size_reg, size);
+            h.w(tail_reg, 1);
+            assert_eq!(
+                h.r(regs::ERR_CODE),
+                code(DeviceError::BadRingSize),
+                "{ring} size {size}"
+            );
+        }
     }
 }
 
@@ -1088,37 +1101,31 @@ fn hostile_tail_beyond_ring() {
 
 #[test]
 fn hostile_chain_without_end() {
+    // Slots 0..n: mapped 8-byte fragments, none marked end of packet.
+    let post_chain = |h: &mut TestHelper, n: u32| {
+        for i in 0..n {
+            let addr = PAY + u64::from(i) * 64;
+            h.fill(addr, 8);
+            h.map(addr, 8, 0);
+            h.write_tx_desc(
+                i,
+                abi::TxDesc {
+                    addr,
+                    len: 8,
+                    ..Default::default()
+                },
+            );
+        }
+    };
     let mut h = opened(NicConfig::default());
-    for i in 0..16 {
-        h.fill(PAY + i * 64, 8);
-        h.map(PAY + i * 64, 8, 0);
-        h.write_tx_desc(
-            i as u32,
-            abi::TxDesc {
-                addr: PAY + i * 64,
-                len: 8,
-                ..Default::default()
-            },
-        );
-    }
+    post_chain(&mut h, 16);
     // 16 descriptors, no EOP: below the limit, the device waits.
     h.w(regs::TX_TAIL, 16);
     assert_eq!(h.r(regs::ERR_CODE), 0);
     // A bigger ring full of non-EOP descriptors hits the limit.
     let mut h = helper(NicConfig::default());
     h.open(64);
-    for i in 0..40u32 {
-        h.fill(PAY + u64::from(i) * 64, 8);
-        h.map(PAY + u64::from(i) * 64, 8, 0);
-        h.write_tx_desc(
-            i,
-            abi::TxDesc {
-                addr: PAY + u64::from(i) * 64,
-                len: 8,
-                ..Default::default()
-            },
-        );
-    }
+    post_chain(&mut h, 40);
     h.w(regs::TX_TAIL, 40);
     assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::NoEndOfPacket));
     assert_eq!(
@@ -1130,40 +1137,28 @@ fn hostile_chain_without_end() {
 
 #[test]
 fn hostile_rx_buffer_too_small_and_zero() {
-    let mut h = helper(NicConfig::default());
-    h.open(2);
-    h.write_rx_desc(
-        0,
-        abi::RxDesc {
-            addr: RX_BUFS,
-            buf_len: 10,
-            ..Default::default()
-        },
-    );
-    h.send(&[(PAY, 60)]);
-    assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::LengthTooBig));
-    let mut h = helper(NicConfig::default());
-    h.open(2);
-    h.write_rx_desc(
-        0,
-        abi::RxDesc {
-            addr: RX_BUFS,
-            buf_len: 0,
-            ..Default::default()
-        },
-    );
-    h.send(&[(PAY, 60)]);
-    assert_eq!(h.r(regs::ERR_CODE), code(DeviceError::ZeroLength));
+    for (buf_len, want) in [
+        (10, DeviceError::LengthTooBig),
+        (0, DeviceError::ZeroLength),
+    ] {
+        let mut h = helper(NicConfig::default());
+        h.open(2);
+        h.write_rx_desc(
+            0,
+            abi::RxDesc {
+                addr: RX_BUFS,
+                buf_len,
+                ..Default::default()
+            },
+        );
+        h.send(&[(PAY, 60)]);
+        assert_eq!(h.r(regs::ERR_CODE), code(want), "buffer of {buf_len}");
+    }
 }
 
 #[test]
 fn first_fault_wins_and_reset_recovers() {
-    let (mut h, c) = hostile_tx(abi::TxDesc {
-        addr: PAY,
-        len: 0,
-        flags: abi::TXD_EOP,
-        ..Default::default()
-    });
+    let (mut h, c) = hostile_tx(eop(PAY, 0));
     assert_eq!(c, code(DeviceError::ZeroLength));
     h.w(regs::RX_SIZE, 3);
     h.w(regs::RX_TAIL, 1);

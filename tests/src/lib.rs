@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use nic_model::abi::{control, RecordKind};
+use nic_model::abi::{control, Marker, RecordKind};
 use serde_json::Value;
 
 /// The workspace root.
@@ -163,6 +163,26 @@ pub fn run(guest: &Path, args: &[&str]) -> Run {
     r
 }
 
+/// `nicproof ARGS --guest IMAGE` with the real guest, run to its end.
+pub fn nicproof_with_guest(args: &[&str]) -> std::process::Output {
+    Command::new(nicproof_bin())
+        .args(args)
+        .arg("--guest")
+        .arg(guest_image())
+        .output()
+        .expect("spawning nicproof")
+}
+
+/// The real guest's `boot` scenario with bad-guest switch `kind`
+/// (`nicproof list` names them) and `extra` arguments (a `--timeout`
+/// among them).
+pub fn bad_guest(kind: &str, extra: &[&str]) -> Run {
+    run(
+        &guest_image(),
+        &[&["--scenario", "boot", "--bad-guest", kind], extra].concat(),
+    )
+}
+
 // ---------------------------------------------------------------------------
 // Tiny guests.
 // ---------------------------------------------------------------------------
@@ -227,6 +247,17 @@ pub fn record(kind: RecordKind, text: Option<(u64, u32)>, args: [u64; 6]) -> [u8
     r
 }
 
+/// The records of a tiny guest that reports `marker` (record 0, its
+/// arguments stored by the guest's code), passes (1) and powers off (2):
+/// see [`Asm::send_records`].
+pub fn marker_then_pass(marker: Marker) -> [[u8; 64]; 3] {
+    [
+        record(RecordKind::Marker, None, [marker as u64, 0, 0, 0, 0, 0]),
+        record(RecordKind::Verdict, None, [1, 0, 0, 0, 0, 0]),
+        record(RecordKind::PowerOff, None, [0; 6]),
+    ]
+}
+
 /// A tiny x86-64 assembler: only the instructions the tiny guests need.
 #[derive(Default)]
 pub struct Asm(pub Vec<u8>);
@@ -251,6 +282,13 @@ impl Asm {
             control::CONTROL_PORT,
             (TINY_RECORDS + 64 * u64::from(i)) as u32,
         )
+    }
+    /// Send records 0..n in order.
+    pub fn send_records(&mut self, n: u32) -> &mut Self {
+        for i in 0..n {
+            self.send(i);
+        }
+        self
     }
     /// `mov dx, port; in eax, dx`
     pub fn in32(&mut self, port: u16) -> &mut Self {

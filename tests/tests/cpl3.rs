@@ -34,19 +34,11 @@ fn default_at_cpl3_replays_the_cpl0_event_log_exactly() {
 
 #[test]
 fn the_report_says_which_privilege_level_ran() {
-    let out = std::process::Command::new(nicproof_bin())
-        .args(["run", "--scenario", "empty", "--cpl", "3", "--guest"])
-        .arg(guest_image())
-        .output()
-        .expect("spawning nicproof");
+    let out = nicproof_with_guest(&["run", "--scenario", "empty", "--cpl", "3"]);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{s}");
     assert!(s.contains("driver at CPL3 (user task)"), "{s}");
-    let bad = std::process::Command::new(nicproof_bin())
-        .args(["run", "--scenario", "empty", "--cpl", "2", "--guest"])
-        .arg(guest_image())
-        .output()
-        .expect("spawning nicproof");
+    let bad = nicproof_with_guest(&["run", "--scenario", "empty", "--cpl", "2"]);
     assert_eq!(
         bad.status.code(),
         Some(7),
@@ -56,19 +48,7 @@ fn the_report_says_which_privilege_level_ran() {
 
 #[test]
 fn a_page_fault_in_the_task_is_reported_as_a_user_access() {
-    let r = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "boot",
-            "--cpl",
-            "3",
-            "--bad-guest",
-            "page-fault",
-            "--timeout",
-            "60",
-        ],
-    );
+    let r = bad_guest("page-fault", &["--cpl", "3", "--timeout", "60"]);
     assert_eq!((r.code, r.outcome()), (3, "cpu-exception"), "{r:#?}");
     assert_eq!(r.report["vector"], 14);
     assert_eq!(r.report["cr2"], BAD_GUEST_FAULT_ADDR);
@@ -80,19 +60,7 @@ fn a_page_fault_in_the_task_is_reported_as_a_user_access() {
 
 #[test]
 fn a_panic_in_the_task_is_a_guest_panic() {
-    let r = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "boot",
-            "--cpl",
-            "3",
-            "--bad-guest",
-            "panic",
-            "--timeout",
-            "60",
-        ],
-    );
+    let r = bad_guest("panic", &["--cpl", "3", "--timeout", "60"]);
     assert_eq!((r.code, r.outcome()), (2, "guest-panic"), "{r:#?}");
     assert_eq!(r.report["message"], BAD_GUEST_PANIC_MSG);
 }

@@ -201,6 +201,23 @@ fn explain_shows_the_first_cause_with_its_history_and_the_timeline_has_every_tra
         1,
         "{out}"
     );
+    // The 20 events around it: ten before, ten after (mid-log here).
+    let around: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("events #"))
+        .collect();
+    let range = around[0]
+        .strip_prefix("events #")
+        .and_then(|r| r.strip_suffix(" (decoded):"))
+        .and_then(|r| r.split_once("..#"))
+        .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()))
+        .unwrap_or_else(|| panic!("no events header: {out}"));
+    assert_eq!(range.1 - range.0, 20, "{out}");
+    assert_eq!(around.len(), 22, "{out}");
+    assert!(around[1..]
+        .iter()
+        .all(|l| l.starts_with("  #") || l.starts_with("> #")));
+    assert!(around[11].starts_with("> #"), "{out}");
 
     // The decoded log: register names, hex values, named marker args, findings.
     let (code, dec, _) = nicproof(&["explain", log.to_str().unwrap(), "--log", "--json"]);
@@ -417,8 +434,11 @@ fn guest_addresses_are_printed_with_function_and_line() {
     );
 }
 
+/// Each kind of log `explain` cannot use: one line on stderr that names
+/// the file, says what is wrong and what to do next, and an exit code of
+/// its own, never a panic.
 #[test]
-fn explain_refuses_bad_input_with_one_line_and_exit_7() {
+fn explain_refuses_bad_input_with_one_line_and_an_exit_code_per_kind() {
     let good = scratch("good.jsonl");
     let (code, _, err) = nicproof(&[
         "run",
@@ -436,42 +456,111 @@ fn explain_refuses_bad_input_with_one_line_and_exit_7() {
     let (code, out, _) = nicproof(&["explain", good.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(out.starts_with("no finding in this log"), "{out}");
-    let (empty, truncated, foreign) = (
+    let (empty, truncated, foreign, binary, report) = (
         scratch("empty.jsonl"),
         scratch("cut.jsonl"),
         scratch("foreign.jsonl"),
+        scratch("binary.jsonl"),
+        scratch("report.json"),
     );
-    std::fs::write(&empty, "").unwrap();
-    std::fs::write(&truncated, &text[..text.len() - 10]).unwrap();
+    std::fs::write(&empty, "\n\n").unwrap();
+    // Cut inside the last line; the complete lines before it explain.
+    let cut_at = text.len() - 10;
+    std::fs::write(&truncated, &text[..cut_at]).unwrap();
+    let cut_line = text[..cut_at].lines().count();
     std::fs::write(&foreign, "{\"hello\": \"world\"}\n").unwrap();
-    let last = text.lines().count();
+    std::fs::write(&binary, [0x7f, b'E', b'L', b'F', 0xff, 0xfe, b'\n']).unwrap();
+    std::fs::write(&report, "{\n  \"scenario\": \"boot\"\n}\n").unwrap();
+    let last = text.lines().count() - 1;
     let past = (last + 5).to_string();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let dir = std::env::temp_dir();
+    let p = |f: &Path| f.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, i32, Vec<String>)> = vec![
         (
-            vec!["explain", "/nonexistent/run.jsonl"],
-            "cannot read /nonexistent/run.jsonl",
+            vec!["/nonexistent/run.jsonl".into()],
+            10,
+            vec![
+                "/nonexistent/run.jsonl: no such file".into(),
+                "--events /nonexistent/run.jsonl".into(),
+            ],
         ),
-        (vec!["explain", empty.to_str().unwrap()], "holds no events"),
-        (vec!["explain", truncated.to_str().unwrap()], "is truncated"),
         (
-            vec!["explain", foreign.to_str().unwrap()],
-            "is not a nicproof event",
+            vec![p(&dir)],
+            11,
+            vec![format!("cannot read {}", p(&dir)), "--events FILE".into()],
         ),
         (
-            vec!["explain", good.to_str().unwrap(), "--at", &past],
-            "is past the end",
+            vec![p(&empty)],
+            12,
+            vec![
+                format!("{} is empty", p(&empty)),
+                format!("--events {}", p(&empty)),
+            ],
+        ),
+        (
+            vec![p(&truncated)],
+            13,
+            vec![
+                format!("{} is truncated at line {cut_line}", p(&truncated)),
+                format!("head -n {} {}", cut_line - 1, p(&truncated)),
+            ],
+        ),
+        (
+            vec![p(&foreign)],
+            14,
+            vec![
+                format!("{} is not a nicproof event log: line 1", p(&foreign)),
+                "--events FILE".into(),
+            ],
+        ),
+        (
+            vec![p(&binary)],
+            14,
+            vec![format!(
+                "{} is not a nicproof event log: it is not text",
+                p(&binary)
+            )],
+        ),
+        (
+            vec![p(&report)],
+            14,
+            vec![format!(
+                "{} is not a nicproof event log: line 1",
+                p(&report)
+            )],
+        ),
+        (
+            vec![p(&good), "--at".into(), past.clone()],
+            15,
+            vec![
+                format!("event #{past} is past the end of {}", p(&good)),
+                format!("#0..=#{last}"),
+                format!("nicproof explain {} --log", p(&good)),
+            ],
         ),
     ];
-    for (args, want) in cases {
-        let (code, out, err) = nicproof(&args);
-        assert_eq!(code, 7, "{args:?}: {out}{err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
-        assert!(
-            err.contains(want) && !err.contains("panicked"),
-            "{args:?}: {err}"
-        );
+    for (args, want_code, wants) in cases {
+        let mut argv = vec!["explain"];
+        argv.extend(args.iter().map(String::as_str));
+        let (code, out, err) = nicproof(&argv);
+        assert_eq!(code, want_code, "{argv:?}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{argv:?}: not one line: {err}");
+        assert!(!err.contains("panicked"), "{argv:?}: {err}");
+        for want in wants {
+            assert!(err.contains(&want), "{argv:?}: no `{want}` in: {err}");
+        }
     }
-    for p in [good, empty, truncated, foreign] {
-        let _ = std::fs::remove_file(p);
+    // The way out the truncated file's error gives works.
+    let head = scratch("head.jsonl");
+    let complete: String = text[..cut_at]
+        .lines()
+        .take(cut_line - 1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&head, complete).unwrap();
+    let (code, out, err) = nicproof(&["explain", head.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    for f in [good, empty, truncated, foreign, binary, report, head] {
+        let _ = std::fs::remove_file(f);
     }
 }

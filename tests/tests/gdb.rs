@@ -20,43 +20,20 @@ fn free_port() -> u16 {
 
 #[test]
 fn gdb_breaks_in_start_xmit_reads_registers_and_steps() {
-    let port = free_port();
-    let mut vm = Command::new(nicproof_bin())
-        .args([
-            "run",
-            "--guest",
-            guest_image().to_str().unwrap(),
-            "--quiet",
-            "--timeout",
-            "120",
-        ])
-        .args(["--knob", "frames=4", "--gdb", &port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning nicproof");
-    // It says so once it listens (before the guest's first instruction).
-    let mut err = std::io::BufReader::new(vm.stderr.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut err, &mut first).unwrap();
-    assert!(
-        first.contains(&format!("waiting for gdb: target remote 127.0.0.1:{port}")),
-        "{first}"
+    let (out, vm) = gdb_session(
+        &["--knob", "frames=4"],
+        &[
+            "break nicproof_guest::driver::Adapter::xmit_frame",
+            "continue",
+            "info registers rip rsp",
+            "stepi",
+            "info registers rip",
+            "continue",
+            "print $pc",
+            "delete",
+            "continue",
+        ],
     );
-    let gdb = Command::new("gdb")
-        .args(["-batch", "-nx"])
-        .args(["-ex", &format!("target remote :{port}")])
-        .args(["-ex", "break nicproof_guest::driver::Adapter::xmit_frame"])
-        .args(["-ex", "continue", "-ex", "info registers rip rsp"])
-        .args(["-ex", "stepi", "-ex", "info registers rip"])
-        .args(["-ex", "continue", "-ex", "print $pc"])
-        .args(["-ex", "delete", "-ex", "continue"])
-        .arg(guest_image())
-        .output()
-        .expect("gdb is missing: `make tools` installs it");
-    let out =
-        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
-    let vm = vm.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&vm.stdout);
     assert_eq!(
         out.matches("Breakpoint 1, nicproof_guest::driver::Adapter::xmit_frame")
@@ -64,12 +41,7 @@ fn gdb_breaks_in_start_xmit_reads_registers_and_steps() {
         2,
         "{out}"
     );
-    let bp = out
-        .lines()
-        .find(|l| l.starts_with("Breakpoint 1 at 0x"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .map(|a| a.trim_end_matches(':').to_string())
-        .expect("breakpoint address");
+    let bp = breakpoint_address(&out);
     let rips: Vec<&str> = out.lines().filter(|l| l.starts_with("rip ")).collect();
     assert_eq!(rips.len(), 2, "{out}");
     assert!(rips[0].contains(&bp), "stopped at the breakpoint: {out}");
@@ -102,10 +74,14 @@ fn gdb_session(args: &[&str], commands: &[&str]) -> (String, std::process::Outpu
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning nicproof");
+    // It says so once it listens (before the guest's first instruction).
     let mut err = std::io::BufReader::new(vm.stderr.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut err, &mut first).unwrap();
-    assert!(first.contains("waiting for gdb"), "{first}");
+    assert!(
+        first.contains(&format!("waiting for gdb: target remote 127.0.0.1:{port}")),
+        "{first}"
+    );
     let mut gdb = Command::new("gdb");
     gdb.args(["-batch", "-nx", "-ex", &format!("target remote :{port}")]);
     for c in commands {
@@ -118,6 +94,15 @@ fn gdb_session(args: &[&str], commands: &[&str]) -> (String, std::process::Outpu
     let out =
         String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
     (out, vm.wait_with_output().unwrap())
+}
+
+/// Where gdb set breakpoint 1 (`Breakpoint 1 at 0x2121: file ...`).
+fn breakpoint_address(out: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with("Breakpoint 1 at 0x"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .map(|a| a.trim_end_matches(':').to_string())
+        .expect("breakpoint address")
 }
 
 /// The value of `info registers REG` lines (`rip 0x2121 0x2121 <f+4>`),
@@ -168,12 +153,7 @@ fn gdb_sees_each_vcpu_as_a_thread_and_stops_on_the_ap() {
         threads[0].contains("(vCPU 0)") && threads[1].contains("(vCPU 1)"),
         "{out}"
     );
-    let bp = out
-        .lines()
-        .find(|l| l.starts_with("Breakpoint 1 at 0x"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .map(|a| a.trim_end_matches(':').to_string())
-        .expect("breakpoint address");
+    let bp = breakpoint_address(&out);
     let rips = reg_values(&out, "rip");
     assert_eq!(rips.len(), 3, "{out}");
     assert_ne!(rips[0], bp, "vCPU 0 is elsewhere: {out}");

@@ -42,17 +42,7 @@ fn empty_scenario_passes() {
 
 #[test]
 fn bad_guest_panic_is_a_guest_panic() {
-    let r = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "boot",
-            "--bad-guest",
-            "panic",
-            "--timeout",
-            "60",
-        ],
-    );
+    let r = bad_guest("panic", &["--timeout", "60"]);
     assert_eq!((r.code, r.outcome()), (2, "guest-panic"), "{r:#?}");
     assert_eq!(r.report["message"], BAD_GUEST_PANIC_MSG);
     assert!(
@@ -65,17 +55,7 @@ fn bad_guest_panic_is_a_guest_panic() {
 
 #[test]
 fn bad_guest_page_fault_is_vector_14_at_the_known_address() {
-    let r = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "boot",
-            "--bad-guest",
-            "page-fault",
-            "--timeout",
-            "60",
-        ],
-    );
+    let r = bad_guest("page-fault", &["--timeout", "60"]);
     assert_eq!((r.code, r.outcome()), (3, "cpu-exception"), "{r:#?}");
     assert_eq!(r.report["vector"], 14);
     assert_eq!(r.report["cr2"], BAD_GUEST_FAULT_ADDR);
@@ -83,17 +63,7 @@ fn bad_guest_page_fault_is_vector_14_at_the_known_address() {
 
 #[test]
 fn bad_guest_triple_fault_is_a_triple_fault() {
-    let r = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "boot",
-            "--bad-guest",
-            "triple-fault",
-            "--timeout",
-            "60",
-        ],
-    );
+    let r = bad_guest("triple-fault", &["--timeout", "60"]);
     assert_eq!((r.code, r.outcome()), (4, "triple-fault"), "{r:#?}");
     assert!(
         r.report["regs"]["rip"].as_u64().is_some_and(|rip| rip != 0),
@@ -104,17 +74,7 @@ fn bad_guest_triple_fault_is_a_triple_fault() {
 #[test]
 fn bad_guest_endless_loop_times_out_within_its_limit() {
     let t = std::time::Instant::now();
-    let r = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "boot",
-            "--bad-guest",
-            "endless-loop",
-            "--timeout",
-            "2",
-        ],
-    );
+    let r = bad_guest("endless-loop", &["--timeout", "2"]);
     assert_eq!((r.code, r.outcome()), (5, "timeout"), "{r:#?}");
     assert!(t.elapsed().as_secs_f64() < 15.0, "took {:?}", t.elapsed());
     assert!(
@@ -131,17 +91,7 @@ fn bad_guest_endless_loop_times_out_within_its_limit() {
 #[test]
 fn bad_guest_deadlock_is_exit_8_with_both_rips() {
     let t = std::time::Instant::now();
-    let r = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "boot",
-            "--bad-guest",
-            "deadlock",
-            "--timeout",
-            "60",
-        ],
-    );
+    let r = bad_guest("deadlock", &["--timeout", "60"]);
     assert_eq!((r.code, r.outcome()), (8, "deadlock"), "{r:#?}");
     assert!(t.elapsed().as_secs_f64() < 30.0, "took {:?}", t.elapsed());
     let cpus = r.report["cpus"]
@@ -155,29 +105,13 @@ fn bad_guest_deadlock_is_exit_8_with_both_rips() {
         "{r:#?}"
     );
     assert!(r.stdout.contains("cpu 1 idle at rip 0x"), "{}", r.stdout);
-    let wall = run(
-        &guest_image(),
-        &[
-            "--scenario",
-            "boot",
-            "--bad-guest",
-            "deadlock",
-            "--clock",
-            "wall",
-            "--timeout",
-            "2",
-        ],
-    );
+    let wall = bad_guest("deadlock", &["--clock", "wall", "--timeout", "2"]);
     assert_eq!((wall.code, wall.outcome()), (5, "timeout"), "{wall:#?}");
 }
 
 #[test]
 fn bench_prints_min_median_max_per_metric() {
-    let out = std::process::Command::new(nicproof_bin())
-        .args(["bench", "--scenario", "empty", "--runs", "3", "--guest"])
-        .arg(guest_image())
-        .output()
-        .expect("spawning nicproof bench");
+    let out = nicproof_with_guest(&["bench", "--scenario", "empty", "--runs", "3"]);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -43,7 +43,7 @@ fn the_debugging_walkthrough_runs_verbatim() {
     );
     let steps = walkthrough();
     assert!(steps.len() >= 5, "{steps:?}");
-    let mut outputs = Vec::new();
+    let (mut outputs, mut errors) = (Vec::new(), Vec::new());
     for (cmd, want) in &steps {
         let o = Command::new("bash")
             .args(["-o", "pipefail", "-c", cmd])
@@ -58,6 +58,7 @@ fn the_debugging_walkthrough_runs_verbatim() {
         assert_eq!(o.status.code(), Some(*want), "`{cmd}`:\n{out}\n{err}");
         assert!(!err.contains("panicked"), "`{cmd}`: {err}");
         outputs.push(out.into_owned());
+        errors.push(err.into_owned());
     }
     // What the README says each step shows.
     assert!(outputs[0].contains("caught"), "{}", outputs[0]);
@@ -82,5 +83,37 @@ fn the_debugging_walkthrough_runs_verbatim() {
         "{}",
         outputs[6]
     );
+    assert!(
+        errors[7].starts_with("nicproof: error: missing.jsonl: no such file;"),
+        "{}",
+        errors[7]
+    );
+    // The timeline of step 3 has the driver's xmit batches and NAPI polls:
+    // one per batch-end tx-ring snapshot and per napi-complete of the log.
+    let log = std::fs::read_to_string(dir.join("run.jsonl")).unwrap();
+    let markers = |name: &str, at_stop: bool| {
+        log.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["marker"] == name)
+            .filter(|e| (e["args"][4].as_u64().unwrap() & 1 == 1) == at_stop)
+            .count()
+    };
+    let trace: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run.trace.json")).unwrap()).unwrap();
+    let spans = |name: &str| {
+        trace["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["name"] == name)
+            .count()
+    };
+    let (batches, polls) = (spans("xmit batch"), spans("napi poll"));
+    assert!(
+        batches > 0 && polls > 0,
+        "{batches} xmit batches, {polls} polls"
+    );
+    assert_eq!(batches, markers("tx-ring", false));
+    assert_eq!(polls, markers("napi-complete", false));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nic_model::abi::{layout, Marker, RecordKind, Scenario};
+use nic_model::abi::{layout, Marker, Scenario};
 use nicproof_tests::*;
 use vm_device::bus::{MmioAddress, MmioRange, PioAddress, PioRange};
 use vm_device::device_manager::{MmioManager, PioManager};
@@ -45,19 +45,9 @@ fn mmio_devices_and_marker_hooks_plug_into_the_vm() {
     let mut a = Asm::default();
     a.load32(layout::MMIO_WINDOW_BASE + 0x10) // read the device
         .store_eax(rec + 24) // into the marker's first argument
-        .send(0)
-        .send(1)
-        .send(2)
+        .send_records(3)
         .spin();
-    let recs = [
-        record(
-            RecordKind::Marker,
-            None,
-            [Marker::StopExit as u64, 0, 0, 0, 0, 0],
-        ),
-        record(RecordKind::Verdict, None, [1, 0, 0, 0, 0, 0]),
-        record(RecordKind::PowerOff, None, [0; 6]),
-    ];
+    let recs = marker_then_pass(Marker::StopExit);
     let mut vm = vm_for("mmio", &a, &recs);
     let probe = Arc::new(Mutex::new(Probe::default()));
     vm.io

@@ -150,19 +150,9 @@ fn unclaimed_ports_and_mmio_read_all_ones() {
         .store_eax(rec + 32)
         .in32(0x1234)
         .store_eax(rec + 40)
-        .send(0)
-        .send(1)
-        .send(2)
+        .send_records(3)
         .spin();
-    let recs = [
-        record(
-            RecordKind::Marker,
-            None,
-            [Marker::Phase as u64, 0, 0, 0, 0, 0],
-        ),
-        record(RecordKind::Verdict, None, [1, 0, 0, 0, 0, 0]),
-        record(RecordKind::PowerOff, None, [0; 6]),
-    ];
+    let recs = marker_then_pass(Marker::Phase);
     let r = run(
         &write_guest("unclaimed", &tiny_elf(&a.0, &recs)),
         &["--scenario", "boot", "--timeout", "30"],

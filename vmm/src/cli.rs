@@ -99,9 +99,10 @@ pub enum Command {
     /// run identity).
     Replay(ReplayArgs),
     /// Explain a saved `run --events` log: its first cause (or event SEQ)
-    /// with the history that leads to it, decoded. Exit 0 explained,
-    /// 7 bad input (missing, empty, truncated or foreign file; SEQ past
-    /// the end).
+    /// with the history that leads to it, decoded. Exit 0 explained;
+    /// a log it cannot use: 10 no such file, 11 unreadable, 12 empty,
+    /// 13 truncated, 14 not a nicproof event log, 15 no event SEQ; 7 bad
+    /// command line.
     Explain(ExplainArgs),
 }
 
@@ -292,8 +293,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
     /// Write the run's timeline to FILE (Chrome trace-event JSON: open it
-    /// in ui.perfetto.dev): driver markers and lifecycle spans, the
-    /// device's TX/RX engines, DMA, interrupts, resets, violations, and
+    /// in ui.perfetto.dev): per vCPU the driver's markers and its
+    /// lifecycle, xmit batch and NAPI poll spans, the device's TX/RX engines, DMA, interrupts, resets, violations, and
     /// counters for ring occupancy, queue state and BQL.
     #[arg(long, value_name = "FILE")]
     pub perfetto: Option<PathBuf>,

@@ -185,64 +185,180 @@ pub fn render_failed(f: &mut fmt::Formatter<'_>, r: &Report, reasons: &[String])
     Ok(())
 }
 
-/// Why `nicproof explain` cannot use a file or a SEQ.
+/// Why `nicproof explain` cannot use a file or a SEQ: one line that
+/// names the file, says what is wrong with it and what to do instead,
+/// and an exit code of its own ([`Self::exit_code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
-    /// The log cannot be read or parsed.
-    #[error(transparent)]
-    Log(#[from] crate::replay::ReplayError),
+    /// There is no such file.
+    #[error(
+        "{path}: no such file; record an event log with `nicproof run ... --events {path}` \
+         (a failed report prints the command under `see it again`)"
+    )]
+    Missing {
+        /// The log file, as given.
+        path: String,
+    },
+    /// The file exists but cannot be read (a directory, no permission).
+    #[error(
+        "cannot read {path}: {why}; explain reads the event log file that \
+         `nicproof run ... --events FILE` writes"
+    )]
+    Unreadable {
+        /// The log file, as given.
+        path: String,
+        /// The operating system's reason.
+        why: String,
+    },
+    /// The file holds no event (no line, or only blank ones).
+    #[error(
+        "{path} is empty: it holds no event; record a run into it with \
+         `nicproof run ... --events {path}`"
+    )]
+    Empty {
+        /// The log file, as given.
+        path: String,
+    },
     /// The last line is cut short (the run was killed while writing).
-    #[error("{path} is truncated: line {line} is cut short ({why})")]
+    #[error(
+        "{path} is truncated at line {line}: the line is cut short ({why}), so the run that \
+         wrote it was stopped mid-write; record it again with `nicproof run ... --events {path}`, \
+         or explain the complete lines: `head -n {complete} {path} > cut.jsonl; \
+         nicproof explain cut.jsonl`"
+    )]
     Truncated {
-        /// The log file.
+        /// The log file, as given.
         path: String,
         /// 1-based number of the cut line.
         line: usize,
+        /// Complete lines before it.
+        complete: usize,
         /// The parser's complaint about that line.
         why: String,
     },
-    /// SEQ is past the end of the log.
-    #[error("event #{seq} is past the end of {path} (its last event is #{last})")]
-    PastEnd {
+    /// The file is something else: not text, or a line that is not an
+    /// event of the log `nicproof run --events` writes.
+    #[error(
+        "{path} is not a nicproof event log: {what}; explain reads the JSON lines that \
+         `nicproof run ... --events FILE` writes (a `--json` report or a `--perfetto` \
+         timeline is not one)"
+    )]
+    Foreign {
+        /// The log file, as given.
+        path: String,
+        /// What is wrong, with the line number.
+        what: String,
+    },
+    /// SEQ is not an event of the log.
+    #[error(
+        "event #{seq} is {where_} {path}, whose events are #{first}..=#{last}; \
+         `nicproof explain {path} --log` lists them"
+    )]
+    NoEvent {
         /// The SEQ asked for.
         seq: u64,
-        /// The log file.
+        /// "past the end of" or "not in".
+        where_: &'static str,
+        /// The log file, as given.
         path: String,
+        /// The log's first event number.
+        first: u64,
         /// The log's last event number.
         last: u64,
     },
 }
 
-/// Read a saved `--events` log; a last line cut short is `Truncated`,
-/// anything else that is not the log `nicproof run --events` writes is
-/// the replay reader's error (missing, empty, foreign).
+impl ExplainError {
+    /// `nicproof explain`'s exit code for this error: one per kind, after
+    /// the run outcomes' 0..=8 (README "Exit codes").
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Missing { .. } => 10,
+            Self::Unreadable { .. } => 11,
+            Self::Empty { .. } => 12,
+            Self::Truncated { .. } => 13,
+            Self::Foreign { .. } => 14,
+            Self::NoEvent { .. } => 15,
+        }
+    }
+}
+
+/// Read a saved `--events` log: the file `nicproof run --events` writes,
+/// one JSON event per line. A last line cut short (a JSON event begun, no
+/// newline after it) is [`ExplainError::Truncated`]; any other line that
+/// is not an event, or a file that is not text, is `Foreign`.
 pub fn read_log(path: &std::path::Path) -> Result<Vec<Event>, ExplainError> {
-    match crate::replay::read_events(path) {
-        Ok(l) => Ok(l),
-        Err(crate::replay::ReplayError::NotEvents { path: p, line, why }) => {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
-            let last_line = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .last()
-                .map(|(i, _)| i + 1);
-            // A truncated file: the bad line is the last one, it starts
-            // like an event, and the file does not end with a newline.
-            let is_last = last_line == Some(line);
-            let looks_like_event = text
-                .lines()
-                .nth(line - 1)
-                .is_some_and(|l| l.starts_with("{\"seq\":"));
-            if is_last && looks_like_event && lines > 1 && !text.ends_with('\n') {
-                Err(ExplainError::Truncated { path: p, line, why })
-            } else {
-                Err(crate::replay::ReplayError::NotEvents { path: p, line, why }.into())
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ExplainError::Missing {
+            path: shown.clone(),
+        },
+        _ => ExplainError::Unreadable {
+            path: shown.clone(),
+            why: e.to_string(),
+        },
+    })?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(ExplainError::Foreign {
+            path: shown,
+            what: "it is not text (not UTF-8)".into(),
+        });
+    };
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    let mut log = Vec::with_capacity(lines.len());
+    for (k, &(i, l)) in lines.iter().enumerate() {
+        match serde_json::from_str::<Event>(l) {
+            Ok(e) => log.push(e),
+            // Cut short: the last line, begun as an event, and the file
+            // does not end with the newline every event line gets.
+            Err(e)
+                if k + 1 == lines.len() && l.starts_with("{\"seq\":") && !text.ends_with('\n') =>
+            {
+                return Err(ExplainError::Truncated {
+                    path: shown,
+                    line: i + 1,
+                    complete: i,
+                    why: e.to_string(),
+                })
+            }
+            Err(e) => {
+                return Err(ExplainError::Foreign {
+                    path: shown,
+                    what: format!("line {} is not an event ({e})", i + 1),
+                })
             }
         }
-        Err(e) => Err(e.into()),
     }
+    if log.is_empty() {
+        return Err(ExplainError::Empty { path: shown });
+    }
+    Ok(log)
+}
+
+/// Check that event `seq` is in `log` (read from `path`).
+pub fn check_seq(log: &[Event], seq: u64, path: &std::path::Path) -> Result<(), ExplainError> {
+    if log.iter().any(|e| e.seq == seq) {
+        return Ok(());
+    }
+    let (first, last) = (
+        log.first().map_or(0, |e| e.seq),
+        log.last().map_or(0, |e| e.seq),
+    );
+    Err(ExplainError::NoEvent {
+        seq,
+        where_: if seq > last {
+            "past the end of"
+        } else {
+            "not in"
+        },
+        path: path.display().to_string(),
+        first,
+        last,
+    })
 }
 
 /// The findings a log carries (`finding` events, appended by the run);

@@ -348,9 +348,10 @@ fn replay(args: &cli::ReplayArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// `nicproof explain`: bad input is a one-line error and exit 7.
+/// `nicproof explain`: bad input is a one-line error and an exit code per
+/// kind (`ExplainError::exit_code`).
 fn explain(args: &cli::ExplainArgs) -> Result<i32> {
-    use vmm::explain::{explain_at, findings_of, first_cause, read_log, ExplainError};
+    use vmm::explain::{check_seq, explain_at, findings_of, first_cause, read_log};
     let log = read_log(&args.file)?;
     if let Some(path) = &args.perfetto {
         write_compact_json(path, &vmm::perfetto::trace(&log))?;
@@ -372,11 +373,7 @@ fn explain(args: &cli::ExplainArgs) -> Result<i32> {
     let findings = findings_of(&log);
     let text = match args.at {
         Some(seq) => {
-            let last = log.last().map_or(0, |e| e.seq);
-            if !log.iter().any(|e| e.seq == seq) {
-                let path = args.file.display().to_string();
-                return Err(ExplainError::PastEnd { seq, path, last }.into());
-            }
+            check_seq(&log, seq, &args.file)?;
             explain_at(&log, seq, findings.iter().find(|f| f.seq == seq))
         }
         None => match first_cause(&findings) {
@@ -518,9 +515,12 @@ fn main() -> ExitCode {
     let code = real_main(cli).unwrap_or_else(|e| {
         eprintln!("nicproof: error: {e:#}");
         // Host failures (an output file, the guest image) share the
-        // host-error code of a run; anything else is the command line.
+        // host-error code of a run; a log `explain` cannot use has a code
+        // per kind; anything else is the command line.
         if e.downcast_ref::<HostError>().is_some() {
             EXIT_HOST_ERROR
+        } else if let Some(x) = e.downcast_ref::<vmm::explain::ExplainError>() {
+            x.exit_code()
         } else {
             EXIT_USAGE
         }

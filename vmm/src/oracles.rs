@@ -22,6 +22,17 @@ pub struct Finding {
     pub detail: String,
 }
 
+/// The report's form of a finding: the rule by its stable name.
+impl From<Finding> for crate::outcome::Finding {
+    fn from(f: Finding) -> Self {
+        Self {
+            oracle: f.oracle.name().into(),
+            seq: f.seq,
+            detail: f.detail,
+        }
+    }
+}
+
 /// The marker an event carries, with its args and text (None for other
 /// events and unknown marker names).
 pub fn marker_of(e: &Event) -> Option<(Marker, &[u64], &str)> {
@@ -943,18 +954,8 @@ mod tests {
     #[test]
     fn doorbell_after_stop_until_next_open() {
         let mut l = log(&[(Marker::StopExit, &[]), (Marker::OpenEnter, &[])]);
-        let bell = |seq| Event {
-            seq,
-            time_ns: 0,
-            source: Source::Device,
-            kind: EventKind::MmioWrite {
-                offset: u64::from(abi::regs::TX_TAIL),
-                value: 1,
-                size: 4,
-            },
-        };
-        l.insert(1, bell(1));
-        l.push(bell(3));
+        l.insert(1, tx_tail(1, 1));
+        l.push(tx_tail(3, 1));
         let f = doorbell_after_stop(&l);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].seq, 1);
@@ -1061,17 +1062,7 @@ mod tests {
     /// A TxRing snapshot: next to post, next to reclaim, BQL queued and
     /// completed, flags.
     fn tx_ring(seq: u64, args: [u64; 5]) -> Event {
-        Event {
-            seq,
-            time_ns: 0,
-            source: Source::Guest,
-            kind: EventKind::Marker {
-                marker: Marker::TxRing.name().into(),
-                args: args.to_vec(),
-                text: String::new(),
-                cpu: None,
-            },
-        }
+        at(log(&[(Marker::TxRing, &args)]), seq)
     }
 
     fn dev(seq: u64, kind: EventKind) -> Event {
@@ -1083,15 +1074,20 @@ mod tests {
         }
     }
 
-    fn tx_tail(seq: u64, v: u64) -> Event {
+    /// A 4-byte write of `value` to register `reg`, as the device logs it.
+    fn reg_write(seq: u64, reg: u32, value: u64) -> Event {
         dev(
             seq,
             EventKind::MmioWrite {
-                offset: u64::from(abi::regs::TX_TAIL),
-                value: v,
+                offset: u64::from(reg),
+                value,
                 size: 4,
             },
         )
+    }
+
+    fn tx_tail(seq: u64, v: u64) -> Event {
+        reg_write(seq, abi::regs::TX_TAIL, v)
     }
 
     #[test]
@@ -1209,15 +1205,11 @@ mod tests {
     }
 
     fn int_enable(seq: u64, v: u64) -> Event {
-        dev(
-            seq,
-            EventKind::MmioWrite {
-                offset: u64::from(abi::regs::INT_ENABLE),
-                value: v,
-                size: 4,
-            },
-        )
+        reg_write(seq, abi::regs::INT_ENABLE, v)
     }
+
+    /// Every interrupt cause enabled.
+    const ALL_CAUSES: u64 = (abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR) as u64;
 
     fn at(mut e: Vec<Event>, seq: u64) -> Event {
         let mut e = e.remove(0);
@@ -1228,7 +1220,7 @@ mod tests {
     #[test]
     fn irq_reenable_wants_the_napi_causes_back_at_napi_complete() {
         let done = || log(&[(Marker::NapiComplete, &[3, 64])]);
-        let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
+        let all = ALL_CAUSES;
         let err = u64::from(abi::regs::INT_ERR);
         // Masked by the handler, restored by the poll: held.
         let ok = vec![
@@ -1254,7 +1246,7 @@ mod tests {
 
     #[test]
     fn irq_enabled_after_stop_wants_zero_until_the_next_open() {
-        let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
+        let all = ALL_CAUSES;
         let m = |seq, mk: Marker| at(log(&[(mk, &[])]), seq);
         let ok = vec![
             int_enable(0, all),
@@ -1284,18 +1276,9 @@ mod tests {
 
     #[test]
     fn irq_after_napi_disable_wants_the_device_left_alone_until_napi_enable() {
-        let all = u64::from(abi::regs::INT_TX | abi::regs::INT_RX | abi::regs::INT_ERR);
+        let all = ALL_CAUSES;
         let napi = |seq, on: u64| at(log(&[(Marker::NapiDisable, &[on])]), seq);
-        let cause = |seq| {
-            dev(
-                seq,
-                EventKind::MmioWrite {
-                    offset: u64::from(abi::regs::INT_CAUSE),
-                    value: 3,
-                    size: 4,
-                },
-            )
-        };
+        let cause = |seq| reg_write(seq, abi::regs::INT_CAUSE, 3);
         // Stop's own INT_ENABLE 0, then open's acknowledge and enable after napi_enable.
         let ok = vec![
             napi(0, 1),

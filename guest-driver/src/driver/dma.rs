@@ -295,4 +295,17 @@ mod tests {
         assert!(pool.alloc(6 * PAGE).is_none(), "only 5 pages are left");
         assert_eq!(pool.pages_used(), 3);
     }
+
+    /// A full pool hands out nothing, not the page past its window.
+    #[test]
+    fn pool_never_allocates_past_its_window() {
+        let mut mem = vec![0u8; 4 * PAGE as usize];
+        // SAFETY: `mem` outlives the pool and nothing else touches it.
+        let mut pool = unsafe { DmaPool::new(0x100_0000, mem.as_mut_ptr(), 3 * PAGE) };
+        for p in 0..3 {
+            assert_eq!(pool.alloc(PAGE).unwrap().phys, 0x100_0000 + p * PAGE);
+        }
+        assert_eq!(pool.alloc(PAGE), None, "three pages, all in use");
+        assert_eq!(pool.pages_used(), 3);
+    }
 }

@@ -224,6 +224,16 @@ pub struct Adapter<'a, 'e> {
 // the other side is quiesced, as the type's doc says.
 unsafe impl Sync for Adapter<'_, '_> {}
 
+/// `igc_remove`'s `pci_free_irq_vectors`: when the driver lets the
+/// device go (after unregister, or a probe that failed after PCI set-up),
+/// every MSI-X vector is masked and MSI-X turned off, so nothing the
+/// device still raises reaches a CPU that no longer has a handler for it.
+impl Drop for Adapter<'_, '_> {
+    fn drop(&mut self) {
+        pci::teardown_msix(self.plat, &self.pci, &self.regs);
+    }
+}
+
 impl<'a, 'e> Adapter<'a, 'e> {
     /// `igc_probe`: find the NIC, place BAR0, enable memory and bus
     /// mastering, program MSI-X, reset, read and validate the MAC.

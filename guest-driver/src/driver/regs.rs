@@ -16,11 +16,6 @@ impl<'p> Regs<'p> {
         Self { plat, base }
     }
 
-    /// Physical address of BAR0.
-    pub fn base(&self) -> u64 {
-        self.base
-    }
-
     /// Read the register at byte offset `off` (an `abi::regs` constant).
     pub fn read(&self, off: u32) -> u32 {
         self.plat.mmio_read32(self.base + u64::from(off))

@@ -135,15 +135,14 @@ mod tests {
             len: 512,
         };
         let tx: Ring<TxDesc> = Ring::new(region, 16);
-        tx.write(
-            3,
-            TxDesc {
-                status: 0xffff,
-                cookie: 7,
-                rsvd: 9,
-                ..TxDesc::default()
-            },
-        );
+        let dirty = TxDesc {
+            status: 0xffff,
+            cookie: 7,
+            rsvd: 9,
+            ..TxDesc::default()
+        };
+        tx.write(3, dirty);
+        assert_eq!(tx.read(3 + 16), dirty, "write, then read the same slot");
         tx.write_tx(3 + 16, 0x1234_5678_9abc, 1514, crate::abi::TXD_EOP);
         let want = TxDesc {
             addr: 0x1234_5678_9abc,

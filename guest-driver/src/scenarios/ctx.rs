@@ -119,6 +119,14 @@ impl Ctx<'_, '_, '_, '_> {
         self.rng
     }
 
+    /// A seeded frame shape of mixed traffic: 1..=4 fragments and
+    /// 60..=1200 bytes in all, as (fragments, bytes).
+    #[inline]
+    pub(crate) fn mixed_shape(&mut self) -> (usize, u32) {
+        let r = self.rand();
+        (1 + (r % 4) as usize, 60 + ((r >> 8) % 1140) as u32)
+    }
+
     pub(crate) fn phase(&self, n: u64, name: &str) {
         self.plat.marker_text(Marker::Phase, &[n], name);
     }

@@ -84,6 +84,8 @@ trait Lifecycle {
     fn mixed_skb(&mut self) -> Result<SkbId, String>;
     fn traffic(&mut self, n: u64) -> Result<(), String>;
     fn close_and_check(&mut self);
+    fn up_down(&mut self, frames: u64) -> Result<(), String>;
+    fn cycles(&mut self, n: u64) -> Result<(), String>;
 }
 
 impl Lifecycle for Ctx<'_, '_, '_, '_> {
@@ -94,12 +96,10 @@ impl Lifecycle for Ctx<'_, '_, '_, '_> {
             .map_err(|e| format!("skb alloc failed: {e}"))
     }
 
-    /// A frame of mixed shape: 1..=4 fragments, 60..=1200 bytes.
+    /// A frame of mixed shape ([`Ctx::mixed_shape`]), equal fragments.
     fn mixed_skb(&mut self) -> Result<SkbId, String> {
-        let r = self.rand();
-        let n = 1 + (r % 4) as usize;
-        let len = 60 + (r >> 8) % 1140;
-        self.skb(n, (len / n as u64) as u32)
+        let (n, len) = self.mixed_shape();
+        self.skb(n, len / n as u32)
     }
 
     /// Send `n` mixed frames through the qdisc and wait until every one
@@ -191,6 +191,24 @@ impl Lifecycle for Ctx<'_, '_, '_, '_> {
         );
         self.check(bql == 0, &format!("bql: {bql} bytes in flight after stop"));
     }
+
+    /// One UP period: open, `frames` frames of traffic, then close with
+    /// the quiescence checks.
+    fn up_down(&mut self, frames: u64) -> Result<(), String> {
+        self.open()?;
+        self.traffic(frames)?;
+        self.close_and_check();
+        Ok(())
+    }
+
+    /// `n` UP periods of two frames each, phases 1..=n.
+    fn cycles(&mut self, n: u64) -> Result<(), String> {
+        for i in 0..n {
+            self.phase(1 + i, "cycle");
+            self.up_down(2)?;
+        }
+        Ok(())
+    }
 }
 
 /// Scenarios 2-5 and the extras: put work in flight, stop at a seeded
@@ -256,10 +274,7 @@ fn flood_then_stop(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<(), Strin
     }
     c.close_and_check();
     c.phase(3, "reopen");
-    c.open()?;
-    c.traffic(4)?;
-    c.close_and_check();
-    Ok(())
+    c.up_down(4)
 }
 
 /// Interrupts forced into every window (issue 14): the device raises
@@ -271,17 +286,8 @@ fn flood_then_stop(c: &mut Ctx<'_, '_, '_, '_>, s: Scenario) -> Result<(), Strin
 /// enabled after stop-exit, no DMA or interrupt after it), and each
 /// reopen must carry traffic.
 fn irq_window(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
-    let cycles = c.cfg.knobs[knob::CYCLES].clamp(1, 64);
-    for i in 0..cycles {
-        c.phase(1 + i, "cycle");
-        c.open()?;
-        c.traffic(2)?;
-        c.close_and_check();
-    }
-    c.open()?;
-    c.traffic(4)?;
-    c.close_and_check();
-    Ok(())
+    c.cycles(c.cfg.knobs[knob::CYCLES].clamp(1, 64))?;
+    c.up_down(4)
 }
 
 /// Scenario 1: the EEPROM address is zero, multicast, broadcast (VARIANT
@@ -307,10 +313,7 @@ fn invalid_mac(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
         );
     }
     c.dev.set_dev_addr(mac, how);
-    c.open()?;
-    c.traffic(c.cfg.knobs[knob::FRAMES].clamp(1, 64))?;
-    c.close_and_check();
-    Ok(())
+    c.up_down(c.cfg.knobs[knob::FRAMES].clamp(1, 64))
 }
 
 /// Scenario 6: unregister while UP (variant 0), while DOWN (1), and
@@ -322,12 +325,7 @@ fn unregister(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
         2 => c.cfg.knobs[knob::CYCLES].clamp(1, 100).max(3),
         _ => 0,
     };
-    for i in 0..cycles {
-        c.phase(1 + i, "cycle");
-        c.open()?;
-        c.traffic(2)?;
-        c.close_and_check();
-    }
+    c.cycles(cycles)?;
     c.open()?;
     c.traffic(4)?;
     if variant == 1 {
@@ -415,10 +413,7 @@ fn max_frags_fill(c: &mut Ctx<'_, '_, '_, '_>) -> Result<(), String> {
     );
     c.close_and_check();
     c.phase(3, "reopen");
-    c.open()?;
-    c.traffic(4)?;
-    c.close_and_check();
-    Ok(())
+    c.up_down(4)
 }
 
 /// Scenario 17: a full ring at xmit entry (a false wake, forced here by

@@ -120,10 +120,10 @@ impl Queueing for Ctx<'_, '_, '_, '_> {
             .map_err(|e| format!("skb-ledger: alloc failed: {e}"))
     }
 
-    /// A frame of mixed shape: 1..=4 fragments, 60..=1200 bytes.
+    /// A frame of mixed shape ([`Ctx::mixed_shape`]), no linear head.
     fn mixed_skb(&mut self) -> Result<SkbId, String> {
-        let r = self.rand();
-        self.skb(&[], 1 + (r % 4) as usize, 60 + ((r >> 8) % 1140) as u32)
+        let (n, len) = self.mixed_shape();
+        self.skb(&[], n, len)
     }
 
     /// Hand `skbs` to the stack and push them to the driver, batch

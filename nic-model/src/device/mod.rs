@@ -118,6 +118,8 @@ pub struct Nic {
     /// left before the forced interrupt of the current window.
     window_starts: u64,
     window_left: Option<u64>,
+    /// Reset requests since power-on (`NicConfig::hang_nth_reset`).
+    resets: u64,
 }
 
 impl std::fmt::Debug for Nic {
@@ -178,6 +180,7 @@ impl Nic {
             rx_unsignalled_since: None,
             window_starts: 0,
             window_left: None,
+            resets: 0,
         })
     }
 

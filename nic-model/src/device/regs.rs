@@ -55,6 +55,9 @@ pub(super) struct Regs {
     pub(super) ctrl: u32,
     pub(super) resetting: bool,
     pub(super) eeprom: u32,
+    /// Device time from which the EEPROM read in progress reads back
+    /// done (`NicConfig::eeprom_delay_us`).
+    pub(super) eeprom_ready_ns: u64,
     pub(super) tx: Ring,
     pub(super) rx: Ring,
     pub(super) int_cause: u32,
@@ -226,6 +229,10 @@ impl Nic {
                 }
                 s
             }
+            // A read still in progress: its address, neither DONE nor data.
+            regs::EEPROM if self.now_ns < r.eeprom_ready_ns => {
+                r.eeprom & ((1 << regs::EEPROM_DATA_SHIFT) - 1) & !regs::EEPROM_DONE
+            }
             regs::EEPROM => r.eeprom,
             regs::TX_BASE_LO => r.tx.base as u32,
             regs::TX_BASE_HI => (r.tx.base >> 32) as u32,
@@ -282,7 +289,8 @@ impl Nic {
         match off {
             regs::CTRL => self.write_ctrl(v),
             regs::EEPROM if v & regs::EEPROM_START != 0 => {
-                // The read completes at once: DONE is set on the next read.
+                // The read completes at once (DONE is set on the next
+                // read), or after the configured delay.
                 let word = (v >> regs::EEPROM_ADDR_SHIFT) & 0xff;
                 let mac = self.cfg.eeprom_mac();
                 let data = match word as usize {
@@ -292,6 +300,9 @@ impl Nic {
                 r.eeprom = word << regs::EEPROM_ADDR_SHIFT
                     | regs::EEPROM_DONE
                     | data << regs::EEPROM_DATA_SHIFT;
+                r.eeprom_ready_ns = self
+                    .now_ns
+                    .saturating_add(self.cfg.eeprom_delay_us.saturating_mul(1000));
             }
             regs::TX_BASE_LO => r.tx.base = r.tx.base & !0xffff_ffff | u64::from(v),
             regs::TX_BASE_HI => r.tx.base = r.tx.base & 0xffff_ffff | u64::from(v) << 32,
@@ -381,8 +392,12 @@ impl Nic {
             ghost_irq: self.timers.ghost_irq,
             ..Timers::default()
         };
+        self.resets += 1;
         let delay = self.cfg.reset_delay_us.saturating_mul(1000);
-        if delay == 0 {
+        if self.cfg.hang_nth_reset == Some(self.resets) {
+            // Wedged: no timer, STATUS_RESETTING for good.
+            self.regs.resetting = true;
+        } else if delay == 0 {
             self.finish_reset();
         } else {
             self.regs.resetting = true;

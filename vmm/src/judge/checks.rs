@@ -525,11 +525,7 @@ mod tests {
     fn judged(log: &[Event]) -> (Outcome, Vec<Finding>) {
         let f: Vec<Finding> = oracles::check_all(log, true)
             .into_iter()
-            .map(|f| Finding {
-                oracle: f.oracle.name().into(),
-                seq: f.seq,
-                detail: f.detail,
-            })
+            .map(Finding::from)
             .collect();
         if f.is_empty() {
             (Outcome::Passed, f)
@@ -547,6 +543,18 @@ mod tests {
         t.iter()
             .find(|c| c.check == name)
             .unwrap_or_else(|| panic!("no row {name}"))
+    }
+
+    /// Row `name` of `t`, asserted FAILED by `oracle` alone.
+    fn failed_row<'a>(t: &'a [Check], name: &str, oracle: &str) -> &'a Check {
+        let r = row(t, name);
+        assert_eq!(
+            (r.status, &r.failed_by[..]),
+            (Status::Failed, &[oracle.to_string()][..]),
+            "{}",
+            render(t)
+        );
+        r
     }
 
     #[test]
@@ -673,21 +681,13 @@ mod tests {
         // Unexpected: the oracle's finding fails the row, which names it.
         let f: Vec<Finding> = oracles::device_error(&l, None)
             .into_iter()
-            .map(|f| Finding {
-                oracle: f.oracle.name().into(),
-                seq: f.seq,
-                detail: f.detail,
-            })
+            .map(Finding::from)
             .collect();
         let o = Outcome::Failed {
             reasons: vec!["x".into()],
         };
         let t = table(&l, &o, &f, false);
-        let r = row(&t, "device latched no unexpected error");
-        assert_eq!(
-            (r.status, &r.failed_by[..]),
-            (Status::Failed, &["device-error".to_string()][..])
-        );
+        let r = failed_row(&t, "device latched no unexpected error", "device-error");
         assert_eq!(
             r.errors,
             vec!["address-outside-ram (code 3) at 0x4001000, event #5, unexpected"]
@@ -732,24 +732,16 @@ mod tests {
         let l = log(k);
         let (o, f) = judged(&l);
         let t = table(&l, &o, &f, false);
-        let d = row(&t, "every posted descriptor gets a doorbell");
-        assert_eq!(
-            (d.status, &d.failed_by[..]),
-            (Status::Failed, &["doorbell-pending".to_string()][..]),
-            "{}",
-            render(&t)
+        let d = failed_row(
+            &t,
+            "every posted descriptor gets a doorbell",
+            "doorbell-pending",
         );
         assert_eq!(
             (d.counts["batch-end-checks"], d.counts["stop-entry-checks"]),
             (1, 1)
         );
-        let b = row(&t, "BQL back to zero");
-        assert_eq!(
-            (b.status, &b.failed_by[..]),
-            (Status::Failed, &["bql-balance".to_string()][..]),
-            "{}",
-            render(&t)
-        );
+        let b = failed_row(&t, "BQL back to zero", "bql-balance");
         assert_eq!(b.counts["bql-balance-checks"], 2);
         assert_eq!(
             row(&t, "guest verdict and other oracles").status,
