@@ -28,6 +28,8 @@ const PACKETS: u32 = 3;
 const POLLS: u32 = 2;
 /// Bytes per packet (non-zero, so the wake side fences).
 const BYTES: u32 = 100;
+/// Every packet `BYTES` long.
+const SAME_SIZE: &[u32] = &[BYTES];
 
 #[derive(Clone, Copy)]
 struct Model {
@@ -42,6 +44,22 @@ struct Model {
     /// The driver-side `cons-index-late` mutant: the consumer stores its
     /// index after completed_wake instead of before.
     cons_late: bool,
+    /// Packets the producer tries to send and polls the consumer runs.
+    packets: u32,
+    polls: u32,
+    /// Packet `i` is `sizes[i % sizes.len()]` bytes.
+    sizes: &'static [u32],
+    /// BQL's limit pinned (`limit_min` = `limit_max`) at this many bytes
+    /// by a one-byte packet sent and completed before the threads start
+    /// (a fresh dql's `adj_limit` is 0, so its first packet always stops
+    /// the queue); `None` keeps `bql_min_limit` and a high maximum.
+    bql_fixed_limit: Option<u32>,
+}
+
+impl Model {
+    fn size(&self, packet: u32) -> u32 {
+        self.sizes[packet as usize % self.sizes.len()]
+    }
 }
 
 struct Ring {
@@ -62,8 +80,16 @@ impl Ring {
 fn check(m: Model) {
     loom::model(move || {
         let q = Arc::new(TxQueue::new(0, m.bql, m.mutants, &ENV));
-        q.dql().set_limit_min(m.bql_min_limit).unwrap();
-        q.dql().set_limit_max(u32::MAX / 4).unwrap();
+        if let Some(limit) = m.bql_fixed_limit {
+            q.dql().set_limit_min(limit).unwrap();
+            q.dql().set_limit_max(limit).unwrap();
+            q.sent_queue(1).unwrap();
+            q.completed_queue(1, 1).unwrap();
+            assert_eq!(q.state(), 0, "the warm-up packet leaves the queue running");
+        } else {
+            q.dql().set_limit_min(m.bql_min_limit).unwrap();
+            q.dql().set_limit_max(u32::MAX / 4).unwrap();
+        }
         let r = Arc::new(Ring {
             prod: AtomicU32::new(0),
             cons: AtomicU32::new(0),
@@ -73,7 +99,7 @@ fn check(m: Model) {
         let (pq, pr) = (q.clone(), r.clone());
         let producer = thread::spawn(move || {
             let mut busy = 0;
-            for _ in 0..PACKETS {
+            for i in 0..m.packets {
                 // The stack never calls xmit on a stopped queue.
                 if pq.xmit_stopped() {
                     continue;
@@ -86,7 +112,7 @@ fn check(m: Model) {
                 // The driver doc's order: BQL sent, producer index, then
                 // maybe_stop. Storing `prod` here also stands for the
                 // doorbell, after which the device may complete it.
-                pq.sent_queue(BYTES).expect("bql accounting");
+                pq.sent_queue(m.size(i)).expect("bql accounting");
                 let p = pr.prod.load(Acquire);
                 pr.prod.store(p.wrapping_add(1), Release);
                 pq.maybe_stop(|| pr.free(), m.stop_thrs, m.start_thrs);
@@ -96,15 +122,16 @@ fn check(m: Model) {
 
         let (cq, cr) = (q.clone(), r.clone());
         let consumer = thread::spawn(move || {
-            for _ in 0..POLLS {
+            for _ in 0..m.polls {
                 let p = cr.prod.load(Acquire);
                 let c = cr.cons.load(Acquire);
                 let pkts = p.wrapping_sub(c);
+                let bytes = (c..p).map(|i| m.size(i)).sum();
                 // The consumer index is stored before the macro.
                 if !m.cons_late {
                     cr.cons.store(p, Release);
                 }
-                cq.completed_wake(pkts, pkts * BYTES, || cr.free(), m.start_thrs)
+                cq.completed_wake(pkts, bytes, || cr.free(), m.start_thrs)
                     .expect("bql accounting");
                 if m.cons_late {
                     cr.cons.store(p, Release);
@@ -141,6 +168,10 @@ fn base() -> Model {
         bql_min_limit: 0,
         mutants: SoftnetMutants::NONE,
         cons_late: false,
+        packets: PACKETS,
+        polls: POLLS,
+        sizes: SAME_SIZE,
+        bql_fixed_limit: None,
     }
 }
 
@@ -311,4 +342,42 @@ fn fenced_protocol_holds_for_other_thresholds() {
             ..base()
         });
     }
+}
+
+/// BQL's own stop racing a completion: the producer's `sent_queue` finds
+/// the queue over its limit, and before it sets STACK_XOFF the consumer
+/// completes the packet before it and so brings it back under (a limit
+/// of one packet: the second is over until the first completes). The
+/// consumer saw no STACK_XOFF to clear, so the producer's re-check after
+/// its fence must clear it itself: else it stays stopped under the limit
+/// and nothing will ever clear it.
+#[test]
+fn bql_recheck_clears_stack_xoff_a_completion_raced() {
+    check(Model {
+        ring: 4,
+        bql: true,
+        bql_fixed_limit: Some(BYTES),
+        packets: 2,
+        polls: 1,
+        ..base()
+    });
+}
+
+/// The completion that makes room must see a concurrent DRV_XOFF even when
+/// it leaves BQL over its limit (a 10-byte packet completes while a
+/// 100-byte one is queued against a 50-byte limit): then the BQL
+/// completion does not touch the state word, so only its fence
+/// (`netdev_tx_completed_queue`'s smp_mb, which `netif_txq_completed_wake`
+/// relies on, 301f227fc860) orders the consumer's index store before its
+/// read of the stop bit. Without it the wake waits for a later completion.
+#[test]
+fn bql_completion_over_the_limit_still_wakes() {
+    check(Model {
+        bql: true,
+        bql_fixed_limit: Some(50),
+        sizes: &[10, 100],
+        packets: 2,
+        polls: 1,
+        ..base()
+    });
 }

@@ -199,6 +199,38 @@ fn qdisc_batches_set_xmit_more_on_all_but_the_last() {
     assert_eq!(more, vec![t, t, t, f, t, t, t, f, t, f]);
 }
 
+/// A BUSY with no wake since the driver last accepted an skb is the
+/// driver's failure to stop in advance; one after a wake is a false wake
+/// (the completion's room was used up meanwhile), which Linux tolerates
+/// and the stack counts apart. `TxQueue::wakes` counts only wakes that
+/// restarted a stopped queue.
+#[test]
+fn busy_after_a_wake_is_counted_as_a_false_wake() {
+    let (mut dev, env) = device();
+    dev.register().unwrap();
+    dev.open().unwrap();
+    assert_eq!(dev.queue().wakes(), 0);
+    assert_eq!(dev.xmit(SkbId(1), false), NetdevTx::Ok);
+    dev.ops.busy_on = Some(2);
+    assert_eq!(dev.xmit(SkbId(2), false), NetdevTx::Busy);
+    assert_eq!((dev.busy_count(), dev.false_wake_busy_count()), (1, 0));
+    assert!(!dev.queue().wake(QueueReason::Reclaim), "already running");
+    assert_eq!(dev.queue().wakes(), 0, "a wake of a running queue");
+    dev.queue().stop(QueueReason::RingLow);
+    assert!(dev.queue().wake(QueueReason::Reclaim));
+    assert_eq!(dev.queue().wakes(), 1);
+    dev.ops.busy_on = Some(3);
+    assert_eq!(dev.xmit(SkbId(3), false), NetdevTx::Busy);
+    assert_eq!((dev.busy_count(), dev.false_wake_busy_count()), (1, 1));
+    let busy: Vec<Vec<u64>> = env
+        .markers()
+        .into_iter()
+        .filter(|m| m.0 == Marker::XmitBusy)
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(busy, vec![vec![2, 0], vec![3, 1]]);
+}
+
 #[test]
 fn qdisc_stops_with_the_queue_and_requeues_busy_at_the_head() {
     let (mut dev, env) = device();
@@ -268,6 +300,37 @@ fn watchdog_fires_on_a_stalled_stopped_queue_only() {
     dev.set_carrier(true);
     dev.queue().wake(QueueReason::Reclaim);
     assert!(!dev.watchdog_tick(), "progress: woken");
+    assert_eq!(dev.watchdog().fired(), 2);
+}
+
+/// `open` forgets the fires from before a close (`Watchdog::reset`): a
+/// queue still stopped since before the last fire (here the driver's open
+/// does not restart it) is judged from its `trans_start` again, so the
+/// first tick after the reopen fires; without the reset it would wait a
+/// full `watchdog_timeo` from the old fire.
+#[test]
+fn watchdog_forgets_past_fires_on_open() {
+    let (mut dev, env) = device();
+    dev.register().unwrap();
+    dev.open().unwrap();
+    dev.set_carrier(true);
+    assert_eq!(dev.watchdog().timeo_ns(), 1_000);
+    env.set_now(10_000);
+    dev.queue().stop(QueueReason::RingLow);
+    env.advance(1_001);
+    assert!(dev.watchdog_tick());
+    dev.close();
+    dev.open().unwrap();
+    assert!(
+        dev.queue().stopped(),
+        "the mock's open leaves the queue stopped"
+    );
+    env.advance(1);
+    assert!(
+        dev.watchdog_tick(),
+        "stopped 1,002 ns since trans_start: the fire before the close no longer counts"
+    );
+    assert_eq!(dev.ops.timeouts, vec![0, 0]);
     assert_eq!(dev.watchdog().fired(), 2);
 }
 
