@@ -186,11 +186,16 @@ fn gdb_refuses_cpl3_in_one_line() {
 }
 
 #[test]
-fn a_gdb_port_in_use_is_a_one_line_host_error() {
+fn a_gdb_port_in_use_is_a_one_line_error_with_its_own_exit_code() {
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
     let r = run(&guest_image(), &["--scenario", "boot", "--gdb", &port]);
-    assert_eq!((r.code, r.outcome()), (6, "host-error"), "{}", r.stdout);
+    assert_eq!(
+        (r.code, r.outcome()),
+        (9, "gdb-cannot-listen"),
+        "{}",
+        r.stdout
+    );
     let msg = r.report["message"].as_str().unwrap();
     assert!(
         msg.starts_with(&format!("--gdb {port}: cannot listen on 127.0.0.1:{port}"))

@@ -14,7 +14,7 @@ use vmm::vm::RunOptions;
 
 const EXIT_CODES: &str = "Exit codes: 0 passed, 1 failed (reasons listed), 2 guest panic, \
 3 CPU exception, 4 triple fault, 5 timeout, 6 host error (no KVM, bad guest image, KVM failure), \
-7 bad command line.";
+7 bad command line, 9 `--gdb PORT` cannot listen (port in use).";
 
 /// The guest image's usual place, relative to the workspace.
 pub const DEFAULT_GUEST: &str = "images/nicproof-guest";

@@ -151,8 +151,13 @@ pub fn run(opts: &RunOptions) -> RunResult {
             )
         }
         Err(e) => (
-            Outcome::HostError {
-                message: e.to_string(),
+            match e {
+                vm::VmError::Gdb(_) => Outcome::GdbCannotListen {
+                    message: e.to_string(),
+                },
+                _ => Outcome::HostError {
+                    message: e.to_string(),
+                },
             },
             Vec::new(),
             Stats::default(),

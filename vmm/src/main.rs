@@ -79,7 +79,11 @@ fn write_outputs(args: &cli::RunArgs, res: &vmm::RunResult) -> Result<(), HostEr
     if let Some(path) = &args.events {
         // A run that never started has no events: leave no empty file.
         let never_ran = res.events.is_empty()
-            && matches!(res.report.outcome, vmm::outcome::Outcome::HostError { .. });
+            && matches!(
+                res.report.outcome,
+                vmm::outcome::Outcome::HostError { .. }
+                    | vmm::outcome::Outcome::GdbCannotListen { .. }
+            );
         if !never_ran {
             write_events(path, &res.events)?;
         }

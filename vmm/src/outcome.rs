@@ -100,6 +100,12 @@ pub enum Outcome {
         /// What failed on the host, for humans.
         message: String,
     },
+    /// `--gdb PORT` could not listen (the port is in use, say): its own
+    /// outcome and exit code, so a script can pick another port.
+    GdbCannotListen {
+        /// Which port and why, for humans.
+        message: String,
+    },
     /// Deterministic mode: every vCPU waited (idle with no deadline) and
     /// no device timer was due, so nothing could ever run again.
     Deadlock {
@@ -129,6 +135,7 @@ impl Outcome {
             Outcome::Timeout { .. } => 5,
             Outcome::HostError { .. } => 6,
             Outcome::Deadlock { .. } => 8,
+            Outcome::GdbCannotListen { .. } => 9,
         }
     }
 
@@ -142,6 +149,7 @@ impl Outcome {
             Outcome::TripleFault { .. } => "triple-fault",
             Outcome::Timeout { .. } => "timeout",
             Outcome::HostError { .. } => "host-error",
+            Outcome::GdbCannotListen { .. } => "gdb-cannot-listen",
             Outcome::Deadlock { .. } => "deadlock",
         }
     }
@@ -399,7 +407,9 @@ impl fmt::Display for Report {
                     writeln!(f, "  event | {}", crate::decode::line(e))?;
                 }
             }
-            Outcome::HostError { message } => writeln!(f, "  {message}")?,
+            Outcome::HostError { message } | Outcome::GdbCannotListen { message } => {
+                writeln!(f, "  {message}")?
+            }
             Outcome::Deadlock { cpus } => {
                 writeln!(f, "  every vCPU waits with no deadline and no device timer is due")?;
                 for c in cpus {
@@ -495,6 +505,9 @@ mod tests {
                     rip: 0x20_1000,
                 }],
             },
+            Outcome::GdbCannotListen {
+                message: "--gdb 1234: cannot listen".into(),
+            },
         ];
         let mut codes = Vec::new();
         for o in cases {
@@ -509,7 +522,7 @@ mod tests {
         codes.dedup();
         assert_eq!(
             codes,
-            vec![0, 1, 2, 3, 4, 5, 6, 8],
+            vec![0, 1, 2, 3, 4, 5, 6, 8, 9],
             "exit codes are distinct"
         );
     }

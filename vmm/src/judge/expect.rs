@@ -85,6 +85,7 @@ pub fn reasons_of(o: &Outcome) -> Vec<String> {
             v
         }
         Outcome::HostError { message } => vec![format!("host error: {message}")],
+        Outcome::GdbCannotListen { message } => vec![message.clone()],
     }
 }
 
