@@ -303,13 +303,13 @@ fn watchdog_fires_on_a_stalled_stopped_queue_only() {
     assert_eq!(dev.watchdog().fired(), 2);
 }
 
-/// `open` forgets the fires from before a close (`Watchdog::reset`): a
-/// queue still stopped since before the last fire (here the driver's open
-/// does not restart it) is judged from its `trans_start` again, so the
-/// first tick after the reopen fires; without the reset it would wait a
-/// full `watchdog_timeo` from the old fire.
+/// `open` stamps `trans_start` as Linux's `dev_activate` does
+/// (`netif_trans_update`): a queue the driver's open leaves stopped is
+/// judged from the open, not from the stop or the fire before the close.
+/// Without the stamp the fire at 11,001 re-arms the watchdog and the
+/// tick at 12,002 fires, 501 ns after the open.
 #[test]
-fn watchdog_forgets_past_fires_on_open() {
+fn open_stamps_trans_start_so_the_watchdog_counts_from_the_open() {
     let (mut dev, env) = device();
     dev.register().unwrap();
     dev.open().unwrap();
@@ -320,16 +320,20 @@ fn watchdog_forgets_past_fires_on_open() {
     env.advance(1_001);
     assert!(dev.watchdog_tick());
     dev.close();
+    env.advance(500);
     dev.open().unwrap();
     assert!(
         dev.queue().stopped(),
         "the mock's open leaves the queue stopped"
     );
-    env.advance(1);
+    assert_eq!(dev.queue().trans_start(), 11_501, "stamped at the open");
+    env.advance(501);
     assert!(
-        dev.watchdog_tick(),
-        "stopped 1,002 ns since trans_start: the fire before the close no longer counts"
+        !dev.watchdog_tick(),
+        "501 ns after the open: not stalled, whatever came before the close"
     );
+    env.advance(500);
+    assert!(dev.watchdog_tick(), "1,001 ns after the open");
     assert_eq!(dev.ops.timeouts, vec![0, 0]);
     assert_eq!(dev.watchdog().fired(), 2);
 }

@@ -248,7 +248,10 @@ impl<'q, 'e, O: NetDeviceOps> NetDevice<'q, 'e, O> {
             .marker(Marker::OpenExit, &[r.err().unwrap_or(0) as u64]);
         if r.is_ok() {
             self.state = DevState::Up;
-            self.watchdog.reset();
+            // dev_activate's netif_trans_update: the watchdog judges a
+            // queue the driver left stopped from the open, not from a
+            // stop (or a fire) before the close.
+            self.queue.trans_update();
         }
         r
     }

@@ -1,7 +1,7 @@
 //! `dev_watchdog` (net/sched/sch_generic.c): a queue that has been
 //! xmit-stopped for longer than `watchdog_timeo` without progress gets
 //! `ndo_tx_timeout`. Progress is `trans_start`, stamped when the queue
-//! stops and after every successful transmit. The caller ticks it from a
+//! stops, after every successful transmit and at open (`dev_activate`). The caller ticks it from a
 //! timer; it runs only while the device is up with carrier.
 
 use super::queue::TxQueue;
@@ -53,10 +53,5 @@ impl Watchdog {
         self.last_fire_ns = Some(now);
         self.fired += 1;
         Some(now.saturating_sub(q.trans_start()))
-    }
-
-    /// Forget past fires (on open).
-    pub fn reset(&mut self) {
-        self.last_fire_ns = None;
     }
 }
