@@ -190,11 +190,9 @@ impl Napi {
     pub fn try_disable(&self) -> bool {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
-            if cur & (NAPI_SCHED | NAPI_DISABLE) == NAPI_SCHED | NAPI_DISABLE
-                && self.disabled_by_us(cur)
-            {
-                return true;
-            }
+            // SCHED free: take it for good. Held (by a poll, or already by
+            // us, DISABLED_OWNED then set and kept): only forbid new
+            // schedules; the answer is whether we own it.
             let want = if cur & NAPI_SCHED == 0 {
                 cur | NAPI_DISABLE | NAPI_SCHED | NAPI_DISABLED_OWNED
             } else {
@@ -208,10 +206,6 @@ impl Napi {
                 Err(v) => cur = v,
             }
         }
-    }
-
-    fn disabled_by_us(&self, cur: u32) -> bool {
-        cur & NAPI_DISABLED_OWNED != 0
     }
 
     /// Whether the context is fully disabled.
