@@ -46,26 +46,40 @@ pub enum Mode<'x> {
 /// Returns false (running neither) if there is no other CPU.
 pub type Par<'x> = &'x dyn Fn(&(dyn Fn() + Sync), &mut dyn FnMut()) -> bool;
 
+/// Rounds of `napi_poll(4)` [`napi_loop`] gives a poll still scheduled
+/// when traffic ends. Each over-budget poll takes a full budget of RX
+/// frames, so a correct driver needs at most ring size / budget polls
+/// (64 for the largest ring); only a poll that never completes uses them
+/// all.
+pub const NAPI_DRAIN_ROUNDS: u32 = 1024;
+
 /// NAPI service loop for a CPU of its own (the one the NIC's MSI-X
 /// entries target): handle the interrupts, run the poll they scheduled,
 /// sleep until the next interrupt otherwise, until `stop` is set. A poll
 /// still scheduled then (over budget) runs to completion first, so the
 /// transmit CPU's napi_disable does not wait for a CPU that left.
+/// Returns false if it was still scheduled after [`NAPI_DRAIN_ROUNDS`]
+/// (a driver whose poll never completes would otherwise spin here for
+/// ever).
 pub fn napi_loop(
     plat: &(dyn Platform + Sync),
     nic: &Adapter<'_, '_>,
     napi: &Napi,
     stop: &AtomicBool,
-) {
+) -> bool {
     while !stop.load(Ordering::Acquire) {
         nic.run_irq_work();
         if !napi.is_scheduled() {
             plat.wait_until(plat.now_ns() + IDLE_WAIT_NS / 4);
         }
     }
-    while napi.is_scheduled() {
+    for _ in 0..NAPI_DRAIN_ROUNDS {
+        if !napi.is_scheduled() {
+            return true;
+        }
         nic.napi_poll(4);
     }
+    !napi.is_scheduled()
 }
 
 /// A deterministic stream of frame shapes from the seed.
@@ -179,6 +193,7 @@ pub fn run(
     let empty_ring_free = nic.tx_free();
     let (mut bql_leak, mut leak_checks) = (false, 0u32);
     let stop_napi = AtomicBool::new(false);
+    let napi_never_completed = AtomicBool::new(false);
     let cycles = cfg.knobs[knob::CYCLES].min(10_000);
     let (mut cycle_ns, mut cycle_fail) = (0, false);
     let mut traffic_ns = 1;
@@ -291,7 +306,11 @@ pub fn run(
     match mode {
         Mode::Single => traffic(),
         Mode::Smp(par) => {
-            let napi_job = || napi_loop(plat, nic, &napi, &stop_napi);
+            let napi_job = || {
+                if !napi_loop(plat, nic, &napi, &stop_napi) {
+                    napi_never_completed.store(true, Ordering::Relaxed);
+                }
+            };
             let ran = par(&napi_job, &mut || {
                 traffic();
                 stop_napi.store(true, Ordering::Release);
@@ -329,6 +348,10 @@ pub fn run(
             "bql: bytes in flight with every descriptor reclaimed (a completion miscounted)",
         ),
         (timed_out, "timed out before every frame came back"),
+        (
+            napi_never_completed.load(Ordering::Relaxed),
+            "napi: a poll was still scheduled after traffic ended and NAPI_DRAIN_ROUNDS more rounds (napi_complete_done never released it)",
+        ),
         (cycle_fail, "open/stop cycles failed or leaked DMA memory"),
         (
             nic.is_open(),
