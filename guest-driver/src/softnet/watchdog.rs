@@ -1,8 +1,9 @@
 //! `dev_watchdog` (net/sched/sch_generic.c): a queue that has been
 //! xmit-stopped for longer than `watchdog_timeo` without progress gets
 //! `ndo_tx_timeout`. Progress is `trans_start`, stamped when the queue
-//! stops, after every successful transmit and at open (`dev_activate`). The caller ticks it from a
-//! timer; it runs only while the device is up with carrier.
+//! stops, after every successful transmit and at open (`dev_activate`).
+//! The caller ticks it from a timer; it runs only while the device is up
+//! with carrier.
 
 use super::queue::TxQueue;
 
@@ -13,7 +14,9 @@ pub const DEFAULT_WATCHDOG_TIMEO_NS: u64 = 5_000_000_000;
 #[derive(Clone, Copy, Debug)]
 pub struct Watchdog {
     timeo_ns: u64,
-    last_fire_ns: Option<u64>,
+    /// When it last fired (0: never); a fire re-arms it, as
+    /// `dev_watchdog`'s `mod_timer` does.
+    last_fire_ns: u64,
     fired: u32,
 }
 
@@ -22,7 +25,7 @@ impl Watchdog {
     pub fn new(timeo_ns: u64) -> Self {
         Self {
             timeo_ns,
-            last_fire_ns: None,
+            last_fire_ns: 0,
             fired: 0,
         }
     }
@@ -45,12 +48,12 @@ impl Watchdog {
             return None;
         }
         let now = q.env().now_ns();
-        let since = q.trans_start().max(self.last_fire_ns.unwrap_or(0));
+        let since = q.trans_start().max(self.last_fire_ns);
         let stalled = now.saturating_sub(since);
         if stalled <= self.timeo_ns {
             return None;
         }
-        self.last_fire_ns = Some(now);
+        self.last_fire_ns = now;
         self.fired += 1;
         Some(now.saturating_sub(q.trans_start()))
     }
