@@ -6,6 +6,7 @@
 //! here exactly as in the guest. Each driver mutant then gets a test
 //! naming the check that catches it.
 
+#[macro_use]
 #[path = "common/hostplat.rs"]
 mod hostplat;
 
@@ -325,23 +326,8 @@ mod manual {
             complete_on_request: true,
             ..NicConfig::default()
         });
-        let env = PlatformEnv(&plat);
-        let skbs = SkbCell::new(SkbPool::new(64, &env));
-        let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
-        let napi = Napi::new(64);
-        let cfg = DriverConfig {
-            tx_ring: 64,
-            rx_ring: 64,
-            mutant,
-            seed: 1,
-            irq_cpu: 0,
-            bench: false,
-        };
-        let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
-        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
-        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
-        dev.set_dev_addr(mac, how);
-        dev.register().unwrap();
+        registered_nic!(plat, skbs, txq, napi, dev,
+            skbs: 64, bql: true, weight: 64, mutant: mutant, timeo: 5_000_000_000);
         dev.open().unwrap();
         // Straight to the driver: BQL's STACK_XOFF would stop the stack
         // first, and the point is the driver's own ring-low stop.
@@ -393,23 +379,8 @@ mod manual {
     /// driver fills it); returns the original's head afterwards.
     fn clone_head(mutant: DriverMutant) -> Vec<u8> {
         let plat = HostPlat::yielding(NicConfig::default());
-        let env = PlatformEnv(&plat);
-        let skbs = SkbCell::new(SkbPool::new(16, &env));
-        let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
-        let napi = Napi::new(64);
-        let cfg = DriverConfig {
-            tx_ring: 64,
-            rx_ring: 64,
-            mutant,
-            seed: 1,
-            irq_cpu: 0,
-            bench: false,
-        };
-        let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
-        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
-        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
-        dev.set_dev_addr(mac, how);
-        dev.register().unwrap();
+        registered_nic!(plat, skbs, txq, napi, dev,
+            skbs: 16, bql: true, weight: 64, mutant: mutant, timeo: 5_000_000_000);
         dev.open().unwrap();
         let head = [
             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0x88, 0xb5,
@@ -432,23 +403,8 @@ mod manual {
     #[test]
     fn map_failure_drops_frees_and_still_rings_the_doorbell() {
         let plat = HostPlat::yielding(NicConfig::default());
-        let env = PlatformEnv(&plat);
-        let skbs = SkbCell::new(SkbPool::new(64, &env));
-        let txq = TxQueue::new(0, false, SoftnetMutants::NONE, &env);
-        let napi = Napi::new(64);
-        let cfg = DriverConfig {
-            tx_ring: 64,
-            rx_ring: 64,
-            mutant: DriverMutant::None,
-            seed: 1,
-            irq_cpu: 0,
-            bench: false,
-        };
-        let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
-        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
-        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
-        dev.set_dev_addr(mac, how);
-        dev.register().unwrap();
+        registered_nic!(plat, skbs, txq, napi, dev,
+            skbs: 64, bql: false, weight: 64, mutant: DriverMutant::None, timeo: 5_000_000_000);
         dev.open().unwrap();
         dev.ops.dma.set_fail_every(3);
         // A batch of three one-fragment skbs: the third map fails.
@@ -549,23 +505,8 @@ mod manual {
     #[test]
     fn napi_budget_zero_reclaims_tx_only() {
         let plat = HostPlat::yielding(NicConfig::default());
-        let env = PlatformEnv(&plat);
-        let skbs = SkbCell::new(SkbPool::new(16, &env));
-        let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
-        let napi = Napi::new(64);
-        let cfg = DriverConfig {
-            tx_ring: 64,
-            rx_ring: 64,
-            mutant: DriverMutant::None,
-            seed: 1,
-            irq_cpu: 0,
-            bench: false,
-        };
-        let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
-        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
-        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
-        dev.set_dev_addr(mac, how);
-        dev.register().unwrap();
+        registered_nic!(plat, skbs, txq, napi, dev,
+            skbs: 16, bql: true, weight: 64, mutant: DriverMutant::None, timeo: 5_000_000_000);
         dev.open().unwrap();
         for _ in 0..4 {
             let id = skbs.borrow_mut().alloc(&[], &frags(3)).unwrap();
@@ -817,35 +758,15 @@ fn device_mutants_are_caught_with_the_correct_driver() {
 /// Probe, open, send a few frames, stop; then a millisecond of device
 /// time passes with the driver still bound (its MSI-X vectors live).
 fn stop_then_settle_bound(m: nic_model::abi::DeviceMutant) -> HostPlat {
-    use nicproof_guest::driver::sync::SkbCell;
-    use nicproof_guest::driver::{Adapter, DriverConfig};
-    use nicproof_guest::softnet::napi::Napi;
-    use nicproof_guest::softnet::netdev::NetDevice;
-    use nicproof_guest::softnet::queue::TxQueue;
-    use nicproof_guest::softnet::skb::{Frag, SkbPool};
-    use nicproof_guest::softnet::{PlatformEnv, SoftnetMutants};
+    use nicproof_guest::softnet::skb::Frag;
+
     let plat = HostPlat::new(NicConfig {
         mutant: m,
         ..NicConfig::default()
     });
     {
-        let env = PlatformEnv(&plat);
-        let skbs = SkbCell::new(SkbPool::new(16, &env));
-        let txq = TxQueue::new(0, true, SoftnetMutants::NONE, &env);
-        let napi = Napi::new(64);
-        let cfg = DriverConfig {
-            tx_ring: 64,
-            rx_ring: 64,
-            mutant: DriverMutant::None,
-            seed: 1,
-            irq_cpu: 0,
-            bench: false,
-        };
-        let nic = Adapter::probe(&plat, plat.dma_pool(), cfg, &skbs, &txq, &napi).expect("probe");
-        let mut dev = NetDevice::new(nic, &txq, 5_000_000_000);
-        let (mac, how) = (dev.ops.mac, dev.ops.addr_assign);
-        dev.set_dev_addr(mac, how);
-        dev.register().unwrap();
+        registered_nic!(plat, skbs, txq, napi, dev,
+            skbs: 16, bql: true, weight: 64, mutant: DriverMutant::None, timeo: 5_000_000_000);
         dev.open().unwrap();
         for i in 0..4 {
             let frag = Frag {

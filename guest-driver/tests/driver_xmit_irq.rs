@@ -7,6 +7,7 @@
 //! Each test names the cargo-mutants survivors it kills
 //! (mutation/driver-io.md).
 
+#[macro_use]
 #[path = "common/hostplat.rs"]
 mod hostplat;
 
@@ -16,39 +17,18 @@ use nic_model::msix::MsiSink;
 use nic_model::{IrqWindow, NicConfig, WindowStart};
 use nicproof_guest::driver::pci::NIC_VECTOR_BASE;
 use nicproof_guest::driver::sync::SkbCell;
-use nicproof_guest::driver::{Adapter, DriverConfig};
 use nicproof_guest::platform::Platform;
-use nicproof_guest::softnet::napi::Napi;
 use nicproof_guest::softnet::netdev::{NetDevice, NetDeviceOps, NetdevTx};
 use nicproof_guest::softnet::queue::TxQueue;
-use nicproof_guest::softnet::skb::{Frag, SkbId, SkbPool};
-use nicproof_guest::softnet::{PlatformEnv, SoftnetMutants};
+use nicproof_guest::softnet::skb::{Frag, SkbId};
 
-/// Probe and open the correct driver on `$plat` (a 64-descriptor ring,
-/// NAPI weight `$weight`, BQL on or off, the watchdog at `$timeo` ns),
-/// binding the skb pool, queue, NAPI context and netdev (whose ops is the
-/// owned `Adapter`: the single-CPU shape) to the given names.
+/// Probe, register and open the correct driver on `$plat`
+/// (hostplat's `registered_nic!` with 64 skb slots) with carrier on.
 macro_rules! open_nic {
     ($plat:ident, $skbs:ident, $txq:ident, $napi:ident, $dev:ident,
      weight: $weight:expr, bql: $bql:expr, timeo: $timeo:expr) => {
-        let env = PlatformEnv(&$plat);
-        let $skbs = SkbCell::new(SkbPool::new(64, &env));
-        let $txq = TxQueue::new(0, $bql, SoftnetMutants::NONE, &env);
-        let $napi = Napi::new($weight);
-        let cfg = DriverConfig {
-            tx_ring: 64,
-            rx_ring: 64,
-            mutant: DriverMutant::None,
-            seed: 1,
-            irq_cpu: 0,
-            bench: false,
-        };
-        let nic =
-            Adapter::probe(&$plat, $plat.dma_pool(), cfg, &$skbs, &$txq, &$napi).expect("probe");
-        let mut $dev = NetDevice::new(nic, &$txq, $timeo);
-        let (mac, how) = ($dev.ops.mac, $dev.ops.addr_assign);
-        $dev.set_dev_addr(mac, how);
-        $dev.register().unwrap();
+        registered_nic!($plat, $skbs, $txq, $napi, $dev,
+            skbs: 64, bql: $bql, weight: $weight, mutant: DriverMutant::None, timeo: $timeo);
         $dev.open().unwrap();
         $dev.set_carrier(true);
     };

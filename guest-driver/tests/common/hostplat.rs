@@ -367,3 +367,51 @@ pub fn cfg_addr(bdf: (u8, u8, u8), offset: u8) -> u32 {
         | u32::from(bdf.2) << 8
         | u32::from(offset & 0xfc)
 }
+
+/// Probe the driver on `$plat` (64-descriptor rings, seed 1, NAPI on CPU
+/// 0) with `skbs` skb slots, BQL on or off, NAPI weight `weight`, driver
+/// mutant `mutant` and the watchdog at `timeo` ns, then register its
+/// netdev (whose ops is the owned `Adapter`: the single-CPU shape),
+/// binding the skb pool, TX queue, NAPI context and netdev to the given
+/// names. The caller opens it. A macro because the netdev borrows the
+/// pool, queue and NAPI context, which must live in the caller's frame;
+/// include this module with `#[macro_use]` to use it.
+#[allow(unused_macros)]
+macro_rules! registered_nic {
+    ($plat:ident, $skbs:ident, $txq:ident, $napi:ident, $dev:ident,
+     skbs: $pool:expr, bql: $bql:expr, weight: $weight:expr, mutant: $mutant:expr,
+     timeo: $timeo:expr) => {
+        let env = nicproof_guest::softnet::PlatformEnv(&$plat);
+        let $skbs = nicproof_guest::driver::sync::SkbCell::new(
+            nicproof_guest::softnet::skb::SkbPool::new($pool, &env),
+        );
+        let $txq = nicproof_guest::softnet::queue::TxQueue::new(
+            0,
+            $bql,
+            nicproof_guest::softnet::SoftnetMutants::NONE,
+            &env,
+        );
+        let $napi = nicproof_guest::softnet::napi::Napi::new($weight);
+        let cfg = nicproof_guest::driver::DriverConfig {
+            tx_ring: 64,
+            rx_ring: 64,
+            mutant: $mutant,
+            seed: 1,
+            irq_cpu: 0,
+            bench: false,
+        };
+        let nic = nicproof_guest::driver::Adapter::probe(
+            &$plat,
+            $plat.dma_pool(),
+            cfg,
+            &$skbs,
+            &$txq,
+            &$napi,
+        )
+        .expect("probe");
+        let mut $dev = nicproof_guest::softnet::netdev::NetDevice::new(nic, &$txq, $timeo);
+        let (mac, how) = ($dev.ops.mac, $dev.ops.addr_assign);
+        $dev.set_dev_addr(mac, how);
+        $dev.register().unwrap();
+    };
+}
