@@ -606,6 +606,33 @@ fn batching_cuts_device_exits_per_packet() {
     );
 }
 
+/// The smp NAPI loop's drain bound: a poll still scheduled when traffic
+/// ends gets `NAPI_DRAIN_ROUNDS` rounds, then napi_loop reports it (the
+/// default scenario fails the run: "napi: a poll was still scheduled
+/// ..."). Weight 0 is the broken driver: every poll is TX only and asks
+/// to be polled again, so it never completes. Without the bound this
+/// test spins for ever; with weight 64 the same poll completes at once.
+#[test]
+fn napi_loop_gives_up_on_a_poll_that_never_completes() {
+    use nicproof_guest::scenarios::default::napi_loop;
+    use std::sync::atomic::AtomicBool;
+    let traffic_over = AtomicBool::new(true);
+    for (weight, completes) in [(64, true), (0, false)] {
+        let plat = HostPlat::yielding(NicConfig::default());
+        registered_nic!(plat, _skbs, _txq, napi, dev,
+            skbs: 16, bql: true, weight: weight, mutant: DriverMutant::None, timeo: 5_000_000_000);
+        dev.open().unwrap();
+        assert!(napi.schedule(), "weight {weight}: the poll is ours");
+        assert_eq!(
+            napi_loop(&plat, &dev.ops, &napi, &traffic_over),
+            completes,
+            "weight {weight}"
+        );
+        assert_eq!(napi.is_scheduled(), !completes, "weight {weight}");
+        dev.unregister();
+    }
+}
+
 /// The smp scenario's shape on the host: NAPI on a second thread while
 /// xmit runs here, so the stop/wake protocol and the SPSC ring run with
 /// real concurrency against the device model.
